@@ -1,0 +1,23 @@
+"""Shared test configuration: markers are registered in pyproject.toml."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The team's shared/ folder (test vectors live there; never copied into the repo)."""
+    return Path(os.environ.get("FORUM_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_testdata() -> Path:
+    path = shared_dir() / "testdata"
+    if not path.is_dir():
+        pytest.fail(f"shared test vectors not found at {path} (set FORUM_SHARED_DIR)")
+    return path
