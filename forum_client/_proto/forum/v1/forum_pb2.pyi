@@ -1,0 +1,444 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_OPERATOR: _ClassVar[Role]
+    ROLE_MEMBER: _ClassVar[Role]
+    ROLE_OBSERVER: _ClassVar[Role]
+
+class MemberStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MEMBER_STATUS_UNSPECIFIED: _ClassVar[MemberStatus]
+    MEMBER_STATUS_ACTIVE: _ClassVar[MemberStatus]
+    MEMBER_STATUS_SUSPENDED: _ClassVar[MemberStatus]
+
+class OpinionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPINION_KIND_UNSPECIFIED: _ClassVar[OpinionKind]
+    OPINION_KIND_AGREE: _ClassVar[OpinionKind]
+    OPINION_KIND_DISAGREE: _ClassVar[OpinionKind]
+    OPINION_KIND_FALSE_POSITIVE: _ClassVar[OpinionKind]
+    OPINION_KIND_SEEN: _ClassVar[OpinionKind]
+ROLE_UNSPECIFIED: Role
+ROLE_OPERATOR: Role
+ROLE_MEMBER: Role
+ROLE_OBSERVER: Role
+MEMBER_STATUS_UNSPECIFIED: MemberStatus
+MEMBER_STATUS_ACTIVE: MemberStatus
+MEMBER_STATUS_SUSPENDED: MemberStatus
+OPINION_KIND_UNSPECIFIED: OpinionKind
+OPINION_KIND_AGREE: OpinionKind
+OPINION_KIND_DISAGREE: OpinionKind
+OPINION_KIND_FALSE_POSITIVE: OpinionKind
+OPINION_KIND_SEEN: OpinionKind
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("member_id", "role", "status", "origin", "forum_name", "log_size", "last_sequence_by_key_id")
+    class LastSequenceByKeyIdEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    FORUM_NAME_FIELD_NUMBER: _ClassVar[int]
+    LOG_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_BY_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    role: Role
+    status: MemberStatus
+    origin: str
+    forum_name: str
+    log_size: int
+    last_sequence_by_key_id: _containers.ScalarMap[str, int]
+    def __init__(self, member_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., status: _Optional[_Union[MemberStatus, str]] = ..., origin: _Optional[str] = ..., forum_name: _Optional[str] = ..., log_size: _Optional[int] = ..., last_sequence_by_key_id: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetEntriesRequest(_message.Message):
+    __slots__ = ("start", "end", "follow", "max_batch")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    follow: bool
+    max_batch: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., follow: _Optional[bool] = ..., max_batch: _Optional[int] = ...) -> None: ...
+
+class EntryBatch(_message.Message):
+    __slots__ = ("entries", "checkpoint")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
+    checkpoint: SignedCheckpoint
+    def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ..., checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ...) -> None: ...
+
+class GetInclusionProofRequest(_message.Message):
+    __slots__ = ("index", "tree_size")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    tree_size: int
+    def __init__(self, index: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("size1", "size2")
+    SIZE1_FIELD_NUMBER: _ClassVar[int]
+    SIZE2_FIELD_NUMBER: _ClassVar[int]
+    size1: int
+    size2: int
+    def __init__(self, size1: _Optional[int] = ..., size2: _Optional[int] = ...) -> None: ...
+
+class SubmitRequest(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: Entry
+    def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ...) -> None: ...
+
+class AppendOperatorEntryRequest(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: Entry
+    def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ...) -> None: ...
+
+class RegisterCredentialRequest(_message.Message):
+    __slots__ = ("member_id", "certificate_sha256", "revoke_others", "not_after_unix")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_OTHERS_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_UNIX_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    certificate_sha256: bytes
+    revoke_others: bool
+    not_after_unix: int
+    def __init__(self, member_id: _Optional[str] = ..., certificate_sha256: _Optional[bytes] = ..., revoke_others: _Optional[bool] = ..., not_after_unix: _Optional[int] = ...) -> None: ...
+
+class RegisterCredentialResponse(_message.Message):
+    __slots__ = ("revoked",)
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    revoked: int
+    def __init__(self, revoked: _Optional[int] = ...) -> None: ...
+
+class ListMembersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MemberInfo(_message.Message):
+    __slots__ = ("member_id", "display_name", "role", "status", "active_key_ids", "admitted_at_index")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_KEY_IDS_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_AT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    display_name: str
+    role: Role
+    status: MemberStatus
+    active_key_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    admitted_at_index: int
+    def __init__(self, member_id: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., status: _Optional[_Union[MemberStatus, str]] = ..., active_key_ids: _Optional[_Iterable[bytes]] = ..., admitted_at_index: _Optional[int] = ...) -> None: ...
+
+class ListMembersResponse(_message.Message):
+    __slots__ = ("members",)
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[MemberInfo]
+    def __init__(self, members: _Optional[_Iterable[_Union[MemberInfo, _Mapping]]] = ...) -> None: ...
+
+class ListAuditRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class AuditRecord(_message.Message):
+    __slots__ = ("id", "time_unix_ms", "actor", "action", "target", "outcome", "detail")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    time_unix_ms: int
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    detail: str
+    def __init__(self, id: _Optional[int] = ..., time_unix_ms: _Optional[int] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., target: _Optional[str] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ListAuditResponse(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[AuditRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ...) -> None: ...
+
+class Entry(_message.Message):
+    __slots__ = ("payload_type", "body", "key_id", "signature")
+    PAYLOAD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    payload_type: str
+    body: bytes
+    key_id: bytes
+    signature: bytes
+    def __init__(self, payload_type: _Optional[str] = ..., body: _Optional[bytes] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class LogEntry(_message.Message):
+    __slots__ = ("index", "entry", "leaf_hash")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    entry: Entry
+    leaf_hash: bytes
+    def __init__(self, index: _Optional[int] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., leaf_hash: _Optional[bytes] = ...) -> None: ...
+
+class SignedCheckpoint(_message.Message):
+    __slots__ = ("note",)
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    note: bytes
+    def __init__(self, note: _Optional[bytes] = ...) -> None: ...
+
+class InclusionProof(_message.Message):
+    __slots__ = ("index", "tree_size", "hashes")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    tree_size: int
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, index: _Optional[int] = ..., tree_size: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class ConsistencyProof(_message.Message):
+    __slots__ = ("size1", "size2", "hashes")
+    SIZE1_FIELD_NUMBER: _ClassVar[int]
+    SIZE2_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    size1: int
+    size2: int
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, size1: _Optional[int] = ..., size2: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("index", "leaf_hash", "checkpoint", "proof")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    leaf_hash: bytes
+    checkpoint: SignedCheckpoint
+    proof: InclusionProof
+    def __init__(self, index: _Optional[int] = ..., leaf_hash: _Optional[bytes] = ..., checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., proof: _Optional[_Union[InclusionProof, _Mapping]] = ...) -> None: ...
+
+class EntryHeader(_message.Message):
+    __slots__ = ("origin", "member_id", "key_id", "sequence", "created_unix_ms")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    member_id: str
+    key_id: bytes
+    sequence: int
+    created_unix_ms: int
+    def __init__(self, origin: _Optional[str] = ..., member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., sequence: _Optional[int] = ..., created_unix_ms: _Optional[int] = ...) -> None: ...
+
+class Limits(_message.Message):
+    __slots__ = ("max_batch_signals", "max_message_bytes", "max_labels_per_signal")
+    MAX_BATCH_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_LABELS_PER_SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    max_batch_signals: int
+    max_message_bytes: int
+    max_labels_per_signal: int
+    def __init__(self, max_batch_signals: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_labels_per_signal: _Optional[int] = ...) -> None: ...
+
+class Genesis(_message.Message):
+    __slots__ = ("header", "forum_name", "operator_public_key", "log_public_key", "log_key_name", "limits")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    FORUM_NAME_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    LOG_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    LOG_KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    forum_name: str
+    operator_public_key: bytes
+    log_public_key: bytes
+    log_key_name: str
+    limits: Limits
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., forum_name: _Optional[str] = ..., operator_public_key: _Optional[bytes] = ..., log_public_key: _Optional[bytes] = ..., log_key_name: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+
+class MemberAdmitted(_message.Message):
+    __slots__ = ("header", "member_id", "display_name", "role")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    member_id: str
+    display_name: str
+    role: Role
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., member_id: _Optional[str] = ..., display_name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
+
+class MemberStatusChanged(_message.Message):
+    __slots__ = ("header", "member_id", "status", "reason")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    member_id: str
+    status: MemberStatus
+    reason: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., member_id: _Optional[str] = ..., status: _Optional[_Union[MemberStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class KeyAdded(_message.Message):
+    __slots__ = ("header", "member_id", "public_key", "possession_signature", "replaces_key_id")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    POSSESSION_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    REPLACES_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    member_id: str
+    public_key: bytes
+    possession_signature: bytes
+    replaces_key_id: bytes
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., member_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., possession_signature: _Optional[bytes] = ..., replaces_key_id: _Optional[bytes] = ...) -> None: ...
+
+class KeyRevoked(_message.Message):
+    __slots__ = ("header", "member_id", "revoked_key_id", "reason")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    member_id: str
+    revoked_key_id: bytes
+    reason: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., member_id: _Optional[str] = ..., revoked_key_id: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SignalItem(_message.Message):
+    __slots__ = ("type", "value", "labels", "content_type", "quality")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    value: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    content_type: str
+    quality: int
+    def __init__(self, type: _Optional[str] = ..., value: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., content_type: _Optional[str] = ..., quality: _Optional[int] = ...) -> None: ...
+
+class SignalRef(_message.Message):
+    __slots__ = ("type", "value")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    value: str
+    def __init__(self, type: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class Submission(_message.Message):
+    __slots__ = ("header", "signals", "scope")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    signals: _containers.RepeatedCompositeFieldContainer[SignalItem]
+    scope: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalItem, _Mapping]]] = ..., scope: _Optional[str] = ...) -> None: ...
+
+class Retraction(_message.Message):
+    __slots__ = ("header", "signals", "reason")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    signals: _containers.RepeatedCompositeFieldContainer[SignalRef]
+    reason: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Opinion(_message.Message):
+    __slots__ = ("header", "signal", "kind", "note")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    signal: SignalRef
+    kind: OpinionKind
+    note: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signal: _Optional[_Union[SignalRef, _Mapping]] = ..., kind: _Optional[_Union[OpinionKind, str]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class Label(_message.Message):
+    __slots__ = ("id", "kind", "title", "description")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    title: str
+    description: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class Taxonomy(_message.Message):
+    __slots__ = ("header", "version", "labels")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    version: int
+    labels: _containers.RepeatedCompositeFieldContainer[Label]
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., version: _Optional[int] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ...) -> None: ...
+
+class BenignList(_message.Message):
+    __slots__ = ("header", "add", "remove")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ADD_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    add: _containers.RepeatedCompositeFieldContainer[SignalRef]
+    remove: _containers.RepeatedCompositeFieldContainer[SignalRef]
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., add: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ..., remove: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ...) -> None: ...
+
+class Incident(_message.Message):
+    __slots__ = ("header", "incident_id", "title", "open")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    incident_id: str
+    title: str
+    open: bool
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., incident_id: _Optional[str] = ..., title: _Optional[str] = ..., open: _Optional[bool] = ...) -> None: ...
