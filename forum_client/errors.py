@@ -56,15 +56,57 @@ class StoreError(ForumError):
 
 
 class TransportError(ForumError):
-    """The forum could not be reached or answered with an error status."""
+    """The forum could not be reached or answered with an error status.
 
-    def __init__(self, message: str, code: str = "UNKNOWN") -> None:
+    ``code`` is the gRPC status name (``"INVALID_ARGUMENT"``...), ``violations`` the fields the
+    server named, ``reason`` its machine-readable reason and ``retry_after`` (seconds) when
+    it asked to be called again later.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: str = "UNKNOWN",
+        violations: list[Violation] | None = None,
+        reason: str = "",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.violations: list[Violation] = violations or []
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class EntryRejectedError(VerificationError):
+    """An entry that the log's rules do not allow at its position.
+
+    ``reason`` is one of the ``REJECT_*`` constants; the server maps it to a gRPC status code
+    and the SDK reports it with the log ``index`` it was found at.
+    """
+
+    def __init__(self, reason: str, field: str, message: str, index: int | None = None) -> None:
+        where = f"entry {index}: " if index is not None else ""
+        super().__init__(f"{where}{message}")
+        self.reason = reason
+        self.field = field
+        self.index = index
+
+
+REJECT_SIGNATURE = "bad-signature"
+REJECT_UNKNOWN_KEY = "unknown-key"
+REJECT_KEY_INACTIVE = "key-inactive"
+REJECT_SEQUENCE = "stale-sequence"
+REJECT_ORIGIN = "wrong-origin"
+REJECT_PERMISSION = "not-permitted"
+REJECT_SUSPENDED = "member-suspended"
+REJECT_BODY = "invalid-body"
+REJECT_CONFLICT = "conflict"
 
 
 __all__ = [
     "ConfigError",
+    "EntryRejectedError",
     "ForumError",
     "InvalidInputError",
     "SecurityError",

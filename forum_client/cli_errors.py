@@ -1,0 +1,77 @@
+"""The one place where library errors become exit codes and human messages (all CLIs).
+
+Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration (profile,
+bundle, forum directory), 4 the forum refused or could not be reached, 5 a security failure
+(something did not verify: investigate, do not retry blindly), 6 local store failure.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from .errors import (
+    ConfigError,
+    ForumError,
+    InvalidInputError,
+    SecurityError,
+    StoreError,
+    TransportError,
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_TRANSPORT = 4
+EXIT_SECURITY = 5
+EXIT_STORE = 6
+
+_CODES: list[tuple[type[ForumError], int, str]] = [
+    (SecurityError, EXIT_SECURITY, "security"),
+    (InvalidInputError, EXIT_USAGE, "invalid input"),
+    (ConfigError, EXIT_CONFIG, "configuration"),
+    (TransportError, EXIT_TRANSPORT, "forum"),
+    (StoreError, EXIT_STORE, "store"),
+]
+
+
+def exit_code_for(exc: ForumError) -> tuple[int, str]:
+    for cls, code, label in _CODES:
+        if isinstance(exc, cls):
+            return code, label
+    return EXIT_FAILURE, "error"
+
+
+def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> int:
+    """Run a click command; never raise for expected failures, return the exit code."""
+    try:
+        command.main(args=list(argv) if argv is not None else None, prog_name=prog_name,
+                     standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_FAILURE
+    except ForumError as exc:
+        code, label = exit_code_for(exc)
+        click.echo(f"{prog_name}: {label} error: {exc}", err=True)
+        for violation in getattr(exc, "violations", [])[:20]:
+            click.echo(f"  {violation.field}: {violation.reason}", err=True)
+        return code
+    except FileExistsError as exc:
+        click.echo(f"{prog_name}: refusing to overwrite: {exc.filename or exc}", err=True)
+        return EXIT_USAGE
+    except OSError as exc:
+        click.echo(f"{prog_name}: {exc}", err=True)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def exit_with(command: click.Command, prog_name: str) -> None:
+    sys.exit(run(command, None, prog_name))

@@ -1,0 +1,673 @@
+"""An exact, updatable PDQ near-duplicate index for millions of hashes (numpy only).
+
+A member matches its own media locally against every PDQ hash in its copy of the forum.
+:class:`PDQIndex` maps an integer id (the local signal row) to a 256-bit PDQ hash and answers
+"which indexed hashes are within Hamming distance ``threshold`` of this one?" exactly::
+
+    >>> import numpy as np
+    >>> from forum_client.match.pdq_index import PDQIndex
+    >>> rng = np.random.default_rng(7)
+    >>> hashes = rng.integers(0, 256, size=(1000, 32), dtype=np.uint8)
+    >>> index = PDQIndex.build(np.arange(1000, dtype=np.int64), hashes)
+    >>> near = bytearray(hashes[42].tobytes())
+    >>> near[0] ^= 0b111                    # flip three bits
+    >>> index.query(bytes(near))            # [(id, distance)], nearest first
+    [(42, 3)]
+    >>> index.add(5000, bytes(near))        # incremental: O(1), no rebuild
+    >>> index.query(bytes(near), threshold=3)
+    [(5000, 0), (42, 3)]
+    >>> index.remove(42), 42 in index, len(index)
+    (True, False, 1000)
+
+``index.save(path)`` / ``PDQIndex.load(path)`` store the arrays and bucket structures as an
+uncompressed ``.npz`` with a CRC-32 per array, so start-up loads them instead of rebuilding;
+a truncated, corrupt or mismatched file raises :class:`PDQIndexFileError` (a ``ValueError``).
+
+Design (chosen by measurement at 1M random hashes on the 2-core reference machine)
+----------------------------------------------------------------------------------
+*Multi-index hashing.* The 256 bits are split into 16 chunks of 16 bits. By pigeonhole, two
+hashes at distance ``d`` have some chunk differing in at most ``d // 16`` bits, so probing,
+for every chunk, the query's chunk value and all values within ``r = threshold // 16`` bits
+finds every hash within ``threshold <= 16 * (r + 1) - 1``. We probe with ``r <= 2``, so the
+index is exact up to :data:`MAX_INDEXED_THRESHOLD` (47): 16 x 17 = 272 bucket probes for the
+default threshold 31 (~4,000 random candidates at 1M), 2,192 probes at 32..47. Above 47 the
+query is a full vectorised popcount scan, so every result is exact whatever the threshold.
+Candidates are verified with ``np.bitwise_count`` on the stored 64-bit words; the whole query
+is ~15 numpy calls, no Python loop over buckets or candidates. Fewer, wider chunks (8 x 32
+bits) would need radius-3 probing of 32-bit keys (5,489 probes per chunk); more, narrower ones
+(32 x 8 bits) give ~125,000 candidates per query.
+
+*Buckets with slack instead of a rebuild.* All 16 x 65,536 buckets live in one ``int32``
+pool of row numbers; each bucket has a start, a length and a capacity (built with a little
+slack). Adding a hash appends its row to its 16 buckets (a bucket that is full moves to the
+end of the pool with double capacity: O(1) amortised); removing swaps the row out of its 16
+buckets and puts the row on a free list. Nothing is ever copied in full on add or remove,
+apart from amortised doubling of the arrays and a compaction of the pool when more than half
+of it is abandoned space (both rare, O(n), and counted as such by the benchmark). We compared
+this against a compact CSR base plus a brute-force-scanned delta of recent additions: the
+delta must be merged by an O(n) rebuild every few thousand adds to keep queries fast, which
+makes add latency spiky; the slack buckets keep every add at ~10-20 us.
+
+*Storage.* Hashes are rows of four ``uint64`` words (gathering ~4,000 candidate rows with
+``np.take`` costs ~30 us; column-major storage made it ~150 us, four cache misses per
+candidate), ids are ``int64``, and ids map to rows in a numpy open-addressing hash table (a
+Python dict of 1M ints costs ~100 MB; this costs ~25 MB). At 1M hashes the index holds
+~160 MB, about 160 bytes per hash.
+
+Thread safety: none; guard an index shared between threads with a lock.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from forum_client.errors import InvalidInputError, StoreError
+
+HASH_BYTES: Final = 32
+"""Length of a PDQ hash in bytes (256 bits)."""
+DEFAULT_THRESHOLD: Final = 31
+"""The forum's PDQ match threshold (Hamming distance, inclusive)."""
+MAX_INDEXED_THRESHOLD: Final = 47
+"""Largest threshold answered by bucket probing; above it :meth:`PDQIndex.query` scans."""
+
+_CHUNKS: Final = 16
+_CHUNK_VALUES: Final = 1 << 16
+_NUM_BUCKETS: Final = _CHUNKS * _CHUNK_VALUES
+_MAX_RADIUS: Final = (MAX_INDEXED_THRESHOLD + 1) // _CHUNKS - 1
+_CHUNK_BASE: Final = np.arange(_CHUNKS, dtype=np.int64) * _CHUNK_VALUES
+_MAX_ROWS: Final = 2**31 - 1
+_FILE_MAGIC: Final = 0x50445149  # "PDQI"
+_FILE_VERSION: Final = 1
+_FILE_ARRAYS: Final = (
+    "words",
+    "ids",
+    "alive",
+    "starts",
+    "lens",
+    "caps",
+    "pool",
+    "free",
+    "map_keys",
+    "map_rows",
+)
+
+_I64 = npt.NDArray[np.int64]
+_I32 = npt.NDArray[np.int32]
+_U64 = npt.NDArray[np.uint64]
+
+
+class PDQIndexFileError(StoreError, ValueError):
+    """A saved index file is truncated, corrupt, of another version or internally
+    inconsistent."""
+
+
+def _flip_masks(radius: int) -> npt.NDArray[np.uint16]:
+    """Every 16-bit mask with at most ``radius`` bits set (radius <= 2)."""
+    masks = [0]
+    if radius >= 1:
+        masks += [1 << i for i in range(16)]
+    if radius >= 2:
+        masks += [(1 << i) | (1 << j) for i in range(16) for j in range(i + 1, 16)]
+    return np.array(masks, dtype=np.uint16)
+
+
+_FLIPS: Final = tuple(_flip_masks(r) for r in range(_MAX_RADIUS + 1))
+
+
+def _ranges(starts: _I64, lens: _I32) -> _I64:
+    """Concatenation of ``arange(s, s + l)`` for every (s, l), vectorised."""
+    ends = np.cumsum(lens, dtype=np.int64)
+    total = int(ends[-1]) if ends.size else 0
+    return np.repeat(starts - (ends - lens), lens) + np.arange(total, dtype=np.int64)
+
+
+class _IdMap:
+    """int64 id -> int32 row: open addressing with linear probing, in two numpy arrays.
+
+    ``rows`` holds -1 for a never-used slot and -2 for a deleted one. A table is (re)built at
+    most half full and rebuilt once live + deleted slots pass 70%, so a lookup reads a few
+    slots.
+    """
+
+    _EMPTY: Final = -1
+    _DELETED: Final = -2
+    _GOLDEN: Final = 0x9E3779B97F4A7C15
+    _MASK64: Final = (1 << 64) - 1
+
+    __slots__ = ("_mask", "_shift", "keys", "live", "rows", "used")
+
+    def __init__(self, keys: _I64, rows: _I32, live: int, used: int) -> None:
+        capacity = int(keys.shape[0])
+        self.keys = keys
+        self.rows = rows
+        self.live = live
+        self.used = used
+        self._mask = capacity - 1
+        self._shift = 64 - (capacity.bit_length() - 1)
+
+    @classmethod
+    def with_entries(cls, keys: _I64, rows: _I32) -> _IdMap:
+        """A table holding the given (unique) keys, built with vectorised probing rounds."""
+        capacity = 1 << max(4, (2 * len(keys)).bit_length())
+        table = cls(np.zeros(capacity, np.int64), np.full(capacity, -1, np.int32), 0, 0)
+        table._insert_unique(keys, rows)
+        return table
+
+    def _home(self, keys: _I64) -> _I64:
+        mixed = keys.view(np.uint64) * np.uint64(self._GOLDEN)
+        return (mixed >> np.uint64(self._shift)).astype(np.int64)
+
+    def _insert_unique(self, keys: _I64, rows: _I32) -> None:
+        slot = self._home(keys)
+        pending = np.arange(len(keys))
+        while pending.size:
+            at = slot[pending]
+            free = np.flatnonzero(self.rows[at] == self._EMPTY)
+            taken_slots, first = np.unique(at[free], return_index=True)
+            winners = pending[free[first]]
+            self.keys[taken_slots] = keys[winners]
+            self.rows[taken_slots] = rows[winners]
+            won = np.zeros(len(pending), dtype=bool)
+            won[free[first]] = True
+            pending = pending[~won]
+            slot[pending] = (slot[pending] + 1) & self._mask
+        self.live += len(keys)
+        self.used += len(keys)
+
+    def _slot_of(self, key: int) -> int:
+        return (((key & self._MASK64) * self._GOLDEN) & self._MASK64) >> self._shift
+
+    def _find(self, key: int) -> int:
+        """Slot holding ``key``, or -1."""
+        i = self._slot_of(key)
+        rows, keys, mask = self.rows, self.keys, self._mask
+        while True:
+            row = rows.item(i)
+            if row == self._EMPTY:
+                return -1
+            if row >= 0 and keys.item(i) == key:
+                return i
+            i = (i + 1) & mask
+
+    def get(self, key: int) -> int:
+        """Row of ``key``, or -1."""
+        i = self._find(key)
+        return -1 if i < 0 else int(self.rows.item(i))
+
+    def put(self, key: int, row: int) -> None:
+        """Insert ``key`` (which must be absent)."""
+        if 10 * (self.used + 1) > 7 * len(self.rows):
+            self._rehash()
+        i = self._slot_of(key)
+        while self.rows.item(i) >= 0:
+            i = (i + 1) & self._mask
+        if self.rows.item(i) == self._EMPTY:
+            self.used += 1
+        self.keys[i] = key
+        self.rows[i] = row
+        self.live += 1
+
+    def pop(self, key: int) -> int:
+        """Remove ``key``; its row, or -1 if absent."""
+        i = self._find(key)
+        if i < 0:
+            return -1
+        row = int(self.rows.item(i))
+        self.rows[i] = self._DELETED
+        self.live -= 1
+        return row
+
+    def _rehash(self) -> None:
+        occupied = self.rows >= 0
+        fresh = _IdMap.with_entries(self.keys[occupied], self.rows[occupied])
+        self.keys, self.rows, self.live, self.used = fresh.keys, fresh.rows, fresh.live, fresh.used
+        self._mask, self._shift = fresh._mask, fresh._shift
+
+
+class PDQIndex:
+    """Exact Hamming-distance index of PDQ hashes keyed by int64 ids (see module doc).
+
+    Raises :class:`~forum_client.errors.InvalidInputError` (a ``ValueError``) for a hash that
+    is not 32 bytes, an id outside int64, or a negative threshold.
+    """
+
+    __slots__ = (
+        "_alive",
+        "_caps",
+        "_free",
+        "_garbage",
+        "_ids",
+        "_lens",
+        "_map",
+        "_n_rows",
+        "_pool",
+        "_pool_used",
+        "_starts",
+        "_words",
+    )
+
+    def __init__(self) -> None:
+        """An empty index; use :meth:`build` to load many hashes at once."""
+        self._init_storage(0, 1024)
+        self._lens: _I32 = np.zeros(_NUM_BUCKETS, np.int32)
+        self._caps: _I32 = np.zeros(_NUM_BUCKETS, np.int32)
+        self._starts: _I64 = np.zeros(_NUM_BUCKETS, np.int64)
+        self._pool: _I32 = np.zeros(1 << 16, np.int32)
+        self._pool_used = 0
+        self._garbage = 0
+        self._map = _IdMap.with_entries(np.zeros(0, np.int64), np.zeros(0, np.int32))
+
+    def _init_storage(self, n_rows: int, capacity: int) -> None:
+        self._words: _U64 = np.zeros((capacity, 4), np.uint64)
+        self._ids: _I64 = np.zeros(capacity, np.int64)
+        self._alive: npt.NDArray[np.bool_] = np.zeros(capacity, bool)
+        self._n_rows = n_rows
+        self._free: list[int] = []
+
+    # ---------------------------------------------------------------- bulk construction
+
+    @classmethod
+    def build(cls, ids: npt.ArrayLike, hashes: npt.ArrayLike) -> PDQIndex:
+        """An index of ``hashes[i]`` under ``ids[i]``; a repeated id keeps its last hash
+        (the same result as calling :meth:`add` in order, ~20x faster)."""
+        id_arr = np.asarray(ids)
+        hash_arr = np.asarray(hashes)
+        if id_arr.ndim != 1 or not np.issubdtype(id_arr.dtype, np.integer):
+            raise InvalidInputError.field("ids", "must be a 1-D integer array")
+        if id_arr.size and (id_arr.dtype == np.uint64 and int(id_arr.max()) > 2**63 - 1):
+            raise InvalidInputError.field("ids", "must fit in int64")
+        if hash_arr.dtype != np.uint8 or hash_arr.shape != (len(id_arr), HASH_BYTES):
+            raise InvalidInputError.field("hashes", "must be a uint8 array of shape (len(ids), 32)")
+        if len(id_arr) > _MAX_ROWS:
+            raise InvalidInputError.field("ids", f"at most {_MAX_ROWS} hashes")
+        id_arr = id_arr.astype(np.int64)
+        # Keep the last occurrence of each id, in input order.
+        n_in = len(id_arr)
+        _, last_from_end = np.unique(id_arr[::-1], return_index=True)
+        keep = np.sort(n_in - 1 - last_from_end)
+        if len(keep) != n_in:
+            id_arr, hash_arr = id_arr[keep], hash_arr[keep]
+        n = len(id_arr)
+        packed = np.ascontiguousarray(hash_arr)
+
+        index = cls.__new__(cls)
+        index._init_storage(n, n + n // 16 + 1024)
+        index._words[:n] = packed.view("<u8")
+        index._ids[:n] = id_arr
+        index._alive[:n] = True
+        index._map = _IdMap.with_entries(id_arr, np.arange(n, dtype=np.int32))
+        index._build_buckets(packed.view("<u2"))
+        return index
+
+    def _build_buckets(self, chunks: npt.NDArray[np.uint16]) -> None:
+        """Fill every bucket from scratch from the (n, 16) chunk values of rows 0..n-1."""
+        n = chunks.shape[0]
+        counts = np.empty(_NUM_BUCKETS, np.int64)
+        columns = []
+        for c in range(_CHUNKS):
+            column = np.ascontiguousarray(chunks[:, c])
+            columns.append(column)
+            counts[c * _CHUNK_VALUES : (c + 1) * _CHUNK_VALUES] = np.bincount(
+                column, minlength=_CHUNK_VALUES
+            )
+        caps = _with_slack(counts)
+        starts = np.zeros(_NUM_BUCKETS, np.int64)
+        np.cumsum(caps[:-1], out=starts[1:])
+        used = int(starts[-1] + caps[-1])
+        pool = np.zeros(used + used // 32 + 1024, np.int32)
+        rank_base = np.arange(n, dtype=np.int64)
+        for c, column in enumerate(columns):
+            sl = slice(c * _CHUNK_VALUES, (c + 1) * _CHUNK_VALUES)
+            order = np.argsort(column, kind="stable")  # radix sort for uint16
+            first_rank = np.cumsum(counts[sl]) - counts[sl]
+            pool[np.repeat(starts[sl] - first_rank, counts[sl]) + rank_base] = order
+        self._starts, self._lens, self._caps = starts, counts.astype(np.int32), caps
+        self._pool, self._pool_used, self._garbage = pool, used, 0
+
+    # ---------------------------------------------------------------- updates
+
+    def add(self, id: int, hash: bytes) -> None:
+        """Index ``hash`` under ``id``, replacing the hash ``id`` had. O(1) amortised."""
+        key = _check_id(id)
+        data = _check_hash(hash)
+        chunks = np.frombuffer(data, "<u2")
+        row = self._map.get(key)
+        if row >= 0:
+            self._unlink(row)
+        else:
+            row = self._new_row()
+            self._map.put(key, row)
+            self._ids[row] = key
+            self._alive[row] = True
+        self._words[row] = np.frombuffer(data, "<u8")
+        self._link(row, chunks)
+
+    def remove(self, id: int) -> bool:
+        """Drop ``id``; False if it was not indexed."""
+        row = self._map.pop(_check_id(id))
+        if row < 0:
+            return False
+        self._unlink(row)
+        self._alive[row] = False
+        self._free.append(row)
+        return True
+
+    def _new_row(self) -> int:
+        if self._free:
+            return self._free.pop()
+        row = self._n_rows
+        if row >= _MAX_ROWS:
+            raise InvalidInputError.field("id", f"the index holds at most {_MAX_ROWS} hashes")
+        if row == self._ids.shape[0]:
+            capacity = row + row // 2 + 1024
+            words = np.zeros((capacity, 4), np.uint64)
+            words[:row] = self._words
+            self._words = words
+            self._ids = np.concatenate([self._ids, np.zeros(capacity - row, np.int64)])
+            self._alive = np.concatenate([self._alive, np.zeros(capacity - row, bool)])
+        self._n_rows = row + 1
+        return row
+
+    def _row_buckets(self, row: int) -> _I64:
+        chunks: npt.NDArray[np.uint16] = self._words[row].astype("<u8").view("<u2")
+        buckets: _I64 = _CHUNK_BASE + chunks
+        return buckets
+
+    def _link(self, row: int, chunks: npt.NDArray[np.uint16]) -> None:
+        buckets = _CHUNK_BASE + chunks
+        lens = self._lens[buckets]
+        full = np.flatnonzero(lens >= self._caps[buckets])
+        for i in full.tolist():
+            self._move_bucket(int(buckets[i]))
+        self._pool[self._starts[buckets] + lens] = row
+        self._lens[buckets] = lens + 1
+        if self._garbage > 1 << 16 and 2 * self._garbage > self._pool_used:
+            self._compact_pool()
+
+    def _unlink(self, row: int) -> None:
+        buckets = self._row_buckets(row)
+        starts, lens = self._starts[buckets], self._lens[buckets]
+        slots = _ranges(starts, lens)
+        found = slots[self._pool[slots] == row]
+        if len(found) != _CHUNKS:  # pragma: no cover - an internal invariant
+            raise AssertionError(f"row {row} is in {len(found)} of its 16 buckets")
+        self._pool[found] = self._pool[starts + lens - 1]
+        self._lens[buckets] = lens - 1
+
+    def _move_bucket(self, bucket: int) -> None:
+        """Move a full bucket to the end of the pool with twice the room."""
+        start, length = int(self._starts[bucket]), int(self._lens[bucket])
+        old_cap = int(self._caps[bucket])
+        new_cap = max(4, 2 * old_cap)
+        end = self._pool_used + new_cap
+        if end > len(self._pool):
+            grown = np.zeros(max(end, len(self._pool) + len(self._pool) // 2), np.int32)
+            grown[: self._pool_used] = self._pool[: self._pool_used]
+            self._pool = grown
+        self._pool[self._pool_used : self._pool_used + length] = self._pool[start : start + length]
+        self._starts[bucket] = self._pool_used
+        self._caps[bucket] = new_cap
+        self._pool_used = end
+        self._garbage += old_cap
+
+    def _compact_pool(self) -> None:
+        """Rewrite the pool without abandoned space (O(n); after many adds)."""
+        caps = _with_slack(self._lens.astype(np.int64))
+        starts = np.zeros(_NUM_BUCKETS, np.int64)
+        np.cumsum(caps[:-1], out=starts[1:])
+        used = int(starts[-1] + caps[-1])
+        pool = np.zeros(used + used // 32 + 1024, np.int32)
+        pool[_ranges(starts, self._lens)] = self._pool[_ranges(self._starts, self._lens)]
+        self._starts, self._caps, self._pool = starts, caps, pool
+        self._pool_used, self._garbage = used, 0
+
+    # ---------------------------------------------------------------- queries
+
+    def __len__(self) -> int:
+        return self._map.live
+
+    def __contains__(self, id: object) -> bool:
+        if not isinstance(id, int | np.integer) or not -(2**63) <= int(id) < 2**63:
+            return False
+        return self._map.get(int(id)) >= 0
+
+    def query(self, hash: bytes, threshold: int = DEFAULT_THRESHOLD) -> list[tuple[int, int]]:
+        """Every ``(id, distance)`` with Hamming distance <= ``threshold`` to ``hash``,
+        sorted by distance then id. Exact for every threshold (a scan above 47)."""
+        data = _check_hash(hash)
+        if not isinstance(threshold, int | np.integer) or threshold < 0:
+            raise InvalidInputError.field("threshold", "must be a non-negative int")
+        limit = int(threshold)
+        words = np.frombuffer(data, "<u8")
+        if limit > MAX_INDEXED_THRESHOLD:
+            return self._scan(words, limit)
+        probes = (
+            _CHUNK_BASE[:, None] + (np.frombuffer(data, "<u2")[:, None] ^ _FLIPS[limit // _CHUNKS])
+        ).ravel()
+        lens = self._lens[probes]
+        rows = self._pool[_ranges(self._starts[probes], lens)]
+        if not rows.size:
+            return []
+        dist = _distances(np.take(self._words, rows, axis=0), words)
+        hit = dist <= limit
+        rows, first = np.unique(rows[hit], return_index=True)
+        return self._result(rows, dist[hit][first])
+
+    def query_many(
+        self, hashes: npt.ArrayLike, threshold: int = DEFAULT_THRESHOLD
+    ) -> list[list[tuple[int, int]]]:
+        """:meth:`query` for each row of a uint8 array of shape (m, 32)."""
+        arr = np.asarray(hashes)
+        if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != HASH_BYTES:
+            raise InvalidInputError.field("hashes", "must be a uint8 array of shape (m, 32)")
+        return [self.query(row.tobytes(), threshold) for row in arr]
+
+    def _scan(self, words: _U64, limit: int) -> list[tuple[int, int]]:
+        n = self._n_rows
+        dist = _distances(self._words[:n], words)
+        rows = np.flatnonzero((dist <= limit) & self._alive[:n])
+        return self._result(rows, dist[rows])
+
+    def _result(
+        self, rows: npt.NDArray[np.integer], dist: npt.NDArray[np.uint16]
+    ) -> list[tuple[int, int]]:
+        ids = self._ids[rows]
+        order = np.lexsort((ids, dist))
+        return list(zip(ids[order].tolist(), dist[order].tolist(), strict=True))
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index to ``path`` (uncompressed npz, replaced atomically)."""
+        if 2 * self._garbage > self._pool_used:
+            self._compact_pool()
+        n, used = self._n_rows, self._pool_used
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "words": self._words[:n],
+            "ids": self._ids[:n],
+            "alive": self._alive[:n],
+            "starts": self._starts,
+            "lens": self._lens,
+            "caps": self._caps,
+            "pool": self._pool[:used],
+            "free": np.array(self._free, np.int64),
+            "map_keys": self._map.keys,
+            "map_rows": self._map.rows,
+        }
+        arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        crcs = [zlib.crc32(arrays[k].data) for k in _FILE_ARRAYS]
+        meta = np.array(
+            [_FILE_MAGIC, _FILE_VERSION, n, len(self), used, self._garbage, self._map.used, *crcs],
+            np.int64,
+        )
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, meta=meta, **arrays)  # type: ignore[arg-type]
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PDQIndex:
+        """Read an index written by :meth:`save`.
+
+        Raises :class:`PDQIndexFileError` if the file is unreadable as an index: truncated,
+        a checksum mismatch, another format version, or inconsistent structures. Raises
+        ``OSError`` if it cannot be opened.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                if set(npz.files) != {"meta", *_FILE_ARRAYS}:
+                    raise PDQIndexFileError(f"{path}: not a PDQ index file (wrong members)")
+                meta = npz["meta"]
+                arrays = {k: npz[k] for k in _FILE_ARRAYS}
+        except PDQIndexFileError:
+            raise
+        except OSError:
+            raise
+        except Exception as exc:  # zipfile.BadZipFile, ValueError, EOFError, ...
+            raise PDQIndexFileError(f"{path}: unreadable index file: {exc}") from exc
+        return cls._from_arrays(str(path), meta, arrays)
+
+    @classmethod
+    def _from_arrays(
+        cls, where: str, meta: npt.NDArray[Any], a: dict[str, npt.NDArray[Any]]
+    ) -> PDQIndex:
+        def bad(reason: str) -> PDQIndexFileError:
+            return PDQIndexFileError(f"{where}: {reason}")
+
+        if meta.dtype != np.int64 or meta.shape != (7 + len(_FILE_ARRAYS),):
+            raise bad("bad header")
+        magic, version, n, count, used, garbage, map_used = (int(x) for x in meta[:7])
+        if magic != _FILE_MAGIC:
+            raise bad("not a PDQ index file")
+        if version != _FILE_VERSION:
+            raise bad(f"format version {version}, expected {_FILE_VERSION}")
+        if not (0 <= count <= n <= _MAX_ROWS and 0 <= garbage <= used):
+            raise bad("bad header counts")
+        expect: dict[str, tuple[type[np.generic], tuple[int, ...] | None]] = {
+            "words": (np.uint64, (n, 4)),
+            "ids": (np.int64, (n,)),
+            "alive": (np.bool_, (n,)),
+            "starts": (np.int64, (_NUM_BUCKETS,)),
+            "lens": (np.int32, (_NUM_BUCKETS,)),
+            "caps": (np.int32, (_NUM_BUCKETS,)),
+            "pool": (np.int32, (used,)),
+            "free": (np.int64, (n - count,)),
+            "map_keys": (np.int64, None),
+            "map_rows": (np.int32, None),
+        }
+        for k, (dtype, shape) in expect.items():
+            arr = a[k]
+            if arr.dtype != np.dtype(dtype) or arr.ndim != (1 if shape is None else len(shape)):
+                raise bad(f"{k}: wrong dtype or rank")
+            if shape is not None and arr.shape != shape:
+                raise bad(f"{k}: shape {arr.shape}, expected {shape}")
+        for k, crc in zip(_FILE_ARRAYS, meta[7:].tolist(), strict=True):
+            if zlib.crc32(np.ascontiguousarray(a[k]).data) != crc:
+                raise bad(f"{k}: checksum mismatch (corrupt file)")
+
+        ids, alive, starts = a["ids"], a["alive"], a["starts"]
+        lens, caps, pool, free = a["lens"], a["caps"], a["pool"], a["free"]
+        map_keys, map_rows = a["map_keys"], a["map_rows"]
+        cap = map_keys.shape[0]
+        if not (cap >= 16 and cap & (cap - 1) == 0 and map_rows.shape == (cap,)):
+            raise bad("id table: bad capacity")
+        if int(np.count_nonzero(alive)) != count:
+            raise bad("live rows disagree with the header")
+        if lens.size and (
+            int(lens.min()) < 0
+            or bool(np.any(lens > caps))
+            or int(starts.min()) < 0
+            or int((starts + caps).max()) > used
+        ):
+            raise bad("bucket bounds out of range")
+        if int(lens.sum(dtype=np.int64)) != _CHUNKS * count:
+            raise bad("buckets disagree with the number of hashes")
+        if pool.size and (int(pool.min()) < 0 or int(pool.max()) >= max(n, 1)):
+            raise bad("bucket entries out of range")
+        if free.size and (int(free.min()) < 0 or int(free.max()) >= n or bool(np.any(alive[free]))):
+            raise bad("free list names a live row")
+        occupied = map_rows >= 0
+        live_rows = map_rows[occupied]
+        if (
+            int(map_rows.min()) < -2
+            or live_rows.size != count
+            or (live_rows.size and int(live_rows.max()) >= n)
+            or not bool(np.all(alive[live_rows]))
+            or not np.array_equal(ids[live_rows], map_keys[occupied])
+            or not live_rows.size <= map_used <= 7 * cap // 10
+        ):
+            raise bad("id table disagrees with the rows")
+
+        index = cls.__new__(cls)
+        index._init_storage(n, n + n // 16 + 1024)  # headroom, as after build()
+        index._words[:n] = a["words"]
+        index._ids[:n] = ids
+        index._alive[:n] = alive
+        index._free = free.tolist()
+        index._starts, index._lens, index._caps = starts, lens, caps
+        index._pool = pool
+        index._pool_used, index._garbage = used, garbage
+        index._map = _IdMap(map_keys, map_rows, count, map_used)
+        # Spot-check that sampled rows really sit in the buckets of their hash.
+        sample = np.flatnonzero(alive)[:: max(1, count // 64)][:64]
+        for row in sample.tolist():
+            buckets = index._row_buckets(row)
+            slots = _ranges(starts[buckets], lens[buckets])
+            if int(np.count_nonzero(pool[slots] == row)) != _CHUNKS:
+                raise bad("buckets do not match the stored hashes")
+        return index
+
+
+def _distances(near: _U64, words: _U64) -> npt.NDArray[np.uint16]:
+    """Hamming distance of each row of ``near`` (k, 4) to ``words`` (4,).
+
+    Column by column: a broadcast over rows of four words runs numpy's inner loop once per
+    row, ~4x slower than four strided passes."""
+    dist: npt.NDArray[np.uint16] = np.bitwise_count(near[:, 0] ^ words[0]).astype(np.uint16)
+    for j in range(1, 4):
+        dist += np.bitwise_count(near[:, j] ^ words[j])
+    return dist
+
+
+def _with_slack(counts: _I64) -> _I32:
+    """Bucket capacities: room for a few adds before a bucket has to move."""
+    return (counts + 2 + counts // 16).astype(np.int32)
+
+
+def _check_id(value: int) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool):
+        raise InvalidInputError.field("id", "must be an int")
+    key = int(value)
+    if not -(2**63) <= key < 2**63:
+        raise InvalidInputError.field("id", "must fit in int64")
+    return key
+
+
+def _check_hash(value: bytes) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InvalidInputError.field("hash", "must be 32 bytes")
+    data = bytes(value)
+    if len(data) != HASH_BYTES:
+        raise InvalidInputError.field("hash", f"must be 32 bytes, got {len(data)}")
+    return data
+
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "HASH_BYTES",
+    "MAX_INDEXED_THRESHOLD",
+    "PDQIndex",
+    "PDQIndexFileError",
+]

@@ -1,0 +1,153 @@
+"""Domain names: ``domain``.
+
+Normalisation, in order:
+
+1. Strip surrounding whitespace.  Reject an empty value, one longer than 1024 characters, one
+   containing ``*`` (wildcards: share the domain itself) and IP addresses (IPv4, IPv6, or either
+   in brackets).
+2. Drop one trailing dot (``example.com.`` -> ``example.com``).
+3. Split into labels on ``.`` and on the IDNA dots U+3002, U+FF0E, U+FF61.
+4. Convert each label to ASCII: an ASCII label is lowercased; any other label goes through IDNA
+   2003 ``ToASCII`` (the stdlib ``encodings.idna`` codec: nameprep, then punycode with the
+   ``xn--`` prefix), then is lowercased.  So ``Bücher.example`` -> ``xn--bcher-kva.example``.
+   IDNA 2003 maps some characters that IDNA 2008 keeps (``ß`` -> ``ss``, ``ς`` -> ``σ``), and
+   it deletes a few invisible ones (soft hyphen, zero-width joiner).
+5. Check each ASCII label: 1 to 63 characters from ``a-z``, ``0-9`` and ``-``, not starting or
+   ending with ``-``.  A label starting with ``xn--`` must be valid punycode that round-trips
+   through IDNA ``ToUnicode``.
+6. Check the whole name: at most 253 characters, at least two labels (a single label such as
+   ``localhost`` or ``com`` is not a public domain), and the last label must not look like a
+   number (all digits, or ``0x`` + hex: such names are parsed as IPv4 addresses by browsers).
+
+>>> from forum_client.signals import normalize
+>>> normalize("domain", " WWW.Example.COM. ")
+'www.example.com'
+"""
+
+from __future__ import annotations
+
+import encodings.idna
+import ipaddress
+import re
+
+from forum_client.errors import InvalidInputError
+from forum_client.signals import ContentType, SignalType, register
+
+MAX_NAME_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+MAX_INPUT_LENGTH = 1024
+
+_IDNA_DOTS = re.compile("[.\u3002\uff0e\uff61]")
+_LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+
+
+def _invalid(reason: str) -> InvalidInputError:
+    return InvalidInputError.field("value", reason)
+
+
+def _label_to_ascii(label: str, *, allow_underscore: bool) -> str:
+    """One label in ASCII (lowercase), or InvalidInputError."""
+    if not label:
+        raise _invalid("empty label (leading dot or two dots in a row)")
+    if label.isascii():
+        ascii_label = label.lower()
+    else:
+        try:
+            ascii_label = encodings.idna.ToASCII(label).decode("ascii").lower()
+        except UnicodeError as exc:
+            raise _invalid(f"label {label[:70]!r} is not a valid IDNA label: {exc}") from None
+    if len(ascii_label) > MAX_LABEL_LENGTH:
+        raise _invalid(
+            f"label {ascii_label[:20]!r}... is {len(ascii_label)} characters in ASCII "
+            f"(at most {MAX_LABEL_LENGTH})"
+        )
+    pattern = _HOST_LABEL if allow_underscore else _LDH_LABEL
+    if pattern.fullmatch(ascii_label) is None:
+        allowed = "a-z, 0-9, '-' and '_'" if allow_underscore else "a-z, 0-9 and '-'"
+        for char in ascii_label:
+            if not (char.isascii() and (char.isalnum() or char in "-_")) or (
+                char == "_" and not allow_underscore
+            ):
+                raise _invalid(
+                    f"invalid character {char!r} in label {ascii_label!r}: only {allowed}"
+                )
+        raise _invalid(f"label {ascii_label!r} must not start or end with '-'")
+    if ascii_label.startswith("xn--"):
+        try:
+            encodings.idna.ToUnicode(ascii_label)
+        except UnicodeError as exc:
+            raise _invalid(f"label {ascii_label!r} is not valid punycode: {exc}") from None
+    return ascii_label
+
+
+def _host_to_ascii(host: str, *, allow_underscore: bool = False) -> list[str]:
+    """The ASCII labels of ``host`` (one trailing dot dropped), or InvalidInputError.
+
+    Shared with :mod:`forum_client.signals.url`, which allows ``_`` in labels as browsers do.
+    """
+    if host and _IDNA_DOTS.fullmatch(host[-1]):
+        host = host[:-1]
+    if not host:
+        raise _invalid("empty host name")
+    labels = [
+        _label_to_ascii(label, allow_underscore=allow_underscore)
+        for label in _IDNA_DOTS.split(host)
+    ]
+    length = sum(map(len, labels)) + len(labels) - 1
+    if length > MAX_NAME_LENGTH:
+        raise _invalid(f"name is {length} characters in ASCII (at most {MAX_NAME_LENGTH})")
+    return labels
+
+
+def _ends_in_number(labels: list[str]) -> bool:
+    """True if the last label is numeric, so a browser would parse the host as IPv4."""
+    return _NUMERIC_LABEL.fullmatch(labels[-1]) is not None
+
+
+def _is_ip_address(text: str) -> bool:
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@register
+class Domain(SignalType):
+    """A registrable or fully qualified DNS name, e.g. ``example.com``."""
+
+    name = "domain"
+    default_content_type = ContentType.URL
+
+    def normalize(self, value: str) -> str:
+        if not isinstance(value, str):
+            raise _invalid(f"domain must be a string, got {type(value).__name__}")
+        text = value.strip()
+        if not text:
+            raise _invalid("empty domain")
+        if len(text) > MAX_INPUT_LENGTH:
+            raise _invalid(f"domain is {len(text)} characters (at most {MAX_INPUT_LENGTH})")
+        if "*" in text:
+            raise _invalid("wildcards ('*') are not allowed: share the domain itself")
+        if _is_ip_address(text):
+            raise _invalid("an IP address is not a domain")
+        if "/" in text or ":" in text:
+            raise _invalid("a domain has no scheme, port or path: use the 'url' type for URLs")
+        labels = _host_to_ascii(text)
+        if len(labels) < 2:
+            raise _invalid(
+                f"single-label name {labels[0]!r} is not a public domain "
+                "(need at least two labels, e.g. 'example.com')"
+            )
+        if _ends_in_number(labels):
+            raise _invalid(
+                f"last label {labels[-1]!r} is numeric: looks like an IPv4 address, not a domain"
+            )
+        return ".".join(labels)
+
+
+__all__ = ["MAX_INPUT_LENGTH", "MAX_LABEL_LENGTH", "MAX_NAME_LENGTH", "Domain"]

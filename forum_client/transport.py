@@ -1,0 +1,65 @@
+"""The mTLS channel to a forum and the one place where gRPC failures become SDK errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from .errors import TransportError, Violation
+from .profile import Bundle
+
+T = TypeVar("T")
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def open_channel(bundle: Bundle, server: str | None = None) -> grpc.Channel:
+    """A secure channel that presents the member's certificate and trusts only the forum CA."""
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=bundle.ca_certificate,
+        private_key=bundle.client_key,
+        certificate_chain=bundle.client_certificate,
+    )
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 30_000),
+    ]
+    return grpc.secure_channel(server or bundle.server, credentials, options=options)
+
+
+def error_from_rpc(exc: grpc.RpcError) -> TransportError:
+    """Translate a failed call, reading the ``google.rpc`` details the server attached."""
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    message = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    violations: list[Violation] = []
+    reason = ""
+    retry_after = None
+    status = rpc_status.from_call(exc) if isinstance(exc, grpc.Call) else None
+    for detail in status.details if status is not None else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations += [Violation(v.field, v.description) for v in bad.field_violations]
+        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            retry_after = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+    name = code.name if code is not None else "UNKNOWN"
+    return TransportError(f"{name}: {message}", name, violations, reason, retry_after)
+
+
+def call(method: Callable[..., T], request: Any, timeout: float | None) -> T:
+    """Invoke one unary RPC; raise TransportError on any failure."""
+    try:
+        return method(request, timeout=timeout)
+    except grpc.RpcError as exc:
+        raise error_from_rpc(exc) from None

@@ -1,0 +1,334 @@
+"""The pure verification core: replay signed entries against the log's own key state.
+
+No sockets, no SQLite, no clock.  The server runs every incoming entry through the same
+:meth:`LogState.check` before it appends it, and the SDK runs every synced entry through
+:meth:`LogState.apply`, so the server can never append what members would refuse.
+
+Key validity is positional: a key added by the entry at index ``i`` signs entries at
+indexes ``> i``, until the entry that replaces or revokes it.
+
+>>> from forum_client.envelope import SigningKey
+>>> op = SigningKey.generate()
+>>> log_key = SigningKey.generate()
+>>> root = TrustRoot("forum.test", op.public_bytes, log_key.public_bytes, "forum.test")
+>>> genesis = make_genesis(root, op, forum_name="Test forum", created_unix_ms=0)
+>>> state = LogState.from_genesis(genesis, root)
+>>> state.size, state.member(OPERATOR_ID).role.label
+(1, 'operator')
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+
+from . import entries as e
+from .envelope import Envelope, SigningKey, check_public_key, key_id, verify_possession
+from .errors import (
+    REJECT_BODY,
+    REJECT_CONFLICT,
+    REJECT_KEY_INACTIVE,
+    REJECT_ORIGIN,
+    REJECT_PERMISSION,
+    REJECT_SEQUENCE,
+    REJECT_SIGNATURE,
+    REJECT_SUSPENDED,
+    REJECT_UNKNOWN_KEY,
+    EntryRejectedError,
+    InvalidInputError,
+    VerificationError,
+)
+
+OPERATOR_ID = "operator"
+MEMBER_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")
+
+
+def check_member_id(member_id: str) -> str:
+    """Member ids are 2-63 characters of a-z, 0-9, '.', '_', '-', starting alphanumeric."""
+    if not MEMBER_ID_RE.fullmatch(member_id):
+        raise InvalidInputError.field(
+            "member_id",
+            f"{member_id!r} is not a member id (2-63 of a-z 0-9 . _ -, starting a-z or 0-9)",
+        )
+    return member_id
+
+
+@dataclass(frozen=True)
+class TrustRoot:
+    """What a member pins: the forum's origin and the operator's and log's public keys."""
+
+    origin: str
+    operator_public_key: bytes
+    log_public_key: bytes
+    log_key_name: str
+
+
+@dataclass
+class KeyRecord:
+    key_id: bytes
+    member_id: str
+    public_key: bytes
+    valid_from: int  # index of the entry that added it; signs entries after it
+    valid_until: int | None = None  # index of the entry that replaced or revoked it
+
+    def active_at(self, index: int) -> bool:
+        return self.valid_from < index and (self.valid_until is None or index < self.valid_until)
+
+
+@dataclass
+class MemberRecord:
+    member_id: str
+    display_name: str
+    role: e.Role
+    status: e.MemberStatus
+    admitted_at: int
+    # (index, status) of every status change, for "status at index" questions
+    history: list[tuple[int, e.MemberStatus]] = field(default_factory=list)
+
+
+def make_genesis(
+    root: TrustRoot,
+    operator_key: SigningKey,
+    *,
+    forum_name: str,
+    created_unix_ms: int,
+    limits: e.Limits | None = None,
+) -> Envelope:
+    """The operator-signed first entry of a forum's log."""
+    if operator_key.public_bytes != root.operator_public_key:
+        raise InvalidInputError.field("operator_key", "does not match the trust root")
+    header = e.Header(root.origin, OPERATOR_ID, operator_key.key_id, 1, created_unix_ms)
+    body = e.Genesis(
+        header, forum_name, root.operator_public_key, root.log_public_key, root.log_key_name,
+        limits or e.Limits(),
+    )
+    return operator_key.sign(e.payload_type_of(body), e.encode(body))
+
+
+class LogState:
+    """Membership, keys and sequence numbers after replaying a log prefix."""
+
+    def __init__(self, genesis: e.Genesis, operator_key_id: bytes) -> None:
+        self.origin = genesis.header.origin
+        self.forum_name = genesis.forum_name
+        self.limits = genesis.limits
+        self.log_public_key = genesis.log_public_key
+        self.log_key_name = genesis.log_key_name
+        self.size = 1
+        self.members: dict[str, MemberRecord] = {
+            OPERATOR_ID: MemberRecord(
+                OPERATOR_ID, genesis.forum_name, e.Role.OPERATOR, e.MemberStatus.ACTIVE, 0
+            )
+        }
+        # The operator key signs genesis itself, so it is valid from "before" index 0.
+        self.keys: dict[bytes, KeyRecord] = {
+            operator_key_id: KeyRecord(
+                operator_key_id, OPERATOR_ID, genesis.operator_public_key, -1
+            )
+        }
+        self.last_sequence: dict[bytes, int] = {operator_key_id: genesis.header.sequence}
+
+    @classmethod
+    def from_genesis(cls, envelope: Envelope, root: TrustRoot | None = None) -> LogState:
+        """Verify the genesis entry (against a pinned trust root, if given) and start a state.
+
+        Raises VerificationError when genesis is malformed, self-inconsistent or not the
+        pinned forum's.
+        """
+        try:
+            body = e.decode(envelope.payload_type, envelope.body)
+        except InvalidInputError as exc:
+            raise EntryRejectedError(REJECT_BODY, "body", f"genesis: {exc}", 0) from None
+        if not isinstance(body, e.Genesis):
+            raise EntryRejectedError(REJECT_BODY, "payload_type", "entry 0 is not genesis", 0)
+        if key_id(body.operator_public_key) != envelope.key_id:
+            raise EntryRejectedError(
+                REJECT_UNKNOWN_KEY, "key_id", "genesis not signed by its operator key", 0
+            )
+        envelope.verify(body.operator_public_key)
+        if root is not None:
+            mine = TrustRoot(
+                body.header.origin, body.operator_public_key, body.log_public_key,
+                body.log_key_name,
+            )
+            if mine != root:
+                raise VerificationError(
+                    "entry 0: genesis does not match the pinned trust root "
+                    f"(origin {body.header.origin!r})"
+                )
+        return cls(body, envelope.key_id)
+
+    def copy(self) -> LogState:
+        return copy.deepcopy(self)
+
+    def member(self, member_id: str) -> MemberRecord:
+        return self.members[member_id]
+
+    def active_keys(self, member_id: str) -> list[KeyRecord]:
+        return [
+            k for k in self.keys.values()
+            if k.member_id == member_id and k.valid_until is None
+        ]
+
+    # ---- verification ----
+
+    def check(self, index: int, envelope: Envelope) -> e.Body:
+        """Verify that ``envelope`` may stand at log ``index`` now; return its body.
+
+        Pure: changes nothing.  Raises EntryRejectedError naming the rule that failed.
+        """
+        if index != self.size:
+            raise EntryRejectedError(
+                REJECT_CONFLICT, "index", f"expected index {self.size}, got {index}", index
+            )
+        key = self.keys.get(envelope.key_id)
+        if key is None:
+            raise EntryRejectedError(
+                REJECT_UNKNOWN_KEY, "key_id", f"signed by unknown key {envelope.key_id.hex()}",
+                index,
+            )
+        if not key.active_at(index):
+            raise EntryRejectedError(
+                REJECT_KEY_INACTIVE, "key_id",
+                f"key {envelope.key_id.hex()[:16]} of {key.member_id} is not valid at this "
+                f"index (valid from {key.valid_from + 1} until {key.valid_until})",
+                index,
+            )
+        try:
+            envelope.verify(key.public_key)
+        except VerificationError as exc:
+            raise EntryRejectedError(REJECT_SIGNATURE, "signature", str(exc), index) from None
+        try:
+            body = e.decode(envelope.payload_type, envelope.body)
+        except InvalidInputError as exc:
+            raise EntryRejectedError(REJECT_BODY, "body", str(exc), index) from None
+        self._check_header(index, envelope, key, body)
+        self._check_body(index, body)
+        return body
+
+    def apply(self, index: int, envelope: Envelope) -> e.Body:
+        """Verify the entry at ``index`` and advance the state past it."""
+        body = self.check(index, envelope)
+        self._apply(index, body)
+        self.last_sequence[envelope.key_id] = body.header.sequence
+        self.size = index + 1
+        return body
+
+    def _check_header(
+        self, index: int, envelope: Envelope, key: KeyRecord, body: e.Body
+    ) -> None:
+        h = body.header
+        if h.origin != self.origin:
+            raise EntryRejectedError(
+                REJECT_ORIGIN, "header.origin",
+                f"entry is for forum {h.origin!r}, not {self.origin!r}", index,
+            )
+        if h.key_id != envelope.key_id or h.member_id != key.member_id:
+            raise EntryRejectedError(
+                REJECT_PERMISSION, "header.member_id",
+                f"body names {h.member_id!r} but the key belongs to {key.member_id!r}", index,
+            )
+        last = self.last_sequence.get(envelope.key_id, 0)
+        if h.sequence <= last:
+            raise EntryRejectedError(
+                REJECT_SEQUENCE, "header.sequence",
+                f"sequence {h.sequence} is not above {last}, the last of this key", index,
+            )
+        author = self.members[key.member_id]
+        if author.status is not e.MemberStatus.ACTIVE:
+            raise EntryRejectedError(
+                REJECT_SUSPENDED, "header.member_id", f"member {author.member_id} is suspended",
+                index,
+            )
+        kind = type(body)
+        if kind in e.OPERATOR_BODIES and author.role is not e.Role.OPERATOR:
+            raise EntryRejectedError(
+                REJECT_PERMISSION, "payload_type",
+                f"{kind.__name__} entries are the operator's, not {author.member_id}'s", index,
+            )
+        if kind in e.MEMBER_BODIES and author.role is e.Role.OBSERVER:
+            raise EntryRejectedError(
+                REJECT_PERMISSION, "payload_type",
+                f"{author.member_id} is an observer and cannot write {kind.__name__}", index,
+            )
+        if kind is e.Genesis:
+            raise EntryRejectedError(REJECT_BODY, "payload_type", "a second genesis", index)
+
+    def _check_body(self, index: int, body: e.Body) -> None:
+        def bad(field: str, message: str, reason: str = REJECT_BODY) -> EntryRejectedError:
+            return EntryRejectedError(reason, field, message, index)
+
+        if isinstance(body, e.MemberAdmitted):
+            try:
+                check_member_id(body.member_id)
+            except InvalidInputError as exc:
+                raise bad("member_id", str(exc)) from None
+            if body.member_id in self.members:
+                raise bad("member_id", f"{body.member_id} is already a member", REJECT_CONFLICT)
+            if body.role is e.Role.OPERATOR:
+                raise bad("role", "the forum has one operator")
+        elif isinstance(body, e.MemberStatusChanged):
+            target = self._existing_member(index, body.member_id)
+            if target.role is e.Role.OPERATOR:
+                raise bad("member_id", "the operator cannot be suspended")
+            if target.status is body.status:
+                raise bad("status", f"{body.member_id} is already {body.status.label}",
+                          REJECT_CONFLICT)
+        elif isinstance(body, e.KeyAdded):
+            self._existing_member(index, body.member_id)
+            try:
+                check_public_key(body.public_key)
+                verify_possession(
+                    self.origin, body.member_id, body.public_key, body.possession_signature
+                )
+            except InvalidInputError as exc:  # weak key, or an id PoP cannot bind
+                raise bad("public_key", str(exc)) from None
+            except VerificationError as exc:
+                raise bad("possession_signature", f"no proof of possession: {exc}") from None
+            if key_id(body.public_key) in self.keys:
+                raise bad("public_key", "key is already registered", REJECT_CONFLICT)
+            if body.replaces_key_id:
+                self._member_key(index, body.member_id, body.replaces_key_id, "replaces_key_id")
+        elif isinstance(body, e.KeyRevoked):
+            self._member_key(index, body.member_id, body.revoked_key_id, "revoked_key_id")
+
+    def _existing_member(self, index: int, member_id: str) -> MemberRecord:
+        found = self.members.get(member_id)
+        if found is None:
+            raise EntryRejectedError(
+                REJECT_BODY, "member_id", f"{member_id} is not a member", index
+            )
+        return found
+
+    def _member_key(self, index: int, member_id: str, kid: bytes, field: str) -> KeyRecord:
+        self._existing_member(index, member_id)
+        key = self.keys.get(kid)
+        if key is None or key.member_id != member_id or key.valid_until is not None:
+            raise EntryRejectedError(
+                REJECT_BODY, field, f"{kid.hex()[:16]} is not an active key of {member_id}",
+                index,
+            )
+        if member_id == OPERATOR_ID:
+            raise EntryRejectedError(
+                REJECT_BODY, field, "the operator key changes by a new genesis only", index
+            )
+        return key
+
+    def _apply(self, index: int, body: e.Body) -> None:
+        if isinstance(body, e.MemberAdmitted):
+            self.members[body.member_id] = MemberRecord(
+                body.member_id, body.display_name, body.role, e.MemberStatus.ACTIVE, index,
+                [(index, e.MemberStatus.ACTIVE)],
+            )
+        elif isinstance(body, e.MemberStatusChanged):
+            record = self.members[body.member_id]
+            record.status = body.status
+            record.history.append((index, body.status))
+        elif isinstance(body, e.KeyAdded):
+            kid = key_id(body.public_key)
+            self.keys[kid] = KeyRecord(kid, body.member_id, body.public_key, index)
+            if body.replaces_key_id:
+                self.keys[body.replaces_key_id].valid_until = index
+        elif isinstance(body, e.KeyRevoked):
+            self.keys[body.revoked_key_id].valid_until = index

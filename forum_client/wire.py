@@ -1,0 +1,57 @@
+"""Conversions between the wire's ``_pb2`` log messages and the SDK's own types.
+
+Entry bodies are converted in :mod:`forum_client.entries`; this module covers what carries
+them (signed entries, proofs, receipts), so that no other module handles raw messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._proto.forum.v1 import forum_pb2 as pb
+from .envelope import Envelope
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof that an entry is in the log: verify ``proof`` against ``checkpoint_note``."""
+
+    index: int
+    leaf_hash: bytes
+    tree_size: int
+    checkpoint_note: bytes
+    proof: tuple[bytes, ...]
+
+
+def envelope_to_pb(envelope: Envelope) -> pb.Entry:
+    return pb.Entry(
+        payload_type=envelope.payload_type,
+        body=envelope.body,
+        key_id=envelope.key_id,
+        signature=envelope.signature,
+    )
+
+
+def envelope_from_pb(entry: pb.Entry) -> Envelope:
+    return Envelope(entry.payload_type, entry.body, entry.key_id, entry.signature)
+
+
+def receipt_to_pb(
+    index: int, leaf_hash: bytes, tree_size: int, note: bytes, proof: list[bytes]
+) -> pb.Receipt:
+    return pb.Receipt(
+        index=index,
+        leaf_hash=leaf_hash,
+        checkpoint=pb.SignedCheckpoint(note=note),
+        proof=pb.InclusionProof(index=index, tree_size=tree_size, hashes=proof),
+    )
+
+
+def receipt_from_pb(message: pb.Receipt) -> Receipt:
+    return Receipt(
+        message.index,
+        message.leaf_hash,
+        message.proof.tree_size,
+        message.checkpoint.note,
+        tuple(message.proof.hashes),
+    )

@@ -1,0 +1,1 @@
+"""Operator tooling: create a forum (``init``), admit members, manage keys and credentials."""

@@ -1,0 +1,162 @@
+"""``forum-admin``: create a forum, admit and manage members, keys, credentials; audit."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from forum_client import entries as e
+from forum_client.cli_errors import run
+
+from .init import DEFAULT_ADDRESS, init_forum
+from .operator import Operator
+
+
+@click.group(help="Administer a Shared-Signal Forum: the operator's tool.")
+@click.option("--profile", type=click.Path(path_type=Path), envvar="FORUM_ADMIN_PROFILE",
+              help="The operator profile directory (DIR/operator from `init`); "
+                   "or set FORUM_ADMIN_PROFILE.")
+@click.option("--server", help="HOST:PORT of the forum, overriding the profile's address.")
+@click.pass_context
+def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
+    ctx.obj = {"profile": profile, "server": server}
+
+
+def _operator(ctx: click.Context) -> Operator:
+    profile = ctx.obj["profile"]
+    if profile is None:
+        raise click.UsageError("this command needs --profile DIR/operator")
+    op = Operator.open(profile, server=ctx.obj["server"])
+    ctx.call_on_close(lambda: op.__exit__(None, None, None))
+    return op
+
+
+@cli.command(help="Create a forum in DIR: keys, CA, server store, operator profile. "
+                  "Refuses if DIR already holds a forum.")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--name", required=True, help="The forum's display name.")
+@click.option("--origin", help="The log's origin (default: derived from --name).")
+@click.option("--host", "hosts", multiple=True,
+              help="Extra DNS name or IP for the server certificate (repeatable); "
+                   "localhost and 127.0.0.1 are always included.")
+@click.option("--address", default=DEFAULT_ADDRESS, show_default=True,
+              help="HOST:PORT members' bundles point at.")
+def init(directory: Path, name: str, origin: str | None, hosts: tuple[str, ...],
+         address: str) -> None:
+    root = init_forum(directory, name=name, origin=origin, hosts=list(hosts), address=address,
+                      now=dt.datetime.now(dt.UTC))
+    click.echo(f"created forum {root.origin!r} in {directory}")
+    click.echo(f"  server:   forum-server serve --data-dir {directory / 'server'} "
+               f"--listen {address}")
+    click.echo(f"  operator: forum-admin --profile {directory / 'operator'} member list")
+
+
+@cli.group(help="Admit, list, suspend and reinstate members; rotate their keys.")
+def member() -> None:
+    pass
+
+
+@member.command("add", help="Admit MEMBER_ID with its signing key (KEY.pub from "
+                             "`forum-client keygen`) and write its credentials bundle.")
+@click.argument("member_id")
+@click.option("--name", "display_name", required=True, help="The member's display name.")
+@click.option("--signing-key", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The member's public key file, with its proof of possession.")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the credentials bundle (mode 0600).")
+@click.option("--role", type=click.Choice(["member", "observer"]), default="member",
+              show_default=True, help="Observers sync and match but cannot submit.")
+@click.option("--days", default=397, show_default=True, help="Certificate validity.")
+@click.pass_context
+def member_add(ctx: click.Context, member_id: str, display_name: str, signing_key: Path,
+               out: Path, role: str, days: int) -> None:
+    receipt = _operator(ctx).add_member(
+        member_id, display_name=display_name, role=e.Role.parse(role), signing_key=signing_key,
+        out=out, days=days,
+    )
+    click.echo(f"admitted {member_id} ({role}) at log index {receipt.index}; bundle: {out}")
+
+
+@member.command("list", help="List members with role, status and active keys.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def member_list(ctx: click.Context, as_json: bool) -> None:
+    for m in _operator(ctx).members():
+        if as_json:
+            doc = dataclasses.asdict(m) | {"role": m.role.label, "status": m.status.label}
+            click.echo(json.dumps(doc))
+        else:
+            keys = ",".join(k[:16] for k in m.active_key_ids) or "-"
+            click.echo(f"{m.member_id:<24} {m.role.label:<9} {m.status.label:<10} "
+                       f"since #{m.admitted_at_index:<6} keys {keys}  {m.display_name}")
+
+
+@member.command("suspend", help="Suspend MEMBER_ID: its calls are refused from the next one.")
+@click.argument("member_id")
+@click.option("--reason", required=True, help="Recorded in the signed log entry.")
+@click.pass_context
+def member_suspend(ctx: click.Context, member_id: str, reason: str) -> None:
+    r = _operator(ctx).set_status(member_id, e.MemberStatus.SUSPENDED, reason)
+    click.echo(f"suspended {member_id} at log index {r.index}")
+
+
+@member.command("reinstate", help="Reinstate a suspended MEMBER_ID.")
+@click.argument("member_id")
+@click.option("--reason", default="reinstated", show_default=True)
+@click.pass_context
+def member_reinstate(ctx: click.Context, member_id: str, reason: str) -> None:
+    r = _operator(ctx).set_status(member_id, e.MemberStatus.ACTIVE, reason)
+    click.echo(f"reinstated {member_id} at log index {r.index}")
+
+
+@member.command("rotate-key", help="Replace MEMBER_ID's signing key; the old key stays valid "
+                                   "for entries before the rotation's log index.")
+@click.argument("member_id")
+@click.option("--signing-key", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The new public key file, with its proof of possession.")
+@click.pass_context
+def member_rotate_key(ctx: click.Context, member_id: str, signing_key: Path) -> None:
+    r = _operator(ctx).rotate_key(member_id, signing_key)
+    click.echo(f"rotated {member_id}'s key at log index {r.index}")
+
+
+@cli.group(help="Client certificates (mTLS credentials) of members.")
+def credentials() -> None:
+    pass
+
+
+@credentials.command("reissue", help="Issue MEMBER_ID a new certificate and bundle; its older "
+                                     "certificates stop working at once.")
+@click.argument("member_id")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--days", default=397, show_default=True, help="Certificate validity.")
+@click.pass_context
+def credentials_reissue(ctx: click.Context, member_id: str, out: Path, days: int) -> None:
+    revoked = _operator(ctx).reissue_credentials(member_id, out, days)
+    click.echo(f"reissued credentials for {member_id} ({revoked} revoked); bundle: {out}")
+
+
+@cli.command(help="List the audit log: every admin action, who, what, when, outcome.")
+@click.option("--limit", default=0, help="Only the last N records (0 = all).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
+    for r in _operator(ctx).audit(limit):
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(r) | {"time": r.time.isoformat()}))
+        else:
+            click.echo(f"{r.time:%Y-%m-%d %H:%M:%S} {r.actor:<12} {r.action:<22} "
+                       f"{r.target:<16} {r.outcome:<8} {r.detail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(cli, argv, "forum-admin")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""``forum-admin init``: create a forum directory.
+
+    DIR/server/     forum.db (the log, starting with the genesis entry), log.key,
+                    tls/{ca.crt, server.crt, server.key}
+    DIR/operator/   bundle.json (the operator's credentials), admin.key(.pub), ca.key, ca.crt,
+                    trust-root.json (what members pin; it is also in every bundle)
+
+Everything is built in a temporary directory next to ``DIR`` and moved into place at the
+end, so a failed or refused init changes nothing.  Private keys are written 0600.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from forum_client.checkpoint import Checkpoint, sign_checkpoint
+from forum_client.entries import Limits
+from forum_client.envelope import SigningKey
+from forum_client.errors import ConfigError, InvalidInputError
+from forum_client.files import PRIVATE, PUBLIC, write_new_file
+from forum_client.merkle import leaf_hash
+from forum_client.profile import Bundle, trust_root_to_dict
+from forum_client.verifier import OPERATOR_ID, TrustRoot, make_genesis
+
+from ..app import ServerPaths
+from ..storage import StoredLeaf
+from ..storage.sqlite import SQLiteStore
+from .ca import create_ca, issue_member_cert, issue_server_cert
+
+DEFAULT_ADDRESS = "127.0.0.1:7443"
+
+
+@dataclass(frozen=True)
+class OperatorPaths:
+    root: Path
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle.json"
+
+    @property
+    def admin_key(self) -> Path:
+        return self.root / "admin.key"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def trust_root(self) -> Path:
+        return self.root / "trust-root.json"
+
+
+def default_origin(name: str) -> str:
+    slug = "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+    if not slug:
+        raise InvalidInputError.field("name", "needs at least one letter or digit")
+    return f"{slug}.forum.local"
+
+
+def init_forum(
+    directory: Path,
+    *,
+    name: str,
+    origin: str | None = None,
+    hosts: list[str] | None = None,
+    address: str = DEFAULT_ADDRESS,
+    now: dt.datetime,
+    limits: Limits | None = None,
+) -> TrustRoot:
+    """Create a forum in ``directory``; return its trust root.
+
+    Raises ConfigError if a forum (or anything in the way) is already there.
+    """
+    directory = Path(directory)
+    for part in ("server", "operator"):
+        if (directory / part).exists():
+            raise ConfigError(f"{directory / part} already exists: refusing to touch a forum")
+    origin = origin or default_origin(name)
+    if not origin or any(c.isspace() for c in origin):
+        raise InvalidInputError.field("origin", f"{origin!r} must be non-empty, no spaces")
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".forum-init-", dir=directory))
+    try:
+        root = _build(staging, name, origin, hosts or [], address, now, limits)
+        for part in ("server", "operator"):
+            os.rename(staging / part, directory / part)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def _build(
+    staging: Path, name: str, origin: str, hosts: list[str], address: str,
+    now: dt.datetime, limits: Limits | None,
+) -> TrustRoot:
+    server = ServerPaths(staging / "server")
+    operator = OperatorPaths(staging / "operator")
+    (server.root / "tls").mkdir(parents=True)
+    operator.root.mkdir(mode=0o700)
+
+    admin_key, log_key = SigningKey.generate(), SigningKey.generate()
+    root = TrustRoot(origin, admin_key.public_bytes, log_key.public_bytes, origin)
+    ca = create_ca(name, now)
+    tls = issue_server_cert(ca, hosts, now)
+    op_cert = issue_member_cert(ca, OPERATOR_ID, now)
+
+    write_new_file(server.log_key, log_key.to_pem(), PRIVATE)
+    write_new_file(server.ca_cert, ca.cert_pem, PUBLIC)
+    write_new_file(server.server_cert, tls.cert_pem, PUBLIC)
+    write_new_file(server.server_key, tls.key_pem, PRIVATE)
+
+    genesis = make_genesis(
+        root, admin_key, forum_name=name, created_unix_ms=int(now.timestamp() * 1000),
+        limits=limits,
+    )
+    leaf = genesis.leaf_bytes()
+    h = leaf_hash(leaf)
+    note = sign_checkpoint(Checkpoint(origin, 1, h), root.log_key_name, log_key)
+    store = SQLiteStore(server.database)
+    try:
+        store.append([StoredLeaf(0, leaf, h)], 1, note)
+        now_ms = int(now.timestamp() * 1000)
+        store.register_credential(op_cert.fingerprint, OPERATOR_ID, now_ms, False)
+        store.record_audit(now_ms, OPERATOR_ID, "init", origin, "ok", f"forum {name!r}")
+    finally:
+        store.close()
+
+    admin_key.save(operator.admin_key)
+    write_new_file(operator.ca_key, ca.key_pem, PRIVATE)
+    write_new_file(operator.ca_cert, ca.cert_pem, PUBLIC)
+    Bundle(OPERATOR_ID, address, ca.cert_pem, op_cert.cert_pem, op_cert.key_pem, root).save(
+        operator.bundle
+    )
+    doc = json.dumps(trust_root_to_dict(root), indent=2) + "\n"
+    write_new_file(operator.trust_root, doc.encode(), PUBLIC)
+    return root

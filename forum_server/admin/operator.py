@@ -1,0 +1,220 @@
+"""The operator's actions, over gRPC with the operator's certificate.
+
+The admin key (never on the server) signs every membership entry, so the server cannot
+forge one; the CA key issues member certificates locally and only their fingerprints are
+sent to the server.
+
+    op = Operator.open("myforum/operator")
+    op.add_member("acme", display_name="Acme", role=Role.MEMBER,
+                  signing_key="acme.key.pub", out="acme.bundle.json")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from forum_client import entries as e
+from forum_client._proto.forum.v1 import forum_pb2 as pb
+from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
+from forum_client.client import ForumClient
+from forum_client.envelope import SigningKey, key_id, load_public_key_file, verify_possession
+from forum_client.errors import (
+    REJECT_SEQUENCE,
+    ConfigError,
+    InvalidInputError,
+    TransportError,
+    VerificationError,
+)
+from forum_client.profile import Bundle
+from forum_client.receipts import verify_receipt
+from forum_client.transport import call
+from forum_client.verifier import check_member_id
+from forum_client.wire import Receipt, envelope_to_pb, receipt_from_pb
+
+from .ca import CLIENT_DAYS, KeyAndCert, issue_member_cert
+from .init import OperatorPaths
+
+
+@dataclass(frozen=True)
+class MemberView:
+    member_id: str
+    display_name: str
+    role: e.Role
+    status: e.MemberStatus
+    admitted_at_index: int
+    active_key_ids: list[str]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    time: dt.datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    detail: str
+
+
+class Operator:
+    """An operator session: the operator profile plus a connection to the forum."""
+
+    def __init__(self, paths: OperatorPaths, *, server: str | None = None,
+                 now: Callable[[], dt.datetime] | None = None) -> None:
+        self.paths = paths
+        self.bundle = Bundle.load(paths.bundle)
+        try:
+            self.admin_key = SigningKey.load(paths.admin_key)
+            self.ca = KeyAndCert(paths.ca_key.read_bytes(), paths.ca_cert.read_bytes())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{paths.root} is not an operator profile ({exc})") from None
+        self.now = now or (lambda: dt.datetime.now(dt.UTC))
+        self.forum = ForumClient(self.bundle, server=server)
+        self.admin = pb_grpc.AdminStub(self.forum.channel)
+
+    @classmethod
+    def open(cls, profile: str | Path, *, server: str | None = None) -> Operator:
+        return cls(OperatorPaths(Path(profile)), server=server)
+
+    def __enter__(self) -> Operator:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.forum.close()
+
+    @property
+    def origin(self) -> str:
+        return self.bundle.trust_root.origin
+
+    # ---- log entries ----
+
+    def _append(self, make: Callable[[e.Header], e.Body]) -> Receipt:
+        """Sign and append an operator entry; retry once if another admin took the sequence."""
+        for attempt in range(2):
+            header = self.forum.header(self.admin_key)
+            envelope = self.admin_key.sign(*_signed(make(header)))
+            request = pb.AppendOperatorEntryRequest(entry=envelope_to_pb(envelope))
+            try:
+                receipt = receipt_from_pb(
+                    call(self.admin.AppendOperatorEntry, request, self.forum.timeout)
+                )
+            except TransportError as exc:
+                if exc.reason == REJECT_SEQUENCE and attempt == 0:
+                    continue
+                raise
+            verify_receipt(receipt, envelope, self.bundle.trust_root)
+            return receipt
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _possession(self, member_id: str, public_key_file: str | Path) -> tuple[bytes, bytes]:
+        pub = load_public_key_file(public_key_file)
+        signature = pub.possession.get((self.origin, member_id))
+        if signature is None:
+            raise InvalidInputError.field(
+                "signing_key",
+                f"{public_key_file} carries no proof of possession for member {member_id} of "
+                f"forum {self.origin}: the member runs `forum-client keygen --out KEY "
+                f"--member-id {member_id} --origin {self.origin}` and sends KEY.pub",
+            )
+        try:
+            verify_possession(self.origin, member_id, pub.public_key, signature)
+        except VerificationError as exc:
+            raise InvalidInputError.field("signing_key", f"proof of possession: {exc}") from None
+        return pub.public_key, signature
+
+    def add_member(
+        self, member_id: str, *, display_name: str, role: e.Role, signing_key: str | Path,
+        out: str | Path, days: int = CLIENT_DAYS,
+    ) -> Receipt:
+        """Admit a member with its signing key and write its credentials bundle to ``out``."""
+        check_member_id(member_id)
+        if role is e.Role.OPERATOR:
+            raise InvalidInputError.field("role", "members are members or observers")
+        out = Path(out)
+        if out.exists():
+            raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
+        public_key, pop = self._possession(member_id, signing_key)
+        self._append(lambda h: e.MemberAdmitted(h, member_id, display_name, role))
+        receipt = self._append(lambda h: e.KeyAdded(h, member_id, public_key, pop))
+        self._issue_bundle(member_id, out, days, revoke_others=False)
+        return receipt
+
+    def _issue_bundle(self, member_id: str, out: Path, days: int, revoke_others: bool) -> int:
+        cert = issue_member_cert(self.ca, member_id, self.now(), days)
+        response = call(
+            self.admin.RegisterCredential,
+            pb.RegisterCredentialRequest(
+                member_id=member_id, certificate_sha256=cert.fingerprint,
+                revoke_others=revoke_others,
+                not_after_unix=int(cert.cert.not_valid_after_utc.timestamp()),
+            ),
+            self.forum.timeout,
+        )
+        Bundle(
+            member_id, self.bundle.server, self.ca.cert_pem, cert.cert_pem, cert.key_pem,
+            self.bundle.trust_root,
+        ).save(out)
+        return int(response.revoked)
+
+    def set_status(self, member_id: str, status: e.MemberStatus, reason: str) -> Receipt:
+        """Suspend or reinstate a member; effective on the member's next call."""
+        return self._append(lambda h: e.MemberStatusChanged(h, member_id, status, reason))
+
+    def rotate_key(self, member_id: str, signing_key: str | Path) -> Receipt:
+        """Register a new key for ``member_id``; its current key stays valid for the entries
+        before this one and no later."""
+        check_member_id(member_id)
+        current = [m for m in self.members() if m.member_id == member_id]
+        if not current:
+            raise InvalidInputError.field("member_id", f"{member_id} is not a member")
+        if len(current[0].active_key_ids) != 1:
+            raise InvalidInputError.field(
+                "member_id", f"{member_id} has {len(current[0].active_key_ids)} active keys"
+            )
+        old = bytes.fromhex(current[0].active_key_ids[0])
+        public_key, pop = self._possession(member_id, signing_key)
+        if key_id(public_key) == old:
+            raise InvalidInputError.field("signing_key", "that is the member's current key")
+        return self._append(lambda h: e.KeyAdded(h, member_id, public_key, pop, old))
+
+    def reissue_credentials(self, member_id: str, out: str | Path,
+                            days: int = CLIENT_DAYS) -> int:
+        """A new certificate and bundle; every older certificate of the member stops working.
+        Returns how many were revoked."""
+        check_member_id(member_id)
+        out = Path(out)
+        if out.exists():
+            raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
+        return self._issue_bundle(member_id, out, days, revoke_others=True)
+
+    # ---- reading ----
+
+    def members(self) -> list[MemberView]:
+        response = call(self.admin.ListMembers, pb.ListMembersRequest(), self.forum.timeout)
+        return [
+            MemberView(
+                m.member_id, m.display_name, e.Role(m.role), e.MemberStatus(m.status),
+                m.admitted_at_index, [k.hex() for k in m.active_key_ids],
+            )
+            for m in response.members
+        ]
+
+    def audit(self, limit: int = 0) -> list[AuditEntry]:
+        response = call(self.admin.ListAudit, pb.ListAuditRequest(limit=limit),
+                        self.forum.timeout)
+        return [
+            AuditEntry(
+                r.id, dt.datetime.fromtimestamp(r.time_unix_ms / 1000, dt.UTC), r.actor,
+                r.action, r.target, r.outcome, r.detail,
+            )
+            for r in response.records
+        ]
+
+
+def _signed(body: e.Body) -> tuple[str, bytes]:
+    return e.payload_type_of(body), e.encode(body)

@@ -1,0 +1,15 @@
+"""Server limits and settings, each with its unit.  Read from the environment only at the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    max_message_bytes: int = 64 * 1024 * 1024  # largest request the server accepts
+    max_concurrent_rpcs: int = 1024
+    entries_per_message: int = 256  # entries in one GetEntries batch
+    follow_poll_seconds: float = 15.0  # a follow stream re-checks this often with no news
+    grace_seconds: float = 10.0  # in-flight calls get this long on shutdown
+    max_group_entries: int = 256  # entries committed by one group commit

@@ -1,0 +1,247 @@
+"""The single writer: validate, append leaves, sign checkpoints, group commit.
+
+Entries queue up while a commit is in flight; the next commit takes all of them (up to
+``max_group``), checks each against the log's rules in order, writes the accepted ones and
+one checkpoint in a single durable transaction, and only then answers every caller.
+On start the tree and the key state are rebuilt from the stored leaves and checked against
+the last stored checkpoint, so the log never signs a checkpoint inconsistent with its last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from forum_client import entries as e
+from forum_client.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from forum_client.envelope import Envelope, SigningKey
+from forum_client.errors import (
+    REJECT_PERMISSION,
+    EntryRejectedError,
+    ForumError,
+    StoreError,
+)
+from forum_client.merkle import CompactRange, MerkleTree, leaf_hash
+from forum_client.verifier import LogState
+
+from .storage import ServerStore, StoredLeaf
+
+log = logging.getLogger(__name__)
+
+ContentCheck = Callable[[LogState, e.Body, int], None]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    index: int
+    leaf_hash: bytes
+    tree_size: int
+    checkpoint_note: bytes
+    proof: list[bytes]
+
+
+@dataclass
+class _Pending:
+    envelope: Envelope
+    leaf_bytes: bytes
+    leaf_hash: bytes
+    allowed: frozenset[type]
+    author: str
+    future: asyncio.Future[int]
+
+
+class Sequencer:
+    """Owns the log: the in-memory tree, the key state and the store's write path."""
+
+    def __init__(
+        self,
+        store: ServerStore,
+        log_key: SigningKey,
+        *,
+        max_group: int = 256,
+        content_check: ContentCheck | None = None,
+    ) -> None:
+        self.store = store
+        self.log_key = log_key
+        self.max_group = max_group
+        self.content_check = content_check
+        self.tree = MerkleTree()
+        self._range = CompactRange.empty()
+        self._by_leaf_hash: dict[bytes, int] = {}
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._grown = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self.state = self._rebuild()
+        self.checkpoint_note = self._latest_note()
+
+    # ---- start-up ----
+
+    def _rebuild(self) -> LogState:
+        state: LogState | None = None
+        for leaf in self.store.leaves(0, self.store.size()):
+            envelope = Envelope.from_leaf_bytes(leaf.leaf_bytes)
+            if state is None:
+                state = LogState.from_genesis(envelope)
+            else:
+                state.apply(leaf.index, envelope)
+            self._add_leaf(leaf.index, leaf.leaf_hash)
+        if state is None:
+            raise StoreError(f"{self.store}: the log is empty (run forum-admin init)")
+        if self.log_key.public_bytes != state.log_public_key:
+            raise StoreError("the log key does not match the one named in genesis")
+        return state
+
+    def _latest_note(self) -> bytes:
+        latest = self.store.latest_checkpoint()
+        if latest is None or latest[0] != self.tree.size:
+            raise StoreError("stored leaves and the last checkpoint disagree: refusing to start")
+        cp = verify_checkpoint(
+            latest[1], origin=self.state.origin, name=self.state.log_key_name,
+            public_key=self.log_key.public_bytes,
+        )
+        if cp.root != self.tree.root():
+            raise StoreError("the rebuilt tree does not match the last signed checkpoint")
+        return latest[1]
+
+    def _add_leaf(self, index: int, h: bytes) -> None:
+        self.tree.append(h)
+        self._range.append(h)
+        self._by_leaf_hash[h] = index
+
+    # ---- running ----
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def append(
+        self, envelope: Envelope, allowed: frozenset[type], author: str
+    ) -> Receipt:
+        """Append ``envelope`` durably and return its receipt.
+
+        ``allowed`` is the set of body types the calling RPC accepts; ``author`` is the
+        member the transport authenticated, who must be the body's member.  An entry already in
+        the log (the same bytes resent) returns its original receipt.  Raises
+        EntryRejectedError, InvalidInputError or StoreError; nothing is written then.
+        """
+        leaf_bytes = envelope.leaf_bytes()
+        h = leaf_hash(leaf_bytes)
+        index = self._by_leaf_hash.get(h)
+        if index is None:
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            await self._queue.put(_Pending(envelope, leaf_bytes, h, allowed, author, future))
+            index = await future
+        return self.receipt(index)
+
+    def receipt(self, index: int) -> Receipt:
+        size = self.tree.size
+        return Receipt(
+            index, self.tree.leaf_hash_at(index), size, self.checkpoint_note,
+            list(self.tree.inclusion_proof(index, size)),
+        )
+
+    async def wait_for_growth(self, beyond: int, timeout: float) -> bool:
+        """Wait until the log is larger than ``beyond``; False on timeout."""
+        async with self._grown:
+            try:
+                await asyncio.wait_for(
+                    self._grown.wait_for(lambda: self.tree.size > beyond), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < self.max_group and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            try:
+                await self._commit(group)
+            except Exception as exc:  # the store failed: nobody is acknowledged
+                log.exception("commit of %d entries failed", len(group))
+                error = exc if isinstance(exc, ForumError) else StoreError(str(exc))
+                for item in group:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        work = self.state.copy()
+        accepted: list[_Pending] = []
+        seen: dict[bytes, _Pending] = {}
+        duplicates: list[tuple[_Pending, _Pending | int]] = []
+        for item in group:
+            earlier = self._by_leaf_hash.get(item.leaf_hash)
+            if earlier is not None or item.leaf_hash in seen:
+                duplicates.append((item, earlier if earlier is not None else seen[item.leaf_hash]))
+                continue
+            index = work.size
+            try:
+                body = work.check(index, item.envelope)
+                if type(body) not in item.allowed:
+                    raise EntryRejectedError(
+                        REJECT_PERMISSION, "entry.payload_type",
+                        f"{item.envelope.payload_type} cannot be appended through this call",
+                    )
+                if body.header.member_id != item.author:
+                    raise EntryRejectedError(
+                        REJECT_PERMISSION, "entry.body.header.member_id",
+                        f"signed by {body.header.member_id} but sent by {item.author}",
+                    )
+                if self.content_check is not None:
+                    self.content_check(work, body, index)
+                work.apply(index, item.envelope)
+            except ForumError as exc:
+                item.future.set_exception(exc)
+                continue
+            accepted.append(item)
+            seen[item.leaf_hash] = item
+        if accepted:
+            start = self.tree.size
+            new_range = self._range.copy()
+            new_range.extend(item.leaf_hash for item in accepted)
+            size = start + len(accepted)
+            note = sign_checkpoint(
+                Checkpoint(work.origin, size, new_range.root()), work.log_key_name, self.log_key
+            )
+            leaves = [
+                StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash)
+                for i, item in enumerate(accepted)
+            ]
+            await asyncio.to_thread(self.store.append, leaves, size, note)
+            for leaf in leaves:
+                self.tree.append(leaf.leaf_hash)
+                self._by_leaf_hash[leaf.leaf_hash] = leaf.index
+            self._range = new_range
+            self.state = work
+            self.checkpoint_note = note
+            for leaf, item in zip(leaves, accepted, strict=True):
+                item.future.set_result(leaf.index)
+            async with self._grown:
+                self._grown.notify_all()
+        for item, original in duplicates:
+            if isinstance(original, int):
+                item.future.set_result(original)
+            else:
+                _chain(original.future, item.future)
+
+
+def _chain(source: asyncio.Future[int], target: asyncio.Future[int]) -> None:
+    if source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())

@@ -1,0 +1,130 @@
+"""The member-facing ``forum.v1.Forum`` service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from forum_client import entries as e
+from forum_client._proto.forum.v1 import forum_pb2 as pb
+from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
+from forum_client.envelope import Envelope
+from forum_client.errors import InvalidInputError
+from forum_client.wire import envelope_from_pb, envelope_to_pb, receipt_to_pb
+
+from ..auth import Authenticator, Caller
+from ..config import ServerConfig
+from ..sequencer import Receipt, Sequencer
+from ._calls import EVERYONE, WRITERS, Guarded, stream, unary
+
+
+def receipt_pb(receipt: Receipt) -> pb.Receipt:
+    return receipt_to_pb(
+        receipt.index, receipt.leaf_hash, receipt.tree_size, receipt.checkpoint_note,
+        receipt.proof,
+    )
+
+
+def envelope_from_request(entry: pb.Entry, limit: int) -> Envelope:
+    if not entry.payload_type:
+        raise InvalidInputError.field("entry.payload_type", "missing")
+    if len(entry.body) > limit:
+        raise InvalidInputError.field("entry.body", f"larger than {limit} bytes")
+    return envelope_from_pb(entry)
+
+
+class ForumService(Guarded, pb_grpc.ForumServicer):
+    def __init__(self, sequencer: Sequencer, auth: Authenticator, config: ServerConfig) -> None:
+        self.sequencer = sequencer
+        self.auth = auth
+        self.config = config
+
+    @unary(EVERYONE)
+    async def GetStatus(  # type: ignore[override]
+        self, request: pb.GetStatusRequest, caller: Caller) -> pb.GetStatusResponse:
+        state = self.sequencer.state
+        member = state.member(caller.member_id)
+        keys = {
+            k.key_id.hex(): state.last_sequence.get(k.key_id, 0)
+            for k in state.keys.values()
+            if k.member_id == caller.member_id
+        }
+        return pb.GetStatusResponse(
+            member_id=member.member_id, role=int(member.role), status=int(member.status),
+            origin=state.origin, forum_name=state.forum_name, log_size=self.sequencer.size,
+            last_sequence_by_key_id=keys,
+        )
+
+    @unary(EVERYONE)
+    async def GetCheckpoint(  # type: ignore[override]
+
+        self, request: pb.GetCheckpointRequest, caller: Caller
+    ) -> pb.SignedCheckpoint:
+        return pb.SignedCheckpoint(note=self.sequencer.checkpoint_note)
+
+    @stream(EVERYONE)
+    async def GetEntries(  # type: ignore[override]
+
+        self, request: pb.GetEntriesRequest, caller: Caller
+    ) -> AsyncIterator[pb.EntryBatch]:
+        batch_size = min(request.max_batch or self.config.entries_per_message,
+                         self.config.entries_per_message)
+        start = request.start
+        end = request.end
+        if end and end < start:
+            raise InvalidInputError.field("end", f"end {end} is before start {start}")
+        if end and end > self.sequencer.size:
+            raise InvalidInputError.field(
+                "end", f"end {end} is beyond the log's size {self.sequencer.size}"
+            )
+        while True:
+            stop = end or self.sequencer.size
+            note = self.sequencer.checkpoint_note
+            store = self.sequencer.store
+            while start < stop:
+                upto = min(start + batch_size, stop)
+                batch = pb.EntryBatch()
+                for leaf in store.leaves(start, upto):
+                    entry = Envelope.from_leaf_bytes(leaf.leaf_bytes)
+                    batch.entries.add(index=leaf.index, entry=envelope_to_pb(entry))
+                start = upto
+                if request.follow and start == stop:
+                    batch.checkpoint.note = note
+                yield batch
+            if not request.follow or end:
+                return
+            await self.sequencer.wait_for_growth(start - 1, timeout=self.config.follow_poll_seconds)
+
+    @unary(EVERYONE)
+    async def GetInclusionProof(  # type: ignore[override]
+
+        self, request: pb.GetInclusionProofRequest, caller: Caller
+    ) -> pb.InclusionProof:
+        size = request.tree_size or self.sequencer.size
+        if size > self.sequencer.size or request.index >= size:
+            raise InvalidInputError.field(
+                "index", f"index {request.index} is not in a tree of size {size}"
+            )
+        proof = self.sequencer.tree.inclusion_proof(request.index, size)
+        return pb.InclusionProof(index=request.index, tree_size=size, hashes=list(proof))
+
+    @unary(EVERYONE)
+    async def GetConsistencyProof(  # type: ignore[override]
+
+        self, request: pb.GetConsistencyProofRequest, caller: Caller
+    ) -> pb.ConsistencyProof:
+        size2 = request.size2 or self.sequencer.size
+        if size2 > self.sequencer.size or request.size1 > size2:
+            raise InvalidInputError.field(
+                "size2", f"no consistency proof from {request.size1} to {size2} "
+                f"(log size {self.sequencer.size})"
+            )
+        proof = self.sequencer.tree.consistency_proof(request.size1, size2)
+        return pb.ConsistencyProof(size1=request.size1, size2=size2, hashes=list(proof))
+
+    @unary(WRITERS)
+    async def Submit(  # type: ignore[override]
+        self, request: pb.SubmitRequest, caller: Caller) -> pb.Receipt:
+        envelope = envelope_from_request(request.entry, self.config.max_message_bytes)
+        receipt = await self.sequencer.append(envelope, e.MEMBER_BODIES, caller.member_id)
+        return receipt_pb(receipt)
+

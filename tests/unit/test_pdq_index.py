@@ -1,0 +1,237 @@
+"""PDQIndex: exact against a brute-force scan through adds, removes, re-adds, build, save/load."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from forum_client.errors import InvalidInputError
+from forum_client.match import pdq_index
+from forum_client.match.pdq_index import MAX_INDEXED_THRESHOLD, PDQIndex, PDQIndexFileError
+
+
+def _flip(hash_: bytes, bits: list[int]) -> bytes:
+    out = bytearray(hash_)
+    for b in bits:
+        out[b // 8] ^= 1 << (b % 8)
+    return bytes(out)
+
+
+def _at_distance(hash_: bytes, d: int, rng: np.random.Generator) -> bytes:
+    return _flip(hash_, rng.choice(256, size=d, replace=False).tolist())
+
+
+def _distance(a: bytes, b: bytes) -> int:
+    return int(np.unpackbits(np.frombuffer(a, np.uint8) ^ np.frombuffer(b, np.uint8)).sum())
+
+
+def _brute(model: dict[int, bytes], q: bytes, threshold: int) -> list[tuple[int, int]]:
+    hits = [(i, _distance(h, q)) for i, h in model.items()]
+    return sorted(((i, d) for i, d in hits if d <= threshold), key=lambda x: (x[1], x[0]))
+
+
+def test_module_example_runs() -> None:
+    result = doctest.testmod(pdq_index)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_default_threshold_boundary_31_matches_32_does_not() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+    index = PDQIndex()
+    index.add(31, _at_distance(base, 31, rng))
+    index.add(32, _at_distance(base, 32, rng))
+    assert index.query(base) == [(31, 31)]
+    assert index.query(base, threshold=32) == [(31, 31), (32, 32)]
+    assert index.query(base, threshold=30) == []
+
+
+def test_every_distance_and_threshold_up_to_scan() -> None:
+    """Hashes at exact distances 0..64 from a base, all thresholds 0..64 (probe radii 0-2
+    and the scan above MAX_INDEXED_THRESHOLD), with the bits spread over all chunks or
+    packed into as few chunks as possible."""
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+    model = {d: _at_distance(base, d, rng) for d in range(65)}
+    model.update({100 + d: _flip(base, list(range(d))) for d in range(65)})  # packed
+    model.update(
+        {200 + d: _flip(base, [(16 * i) % 256 + i // 16 for i in range(d)]) for d in range(65)}
+    )
+    for i in range(300, 400):  # unrelated background
+        model[i] = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+    ids = np.array(list(model), np.int64)
+    index = PDQIndex.build(ids, np.frombuffer(b"".join(model.values()), np.uint8).reshape(-1, 32))
+    for threshold in range(65):
+        assert index.query(base, threshold) == _brute(model, base, threshold), threshold
+    assert MAX_INDEXED_THRESHOLD == 47
+
+
+hashes_st = st.binary(min_size=32, max_size=32)
+
+
+class IndexMatchesBruteForce(RuleBasedStateMachine):
+    """Random add / re-add / remove sequences; the index must equal a scan at every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index = PDQIndex()
+        self.model: dict[int, bytes] = {}
+
+    @rule(id_=st.integers(0, 30), h=hashes_st)
+    def add(self, id_: int, h: bytes) -> None:
+        self.index.add(id_, h)
+        self.model[id_] = h
+
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data(), id_=st.integers(0, 30), d=st.integers(0, 40))
+    def add_near(self, data: st.DataObject, id_: int, d: int) -> None:
+        src = data.draw(st.sampled_from(sorted(self.model)))
+        bits = data.draw(st.lists(st.integers(0, 255), min_size=d, max_size=d, unique=True))
+        h = _flip(self.model[src], bits)
+        self.index.add(id_, h)
+        self.model[id_] = h
+
+    @rule(id_=st.integers(0, 35))
+    def remove(self, id_: int) -> None:
+        assert self.index.remove(id_) == (id_ in self.model)
+        self.model.pop(id_, None)
+
+    @rule(data=st.data(), threshold=st.integers(0, 64))
+    def query(self, data: st.DataObject, threshold: int) -> None:
+        if self.model and data.draw(st.booleans()):
+            src = self.model[data.draw(st.sampled_from(sorted(self.model)))]
+            d = data.draw(st.integers(0, 40))
+            q = _flip(
+                src, data.draw(st.lists(st.integers(0, 255), min_size=d, max_size=d, unique=True))
+            )
+        else:
+            q = data.draw(hashes_st)
+        assert self.index.query(q, threshold) == _brute(self.model, q, threshold)
+
+    @invariant()
+    def membership(self) -> None:
+        assert len(self.index) == len(self.model)
+        for i in range(36):
+            assert (i in self.index) == (i in self.model)
+
+
+IndexMatchesBruteForce.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestIndexMatchesBruteForce = IndexMatchesBruteForce.TestCase
+
+
+def test_build_equals_sequential_adds_including_duplicate_ids() -> None:
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 256, size=(400, 32), dtype=np.uint8)
+    hashes[200:] = hashes[:200] ^ (rng.random((200, 32)) < 0.06).astype(np.uint8)  # near pairs
+    ids = rng.integers(0, 300, 400).astype(np.int64)  # repeats: the last one wins
+    built = PDQIndex.build(ids, hashes)
+    added = PDQIndex()
+    for i, h in zip(ids.tolist(), hashes, strict=True):
+        added.add(i, h.tobytes())
+    assert len(built) == len(added) == len(set(ids.tolist()))
+    for q in hashes[::7]:
+        for threshold in (0, 15, 31, 40, 60):
+            assert built.query(q.tobytes(), threshold) == added.query(q.tobytes(), threshold)
+
+
+def test_many_adds_and_removes_move_and_compact_buckets() -> None:
+    """Enough churn in few buckets to force bucket moves, pool growth and compaction."""
+    rng = np.random.default_rng(4)
+    base = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+    index = PDQIndex()
+    model: dict[int, bytes] = {}
+    for step in range(6000):
+        i = int(rng.integers(0, 3000))
+        if rng.random() < 0.3:
+            assert index.remove(i) == (i in model)
+            model.pop(i, None)
+        else:
+            model[i] = _at_distance(base, int(rng.integers(0, 8)), rng)
+            index.add(i, model[i])
+        if step % 1000 == 0:
+            assert index.query(base, 31) == _brute(model, base, 31)
+    assert index.query(base, 31) == _brute(model, base, 31)
+    assert index.query(base, 3) == _brute(model, base, 3)
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(0, 256, size=(500, 32), dtype=np.uint8)
+    index = PDQIndex.build(np.arange(500, dtype=np.int64) * 7, hashes)
+    for i in range(0, 500, 5):
+        assert index.remove(i * 7)
+    index.add(10_000, hashes[3].tobytes())
+    path = tmp_path / "pdq.npz"
+    index.save(path)
+    loaded = PDQIndex.load(path)
+    assert len(loaded) == len(index) and 10_000 in loaded and 0 not in loaded
+    for q in hashes[:50]:
+        assert loaded.query(q.tobytes()) == index.query(q.tobytes())
+    loaded.add(20_000, hashes[0].tobytes())  # still updatable after loading
+    assert loaded.query(hashes[0].tobytes(), 0) == [(20_000, 0)]
+    assert PDQIndex.load(path).query(hashes[0].tobytes(), 0) == []
+    empty = tmp_path / "empty.npz"
+    PDQIndex().save(empty)
+    assert len(PDQIndex.load(empty)) == 0
+
+
+def test_corrupt_or_mismatched_file_rejected(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    index = PDQIndex.build(
+        np.arange(300, dtype=np.int64), rng.integers(0, 256, size=(300, 32), dtype=np.uint8)
+    )
+    path = tmp_path / "pdq.npz"
+    index.save(path)
+    raw = path.read_bytes()
+
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0x01  # a bit flip inside an array
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    (tmp_path / "trunc.npz").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "junk.npz").write_bytes(b"not an index at all")
+    with np.load(path) as npz:
+        members = {k: npz[k] for k in npz.files}
+    members["ids"] = members["ids"][::-1].copy()  # consistent checksum, wrong structure
+    meta = members["meta"].copy()
+    import zlib
+
+    meta[7 + pdq_index._FILE_ARRAYS.index("ids")] = zlib.crc32(members["ids"].data)
+    members["meta"] = meta
+    np.savez(tmp_path / "mismatch.npz", **members)
+    members["meta"] = meta.copy()
+    members["meta"][1] = 99
+    np.savez(tmp_path / "version.npz", **members)
+
+    for name in ("flip", "trunc", "junk", "mismatch", "version"):
+        with pytest.raises(ValueError):
+            PDQIndex.load(tmp_path / f"{name}.npz")
+        with pytest.raises(PDQIndexFileError):
+            PDQIndex.load(tmp_path / f"{name}.npz")
+
+
+def test_remove_unknown_and_bad_input() -> None:
+    index = PDQIndex()
+    assert index.remove(12345) is False
+    index.add(1, bytes(32))
+    assert index.remove(1) is True and index.remove(1) is False
+    assert 1 not in index and "x" not in index and len(index) == 0
+    with pytest.raises(InvalidInputError):
+        index.add(2, bytes(31))
+    with pytest.raises(InvalidInputError):
+        index.add(2**63, bytes(32))
+    with pytest.raises(InvalidInputError):
+        index.query(bytes(32), threshold=-1)
+    with pytest.raises(InvalidInputError):
+        PDQIndex.build(np.arange(3), np.zeros((3, 31), np.uint8))
+    assert index.query_many(np.zeros((2, 32), np.uint8)) == [[], []]
