@@ -39,9 +39,11 @@ from .errors import (
     InvalidInputError,
     VerificationError,
 )
+from .taxonomy import check_labels
 
 OPERATOR_ID = "operator"
 MEMBER_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")
+INCIDENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def check_member_id(member_id: str) -> str:
@@ -128,6 +130,9 @@ class LogState:
             )
         }
         self.last_sequence: dict[bytes, int] = {operator_key_id: genesis.header.sequence}
+        self.taxonomy_version = 0
+        self.labels: dict[str, e.Label] = {}
+        self.incidents: dict[str, bool] = {}  # incident id -> open
 
     @classmethod
     def from_genesis(cls, envelope: Envelope, root: TrustRoot | None = None) -> LogState:
@@ -292,6 +297,28 @@ class LogState:
                 self._member_key(index, body.member_id, body.replaces_key_id, "replaces_key_id")
         elif isinstance(body, e.KeyRevoked):
             self._member_key(index, body.member_id, body.revoked_key_id, "revoked_key_id")
+        elif isinstance(body, e.Taxonomy):
+            if body.version <= self.taxonomy_version:
+                raise bad("version", f"version {body.version} is not above "
+                                     f"{self.taxonomy_version}", REJECT_CONFLICT)
+            try:
+                check_labels(body.labels)
+            except InvalidInputError as exc:
+                raise bad(exc.violations[0].field, exc.violations[0].reason) from None
+        elif isinstance(body, e.Incident):
+            if not INCIDENT_ID_RE.fullmatch(body.incident_id):
+                raise bad("incident_id", f"{body.incident_id!r} is not 1-63 of a-z 0-9 -")
+            if self.incidents.get(body.incident_id) is body.open:
+                state = "open" if body.open else "closed"
+                raise bad("open", f"incident {body.incident_id} is already {state}",
+                          REJECT_CONFLICT)
+
+    def label_known(self, label: str) -> bool:
+        """Whether ``label`` is in the current vocabulary or names a known incident."""
+        if label in self.labels:
+            return True
+        kind, _, name = label.partition(":")
+        return kind == "incident" and name in self.incidents
 
     def _existing_member(self, index: int, member_id: str) -> MemberRecord:
         found = self.members.get(member_id)
@@ -332,3 +359,8 @@ class LogState:
                 self.keys[body.replaces_key_id].valid_until = index
         elif isinstance(body, e.KeyRevoked):
             self.keys[body.revoked_key_id].valid_until = index
+        elif isinstance(body, e.Taxonomy):
+            self.taxonomy_version = body.version
+            self.labels = {label.id: label for label in body.labels}
+        elif isinstance(body, e.Incident):
+            self.incidents[body.incident_id] = body.open

@@ -1,0 +1,179 @@
+"""Content rules for member entries: what a submission, retraction or opinion may say.
+
+Pure, like :mod:`forum_client.verifier`: the server checks every entry with these rules
+before it appends it, and the SDK checks every synced entry with the same rules, so a
+server that accepts what the rules forbid is caught.  Questions about existing signals go
+through a :class:`SignalLookup` (the server's view, or the member's local store).
+
+Semantics (the materialised view both sides maintain):
+
+- A signal is ``(type, value)`` with the value normalised by its type.  Each member that
+  submits it has one descriptor on it (labels, content type, quality, scope); resubmitting
+  replaces the member's descriptor.
+- A member's retraction deactivates its own descriptors; a member may not retract a signal
+  it has no active descriptor on.  The operator's retraction deactivates every descriptor
+  (upheld dispute, legal order).  A signal with no active descriptor is retracted and
+  never matches; a later submission makes it active again.
+- An opinion is one per member per signal (the latest replaces the earlier) and needs an
+  existing signal.
+
+Every rule failure raises :class:`~forum_client.errors.InvalidInputError` naming each bad
+item by position (``signals[3].value``), capped at :data:`MAX_VIOLATIONS`, or
+:class:`~forum_client.errors.EntryRejectedError` when the author is not allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from . import entries as e
+from .errors import REJECT_PERMISSION, EntryRejectedError, InvalidInputError, Violation
+from .signals import SIGNAL_TYPES, ContentType
+from .verifier import LogState
+
+MAX_VIOLATIONS = 100
+MAX_TEXT = 1024  # reason, note, scope
+CONTENT_TYPES = frozenset(c.value for c in ContentType)
+
+
+class SignalLookup(Protocol):
+    def signal_exists(self, type: str, value: str) -> bool:
+        """Whether the signal was ever submitted (retracted or not)."""
+
+    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
+        """Whether ``member_id`` has an active descriptor on the signal."""
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[Violation] = []
+
+    def add(self, field: str, reason: str) -> None:
+        if len(self.items) < MAX_VIOLATIONS:
+            self.items.append(Violation(field, reason))
+
+    def raise_if_any(self, what: str) -> None:
+        if self.items:
+            first = self.items[0]
+            more = f" (and {len(self.items) - 1} more)" if len(self.items) > 1 else ""
+            raise InvalidInputError(
+                f"{what} rejected: {first.field}: {first.reason}{more}", self.items
+            )
+
+
+def _check_ref(p: _Problems, field: str, type_: str, value: str) -> bool:
+    kind = SIGNAL_TYPES.get(type_)
+    if kind is None:
+        p.add(f"{field}.type", f"unknown signal type {type_!r}")
+        return False
+    try:
+        normal = kind.normalize(value)
+    except InvalidInputError as exc:
+        p.add(f"{field}.value", exc.violations[0].reason if exc.violations else str(exc))
+        return False
+    if normal != value:
+        p.add(f"{field}.value", f"not normalised (expected {normal!r})")
+        return False
+    return True
+
+
+def _check_text(p: _Problems, field: str, text: str, required: bool = False) -> None:
+    if required and not text.strip():
+        p.add(field, "required")
+    if len(text) > MAX_TEXT:
+        p.add(field, f"longer than {MAX_TEXT} characters")
+
+
+def _check_count(p: _Problems, n: int, limit: int) -> None:
+    if n == 0:
+        p.add("signals", "empty: at least one signal")
+    elif n > limit:
+        p.add("signals", f"{n} signals: at most {limit} in one entry")
+
+
+def check_submission(state: LogState, body: e.Submission) -> None:
+    p = _Problems()
+    limits = state.limits
+    _check_count(p, len(body.signals), limits.max_batch_signals)
+    _check_text(p, "scope", body.scope)
+    seen: set[tuple[str, str]] = set()
+    for i, s in enumerate(body.signals):
+        field = f"signals[{i}]"
+        if _check_ref(p, field, s.type, s.value):
+            if (s.type, s.value) in seen:
+                p.add(f"{field}.value", "the same signal twice in one submission")
+            seen.add((s.type, s.value))
+        if len(s.labels) > limits.max_labels_per_signal:
+            p.add(f"{field}.labels", f"{len(s.labels)} labels: at most "
+                                     f"{limits.max_labels_per_signal}")
+        if len(set(s.labels)) != len(s.labels):
+            p.add(f"{field}.labels", "a label twice")
+        for label in s.labels:
+            if not state.label_known(label):
+                p.add(f"{field}.labels", f"unknown label {label!r} (taxonomy version "
+                                         f"{state.taxonomy_version})")
+        if s.content_type and s.content_type not in CONTENT_TYPES:
+            p.add(f"{field}.content_type", f"unknown content type {s.content_type!r}: one of "
+                                           f"{', '.join(sorted(CONTENT_TYPES))}")
+        if s.quality is not None and (s.type != "pdq" or not 0 <= s.quality <= 100):
+            p.add(f"{field}.quality", "only for pdq, 0 to 100")
+    p.raise_if_any("submission")
+
+
+def check_retraction(
+    state: LogState, body: e.Retraction, lookup: SignalLookup, index: int | None = None
+) -> None:
+    p = _Problems()
+    _check_count(p, len(body.signals), state.limits.max_batch_signals)
+    _check_text(p, "reason", body.reason, required=True)
+    author = body.header.member_id
+    is_operator = state.members[author].role is e.Role.OPERATOR
+    for i, ref in enumerate(body.signals):
+        field = f"signals[{i}]"
+        if not _check_ref(p, field, ref.type, ref.value):
+            continue
+        if is_operator:
+            if not lookup.signal_exists(ref.type, ref.value):
+                p.add(field, "no such signal")
+        elif not lookup.submitted_by(author, ref.type, ref.value):
+            if lookup.signal_exists(ref.type, ref.value):
+                raise EntryRejectedError(
+                    REJECT_PERMISSION, f"{field}",
+                    f"{author} cannot retract {ref.type} {ref.value}: it has no active "
+                    "descriptor on it (only its submitters and the operator can)",
+                    index,
+                )
+            p.add(field, "no such signal")
+    p.raise_if_any("retraction")
+
+
+def check_opinion(state: LogState, body: e.Opinion, lookup: SignalLookup) -> None:
+    p = _Problems()
+    if _check_ref(p, "signal", body.signal.type, body.signal.value) and not lookup.signal_exists(
+        body.signal.type, body.signal.value
+    ):
+        p.add("signal", "no such signal")
+    _check_text(p, "note", body.note)
+    p.raise_if_any("opinion")
+
+
+def check_benign_list(body: e.BenignList) -> None:
+    p = _Problems()
+    for name, refs in (("add", body.add), ("remove", body.remove)):
+        for i, ref in enumerate(refs):
+            _check_ref(p, f"{name}[{i}]", ref.type, ref.value)
+    p.raise_if_any("benign list")
+
+
+def check_content(
+    state: LogState, body: e.Body, lookup: SignalLookup, index: int | None = None
+) -> None:
+    """Apply the content rules of ``body``'s type (entries without content pass)."""
+    if isinstance(body, e.Submission):
+        check_submission(state, body)
+    elif isinstance(body, e.Retraction):
+        check_retraction(state, body, lookup, index)
+    elif isinstance(body, e.Opinion):
+        check_opinion(state, body, lookup)
+    elif isinstance(body, e.BenignList):
+        check_benign_list(body)
