@@ -48,8 +48,11 @@ def exit_code_for(exc: ForumError) -> tuple[int, str]:
 def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> int:
     """Run a click command; never raise for expected failures, return the exit code."""
     try:
-        command.main(args=list(argv) if argv is not None else None, prog_name=prog_name,
-                     standalone_mode=False)
+        command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name=prog_name,
+            standalone_mode=False,
+        )
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:

@@ -6,25 +6,139 @@
 
 Every checkpoint is verified against the log key pinned in the bundle, and every receipt by
 an inclusion proof, before the SDK returns it.
+
+Submitting: values are normalised here, before they are signed; a batch of up to the forum's
+``max_batch_signals`` (10,000 by default) is one entry with one signature::
+
+    >>> key = SigningKey.load("acme.key")                       # doctest: +SKIP
+    >>> receipt = forum.submit([SignalItem("md5", "D41D8CD98F00B204E9800998ECF8427E",
+    ...                                    ("behaviour:terrorist-publication",))], key)
+    ...                                                         # doctest: +SKIP
+    >>> forum.retract([SignalRef("md5", "d41d8cd98f00b204e9800998ecf8427e")], key,
+    ...               reason="false positive")                  # doctest: +SKIP
+    >>> forum.opine(SignalRef("md5", "..."), "agree", key)      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Protocol
+
+import grpc
 
 from . import entries as e
 from ._proto.forum.v1 import forum_pb2 as pb
 from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from .checkpoint import Checkpoint
+from .entries import OpinionKind, SignalItem, SignalRef
 from .envelope import Envelope, SigningKey
-from .errors import SecurityError
+from .errors import (
+    InvalidInputError,
+    SecurityError,
+    TransportError,
+    VerificationError,
+    Violation,
+)
+from .merkle import leaf_hash, verify_consistency, verify_inclusion
 from .profile import Bundle
 from .receipts import verify_checkpoint_note, verify_receipt
-from .transport import call, open_channel
-from .wire import Receipt, envelope_to_pb, receipt_from_pb
+from .signals import get_signal_type
+from .transport import MAX_MESSAGE_BYTES, call, error_from_rpc, open_channel
+from .verifier import LogState
+from .wire import Receipt, envelope_from_pb, envelope_to_pb, receipt_from_pb
+
+MAX_REPORTED_PROBLEMS = 100
+
+
+class SignalLike(Protocol):
+    """Anything with the fields of a signal to submit (e.g. :class:`entries.SignalItem`)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+
+SignalInput = SignalLike | Mapping[str, Any]
+"""A signal to submit: an object with ``type``, ``value`` and optionally ``labels``,
+``content_type`` and ``quality`` attributes, or a mapping with those keys."""
+
+
+def _field(item: SignalInput, name: str, default: Any) -> Any:
+    value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+    return default if value is None else value
+
+
+def normalize_item(item: SignalInput, where: str = "signal") -> SignalItem:
+    """Normalise one signal to submit: canonical value, default content type, clean labels.
+
+    Raises InvalidInputError naming ``where.type``, ``where.value``, ``where.labels`` or
+    ``where.quality``.
+    """
+    type_ = str(_field(item, "type", ""))
+    try:
+        kind = get_signal_type(type_)
+        value = kind.normalize(str(_field(item, "value", "")))
+    except InvalidInputError as exc:
+        v = exc.violations[0] if exc.violations else Violation("value", str(exc))
+        raise InvalidInputError(f"{where}.{v.field}: {v.reason}",
+                                [Violation(f"{where}.{v.field}", v.reason)]) from None
+    labels = _field(item, "labels", ())
+    if isinstance(labels, str):
+        labels = labels.split(";")
+    labels = tuple(x.strip() for x in labels if x.strip())
+    content_type = str(_field(item, "content_type", "")).strip().lower()
+    content_type = content_type or kind.default_content_type.value
+    quality = _field(item, "quality", None)
+    if quality is not None and quality != "":
+        try:
+            quality = int(quality)
+        except (TypeError, ValueError):
+            raise InvalidInputError.field(f"{where}.quality",
+                                          f"{quality!r} is not an integer") from None
+    else:
+        quality = None
+    return SignalItem(kind.name, value, labels, content_type, quality)
+
+
+def normalize_ref(ref: SignalInput, where: str = "signal") -> SignalRef:
+    """Normalise a reference to a signal.  Raises InvalidInputError naming the field."""
+    item = normalize_item({"type": _field(ref, "type", ""), "value": _field(ref, "value", "")},
+                          where)
+    return SignalRef(item.type, item.value)
+
+
+def _normalize_all(items: Iterable[SignalInput], fn: Any) -> list[Any]:
+    out: list[Any] = []
+    problems: list[Violation] = []
+    for i, item in enumerate(items):
+        try:
+            out.append(fn(item, f"signals[{i}]"))
+        except InvalidInputError as exc:
+            if len(problems) < MAX_REPORTED_PROBLEMS:
+                problems += exc.violations
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidInputError(
+            f"{problems[0].field}: {problems[0].reason}{more}", problems[:MAX_REPORTED_PROBLEMS]
+        )
+    return out
+
+
+def parse_opinion_kind(kind: OpinionKind | str) -> OpinionKind:
+    if isinstance(kind, OpinionKind):
+        return kind
+    try:
+        return OpinionKind[str(kind).strip().upper().replace("-", "_")]
+    except KeyError:
+        choices = ", ".join(k.name.lower().replace("_", "-") for k in OpinionKind)
+        raise InvalidInputError.field("kind", f"unknown opinion {kind!r}: one of {choices}") \
+            from None
 
 
 @dataclass(frozen=True)
@@ -51,6 +165,7 @@ class ForumClient:
         self.timeout = timeout
         self.channel = open_channel(bundle, server)
         self.stub = pb_grpc.ForumStub(self.channel)
+        self._limits: e.Limits | None = None
 
     @classmethod
     def connect(
@@ -113,10 +228,161 @@ class ForumClient:
         return self.submit_envelope(envelope)
 
     def submit_envelope(self, envelope: Envelope) -> Receipt:
-        """Submit an already signed entry (resending the same bytes is idempotent)."""
-        response = call(
-            self.stub.Submit, pb.SubmitRequest(entry=envelope_to_pb(envelope)), self.timeout
-        )
+        """Submit an already signed entry (resending the same bytes is idempotent: the forum
+        returns the original receipt).
+
+        Raises TransportError (``code`` and ``violations`` say what the forum refused; a
+        message over the size limit is ``RESOURCE_EXHAUSTED`` with a clear message) and
+        VerificationError when the receipt does not verify.
+        """
+        request = pb.SubmitRequest(entry=envelope_to_pb(envelope))
+        size = request.ByteSize()
+        if size > MAX_MESSAGE_BYTES:
+            raise InvalidInputError.field(
+                "entry", f"{size} bytes: larger than the {MAX_MESSAGE_BYTES}-byte message "
+                "limit; submit fewer signals per batch",
+            )
+        try:
+            response = self.stub.Submit(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            error = error_from_rpc(exc)
+            if error.code == "RESOURCE_EXHAUSTED" and error.retry_after is None:
+                raise TransportError(
+                    f"RESOURCE_EXHAUSTED: the forum refused a {size}-byte message as too large "
+                    f"({error}); submit fewer signals per batch",
+                    error.code, error.violations, error.reason,
+                ) from None
+            raise error from None
         receipt = receipt_from_pb(response)
         verify_receipt(receipt, envelope, self.trust_root)
         return receipt
+
+    # ---- signals ----
+
+    def limits(self) -> e.Limits:
+        """The forum's limits, from its genesis entry (verified against the trust root)."""
+        if self._limits is None:
+            for index, envelope in self.entries(0, 1):
+                if index == 0:
+                    self._limits = LogState.from_genesis(envelope, self.trust_root).limits
+            if self._limits is None:
+                raise VerificationError("the forum did not serve its genesis entry")
+        return self._limits
+
+    def prepare_submission(
+        self, signals: Iterable[SignalInput], key: SigningKey, *, scope: str = "",
+        sequence: int | None = None,
+    ) -> Envelope:
+        """Normalise ``signals``, build one Submission and sign it once (not yet sent).
+
+        Raises InvalidInputError naming each bad signal by position (``signals[3].value``)
+        or when there are none or more than the forum's batch limit.
+        """
+        items = _normalize_all(signals, normalize_item)
+        self._check_count(items)
+        body = e.Submission(self.header(key, sequence), tuple(items), scope)
+        return key.sign(e.payload_type_of(body), e.encode(body))
+
+    def submit(
+        self, signals: Iterable[SignalInput], key: SigningKey, *, scope: str = ""
+    ) -> Receipt:
+        """Submit one batch of signals as one signed entry; return its verified receipt.
+
+        Each signal has ``type``, ``value`` and optionally ``labels``, ``content_type``
+        (default: the type's) and ``quality`` (pdq only).  Raises InvalidInputError for bad
+        input found locally, TransportError when the forum refuses (its ``violations`` name
+        each bad item), VerificationError when the receipt does not verify.
+        """
+        return self.submit_envelope(self.prepare_submission(signals, key, scope=scope))
+
+    def submit_batches(
+        self, signals: Iterable[SignalInput], key: SigningKey, *, scope: str = "",
+        batch_size: int | None = None,
+    ) -> Iterator[tuple[int, Receipt]]:
+        """Submit a stream of signals in batches; yield ``(signals in batch, receipt)``.
+
+        The stream is read lazily, one batch at a time.  Sequence numbers are taken from
+        the forum once and then counted locally.
+        """
+        size = batch_size or self.limits().max_batch_signals
+        sequence = self.next_sequence(key)
+        batch: list[SignalInput] = []
+        for item in signals:
+            batch.append(item)
+            if len(batch) >= size:
+                yield len(batch), self._send_batch(batch, key, scope, sequence)
+                sequence += 1
+                batch = []
+        if batch:
+            yield len(batch), self._send_batch(batch, key, scope, sequence)
+
+    def _send_batch(
+        self, batch: list[SignalInput], key: SigningKey, scope: str, sequence: int
+    ) -> Receipt:
+        return self.submit_envelope(
+            self.prepare_submission(batch, key, scope=scope, sequence=sequence)
+        )
+
+    def retract(
+        self, refs: Iterable[SignalInput], key: SigningKey, reason: str
+    ) -> Receipt:
+        """Withdraw signals (your own; the operator may withdraw any) with a reason."""
+        items = _normalize_all(refs, normalize_ref)
+        self._check_count(items)
+        if not reason.strip():
+            raise InvalidInputError.field("reason", "required")
+        return self.append(e.Retraction(self.header(key), tuple(items), reason), key)
+
+    def opine(
+        self, ref: SignalInput, kind: OpinionKind | str, key: SigningKey, note: str = ""
+    ) -> Receipt:
+        """Record your opinion on a signal (agree, disagree, false-positive, seen); it
+        replaces your earlier one on the same signal."""
+        signal = normalize_ref(ref)
+        return self.append(
+            e.Opinion(self.header(key), signal, parse_opinion_kind(kind), note), key
+        )
+
+    def _check_count(self, items: list[Any]) -> None:
+        if not items:
+            raise InvalidInputError.field("signals", "empty: at least one signal")
+        limit = self.limits().max_batch_signals
+        if len(items) > limit:
+            raise InvalidInputError.field(
+                "signals", f"{len(items)} signals: at most {limit} in one entry"
+            )
+
+    # ---- the log ----
+
+    def entries(self, start: int = 0, end: int = 0) -> Iterator[tuple[int, Envelope]]:
+        """Stream entries ``[start, end)`` (``end`` 0: up to the current size), unverified:
+        verify them with :class:`~forum_client.verifier.LogState` before trusting them."""
+        request = pb.GetEntriesRequest(start=start, end=end)
+        try:
+            for batch in self.stub.GetEntries(request, timeout=self.timeout):
+                for entry in batch.entries:
+                    if entry.HasField("entry"):
+                        yield entry.index, envelope_from_pb(entry.entry)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    def verify_included(self, receipt: Receipt, envelope: Envelope, cp: Checkpoint) -> None:
+        """Check that ``envelope`` is at ``receipt.index`` of the tree ``cp`` names (a
+        later checkpoint than the receipt's).  Raises VerificationError."""
+        response = call(
+            self.stub.GetInclusionProof,
+            pb.GetInclusionProofRequest(index=receipt.index, tree_size=cp.size), self.timeout,
+        )
+        verify_inclusion(leaf_hash(envelope.leaf_bytes()), receipt.index, cp.size,
+                         list(response.hashes), cp.root)
+
+    def verify_consistent(self, old: Checkpoint, new: Checkpoint) -> None:
+        """Check that the log at ``new`` extends the log at ``old``.  Raises
+        VerificationError (the forum rewrote or forked its history)."""
+        if new.size < old.size:
+            raise VerificationError(f"the log shrank from {old.size} to {new.size}")
+        response = call(
+            self.stub.GetConsistencyProof,
+            pb.GetConsistencyProofRequest(size1=old.size, size2=new.size), self.timeout,
+        )
+        verify_consistency(old.size, new.size, list(response.hashes), old.root, new.root)

@@ -217,10 +217,23 @@ PAYLOAD_TYPES: dict[type[Any], str] = {
 }
 BODY_TYPES: dict[str, type[Any]] = {v: k for k, v in PAYLOAD_TYPES.items()}
 OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
-    {Genesis, MemberAdmitted, MemberStatusChanged, KeyAdded, KeyRevoked, Taxonomy, BenignList,
-     Incident}
+    {
+        Genesis,
+        MemberAdmitted,
+        MemberStatusChanged,
+        KeyAdded,
+        KeyRevoked,
+        Taxonomy,
+        BenignList,
+        Incident,
+    }
 )
 MEMBER_BODIES: frozenset[type[Any]] = frozenset({Submission, Retraction, Opinion})
+
+
+def pb_enum(value: enum.IntEnum) -> Any:
+    """An SDK enum as the generated message's enum field takes it."""
+    return int(value)
 
 
 def payload_type_of(body: Body) -> str:
@@ -266,13 +279,19 @@ def _decode_message(m: Any) -> Body:
         return Retraction(h, _refs(m.signals), m.reason)
     if isinstance(m, pb.Opinion):
         return Opinion(
-            h, SignalRef(m.signal.type, m.signal.value), _enum(OpinionKind, m.kind, "kind"),
+            h,
+            SignalRef(m.signal.type, m.signal.value),
+            _enum(OpinionKind, m.kind, "kind"),
             m.note,
         )
     if isinstance(m, pb.Genesis):
         lim = m.limits
         return Genesis(
-            h, m.forum_name, m.operator_public_key, m.log_public_key, m.log_key_name,
+            h,
+            m.forum_name,
+            m.operator_public_key,
+            m.log_public_key,
+            m.log_key_name,
             Limits(lim.max_batch_signals, lim.max_message_bytes, lim.max_labels_per_signal),
         )
     if isinstance(m, pb.MemberAdmitted):
@@ -320,7 +339,10 @@ def decode(payload_type: str, body: bytes) -> Body:
 
 def _header_pb(h: Header) -> pb.EntryHeader:
     return pb.EntryHeader(
-        origin=h.origin, member_id=h.member_id, key_id=h.key_id, sequence=h.sequence,
+        origin=h.origin,
+        member_id=h.member_id,
+        key_id=h.key_id,
+        sequence=h.sequence,
         created_unix_ms=h.created_unix_ms,
     )
 
@@ -334,7 +356,10 @@ def _to_message(b: Body) -> Any:
     if isinstance(b, Submission):
         items = [
             pb.SignalItem(
-                type=s.type, value=s.value, labels=s.labels, content_type=s.content_type,
+                type=s.type,
+                value=s.value,
+                labels=s.labels,
+                content_type=s.content_type,
                 quality=s.quality,
             )
             for s in b.signals
@@ -344,7 +369,7 @@ def _to_message(b: Body) -> Any:
         return pb.Retraction(header=h, signals=_refs_pb(b.signals), reason=b.reason)
     if isinstance(b, Opinion):
         ref = pb.SignalRef(type=b.signal.type, value=b.signal.value)
-        return pb.Opinion(header=h, signal=ref, kind=int(b.kind), note=b.note)
+        return pb.Opinion(header=h, signal=ref, kind=pb_enum(b.kind), note=b.note)
     if isinstance(b, Genesis):
         lim = pb.Limits(
             max_batch_signals=b.limits.max_batch_signals,
@@ -352,21 +377,28 @@ def _to_message(b: Body) -> Any:
             max_labels_per_signal=b.limits.max_labels_per_signal,
         )
         return pb.Genesis(
-            header=h, forum_name=b.forum_name, operator_public_key=b.operator_public_key,
-            log_public_key=b.log_public_key, log_key_name=b.log_key_name, limits=lim,
+            header=h,
+            forum_name=b.forum_name,
+            operator_public_key=b.operator_public_key,
+            log_public_key=b.log_public_key,
+            log_key_name=b.log_key_name,
+            limits=lim,
         )
     if isinstance(b, MemberAdmitted):
         return pb.MemberAdmitted(
-            header=h, member_id=b.member_id, display_name=b.display_name, role=int(b.role)
+            header=h, member_id=b.member_id, display_name=b.display_name, role=pb_enum(b.role)
         )
     if isinstance(b, MemberStatusChanged):
         return pb.MemberStatusChanged(
-            header=h, member_id=b.member_id, status=int(b.status), reason=b.reason
+            header=h, member_id=b.member_id, status=pb_enum(b.status), reason=b.reason
         )
     if isinstance(b, KeyAdded):
         return pb.KeyAdded(
-            header=h, member_id=b.member_id, public_key=b.public_key,
-            possession_signature=b.possession_signature, replaces_key_id=b.replaces_key_id,
+            header=h,
+            member_id=b.member_id,
+            public_key=b.public_key,
+            possession_signature=b.possession_signature,
+            replaces_key_id=b.replaces_key_id,
         )
     if isinstance(b, KeyRevoked):
         return pb.KeyRevoked(

@@ -24,26 +24,46 @@ LABEL_ID_RE = re.compile(r"(behaviour|entity|incident):[a-z0-9][a-z0-9-]{0,62}")
 
 DEFAULT_VERSION = 1
 DEFAULT_LABELS: tuple[Label, ...] = (
-    Label("behaviour:imminent-credible-threat", "behaviour", "Imminent credible threat",
-          "A credible threat of imminent violence against people or places."),
-    Label("behaviour:graphic-violence-defenceless", "behaviour",
-          "Graphic violence against defenceless people",
-          "Depiction of killing, torture or abuse of defenceless people."),
-    Label("behaviour:glorification-terrorist-acts", "behaviour",
-          "Glorification of terrorist acts",
-          "Praise or celebration of terrorist acts or their perpetrators."),
-    Label("behaviour:radicalisation-recruitment-instruction", "behaviour",
-          "Radicalisation, recruitment or instruction",
-          "Content that radicalises, recruits, or instructs in terrorist methods."),
-    Label("behaviour:terrorist-publication", "behaviour",
-          "Terrorist publication or attacker manifesto",
-          "Official publications of designated groups, or an attacker's manifesto."),
+    Label(
+        "behaviour:imminent-credible-threat",
+        "behaviour",
+        "Imminent credible threat",
+        "A credible threat of imminent violence against people or places.",
+    ),
+    Label(
+        "behaviour:graphic-violence-defenceless",
+        "behaviour",
+        "Graphic violence against defenceless people",
+        "Depiction of killing, torture or abuse of defenceless people.",
+    ),
+    Label(
+        "behaviour:glorification-terrorist-acts",
+        "behaviour",
+        "Glorification of terrorist acts",
+        "Praise or celebration of terrorist acts or their perpetrators.",
+    ),
+    Label(
+        "behaviour:radicalisation-recruitment-instruction",
+        "behaviour",
+        "Radicalisation, recruitment or instruction",
+        "Content that radicalises, recruits, or instructs in terrorist methods.",
+    ),
+    Label(
+        "behaviour:terrorist-publication",
+        "behaviour",
+        "Terrorist publication or attacker manifesto",
+        "Official publications of designated groups, or an attacker's manifesto.",
+    ),
     Label("entity:isil", "entity", "ISIL (Da'esh)", "Designated entity."),
     Label("entity:al-qaida", "entity", "Al-Qaida", "Designated entity."),
     Label("entity:al-shabaab", "entity", "Al-Shabaab", "Designated entity."),
     Label("entity:boko-haram", "entity", "Boko Haram", "Designated entity."),
-    Label("entity:violent-extremist-other", "entity", "Other violent extremist actor",
-          "An actor not individually listed; describe it in the descriptor's scope."),
+    Label(
+        "entity:violent-extremist-other",
+        "entity",
+        "Other violent extremist actor",
+        "An actor not individually listed; describe it in the descriptor's scope.",
+    ),
 )
 
 

@@ -40,7 +40,8 @@ def error_from_rpc(exc: grpc.RpcError) -> TransportError:
     reason = ""
     retry_after = None
     status = rpc_status.from_call(exc) if isinstance(exc, grpc.Call) else None
-    for detail in status.details if status is not None else []:
+    details: list[Any] = list(status.details) if status is not None else []
+    for detail in details:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)

@@ -102,7 +102,11 @@ def make_genesis(
         raise InvalidInputError.field("operator_key", "does not match the trust root")
     header = e.Header(root.origin, OPERATOR_ID, operator_key.key_id, 1, created_unix_ms)
     body = e.Genesis(
-        header, forum_name, root.operator_public_key, root.log_public_key, root.log_key_name,
+        header,
+        forum_name,
+        root.operator_public_key,
+        root.log_public_key,
+        root.log_key_name,
         limits or e.Limits(),
     )
     return operator_key.sign(e.payload_type_of(body), e.encode(body))
@@ -154,7 +158,9 @@ class LogState:
         envelope.verify(body.operator_public_key)
         if root is not None:
             mine = TrustRoot(
-                body.header.origin, body.operator_public_key, body.log_public_key,
+                body.header.origin,
+                body.operator_public_key,
+                body.log_public_key,
                 body.log_key_name,
             )
             if mine != root:
@@ -171,10 +177,7 @@ class LogState:
         return self.members[member_id]
 
     def active_keys(self, member_id: str) -> list[KeyRecord]:
-        return [
-            k for k in self.keys.values()
-            if k.member_id == member_id and k.valid_until is None
-        ]
+        return [k for k in self.keys.values() if k.member_id == member_id and k.valid_until is None]
 
     # ---- verification ----
 
@@ -190,12 +193,15 @@ class LogState:
         key = self.keys.get(envelope.key_id)
         if key is None:
             raise EntryRejectedError(
-                REJECT_UNKNOWN_KEY, "key_id", f"signed by unknown key {envelope.key_id.hex()}",
+                REJECT_UNKNOWN_KEY,
+                "key_id",
+                f"signed by unknown key {envelope.key_id.hex()}",
                 index,
             )
         if not key.active_at(index):
             raise EntryRejectedError(
-                REJECT_KEY_INACTIVE, "key_id",
+                REJECT_KEY_INACTIVE,
+                "key_id",
                 f"key {envelope.key_id.hex()[:16]} of {key.member_id} is not valid at this "
                 f"index (valid from {key.valid_from + 1} until {key.valid_until})",
                 index,
@@ -220,42 +226,52 @@ class LogState:
         self.size = index + 1
         return body
 
-    def _check_header(
-        self, index: int, envelope: Envelope, key: KeyRecord, body: e.Body
-    ) -> None:
+    def _check_header(self, index: int, envelope: Envelope, key: KeyRecord, body: e.Body) -> None:
         h = body.header
         if h.origin != self.origin:
             raise EntryRejectedError(
-                REJECT_ORIGIN, "header.origin",
-                f"entry is for forum {h.origin!r}, not {self.origin!r}", index,
+                REJECT_ORIGIN,
+                "header.origin",
+                f"entry is for forum {h.origin!r}, not {self.origin!r}",
+                index,
             )
         if h.key_id != envelope.key_id or h.member_id != key.member_id:
             raise EntryRejectedError(
-                REJECT_PERMISSION, "header.member_id",
-                f"body names {h.member_id!r} but the key belongs to {key.member_id!r}", index,
+                REJECT_PERMISSION,
+                "header.member_id",
+                f"body names {h.member_id!r} but the key belongs to {key.member_id!r}",
+                index,
             )
         last = self.last_sequence.get(envelope.key_id, 0)
         if h.sequence <= last:
             raise EntryRejectedError(
-                REJECT_SEQUENCE, "header.sequence",
-                f"sequence {h.sequence} is not above {last}, the last of this key", index,
+                REJECT_SEQUENCE,
+                "header.sequence",
+                f"sequence {h.sequence} is not above {last}, the last of this key",
+                index,
             )
         author = self.members[key.member_id]
         if author.status is not e.MemberStatus.ACTIVE:
             raise EntryRejectedError(
-                REJECT_SUSPENDED, "header.member_id", f"member {author.member_id} is suspended",
+                REJECT_SUSPENDED,
+                "header.member_id",
+                f"member {author.member_id} is suspended",
                 index,
             )
         kind = type(body)
         if kind in e.OPERATOR_BODIES and author.role is not e.Role.OPERATOR:
             raise EntryRejectedError(
-                REJECT_PERMISSION, "payload_type",
-                f"{kind.__name__} entries are the operator's, not {author.member_id}'s", index,
+                REJECT_PERMISSION,
+                "payload_type",
+                f"{kind.__name__} entries are the operator's, not {author.member_id}'s",
+                index,
             )
         if kind in e.MEMBER_BODIES and author.role is e.Role.OBSERVER:
             raise EntryRejectedError(
-                REJECT_PERMISSION, "payload_type",
-                f"{author.member_id} is an observer and cannot write {kind.__name__}", index,
+                REJECT_PERMISSION,
+                "payload_type",
+                f"{author.member_id} is an observer and cannot write {kind.__name__}",
+                index,
             )
         if kind is e.Genesis:
             raise EntryRejectedError(REJECT_BODY, "payload_type", "a second genesis", index)
@@ -278,8 +294,9 @@ class LogState:
             if target.role is e.Role.OPERATOR:
                 raise bad("member_id", "the operator cannot be suspended")
             if target.status is body.status:
-                raise bad("status", f"{body.member_id} is already {body.status.label}",
-                          REJECT_CONFLICT)
+                raise bad(
+                    "status", f"{body.member_id} is already {body.status.label}", REJECT_CONFLICT
+                )
         elif isinstance(body, e.KeyAdded):
             self._existing_member(index, body.member_id)
             try:
@@ -299,8 +316,11 @@ class LogState:
             self._member_key(index, body.member_id, body.revoked_key_id, "revoked_key_id")
         elif isinstance(body, e.Taxonomy):
             if body.version <= self.taxonomy_version:
-                raise bad("version", f"version {body.version} is not above "
-                                     f"{self.taxonomy_version}", REJECT_CONFLICT)
+                raise bad(
+                    "version",
+                    f"version {body.version} is not above {self.taxonomy_version}",
+                    REJECT_CONFLICT,
+                )
             try:
                 check_labels(body.labels)
             except InvalidInputError as exc:
@@ -310,8 +330,9 @@ class LogState:
                 raise bad("incident_id", f"{body.incident_id!r} is not 1-63 of a-z 0-9 -")
             if self.incidents.get(body.incident_id) is body.open:
                 state = "open" if body.open else "closed"
-                raise bad("open", f"incident {body.incident_id} is already {state}",
-                          REJECT_CONFLICT)
+                raise bad(
+                    "open", f"incident {body.incident_id} is already {state}", REJECT_CONFLICT
+                )
 
     def label_known(self, label: str) -> bool:
         """Whether ``label`` is in the current vocabulary or names a known incident."""
@@ -333,7 +354,9 @@ class LogState:
         key = self.keys.get(kid)
         if key is None or key.member_id != member_id or key.valid_until is not None:
             raise EntryRejectedError(
-                REJECT_BODY, field, f"{kid.hex()[:16]} is not an active key of {member_id}",
+                REJECT_BODY,
+                field,
+                f"{kid.hex()[:16]} is not an active key of {member_id}",
                 index,
             )
         if member_id == OPERATOR_ID:
@@ -345,7 +368,11 @@ class LogState:
     def _apply(self, index: int, body: e.Body) -> None:
         if isinstance(body, e.MemberAdmitted):
             self.members[body.member_id] = MemberRecord(
-                body.member_id, body.display_name, body.role, e.MemberStatus.ACTIVE, index,
+                body.member_id,
+                body.display_name,
+                body.role,
+                e.MemberStatus.ACTIVE,
+                index,
                 [(index, e.MemberStatus.ACTIVE)],
             )
         elif isinstance(body, e.MemberStatusChanged):

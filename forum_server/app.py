@@ -31,6 +31,7 @@ from forum_client.errors import ConfigError
 
 from .auth import Authenticator
 from .config import ServerConfig
+from .ratelimit import RateLimiter
 from .sequencer import Sequencer
 from .services.admin import AdminService
 from .services.forum import ForumService
@@ -68,8 +69,8 @@ class ServerPaths:
 
     def check(self) -> None:
         missing = [
-            p for p in (self.database, self.log_key, self.ca_cert, self.server_cert,
-                        self.server_key)
+            p
+            for p in (self.database, self.log_key, self.ca_cert, self.server_cert, self.server_key)
             if not p.is_file()
         ]
         if missing:
@@ -108,8 +109,16 @@ async def start_server(
     paths = ServerPaths(Path(data_dir))
     paths.check()
     store = SQLiteStore(paths.database)
+    limiter = RateLimiter(
+        signals_per_second=config.submit_signals_per_second,
+        entries_per_second=config.submit_entries_per_second,
+        burst_seconds=config.submit_burst_seconds,
+    )
     sequencer = Sequencer(
-        store, SigningKey.load(paths.log_key), max_group=config.max_group_entries
+        store,
+        SigningKey.load(paths.log_key),
+        max_group=config.max_group_entries,
+        limiter=limiter,
     )
     auth = Authenticator(store, lambda: sequencer.state)
     server = grpc.aio.server(
@@ -150,13 +159,18 @@ async def start_server(
     sequencer.start()
     for name in names[:2]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("forum %s serving on port %d (log size %d)", sequencer.state.origin, port,
-             sequencer.size)
+    log.info(
+        "forum %s serving on port %d (log size %d)", sequencer.state.origin, port, sequencer.size
+    )
     return ForumServer(server, port, health, sequencer, store, config)
 
 
-async def serve(data_dir: Path, listen: str, config: ServerConfig | None = None,
-                on_ready: Callable[[int], None] | None = None) -> None:
+async def serve(
+    data_dir: Path,
+    listen: str,
+    config: ServerConfig | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     forum = await start_server(data_dir, listen, config)
     if on_ready is not None:
@@ -185,7 +199,10 @@ class RunningForum:
 
 @contextlib.contextmanager
 def running_server(
-    data_dir: Path | str, *, port: int = 0, host: str = "127.0.0.1",
+    data_dir: Path | str,
+    *,
+    port: int = 0,
+    host: str = "127.0.0.1",
     config: ServerConfig | None = None,
 ) -> Iterator[RunningForum]:
     """Run a real server on ``host:port`` (0 = a free port) in a background thread."""
@@ -197,9 +214,7 @@ def running_server(
             start_server(Path(data_dir), f"{host}:{port}", config), loop
         )
         handle = future.result(timeout=60)
-        running = RunningForum(
-            handle.port, f"{host}:{handle.port}", Path(data_dir), handle, loop
-        )
+        running = RunningForum(handle.port, f"{host}:{handle.port}", Path(data_dir), handle, loop)
         try:
             yield running
         finally:

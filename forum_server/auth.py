@@ -80,9 +80,7 @@ class Authenticator:
             )
         member = self._state().members.get(info.member_id)
         if member is None:
-            raise AuthError(
-                grpc.StatusCode.UNAUTHENTICATED, f"{info.member_id} is not a member"
-            )
+            raise AuthError(grpc.StatusCode.UNAUTHENTICATED, f"{info.member_id} is not a member")
         if member.status is not e.MemberStatus.ACTIVE:
             raise AuthError(
                 grpc.StatusCode.PERMISSION_DENIED, f"member {info.member_id} is suspended"
@@ -101,7 +99,7 @@ class Authenticator:
             san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
             for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
                 if uri.startswith(MEMBER_URI_PREFIX):
-                    member_id = uri[len(MEMBER_URI_PREFIX):]
+                    member_id = uri[len(MEMBER_URI_PREFIX) :]
         except x509.ExtensionNotFound:
             pass
         info = _CertInfo(member_id, hashlib.sha256(der).digest())
@@ -109,4 +107,3 @@ class Authenticator:
         if len(self._certs) > 4096:
             self._certs.popitem(last=False)
         return info
-

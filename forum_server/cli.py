@@ -21,15 +21,32 @@ def cli() -> None:
 
 
 @cli.command(help="Serve the forum in DATA_DIR over gRPC with mTLS until SIGTERM/SIGINT.")
-@click.option("--data-dir", required=True, type=click.Path(path_type=Path, file_okay=False),
-              help="The server directory made by `forum-admin init` (DIR/server).")
-@click.option("--listen", default="127.0.0.1:7443", show_default=True,
-              help="HOST:PORT to bind; port 0 picks a free port and prints it.")
-@click.option("--grace", default=10.0, show_default=True, type=float,
-              help="Seconds in-flight calls get to finish on shutdown.")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
-              help="One log line per call at INFO.")
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The server directory made by `forum-admin init` (DIR/server).",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:7443",
+    show_default=True,
+    help="HOST:PORT to bind; port 0 picks a free port and prints it.",
+)
+@click.option(
+    "--grace",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds in-flight calls get to finish on shutdown.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    help="One log line per call at INFO.",
+)
 def serve_command(data_dir: Path, listen: str, grace: float, log_level: str) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = ServerConfig(grace_seconds=grace)

@@ -13,3 +13,7 @@ class ServerConfig:
     follow_poll_seconds: float = 15.0  # a follow stream re-checks this often with no news
     grace_seconds: float = 10.0  # in-flight calls get this long on shutdown
     max_group_entries: int = 256  # entries committed by one group commit
+    # Per-member submit rate (token buckets, `burst` seconds deep); 0 disables a limit.
+    submit_signals_per_second: float = 200_000.0
+    submit_entries_per_second: float = 200.0
+    submit_burst_seconds: float = 2.0

@@ -5,6 +5,11 @@ Entries queue up while a commit is in flight; the next commit takes all of them 
 one checkpoint in a single durable transaction, and only then answers every caller.
 On start the tree and the key state are rebuilt from the stored leaves and checked against
 the last stored checkpoint, so the log never signs a checkpoint inconsistent with its last.
+
+Member entries are also checked against the content rules (:func:`forum_client.rules.check_content`)
+over the server's view (:mod:`forum_server.view`), whose rows are written in the same
+transaction as the leaves; a per-member rate limit (:mod:`forum_server.ratelimit`) is charged
+only for entries that pass every other check.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from forum_client.entries import Role
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import (
     REJECT_PERMISSION,
@@ -27,7 +34,9 @@ from forum_client.errors import (
 from forum_client.merkle import CompactRange, MerkleTree, leaf_hash
 from forum_client.verifier import LogState
 
+from .ratelimit import RateLimiter
 from .storage import ServerStore, StoredLeaf
+from .view import ServerView
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +72,16 @@ class Sequencer:
         *,
         max_group: int = 256,
         content_check: ContentCheck | None = None,
+        limiter: RateLimiter | None = None,
+        replay_chunk: int = 100_000,
     ) -> None:
         self.store = store
         self.log_key = log_key
         self.max_group = max_group
         self.content_check = content_check
+        self.limiter = limiter
+        self.view = ServerView(store)
+        self.replay_chunk = replay_chunk
         self.tree = MerkleTree()
         self._range = CompactRange.empty()
         self._by_leaf_hash: dict[bytes, int] = {}
@@ -80,16 +94,31 @@ class Sequencer:
     # ---- start-up ----
 
     def _rebuild(self) -> LogState:
+        """Replay the stored leaves into the key state and tree; bring the view up to date
+        (it is normally current already: it is written with the leaves)."""
         state: LogState | None = None
-        for leaf in self.store.leaves(0, self.store.size()):
+        size = self.store.size()
+        view_size = self.store.view_size()
+        if view_size > size:
+            raise StoreError(f"the view is at {view_size} but the log holds {size} entries")
+        group = self.view.group()
+        for leaf in self.store.leaves(0, size):
             envelope = Envelope.from_leaf_bytes(leaf.leaf_bytes)
             if state is None:
                 state = LogState.from_genesis(envelope)
             else:
-                state.apply(leaf.index, envelope)
+                body = state.apply(leaf.index, envelope)
+                if leaf.index >= view_size:
+                    group.apply(state, body, leaf.index)
+                    if len(group.delta) >= self.replay_chunk:
+                        self.store.write_view(group.delta, leaf.index + 1)
+                        group = self.view.group()
             self._add_leaf(leaf.index, leaf.leaf_hash)
         if state is None:
             raise StoreError(f"{self.store}: the log is empty (run forum-admin init)")
+        if view_size < size:
+            log.info("view replayed from entry %d to %d", view_size, size)
+            self.store.write_view(group.delta, size)
         if self.log_key.public_bytes != state.log_public_key:
             raise StoreError("the log key does not match the one named in genesis")
         return state
@@ -181,6 +210,7 @@ class Sequencer:
 
     async def _commit(self, group: list[_Pending]) -> None:
         work = self.state.copy()
+        view = self.view.group()
         accepted: list[_Pending] = []
         seen: dict[bytes, _Pending] = {}
         duplicates: list[tuple[_Pending, _Pending | int]] = []
@@ -204,7 +234,12 @@ class Sequencer:
                     )
                 if self.content_check is not None:
                     self.content_check(work, body, index)
+                view.check(work, body, index)
+                if self.limiter is not None and work.members[item.author].role is not Role.OPERATOR:
+                    signals = len(body.signals) if isinstance(body, e.Submission) else 0
+                    self.limiter.charge(item.author, signals=signals, now=time.monotonic())
                 work.apply(index, item.envelope)
+                view.apply(work, body, index)
             except ForumError as exc:
                 item.future.set_exception(exc)
                 continue
@@ -222,7 +257,7 @@ class Sequencer:
                 StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash)
                 for i, item in enumerate(accepted)
             ]
-            await asyncio.to_thread(self.store.append, leaves, size, note)
+            await asyncio.to_thread(self.store.append, leaves, size, note, view.delta)
             for leaf in leaves:
                 self.tree.append(leaf.leaf_hash)
                 self._by_leaf_hash[leaf.leaf_hash] = leaf.index

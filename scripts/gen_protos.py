@@ -48,6 +48,7 @@ def generate(dest: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the stubs are stale")
+    parser.add_argument("--against", type=Path, default=OUT, help="stubs to check (default: ours)")
     args = parser.parse_args(argv)
     if not args.check:
         generate(OUT)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         fresh = Path(tmp) / "forum_client" / "_proto"
         fresh.mkdir(parents=True)
         generate(fresh)
-        stale = _diff(fresh, OUT)
+        stale = _diff(fresh, args.against)
     if stale:
         print("stale generated stubs (run scripts/gen_protos.py):", *stale, sep="\n  ")
         return 1

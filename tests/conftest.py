@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["forum_server.testing"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -27,6 +27,7 @@ Normalisation, in order:
 from __future__ import annotations
 
 import encodings.idna
+import functools
 import ipaddress
 import re
 
@@ -47,17 +48,30 @@ def _invalid(reason: str) -> InvalidInputError:
     return InvalidInputError.field("value", reason)
 
 
+@functools.lru_cache(maxsize=4096)
+def _idna_to_ascii(label: str) -> str:
+    """IDNA 2003 ToASCII of a non-ASCII label, lowercased (cached: IDNA costs ~50 µs)."""
+    try:
+        return encodings.idna.ToASCII(label).decode("ascii").lower()
+    except UnicodeError as exc:
+        raise _invalid(f"label {label[:70]!r} is not a valid IDNA label: {exc}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_a_label(label: str) -> None:
+    """Reject an ``xn--`` label that is not valid punycode (cached like ToASCII)."""
+    try:
+        encodings.idna.ToUnicode(label)
+    except UnicodeError as exc:
+        raise _invalid(f"label {label!r} is not valid punycode: {exc}") from None
+
+
 def _label_to_ascii(label: str, *, allow_underscore: bool) -> str:
     """One label in ASCII (lowercase), or InvalidInputError."""
     if not label:
         raise _invalid("empty label (leading dot or two dots in a row)")
-    if label.isascii():
-        ascii_label = label.lower()
-    else:
-        try:
-            ascii_label = encodings.idna.ToASCII(label).decode("ascii").lower()
-        except UnicodeError as exc:
-            raise _invalid(f"label {label[:70]!r} is not a valid IDNA label: {exc}") from None
+    from_unicode = not label.isascii()
+    ascii_label = _idna_to_ascii(label) if from_unicode else label.lower()
     if len(ascii_label) > MAX_LABEL_LENGTH:
         raise _invalid(
             f"label {ascii_label[:20]!r}... is {len(ascii_label)} characters in ASCII "
@@ -74,11 +88,8 @@ def _label_to_ascii(label: str, *, allow_underscore: bool) -> str:
                     f"invalid character {char!r} in label {ascii_label!r}: only {allowed}"
                 )
         raise _invalid(f"label {ascii_label!r} must not start or end with '-'")
-    if ascii_label.startswith("xn--"):
-        try:
-            encodings.idna.ToUnicode(ascii_label)
-        except UnicodeError as exc:
-            raise _invalid(f"label {ascii_label!r} is not valid punycode: {exc}") from None
+    if not from_unicode and ascii_label.startswith("xn--"):  # ToASCII output is valid already
+        _check_a_label(ascii_label)
     return ascii_label
 
 

@@ -12,15 +12,19 @@ import click
 
 from forum_client import entries as e
 from forum_client.cli_errors import run
+from forum_client.taxonomy import load_labels
 
 from .init import DEFAULT_ADDRESS, init_forum
 from .operator import Operator
 
 
 @click.group(help="Administer a Shared-Signal Forum: the operator's tool.")
-@click.option("--profile", type=click.Path(path_type=Path), envvar="FORUM_ADMIN_PROFILE",
-              help="The operator profile directory (DIR/operator from `init`); "
-                   "or set FORUM_ADMIN_PROFILE.")
+@click.option(
+    "--profile",
+    type=click.Path(path_type=Path),
+    envvar="FORUM_ADMIN_PROFILE",
+    help="The operator profile directory (DIR/operator from `init`); or set FORUM_ADMIN_PROFILE.",
+)
 @click.option("--server", help="HOST:PORT of the forum, overriding the profile's address.")
 @click.pass_context
 def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
@@ -36,23 +40,41 @@ def _operator(ctx: click.Context) -> Operator:
     return op
 
 
-@cli.command(help="Create a forum in DIR: keys, CA, server store, operator profile. "
-                  "Refuses if DIR already holds a forum.")
+@cli.command(
+    help="Create a forum in DIR: keys, CA, server store, operator profile. "
+    "Refuses if DIR already holds a forum."
+)
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--name", required=True, help="The forum's display name.")
 @click.option("--origin", help="The log's origin (default: derived from --name).")
-@click.option("--host", "hosts", multiple=True,
-              help="Extra DNS name or IP for the server certificate (repeatable); "
-                   "localhost and 127.0.0.1 are always included.")
-@click.option("--address", default=DEFAULT_ADDRESS, show_default=True,
-              help="HOST:PORT members' bundles point at.")
-def init(directory: Path, name: str, origin: str | None, hosts: tuple[str, ...],
-         address: str) -> None:
-    root = init_forum(directory, name=name, origin=origin, hosts=list(hosts), address=address,
-                      now=dt.datetime.now(dt.UTC))
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    help="Extra DNS name or IP for the server certificate (repeatable); "
+    "localhost and 127.0.0.1 are always included.",
+)
+@click.option(
+    "--address",
+    default=DEFAULT_ADDRESS,
+    show_default=True,
+    help="HOST:PORT members' bundles point at.",
+)
+def init(
+    directory: Path, name: str, origin: str | None, hosts: tuple[str, ...], address: str
+) -> None:
+    root = init_forum(
+        directory,
+        name=name,
+        origin=origin,
+        hosts=list(hosts),
+        address=address,
+        now=dt.datetime.now(dt.UTC),
+    )
     click.echo(f"created forum {root.origin!r} in {directory}")
-    click.echo(f"  server:   forum-server serve --data-dir {directory / 'server'} "
-               f"--listen {address}")
+    click.echo(
+        f"  server:   forum-server serve --data-dir {directory / 'server'} --listen {address}"
+    )
     click.echo(f"  operator: forum-admin --profile {directory / 'operator'} member list")
 
 
@@ -61,23 +83,50 @@ def member() -> None:
     pass
 
 
-@member.command("add", help="Admit MEMBER_ID with its signing key (KEY.pub from "
-                             "`forum-client keygen`) and write its credentials bundle.")
+@member.command(
+    "add",
+    help="Admit MEMBER_ID with its signing key (KEY.pub from "
+    "`forum-client keygen`) and write its credentials bundle.",
+)
 @click.argument("member_id")
 @click.option("--name", "display_name", required=True, help="The member's display name.")
-@click.option("--signing-key", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="The member's public key file, with its proof of possession.")
-@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Where to write the credentials bundle (mode 0600).")
-@click.option("--role", type=click.Choice(["member", "observer"]), default="member",
-              show_default=True, help="Observers sync and match but cannot submit.")
+@click.option(
+    "--signing-key",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The member's public key file, with its proof of possession.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the credentials bundle (mode 0600).",
+)
+@click.option(
+    "--role",
+    type=click.Choice(["member", "observer"]),
+    default="member",
+    show_default=True,
+    help="Observers sync and match but cannot submit.",
+)
 @click.option("--days", default=397, show_default=True, help="Certificate validity.")
 @click.pass_context
-def member_add(ctx: click.Context, member_id: str, display_name: str, signing_key: Path,
-               out: Path, role: str, days: int) -> None:
+def member_add(
+    ctx: click.Context,
+    member_id: str,
+    display_name: str,
+    signing_key: Path,
+    out: Path,
+    role: str,
+    days: int,
+) -> None:
     receipt = _operator(ctx).add_member(
-        member_id, display_name=display_name, role=e.Role.parse(role), signing_key=signing_key,
-        out=out, days=days,
+        member_id,
+        display_name=display_name,
+        role=e.Role.parse(role),
+        signing_key=signing_key,
+        out=out,
+        days=days,
     )
     click.echo(f"admitted {member_id} ({role}) at log index {receipt.index}; bundle: {out}")
 
@@ -92,8 +141,10 @@ def member_list(ctx: click.Context, as_json: bool) -> None:
             click.echo(json.dumps(doc))
         else:
             keys = ",".join(k[:16] for k in m.active_key_ids) or "-"
-            click.echo(f"{m.member_id:<24} {m.role.label:<9} {m.status.label:<10} "
-                       f"since #{m.admitted_at_index:<6} keys {keys}  {m.display_name}")
+            click.echo(
+                f"{m.member_id:<24} {m.role.label:<9} {m.status.label:<10} "
+                f"since #{m.admitted_at_index:<6} keys {keys}  {m.display_name}"
+            )
 
 
 @member.command("suspend", help="Suspend MEMBER_ID: its calls are refused from the next one.")
@@ -107,18 +158,27 @@ def member_suspend(ctx: click.Context, member_id: str, reason: str) -> None:
 
 @member.command("reinstate", help="Reinstate a suspended MEMBER_ID.")
 @click.argument("member_id")
-@click.option("--reason", default="reinstated", show_default=True)
+@click.option(
+    "--reason", default="reinstated", show_default=True, help="Recorded in the signed log entry."
+)
 @click.pass_context
 def member_reinstate(ctx: click.Context, member_id: str, reason: str) -> None:
     r = _operator(ctx).set_status(member_id, e.MemberStatus.ACTIVE, reason)
     click.echo(f"reinstated {member_id} at log index {r.index}")
 
 
-@member.command("rotate-key", help="Replace MEMBER_ID's signing key; the old key stays valid "
-                                   "for entries before the rotation's log index.")
+@member.command(
+    "rotate-key",
+    help="Replace MEMBER_ID's signing key; the old key stays valid "
+    "for entries before the rotation's log index.",
+)
 @click.argument("member_id")
-@click.option("--signing-key", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="The new public key file, with its proof of possession.")
+@click.option(
+    "--signing-key",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The new public key file, with its proof of possession.",
+)
 @click.pass_context
 def member_rotate_key(ctx: click.Context, member_id: str, signing_key: Path) -> None:
     r = _operator(ctx).rotate_key(member_id, signing_key)
@@ -130,15 +190,82 @@ def credentials() -> None:
     pass
 
 
-@credentials.command("reissue", help="Issue MEMBER_ID a new certificate and bundle; its older "
-                                     "certificates stop working at once.")
+@credentials.command(
+    "reissue",
+    help="Issue MEMBER_ID a new certificate and bundle; its older "
+    "certificates stop working at once.",
+)
 @click.argument("member_id")
-@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the new credentials bundle (mode 0600).",
+)
 @click.option("--days", default=397, show_default=True, help="Certificate validity.")
 @click.pass_context
 def credentials_reissue(ctx: click.Context, member_id: str, out: Path, days: int) -> None:
     revoked = _operator(ctx).reissue_credentials(member_id, out, days)
     click.echo(f"reissued credentials for {member_id} ({revoked} revoked); bundle: {out}")
+
+
+@cli.group(help="The label vocabulary members tag signals with (versioned, in the log).")
+def taxonomy() -> None:
+    pass
+
+
+@taxonomy.command("show", help="Show the current vocabulary and its version.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the labels as a JSON list (the format `publish` reads).",
+)
+@click.pass_context
+def taxonomy_show(ctx: click.Context, as_json: bool) -> None:
+    version, labels = _operator(ctx).taxonomy()
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(x) for x in labels], indent=2))
+        return
+    click.echo(f"taxonomy version {version}, {len(labels)} labels")
+    for label in labels:
+        click.echo(f"  {label.id:<48} {label.title}")
+
+
+@taxonomy.command(
+    "publish",
+    help="Publish FILE (a JSON list of {id, kind, title, "
+    "description}) as the next vocabulary version.",
+)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_context
+def taxonomy_publish(ctx: click.Context, file: Path) -> None:
+    version, r = _operator(ctx).publish_taxonomy(load_labels(file))
+    click.echo(f"published taxonomy version {version} at log index {r.index}")
+
+
+@cli.group(help="Crisis-response incidents: an open incident's label incident:ID is valid.")
+def incident() -> None:
+    pass
+
+
+@incident.command("open", help="Open incident ID (1-63 of a-z 0-9 -).")
+@click.argument("incident_id")
+@click.option("--title", required=True, help="What happened, for members.")
+@click.pass_context
+def incident_open(ctx: click.Context, incident_id: str, title: str) -> None:
+    r = _operator(ctx).set_incident(incident_id, open=True, title=title)
+    click.echo(
+        f"opened incident {incident_id} (label incident:{incident_id}) at log index {r.index}"
+    )
+
+
+@incident.command("close", help="Close incident ID.")
+@click.argument("incident_id")
+@click.pass_context
+def incident_close(ctx: click.Context, incident_id: str) -> None:
+    r = _operator(ctx).set_incident(incident_id, open=False)
+    click.echo(f"closed incident {incident_id} at log index {r.index}")
 
 
 @cli.command(help="List the audit log: every admin action, who, what, when, outcome.")
@@ -150,8 +277,10 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(r) | {"time": r.time.isoformat()}))
         else:
-            click.echo(f"{r.time:%Y-%m-%d %H:%M:%S} {r.actor:<12} {r.action:<22} "
-                       f"{r.target:<16} {r.outcome:<8} {r.detail}")
+            click.echo(
+                f"{r.time:%Y-%m-%d %H:%M:%S} {r.actor:<12} {r.action:<22} "
+                f"{r.target:<16} {r.outcome:<8} {r.detail}"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

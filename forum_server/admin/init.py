@@ -1,6 +1,6 @@
 """``forum-admin init``: create a forum directory.
 
-    DIR/server/     forum.db (the log, starting with the genesis entry), log.key,
+    DIR/server/     forum.db (the log: genesis, then the default taxonomy), log.key,
                     tls/{ca.crt, server.crt, server.key}
     DIR/operator/   bundle.json (the operator's credentials), admin.key(.pub), ca.key, ca.crt,
                     trust-root.json (what members pin; it is also in every bundle)
@@ -19,13 +19,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
 from forum_client.entries import Limits
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError, InvalidInputError
 from forum_client.files import PRIVATE, PUBLIC, write_new_file
-from forum_client.merkle import leaf_hash
+from forum_client.merkle import leaf_hash, root_from_leaf_hashes
 from forum_client.profile import Bundle, trust_root_to_dict
+from forum_client.taxonomy import DEFAULT_LABELS, DEFAULT_VERSION
 from forum_client.verifier import OPERATOR_ID, TrustRoot, make_genesis
 
 from ..app import ServerPaths
@@ -120,16 +122,24 @@ def _build(
     write_new_file(server.server_cert, tls.cert_pem, PUBLIC)
     write_new_file(server.server_key, tls.key_pem, PRIVATE)
 
+    created_ms = int(now.timestamp() * 1000)
     genesis = make_genesis(
-        root, admin_key, forum_name=name, created_unix_ms=int(now.timestamp() * 1000),
-        limits=limits,
+        root, admin_key, forum_name=name, created_unix_ms=created_ms, limits=limits,
     )
-    leaf = genesis.leaf_bytes()
-    h = leaf_hash(leaf)
-    note = sign_checkpoint(Checkpoint(origin, 1, h), root.log_key_name, log_key)
+    # Entry 1: the default vocabulary, so a fresh forum accepts labelled submissions.
+    taxonomy = e.Taxonomy(
+        e.Header(origin, OPERATOR_ID, admin_key.key_id, 2, created_ms), DEFAULT_VERSION,
+        DEFAULT_LABELS,
+    )
+    first = [genesis, admin_key.sign(e.payload_type_of(taxonomy), e.encode(taxonomy))]
+    leaves = [
+        StoredLeaf(i, env.leaf_bytes(), leaf_hash(env.leaf_bytes())) for i, env in enumerate(first)
+    ]
+    root_hash = root_from_leaf_hashes([x.leaf_hash for x in leaves])
+    note = sign_checkpoint(Checkpoint(origin, len(leaves), root_hash), root.log_key_name, log_key)
     store = SQLiteStore(server.database)
     try:
-        store.append([StoredLeaf(0, leaf, h)], 1, note)
+        store.append(leaves, len(leaves), note)
         now_ms = int(now.timestamp() * 1000)
         store.register_credential(op_cert.fingerprint, OPERATOR_ID, now_ms, False)
         store.record_audit(now_ms, OPERATOR_ID, "init", origin, "ok", f"forum {name!r}")

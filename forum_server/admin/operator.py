@@ -31,6 +31,7 @@ from forum_client.errors import (
 )
 from forum_client.profile import Bundle
 from forum_client.receipts import verify_receipt
+from forum_client.taxonomy import check_labels
 from forum_client.transport import call
 from forum_client.verifier import check_member_id
 from forum_client.wire import Receipt, envelope_to_pb, receipt_from_pb
@@ -73,7 +74,8 @@ class Operator:
         except FileNotFoundError as exc:
             raise ConfigError(f"{paths.root} is not an operator profile ({exc})") from None
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
-        self.forum = ForumClient(self.bundle, server=server)
+        self.server = server or self.bundle.server  # also what issued bundles point at
+        self.forum = ForumClient(self.bundle, server=self.server)
         self.admin = pb_grpc.AdminStub(self.forum.channel)
 
     @classmethod
@@ -156,7 +158,7 @@ class Operator:
             self.forum.timeout,
         )
         Bundle(
-            member_id, self.bundle.server, self.ca.cert_pem, cert.cert_pem, cert.key_pem,
+            member_id, self.server, self.ca.cert_pem, cert.cert_pem, cert.key_pem,
             self.bundle.trust_root,
         ).save(out)
         return int(response.revoked)
@@ -191,6 +193,37 @@ class Operator:
         if out.exists():
             raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
         return self._issue_bundle(member_id, out, days, revoke_others=True)
+
+    # ---- taxonomy and incidents ----
+
+    def taxonomy(self) -> tuple[int, tuple[e.Label, ...]]:
+        """The current vocabulary ``(version, labels)``: the latest taxonomy entry in the log,
+        its operator signature verified (version 0 and no labels if there is none)."""
+        wanted = e.PAYLOAD_TYPES[e.Taxonomy]
+        operator_key = self.bundle.trust_root.operator_public_key
+        version = 0
+        labels: tuple[e.Label, ...] = ()
+        for _, envelope in self.forum.entries():
+            if envelope.payload_type != wanted:
+                continue
+            envelope.verify(operator_key)
+            body = e.decode(envelope.payload_type, envelope.body)
+            if isinstance(body, e.Taxonomy) and body.version > version:
+                version, labels = body.version, body.labels
+        return version, labels
+
+    def publish_taxonomy(self, labels: tuple[e.Label, ...]) -> tuple[int, Receipt]:
+        """Publish ``labels`` as the next version of the vocabulary; return (version, receipt)."""
+        check_labels(labels)
+        version = self.taxonomy()[0] + 1
+        return version, self._append(lambda h: e.Taxonomy(h, version, labels))
+
+    def set_incident(self, incident_id: str, *, open: bool, title: str = "") -> Receipt:
+        """Open (with a title) or close a crisis-response incident; an open incident makes
+        the label ``incident:<id>`` valid on submissions."""
+        if open and not title.strip():
+            raise InvalidInputError.field("title", "an incident needs a title")
+        return self._append(lambda h: e.Incident(h, incident_id, title, open))
 
     # ---- reading ----
 

@@ -19,17 +19,12 @@ from forum_client import errors
 from forum_client.entries import Role
 
 from ..auth import Authenticator, AuthError, Caller
+from ..ratelimit import RateLimitedError
 
 log = logging.getLogger("forum_server.calls")
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-
-
-class RateLimitedError(errors.ForumError):
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 _REJECT_CODES = {
@@ -175,7 +170,10 @@ def stream(
 def _log_call(method: str, member: str, outcome: str, started: float) -> None:
     log.info(
         "call method=%s member=%s status=%s duration_ms=%.1f",
-        method, member, outcome, (time.perf_counter() - started) * 1000,
+        method,
+        member,
+        outcome,
+        (time.perf_counter() - started) * 1000,
     )
 
 

@@ -21,18 +21,19 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class AdminService(Guarded, pb_grpc.AdminServicer):
+class AdminService(Guarded, pb_grpc.AdminServicer):  # type: ignore[misc]
     def __init__(self, sequencer: Sequencer, auth: Authenticator, config: ServerConfig) -> None:
         self.sequencer = sequencer
         self.auth = auth
         self.config = config
 
     def _audit(self, caller: Caller, action: str, target: str, outcome: str, detail: str) -> None:
-        self.sequencer.store.record_audit(_now_ms(), caller.member_id, action, target, outcome,
-                                          detail)
+        self.sequencer.store.record_audit(
+            _now_ms(), caller.member_id, action, target, outcome, detail
+        )
 
     @unary(OPERATOR)
-    async def AppendOperatorEntry(  # type: ignore[override]
+    async def AppendOperatorEntry(
         self, request: pb.AppendOperatorEntryRequest, caller: Caller
     ) -> pb.Receipt:
         envelope = envelope_from_request(request.entry, self.config.max_message_bytes)
@@ -47,7 +48,7 @@ class AdminService(Guarded, pb_grpc.AdminServicer):
         return receipt_pb(receipt)
 
     @unary(OPERATOR)
-    async def RegisterCredential(  # type: ignore[override]
+    async def RegisterCredential(
         self, request: pb.RegisterCredentialRequest, caller: Caller
     ) -> pb.RegisterCredentialResponse:
         check_member_id(request.member_id)
@@ -59,21 +60,27 @@ class AdminService(Guarded, pb_grpc.AdminServicer):
             request.certificate_sha256, request.member_id, _now_ms(), request.revoke_others
         )
         self._audit(
-            caller, "credential-register", request.member_id, "ok",
+            caller,
+            "credential-register",
+            request.member_id,
+            "ok",
             f"certificate sha256 {request.certificate_sha256.hex()[:16]}, revoked {revoked}",
         )
         return pb.RegisterCredentialResponse(revoked=revoked)
 
     @unary(OPERATOR)
-    async def ListMembers(  # type: ignore[override]
+    async def ListMembers(
         self, request: pb.ListMembersRequest, caller: Caller
     ) -> pb.ListMembersResponse:
         state = self.sequencer.state
         return pb.ListMembersResponse(
             members=[
                 pb.MemberInfo(
-                    member_id=m.member_id, display_name=m.display_name, role=int(m.role),
-                    status=int(m.status), admitted_at_index=m.admitted_at,
+                    member_id=m.member_id,
+                    display_name=m.display_name,
+                    role=e.pb_enum(m.role),
+                    status=e.pb_enum(m.status),
+                    admitted_at_index=m.admitted_at,
                     active_key_ids=[k.key_id for k in state.active_keys(m.member_id)],
                 )
                 for m in sorted(state.members.values(), key=lambda m: m.member_id)
@@ -81,14 +88,17 @@ class AdminService(Guarded, pb_grpc.AdminServicer):
         )
 
     @unary(OPERATOR)
-    async def ListAudit(  # type: ignore[override]
-        self, request: pb.ListAuditRequest, caller: Caller
-    ) -> pb.ListAuditResponse:
+    async def ListAudit(self, request: pb.ListAuditRequest, caller: Caller) -> pb.ListAuditResponse:
         return pb.ListAuditResponse(
             records=[
                 pb.AuditRecord(
-                    id=r.id, time_unix_ms=r.time_unix_ms, actor=r.actor, action=r.action,
-                    target=r.target, outcome=r.outcome, detail=r.detail,
+                    id=r.id,
+                    time_unix_ms=r.time_unix_ms,
+                    actor=r.actor,
+                    action=r.action,
+                    target=r.target,
+                    outcome=r.outcome,
+                    detail=r.detail,
                 )
                 for r in self.sequencer.store.audit(request.limit)
             ]

@@ -32,14 +32,14 @@ def envelope_from_request(entry: pb.Entry, limit: int) -> Envelope:
     return envelope_from_pb(entry)
 
 
-class ForumService(Guarded, pb_grpc.ForumServicer):
+class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
     def __init__(self, sequencer: Sequencer, auth: Authenticator, config: ServerConfig) -> None:
         self.sequencer = sequencer
         self.auth = auth
         self.config = config
 
     @unary(EVERYONE)
-    async def GetStatus(  # type: ignore[override]
+    async def GetStatus(
         self, request: pb.GetStatusRequest, caller: Caller) -> pb.GetStatusResponse:
         state = self.sequencer.state
         member = state.member(caller.member_id)
@@ -49,20 +49,22 @@ class ForumService(Guarded, pb_grpc.ForumServicer):
             if k.member_id == caller.member_id
         }
         return pb.GetStatusResponse(
-            member_id=member.member_id, role=int(member.role), status=int(member.status),
+            member_id=member.member_id,
+            role=e.pb_enum(member.role),
+            status=e.pb_enum(member.status),
             origin=state.origin, forum_name=state.forum_name, log_size=self.sequencer.size,
             last_sequence_by_key_id=keys,
         )
 
     @unary(EVERYONE)
-    async def GetCheckpoint(  # type: ignore[override]
+    async def GetCheckpoint(
 
         self, request: pb.GetCheckpointRequest, caller: Caller
     ) -> pb.SignedCheckpoint:
         return pb.SignedCheckpoint(note=self.sequencer.checkpoint_note)
 
     @stream(EVERYONE)
-    async def GetEntries(  # type: ignore[override]
+    async def GetEntries(
 
         self, request: pb.GetEntriesRequest, caller: Caller
     ) -> AsyncIterator[pb.EntryBatch]:
@@ -95,7 +97,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):
             await self.sequencer.wait_for_growth(start - 1, timeout=self.config.follow_poll_seconds)
 
     @unary(EVERYONE)
-    async def GetInclusionProof(  # type: ignore[override]
+    async def GetInclusionProof(
 
         self, request: pb.GetInclusionProofRequest, caller: Caller
     ) -> pb.InclusionProof:
@@ -108,7 +110,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):
         return pb.InclusionProof(index=request.index, tree_size=size, hashes=list(proof))
 
     @unary(EVERYONE)
-    async def GetConsistencyProof(  # type: ignore[override]
+    async def GetConsistencyProof(
 
         self, request: pb.GetConsistencyProofRequest, caller: Caller
     ) -> pb.ConsistencyProof:
@@ -122,7 +124,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):
         return pb.ConsistencyProof(size1=request.size1, size2=size2, hashes=list(proof))
 
     @unary(WRITERS)
-    async def Submit(  # type: ignore[override]
+    async def Submit(
         self, request: pb.SubmitRequest, caller: Caller) -> pb.Receipt:
         envelope = envelope_from_request(request.entry, self.config.max_message_bytes)
         receipt = await self.sequencer.append(envelope, e.MEMBER_BODIES, caller.member_id)

@@ -7,7 +7,7 @@ acknowledges an entry only after that.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -37,9 +37,84 @@ class AuditRecord:
     detail: str
 
 
+# Operations on the materialised view (signals, descriptors, opinions), applied in order.
+# Each names its row shape; see forum_server/view.py for the semantics.
+OP_SIGNAL = "signal"  # (type, value, index): the signal exists and is active
+OP_DESCRIPTOR = "descriptor"  # (type, value, member, labels, content_type, quality, scope, index)
+OP_RETRACT_MEMBER = "retract-member"  # (type, value, member, index): that descriptor inactive
+OP_RETRACT_ALL = "retract-all"  # (type, value, index): every descriptor inactive
+OP_REFRESH_STATUS = "refresh-status"  # (type, value): active iff an active descriptor remains
+OP_OPINION = "opinion"  # (type, value, member, kind, note, index)
+VIEW_OPS = frozenset(
+    {OP_SIGNAL, OP_DESCRIPTOR, OP_RETRACT_MEMBER, OP_RETRACT_ALL, OP_REFRESH_STATUS, OP_OPINION}
+)
+
+Row = tuple[object, ...]
+
+
+@dataclass
+class ViewDelta:
+    """The view changes of a group of entries: runs of ``(op, rows)`` in log order."""
+
+    runs: list[tuple[str, list[Row]]] = field(default_factory=list)
+
+    def add(self, op: str, rows: list[Row]) -> None:
+        if not rows:
+            return
+        if self.runs and self.runs[-1][0] == op:
+            self.runs[-1][1].extend(rows)
+        else:
+            self.runs.append((op, rows))
+
+    def __len__(self) -> int:
+        return sum(len(rows) for _, rows in self.runs)
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    member_id: str
+    labels: tuple[str, ...]
+    content_type: str
+    quality: int | None
+    scope: str
+    active: bool
+    index: int  # log index of the submission that set it
+
+
+@dataclass(frozen=True, slots=True)
+class OpinionRow:
+    member_id: str
+    kind: int
+    note: str
+    index: int
+
+
 class ServerStore(Protocol):
-    def append(self, leaves: Sequence[StoredLeaf], size: int, checkpoint_note: bytes) -> None:
-        """Durably append contiguous leaves and the checkpoint signed over them."""
+    def append(
+        self, leaves: Sequence[StoredLeaf], size: int, checkpoint_note: bytes,
+        view: ViewDelta | None = None,
+    ) -> None:
+        """Durably append contiguous leaves, the checkpoint signed over them and the view
+        changes they make, all in one transaction: all of it is written, or none."""
+
+    def view_size(self) -> int:
+        """The log size the stored view reflects (equals ``size()`` unless it needs a replay)."""
+
+    def write_view(self, view: ViewDelta, size: int) -> None:
+        """Apply view changes of already stored leaves (a replay) and record ``size``."""
+
+    def signal_exists(self, type: str, value: str) -> bool: ...
+
+    def has_active_descriptor(self, member_id: str, type: str, value: str) -> bool: ...
+
+    def signal_status(self, type: str, value: str) -> str | None:
+        """``"active"``, ``"retracted"``, or None for a signal never submitted."""
+
+    def descriptors(self, type: str, value: str) -> list[Descriptor]: ...
+
+    def opinions(self, type: str, value: str) -> list[OpinionRow]: ...
+
+    def signal_count(self) -> int: ...
 
     def size(self) -> int: ...
 

@@ -13,9 +13,44 @@ from pathlib import Path
 
 from forum_client.errors import StoreError
 
-from . import AuditRecord, Credential, StoredLeaf
+from . import (
+    OP_DESCRIPTOR,
+    OP_OPINION,
+    OP_REFRESH_STATUS,
+    OP_RETRACT_ALL,
+    OP_RETRACT_MEMBER,
+    OP_SIGNAL,
+    AuditRecord,
+    Credential,
+    Descriptor,
+    OpinionRow,
+    StoredLeaf,
+    ViewDelta,
+)
 
-SCHEMA_VERSION = 1
+_VIEW_SQL = {
+    OP_SIGNAL: "INSERT INTO signals (type, value, status, first_idx) VALUES (?, ?, 'active', ?) "
+               "ON CONFLICT (type, value) DO UPDATE SET status = 'active' "
+               "WHERE status != 'active'",
+    OP_DESCRIPTOR: "INSERT INTO descriptors (type, value, member, labels, content_type, quality, "
+                   "scope, active, idx) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) "
+                   "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
+                   "content_type = excluded.content_type, quality = excluded.quality, "
+                   "scope = excluded.scope, active = 1, idx = excluded.idx",
+    OP_RETRACT_MEMBER: "UPDATE descriptors SET active = 0, idx = ?4 "
+                       "WHERE type = ?1 AND value = ?2 AND member = ?3",
+    OP_RETRACT_ALL: "UPDATE descriptors SET active = 0, idx = ?3 "
+                    "WHERE type = ?1 AND value = ?2 AND active = 1",
+    OP_REFRESH_STATUS: "UPDATE signals SET status = CASE WHEN EXISTS (SELECT 1 FROM descriptors d "
+                       "WHERE d.type = ?1 AND d.value = ?2 AND d.active = 1) THEN 'active' "
+                       "ELSE 'retracted' END WHERE type = ?1 AND value = ?2",
+    OP_OPINION: "INSERT INTO opinions (type, value, member, kind, note, idx) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, value, member) DO UPDATE SET "
+                "kind = excluded.kind, note = excluded.note, idx = excluded.idx",
+}
+_VIEW_SIZE_SQL = "INSERT OR REPLACE INTO view_meta (key, value) VALUES ('size', ?)"
+
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (
     idx INTEGER PRIMARY KEY,
@@ -33,6 +68,40 @@ CREATE TABLE IF NOT EXISTS credentials (
     revoked_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS credentials_member ON credentials(member_id);
+-- The materialised view of the log (see forum_server/view.py), written in the same
+-- transaction as the leaves it comes from.
+CREATE TABLE IF NOT EXISTS signals (
+    type TEXT NOT NULL,
+    value TEXT NOT NULL,
+    status TEXT NOT NULL,  -- active | retracted
+    first_idx INTEGER NOT NULL,
+    PRIMARY KEY (type, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS descriptors (
+    type TEXT NOT NULL,
+    value TEXT NOT NULL,
+    member TEXT NOT NULL,
+    labels TEXT NOT NULL,  -- ';'-separated label ids
+    content_type TEXT NOT NULL,
+    quality INTEGER,
+    scope TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    idx INTEGER NOT NULL,  -- log index of the submission that set it (or retracted it)
+    PRIMARY KEY (type, value, member)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS opinions (
+    type TEXT NOT NULL,
+    value TEXT NOT NULL,
+    member TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (type, value, member)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS view_meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time_ms INTEGER NOT NULL,
@@ -57,7 +126,11 @@ class SQLiteStore:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema {version} is newer than this server")
         with con:
+            fresh = version < 2
             con.executescript(_SCHEMA)
+            if fresh and version == 0:
+                # A new database: its (empty) view reflects the (empty) log.
+                con.execute(_VIEW_SIZE_SQL, (0,))
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _connect(self) -> sqlite3.Connection:
@@ -68,7 +141,8 @@ class SQLiteStore:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("PRAGMA synchronous=FULL")
                 con.execute("PRAGMA busy_timeout=10000")
-                con.execute("PRAGMA cache_size=-65536")
+                con.execute("PRAGMA cache_size=-262144")  # 256 MiB
+                con.execute("PRAGMA temp_store=MEMORY")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open {self.path}: {exc}") from exc
             self._local.con = con
@@ -87,16 +161,77 @@ class SQLiteStore:
                     con.execute("ROLLBACK")
                 raise StoreError(f"write to {self.path} failed: {exc}") from exc
 
-    def append(self, leaves: Sequence[StoredLeaf], size: int, checkpoint_note: bytes) -> None:
-        self._write(
-            [
-                (
-                    "INSERT INTO leaves (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
-                    [(x.index, x.leaf_bytes, x.leaf_hash) for x in leaves],
-                ),
-                ("INSERT INTO checkpoints (size, note) VALUES (?, ?)", [(size, checkpoint_note)]),
-            ]
+    def append(
+        self, leaves: Sequence[StoredLeaf], size: int, checkpoint_note: bytes,
+        view: ViewDelta | None = None,
+    ) -> None:
+        batches: list[tuple[str, Sequence[tuple[object, ...]]]] = [
+            (
+                "INSERT INTO leaves (idx, leaf, leaf_hash) VALUES (?, ?, ?)",
+                [(x.index, x.leaf_bytes, x.leaf_hash) for x in leaves],
+            ),
+            ("INSERT INTO checkpoints (size, note) VALUES (?, ?)", [(size, checkpoint_note)]),
+        ]
+        batches += self._view_batches(view, size)
+        self._write(batches)
+
+    @staticmethod
+    def _view_batches(
+        view: ViewDelta | None, size: int
+    ) -> list[tuple[str, Sequence[tuple[object, ...]]]]:
+        batches: list[tuple[str, Sequence[tuple[object, ...]]]] = [
+            (_VIEW_SQL[op], rows) for op, rows in (view.runs if view is not None else [])
+        ]
+        batches.append((_VIEW_SIZE_SQL, [(size,)]))
+        return batches
+
+    def view_size(self) -> int:
+        row = self._connect().execute(
+            "SELECT value FROM view_meta WHERE key = 'size'"
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def write_view(self, view: ViewDelta, size: int) -> None:
+        self._write(self._view_batches(view, size))
+
+    def signal_exists(self, type: str, value: str) -> bool:
+        return self._connect().execute(
+            "SELECT 1 FROM signals WHERE type = ? AND value = ?", (type, value)
+        ).fetchone() is not None
+
+    def has_active_descriptor(self, member_id: str, type: str, value: str) -> bool:
+        return self._connect().execute(
+            "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND member = ? AND active = 1",
+            (type, value, member_id),
+        ).fetchone() is not None
+
+    def signal_status(self, type: str, value: str) -> str | None:
+        row = self._connect().execute(
+            "SELECT status FROM signals WHERE type = ? AND value = ?", (type, value)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def descriptors(self, type: str, value: str) -> list[Descriptor]:
+        rows = self._connect().execute(
+            "SELECT member, labels, content_type, quality, scope, active, idx FROM descriptors "
+            "WHERE type = ? AND value = ? ORDER BY member",
+            (type, value),
         )
+        return [
+            Descriptor(m, tuple(x for x in labels.split(";") if x), ct, q, scope, bool(a), idx)
+            for m, labels, ct, q, scope, a, idx in rows
+        ]
+
+    def opinions(self, type: str, value: str) -> list[OpinionRow]:
+        rows = self._connect().execute(
+            "SELECT member, kind, note, idx FROM opinions WHERE type = ? AND value = ? "
+            "ORDER BY member",
+            (type, value),
+        )
+        return [OpinionRow(*row) for row in rows]
+
+    def signal_count(self) -> int:
+        return int(self._connect().execute("SELECT COUNT(*) FROM signals").fetchone()[0])
 
     def size(self) -> int:
         row = self._connect().execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()

@@ -11,10 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-# tests/ has no __init__.py, so pytest (rootdir-relative "prepend" import mode) puts tests/ on
-# sys.path and registers its conftest as the top-level module ``conftest``.
-from conftest import shared_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +27,10 @@ from forum_client.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+
+# tests/ has no __init__.py, so pytest (rootdir-relative "prepend" import mode) puts tests/ on
+# sys.path and registers its conftest as the top-level module ``conftest``.
+from tests.conftest import shared_dir
 
 # ---------------------------------------------------------------- naive RFC 6962 reference
 

@@ -455,8 +455,9 @@ def plausible_urls(draw: st.DrawFn) -> str:
     dot = draw(DOT)
     host = draw(st.sampled_from([dot.join(labels), "127.0.0.1", "[::1]", "[2001:DB8:0::1]"]))
     port = draw(st.sampled_from(["", ":", ":80", ":443", ":08080"]))
+    start = draw(st.sampled_from(["/", "/", "/", "?", "#"]))
     path = "".join(draw(st.lists(GOOD_PATH_CHARS, max_size=20)))
-    return f"{scheme}://{host}{port}{path}"
+    return f"{scheme}://{host}{port}{start}{path}"
 
 
 @st.composite

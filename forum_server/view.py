@@ -1,0 +1,140 @@
+"""The server's materialised view of the log: signals, descriptors and opinions.
+
+The sequencer checks every member entry with :func:`forum_client.rules.check_content` (the
+same rules the SDK applies when it syncs) against this view, and writes the view rows an
+accepted entry makes in the same transaction as its leaf and the checkpoint over it: nothing
+of a rejected entry is written, and the view never runs ahead of or behind the log.
+
+Within one group commit, later entries must see what earlier ones in the same group did
+before any of it is stored, so a :class:`GroupView` overlays the group's own changes on the
+stored view::
+
+    group = ServerView(store).group()
+    group.check(state, body, index)   # rules.check_content against view + overlay; raises
+    group.apply(state, body, index)   # only after every other check passed
+    store.append(leaves, size, note, group.delta)
+
+Semantics (the contract of :mod:`forum_client.rules`):
+
+- a submission upserts each signal (status ``active``) and the author's descriptor on it;
+- a member's retraction deactivates its own descriptors; the operator's deactivates every
+  descriptor; either way the signal is ``retracted`` once no active descriptor remains;
+- an opinion replaces the author's earlier opinion on the signal;
+- other entries (membership, keys, taxonomy, incidents, benign lists) change no view row.
+"""
+
+from __future__ import annotations
+
+from forum_client import entries as e
+from forum_client.rules import check_content
+from forum_client.verifier import LogState
+
+from .storage import (
+    OP_DESCRIPTOR,
+    OP_OPINION,
+    OP_REFRESH_STATUS,
+    OP_RETRACT_ALL,
+    OP_RETRACT_MEMBER,
+    OP_SIGNAL,
+    Row,
+    ServerStore,
+    ViewDelta,
+)
+
+LABEL_SEPARATOR = ";"
+_VIEW_BODIES = (e.Submission, e.Retraction, e.Opinion)
+
+
+class ServerView:
+    """A :class:`~forum_client.rules.SignalLookup` over the stored view tables."""
+
+    def __init__(self, store: ServerStore) -> None:
+        self.store = store
+
+    def signal_exists(self, type: str, value: str) -> bool:
+        return self.store.signal_exists(type, value)
+
+    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
+        return self.store.has_active_descriptor(member_id, type, value)
+
+    def group(self) -> GroupView:
+        """A lookup for one group commit: the stored view plus the group's own changes."""
+        return GroupView(self)
+
+
+class GroupView:
+    """The stored view overlaid with the changes of the entries accepted so far in a group.
+
+    ``delta`` holds the rows to write, in log order.
+    """
+
+    def __init__(self, base: ServerView) -> None:
+        self.base = base
+        self.delta = ViewDelta()
+        self._exists: set[tuple[str, str]] = set()
+        # (member, type, value) -> (active, generation); generation orders it against resets
+        self._member: dict[tuple[str, str, str], tuple[bool, int]] = {}
+        # (type, value) -> generation of the last operator retraction in this group
+        self._reset: dict[tuple[str, str], int] = {}
+        self._generation = 0
+
+    # ---- SignalLookup ----
+
+    def signal_exists(self, type: str, value: str) -> bool:
+        return (type, value) in self._exists or self.base.signal_exists(type, value)
+
+    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
+        own = self._member.get((member_id, type, value))
+        reset = self._reset.get((type, value))
+        if own is not None and (reset is None or own[1] > reset):
+            return own[0]
+        if reset is not None:
+            return False
+        return self.base.submitted_by(member_id, type, value)
+
+    # ---- the group's entries ----
+
+    def check(self, state: LogState, body: e.Body, index: int) -> None:
+        """Apply the content rules; raises InvalidInputError or EntryRejectedError."""
+        if isinstance(body, (*_VIEW_BODIES, e.BenignList)):
+            check_content(state, body, self, index)
+
+    def apply(self, state: LogState, body: e.Body, index: int) -> None:
+        """Record the view changes of an accepted entry (``state`` before the entry)."""
+        self._generation += 1
+        gen = self._generation
+        author = body.header.member_id
+        if isinstance(body, e.Submission):
+            signals: list[Row] = []
+            descriptors: list[Row] = []
+            exists = self._exists
+            member = self._member
+            scope = body.scope
+            for s in body.signals:
+                t, v = s.type, s.value
+                signals.append((t, v, index))
+                descriptors.append(
+                    (t, v, author, LABEL_SEPARATOR.join(s.labels), s.content_type, s.quality,
+                     scope, index)
+                )
+                exists.add((t, v))
+                member[(author, t, v)] = (True, gen)
+            self.delta.add(OP_SIGNAL, signals)
+            self.delta.add(OP_DESCRIPTOR, descriptors)
+        elif isinstance(body, e.Retraction):
+            refs = [(r.type, r.value) for r in body.signals]
+            if state.members[author].role is e.Role.OPERATOR:
+                self.delta.add(OP_RETRACT_ALL, [(t, v, index) for t, v in refs])
+                for key in refs:
+                    self._reset[key] = gen
+            else:
+                self.delta.add(OP_RETRACT_MEMBER, [(t, v, author, index) for t, v in refs])
+                for t, v in refs:
+                    self._member[(author, t, v)] = (False, gen)
+            self.delta.add(OP_REFRESH_STATUS, [(t, v) for t, v in refs])
+        elif isinstance(body, e.Opinion):
+            ref = body.signal
+            self.delta.add(
+                OP_OPINION, [(ref.type, ref.value, author, int(body.kind), body.note, index)]
+            )
+

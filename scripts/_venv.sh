@@ -1,0 +1,25 @@
+# Sourced by scripts/test and scripts/quickstart: make .venv with everything installed.
+# Needs only Python 3.11+ (set PYTHON to choose the interpreter).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "error: Python 3.11 or newer is needed (found: $("$PY" --version 2>&1)); set PYTHON" >&2
+    exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$(cat pyproject.toml | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
+if [ ! -e "$stamp" ]; then
+    echo "installing the project and its dependencies into .venv (log: .venv/install.log)" >&2
+    if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+           .venv/bin/python -m pip install --disable-pip-version-check -e ".[${EXTRAS:-dev}]"; } \
+        >.venv/install.log 2>&1; then
+        tail -n 30 .venv/install.log >&2
+        echo "error: installing the project into .venv failed (see .venv/install.log)" >&2
+        exit 1
+    fi
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
