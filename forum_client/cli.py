@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Any
 
 import click
 
 from .cli_errors import run
 from .client import ForumClient
 from .envelope import SigningKey
+from .errors import ForumError
+from .inputfiles import detect_format, read_signals
 from .profile import Bundle
+from .wire import Receipt
 
 
 @click.group(help="A member's client for a Shared-Signal Forum: keys, status, submit, sync, "
@@ -75,6 +80,134 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     for k, v in doc.items():
         click.echo(f"{k + ':':<11} {v}")
+
+
+def _key(path: Path) -> SigningKey:
+    return SigningKey.load(path)
+
+
+def _print_receipt(r: Receipt, count: int, as_json: bool, what: str) -> None:
+    if as_json:
+        click.echo(json.dumps({
+            "what": what, "signals": count, "index": r.index, "leaf_hash": r.leaf_hash.hex(),
+            "tree_size": r.tree_size,
+        }))
+    else:
+        click.echo(f"{what}: {count} signal(s) at log index {r.index} "
+                   f"(verified in a tree of {r.tree_size})")
+
+
+def _open_input(path: Path, fmt: str | None) -> tuple[IO[str], str]:
+    chosen = fmt or detect_format(path)
+    return path.open(newline="", encoding="utf-8"), chosen
+
+
+_KEY = click.option("--key", "key_path", required=True,
+                    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                    help="Your private signing key (from `forum-client keygen`).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object per receipt.")
+_INPUT = click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False,
+                                                                exists=True),
+                      help="A CSV (header type,value[,labels,content_type,quality]) or JSON "
+                           "Lines file; labels are ';'-separated.")
+_FORMAT = click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]),
+                       help="Input format (default: from the file name).")
+
+
+@cli.command(help="Submit signals: one by --type/--value, or many from --input (streamed, "
+                  "signed and sent in batches, a progress line on stderr). Values are "
+                  "normalised before signing; each batch returns a verified receipt.")
+@_KEY
+@click.option("--type", "type_", help="Signal type: pdq, md5, sha1, sha256, url, domain.")
+@click.option("--value", help="The signal's value.")
+@click.option("--label", "labels", multiple=True, help="A taxonomy label id (repeatable).")
+@click.option("--content-type", help="image, video, audio, pdf, text, url or other "
+                                     "(default: the type's).")
+@click.option("--quality", type=int, help="PDQ quality, 0-100.")
+@click.option("--scope", default="", help="Free text scope of these descriptors.")
+@_INPUT
+@_FORMAT
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=10_000, show_default=True,
+              help="Signals per signed entry.")
+@_JSON
+@click.pass_context
+def submit(ctx: click.Context, key_path: Path, type_: str | None, value: str | None,
+           labels: tuple[str, ...], content_type: str | None, quality: int | None, scope: str,
+           input_path: Path | None, fmt: str | None, batch_size: int, as_json: bool) -> None:
+    key = _key(key_path)
+    if input_path is None:
+        if not type_ or not value:
+            raise click.UsageError("give --type and --value, or --input FILE")
+        item = {"type": type_, "value": value, "labels": labels, "content_type": content_type,
+                "quality": quality}
+        client = _client(ctx)
+        _print_receipt(client.submit([item], key, scope=scope), 1, as_json, "submitted")
+        return
+    if type_ or value or labels:
+        raise click.UsageError("--input cannot be combined with --type/--value/--label")
+    client = _client(ctx)
+    stream, chosen = _open_input(input_path, fmt)
+    total = batches = 0
+    started = time.monotonic()
+    with stream:
+        signals = read_signals(stream, chosen, name=str(input_path))
+        try:
+            for count, receipt in client.submit_batches(signals, key, scope=scope,
+                                                        batch_size=batch_size):
+                total += count
+                batches += 1
+                _print_receipt(receipt, count, as_json, f"batch {batches}")
+                rate = total / max(time.monotonic() - started, 1e-9)
+                click.echo(f"\r{total:,} signals in {batches} batch(es), {rate:,.0f}/s",
+                           err=True, nl=False)
+        except ForumError as exc:
+            if batches:
+                click.echo(f"\nstopped after {batches} accepted batch(es) ({total:,} signals, "
+                           "each with its receipt above)", err=True)
+            raise exc from None
+    click.echo(f"\rsubmitted {total:,} signals in {batches} batch(es)" + " " * 20, err=True)
+
+
+@cli.command(help="Retract signals you submitted (the operator can retract any), with a "
+                  "reason: one by --type/--value or many from --input.")
+@_KEY
+@click.option("--type", "type_", help="Signal type.")
+@click.option("--value", help="The signal's value.")
+@click.option("--reason", required=True, help="Why (recorded in the signed entry).")
+@_INPUT
+@_FORMAT
+@_JSON
+@click.pass_context
+def retract(ctx: click.Context, key_path: Path, type_: str | None, value: str | None,
+            reason: str, input_path: Path | None, fmt: str | None, as_json: bool) -> None:
+    key = _key(key_path)
+    refs: list[Any]
+    if input_path is None:
+        if not type_ or not value:
+            raise click.UsageError("give --type and --value, or --input FILE")
+        refs = [{"type": type_, "value": value}]
+    else:
+        stream, chosen = _open_input(input_path, fmt)
+        with stream:
+            refs = list(read_signals(stream, chosen, name=str(input_path)))
+    receipt = _client(ctx).retract(refs, key, reason)
+    _print_receipt(receipt, len(refs), as_json, "retracted")
+
+
+@cli.command(help="Give your opinion on a signal: agree, disagree, false-positive or seen "
+                  "(replaces your earlier opinion on it).")
+@_KEY
+@click.option("--type", "type_", required=True, help="Signal type.")
+@click.option("--value", required=True, help="The signal's value.")
+@click.option("--kind", required=True,
+              type=click.Choice(["agree", "disagree", "false-positive", "seen"]))
+@click.option("--note", default="", help="A short note.")
+@_JSON
+@click.pass_context
+def opine(ctx: click.Context, key_path: Path, type_: str, value: str, kind: str, note: str,
+          as_json: bool) -> None:
+    receipt = _client(ctx).opine({"type": type_, "value": value}, kind, _key(key_path), note)
+    _print_receipt(receipt, 1, as_json, f"opinion {kind}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 class ServerConfig:
     max_message_bytes: int = 64 * 1024 * 1024  # largest request the server accepts
     max_concurrent_rpcs: int = 1024
-    entries_per_message: int = 256  # entries in one GetEntries batch
+    entries_per_message: int = 256  # entries in one GetEntries batch, at most
+    batch_bytes: int = 4 * 1024 * 1024  # a GetEntries batch stops growing past this size
     follow_poll_seconds: float = 15.0  # a follow stream re-checks this often with no news
     grace_seconds: float = 10.0  # in-flight calls get this long on shutdown
     max_group_entries: int = 256  # entries committed by one group commit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from forum_client import entries as e
@@ -14,6 +15,7 @@ from forum_client.wire import envelope_from_pb, envelope_to_pb, receipt_to_pb
 from ..auth import Authenticator, Caller
 from ..config import ServerConfig
 from ..sequencer import Receipt, Sequencer
+from ..storage import StoredLeaf
 from ._calls import EVERYONE, WRITERS, Guarded, stream, unary
 
 
@@ -79,22 +81,33 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
                 "end", f"end {end} is beyond the log's size {self.sequencer.size}"
             )
         while True:
-            stop = end or self.sequencer.size
-            note = self.sequencer.checkpoint_note
-            store = self.sequencer.store
+            # size and note change together in the sequencer (no await between them)
+            stop, note = end or self.sequencer.size, self.sequencer.checkpoint_note
             while start < stop:
-                upto = min(start + batch_size, stop)
+                leaves = await asyncio.to_thread(self._read_batch, start, stop, batch_size)
                 batch = pb.EntryBatch()
-                for leaf in store.leaves(start, upto):
+                for leaf in leaves:
                     entry = Envelope.from_leaf_bytes(leaf.leaf_bytes)
                     batch.entries.add(index=leaf.index, entry=envelope_to_pb(entry))
-                start = upto
+                start += len(leaves)
                 if request.follow and start == stop:
                     batch.checkpoint.note = note
                 yield batch
             if not request.follow or end:
                 return
-            await self.sequencer.wait_for_growth(start - 1, timeout=self.config.follow_poll_seconds)
+            await self.sequencer.wait_for_growth(start, timeout=self.config.follow_poll_seconds)
+
+    def _read_batch(self, start: int, stop: int, max_count: int) -> list[StoredLeaf]:
+        """Up to ``max_count`` leaves from ``start``, and at most ``batch_bytes`` of them
+        (always at least one)."""
+        leaves: list[StoredLeaf] = []
+        size = 0
+        for leaf in self.sequencer.store.leaves(start, min(stop, start + max_count)):
+            leaves.append(leaf)
+            size += len(leaf.leaf_bytes)
+            if size >= self.config.batch_bytes:
+                break
+        return leaves
 
     @unary(EVERYONE)
     async def GetInclusionProof(
