@@ -200,7 +200,8 @@ def retract(ctx: click.Context, key_path: Path, type_: str | None, value: str | 
 @click.option("--type", "type_", required=True, help="Signal type.")
 @click.option("--value", required=True, help="The signal's value.")
 @click.option("--kind", required=True,
-              type=click.Choice(["agree", "disagree", "false-positive", "seen"]))
+              type=click.Choice(["agree", "disagree", "false-positive", "seen"]),
+              help="Your opinion of the signal.")
 @click.option("--note", default="", help="A short note.")
 @_JSON
 @click.pass_context
@@ -208,6 +209,17 @@ def opine(ctx: click.Context, key_path: Path, type_: str, value: str, kind: str,
           as_json: bool) -> None:
     receipt = _client(ctx).opine({"type": type_, "value": value}, kind, _key(key_path), note)
     _print_receipt(receipt, 1, as_json, f"opinion {kind}")
+
+
+from .cli_sync import COMMANDS as _SYNC_COMMANDS  # noqa: E402  (they use _client above)
+
+for _command in _SYNC_COMMANDS:
+    cli.add_command(_command)
+
+from .cli_match import COMMANDS as _MATCH_COMMANDS  # noqa: E402
+
+for _command in _MATCH_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

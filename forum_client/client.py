@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
@@ -50,6 +50,12 @@ from .signals import get_signal_type
 from .transport import MAX_MESSAGE_BYTES, call, error_from_rpc, open_channel
 from .verifier import LogState
 from .wire import Receipt, envelope_from_pb, envelope_to_pb, receipt_from_pb
+
+if TYPE_CHECKING:  # sync.py imports nothing from here; keep the import graph one-way
+    from collections.abc import Callable
+
+    from .store import LocalStore
+    from .sync import SyncConfig, SyncProgress, SyncResult
 
 MAX_REPORTED_PROBLEMS = 100
 
@@ -386,3 +392,33 @@ class ForumClient:
             pb.GetConsistencyProofRequest(size1=old.size, size2=new.size), self.timeout,
         )
         verify_consistency(old.size, new.size, list(response.hashes), old.root, new.root)
+
+    # ---- verified sync (forum_client.sync) ----
+
+    def sync(
+        self,
+        store: LocalStore,
+        *,
+        follow: bool = False,
+        progress: Callable[[SyncProgress], None] | None = None,
+        config: SyncConfig | None = None,
+    ) -> SyncResult:
+        """Verify and apply the forum's new entries to ``store`` (see :mod:`forum_client.sync`).
+
+        With ``follow``, keep applying entries as they commit until interrupted, and return
+        the last result.  Raises SyncSecurityError (keeping the evidence in ``store``),
+        SecurityError, TransportError, StoreError or ConfigError.
+        """
+        from .sync import GrpcSource, Syncer
+
+        syncer = Syncer(
+            GrpcSource(self.stub, self.timeout), store, self.trust_root, config, progress
+        )
+        if not follow:
+            return syncer.sync()
+        last: list[SyncResult] = []
+        try:
+            syncer.follow(last.append)
+        finally:
+            syncer.stop()
+        return last[-1] if last else syncer.sync()

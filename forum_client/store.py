@@ -56,16 +56,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from . import entries as e
-from .errors import ConfigError, InvalidInputError, StoreError
+from .errors import ConfigError, StoreError
 from .merkle import CompactRange
 from .signals import normalize
 from .verifier import KeyRecord, LogState, MemberRecord, TrustRoot
+
+if TYPE_CHECKING:
+    from .match.lookup import MatchResult
 
 MIGRATIONS = Migrations("forum_client.store")
 """The schema's migration set; each step runs once, in a transaction, in order."""
@@ -73,7 +76,13 @@ MIGRATIONS = Migrations("forum_client.store")
 DEFAULT_CACHE_MIB = 128
 ACTIVE, RETRACTED = "active", "retracted"
 VIEW_TABLES = (
-    "signals", "descriptors", "retractions", "opinions", "benign", "members", "keys",
+    "signals",
+    "descriptors",
+    "retractions",
+    "opinions",
+    "benign",
+    "members",
+    "keys",
     "member_events",
 )
 """Tables derived from ``entries``: ``forum-client verify`` recomputes and compares them."""
@@ -377,8 +386,12 @@ class LocalStore:
             with self.write() as con:
                 con.execute(
                     "INSERT INTO forum VALUES (1, ?, ?, ?, ?)",
-                    (root.origin, base64.b64encode(root.operator_public_key).decode(),
-                     base64.b64encode(root.log_public_key).decode(), root.log_key_name),
+                    (
+                        root.origin,
+                        base64.b64encode(root.operator_public_key).decode(),
+                        base64.b64encode(root.log_public_key).decode(),
+                        root.log_key_name,
+                    ),
                 )
         elif stored != root:
             raise ConfigError(
@@ -413,16 +426,20 @@ class LocalStore:
         return SyncState(int(size), rng, bytes(note), split_hashes(proof), state)
 
     def save_sync_state(
-        self, con: sqlite3.Connection, state: LogState, rng: CompactRange,
-        checkpoint_note: bytes, checkpoint_size: int, checkpoint_root: bytes,
+        self,
+        con: sqlite3.Connection,
+        state: LogState,
+        rng: CompactRange,
+        checkpoint_note: bytes,
+        checkpoint_size: int,
+        checkpoint_root: bytes,
         proof: tuple[bytes, ...],
     ) -> None:
         """Inside the sync's write transaction: record what was just verified."""
         now = self.now_ms()
         con.execute(
             "INSERT OR REPLACE INTO sync_state VALUES (1, ?, ?, ?, ?, ?, ?)",
-            (rng.size, rng.to_bytes(), checkpoint_note, b"".join(proof), state_to_json(state),
-             now),
+            (rng.size, rng.to_bytes(), checkpoint_note, b"".join(proof), state_to_json(state), now),
         )
         con.execute(
             "INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?, ?)",
@@ -441,6 +458,15 @@ class LocalStore:
         """
         return self.signal(type, normalize(type, value))
 
+    def match(self, type: str, value: str, threshold: int = 31) -> list[MatchResult]:
+        """Active, non-benign signals matching ``(type, value)``: exact types by value, PDQ
+        within Hamming distance ``threshold`` (see :mod:`forum_client.match.lookup`, which
+        keeps a PDQ index next to the database and follows the sync).  Raises
+        InvalidInputError for a bad type, value or threshold, StoreError."""
+        from .match.lookup import matcher_for
+
+        return matcher_for(self).match(type, value, threshold)
+
     def signal(self, type: str, value: str) -> Signal | None:
         """Like :meth:`lookup` for an already normalised value, from one snapshot."""
         with self.read() as con:
@@ -450,8 +476,14 @@ class LocalStore:
             ).fetchone()
             if row is None:
                 return None
-            return Signal(type, value, row[0], row[1], self._descriptors(con, type, value),
-                          self._rollup(con, type, value))
+            return Signal(
+                type,
+                value,
+                row[0],
+                row[1],
+                self._descriptors(con, type, value),
+                self._rollup(con, type, value),
+            )
 
     def descriptors(self, type: str, value: str) -> tuple[Descriptor, ...]:
         """Every member's descriptor on the signal (active or not), by member id."""
@@ -483,24 +515,26 @@ class LocalStore:
     def opinions(self, type: str, value: str) -> list[tuple[str, str, str]]:
         """``(member_id, kind, note)`` of every member's latest opinion on the signal."""
         return [
-            (m, k, n) for m, k, n in self.con.execute(
+            (m, k, n)
+            for m, k, n in self.con.execute(
                 "SELECT member_id, kind, note FROM opinions WHERE type = ? AND value = ? "
-                "ORDER BY member_id", (type, value),
+                "ORDER BY member_id",
+                (type, value),
             )
         ]
 
     def counts(self) -> dict[str, int]:
-        """Row counts: entries, signals (active and retracted), descriptors, opinions."""
+        """Row counts: entries, signals (and active ones), descriptors, opinions, retractions."""
+        queries = {
+            "entries": "SELECT COUNT(*) FROM entries",
+            "signals": "SELECT COUNT(*) FROM signals",
+            "active_signals": "SELECT COUNT(*) FROM signals WHERE status = 'active'",
+            "descriptors": "SELECT COUNT(*) FROM descriptors",
+            "opinions": "SELECT COUNT(*) FROM opinions",
+            "retractions": "SELECT COUNT(*) FROM retractions",
+        }
         with self.read() as con:
-            q = lambda sql: int(con.execute(sql).fetchone()[0])  # noqa: E731
-            return {
-                "entries": q("SELECT COUNT(*) FROM entries"),
-                "signals": q("SELECT COUNT(*) FROM signals"),
-                "active_signals": q("SELECT COUNT(*) FROM signals WHERE status = 'active'"),
-                "descriptors": q("SELECT COUNT(*) FROM descriptors"),
-                "opinions": q("SELECT COUNT(*) FROM opinions"),
-                "retractions": q("SELECT COUNT(*) FROM retractions"),
-            }
+            return {k: int(con.execute(sql).fetchone()[0]) for k, sql in queries.items()}
 
     def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Stored ``(index, leaf bytes)`` in order (streamed)."""
@@ -515,17 +549,31 @@ class LocalStore:
     # ---- security evidence ----
 
     def record_evidence(
-        self, what: str, message: str, *, entry_index: int | None = None,
-        stored_checkpoint: bytes | None = None, served_checkpoint: bytes | None = None,
-        proof: tuple[bytes, ...] = (), entry: bytes | None = None,
+        self,
+        what: str,
+        message: str,
+        *,
+        entry_index: int | None = None,
+        stored_checkpoint: bytes | None = None,
+        served_checkpoint: bytes | None = None,
+        proof: tuple[bytes, ...] = (),
+        entry: bytes | None = None,
     ) -> int:
         """Keep what a failed verification showed (its own transaction); return its id."""
         with self.write() as con:
             cur = con.execute(
                 "INSERT INTO security_evidence (detected_unix_ms, what, entry_index, message, "
                 "stored_checkpoint, served_checkpoint, proof, entry) VALUES (?,?,?,?,?,?,?,?)",
-                (self.now_ms(), what, entry_index, message, stored_checkpoint,
-                 served_checkpoint, b"".join(proof), entry),
+                (
+                    self.now_ms(),
+                    what,
+                    entry_index,
+                    message,
+                    stored_checkpoint,
+                    served_checkpoint,
+                    b"".join(proof),
+                    entry,
+                ),
             )
             return int(cur.lastrowid or 0)
 
@@ -546,7 +594,8 @@ class LocalStore:
         with self.write() as con:
             return con.execute(
                 "UPDATE security_evidence SET acknowledged_unix_ms = ? "
-                "WHERE acknowledged_unix_ms IS NULL", (self.now_ms(),),
+                "WHERE acknowledged_unix_ms IS NULL",
+                (self.now_ms(),),
             ).rowcount
 
 
@@ -579,6 +628,7 @@ class ViewWriter:
         self.signal_rows: list[tuple[str, str, int]] = []
         self.descriptor_rows: list[tuple[Any, ...]] = []
         self.signals_applied = 0
+        self.rows_staged = 0  # entries and signals since this writer began
 
     @property
     def pending_rows(self) -> int:
@@ -598,19 +648,27 @@ class ViewWriter:
     # SignalLookup
     def signal_exists(self, type: str, value: str) -> bool:
         self.flush()
-        return self.con.execute(
-            "SELECT 1 FROM signals WHERE type = ? AND value = ?", (type, value)
-        ).fetchone() is not None
+        return (
+            self.con.execute(
+                "SELECT 1 FROM signals WHERE type = ? AND value = ?", (type, value)
+            ).fetchone()
+            is not None
+        )
 
     def submitted_by(self, member_id: str, type: str, value: str) -> bool:
         self.flush()
-        return self.con.execute(
-            "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND member_id = ? "
-            "AND active = 1", (type, value, member_id),
-        ).fetchone() is not None
+        return (
+            self.con.execute(
+                "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND member_id = ? "
+                "AND active = 1",
+                (type, value, member_id),
+            ).fetchone()
+            is not None
+        )
 
     def add_entry(self, index: int, leaf: bytes) -> None:
         self.entry_rows.append((index, leaf))
+        self.rows_staged += 1
 
     def apply(self, index: int, body: e.Body, state: LogState) -> None:
         """Apply one verified body (after LogState.apply and the content rules passed)."""
@@ -619,19 +677,34 @@ class ViewWriter:
             signals = body.signals
             self.signal_rows += [(s.type, s.value, index) for s in signals]
             self.descriptor_rows += [
-                (s.type, s.value, member, _labels_json(s.labels), s.content_type, s.quality,
-                 scope, index)
+                (
+                    s.type,
+                    s.value,
+                    member,
+                    _labels_json(s.labels),
+                    s.content_type,
+                    s.quality,
+                    scope,
+                    index,
+                )
                 for s in signals
             ]
             self.signals_applied += len(signals)
+            self.rows_staged += len(signals)
         elif isinstance(body, e.Retraction):
             self._retract(index, body, state)
         elif isinstance(body, e.Opinion):
             self.flush()
             self.con.execute(
                 "INSERT OR REPLACE INTO opinions VALUES (?, ?, ?, ?, ?, ?)",
-                (body.signal.type, body.signal.value, body.header.member_id,
-                 body.kind.name.lower(), body.note, index),
+                (
+                    body.signal.type,
+                    body.signal.value,
+                    body.header.member_id,
+                    body.kind.name.lower(),
+                    body.note,
+                    index,
+                ),
             )
         elif isinstance(body, e.BenignList):
             self.flush()
@@ -654,13 +727,11 @@ class ViewWriter:
             [(index, i, t, v, author, body.reason) for i, (t, v) in enumerate(refs)],
         )
         if state.members[author].role is e.Role.OPERATOR:
-            con.executemany(
-                "UPDATE descriptors SET active = 0 WHERE type = ? AND value = ?", refs
-            )
+            con.executemany("UPDATE descriptors SET active = 0 WHERE type = ? AND value = ?", refs)
         else:
             con.executemany(
-                "UPDATE descriptors SET active = 0 WHERE type = ? AND value = ? "
-                "AND member_id = ?", [(t, v, author) for t, v in refs],
+                "UPDATE descriptors SET active = 0 WHERE type = ? AND value = ? AND member_id = ?",
+                [(t, v, author) for t, v in refs],
             )
         con.executemany(
             "UPDATE signals SET status = CASE WHEN EXISTS (SELECT 1 FROM descriptors d WHERE "
@@ -677,8 +748,10 @@ def write_log_tables(con: sqlite3.Connection, state: LogState) -> None:
     con.execute("DELETE FROM keys")
     con.executemany(
         "INSERT INTO members VALUES (?, ?, ?, ?, ?)",
-        [(m.member_id, m.display_name, m.role.label, m.status.label, m.admitted_at)
-         for m in state.members.values()],
+        [
+            (m.member_id, m.display_name, m.role.label, m.status.label, m.admitted_at)
+            for m in state.members.values()
+        ],
     )
     con.executemany(
         "INSERT INTO member_events VALUES (?, ?, ?)",
@@ -686,8 +759,10 @@ def write_log_tables(con: sqlite3.Connection, state: LogState) -> None:
     )
     con.executemany(
         "INSERT INTO keys VALUES (?, ?, ?, ?, ?)",
-        [(k.key_id, k.member_id, k.public_key, k.valid_from, k.valid_until)
-         for k in state.keys.values()],
+        [
+            (k.key_id, k.member_id, k.public_key, k.valid_from, k.valid_until)
+            for k in state.keys.values()
+        ],
     )
 
 
@@ -698,8 +773,14 @@ def state_to_json(state: LogState) -> str:
     doc = {
         "size": state.size,
         "members": [
-            [m.member_id, m.display_name, int(m.role), int(m.status), m.admitted_at,
-             [[i, int(s)] for i, s in m.history]]
+            [
+                m.member_id,
+                m.display_name,
+                int(m.role),
+                int(m.status),
+                m.admitted_at,
+                [[i, int(s)] for i, s in m.history],
+            ]
             for m in state.members.values()
         ],
         "keys": [
@@ -722,13 +803,24 @@ def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
     doc = json.loads(text)
     state.size = int(doc["size"])
     state.members = {
-        m[0]: MemberRecord(m[0], m[1], e.Role(m[2]), e.MemberStatus(m[3]), int(m[4]),
-                           [(int(i), e.MemberStatus(s)) for i, s in m[5]])
+        m[0]: MemberRecord(
+            m[0],
+            m[1],
+            e.Role(m[2]),
+            e.MemberStatus(m[3]),
+            int(m[4]),
+            [(int(i), e.MemberStatus(s)) for i, s in m[5]],
+        )
         for m in doc["members"]
     }
     state.keys = {
-        bytes.fromhex(k[0]): KeyRecord(bytes.fromhex(k[0]), k[1], bytes.fromhex(k[2]),
-                                       int(k[3]), None if k[4] is None else int(k[4]))
+        bytes.fromhex(k[0]): KeyRecord(
+            bytes.fromhex(k[0]),
+            k[1],
+            bytes.fromhex(k[2]),
+            int(k[3]),
+            None if k[4] is None else int(k[4]),
+        )
         for k in doc["keys"]
     }
     state.last_sequence = {bytes.fromhex(k): int(v) for k, v in doc["last_sequence"].items()}
@@ -742,11 +834,3 @@ def split_hashes(data: bytes) -> tuple[bytes, ...]:
     if len(data) % 32:
         raise ValueError(f"{len(data)} bytes is not a list of 32-byte hashes")
     return tuple(bytes(data[i : i + 32]) for i in range(0, len(data), 32))
-
-
-def check_type(type: str) -> str:
-    from .signals import SIGNAL_TYPES
-
-    if type not in SIGNAL_TYPES:
-        raise InvalidInputError.field("type", f"unknown signal type {type!r}")
-    return type

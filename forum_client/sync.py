@@ -2,12 +2,13 @@
 
 Connect with your bundle, sync into a local SQLite copy, look a hash up::
 
-    >>> from forum_client import ForumClient
+    >>> from forum_client.client import ForumClient
     >>> from forum_client.store import LocalStore
     >>> with ForumClient.connect(profile) as forum, LocalStore(db_path) as store:
     ...     result = forum.sync(store)
     ...     signal = store.lookup("md5", "D41D8CD98F00B204E9800998ECF8427E")
-    >>> result.size == store_size(db_path), signal.status, signal.rollup.verdict
+    ...     local_size = store.size
+    >>> result.size == local_size, signal.status, signal.rollup.verdict
     (True, 'active', 'none')
     >>> [(d.member_id, d.labels) for d in signal.descriptors]
     [('alice', ('behaviour:terrorist-publication',))]
@@ -36,11 +37,13 @@ acknowledges it (``forum-client security-report --acknowledge``).
 from __future__ import annotations
 
 import logging
+import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -48,11 +51,23 @@ from ._proto.forum.v1 import forum_pb2 as pb
 from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from .checkpoint import Checkpoint
 from .envelope import Envelope
-from .errors import ForumError, SecurityError, TransportError, VerificationError
-from .merkle import CompactRange, leaf_hash, verify_consistency
+from .errors import (
+    ForumError,
+    SecurityError,
+    StoreError,
+    TransportError,
+    VerificationError,
+)
+from .merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
 from .receipts import verify_checkpoint_note
 from .rules import check_content
-from .store import LocalStore, ViewWriter
+from .store import (
+    VIEW_TABLES,
+    LocalStore,
+    ViewWriter,
+    state_to_json,
+    write_log_tables,
+)
 from .transport import call, error_from_rpc
 from .verifier import LogState, TrustRoot
 from .wire import envelope_from_pb
@@ -138,7 +153,7 @@ class GrpcSource:
     def __init__(self, stub: pb_grpc.ForumStub, timeout: float) -> None:
         self.stub = stub
         self.timeout = timeout
-        self._call: grpc.Future | None = None
+        self._call: Any = None  # the running stream (a grpc.Call)
 
     def checkpoint_note(self) -> bytes:
         note: bytes = call(self.stub.GetCheckpoint, pb.GetCheckpointRequest(), self.timeout).note
@@ -209,6 +224,7 @@ class Syncer:
         self._entries = 0
         self._signals = 0
         self._started = clock()
+        self._on_commit: Callable[[SyncResult], None] | None = None
         self._load()
 
     # ---- state ----
@@ -220,7 +236,8 @@ class Syncer:
         self.range: CompactRange = stored.compact_range
         self.cp_note: bytes | None = stored.checkpoint_note
         self.cp: Checkpoint | None = (
-            None if stored.checkpoint_note is None
+            None
+            if stored.checkpoint_note is None
             else verify_checkpoint_note(stored.checkpoint_note, self.root)
         )
         self.view: ViewWriter | None = None
@@ -233,19 +250,26 @@ class Syncer:
         self.store.pin(self.root)
         self._load()
         self._started, self._entries, self._signals = self.clock(), 0, 0
-        cp = self._accept_checkpoint(self.source.checkpoint_note())
-        if self.range.size < cp.size:
-            for batch in self.source.entries(
-                self.range.size, cp.size, False, self.config.max_batch
-            ):
-                self._apply_batch(batch, follow=False)
-        if self.range.size != cp.size:
+        try:
+            cp = self._accept_checkpoint(self.source.checkpoint_note())
+            if self.range.size < cp.size:
+                try:
+                    for batch in self.source.entries(
+                        self.range.size, cp.size, False, self.config.max_batch
+                    ):
+                        self._apply_batch(batch, follow=False)
+                finally:
+                    self.source.cancel()
+            if self.range.size != cp.size:
+                raise TransportError(
+                    f"the entry stream ended at {self.range.size}, before the checkpoint's "
+                    f"{cp.size}; nothing unverified was kept, sync again",
+                    "UNAVAILABLE",
+                )
+            self._commit()
+        except BaseException:
             self._rollback()
-            raise TransportError(
-                f"the entry stream ended at {self.range.size}, before the checkpoint's "
-                f"{cp.size}; nothing unverified was kept, sync again", "UNAVAILABLE",
-            )
-        self._commit()
+            raise
         return self._result()
 
     def follow(self, on_commit: Callable[[SyncResult], None] | None = None) -> None:
@@ -257,15 +281,20 @@ class Syncer:
         self._stopped.clear()
         self._on_commit = on_commit
         delay = self.config.backoff_initial_seconds
+        try:
+            self._follow_loop(delay)
+        finally:
+            self._rollback()
+
+    def _follow_loop(self, delay: float) -> None:
+        on_commit = self._on_commit
         while not self._stopped.is_set():
             try:
                 result = self.sync()
                 if on_commit is not None:
                     on_commit(result)
                 delay = self.config.backoff_initial_seconds
-                for batch in self.source.entries(
-                    self.range.size, 0, True, self.config.max_batch
-                ):
+                for batch in self.source.entries(self.range.size, 0, True, self.config.max_batch):
                     self._apply_batch(batch, follow=True)
                     delay = self.config.backoff_initial_seconds
             except TransportError as exc:
@@ -275,8 +304,9 @@ class Syncer:
                 log.warning("follow: %s; reconnecting in %.1fs", exc, delay)
                 self._stopped.wait(delay)
                 delay = min(delay * 2, self.config.backoff_max_seconds)
-            else:
+            else:  # the forum ended the stream (restart): resume after a pause
                 self._rollback()
+                self._stopped.wait(delay)
 
     def stop(self) -> None:
         """End :meth:`follow` (thread-safe); uncommitted, unverified rows are dropped."""
@@ -296,14 +326,28 @@ class Syncer:
             )
 
     def _fail(
-        self, what: str, message: str, index: int | None = None, *,
-        served: bytes | None = None, proof: tuple[bytes, ...] = (), entry: bytes | None = None,
+        self,
+        what: str,
+        message: str,
+        index: int | None = None,
+        *,
+        served: bytes | None = None,
+        proof: tuple[bytes, ...] = (),
+        entry: bytes | None = None,
     ) -> SyncSecurityError:
         """Roll back, keep the evidence, and return the error to raise."""
-        self._rollback()
+        syncing_to = self.cp_note
+        self._rollback()  # reloads the stored (last verified) checkpoint
+        if served is None and syncing_to != self.cp_note:
+            served = syncing_to
         evidence_id = self.store.record_evidence(
-            what, message, entry_index=index, stored_checkpoint=self.cp_note,
-            served_checkpoint=served, proof=proof, entry=entry,
+            what,
+            message,
+            entry_index=index,
+            stored_checkpoint=self.cp_note,
+            served_checkpoint=served,
+            proof=proof,
+            entry=entry,
         )
         log.error("security failure %s at %s: %s", what, index, message)
         return SyncSecurityError(what, message, index, evidence_id)
@@ -318,12 +362,16 @@ class Syncer:
         if old is not None:
             if cp.size < old.size:
                 raise self._fail(
-                    ROLLBACK, f"the forum's checkpoint has size {cp.size}, below the verified "
-                    f"size {old.size}", served=note,
+                    ROLLBACK,
+                    f"the forum's checkpoint has size {cp.size}, below the verified "
+                    f"size {old.size}",
+                    served=note,
                 )
             if cp.size == old.size and cp.root != old.root:
                 raise self._fail(
-                    FORK, f"two checkpoints of size {cp.size} with different roots", served=note,
+                    FORK,
+                    f"two checkpoints of size {cp.size} with different roots",
+                    served=note,
                 )
             if cp.size > old.size:
                 proof = self.source.consistency_proof(old.size, cp.size)
@@ -331,8 +379,11 @@ class Syncer:
                     verify_consistency(old.size, cp.size, proof, old.root, cp.root)
                 except VerificationError as exc:
                     raise self._fail(
-                        FORK, f"checkpoint {cp.size} does not extend the verified checkpoint "
-                        f"{old.size}: {exc}", served=note, proof=proof,
+                        FORK,
+                        f"checkpoint {cp.size} does not extend the verified checkpoint "
+                        f"{old.size}: {exc}",
+                        served=note,
+                        proof=proof,
                     ) from None
         self.cp, self.cp_note = cp, note
         return cp
@@ -346,14 +397,13 @@ class Syncer:
     def _rollback(self) -> None:
         if self.store.con.in_transaction:
             self.store.con.execute("ROLLBACK")
-        if self.view is not None:
-            self.view = None
-            self._load()  # the in-memory state may hold unverified entries
+        self._load()  # the in-memory state may hold unverified entries
 
     def _apply_batch(self, batch: Batch, follow: bool) -> None:
         items, note = batch
         view = self._begin()
         rng, root = self.range, self.root
+        signals_before = view.signals_applied
         for index, envelope in items:
             if index != rng.size:
                 raise self._fail(
@@ -361,8 +411,9 @@ class Syncer:
                 )
             if envelope is None:
                 raise self._fail(
-                    UNVERIFIABLE, "served as a leaf hash only; this SDK cannot verify hidden "
-                    "entries", index,
+                    UNVERIFIABLE,
+                    "served as a leaf hash only; this SDK cannot verify hidden entries",
+                    index,
                 )
             leaf = envelope.leaf_bytes()
             state = self.state
@@ -380,28 +431,30 @@ class Syncer:
             view.add_entry(index, leaf)
             rng.append(leaf_hash(leaf))
             self._entries += 1
-        self._signals = view.signals_applied
+        self._signals += view.signals_applied - signals_before
         if note is not None:
             self._accept_checkpoint(note)
         if self.progress is not None:
             cp_size = self.cp.size if self.cp is not None else 0
-            self.progress(SyncProgress(rng.size, max(cp_size, rng.size), self._entries,
-                                       self._signals, self.clock() - self._started))
+            self.progress(
+                SyncProgress(
+                    rng.size,
+                    max(cp_size, rng.size),
+                    self._entries,
+                    self._signals,
+                    self.clock() - self._started,
+                )
+            )
         cp = self.cp
         if cp is None:
             return
         if follow and rng.size == cp.size:
             self._commit()
-            on_commit = getattr(self, "_on_commit", None)
+            on_commit = self._on_commit
             if on_commit is not None:
                 on_commit(self._result())
-        elif view.pending_rows + view.signals_applied - self._committed_signals() >= (
-            self.config.commit_every_rows
-        ) and rng.size <= cp.size:
+        elif view.rows_staged >= self.config.commit_every_rows and rng.size <= cp.size:
             self._commit()
-
-    def _committed_signals(self) -> int:
-        return getattr(self, "_signals_at_commit", 0)
 
     def _commit(self) -> None:
         """Prove the staged prefix is in the signed log, then commit it (or fail closed)."""
@@ -414,8 +467,9 @@ class Syncer:
         if rng.size == cp.size:
             if rng.root() != cp.root:
                 raise self._fail(
-                    ROOT_MISMATCH, f"the entries served do not hash to checkpoint {cp.size}'s "
-                    "root", served=note,
+                    ROOT_MISMATCH,
+                    f"the entries served do not hash to checkpoint {cp.size}'s root",
+                    served=note,
                 )
         elif rng.size < cp.size:
             proof = self.source.consistency_proof(rng.size, cp.size)
@@ -423,24 +477,182 @@ class Syncer:
                 verify_consistency(rng.size, cp.size, proof, rng.root(), cp.root)
             except VerificationError as exc:
                 raise self._fail(
-                    ROOT_MISMATCH, f"the entries up to {rng.size} are not a prefix of "
-                    f"checkpoint {cp.size}: {exc}", served=note, proof=proof,
+                    ROOT_MISMATCH,
+                    f"the entries up to {rng.size} are not a prefix of checkpoint {cp.size}: {exc}",
+                    served=note,
+                    proof=proof,
                 ) from None
         else:
             return  # entries beyond the checkpoint stay staged until one covers them
         self.store.save_sync_state(self.store.con, state, rng, note, cp.size, cp.root, proof)
         self.store.con.execute("COMMIT")
         self.view = None
-        self._signals_at_commit = self._signals
 
     def _result(self) -> SyncResult:
         return SyncResult(
-            self.range.size, self.range.root(), self._entries, self._signals,
+            self.range.size,
+            self.range.root(),
+            self._entries,
+            self._signals,
             self.clock() - self._started,
         )
 
 
-def store_size(path: str) -> int:
-    """The verified size of the copy at ``path`` (opens and closes it)."""
-    with LocalStore(path) as store:
-        return store.size
+# ---- offline re-verification ----
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``forum-client verify`` found: ``problems`` is empty when the copy is intact."""
+
+    size: int
+    root: bytes
+    checkpoint_size: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+MAX_ROWS_REPORTED = 10
+
+
+def verify_store(
+    store: LocalStore,
+    trust_root: TrustRoot | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
+    """Re-verify the whole local copy offline.
+
+    Replays every stored entry through :class:`LogState` and the content rules (every
+    signature again), recomputes the root and checks it against the stored signed checkpoint
+    (directly, or through the stored consistency proof), rebuilds the view and key tables in
+    a scratch database and compares them row by row with the stored ones.  Tampered rows are
+    reported, not fixed.  Raises StoreError when the copy cannot be read at all.
+    """
+    problems: list[str] = []
+    root = store.trust_root()
+    if trust_root is not None and root is not None and root != trust_root:
+        problems.append("the copy is pinned to another forum than the profile's")
+    root = trust_root or root
+    con = store.con
+    row = con.execute(
+        "SELECT size, compact_range, checkpoint_note, proof, log_state FROM sync_state"
+    ).fetchone()
+    if root is None or row is None:  # nothing committed yet: an empty copy is intact
+        stray = con.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        found = (f"entries: {stray} rows but no verified sync state",) if stray else ()
+        return VerifyReport(0, EMPTY_ROOT, 0, tuple(problems) + found)
+    size, stored_range, note, proof_bytes, stored_state = row
+    with tempfile.TemporaryDirectory(prefix=".forum-verify-", dir=store.path.parent) as tmp:
+        scratch = LocalStore(f"{tmp}/replay.db", cache_mib=64)
+        try:
+            rng, state = _replay(store, scratch, int(size), root, problems, progress)
+            scratch.con.execute("BEGIN")
+            if state is not None:
+                write_log_tables(scratch.con, state)
+                if state_to_json(state) != stored_state:
+                    problems.append(
+                        "sync_state.log_state: the stored key state is not the replayed one"
+                    )
+            scratch.con.execute("COMMIT")
+            if rng.to_bytes() != bytes(stored_range):
+                problems.append("sync_state.compact_range: not the range of the stored entries")
+            cp_size = _check_checkpoint(bytes(note), bytes(proof_bytes), rng, root, problems)
+            _compare_tables(scratch, store, problems)
+        finally:
+            scratch.close()
+    return VerifyReport(rng.size, rng.root(), cp_size, tuple(problems))
+
+
+def _replay(
+    store: LocalStore,
+    scratch: LocalStore,
+    size: int,
+    root: TrustRoot,
+    problems: list[str],
+    progress: Callable[[int, int], None] | None,
+) -> tuple[CompactRange, LogState | None]:
+    rng = CompactRange.empty()
+    state: LogState | None = None
+    scratch.con.execute("BEGIN")
+    view = ViewWriter(scratch.con)
+    rows = store.con.execute("SELECT idx, CAST(leaf AS BLOB) FROM entries ORDER BY idx")
+    for expected, (index, leaf) in enumerate(rows):
+        if index != expected:
+            problems.append(f"entries: index {index} where {expected} was expected")
+            break
+        try:
+            envelope = Envelope.from_leaf_bytes(bytes(leaf))
+            if state is None:
+                state = LogState.from_genesis(envelope, root)
+            else:
+                body = state.apply(index, envelope)
+                check_content(state, body, view, index)
+                view.apply(index, body, state)
+        except (ForumError, ValueError) as exc:
+            problems.append(f"entries: entry {index} does not verify: {exc}")
+            break
+        view.add_entry(index, bytes(leaf))
+        rng.append(leaf_hash(bytes(leaf)))
+        if view.rows_staged >= 100_000:
+            view.flush()
+            view.rows_staged = 0
+        if progress is not None and index % 256 == 0:
+            progress(index, size)
+    view.flush()
+    scratch.con.execute("COMMIT")
+    if rng.size != size:
+        problems.append(f"sync_state.size: {size}, but {rng.size} entries verify")
+    return rng, state
+
+
+def _check_checkpoint(
+    note: bytes, proof: bytes, rng: CompactRange, root: TrustRoot, problems: list[str]
+) -> int:
+    try:
+        cp = verify_checkpoint_note(note, root)
+    except VerificationError as exc:
+        problems.append(f"sync_state.checkpoint_note: {exc}")
+        return 0
+    try:
+        hashes = tuple(proof[i : i + 32] for i in range(0, len(proof), 32))
+        if rng.size == cp.size:
+            if rng.root() != cp.root:
+                raise VerificationError("the entries' root is not the checkpoint's")
+        else:
+            verify_consistency(rng.size, cp.size, hashes, rng.root(), cp.root)
+    except (VerificationError, ValueError) as exc:
+        problems.append(f"root: the stored entries do not match signed checkpoint {cp.size}: {exc}")
+    return cp.size
+
+
+def _compare_tables(scratch: LocalStore, store: LocalStore, problems: list[str]) -> None:
+    con = scratch.con
+    try:
+        con.execute("ATTACH DATABASE ? AS stored", (f"file:{store.path}?mode=ro",))
+    except sqlite3.Error:
+        con.execute("ATTACH DATABASE ? AS stored", (str(store.path),))
+    try:
+        for table in VIEW_TABLES:
+            for left, right, how in (
+                ("stored", "main", "not what the log says"),
+                ("main", "stored", "missing"),
+            ):
+                rows = con.execute(
+                    f"SELECT * FROM {left}.{table} EXCEPT SELECT * FROM {right}.{table} "
+                    f"LIMIT {MAX_ROWS_REPORTED + 1}"
+                ).fetchall()
+                for r in rows[:MAX_ROWS_REPORTED]:
+                    problems.append(f"{table}: row {_show(r)} {how}")
+                if len(rows) > MAX_ROWS_REPORTED:
+                    problems.append(f"{table}: more rows {how}")
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot compare {store.path} with its replay: {exc}") from exc
+    finally:
+        con.execute("DETACH DATABASE stored")
+
+
+def _show(row: tuple[object, ...]) -> str:
+    return "(" + ", ".join(x.hex()[:16] if isinstance(x, bytes) else repr(x) for x in row) + ")"

@@ -221,10 +221,14 @@ class LogState:
     def apply(self, index: int, envelope: Envelope) -> e.Body:
         """Verify the entry at ``index`` and advance the state past it."""
         body = self.check(index, envelope)
+        self.advance(index, envelope, body)
+        return body
+
+    def advance(self, index: int, envelope: Envelope, body: e.Body) -> None:
+        """Advance past an entry that :meth:`check` accepted at ``index`` (no re-check)."""
         self._apply(index, body)
         self.last_sequence[envelope.key_id] = body.header.sequence
         self.size = index + 1
-        return body
 
     def _check_header(self, index: int, envelope: Envelope, key: KeyRecord, body: e.Body) -> None:
         h = body.header

@@ -238,7 +238,7 @@ class Sequencer:
                 if self.limiter is not None and work.members[item.author].role is not Role.OPERATOR:
                     signals = len(body.signals) if isinstance(body, e.Submission) else 0
                     self.limiter.charge(item.author, signals=signals, now=time.monotonic())
-                work.apply(index, item.envelope)
+                work.advance(index, item.envelope, body)
                 view.apply(work, body, index)
             except ForumError as exc:
                 item.future.set_exception(exc)

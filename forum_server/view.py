@@ -77,13 +77,16 @@ class GroupView:
         # (type, value) -> generation of the last operator retraction in this group
         self._reset: dict[tuple[str, str], int] = {}
         self._generation = 0
+        self._submissions: list[tuple[str, e.Submission, int]] = []
 
     # ---- SignalLookup ----
 
     def signal_exists(self, type: str, value: str) -> bool:
+        self._materialise()
         return (type, value) in self._exists or self.base.signal_exists(type, value)
 
     def submitted_by(self, member_id: str, type: str, value: str) -> bool:
+        self._materialise()
         own = self._member.get((member_id, type, value))
         reset = self._reset.get((type, value))
         if own is not None and (reset is None or own[1] > reset):
@@ -91,6 +94,15 @@ class GroupView:
         if reset is not None:
             return False
         return self.base.submitted_by(member_id, type, value)
+
+    def _materialise(self) -> None:
+        """Fold the group's submissions into the overlay, only when a later entry of the
+        group asks (most groups are submissions only and never do)."""
+        for author, body, gen in self._submissions:
+            for s in body.signals:
+                self._exists.add((s.type, s.value))
+                self._member[(author, s.type, s.value)] = (True, gen)
+        self._submissions.clear()
 
     # ---- the group's entries ----
 
@@ -105,24 +117,24 @@ class GroupView:
         gen = self._generation
         author = body.header.member_id
         if isinstance(body, e.Submission):
+            scope = body.scope
+            joined: dict[tuple[str, ...], str] = {}
             signals: list[Row] = []
             descriptors: list[Row] = []
-            exists = self._exists
-            member = self._member
-            scope = body.scope
             for s in body.signals:
-                t, v = s.type, s.value
-                signals.append((t, v, index))
+                labels = joined.get(s.labels)
+                if labels is None:
+                    labels = joined[s.labels] = LABEL_SEPARATOR.join(s.labels)
+                signals.append((s.type, s.value, index))
                 descriptors.append(
-                    (t, v, author, LABEL_SEPARATOR.join(s.labels), s.content_type, s.quality,
-                     scope, index)
+                    (s.type, s.value, author, labels, s.content_type, s.quality, scope, index)
                 )
-                exists.add((t, v))
-                member[(author, t, v)] = (True, gen)
             self.delta.add(OP_SIGNAL, signals)
             self.delta.add(OP_DESCRIPTOR, descriptors)
+            self._submissions.append((author, body, gen))
         elif isinstance(body, e.Retraction):
             refs = [(r.type, r.value) for r in body.signals]
+            self._materialise()  # keep the overlay's order: submissions before this
             if state.members[author].role is e.Role.OPERATOR:
                 self.delta.add(OP_RETRACT_ALL, [(t, v, index) for t, v in refs])
                 for key in refs:

@@ -60,8 +60,10 @@ Thread safety: none; guard an index shared between threads with a lock.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -97,6 +99,10 @@ _FILE_ARRAYS: Final = (
     "map_keys",
     "map_rows",
 )
+
+_EXTRA_PREFIX: Final = "x_"
+_EXTRA_CRC: Final = "extra_crc"
+_EXTRA_NAME: Final = re.compile(r"[a-z0-9_]{1,64}")
 
 _I64 = npt.NDArray[np.int64]
 _I32 = npt.NDArray[np.int32]
@@ -438,6 +444,13 @@ class PDQIndex:
             return False
         return self._map.get(int(id)) >= 0
 
+    def hash_of(self, id: int) -> bytes | None:
+        """The 32-byte hash indexed under ``id``, or None if ``id`` is not indexed."""
+        if not isinstance(id, int | np.integer) or not -(2**63) <= int(id) < 2**63:
+            return None
+        row = self._map.get(int(id))
+        return None if row < 0 else self._words[row].astype("<u8").tobytes()
+
     def query(self, hash: bytes, threshold: int = DEFAULT_THRESHOLD) -> list[tuple[int, int]]:
         """Every ``(id, distance)`` with Hamming distance <= ``threshold`` to ``hash``,
         sorted by distance then id. Exact for every threshold (a scan above 47)."""
@@ -484,8 +497,21 @@ class PDQIndex:
 
     # ---------------------------------------------------------------- persistence
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index to ``path`` (uncompressed npz, replaced atomically)."""
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        extra: Mapping[str, npt.NDArray[Any]] | None = None,
+    ) -> None:
+        """Write the index to ``path`` (uncompressed npz, replaced atomically).
+
+        ``extra`` arrays (names of ``[a-z0-9_]``, no pickled objects) are stored alongside,
+        checksummed too, and returned by :meth:`load_with_extra`: a caller's own metadata
+        (such as the log size the index reflects) lands in the same atomic write."""
+        extras = {k: np.ascontiguousarray(v) for k, v in sorted((extra or {}).items())}
+        for k, v in extras.items():
+            if not _EXTRA_NAME.fullmatch(k) or v.dtype.hasobject:
+                raise InvalidInputError.field("extra", f"{k!r}: bad name or object array")
         if 2 * self._garbage > self._pool_used:
             self._compact_pool()
         n, used = self._n_rows, self._pool_used
@@ -510,8 +536,14 @@ class PDQIndex:
         target = Path(path)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
         try:
+            members: dict[str, npt.NDArray[Any]] = {"meta": meta, **arrays}
+            if extras:
+                members.update({_EXTRA_PREFIX + k: v for k, v in extras.items()})
+                members[_EXTRA_CRC] = np.array(
+                    [zlib.crc32(v.data) for v in extras.values()], np.int64
+                )
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, meta=meta, **arrays)  # type: ignore[arg-type]
+                np.savez(f, **members)  # type: ignore[arg-type]
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -525,19 +557,41 @@ class PDQIndex:
         a checksum mismatch, another format version, or inconsistent structures. Raises
         ``OSError`` if it cannot be opened.
         """
+        return cls.load_with_extra(path)[0]
+
+    @classmethod
+    def load_with_extra(
+        cls, path: str | os.PathLike[str]
+    ) -> tuple[PDQIndex, dict[str, npt.NDArray[Any]]]:
+        """:meth:`load`, plus the ``extra`` arrays given to :meth:`save` (checksums
+        verified; same errors as :meth:`load`)."""
         try:
             with np.load(path, allow_pickle=False) as npz:
-                if set(npz.files) != {"meta", *_FILE_ARRAYS}:
+                names = set(npz.files)
+                extra_names = sorted(
+                    k[len(_EXTRA_PREFIX) :] for k in names if k.startswith(_EXTRA_PREFIX)
+                )
+                expected = {"meta", *_FILE_ARRAYS}
+                if extra_names:
+                    expected |= {_EXTRA_CRC, *(_EXTRA_PREFIX + k for k in extra_names)}
+                if names != expected:
                     raise PDQIndexFileError(f"{path}: not a PDQ index file (wrong members)")
                 meta = npz["meta"]
                 arrays = {k: npz[k] for k in _FILE_ARRAYS}
+                extras = {k: npz[_EXTRA_PREFIX + k] for k in extra_names}
+                crcs = npz[_EXTRA_CRC] if extra_names else np.zeros(0, np.int64)
         except PDQIndexFileError:
             raise
         except OSError:
             raise
         except Exception as exc:  # zipfile.BadZipFile, ValueError, EOFError, ...
             raise PDQIndexFileError(f"{path}: unreadable index file: {exc}") from exc
-        return cls._from_arrays(str(path), meta, arrays)
+        if crcs.shape != (len(extras),) or any(
+            zlib.crc32(np.ascontiguousarray(v).data) != int(c)
+            for v, c in zip(extras.values(), crcs.tolist(), strict=True)
+        ):
+            raise PDQIndexFileError(f"{path}: extra arrays: checksum mismatch (corrupt file)")
+        return cls._from_arrays(str(path), meta, arrays), extras
 
     @classmethod
     def _from_arrays(

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from forum_client import entries as e
 from forum_client.cli_errors import run
+from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
 
 from .init import DEFAULT_ADDRESS, init_forum
@@ -260,12 +263,99 @@ def incident_open(ctx: click.Context, incident_id: str, title: str) -> None:
     )
 
 
-@incident.command("close", help="Close incident ID.")
+@incident.command("close", help="Close incident ID (its label stays valid for history).")
 @click.argument("incident_id")
 @click.pass_context
 def incident_close(ctx: click.Context, incident_id: str) -> None:
     r = _operator(ctx).set_incident(incident_id, open=False)
     click.echo(f"closed incident {incident_id} at log index {r.index}")
+
+
+@cli.group(
+    help="The benign list: known-benign hashes (blank frames, common logos) that members' "
+    "matching never reports, published as signed entries."
+)
+def benign() -> None:
+    pass
+
+
+def _benign_refs(
+    type_: str | None, value: str | None, input_path: Path | None, fmt: str | None
+) -> Iterator[Any]:
+    if input_path is None:
+        if not type_ or not value:
+            raise click.UsageError("give --type and --value, or --input FILE")
+        yield {"type": type_, "value": value}
+        return
+    if type_ or value:
+        raise click.UsageError("--input cannot be combined with --type/--value")
+    with input_path.open(newline="", encoding="utf-8") as stream:
+        yield from read_signals(stream, fmt or detect_format(input_path), name=str(input_path))
+
+
+def _benign_publish(ctx: click.Context, refs: Iterator[Any], adding: bool) -> None:
+    op = _operator(ctx)
+    limit = op.forum.limits().max_batch_signals
+    total = 0
+    while batch := list(itertools.islice(refs, limit)):
+        r = op.publish_benign(batch, ()) if adding else op.publish_benign((), batch)
+        total += len(batch)
+        click.echo(
+            f"{'added' if adding else 'removed'} {len(batch)} signal(s) "
+            f"{'to' if adding else 'from'} the benign list at log index {r.index}"
+        )
+    if not total:
+        raise click.UsageError("the input holds no signals")
+
+
+_BENIGN_OPTIONS = [
+    click.option("--type", "type_", help="Signal type: pdq, md5, sha1, sha256, url, domain."),
+    click.option("--value", help="The signal's value (normalised before signing)."),
+    click.option(
+        "--input",
+        "input_path",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help="Many signals: CSV with a type,value header or JSON Lines (sent in batches).",
+    ),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["csv", "jsonl"]),
+        help="Format of --input (default: from the file name).",
+    ),
+]
+
+
+def _with_benign_options(f: Any) -> Any:
+    for option in reversed(_BENIGN_OPTIONS):
+        f = option(f)
+    return f
+
+
+@benign.command("add", help="Add signals to the benign list (one signed entry per batch).")
+@_with_benign_options
+@click.pass_context
+def benign_add(
+    ctx: click.Context,
+    type_: str | None,
+    value: str | None,
+    input_path: Path | None,
+    fmt: str | None,
+) -> None:
+    _benign_publish(ctx, _benign_refs(type_, value, input_path, fmt), adding=True)
+
+
+@benign.command("remove", help="Take signals off the benign list: they match again.")
+@_with_benign_options
+@click.pass_context
+def benign_remove(
+    ctx: click.Context,
+    type_: str | None,
+    value: str | None,
+    input_path: Path | None,
+    fmt: str | None,
+) -> None:
+    _benign_publish(ctx, _benign_refs(type_, value, input_path, fmt), adding=False)
 
 
 @cli.command(help="List the audit log: every admin action, who, what, when, outcome.")

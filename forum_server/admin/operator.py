@@ -12,7 +12,7 @@ sent to the server.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +20,7 @@ from types import TracebackType
 from forum_client import entries as e
 from forum_client._proto.forum.v1 import forum_pb2 as pb
 from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
-from forum_client.client import ForumClient
+from forum_client.client import ForumClient, SignalInput, normalize_ref
 from forum_client.envelope import SigningKey, key_id, load_public_key_file, verify_possession
 from forum_client.errors import (
     REJECT_SEQUENCE,
@@ -224,6 +224,26 @@ class Operator:
         if open and not title.strip():
             raise InvalidInputError.field("title", "an incident needs a title")
         return self._append(lambda h: e.Incident(h, incident_id, title, open))
+
+    # ---- benign list ----
+
+    def publish_benign(
+        self, add: Iterable[SignalInput] = (), remove: Iterable[SignalInput] = ()
+    ) -> Receipt:
+        """Publish known-benign signals (blank frames, common logos) that members' matching
+        never reports, and/or take others off the list: one signed entry.  Values are
+        normalised first.  Raises InvalidInputError for a bad signal, an empty list or more
+        than the forum's batch limit (split bigger lists)."""
+        adds = tuple(normalize_ref(x, f"add[{i}]") for i, x in enumerate(add))
+        removes = tuple(normalize_ref(x, f"remove[{i}]") for i, x in enumerate(remove))
+        if not adds and not removes:
+            raise InvalidInputError.field("signals", "nothing to add to or remove from the list")
+        limit = self.forum.limits().max_batch_signals
+        if len(adds) + len(removes) > limit:
+            raise InvalidInputError.field(
+                "signals", f"{len(adds) + len(removes)} signals: at most {limit} in one entry"
+            )
+        return self._append(lambda h: e.BenignList(h, adds, removes))
 
     # ---- reading ----
 

@@ -1,0 +1,246 @@
+"""``forum-client sync | verify | security-report``: the local copy, a thin shell over
+:mod:`forum_client.sync` and :mod:`forum_client.store`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from .errors import SecurityError
+from .store import LocalStore
+from .sync import GrpcSource, SyncConfig, Syncer, SyncProgress, SyncResult, verify_store
+
+DB_OPTION = click.option(
+    "--db",
+    "db",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The local SQLite copy (created on first sync).",
+)
+
+
+class _ProgressBar:
+    """One self-rewriting line on stderr: entries, signals, rate and ETA (10 updates/s)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, p: SyncProgress) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.1 and p.size < p.target):
+            return
+        self.last = now
+        rate = p.signals / p.elapsed if p.elapsed > 0 else 0.0
+        entry_rate = p.entries / p.elapsed if p.elapsed > 0 else 0.0
+        left = max(p.target - p.size, 0)
+        eta = f"{left / entry_rate:.0f}s" if entry_rate > 0 and left else "-"
+        width = 24
+        done = int(width * p.size / p.target) if p.target else width
+        bar = "#" * done + "." * (width - done)
+        sys.stderr.write(
+            f"\r[{bar}] {p.size}/{p.target} entries  {p.signals} signals  "
+            f"{rate:,.0f} signals/s  ETA {eta}  "
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            self.shown = False
+
+
+def _result_doc(r: SyncResult) -> dict[str, Any]:
+    return {
+        "size": r.size,
+        "root": r.root.hex(),
+        "entries": r.entries,
+        "signals": r.signals,
+        "seconds": round(r.seconds, 3),
+    }
+
+
+@click.command(
+    help="Sync the forum into a local SQLite copy, verifying every entry, the "
+    "checkpoint and the root before anything is written. With --follow, keep "
+    "applying new entries as they commit (Ctrl-C to stop)."
+)
+@DB_OPTION
+@click.option("--follow", is_flag=True, help="Keep the stream open and apply new entries.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print results as JSON (one object per commit with --follow).",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option(
+    "--commit-every",
+    type=click.IntRange(min=1),
+    default=SyncConfig.commit_every_rows,
+    show_default=True,
+    help="Rows staged before a verified intermediate commit.",
+)
+@click.pass_context
+def sync(
+    ctx: click.Context,
+    db: Path,
+    follow: bool,
+    as_json: bool,
+    no_progress: bool,
+    commit_every: int,
+) -> None:
+    from .cli import _client
+
+    client = _client(ctx)
+    bar = _ProgressBar(not no_progress and not as_json)
+
+    def report(r: SyncResult) -> None:
+        bar.done()
+        if as_json:
+            click.echo(json.dumps(_result_doc(r)))
+        else:
+            click.echo(
+                f"synced: {r.size} entries verified (+{r.entries} entries, "
+                f"+{r.signals} signals in {r.seconds:.1f}s), root {r.root.hex()[:16]}"
+            )
+
+    with LocalStore(db) as store:
+        syncer = Syncer(
+            GrpcSource(client.stub, client.timeout),
+            store,
+            client.trust_root,
+            SyncConfig(commit_every_rows=commit_every),
+            progress=bar,
+        )
+        if not follow:
+            try:
+                result = syncer.sync()
+            finally:
+                bar.done()
+            report(result)
+            return
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            syncer.stop()
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            syncer.follow(report)
+        except KeyboardInterrupt:
+            syncer.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            bar.done()
+
+
+@click.command(
+    help="Re-verify a local copy offline: every signature (replaying the log), "
+    "the root against the stored signed checkpoint, and every view row "
+    "recomputed and compared. Exit 5 if anything was tampered with."
+)
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
+    from .cli import _bundle
+
+    if not db.is_file():
+        raise click.UsageError(f"no local copy at {db}")
+    root = _bundle(ctx).trust_root if ctx.obj.get("profile") is not None else None
+    with LocalStore(db) as store:
+        report = verify_store(store, root)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "size": report.size,
+                    "root": report.root.hex(),
+                    "checkpoint_size": report.checkpoint_size,
+                    "problems": list(report.problems),
+                }
+            )
+        )
+    else:
+        for problem in report.problems:
+            click.echo(f"TAMPERED {problem}")
+        if report.ok:
+            click.echo(
+                f"ok: {report.size} entries verified, root {report.root.hex()[:16]} "
+                f"matches signed checkpoint {report.checkpoint_size}"
+            )
+    if not report.ok:
+        raise SecurityError(
+            f"{db}: {len(report.problems)} problem(s) found; the copy does not match its "
+            "verified log (delete it and sync again)"
+        )
+
+
+@click.command(
+    "security-report",
+    help="Show the security failures a sync found (and kept as evidence); "
+    "--acknowledge lets syncs run again.",
+)
+@DB_OPTION
+@click.option("--acknowledge", is_flag=True, help="Mark every open failure as reviewed.")
+@click.option("--all", "show_all", is_flag=True, help="Include acknowledged ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) -> None:
+    if not db.is_file():
+        raise click.UsageError(f"no local copy at {db}")
+    with LocalStore(db) as store:
+        items = store.evidence(include_acknowledged=show_all)
+        acknowledged = store.acknowledge_evidence() if acknowledge else 0
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": x.id,
+                        "detected_unix_ms": x.detected_unix_ms,
+                        "what": x.what,
+                        "index": x.entry_index,
+                        "message": x.message,
+                        "stored_checkpoint": (x.stored_checkpoint or b"").decode(
+                            "utf-8", "replace"
+                        ),
+                        "served_checkpoint": (x.served_checkpoint or b"").decode(
+                            "utf-8", "replace"
+                        ),
+                        "proof": [h.hex() for h in x.proof],
+                        "entry": (x.entry or b"").hex(),
+                        "acknowledged": x.acknowledged_unix_ms is not None,
+                    }
+                    for x in items
+                ]
+            )
+        )
+    else:
+        if not items:
+            click.echo("no open security failures")
+        for x in items:
+            where = f" at index {x.entry_index}" if x.entry_index is not None else ""
+            click.echo(f"#{x.id} {x.what}{where}: {x.message}")
+            for label, cp in (("stored", x.stored_checkpoint), ("served", x.served_checkpoint)):
+                if cp:
+                    first = cp.decode("utf-8", "replace").splitlines()[:2]
+                    click.echo(f"    {label} checkpoint: {' size '.join(first)}")
+            if x.proof:
+                click.echo(f"    proof: {len(x.proof)} hashes")
+            if x.entry:
+                click.echo(f"    offending entry: {len(x.entry)} bytes kept")
+    if acknowledge:
+        click.echo(f"acknowledged {acknowledged}; syncs may run again", err=True)
+
+
+COMMANDS = (sync, verify, security_report)
