@@ -418,7 +418,7 @@ class Matcher:
             if value in wanted:
                 self._add(index, h)
             else:
-                self._remove(index, h)
+                pass
         self._size = size
         self._tail = _leaf_digest(con, size - 1)
 
