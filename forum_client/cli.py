@@ -221,6 +221,11 @@ from .cli_match import COMMANDS as _MATCH_COMMANDS  # noqa: E402
 for _command in _MATCH_COMMANDS:
     cli.add_command(_command)
 
+from .cli_gossip import COMMANDS as _GOSSIP_COMMANDS  # noqa: E402
+
+for _command in _GOSSIP_COMMANDS:
+    cli.add_command(_command)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run(cli, argv, "forum-client")

@@ -585,7 +585,7 @@ class LocalStore:
         if not include_acknowledged:
             sql += " WHERE acknowledged_unix_ms IS NULL"
         return [
-            Evidence(i, t, w, idx, m, sc, vc, split_hashes(p or b""), en, ack)
+            Evidence(i, t, w, idx, m, sc, vc, _chunks(p or b""), en, ack)
             for i, t, w, idx, m, sc, vc, p, en, ack in self.con.execute(sql + " ORDER BY id")
         ]
 
@@ -828,6 +828,11 @@ def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
     state.labels = {x[0]: e.Label(x[0], x[1], x[2], x[3]) for x in doc["labels"]}
     state.incidents = {str(k): bool(v) for k, v in doc["incidents"].items()}
     return state
+
+
+def _chunks(data: bytes) -> tuple[bytes, ...]:
+    """Evidence proofs as served: 32-byte pieces, even when the server sent malformed ones."""
+    return tuple(bytes(data[i : i + 32]) for i in range(0, len(data), 32))
 
 
 def split_hashes(data: bytes) -> tuple[bytes, ...]:

@@ -409,6 +409,10 @@ class Syncer:
                 raise self._fail(
                     OUT_OF_ORDER, f"expected entry {rng.size}, the forum sent {index}", index
                 )
+            if not follow and self.cp is not None and index >= self.cp.size:
+                raise self._fail(
+                    OUT_OF_ORDER, f"entry {index} is beyond checkpoint {self.cp.size}", index
+                )
             if envelope is None:
                 raise self._fail(
                     UNVERIFIABLE,

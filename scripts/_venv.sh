@@ -14,7 +14,7 @@ stamp=.venv/.installed-$(cat pyproject.toml | "$PY" -c 'import hashlib,sys; prin
 if [ ! -e "$stamp" ]; then
     echo "installing the project and its dependencies into .venv (log: .venv/install.log)" >&2
     if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
-           .venv/bin/python -m pip install --disable-pip-version-check -e ".[${EXTRAS:-dev}]"; } \
+           .venv/bin/python -m pip install --disable-pip-version-check -e ".[${EXTRAS:-dev,media}]"; } \
         >.venv/install.log 2>&1; then
         tail -n 30 .venv/install.log >&2
         echo "error: installing the project into .venv failed (see .venv/install.log)" >&2

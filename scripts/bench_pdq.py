@@ -80,7 +80,7 @@ def run_ours(n: int, queries: int) -> dict[str, Any]:
     build = time.perf_counter() - t
     gc.collect()
     mem = _rss_mb() - rss0
-    res: dict[str, Any] = {"build_s": build, "memory_mb": mem}
+    res: dict[str, Any] = {"build_s": build, "memory_mb": mem, "nbytes_mb": index.nbytes / 2**20}
     hits = sum(1 for q in near[:100] if index.query(q))
     res["near_recall_first100"] = hits / min(100, len(near))
     res["query_near"] = _stats(_time_each(index.query, near))
@@ -103,6 +103,43 @@ def run_ours(n: int, queries: int) -> dict[str, Any]:
         res["load_s"] = time.perf_counter() - t
         res["file_mb"] = os.path.getsize(path) / 2**20
         assert len(loaded) == n
+    return res
+
+
+def run_store(n: int) -> dict[str, Any]:
+    """The store-following index (forum_client.match.lookup.Matcher) over a LocalStore of
+    ``n`` PDQ signals: rebuild from SQLite vs load the saved index and catch up a tail."""
+    import sqlite3
+
+    from forum_client.match.lookup import Matcher, index_path_for
+    from forum_client.store import LocalStore
+
+    hashes, _, _, _ = _data(n, 1)
+    res: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "copy.db")
+        with LocalStore(db) as store:
+            con: sqlite3.Connection = store.con
+            con.execute("BEGIN")
+            con.execute("INSERT INTO entries VALUES (0, x'00')")
+            con.executemany(
+                "INSERT INTO signals VALUES ('pdq', ?, 'active', 1)",
+                ((h.tobytes().hex(),) for h in hashes),
+            )
+            con.execute("INSERT INTO sync_state VALUES (1, 1, x'', x'', x'', '{}', 0)")
+            con.execute("COMMIT")
+            t = time.perf_counter()
+            with Matcher(store, persist=False) as m:
+                m.refresh()
+            res["rebuild_s"] = time.perf_counter() - t
+            with Matcher(store) as m:
+                m.refresh()  # writes the index file
+            res["index_file_mb"] = os.path.getsize(index_path_for(db)) / 2**20
+            t = time.perf_counter()
+            with Matcher(store) as m:
+                m.refresh()
+                assert not m.rebuilt and len(m.index) == n
+            res["load_s"] = time.perf_counter() - t
     return res
 
 
@@ -167,10 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=1000, help="queries (and adds/removes) timed")
     p.add_argument("--theirs-adds", type=int, default=5, help="adds timed on threatexchange")
     p.add_argument("--json", help="write all results to this file")
-    p.add_argument("--child", choices=["ours", "theirs"], help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=["ours", "theirs", "store"], help=argparse.SUPPRESS)
+    p.add_argument("--markdown", help="also write the table as markdown to this file")
     args = p.parse_args(argv)
     if args.child == "ours":
         print(json.dumps(run_ours(args.n, args.queries)))
+        return 0
+    if args.child == "store":
+        print(json.dumps(run_store(args.n)))
         return 0
     if args.child == "theirs":
         print(json.dumps(run_theirs(args.n, args.queries, args.theirs_adds)))
@@ -178,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours = _child("ours", args.n, args.queries, args.theirs_adds)
     theirs = _child("theirs", args.n, args.queries, args.theirs_adds)
+    store = _child("store", args.n, args.queries, args.theirs_adds)
     rows = [
         ("build (s)", ours["build_s"], theirs["build_s"]),
         ("query near p50 (us)", ours["query_near"]["p50_us"], theirs["query_near"]["p50_us"]),
@@ -203,10 +245,45 @@ def main(argv: list[str] | None = None) -> int:
         f"theirs {theirs['near_recall_first100']:.2f}"
     )
     print(f"theirs add: {theirs['add']['note']}; remove: {theirs['remove']['note']}")
+    print(
+        f"ours, index arrays: {ours['nbytes_mb']:.1f} MB; store-following index at n={args.n:,}: "
+        f"rebuild from SQLite {store['rebuild_s']:.2f} s, load saved file + catch up "
+        f"{store['load_s']:.2f} s ({store['index_file_mb']:.0f} MB file)"
+    )
+    md = [
+        f"PDQ index at {args.n:,} random hashes, {args.queries} queries each "
+        f"(`scripts/bench pdq`); theirs: `{theirs['class']}` {theirs['version']}",
+        "",
+        "| metric | ours | theirs | theirs / ours |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, a, b in rows:
+        ratio = b / a if a and a == a and b == b else float("nan")
+        shown_b = "n/a" if b != b else f"{b:,.3f}"
+        shown_r = "n/a" if ratio != ratio else f"{ratio:,.1f}x"
+        md.append(f"| {name} | {a:,.3f} | {shown_b} | {shown_r} |")
+    md += [
+        "",
+        f"Store-following index (`Matcher`): rebuild from SQLite {store['rebuild_s']:.2f} s, "
+        f"load the saved index and catch up {store['load_s']:.2f} s.",
+    ]
+    print()
+    print("\n".join(md))
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(md) + "\n")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
-                {"n": args.n, "queries": args.queries, "ours": ours, "theirs": theirs}, f, indent=2
+                {
+                    "n": args.n,
+                    "queries": args.queries,
+                    "ours": ours,
+                    "theirs": theirs,
+                    "store": store,
+                },
+                f,
+                indent=2,
             )
     return 0
 

@@ -418,7 +418,7 @@ class Matcher:
             if value in wanted:
                 self._add(index, h)
             else:
-                pass
+                self._remove(index, h)
         self._size = size
         self._tail = _leaf_digest(con, size - 1)
 

@@ -52,7 +52,8 @@ makes add latency spiky; the slack buckets keep every add at ~10-20 us.
 ``np.take`` costs ~30 us; column-major storage made it ~150 us, four cache misses per
 candidate), ids are ``int64``, and ids map to rows in a numpy open-addressing hash table (a
 Python dict of 1M ints costs ~100 MB; this costs ~25 MB). At 1M hashes the index holds
-~160 MB, about 160 bytes per hash.
+~150 MB, about 150 bytes per hash (:attr:`PDQIndex.nbytes`); builds keep no per-chunk column
+copies, so the process's resident memory grows by little more than that.
 
 Thread safety: none; guard an index shared between threads with a lock.
 """
@@ -165,6 +166,10 @@ class _IdMap:
         table = cls(np.zeros(capacity, np.int64), np.full(capacity, -1, np.int32), 0, 0)
         table._insert_unique(keys, rows)
         return table
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes + self.rows.nbytes)
 
     def _home(self, keys: _I64) -> _I64:
         mixed = keys.view(np.uint64) * np.uint64(self._GOLDEN)
@@ -316,12 +321,11 @@ class PDQIndex:
         """Fill every bucket from scratch from the (n, 16) chunk values of rows 0..n-1."""
         n = chunks.shape[0]
         counts = np.empty(_NUM_BUCKETS, np.int64)
-        columns = []
+        # Columns are re-extracted in the second pass (a 2 MB copy each at 1M rows) rather
+        # than kept: holding all 16 would add 32 MB of peak memory to every build.
         for c in range(_CHUNKS):
-            column = np.ascontiguousarray(chunks[:, c])
-            columns.append(column)
             counts[c * _CHUNK_VALUES : (c + 1) * _CHUNK_VALUES] = np.bincount(
-                column, minlength=_CHUNK_VALUES
+                chunks[:, c], minlength=_CHUNK_VALUES
             )
         caps = _with_slack(counts)
         starts = np.zeros(_NUM_BUCKETS, np.int64)
@@ -329,9 +333,9 @@ class PDQIndex:
         used = int(starts[-1] + caps[-1])
         pool = np.zeros(used + used // 32 + 1024, np.int32)
         rank_base = np.arange(n, dtype=np.int64)
-        for c, column in enumerate(columns):
+        for c in range(_CHUNKS):
             sl = slice(c * _CHUNK_VALUES, (c + 1) * _CHUNK_VALUES)
-            order = np.argsort(column, kind="stable")  # radix sort for uint16
+            order = np.argsort(chunks[:, c], kind="stable").astype(np.int32)  # radix sort
             first_rank = np.cumsum(counts[sl]) - counts[sl]
             pool[np.repeat(starts[sl] - first_rank, counts[sl]) + rank_base] = order
         self._starts, self._lens, self._caps = starts, counts.astype(np.int32), caps
@@ -443,6 +447,13 @@ class PDQIndex:
         if not isinstance(id, int | np.integer) or not -(2**63) <= int(id) < 2**63:
             return False
         return self._map.get(int(id)) >= 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the index's arrays (what it costs in memory, without allocator
+        overhead)."""
+        arrays = (self._words, self._ids, self._alive, self._starts, self._lens, self._caps)
+        return sum(a.nbytes for a in arrays) + self._pool.nbytes + self._map.nbytes
 
     def hash_of(self, id: int) -> bytes | None:
         """The 32-byte hash indexed under ``id``, or None if ``id`` is not indexed."""
@@ -697,7 +708,7 @@ def _distances(near: _U64, words: _U64) -> npt.NDArray[np.uint16]:
 
 def _with_slack(counts: _I64) -> _I32:
     """Bucket capacities: room for a few adds before a bucket has to move."""
-    return (counts + 2 + counts // 16).astype(np.int32)
+    return (counts + 1 + counts // 32).astype(np.int32)
 
 
 def _check_id(value: int) -> int:

@@ -6,6 +6,7 @@ per thread so that a long ``GetEntries`` stream never blocks the writer (WAL sna
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -49,6 +50,65 @@ _VIEW_SQL = {
                 "kind = excluded.kind, note = excluded.note, idx = excluded.idx",
 }
 _VIEW_SIZE_SQL = "INSERT OR REPLACE INTO view_meta (key, value) VALUES ('size', ?)"
+
+# Bulk forms of the two hot upserts: every column but ``value`` bound once, the values as one
+# JSON array of strings.  One ``sqlite3_step`` inserts the whole run, so the GIL is released
+# for all of it (``executemany`` takes the GIL back for every row, which stalls the writer
+# thread while the event loop is busy).  Same conflict handling as ``_VIEW_SQL``.
+_BULK_SQL = {
+    OP_SIGNAL: "INSERT INTO signals (type, value, status, first_idx) "
+               "SELECT ?1, j.value, 'active', ?2 FROM json_each(?3) AS j WHERE true "
+               "ON CONFLICT (type, value) DO UPDATE SET status = 'active' "
+               "WHERE status != 'active'",
+    OP_DESCRIPTOR: "INSERT INTO descriptors (type, value, member, labels, content_type, quality, "
+                   "scope, active, idx) "
+                   "SELECT ?1, j.value, ?2, ?3, ?4, ?5, ?6, 1, ?7 FROM json_each(?8) AS j "
+                   "WHERE true "
+                   "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
+                   "content_type = excluded.content_type, quality = excluded.quality, "
+                   "scope = excluded.scope, active = 1, idx = excluded.idx",
+}
+# The primary key columns of each bulk op's rows (``value`` is always column 1).
+_BULK_KEY = {OP_SIGNAL: 2, OP_DESCRIPTOR: 3}
+_BULK_MIN_ROWS = 64
+
+
+def _bulk_statements(
+    op: str, rows: Sequence[tuple[object, ...]]
+) -> list[tuple[str, Sequence[tuple[object, ...]]]] | None:
+    """``rows`` of ``op`` as a few bulk statements, or None when they must go row by row.
+
+    Rows are grouped by every column but the value and each group's values sorted (the
+    b-tree then takes them in key order).  That reordering is only allowed when no two rows
+    touch the same primary key, so a run with a repeated key goes row by row, in order; so
+    does one with a value that JSON would escape (the bulk form only carries literal text).
+    """
+    width = _BULK_KEY.get(op)
+    if width is None or len(rows) < _BULK_MIN_ROWS:
+        return None
+    groups: dict[tuple[object, ...], list[str]] = {}
+    keys: set[tuple[object, ...]] = set()
+    for row in rows:
+        value = row[1]
+        if type(value) is not str:
+            return None
+        keys.add(row[:width])
+        rest = (row[0], *row[2:])
+        found = groups.get(rest)
+        if found is None:
+            groups[rest] = [value]
+        else:
+            found.append(value)
+    if len(keys) != len(rows):
+        return None
+    out: list[tuple[str, Sequence[tuple[object, ...]]]] = []
+    for rest, values in groups.items():
+        values.sort()
+        text = json.dumps(values)
+        if "\\" in text:
+            return None
+        out.append((_BULK_SQL[op], [(*rest, text)]))
+    return out
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -179,9 +239,13 @@ class SQLiteStore:
     def _view_batches(
         view: ViewDelta | None, size: int
     ) -> list[tuple[str, Sequence[tuple[object, ...]]]]:
-        batches: list[tuple[str, Sequence[tuple[object, ...]]]] = [
-            (_VIEW_SQL[op], rows) for op, rows in (view.runs if view is not None else [])
-        ]
+        batches: list[tuple[str, Sequence[tuple[object, ...]]]] = []
+        for op, rows in view.runs if view is not None else []:
+            bulk = _bulk_statements(op, rows)
+            if bulk is None:
+                batches.append((_VIEW_SQL[op], rows))
+            else:
+                batches += bulk
         batches.append((_VIEW_SIZE_SQL, [(size,)]))
         return batches
 

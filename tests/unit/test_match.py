@@ -6,7 +6,7 @@ from __future__ import annotations
 import doctest
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +98,12 @@ class FakeLog:
             self.size += 1
             con.execute("UPDATE sync_state SET size = ?", (self.size,))
 
-    def benign(self, add: list[tuple[str, str]] = (), remove: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
-        refs = lambda xs: tuple(e.SignalRef(t, v) for t, v in xs)  # noqa: E731
+    def benign(
+        self, add: Sequence[tuple[str, str]] = (), remove: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        def refs(xs: Sequence[tuple[str, str]]) -> tuple[e.SignalRef, ...]:
+            return tuple(e.SignalRef(t, v) for t, v in xs)
+
         self._append(e.BenignList(self._header("operator"), refs(add), refs(remove)))
 
     def opine(self, member: str, t: str, v: str, kind: e.OpinionKind) -> None:
