@@ -10,11 +10,12 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
+extras=${EXTRAS:-dev,media}
+stamp=.venv/.installed-$( { cat pyproject.toml; echo "$extras"; } | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
 if [ ! -e "$stamp" ]; then
     echo "installing the project and its dependencies into .venv (log: .venv/install.log)" >&2
     if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
-           .venv/bin/python -m pip install --disable-pip-version-check -e ".[${EXTRAS:-dev,media}]"; } \
+           .venv/bin/python -m pip install --disable-pip-version-check -e ".[$extras]"; } \
         >.venv/install.log 2>&1; then
         tail -n 30 .venv/install.log >&2
         echo "error: installing the project into .venv failed (see .venv/install.log)" >&2
