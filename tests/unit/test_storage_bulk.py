@@ -1,0 +1,106 @@
+"""The bulk write path of the server view gives exactly the rows of the row-by-row path."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from forum_server.storage import (
+    OP_DESCRIPTOR,
+    OP_OPINION,
+    OP_REFRESH_STATUS,
+    OP_RETRACT_ALL,
+    OP_RETRACT_MEMBER,
+    OP_SIGNAL,
+    StoredLeaf,
+    ViewDelta,
+)
+from forum_server.storage import sqlite as sq
+from forum_server.storage.sqlite import SQLiteStore
+
+WEIRD = ["plain", 'quo"te', "back\\slash", "ünïcode", "tab\there", "\U0001f600", "a" * 64]
+
+
+def _value(rng: random.Random, pool: list[str]) -> str:
+    if pool and rng.random() < 0.3:
+        return rng.choice(pool)
+    if rng.random() < 0.05:
+        return rng.choice(WEIRD)
+    return f"{rng.getrandbits(128):032x}"
+
+
+def _deltas(seed: int) -> list[ViewDelta]:
+    rng = random.Random(seed)
+    pool: list[str] = []
+    out: list[ViewDelta] = []
+    idx = 1
+    for _ in range(6):  # groups (one transaction each)
+        delta = ViewDelta()
+        for _ in range(rng.randint(1, 5)):  # entries of the group
+            kind = rng.random()
+            member = rng.choice(["alice", "bob", "carol"])
+            if kind < 0.7:
+                n = rng.choice([3, 70, 300])
+                values = list(dict.fromkeys(_value(rng, pool) for _ in range(n)))
+                if rng.random() < 0.1 and values:  # a repeated key within one run
+                    values.append(values[0])
+                pool += values
+                labels = rng.choice(["a", "a;b", ""])
+                ct = rng.choice(["image", "video"])
+                quality = rng.choice([None, 50])
+                scope = rng.choice(["", "eu"])
+                delta.add(OP_SIGNAL, [("md5", v, idx) for v in values])
+                delta.add(OP_DESCRIPTOR, [
+                    ("md5", v, member, labels if i % 7 else "x", ct, quality, scope, idx)
+                    for i, v in enumerate(values)
+                ])
+            elif kind < 0.85 and pool:
+                refs = rng.sample(pool, min(len(pool), 20))
+                if rng.random() < 0.5:
+                    delta.add(OP_RETRACT_MEMBER, [("md5", v, member, idx) for v in refs])
+                else:
+                    delta.add(OP_RETRACT_ALL, [("md5", v, idx) for v in refs])
+                delta.add(OP_REFRESH_STATUS, [("md5", v) for v in refs])
+            elif pool:
+                v = rng.choice(pool)
+                delta.add(OP_OPINION, [("md5", v, member, 1, "note", idx)])
+            idx += 1
+        out.append(delta)
+    return out
+
+
+def _dump(path: Path) -> list[list[tuple[object, ...]]]:
+    con = sqlite3.connect(path)
+    try:
+        return [
+            con.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+            for t in ("signals", "descriptors", "opinions", "view_meta")
+        ]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_bulk_and_row_by_row_write_the_same_rows(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bulk, rows = tmp_path / "bulk.db", tmp_path / "rows.db"
+    for path, min_rows in ((bulk, sq._BULK_MIN_ROWS), (rows, 10**9)):
+        monkeypatch.setattr(sq, "_BULK_MIN_ROWS", min_rows)
+        store = SQLiteStore(path)
+        for n, delta in enumerate(_deltas(seed)):
+            store.append([StoredLeaf(n, b"x%d" % n, b"h" * 32)], n + 1, b"note", delta)
+        store.close()
+    assert _dump(bulk) == _dump(rows)
+
+
+def test_bulk_is_used_for_a_plain_submission() -> None:
+    rows = [("md5", f"{i:032x}", 7) for i in range(100, 0, -1)]
+    [(sql, params)] = sq._bulk_statements(OP_SIGNAL, rows) or []
+    assert "json_each" in sql
+    assert params == [("md5", 7, '["' + '", "'.join(f"{i:032x}" for i in range(1, 101)) + '"]')]
+    assert sq._bulk_statements(OP_SIGNAL, [*rows, rows[0]]) is None  # a repeated key
+    assert sq._bulk_statements(OP_SIGNAL, rows[:3]) is None  # too few to bother
