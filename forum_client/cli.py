@@ -19,10 +19,13 @@ from .profile import Bundle
 from .wire import Receipt
 
 
-@click.group(help="A member's client for a Shared-Signal Forum: keys, status, submit, sync, "
-                  "match.")
-@click.option("--profile", type=click.Path(path_type=Path), envvar="FORUM_PROFILE",
-              help="Your credentials bundle from the operator (or set FORUM_PROFILE).")
+@click.group(help="A member's client for a Shared-Signal Forum: keys, status, submit, sync, match.")
+@click.option(
+    "--profile",
+    type=click.Path(path_type=Path),
+    envvar="FORUM_PROFILE",
+    help="Your credentials bundle from the operator (or set FORUM_PROFILE).",
+)
 @click.option("--server", help="HOST:PORT of the forum, overriding the bundle's address.")
 @click.pass_context
 def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
@@ -41,12 +44,18 @@ def _client(ctx: click.Context) -> ForumClient:
     return client
 
 
-@cli.command(help="Make your Ed25519 signing key: OUT (private, 0600, never leaves you) and "
-                  "OUT.pub (send it to the operator). The .pub carries a proof of possession "
-                  "for your member id in the forum: give --member-id and --origin, or "
-                  "--profile for a new key (rotation).")
-@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Path of the private key; the public key goes to OUT.pub.")
+@cli.command(
+    help="Make your Ed25519 signing key: OUT (private, 0600, never leaves you) and "
+    "OUT.pub (send it to the operator). The .pub carries a proof of possession "
+    "for your member id in the forum: give --member-id and --origin, or "
+    "--profile for a new key (rotation)."
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Path of the private key; the public key goes to OUT.pub.",
+)
 @click.option("--member-id", help="Your member id, as agreed with the operator.")
 @click.option("--origin", help="The forum's origin, as the operator told you.")
 @click.pass_context
@@ -59,8 +68,10 @@ def keygen(ctx: click.Context, out: Path, member_id: str | None, origin: str | N
         raise click.UsageError("keygen needs --member-id and --origin (or --profile BUNDLE)")
     key = SigningKey.generate()
     key.save(out, possession=[(origin, member_id)])
-    click.echo(f"wrote {out} (private, keep it) and {out}.pub (send to the operator); "
-               f"key id {key.key_id.hex()[:16]}")
+    click.echo(
+        f"wrote {out} (private, keep it) and {out}.pub (send to the operator); "
+        f"key id {key.key_id.hex()[:16]}"
+    )
 
 
 @cli.command(help="Show who you are to the forum: member id, role, origin, log size.")
@@ -71,8 +82,12 @@ def status(ctx: click.Context, as_json: bool) -> None:
     s = client.status()
     cp = client.checkpoint()
     doc = {
-        "member_id": s.member_id, "role": s.role.label, "status": s.status.label,
-        "forum": s.forum_name, "origin": s.origin, "log_size": cp.size,
+        "member_id": s.member_id,
+        "role": s.role.label,
+        "status": s.status.label,
+        "forum": s.forum_name,
+        "origin": s.origin,
+        "log_size": cp.size,
         "root": cp.root.hex(),
     }
     if as_json:
@@ -88,13 +103,22 @@ def _key(path: Path) -> SigningKey:
 
 def _print_receipt(r: Receipt, count: int, as_json: bool, what: str) -> None:
     if as_json:
-        click.echo(json.dumps({
-            "what": what, "signals": count, "index": r.index, "leaf_hash": r.leaf_hash.hex(),
-            "tree_size": r.tree_size,
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "what": what,
+                    "signals": count,
+                    "index": r.index,
+                    "leaf_hash": r.leaf_hash.hex(),
+                    "tree_size": r.tree_size,
+                }
+            )
+        )
     else:
-        click.echo(f"{what}: {count} signal(s) at log index {r.index} "
-                   f"(verified in a tree of {r.tree_size})")
+        click.echo(
+            f"{what}: {count} signal(s) at log index {r.index} "
+            f"(verified in a tree of {r.tree_size})"
+        )
 
 
 def _open_input(path: Path, fmt: str | None) -> tuple[IO[str], str]:
@@ -102,44 +126,79 @@ def _open_input(path: Path, fmt: str | None) -> tuple[IO[str], str]:
     return path.open(newline="", encoding="utf-8"), chosen
 
 
-_KEY = click.option("--key", "key_path", required=True,
-                    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-                    help="Your private signing key (from `forum-client keygen`).")
+_KEY = click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Your private signing key (from `forum-client keygen`).",
+)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object per receipt.")
-_INPUT = click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False,
-                                                                exists=True),
-                      help="A CSV (header type,value[,labels,content_type,quality]) or JSON "
-                           "Lines file; labels are ';'-separated.")
-_FORMAT = click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]),
-                       help="Input format (default: from the file name).")
+_INPUT = click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A CSV (header type,value[,labels,content_type,quality]) or JSON "
+    "Lines file; labels are ';'-separated.",
+)
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    help="Input format (default: from the file name).",
+)
 
 
-@cli.command(help="Submit signals: one by --type/--value, or many from --input (streamed, "
-                  "signed and sent in batches, a progress line on stderr). Values are "
-                  "normalised before signing; each batch returns a verified receipt.")
+@cli.command(
+    help="Submit signals: one by --type/--value, or many from --input (streamed, "
+    "signed and sent in batches, a progress line on stderr). Values are "
+    "normalised before signing; each batch returns a verified receipt."
+)
 @_KEY
 @click.option("--type", "type_", help="Signal type: pdq, md5, sha1, sha256, url, domain.")
 @click.option("--value", help="The signal's value.")
 @click.option("--label", "labels", multiple=True, help="A taxonomy label id (repeatable).")
-@click.option("--content-type", help="image, video, audio, pdf, text, url or other "
-                                     "(default: the type's).")
+@click.option(
+    "--content-type", help="image, video, audio, pdf, text, url or other (default: the type's)."
+)
 @click.option("--quality", type=int, help="PDQ quality, 0-100.")
 @click.option("--scope", default="", help="Free text scope of these descriptors.")
 @_INPUT
 @_FORMAT
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=10_000, show_default=True,
-              help="Signals per signed entry.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=10_000,
+    show_default=True,
+    help="Signals per signed entry.",
+)
 @_JSON
 @click.pass_context
-def submit(ctx: click.Context, key_path: Path, type_: str | None, value: str | None,
-           labels: tuple[str, ...], content_type: str | None, quality: int | None, scope: str,
-           input_path: Path | None, fmt: str | None, batch_size: int, as_json: bool) -> None:
+def submit(
+    ctx: click.Context,
+    key_path: Path,
+    type_: str | None,
+    value: str | None,
+    labels: tuple[str, ...],
+    content_type: str | None,
+    quality: int | None,
+    scope: str,
+    input_path: Path | None,
+    fmt: str | None,
+    batch_size: int,
+    as_json: bool,
+) -> None:
     key = _key(key_path)
     if input_path is None:
         if not type_ or not value:
             raise click.UsageError("give --type and --value, or --input FILE")
-        item = {"type": type_, "value": value, "labels": labels, "content_type": content_type,
-                "quality": quality}
+        item = {
+            "type": type_,
+            "value": value,
+            "labels": labels,
+            "content_type": content_type,
+            "quality": quality,
+        }
         client = _client(ctx)
         _print_receipt(client.submit([item], key, scope=scope), 1, as_json, "submitted")
         return
@@ -152,24 +211,31 @@ def submit(ctx: click.Context, key_path: Path, type_: str | None, value: str | N
     with stream:
         signals = read_signals(stream, chosen, name=str(input_path))
         try:
-            for count, receipt in client.submit_batches(signals, key, scope=scope,
-                                                        batch_size=batch_size):
+            for count, receipt in client.submit_batches(
+                signals, key, scope=scope, batch_size=batch_size
+            ):
                 total += count
                 batches += 1
                 _print_receipt(receipt, count, as_json, f"batch {batches}")
                 rate = total / max(time.monotonic() - started, 1e-9)
-                click.echo(f"\r{total:,} signals in {batches} batch(es), {rate:,.0f}/s",
-                           err=True, nl=False)
+                click.echo(
+                    f"\r{total:,} signals in {batches} batch(es), {rate:,.0f}/s", err=True, nl=False
+                )
         except ForumError as exc:
             if batches:
-                click.echo(f"\nstopped after {batches} accepted batch(es) ({total:,} signals, "
-                           "each with its receipt above)", err=True)
+                click.echo(
+                    f"\nstopped after {batches} accepted batch(es) ({total:,} signals, "
+                    "each with its receipt above)",
+                    err=True,
+                )
             raise exc from None
     click.echo(f"\rsubmitted {total:,} signals in {batches} batch(es)" + " " * 20, err=True)
 
 
-@cli.command(help="Retract signals you submitted (the operator can retract any), with a "
-                  "reason: one by --type/--value or many from --input.")
+@cli.command(
+    help="Retract signals you submitted (the operator can retract any), with a "
+    "reason: one by --type/--value or many from --input."
+)
 @_KEY
 @click.option("--type", "type_", help="Signal type.")
 @click.option("--value", help="The signal's value.")
@@ -178,8 +244,16 @@ def submit(ctx: click.Context, key_path: Path, type_: str | None, value: str | N
 @_FORMAT
 @_JSON
 @click.pass_context
-def retract(ctx: click.Context, key_path: Path, type_: str | None, value: str | None,
-            reason: str, input_path: Path | None, fmt: str | None, as_json: bool) -> None:
+def retract(
+    ctx: click.Context,
+    key_path: Path,
+    type_: str | None,
+    value: str | None,
+    reason: str,
+    input_path: Path | None,
+    fmt: str | None,
+    as_json: bool,
+) -> None:
     key = _key(key_path)
     refs: list[Any]
     if input_path is None:
@@ -194,19 +268,25 @@ def retract(ctx: click.Context, key_path: Path, type_: str | None, value: str | 
     _print_receipt(receipt, len(refs), as_json, "retracted")
 
 
-@cli.command(help="Give your opinion on a signal: agree, disagree, false-positive or seen "
-                  "(replaces your earlier opinion on it).")
+@cli.command(
+    help="Give your opinion on a signal: agree, disagree, false-positive or seen "
+    "(replaces your earlier opinion on it)."
+)
 @_KEY
 @click.option("--type", "type_", required=True, help="Signal type.")
 @click.option("--value", required=True, help="The signal's value.")
-@click.option("--kind", required=True,
-              type=click.Choice(["agree", "disagree", "false-positive", "seen"]),
-              help="Your opinion of the signal.")
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(["agree", "disagree", "false-positive", "seen"]),
+    help="Your opinion of the signal.",
+)
 @click.option("--note", default="", help="A short note.")
 @_JSON
 @click.pass_context
-def opine(ctx: click.Context, key_path: Path, type_: str, value: str, kind: str, note: str,
-          as_json: bool) -> None:
+def opine(
+    ctx: click.Context, key_path: Path, type_: str, value: str, kind: str, note: str, as_json: bool
+) -> None:
     receipt = _client(ctx).opine({"type": type_, "value": value}, kind, _key(key_path), note)
     _print_receipt(receipt, 1, as_json, f"opinion {kind}")
 

@@ -97,6 +97,9 @@ def normalize_item(item: SignalInput, where: str = "signal") -> SignalItem:
     labels = _field(item, "labels", ())
     if isinstance(labels, str):
         labels = labels.split(";")
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+        raise InvalidInputError.field(f"{where}.labels", "must be label ids (a list, or "
+                                      "';'-separated)")
     labels = tuple(x.strip() for x in labels if x.strip())
     content_type = str(_field(item, "content_type", "")).strip().lower()
     content_type = content_type or kind.default_content_type.value

@@ -47,23 +47,33 @@ def _bad(where: str, reason: str) -> InvalidInputError:
 def _rows(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if fmt == "csv":
         reader = csv.DictReader(stream)
-        header = [h.strip().lower() for h in reader.fieldnames or []]
-        missing = [c for c in ("type", "value") if c not in header]
-        if missing:
-            raise _bad(f"{name}:1", f"the CSV header must name the columns type,value "
-                                    f"(missing {', '.join(missing)}; optional: "
-                                    f"labels, content_type, quality)")
-        unknown = [h for h in header if h not in COLUMNS]
-        if unknown:
-            raise _bad(f"{name}:1", f"unknown column(s) {', '.join(unknown)}: the columns are "
-                                    f"{', '.join(COLUMNS)}")
-        reader.fieldnames = header
-        for row in reader:
-            where = f"{name}:{reader.line_num}"
-            if None in row:
-                raise _bad(where, f"{len(header) + len(row[None])} fields, the header has "
-                                  f"{len(header)}")
-            yield where, row
+        try:
+            header = [h.strip().lower() for h in reader.fieldnames or []]
+            missing = [c for c in ("type", "value") if c not in header]
+            if missing:
+                raise _bad(
+                    f"{name}:1",
+                    f"the CSV header must name the columns type,value "
+                    f"(missing {', '.join(missing)}; optional: "
+                    f"labels, content_type, quality)",
+                )
+            unknown = [h for h in header if h not in COLUMNS]
+            if unknown:
+                raise _bad(
+                    f"{name}:1",
+                    f"unknown column(s) {', '.join(unknown)}: the columns are {', '.join(COLUMNS)}",
+                )
+            reader.fieldnames = header
+            for row in reader:
+                where = f"{name}:{reader.line_num}"
+                if None in row:
+                    raise _bad(
+                        where,
+                        f"{len(header) + len(row[None])} fields, the header has {len(header)}",
+                    )
+                yield where, row
+        except csv.Error as exc:  # e.g. a stray carriage return, an oversize field
+            raise _bad(f"{name}:{reader.line_num}", f"not valid CSV: {exc}") from None
     elif fmt == "jsonl":
         for number, line in enumerate(stream, 1):
             if not line.strip():
@@ -77,8 +87,9 @@ def _rows(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, dict[str,
                 raise _bad(where, "each line must be a JSON object with type and value")
             unknown = [k for k in doc if k not in COLUMNS]
             if unknown:
-                raise _bad(where, f"unknown key(s) {', '.join(unknown)}: the keys are "
-                                  f"{', '.join(COLUMNS)}")
+                raise _bad(
+                    where, f"unknown key(s) {', '.join(unknown)}: the keys are {', '.join(COLUMNS)}"
+                )
             yield where, doc
     else:
         raise InvalidInputError.field("format", f"{fmt!r}: one of {', '.join(FORMATS)}")

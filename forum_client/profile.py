@@ -66,7 +66,7 @@ class Bundle:
             raise ConfigError(f"{path}: not a readable credentials bundle ({exc})") from None
         try:
             return cls._from_doc(doc)
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
             raise ConfigError(f"{path}: malformed credentials bundle ({exc!r})") from None
 
     @classmethod

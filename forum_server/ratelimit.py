@@ -68,8 +68,10 @@ class RateLimiter:
         RateLimitedError (taking nothing)."""
         buckets = self._buckets.get(member_id)
         if buckets is None:
-            buckets = (self._new(self.entries_per_second or 1.0, now),
-                       self._new(self.signals_per_second or 1.0, now))
+            buckets = (
+                self._new(self.entries_per_second or 1.0, now),
+                self._new(self.signals_per_second or 1.0, now),
+            )
             self._buckets[member_id] = buckets
         entries, sigs = buckets
         entries.refill(now)

@@ -103,8 +103,13 @@ def init_forum(
 
 
 def _build(
-    staging: Path, name: str, origin: str, hosts: list[str], address: str,
-    now: dt.datetime, limits: Limits | None,
+    staging: Path,
+    name: str,
+    origin: str,
+    hosts: list[str],
+    address: str,
+    now: dt.datetime,
+    limits: Limits | None,
 ) -> TrustRoot:
     server = ServerPaths(staging / "server")
     operator = OperatorPaths(staging / "operator")
@@ -124,11 +129,16 @@ def _build(
 
     created_ms = int(now.timestamp() * 1000)
     genesis = make_genesis(
-        root, admin_key, forum_name=name, created_unix_ms=created_ms, limits=limits,
+        root,
+        admin_key,
+        forum_name=name,
+        created_unix_ms=created_ms,
+        limits=limits,
     )
     # Entry 1: the default vocabulary, so a fresh forum accepts labelled submissions.
     taxonomy = e.Taxonomy(
-        e.Header(origin, OPERATOR_ID, admin_key.key_id, 2, created_ms), DEFAULT_VERSION,
+        e.Header(origin, OPERATOR_ID, admin_key.key_id, 2, created_ms),
+        DEFAULT_VERSION,
         DEFAULT_LABELS,
     )
     first = [genesis, admin_key.sign(e.payload_type_of(taxonomy), e.encode(taxonomy))]

@@ -64,8 +64,13 @@ class AuditEntry:
 class Operator:
     """An operator session: the operator profile plus a connection to the forum."""
 
-    def __init__(self, paths: OperatorPaths, *, server: str | None = None,
-                 now: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(
+        self,
+        paths: OperatorPaths,
+        *,
+        server: str | None = None,
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
         self.paths = paths
         self.bundle = Bundle.load(paths.bundle)
         try:
@@ -85,8 +90,9 @@ class Operator:
     def __enter__(self) -> Operator:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.forum.close()
 
     @property
@@ -130,8 +136,14 @@ class Operator:
         return pub.public_key, signature
 
     def add_member(
-        self, member_id: str, *, display_name: str, role: e.Role, signing_key: str | Path,
-        out: str | Path, days: int = CLIENT_DAYS,
+        self,
+        member_id: str,
+        *,
+        display_name: str,
+        role: e.Role,
+        signing_key: str | Path,
+        out: str | Path,
+        days: int = CLIENT_DAYS,
     ) -> Receipt:
         """Admit a member with its signing key and write its credentials bundle to ``out``."""
         check_member_id(member_id)
@@ -151,14 +163,19 @@ class Operator:
         response = call(
             self.admin.RegisterCredential,
             pb.RegisterCredentialRequest(
-                member_id=member_id, certificate_sha256=cert.fingerprint,
+                member_id=member_id,
+                certificate_sha256=cert.fingerprint,
                 revoke_others=revoke_others,
                 not_after_unix=int(cert.cert.not_valid_after_utc.timestamp()),
             ),
             self.forum.timeout,
         )
         Bundle(
-            member_id, self.server, self.ca.cert_pem, cert.cert_pem, cert.key_pem,
+            member_id,
+            self.server,
+            self.ca.cert_pem,
+            cert.cert_pem,
+            cert.key_pem,
             self.bundle.trust_root,
         ).save(out)
         return int(response.revoked)
@@ -184,8 +201,7 @@ class Operator:
             raise InvalidInputError.field("signing_key", "that is the member's current key")
         return self._append(lambda h: e.KeyAdded(h, member_id, public_key, pop, old))
 
-    def reissue_credentials(self, member_id: str, out: str | Path,
-                            days: int = CLIENT_DAYS) -> int:
+    def reissue_credentials(self, member_id: str, out: str | Path, days: int = CLIENT_DAYS) -> int:
         """A new certificate and bundle; every older certificate of the member stops working.
         Returns how many were revoked."""
         check_member_id(member_id)
@@ -251,19 +267,27 @@ class Operator:
         response = call(self.admin.ListMembers, pb.ListMembersRequest(), self.forum.timeout)
         return [
             MemberView(
-                m.member_id, m.display_name, e.Role(m.role), e.MemberStatus(m.status),
-                m.admitted_at_index, [k.hex() for k in m.active_key_ids],
+                m.member_id,
+                m.display_name,
+                e.Role(m.role),
+                e.MemberStatus(m.status),
+                m.admitted_at_index,
+                [k.hex() for k in m.active_key_ids],
             )
             for m in response.members
         ]
 
     def audit(self, limit: int = 0) -> list[AuditEntry]:
-        response = call(self.admin.ListAudit, pb.ListAuditRequest(limit=limit),
-                        self.forum.timeout)
+        response = call(self.admin.ListAudit, pb.ListAuditRequest(limit=limit), self.forum.timeout)
         return [
             AuditEntry(
-                r.id, dt.datetime.fromtimestamp(r.time_unix_ms / 1000, dt.UTC), r.actor,
-                r.action, r.target, r.outcome, r.detail,
+                r.id,
+                dt.datetime.fromtimestamp(r.time_unix_ms / 1000, dt.UTC),
+                r.actor,
+                r.action,
+                r.target,
+                r.outcome,
+                r.detail,
             )
             for r in response.records
         ]

@@ -44,7 +44,8 @@ MAX_VIOLATIONS = 100
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, list[Any]]:
     """The gRPC code, message and google.rpc details for a domain error."""
     if isinstance(exc, AuthError):
-        return exc.code, str(exc), []
+        reason = exc.code.name.lower().replace("_", "-")  # unauthenticated, permission-denied
+        return exc.code, str(exc), [error_details_pb2.ErrorInfo(reason=reason, domain="forum.v1")]
     if isinstance(exc, errors.EntryRejectedError):
         code = _REJECT_CODES.get(exc.reason, grpc.StatusCode.INVALID_ARGUMENT)
         info = error_details_pb2.ErrorInfo(reason=exc.reason, domain="forum.v1")

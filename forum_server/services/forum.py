@@ -21,7 +21,10 @@ from ._calls import EVERYONE, WRITERS, Guarded, stream, unary
 
 def receipt_pb(receipt: Receipt) -> pb.Receipt:
     return receipt_to_pb(
-        receipt.index, receipt.leaf_hash, receipt.tree_size, receipt.checkpoint_note,
+        receipt.index,
+        receipt.leaf_hash,
+        receipt.tree_size,
+        receipt.checkpoint_note,
         receipt.proof,
     )
 
@@ -41,8 +44,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
         self.config = config
 
     @unary(EVERYONE)
-    async def GetStatus(
-        self, request: pb.GetStatusRequest, caller: Caller) -> pb.GetStatusResponse:
+    async def GetStatus(self, request: pb.GetStatusRequest, caller: Caller) -> pb.GetStatusResponse:
         state = self.sequencer.state
         member = state.member(caller.member_id)
         keys = {
@@ -54,24 +56,25 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
             member_id=member.member_id,
             role=e.pb_enum(member.role),
             status=e.pb_enum(member.status),
-            origin=state.origin, forum_name=state.forum_name, log_size=self.sequencer.size,
+            origin=state.origin,
+            forum_name=state.forum_name,
+            log_size=self.sequencer.size,
             last_sequence_by_key_id=keys,
         )
 
     @unary(EVERYONE)
     async def GetCheckpoint(
-
         self, request: pb.GetCheckpointRequest, caller: Caller
     ) -> pb.SignedCheckpoint:
         return pb.SignedCheckpoint(note=self.sequencer.checkpoint_note)
 
     @stream(EVERYONE)
     async def GetEntries(
-
         self, request: pb.GetEntriesRequest, caller: Caller
     ) -> AsyncIterator[pb.EntryBatch]:
-        batch_size = min(request.max_batch or self.config.entries_per_message,
-                         self.config.entries_per_message)
+        batch_size = min(
+            request.max_batch or self.config.entries_per_message, self.config.entries_per_message
+        )
         start = request.start
         end = request.end
         if end and end < start:
@@ -111,7 +114,6 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
 
     @unary(EVERYONE)
     async def GetInclusionProof(
-
         self, request: pb.GetInclusionProofRequest, caller: Caller
     ) -> pb.InclusionProof:
         size = request.tree_size or self.sequencer.size
@@ -124,22 +126,20 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
 
     @unary(EVERYONE)
     async def GetConsistencyProof(
-
         self, request: pb.GetConsistencyProofRequest, caller: Caller
     ) -> pb.ConsistencyProof:
         size2 = request.size2 or self.sequencer.size
         if size2 > self.sequencer.size or request.size1 > size2:
             raise InvalidInputError.field(
-                "size2", f"no consistency proof from {request.size1} to {size2} "
-                f"(log size {self.sequencer.size})"
+                "size2",
+                f"no consistency proof from {request.size1} to {size2} "
+                f"(log size {self.sequencer.size})",
             )
         proof = self.sequencer.tree.consistency_proof(request.size1, size2)
         return pb.ConsistencyProof(size1=request.size1, size2=size2, hashes=list(proof))
 
     @unary(WRITERS)
-    async def Submit(
-        self, request: pb.SubmitRequest, caller: Caller) -> pb.Receipt:
+    async def Submit(self, request: pb.SubmitRequest, caller: Caller) -> pb.Receipt:
         envelope = envelope_from_request(request.entry, self.config.max_message_bytes)
         receipt = await self.sequencer.append(envelope, e.MEMBER_BODIES, caller.member_id)
         return receipt_pb(receipt)
-

@@ -91,7 +91,10 @@ class OpinionRow:
 
 class ServerStore(Protocol):
     def append(
-        self, leaves: Sequence[StoredLeaf], size: int, checkpoint_note: bytes,
+        self,
+        leaves: Sequence[StoredLeaf],
+        size: int,
+        checkpoint_note: bytes,
         view: ViewDelta | None = None,
     ) -> None:
         """Durably append contiguous leaves, the checkpoint signed over them and the view

@@ -174,6 +174,58 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
+class _Checkpointer:
+    """Copies the WAL back into the database on its own thread and connection, after commits.
+
+    SQLite's automatic checkpoint runs inside the committing write, so every commit waited
+    for it; here it runs beside the next write instead (a PASSIVE checkpoint never blocks
+    writers or readers).  Durability is the commit's: the WAL is synced when it commits.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def kick(self) -> None:
+        with self._lock:
+            if self._stopping:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="sqlite-checkpoint", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            con.execute("PRAGMA busy_timeout=10000")
+            con.execute("PRAGMA synchronous=FULL")
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    break
+                try:
+                    con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:  # pragma: no cover - retried after the next commit
+                    continue
+        finally:
+            con.close()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join()
+
+
 class SQLiteStore:
     """``ServerStore`` on one SQLite file (``DIR/forum.db``)."""
 
@@ -181,6 +233,7 @@ class SQLiteStore:
         self.path = str(path)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._checkpointer = _Checkpointer(self.path)
         con = self._connect()
         version = con.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -203,6 +256,7 @@ class SQLiteStore:
                 con.execute("PRAGMA busy_timeout=10000")
                 con.execute("PRAGMA cache_size=-262144")  # 256 MiB
                 con.execute("PRAGMA temp_store=MEMORY")
+                con.execute("PRAGMA wal_autocheckpoint=0")  # see _Checkpointer
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open {self.path}: {exc}") from exc
             self._local.con = con
@@ -220,6 +274,7 @@ class SQLiteStore:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
                 raise StoreError(f"write to {self.path} failed: {exc}") from exc
+        self._checkpointer.kick()
 
     def append(
         self, leaves: Sequence[StoredLeaf], size: int, checkpoint_note: bytes,
@@ -369,6 +424,7 @@ class SQLiteStore:
         return [AuditRecord(*row) for row in self._connect().execute(sql)]
 
     def close(self) -> None:
+        self._checkpointer.stop()
         con = getattr(self._local, "con", None)
         if con is not None:
             con.close()

@@ -43,8 +43,9 @@ def sha(i: int | str, tag: str = "") -> str:
 
 @pytest.fixture(scope="module")
 def forum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalForum]:
-    with local_forum(tmp_path_factory.mktemp("forum"), members=["alice", "bob"],
-                     observers=["carol"]) as f:
+    with local_forum(
+        tmp_path_factory.mktemp("forum"), members=["alice", "bob"], observers=["carol"]
+    ) as f:
         yield f
 
 
@@ -63,8 +64,10 @@ def log_size(forum: LocalForum) -> int:
 def test_ten_thousand_signals_in_one_batch_and_the_same_batch_resent(forum: LocalForum) -> None:
     key = key_of(forum, "alice")
     with forum.client("alice") as client:
-        signals = [{"type": "sha256", "value": sha(i, "big").upper(), "labels": [PUB]}
-                   for i in range(10_000)]
+        signals = [
+            {"type": "sha256", "value": sha(i, "big").upper(), "labels": [PUB]}
+            for i in range(10_000)
+        ]
         envelope = client.prepare_submission(signals, key)
         receipt = client.submit_envelope(envelope)
         # Verify the receipt independently of the SDK's own check.
@@ -89,8 +92,9 @@ def test_an_old_sequence_is_rejected(forum: LocalForum) -> None:
         last = client.next_sequence(key) - 1
         size = log_size(forum)
         for stale in (last, last - 1):
-            envelope = client.prepare_submission([{"type": "md5", "value": "1" * 32}], key,
-                                                 sequence=stale)
+            envelope = client.prepare_submission(
+                [{"type": "md5", "value": "1" * 32}], key, sequence=stale
+            )
             with pytest.raises(TransportError) as info:
                 client.submit_envelope(envelope)
             assert info.value.code == "FAILED_PRECONDITION"
@@ -104,11 +108,21 @@ def test_an_old_sequence_is_rejected(forum: LocalForum) -> None:
     [
         ("pdq", " " + "AB" * 32 + " ", "ab" * 32),
         ("md5", "D41D8CD98F00B204E9800998ECF8427E", "d41d8cd98f00b204e9800998ecf8427e"),
-        ("sha1", "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709\n",
-         "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
-        ("sha256", "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
-         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        ("url", "HTTP://Example.COM:80/a/./b/../%7euser?x=1#frag", "http://example.com/a/~user?x=1"),
+        (
+            "sha1",
+            "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709\n",
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        ),
+        (
+            "sha256",
+            "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ),
+        (
+            "url",
+            "HTTP://Example.COM:80/a/./b/../%7euser?x=1#frag",
+            "http://example.com/a/~user?x=1",
+        ),
         ("url", "https://Bücher.example:443/ä b", "https://xn--bcher-kva.example/%C3%A4%20b"),
         ("domain", " WWW.Example.COM. ", "www.example.com"),
         ("domain", "Bücher.example", "xn--bcher-kva.example"),
@@ -118,8 +132,9 @@ def test_each_type_is_normalised_as_documented(
     forum: LocalForum, type_: str, given: str, stored: str
 ) -> None:
     with forum.client("bob") as client:
-        client.submit([{"type": type_.upper(), "value": given, "labels": [PUB]}],
-                      key_of(forum, "bob"))
+        client.submit(
+            [{"type": type_.upper(), "value": given, "labels": [PUB]}], key_of(forum, "bob")
+        )
     assert store_of(forum).signal_status(type_, stored) == "active"
 
 
@@ -130,54 +145,132 @@ def _raw(client: ForumClient, key: SigningKey, *items: e.SignalItem) -> e.Submis
 GOOD = e.SignalItem("md5", "2" * 32, (PUB,), "image")
 
 
-def _bad_cases(
-    client: ForumClient, forum: LocalForum
-) -> list[tuple[str, e.Body, str, str, str]]:
+def _bad_cases(client: ForumClient, forum: LocalForum) -> list[tuple[str, e.Body, str, str, str]]:
     """(name, body, signer, expected code, expected field)."""
     a = key_of(forum, "alice")
     h = client.header(a)
     many_labels = tuple(f"incident:x{i}" for i in range(17))
     return [
-        ("unknown type", _raw(client, a, e.SignalItem("crc32", "abcd")), "alice",
-         "INVALID_ARGUMENT", "signals[0].type"),
-        ("not normalised", _raw(client, a, GOOD, e.SignalItem("md5", "A" * 32)), "alice",
-         "INVALID_ARGUMENT", "signals[1].value"),
-        ("bad hex", _raw(client, a, e.SignalItem("sha1", "z" * 40)), "alice",
-         "INVALID_ARGUMENT", "signals[0].value"),
-        ("unknown label", _raw(client, a, e.SignalItem("md5", "3" * 32, ("behaviour:nope",))),
-         "alice", "INVALID_ARGUMENT", "signals[0].labels"),
-        ("too many labels", _raw(client, a, e.SignalItem("md5", "3" * 32, many_labels)),
-         "alice", "INVALID_ARGUMENT", "signals[0].labels"),
-        ("bad content type", _raw(client, a, e.SignalItem("md5", "3" * 32, (), "hologram")),
-         "alice", "INVALID_ARGUMENT", "signals[0].content_type"),
-        ("quality on md5", _raw(client, a, e.SignalItem("md5", "3" * 32, (), "", 50)),
-         "alice", "INVALID_ARGUMENT", "signals[0].quality"),
-        ("pdq quality > 100", _raw(client, a, e.SignalItem("pdq", "c" * 64, (), "", 101)),
-         "alice", "INVALID_ARGUMENT", "signals[0].quality"),
-        ("twice in a batch", _raw(client, a, GOOD, GOOD), "alice", "INVALID_ARGUMENT",
-         "signals[1].value"),
+        (
+            "unknown type",
+            _raw(client, a, e.SignalItem("crc32", "abcd")),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[0].type",
+        ),
+        (
+            "not normalised",
+            _raw(client, a, GOOD, e.SignalItem("md5", "A" * 32)),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[1].value",
+        ),
+        (
+            "bad hex",
+            _raw(client, a, e.SignalItem("sha1", "z" * 40)),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[0].value",
+        ),
+        (
+            "unknown label",
+            _raw(client, a, e.SignalItem("md5", "3" * 32, ("behaviour:nope",))),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[0].labels",
+        ),
+        (
+            "too many labels",
+            _raw(client, a, e.SignalItem("md5", "3" * 32, many_labels)),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[0].labels",
+        ),
+        (
+            "bad content type",
+            _raw(client, a, e.SignalItem("md5", "3" * 32, (), "hologram")),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[0].content_type",
+        ),
+        (
+            "quality on md5",
+            _raw(client, a, e.SignalItem("md5", "3" * 32, (), "", 50)),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[0].quality",
+        ),
+        (
+            "pdq quality > 100",
+            _raw(client, a, e.SignalItem("pdq", "c" * 64, (), "", 101)),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[0].quality",
+        ),
+        (
+            "twice in a batch",
+            _raw(client, a, GOOD, GOOD),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[1].value",
+        ),
         ("empty batch", e.Submission(h, ()), "alice", "INVALID_ARGUMENT", "signals"),
-        ("over the batch limit",
-         e.Submission(h, tuple(e.SignalItem("sha256", sha(i, "over")) for i in range(10_001))),
-         "alice", "INVALID_ARGUMENT", "signals"),
-        ("scope too long", e.Submission(h, (GOOD,), "x" * 2000), "alice", "INVALID_ARGUMENT",
-         "scope"),
-        ("another member's id",
-         e.Submission(e.Header(h.origin, "bob", h.key_id, h.sequence, 0), (GOOD,)), "alice",
-         "PERMISSION_DENIED", "header.member_id"),
-        ("wrong origin",
-         e.Submission(e.Header("elsewhere", "alice", h.key_id, h.sequence, 0), (GOOD,)),
-         "alice", "INVALID_ARGUMENT", "header.origin"),
-        ("retraction without reason", e.Retraction(h, (e.SignalRef("md5", "2" * 32),), " "),
-         "alice", "INVALID_ARGUMENT", "reason"),
-        ("retraction of an unknown signal",
-         e.Retraction(h, (e.SignalRef("md5", "9" * 32),), "why"), "alice", "INVALID_ARGUMENT",
-         "signals[0]"),
-        ("opinion on an unknown signal",
-         e.Opinion(h, e.SignalRef("md5", "9" * 32), e.OpinionKind.AGREE), "alice",
-         "INVALID_ARGUMENT", "signal"),
-        ("operator entry through Submit",
-         e.Incident(h, "x", "t", True), "alice", "PERMISSION_DENIED", "payload_type"),
+        (
+            "over the batch limit",
+            e.Submission(h, tuple(e.SignalItem("sha256", sha(i, "over")) for i in range(10_001))),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals",
+        ),
+        (
+            "scope too long",
+            e.Submission(h, (GOOD,), "x" * 2000),
+            "alice",
+            "INVALID_ARGUMENT",
+            "scope",
+        ),
+        (
+            "another member's id",
+            e.Submission(e.Header(h.origin, "bob", h.key_id, h.sequence, 0), (GOOD,)),
+            "alice",
+            "PERMISSION_DENIED",
+            "header.member_id",
+        ),
+        (
+            "wrong origin",
+            e.Submission(e.Header("elsewhere", "alice", h.key_id, h.sequence, 0), (GOOD,)),
+            "alice",
+            "INVALID_ARGUMENT",
+            "header.origin",
+        ),
+        (
+            "retraction without reason",
+            e.Retraction(h, (e.SignalRef("md5", "2" * 32),), " "),
+            "alice",
+            "INVALID_ARGUMENT",
+            "reason",
+        ),
+        (
+            "retraction of an unknown signal",
+            e.Retraction(h, (e.SignalRef("md5", "9" * 32),), "why"),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signals[0]",
+        ),
+        (
+            "opinion on an unknown signal",
+            e.Opinion(h, e.SignalRef("md5", "9" * 32), e.OpinionKind.AGREE),
+            "alice",
+            "INVALID_ARGUMENT",
+            "signal",
+        ),
+        (
+            "operator entry through Submit",
+            e.Incident(h, "x", "t", True),
+            "alice",
+            "PERMISSION_DENIED",
+            "payload_type",
+        ),
     ]
 
 
@@ -205,21 +298,27 @@ def test_an_observer_cannot_submit(forum: LocalForum) -> None:
 
 def test_the_sdk_rejects_bad_signals_before_signing(forum: LocalForum) -> None:
     with forum.client("alice") as client, pytest.raises(InvalidInputError) as info:
-        client.submit([{"type": "md5", "value": "x"}, GOOD, {"type": "nope", "value": "1"}],
-                      key_of(forum, "alice"))
+        client.submit(
+            [{"type": "md5", "value": "x"}, GOOD, {"type": "nope", "value": "1"}],
+            key_of(forum, "alice"),
+        )
     assert [v.field for v in info.value.violations] == ["signals[0].value", "signals[2].type"]
 
 
 def test_retraction_and_opinion_rules(forum: LocalForum) -> None:
-    shared, alices = {"type": "domain", "value": "shared.example"}, {
-        "type": "domain", "value": "alice-only.example"}
+    shared, alices = (
+        {"type": "domain", "value": "shared.example"},
+        {"type": "domain", "value": "alice-only.example"},
+    )
     a, b = key_of(forum, "alice"), key_of(forum, "bob")
     store = store_of(forum)
     with forum.client("alice") as alice, forum.client("bob") as bob:
         alice.submit([shared, alices], a)
         bob.submit([{**shared, "labels": [PUB]}], b)
         assert [d.member_id for d in store.descriptors("domain", "shared.example")] == [
-            "alice", "bob"]
+            "alice",
+            "bob",
+        ]
         # A member cannot retract another member's signal.
         size = log_size(forum)
         with pytest.raises(TransportError) as info:
@@ -241,8 +340,11 @@ def test_retraction_and_opinion_rules(forum: LocalForum) -> None:
         bob.opine(alices, "agree", b)
         bob.opine(alices, "false-positive", b, note="it is a news site")
         [op] = store.opinions("domain", "alice-only.example")
-        assert (op.member_id, op.kind, op.note) == ("bob", e.OpinionKind.FALSE_POSITIVE,
-                                                    "it is a news site")
+        assert (op.member_id, op.kind, op.note) == (
+            "bob",
+            e.OpinionKind.FALSE_POSITIVE,
+            "it is a news site",
+        )
     # The operator can retract any signal: every descriptor goes.
     with forum.operator() as op_session:
         op_session.forum.retract([alices, shared], op_session.admin_key, "upheld dispute")
@@ -268,12 +370,21 @@ def test_taxonomy_and_incidents_through_the_admin_cli(
     assert admin_main([*admin, "incident", "open", "flood-2031", "--title", "Flood"]) == 0
     key = key_of(forum, "bob")
     with forum.client("bob") as bob:
-        bob.submit([{"type": "md5", "value": "4" * 32,
-                     "labels": ["entity:new-group", "incident:flood-2031"]}], key)
+        bob.submit(
+            [
+                {
+                    "type": "md5",
+                    "value": "4" * 32,
+                    "labels": ["entity:new-group", "incident:flood-2031"],
+                }
+            ],
+            key,
+        )
         assert admin_main([*admin, "incident", "close", "flood-2031"]) == 0
         with pytest.raises(TransportError) as info:
-            bob.submit([{"type": "md5", "value": "5" * 32, "labels": ["incident:never-opened"]}],
-                       key)
+            bob.submit(
+                [{"type": "md5", "value": "5" * 32, "labels": ["incident:never-opened"]}], key
+            )
         assert info.value.violations[0].field == "signals[0].labels"
     assert admin_main([*admin, "incident", "close", "flood-2031"]) == 4  # already closed
 
@@ -284,30 +395,65 @@ def test_client_cli_submit_retract_opine(
     member = forum.members["alice"]
     base = ["--profile", str(member.bundle_path), "--server", forum.address]
     key = ["--key", str(member.key_path)]
-    assert client_main([*base, "submit", *key, "--type", "md5", "--value", "6" * 32,
-                        "--label", PUB, "--content-type", "video", "--json"]) == 0
+    assert (
+        client_main(
+            [
+                *base,
+                "submit",
+                *key,
+                "--type",
+                "md5",
+                "--value",
+                "6" * 32,
+                "--label",
+                PUB,
+                "--content-type",
+                "video",
+                "--json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["signals"] == 1 and doc["index"] > 0
     csv_file = tmp_path / "in.csv"
     rows = [f"sha1,{sha(i)[:40].upper()},{PUB};entity:isil,image," for i in range(250)]
     csv_file.write_text("type,value,labels,content_type,quality\n" + "\n".join(rows) + "\n")
-    assert client_main([*base, "submit", *key, "--input", str(csv_file),
-                        "--batch-size", "100"]) == 0
+    assert (
+        client_main([*base, "submit", *key, "--input", str(csv_file), "--batch-size", "100"]) == 0
+    )
     captured = capsys.readouterr()
     assert captured.out.count("at log index") == 3
     assert "submitted 250 signals in 3 batch(es)" in captured.err
     [d] = store_of(forum).descriptors("sha1", sha(7)[:40])
     assert d.labels == (PUB, "entity:isil")
     jsonl = tmp_path / "in.jsonl"
-    jsonl.write_text(json.dumps({"type": "url", "value": "HTTPS://EXAMPLE.ORG/x",
-                                 "labels": [PUB]}) + "\n\n")
+    jsonl.write_text(
+        json.dumps({"type": "url", "value": "HTTPS://EXAMPLE.ORG/x", "labels": [PUB]}) + "\n\n"
+    )
     assert client_main([*base, "submit", *key, "--input", str(jsonl)]) == 0
     assert store_of(forum).signal_status("url", "https://example.org/x") == "active"
-    assert client_main([*base, "retract", *key, "--type", "url", "--value",
-                        "https://example.org/x", "--reason", "gone"]) == 0
+    assert (
+        client_main(
+            [
+                *base,
+                "retract",
+                *key,
+                "--type",
+                "url",
+                "--value",
+                "https://example.org/x",
+                "--reason",
+                "gone",
+            ]
+        )
+        == 0
+    )
     assert store_of(forum).signal_status("url", "https://example.org/x") == "retracted"
-    assert client_main([*base, "opine", *key, "--type", "md5", "--value", "6" * 32,
-                        "--kind", "seen"]) == 0
+    assert (
+        client_main([*base, "opine", *key, "--type", "md5", "--value", "6" * 32, "--kind", "seen"])
+        == 0
+    )
     capsys.readouterr()
 
 
@@ -322,15 +468,29 @@ def test_client_cli_submit_retract_opine(
     ],
 )
 def test_bad_input_files_name_the_line(
-    forum: LocalForum, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,
+    forum: LocalForum,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
     where: str,
 ) -> None:
     member = forum.members["alice"]
     bad = tmp_path / "bad.csv"
     bad.write_text(content.format(good="7" * 32))
     size = log_size(forum)
-    code = client_main(["--profile", str(member.bundle_path), "--server", forum.address,
-                        "submit", "--key", str(member.key_path), "--input", str(bad)])
+    code = client_main(
+        [
+            "--profile",
+            str(member.bundle_path),
+            "--server",
+            forum.address,
+            "submit",
+            "--key",
+            str(member.key_path),
+            "--input",
+            str(bad),
+        ]
+    )
     assert code == 2
     assert where in capsys.readouterr().err
     assert log_size(forum) == size
@@ -342,15 +502,30 @@ def test_a_bad_jsonl_line_is_named(
     member = forum.members["alice"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"type": "md5", "value": "' + "8" * 32 + '"}\n{"type": "md5"\n')
-    code = client_main(["--profile", str(member.bundle_path), "--server", forum.address,
-                        "submit", "--key", str(member.key_path), "--input", str(bad)])
+    code = client_main(
+        [
+            "--profile",
+            str(member.bundle_path),
+            "--server",
+            forum.address,
+            "submit",
+            "--key",
+            str(member.key_path),
+            "--input",
+            str(bad),
+        ]
+    )
     assert code == 2
     assert "bad.jsonl:2: not JSON" in capsys.readouterr().err
 
 
 def test_rate_limit_and_message_size(tmp_path: Path) -> None:
-    config = ServerConfig(submit_entries_per_second=1, submit_signals_per_second=100,
-                          submit_burst_seconds=1, max_message_bytes=256 * 1024)
+    config = ServerConfig(
+        submit_entries_per_second=1,
+        submit_signals_per_second=100,
+        submit_burst_seconds=1,
+        max_message_bytes=256 * 1024,
+    )
     with local_forum(tmp_path, members=["alice"], observers=[], config=config) as f:
         key = key_of(f, "alice")
         with f.client("alice") as client:
@@ -362,8 +537,10 @@ def test_rate_limit_and_message_size(tmp_path: Path) -> None:
             assert "submit rate" in str(info.value)
             time.sleep(info.value.retry_after + 0.05)
             client.submit([{"type": "md5", "value": "b" * 32}], key)
-            big = [{"type": "url", "value": f"https://example.com/{'x' * 100}/{i}"}
-                   for i in range(5_000)]
+            big = [
+                {"type": "url", "value": f"https://example.com/{'x' * 100}/{i}"}
+                for i in range(5_000)
+            ]
             with pytest.raises(TransportError) as info:
                 client.submit(big, key)
             assert info.value.code == "RESOURCE_EXHAUSTED"
@@ -394,9 +571,21 @@ def test_the_view_survives_a_restart_and_is_replayed_when_missing(tmp_path: Path
 
 def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "forum_server.cli", "serve", "--data-dir", str(data_dir),
-         "--listen", "127.0.0.1:0", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "forum_server.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -420,8 +609,7 @@ def test_kill_9_loses_no_acknowledged_submission(tmp_path: Path) -> None:
         with ForumClient(bundle, server=address, timeout=10) as client:
             sequence = client.next_sequence(key)
             for n in range(10_000):
-                items = [{"type": "sha256", "value": sha(f"{member}-{n}-{i}")}
-                         for i in range(200)]
+                items = [{"type": "sha256", "value": sha(f"{member}-{n}-{i}")} for i in range(200)]
                 envelope = client.prepare_submission(items, key, sequence=sequence)
                 try:
                     receipt = client.submit_envelope(envelope)

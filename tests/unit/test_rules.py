@@ -28,8 +28,9 @@ def state() -> LogState:
     op, log = SigningKey.generate(), SigningKey.generate()
     root = TrustRoot("t.test", op.public_bytes, log.public_bytes, "t.test")
     s = LogState.from_genesis(make_genesis(root, op, forum_name="T", created_unix_ms=0))
-    s.members["alice"] = type(s.members["operator"])("alice", "A", e.Role.MEMBER,
-                                                     e.MemberStatus.ACTIVE, 1)
+    s.members["alice"] = type(s.members["operator"])(
+        "alice", "A", e.Role.MEMBER, e.MemberStatus.ACTIVE, 1
+    )
     s.labels = {x.id: x for x in DEFAULT_LABELS}
     s.taxonomy_version = 1
     return s

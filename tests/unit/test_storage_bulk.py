@@ -76,7 +76,7 @@ def _dump(path: Path) -> list[list[tuple[object, ...]]]:
     con = sqlite3.connect(path)
     try:
         return [
-            con.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+            sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
             for t in ("signals", "descriptors", "opinions", "view_meta")
         ]
     finally:

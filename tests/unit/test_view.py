@@ -23,8 +23,9 @@ def setup(tmp_path: Path) -> tuple[SQLiteStore, LogState]:
     root = TrustRoot("t.test", op.public_bytes, log.public_bytes, "t.test")
     state = LogState.from_genesis(make_genesis(root, op, forum_name="T", created_unix_ms=0))
     for i, m in enumerate(("alice", "bob"), 1):
-        state.members[m] = type(state.members["operator"])(m, m, e.Role.MEMBER,
-                                                           e.MemberStatus.ACTIVE, i)
+        state.members[m] = type(state.members["operator"])(
+            m, m, e.Role.MEMBER, e.MemberStatus.ACTIVE, i
+        )
     return SQLiteStore(tmp_path / "v.db"), state
 
 
@@ -73,7 +74,9 @@ def test_operator_retraction_resets_every_descriptor(
     assert not group.submitted_by("alice", "md5", MD5)
     store.append([StoredLeaf(0, b"x", b"h" * 32)], 1, b"note", group.delta)
     assert {d.member_id: d.active for d in store.descriptors("md5", MD5)} == {
-        "alice": False, "bob": True}
+        "alice": False,
+        "bob": True,
+    }
     assert store.signal_status("md5", MD5) == "active"
 
 
