@@ -22,8 +22,12 @@ NOTE = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="Print the signed checkpoint your local copy is verified against, to send to other "
     "members (they run compare-checkpoint on it).",
 )
-@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The local SQLite copy.")
+@click.option(
+    "--db",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The local SQLite copy.",
+)
 def show_checkpoint(db: Path) -> None:
     with LocalStore(db) as store:
         note = store.sync_state().checkpoint_note
@@ -40,8 +44,11 @@ def show_checkpoint(db: Path) -> None:
     "differ). Exit 5 when they prove a fork.",
 )
 @click.argument("note", type=NOTE)
-@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Your local SQLite copy.")
+@click.option(
+    "--db",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Your local SQLite copy.",
+)
 @click.option("--other", type=NOTE, help="A second signed checkpoint to compare NOTE with.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
@@ -68,8 +75,16 @@ def compare_checkpoint(
             proof = GrpcSource(client.stub, client.timeout).consistency_proof(small, large)
         result = compare_checkpoints(theirs, mine, client.trust_root, proof)
     if as_json:
-        click.echo(json.dumps({"consistent": True, "size_a": result.size_a,
-                               "size_b": result.size_b, "how": result.how}))
+        click.echo(
+            json.dumps(
+                {
+                    "consistent": True,
+                    "size_a": result.size_a,
+                    "size_b": result.size_b,
+                    "how": result.how,
+                }
+            )
+        )
     else:
         click.echo(f"consistent: sizes {result.size_a} and {result.size_b} ({result.how})")
 

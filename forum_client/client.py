@@ -46,7 +46,7 @@ from .errors import (
 from .merkle import leaf_hash, verify_consistency, verify_inclusion
 from .profile import Bundle
 from .receipts import verify_checkpoint_note, verify_receipt
-from .signals import get_signal_type
+from .signals import SIGNAL_TYPES, get_signal_type
 from .transport import MAX_MESSAGE_BYTES, call, error_from_rpc, open_channel
 from .verifier import LogState
 from .wire import Receipt, envelope_from_pb, envelope_to_pb, receipt_from_pb
@@ -137,6 +137,70 @@ def _normalize_all(items: Iterable[SignalInput], fn: Any) -> list[Any]:
             f"{problems[0].field}: {problems[0].reason}{more}", problems[:MAX_REPORTED_PROBLEMS]
         )
     return out
+
+
+def _normalize_signals(items: Iterable[SignalInput]) -> list[SignalItem]:
+    """:func:`_normalize_all` with :func:`normalize_item`, and a fast path for the common item:
+    a plain dict whose type is an exact type name, whose labels are a tuple of strings or a
+    string, with no quality.  Labels and content types are worked out once per distinct
+    input; everything else (and any item that fails) goes through :func:`normalize_item`,
+    so the results and errors are the same."""
+    out: list[SignalItem] = []
+    problems: list[Violation] = []
+    labels_seen: dict[object, tuple[str, ...]] = {}
+    content_seen: dict[object, dict[str, str]] = {}
+    types = SIGNAL_TYPES
+    make = e.new_signal_item
+    for i, item in enumerate(items):
+        if type(item) is dict:
+            type_ = item.get("type")
+            kind = types.get(type_) if type(type_) is str else None
+            value = item.get("value")
+            if (kind is not None and type(value) is str and item.get("quality") is None):
+                labels = item.get("labels")
+                clean = labels_seen.get(labels) if type(labels) in _LABEL_INPUTS else None
+                if clean is None and (type(labels) is str or (
+                    type(labels) is tuple and all(type(x) is str for x in labels)
+                )):
+                    clean = labels_seen[labels] = tuple(
+                        x.strip() for x in (labels.split(";") if type(labels) is str else labels)
+                        if x.strip()
+                    )
+                elif labels is None:
+                    clean = ()
+                raw_ct = item.get("content_type")
+                by_kind = content_seen.get(raw_ct) if type(raw_ct) in _CT_INPUTS else None
+                if by_kind is None and type(raw_ct) in _CT_INPUTS:
+                    by_kind = content_seen[raw_ct] = {}
+                content_type = by_kind.get(kind.name) if by_kind is not None else None
+                if content_type is None and by_kind is not None:
+                    text = "" if raw_ct is None else str(raw_ct).strip().lower()
+                    content_type = by_kind[kind.name] = (
+                        text or kind.default_content_type.value
+                    )
+                if clean is not None and content_type is not None:
+                    try:
+                        canonical = kind.normalize(value)
+                    except InvalidInputError:
+                        pass  # reported below, the slow way
+                    else:
+                        out.append(make(kind.name, canonical, clean, content_type, None))
+                        continue
+        try:
+            out.append(normalize_item(item, f"signals[{i}]"))
+        except InvalidInputError as exc:
+            if len(problems) < MAX_REPORTED_PROBLEMS:
+                problems += exc.violations
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidInputError(
+            f"{problems[0].field}: {problems[0].reason}{more}", problems[:MAX_REPORTED_PROBLEMS]
+        )
+    return out
+
+
+_LABEL_INPUTS = (tuple, str, type(None))
+_CT_INPUTS = (str, type(None))
 
 
 def parse_opinion_kind(kind: OpinionKind | str) -> OpinionKind:
@@ -244,6 +308,10 @@ class ForumClient:
         message over the size limit is ``RESOURCE_EXHAUSTED`` with a clear message) and
         VerificationError when the receipt does not verify.
         """
+        return self._finish_submit(envelope, *self._start_submit(envelope))
+
+    def _start_submit(self, envelope: Envelope) -> tuple[Any, int]:
+        """Send ``envelope`` without waiting for the answer: ``(call future, request size)``."""
         request = pb.SubmitRequest(entry=envelope_to_pb(envelope))
         size = request.ByteSize()
         if size > MAX_MESSAGE_BYTES:
@@ -251,8 +319,12 @@ class ForumClient:
                 "entry", f"{size} bytes: larger than the {MAX_MESSAGE_BYTES}-byte message "
                 "limit; submit fewer signals per batch",
             )
+        return self.stub.Submit.future(request, timeout=self.timeout), size
+
+    def _finish_submit(self, envelope: Envelope, future: Any, size: int) -> Receipt:
+        """Wait for a submission :meth:`_start_submit` sent; verify and return its receipt."""
         try:
-            response = self.stub.Submit(request, timeout=self.timeout)
+            response = future.result()
         except grpc.RpcError as exc:
             error = error_from_rpc(exc)
             if error.code == "RESOURCE_EXHAUSTED" and error.retry_after is None:
@@ -287,7 +359,7 @@ class ForumClient:
         Raises InvalidInputError naming each bad signal by position (``signals[3].value``)
         or when there are none or more than the forum's batch limit.
         """
-        items = _normalize_all(signals, normalize_item)
+        items = _normalize_signals(signals)
         self._check_count(items)
         body = e.Submission(self.header(key, sequence), tuple(items), scope)
         return key.sign(e.payload_type_of(body), e.encode(body))
@@ -315,22 +387,37 @@ class ForumClient:
         """
         size = batch_size or self.limits().max_batch_signals
         sequence = self.next_sequence(key)
+        # Pipelined: the next batch is normalised, encoded and signed while the forum works
+        # on the previous one, which is still answered (and its receipt verified and
+        # yielded) before the next is sent, so the forum sees the batches in order.
+        in_flight: tuple[int, Envelope, Any, int] | None = None
         batch: list[SignalInput] = []
-        for item in signals:
-            batch.append(item)
-            if len(batch) >= size:
-                yield len(batch), self._send_batch(batch, key, scope, sequence)
-                sequence += 1
-                batch = []
-        if batch:
-            yield len(batch), self._send_batch(batch, key, scope, sequence)
-
-    def _send_batch(
-        self, batch: list[SignalInput], key: SigningKey, scope: str, sequence: int
-    ) -> Receipt:
-        return self.submit_envelope(
-            self.prepare_submission(batch, key, scope=scope, sequence=sequence)
-        )
+        iterator = iter(signals)
+        while True:
+            for item in iterator:
+                batch.append(item)
+                if len(batch) >= size:
+                    break
+            if not batch:
+                break
+            try:
+                envelope = self.prepare_submission(batch, key, scope=scope, sequence=sequence)
+            except BaseException:
+                if in_flight is not None:  # the earlier batch's answer comes first
+                    count, sent, future, nbytes = in_flight
+                    in_flight = None
+                    yield count, self._finish_submit(sent, future, nbytes)
+                raise
+            if in_flight is not None:
+                count, sent, future, nbytes = in_flight
+                in_flight = None
+                yield count, self._finish_submit(sent, future, nbytes)
+            in_flight = (len(batch), envelope, *self._start_submit(envelope))
+            sequence += 1
+            batch = []
+        if in_flight is not None:
+            count, sent, future, nbytes = in_flight
+            yield count, self._finish_submit(sent, future, nbytes)
 
     def retract(
         self, refs: Iterable[SignalInput], key: SigningKey, reason: str

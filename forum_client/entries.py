@@ -129,6 +129,34 @@ class SignalItem:
     quality: int | None = None
 
 
+def _signal_item_maker() -> Any:
+    # SignalItem(...) without the frozen dataclass __init__ (which goes through
+    # object.__setattr__ per field): the slots' own setters, about twice as fast.  For
+    # building thousands of items at once (decoding, normalising a batch); same object.
+    new = object.__new__
+    slots: dict[str, Any] = dict(vars(SignalItem))
+    set_type, set_value = slots["type"].__set__, slots["value"].__set__
+    set_labels, set_quality = slots["labels"].__set__, slots["quality"].__set__
+    set_content_type = slots["content_type"].__set__
+
+    def make(
+        type: str, value: str, labels: tuple[str, ...], content_type: str, quality: int | None
+    ) -> SignalItem:
+        item = new(SignalItem)
+        set_type(item, type)
+        set_value(item, value)
+        set_labels(item, labels)
+        set_content_type(item, content_type)
+        set_quality(item, quality)
+        return item
+
+    return make
+
+
+new_signal_item = _signal_item_maker()
+"""``SignalItem(type, value, labels, content_type, quality)``, faster, all five arguments."""
+
+
 @dataclass(frozen=True, slots=True)
 class SignalRef:
     type: str
@@ -261,10 +289,11 @@ def _enum(cls: type[enum.IntEnum], value: int, field: str) -> Any:
 def _decode_message(m: Any) -> Body:
     h = _header(m.header)
     if isinstance(m, pb.Submission):
+        make = new_signal_item
         return Submission(
             h,
-            tuple(
-                SignalItem(
+            tuple([
+                make(
                     s.type,
                     s.value,
                     tuple(s.labels),
@@ -272,7 +301,7 @@ def _decode_message(m: Any) -> Body:
                     s.quality if s.HasField("quality") else None,
                 )
                 for s in m.signals
-            ),
+            ]),
             m.scope,
         )
     if isinstance(m, pb.Retraction):
@@ -417,7 +446,89 @@ def _to_message(b: Body) -> Any:
     raise AssertionError(f"unhandled body {type(b).__name__}")  # pragma: no cover
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_VARINTS = [_varint(n) for n in range(128 * 128)]  # every length below 16 KiB
+
+
+def _string_field(tag: int, text: str) -> bytes:
+    data = text.encode("utf-8")
+    return bytes((tag,)) + _varint(len(data)) + data
+
+
+_UINT32_MAX = 2**32 - 1
+
+
+def _encode_submission(b: Submission) -> bytes | None:
+    """The deterministic protobuf encoding of a Submission, built directly (the generated
+    message per signal dominated the cost of preparing a batch), or None for anything
+    unusual, which goes through the generated message instead.
+
+    Byte-for-byte what ``SerializeToString(deterministic=True)`` gives (fields in number
+    order, proto3 defaults omitted, the optional ``quality`` present when set); the tests
+    check it against the generated code.
+    """
+    # The bytes of each signal around its value, by (type, labels, content type, quality).
+    templates: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+    varints = _VARINTS
+    header = _header_pb(b.header).SerializeToString(deterministic=True)
+    parts = [b"\x0a", _varint(len(header)), header]
+    for s in b.signals:
+        value = s.value
+        key = (s.type, s.labels, s.content_type, s.quality)
+        template = templates.get(key)
+        if template is None:
+            type_, labels, content_type, quality = key
+            if (
+                type(type_) is not str or type(labels) is not tuple
+                or type(content_type) is not str
+                or any(type(x) is not str for x in labels)
+                or not (quality is None or (type(quality) is int
+                                            and 0 <= quality <= _UINT32_MAX))
+            ):
+                return None
+            head = _string_field(0x0A, type_) if type_ else b""
+            tail = b"".join(_string_field(0x1A, x) for x in labels)
+            if content_type:
+                tail += _string_field(0x22, content_type)
+            if quality is not None:
+                tail += b"\x28" + _varint(quality)
+            template = templates[key] = (head, tail)
+        if type(value) is not str:
+            return None
+        head, tail = template
+        if value:
+            data = value.encode("utf-8")
+            n = len(data)
+            item = b"".join((head, b"\x12", varints[n] if n < 16384 else _varint(n), data, tail))
+        else:
+            item = head + tail
+        n = len(item)
+        parts.append(b"\x12")
+        parts.append(varints[n] if n < 16384 else _varint(n))
+        parts.append(item)
+    if type(b.scope) is not str:
+        return None
+    if b.scope:
+        parts.append(_string_field(0x1A, b.scope))
+    return b"".join(parts)
+
+
 def encode(body: Body) -> bytes:
     """Serialise a body once, for signing.  The signed bytes are these bytes, forever."""
+    if type(body) is Submission:
+        try:
+            fast = _encode_submission(body)
+        except (TypeError, UnicodeError):  # unhashable labels, unencodable text
+            fast = None
+        if fast is not None:
+            return fast
     data: bytes = _to_message(body).SerializeToString(deterministic=True)
     return data

@@ -267,6 +267,9 @@ class Syncer:
                     "UNAVAILABLE",
                 )
             self._commit()
+        except sqlite3.Error as exc:  # e.g. disk full: the copy keeps its last verified state
+            self._rollback()
+            raise StoreError(f"writing {self.store.path} failed: {exc}") from exc
         except BaseException:
             self._rollback()
             raise

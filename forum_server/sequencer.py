@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from forum_client.verifier import LogState
 
 from .ratelimit import RateLimiter
 from .storage import ServerStore, StoredLeaf
-from .view import ServerView
+from .view import GroupView, ServerView
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,13 @@ class Sequencer:
         self._task: asyncio.Task[None] | None = None
         self.state = self._rebuild()
         self.checkpoint_note = self._latest_note()
+        # The pipeline: the state, tree range and entries of the group being written.
+        self._spec_state = self.state
+        self._spec_range = self._range
+        self._in_flight: dict[bytes, _Pending] = {}
+        self._writing: _Prepared | None = None
+        self._write_task: asyncio.Task[bool] | None = None
+        self._last_error: BaseException | None = None
 
     # ---- start-up ----
 
@@ -156,6 +164,10 @@ class Sequencer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._write_task is not None:  # a transaction under way completes and answers
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._write_task
+            self._write_task = None
 
     async def append(
         self, envelope: Envelope, allowed: frozenset[type], author: str
@@ -195,29 +207,65 @@ class Sequencer:
         return True
 
     async def _run(self) -> None:
+        # Pipelined group commit: while one group's transaction is being written (on a
+        # worker thread: SQLite releases the GIL), the next group is checked against the
+        # state that group leaves; it is written only once that one has committed, so
+        # writes stay in log order and nothing is acknowledged before it is durable.
+        writing: asyncio.Task[bool] | None = None
         while True:
             group = [await self._queue.get()]
             while len(group) < self.max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
             try:
-                await self._commit(group)
-            except Exception as exc:  # the store failed: nobody is acknowledged
-                log.exception("commit of %d entries failed", len(group))
-                error = exc if isinstance(exc, ForumError) else StoreError(str(exc))
-                for item in group:
-                    if not item.future.done():
-                        item.future.set_exception(error)
+                prepared = self._prepare(group)
+            except Exception as exc:  # pragma: no cover - a bug: nobody is acknowledged
+                log.exception("checking %d entries failed", len(group))
+                prepared = None
+                self._fail(group, exc)
+            if writing is not None:
+                ok = await writing
+                writing = None
+                if prepared is not None:
+                    if ok:
+                        # The group under it is stored now: read the store, not its overlay.
+                        prepared.view.base = self.view
+                    else:  # checked against a state that never became durable
+                        self._reset_pipeline()
+                        self._fail(prepared.accepted, self._last_error)
+                        prepared = None
+            if prepared is not None:
+                writing = self._write_task = asyncio.get_running_loop().create_task(
+                    self._write(prepared)
+                )
 
-    async def _commit(self, group: list[_Pending]) -> None:
-        work = self.state.copy()
-        view = self.view.group()
+    def _reset_pipeline(self) -> None:
+        """Forget every group not yet stored: the next is checked against the stored log."""
+        self._spec_state = self.state
+        self._spec_range = self._range
+        self._in_flight.clear()
+        self._writing = None
+
+    def _fail(self, items: list[_Pending], exc: BaseException | None) -> None:
+        error = exc if isinstance(exc, ForumError) else StoreError(str(exc))
+        for item in items:
+            if not item.future.done():
+                item.future.set_exception(error)
+
+    def _prepare(self, group: list[_Pending]) -> _Prepared | None:
+        """Check ``group`` against the state after every group already being written;
+        answer the rejected entries and the duplicates now (a duplicate of an entry still
+        being written is answered when that is)."""
+        work = self._spec_state.copy()
+        view = self.view.group() if self._writing is None else self._writing.view.group()
         accepted: list[_Pending] = []
         seen: dict[bytes, _Pending] = {}
         duplicates: list[tuple[_Pending, _Pending | int]] = []
         for item in group:
-            earlier = self._by_leaf_hash.get(item.leaf_hash)
-            if earlier is not None or item.leaf_hash in seen:
-                duplicates.append((item, earlier if earlier is not None else seen[item.leaf_hash]))
+            earlier: _Pending | int | None = self._by_leaf_hash.get(item.leaf_hash)
+            if earlier is None:
+                earlier = seen.get(item.leaf_hash) or self._in_flight.get(item.leaf_hash)
+            if earlier is not None:
+                duplicates.append((item, earlier))
                 continue
             index = work.size
             try:
@@ -245,38 +293,80 @@ class Sequencer:
                 continue
             accepted.append(item)
             seen[item.leaf_hash] = item
-        if accepted:
-            start = self.tree.size
-            new_range = self._range.copy()
-            new_range.extend(item.leaf_hash for item in accepted)
-            size = start + len(accepted)
-            note = sign_checkpoint(
-                Checkpoint(work.origin, size, new_range.root()), work.log_key_name, self.log_key
-            )
-            leaves = [
-                StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash)
-                for i, item in enumerate(accepted)
-            ]
-            await asyncio.to_thread(self.store.append, leaves, size, note, view.delta)
-            for leaf in leaves:
-                self.tree.append(leaf.leaf_hash)
-                self._by_leaf_hash[leaf.leaf_hash] = leaf.index
-            self._range = new_range
-            self.state = work
-            self.checkpoint_note = note
-            for leaf, item in zip(leaves, accepted, strict=True):
-                item.future.set_result(leaf.index)
-            async with self._grown:
-                self._grown.notify_all()
         for item, original in duplicates:
             if isinstance(original, int):
                 item.future.set_result(original)
             else:
-                _chain(original.future, item.future)
+                original.future.add_done_callback(functools.partial(_chain, target=item.future))
+        if not accepted:
+            return None
+        start = self._spec_range.size
+        new_range = self._spec_range.copy()
+        new_range.extend(item.leaf_hash for item in accepted)
+        size = start + len(accepted)
+        note = sign_checkpoint(
+            Checkpoint(work.origin, size, new_range.root()), work.log_key_name, self.log_key
+        )
+        leaves = [
+            StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash)
+            for i, item in enumerate(accepted)
+        ]
+        prepared = _Prepared(accepted, leaves, size, note, view, work, new_range)
+        self._spec_state = work
+        self._spec_range = new_range
+        for item in accepted:
+            self._in_flight[item.leaf_hash] = item
+        self._writing = prepared
+        return prepared
+
+    async def _write(self, p: _Prepared) -> bool:
+        """Store ``p`` durably and answer its entries; False (all of them failed, and the
+        state after the stored log restored) if the store failed."""
+        try:
+            await asyncio.to_thread(self.store.append, p.leaves, p.size, p.note, p.view.delta)
+        except Exception as exc:  # the store failed: nobody is acknowledged
+            log.exception("commit of %d entries failed", len(p.accepted))
+            self._last_error = exc
+            self._reset_pipeline()
+            self._fail(p.accepted, exc)
+            return False
+        for leaf in p.leaves:
+            self.tree.append(leaf.leaf_hash)
+            self._by_leaf_hash[leaf.leaf_hash] = leaf.index
+            self._in_flight.pop(leaf.leaf_hash, None)
+        self._range = p.range
+        self.state = p.state
+        self.checkpoint_note = p.note
+        if self._writing is p:
+            self._writing = None
+        for leaf, item in zip(p.leaves, p.accepted, strict=True):
+            if not item.future.done():
+                item.future.set_result(leaf.index)
+        async with self._grown:
+            self._grown.notify_all()
+        return True
+
+
+@dataclass
+class _Prepared:
+    """A checked group, ready to be written: its leaves, checkpoint, view rows and the
+    state after it."""
+
+    accepted: list[_Pending]
+    leaves: list[StoredLeaf]
+    size: int
+    note: bytes
+    view: GroupView
+    state: LogState
+    range: CompactRange
 
 
 def _chain(source: asyncio.Future[int], target: asyncio.Future[int]) -> None:
-    if source.exception() is not None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
         target.set_exception(source.exception())  # type: ignore[arg-type]
     else:
         target.set_result(source.result())

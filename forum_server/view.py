@@ -25,6 +25,9 @@ Semantics (the contract of :mod:`forum_client.rules`):
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import attrgetter
+
 from forum_client import entries as e
 from forum_client.rules import check_content
 from forum_client.verifier import LogState
@@ -42,6 +45,11 @@ from .storage import (
 )
 
 LABEL_SEPARATOR = ";"
+_TYPE = attrgetter("type")
+_VALUE = attrgetter("value")
+_LABELS = attrgetter("labels")
+_CONTENT_TYPE = attrgetter("content_type")
+_QUALITY = attrgetter("quality")
 _VIEW_BODIES = (e.Submission, e.Retraction, e.Opinion)
 
 
@@ -68,7 +76,8 @@ class GroupView:
     ``delta`` holds the rows to write, in log order.
     """
 
-    def __init__(self, base: ServerView) -> None:
+    def __init__(self, base: ServerView | GroupView) -> None:
+        # The stored view, or (pipelined commits) the group being written under this one.
         self.base = base
         self.delta = ViewDelta()
         self._exists: set[tuple[str, str]] = set()
@@ -78,6 +87,10 @@ class GroupView:
         self._reset: dict[tuple[str, str], int] = {}
         self._generation = 0
         self._submissions: list[tuple[str, e.Submission, int]] = []
+
+    def group(self) -> GroupView:
+        """A lookup for the next group, on top of this one (not yet stored)."""
+        return GroupView(self)
 
     # ---- SignalLookup ----
 
@@ -117,18 +130,19 @@ class GroupView:
         gen = self._generation
         author = body.header.member_id
         if isinstance(body, e.Submission):
-            scope = body.scope
-            joined: dict[tuple[str, ...], str] = {}
-            signals: list[Row] = []
-            descriptors: list[Row] = []
-            for s in body.signals:
-                labels = joined.get(s.labels)
-                if labels is None:
-                    labels = joined[s.labels] = LABEL_SEPARATOR.join(s.labels)
-                signals.append((s.type, s.value, index))
-                descriptors.append(
-                    (s.type, s.value, author, labels, s.content_type, s.quality, scope, index)
-                )
+            # Column by column (the per-signal work stays in C): one joined string per
+            # distinct label tuple, the entry's own columns repeated.
+            items = body.signals
+            types = list(map(_TYPE, items))
+            values = list(map(_VALUE, items))
+            label_tuples = list(map(_LABELS, items))
+            joined = {t: LABEL_SEPARATOR.join(t) for t in set(label_tuples)}
+            signals: list[Row] = list(zip(types, values, repeat(index)))
+            descriptors: list[Row] = list(zip(
+                types, values, repeat(author), map(joined.__getitem__, label_tuples),
+                map(_CONTENT_TYPE, items), map(_QUALITY, items), repeat(body.scope),
+                repeat(index),
+            ))
             self.delta.add(OP_SIGNAL, signals)
             self.delta.add(OP_DESCRIPTOR, descriptors)
             self._submissions.append((author, body, gen))

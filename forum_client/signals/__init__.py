@@ -61,6 +61,17 @@ class SignalType(ABC):
             InvalidInputError: field ``"value"``, if ``value`` can never be a valid signal.
         """
 
+    def all_canonical(self, values: list[str]) -> bool:
+        """Whether every value is already in canonical form (``normalize(v) == v``).
+
+        A fast path for checking whole batches; False says only that some value is not (the
+        caller then finds which, and why, one by one).
+        """
+        try:
+            return all(self.normalize(v) == v for v in values)
+        except InvalidInputError:
+            return False
+
     def __repr__(self) -> str:
         return f"<SignalType {self.name}>"
 

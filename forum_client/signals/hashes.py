@@ -17,6 +17,7 @@ from forum_client.errors import InvalidInputError
 from forum_client.signals import ContentType, SignalType, register
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_LOWER_HEX = b"0123456789abcdef"
 
 
 class HexSignalType(SignalType):
@@ -29,6 +30,19 @@ class HexSignalType(SignalType):
         super().__init_subclass__()
         if "hex_digits" in cls.__dict__:
             cls._pattern = re.compile(f"[0-9a-fA-F]{{{cls.hex_digits}}}")
+
+    def all_canonical(self, values: list[str]) -> bool:
+        # One regex over the whole batch: every value exactly ``hex_digits`` long, and all of
+        # them together nothing but lowercase hex digits.
+        if not values:
+            return True
+        if set(map(type, values)) != {str}:
+            return super().all_canonical(values)
+        if set(map(len, values)) != {self.hex_digits}:
+            return False
+        joined = "".join(values)
+        # ASCII, and nothing left once every lowercase hex digit is deleted.
+        return joined.isascii() and not joined.encode("ascii").translate(None, _LOWER_HEX)
 
     def normalize(self, value: str) -> str:
         # Hot path: one precompiled fullmatch and one lower() for already-clean input.

@@ -70,9 +70,7 @@ def header(root: TrustRoot, member: str, key: SigningKey, sequence: int) -> e.He
     return e.Header(root.origin, member, key.key_id, sequence, int(time.time() * 1000))
 
 
-def submission(
-    root: TrustRoot, member: str, key: SigningKey, sequence: int, value: str
-) -> bytes:
+def submission(root: TrustRoot, member: str, key: SigningKey, sequence: int, value: str) -> bytes:
     """A well-formed, well-signed submission of one md5 signal."""
     body = e.Submission(
         header(root, member, key, sequence), (e.SignalItem("md5", value, (PUB,), "image"),), ""
@@ -244,8 +242,7 @@ class MaliciousForum:
 
     def client(self, member: str, timeout: float = 30.0) -> ForumClient:
         """A real SDK client of ``member``, pointed at this server."""
-        return ForumClient(self.forum.members[member].bundle, server=self.address,
-                           timeout=timeout)
+        return ForumClient(self.forum.members[member].bundle, server=self.address, timeout=timeout)
 
     def close(self) -> None:
         self.server.stop(grace=0).wait()

@@ -44,8 +44,12 @@ OPINION = e.PAYLOAD_TYPES[e.Opinion]
 @pytest.fixture(scope="module")
 def forum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalForum]:
     config = ServerConfig(max_message_bytes=1024 * 1024)
-    with local_forum(tmp_path_factory.mktemp("bad"), members=["alice", "bob", "dave"],
-                     observers=["carol"], config=config) as f:
+    with local_forum(
+        tmp_path_factory.mktemp("bad"),
+        members=["alice", "bob", "dave"],
+        observers=["carol"],
+        config=config,
+    ) as f:
         with f.client("alice") as c:
             c.submit([e.SignalItem("md5", "1" * 32, (PUB,))], f.members["alice"].signing_key)
         yield f
@@ -117,19 +121,23 @@ def _next_seq(forum: LocalForum, key: SigningKey) -> int:
     return forum.running.handle.sequencer.state.last_sequence.get(key.key_id, 0) + 1
 
 
-def body(forum: LocalForum, member: str, key: SigningKey, value: str = "2" * 32,
-         **header: Any) -> bytes:
+def body(
+    forum: LocalForum, member: str, key: SigningKey, value: str = "2" * 32, **header: Any
+) -> bytes:
     h = e.Header(
-        header.get("origin", forum.trust_root.origin), header.get("member_id", member),
-        header.get("key_id", key.key_id), header.get("sequence", _next_seq(forum, key)),
+        header.get("origin", forum.trust_root.origin),
+        header.get("member_id", member),
+        header.get("key_id", key.key_id),
+        header.get("sequence", _next_seq(forum, key)),
         int(time.time() * 1000),
     )
     return e.encode(e.Submission(h, (e.SignalItem("md5", value, (PUB,), "image"),)))
 
 
 def entry(payload_type: str, data: bytes, key_id: bytes, signature: bytes) -> pb.SubmitRequest:
-    return pb.SubmitRequest(entry=pb.Entry(payload_type=payload_type, body=data, key_id=key_id,
-                                           signature=signature))
+    return pb.SubmitRequest(
+        entry=pb.Entry(payload_type=payload_type, body=data, key_id=key_id, signature=signature)
+    )
 
 
 def _varint(n: int) -> bytes:
@@ -155,61 +163,151 @@ def envelope_cases(forum: LocalForum) -> list[tuple[str, pb.SubmitRequest | byte
     bob = forum.members["bob"].signing_key
     return [
         ("empty request", pb.SubmitRequest(), "INVALID_ARGUMENT", "entry.payload_type"),
-        ("garbage body, well signed", entry(SUBMISSION, garbage, key.key_id,
-                                            key.sign_raw(pae(SUBMISSION, garbage))),
-         "INVALID_ARGUMENT", "invalid-body"),
-        ("garbage body, not signed", entry(SUBMISSION, garbage, key.key_id, sig),
-         "INVALID_ARGUMENT", "bad-signature"),
-        ("empty body, well signed", entry(SUBMISSION, b"", key.key_id,
-                                          key.sign_raw(pae(SUBMISSION, b""))),
-         "INVALID_ARGUMENT", "invalid-body"),
-        ("unknown payload type", entry("application/x-evil", good, key.key_id,
-                                       key.sign_raw(pae("application/x-evil", good))),
-         "INVALID_ARGUMENT", "invalid-body"),
-        ("opinion type over a submission body", entry(OPINION, good, key.key_id,
-                                                      key.sign_raw(pae(OPINION, good))),
-         "INVALID_ARGUMENT", "invalid-body"),
-        ("flipped signature bit", entry(SUBMISSION, good, key.key_id, flipped),
-         "INVALID_ARGUMENT", "bad-signature"),
-        ("signature under another PAE type", entry(SUBMISSION, good, key.key_id,
-                                                   key.sign_raw(pae(OPINION, good))),
-         "INVALID_ARGUMENT", "bad-signature"),
-        ("signature over the raw body, not PAE", entry(SUBMISSION, good, key.key_id,
-                                                       key.sign_raw(good)),
-         "INVALID_ARGUMENT", "bad-signature"),
-        ("signature of 63 bytes", entry(SUBMISSION, good, key.key_id, sig[:63]),
-         "INVALID_ARGUMENT", "bad-signature"),
-        ("signature of 65 bytes", entry(SUBMISSION, good, key.key_id, sig + b"\0"),
-         "INVALID_ARGUMENT", "bad-signature"),
-        ("empty signature", entry(SUBMISSION, good, key.key_id, b""),
-         "INVALID_ARGUMENT", "bad-signature"),
-        ("signature of 300 bytes", entry(SUBMISSION, good, key.key_id, sig * 5),
-         "INVALID_ARGUMENT", "signature"),
-        ("key id of 31 bytes", entry(SUBMISSION, good, key.key_id[:31], sig),
-         "PERMISSION_DENIED", "unknown-key"),
+        (
+            "garbage body, well signed",
+            entry(SUBMISSION, garbage, key.key_id, key.sign_raw(pae(SUBMISSION, garbage))),
+            "INVALID_ARGUMENT",
+            "invalid-body",
+        ),
+        (
+            "garbage body, not signed",
+            entry(SUBMISSION, garbage, key.key_id, sig),
+            "INVALID_ARGUMENT",
+            "bad-signature",
+        ),
+        (
+            "empty body, well signed",
+            entry(SUBMISSION, b"", key.key_id, key.sign_raw(pae(SUBMISSION, b""))),
+            "INVALID_ARGUMENT",
+            "invalid-body",
+        ),
+        (
+            "unknown payload type",
+            entry(
+                "application/x-evil",
+                good,
+                key.key_id,
+                key.sign_raw(pae("application/x-evil", good)),
+            ),
+            "INVALID_ARGUMENT",
+            "invalid-body",
+        ),
+        (
+            "opinion type over a submission body",
+            entry(OPINION, good, key.key_id, key.sign_raw(pae(OPINION, good))),
+            "INVALID_ARGUMENT",
+            "invalid-body",
+        ),
+        (
+            "flipped signature bit",
+            entry(SUBMISSION, good, key.key_id, flipped),
+            "INVALID_ARGUMENT",
+            "bad-signature",
+        ),
+        (
+            "signature under another PAE type",
+            entry(SUBMISSION, good, key.key_id, key.sign_raw(pae(OPINION, good))),
+            "INVALID_ARGUMENT",
+            "bad-signature",
+        ),
+        (
+            "signature over the raw body, not PAE",
+            entry(SUBMISSION, good, key.key_id, key.sign_raw(good)),
+            "INVALID_ARGUMENT",
+            "bad-signature",
+        ),
+        (
+            "signature of 63 bytes",
+            entry(SUBMISSION, good, key.key_id, sig[:63]),
+            "INVALID_ARGUMENT",
+            "bad-signature",
+        ),
+        (
+            "signature of 65 bytes",
+            entry(SUBMISSION, good, key.key_id, sig + b"\0"),
+            "INVALID_ARGUMENT",
+            "bad-signature",
+        ),
+        (
+            "empty signature",
+            entry(SUBMISSION, good, key.key_id, b""),
+            "INVALID_ARGUMENT",
+            "bad-signature",
+        ),
+        (
+            "signature of 300 bytes",
+            entry(SUBMISSION, good, key.key_id, sig * 5),
+            "INVALID_ARGUMENT",
+            "signature",
+        ),
+        (
+            "key id of 31 bytes",
+            entry(SUBMISSION, good, key.key_id[:31], sig),
+            "PERMISSION_DENIED",
+            "unknown-key",
+        ),
         ("empty key id", entry(SUBMISSION, good, b"", sig), "PERMISSION_DENIED", "unknown-key"),
-        ("key id of 300 bytes", entry(SUBMISSION, good, key.key_id * 10, sig),
-         "INVALID_ARGUMENT", "key_id"),
-        ("another member's key id", entry(SUBMISSION, good, bob.key_id, sig),
-         "INVALID_ARGUMENT", "bad-signature"),
-        ("header names another key", _signed(key, body(forum, "alice", key, key_id=bob.key_id)),
-         "PERMISSION_DENIED", "not-permitted"),
-        ("header names another member", _signed(key, body(forum, "alice", key,
-                                                          member_id="bob")),
-         "PERMISSION_DENIED", "not-permitted"),
-        ("header of another forum", _signed(key, body(forum, "alice", key, origin="x.example")),
-         "INVALID_ARGUMENT", "wrong-origin"),
-        ("sequence 0", _signed(key, body(forum, "alice", key, sequence=0)),
-         "FAILED_PRECONDITION", "stale-sequence"),
-        ("body without a header", _signed(key, pb.Submission(
-            signals=[pb.SignalItem(type="md5", value="2" * 32)]).SerializeToString()),
-         "INVALID_ARGUMENT", "invalid-body"),
-        ("opinion kind out of range", _signed(key, _bad_opinion(forum, key), OPINION),
-         "INVALID_ARGUMENT", "invalid-body"),
+        (
+            "key id of 300 bytes",
+            entry(SUBMISSION, good, key.key_id * 10, sig),
+            "INVALID_ARGUMENT",
+            "key_id",
+        ),
+        (
+            "another member's key id",
+            entry(SUBMISSION, good, bob.key_id, sig),
+            "INVALID_ARGUMENT",
+            "bad-signature",
+        ),
+        (
+            "header names another key",
+            _signed(key, body(forum, "alice", key, key_id=bob.key_id)),
+            "PERMISSION_DENIED",
+            "not-permitted",
+        ),
+        (
+            "header names another member",
+            _signed(key, body(forum, "alice", key, member_id="bob")),
+            "PERMISSION_DENIED",
+            "not-permitted",
+        ),
+        (
+            "header of another forum",
+            _signed(key, body(forum, "alice", key, origin="x.example")),
+            "INVALID_ARGUMENT",
+            "wrong-origin",
+        ),
+        (
+            "sequence 0",
+            _signed(key, body(forum, "alice", key, sequence=0)),
+            "FAILED_PRECONDITION",
+            "stale-sequence",
+        ),
+        (
+            "body without a header",
+            _signed(
+                key,
+                pb.Submission(
+                    signals=[pb.SignalItem(type="md5", value="2" * 32)]
+                ).SerializeToString(),
+            ),
+            "INVALID_ARGUMENT",
+            "invalid-body",
+        ),
+        (
+            "opinion kind out of range",
+            _signed(key, _bad_opinion(forum, key), OPINION),
+            "INVALID_ARGUMENT",
+            "invalid-body",
+        ),
         # refused by gRPC itself before any handler runs: a precise code and message, but
         # no google.rpc details (documented in docs/security.md)
-        ("request over the size limit", entry(SUBMISSION, b"\0" * (2 * 1024 * 1024), key.key_id,
-                                               sig), "RESOURCE_EXHAUSTED", ""),
+        (
+            "request over the size limit",
+            entry(SUBMISSION, b"\0" * (2 * 1024 * 1024), key.key_id, sig),
+            "RESOURCE_EXHAUSTED",
+            "",
+        ),
     ]
 
 
@@ -240,12 +338,18 @@ def test_every_bad_envelope_gets_a_precise_status_and_changes_nothing(
     before = state(forum)
     problems = []
     for name, request, code, expect in envelope_cases(forum):
-        call = (lambda r=request: alice.submit_bytes(r)) if isinstance(request, bytes) else (
-            lambda r=request: alice.forum.Submit(r, timeout=10))
+        call = (
+            (lambda r=request: alice.submit_bytes(r))
+            if isinstance(request, bytes)
+            else (lambda r=request: alice.forum.Submit(r, timeout=10))
+        )
         got, fields, reasons = rejected(call)
         named = fields | reasons
-        if got.name != code or (expect and not named) or (expect not in ("*", "") and
-                                                             expect not in named):
+        if (
+            got.name != code
+            or (expect and not named)
+            or (expect not in ("*", "") and expect not in named)
+        ):
             problems.append(f"{name}: {got.name} {sorted(named)}, expected {code} {expect}")
     assert state(forum) == before
     assert not problems, "\n".join(problems)
@@ -267,8 +371,13 @@ def test_undecodable_requests_get_invalid_argument(
     key = forum.members["alice"].signing_key
     good = body(forum, "alice", key)
     sig = key.sign_raw(pae(SUBMISSION, good))
-    not_utf8 = _field(1, _field(1, b"application/\xff\xfe") + _field(2, good)
-                      + _field(3, key.key_id) + _field(4, sig))
+    not_utf8 = _field(
+        1,
+        _field(1, b"application/\xff\xfe")
+        + _field(2, good)
+        + _field(3, key.key_id)
+        + _field(4, sig),
+    )
     before = state(forum)
     codes = []
     for data in (b"\x0a\xff\xff\xff\xff\x0f\x00", not_utf8):
@@ -292,21 +401,47 @@ def test_identity_suspension_and_privileges(
     signed_by_alice = _signed(alice_key, body(forum, "alice", alice_key, "4" * 32))
     before = state(forum)
     cases: list[tuple[str, Callable[[], Any], str, str]] = [
-        ("alice's entry sent by bob", lambda: raw("bob").forum.Submit(signed_by_alice, timeout=10),
-         "PERMISSION_DENIED", "entry.body.header.member_id"),
-        ("alice's entry sent by observer carol",
-         lambda: raw("carol").forum.Submit(signed_by_alice, timeout=10),
-         "PERMISSION_DENIED", "*"),
-        ("member appends an operator entry", lambda: raw("alice").admin.AppendOperatorEntry(
-            pb.AppendOperatorEntryRequest(entry=signed_by_alice.entry), timeout=10),
-         "PERMISSION_DENIED", "*"),
-        ("member registers a credential", lambda: raw("alice").admin.RegisterCredential(
-            pb.RegisterCredentialRequest(member_id="alice", certificate_sha256=bytes(32)),
-            timeout=10), "PERMISSION_DENIED", "*"),
-        ("member lists members", lambda: raw("alice").admin.ListMembers(
-            pb.ListMembersRequest(), timeout=10), "PERMISSION_DENIED", "*"),
-        ("member reads the audit log", lambda: raw("alice").admin.ListAudit(
-            pb.ListAuditRequest(), timeout=10), "PERMISSION_DENIED", "*"),
+        (
+            "alice's entry sent by bob",
+            lambda: raw("bob").forum.Submit(signed_by_alice, timeout=10),
+            "PERMISSION_DENIED",
+            "entry.body.header.member_id",
+        ),
+        (
+            "alice's entry sent by observer carol",
+            lambda: raw("carol").forum.Submit(signed_by_alice, timeout=10),
+            "PERMISSION_DENIED",
+            "*",
+        ),
+        (
+            "member appends an operator entry",
+            lambda: raw("alice").admin.AppendOperatorEntry(
+                pb.AppendOperatorEntryRequest(entry=signed_by_alice.entry), timeout=10
+            ),
+            "PERMISSION_DENIED",
+            "*",
+        ),
+        (
+            "member registers a credential",
+            lambda: raw("alice").admin.RegisterCredential(
+                pb.RegisterCredentialRequest(member_id="alice", certificate_sha256=bytes(32)),
+                timeout=10,
+            ),
+            "PERMISSION_DENIED",
+            "*",
+        ),
+        (
+            "member lists members",
+            lambda: raw("alice").admin.ListMembers(pb.ListMembersRequest(), timeout=10),
+            "PERMISSION_DENIED",
+            "*",
+        ),
+        (
+            "member reads the audit log",
+            lambda: raw("alice").admin.ListAudit(pb.ListAuditRequest(), timeout=10),
+            "PERMISSION_DENIED",
+            "*",
+        ),
     ]
     problems = []
     for name, fn, code, expect in cases:
@@ -321,10 +456,16 @@ def test_identity_suspension_and_privileges(
     dave = forum.members["dave"].signing_key
     suspended = state(forum)
     for name, fn in [
-        ("suspended member submits", lambda: raw("dave").forum.Submit(
-            _signed(dave, body(forum, "dave", dave, "5" * 32)), timeout=10)),
-        ("suspended member reads", lambda: raw("dave").forum.GetCheckpoint(
-            pb.GetCheckpointRequest(), timeout=10)),
+        (
+            "suspended member submits",
+            lambda: raw("dave").forum.Submit(
+                _signed(dave, body(forum, "dave", dave, "5" * 32)), timeout=10
+            ),
+        ),
+        (
+            "suspended member reads",
+            lambda: raw("dave").forum.GetCheckpoint(pb.GetCheckpointRequest(), timeout=10),
+        ),
     ]:
         got, fields, reasons = rejected(fn)
         if got.name != "PERMISSION_DENIED" or not (fields | reasons):
@@ -341,18 +482,44 @@ def test_read_rpcs_with_bad_ranges(forum: LocalForum, raw: Callable[[str], Raw])
     top = 2**64 - 1
     size = forum.running.handle.sequencer.size
     cases: list[tuple[str, Callable[[], Any], str]] = [
-        ("entries end < start", lambda: list(r.GetEntries(
-            pb.GetEntriesRequest(start=5, end=2), timeout=10)), "end"),
-        ("entries end beyond the log", lambda: list(r.GetEntries(
-            pb.GetEntriesRequest(start=0, end=top), timeout=10)), "end"),
-        ("inclusion index beyond", lambda: r.GetInclusionProof(
-            pb.GetInclusionProofRequest(index=top, tree_size=0), timeout=10), "index"),
-        ("inclusion tree beyond", lambda: r.GetInclusionProof(
-            pb.GetInclusionProofRequest(index=0, tree_size=top), timeout=10), "index"),
-        ("consistency size1 > size2", lambda: r.GetConsistencyProof(
-            pb.GetConsistencyProofRequest(size1=size, size2=1), timeout=10), "size2"),
-        ("consistency size2 beyond", lambda: r.GetConsistencyProof(
-            pb.GetConsistencyProofRequest(size1=1, size2=top), timeout=10), "size2"),
+        (
+            "entries end < start",
+            lambda: list(r.GetEntries(pb.GetEntriesRequest(start=5, end=2), timeout=10)),
+            "end",
+        ),
+        (
+            "entries end beyond the log",
+            lambda: list(r.GetEntries(pb.GetEntriesRequest(start=0, end=top), timeout=10)),
+            "end",
+        ),
+        (
+            "inclusion index beyond",
+            lambda: r.GetInclusionProof(
+                pb.GetInclusionProofRequest(index=top, tree_size=0), timeout=10
+            ),
+            "index",
+        ),
+        (
+            "inclusion tree beyond",
+            lambda: r.GetInclusionProof(
+                pb.GetInclusionProofRequest(index=0, tree_size=top), timeout=10
+            ),
+            "index",
+        ),
+        (
+            "consistency size1 > size2",
+            lambda: r.GetConsistencyProof(
+                pb.GetConsistencyProofRequest(size1=size, size2=1), timeout=10
+            ),
+            "size2",
+        ),
+        (
+            "consistency size2 beyond",
+            lambda: r.GetConsistencyProof(
+                pb.GetConsistencyProofRequest(size1=1, size2=top), timeout=10
+            ),
+            "size2",
+        ),
     ]
     before = state(forum)
     problems = []
@@ -386,8 +553,11 @@ def test_replay_into_another_forum_is_refused(forum: LocalForum, tmp_path: Path)
         before = state(b)
         ch = open_channel(b.members["alice"].bundle, b.address)
         try:
-            got, fields, reasons = rejected(lambda: pb_grpc.ForumStub(ch).Submit(
-                pb.SubmitRequest(entry=envelope_to_pb(accepted)), timeout=10))
+            got, fields, reasons = rejected(
+                lambda: pb_grpc.ForumStub(ch).Submit(
+                    pb.SubmitRequest(entry=envelope_to_pb(accepted)), timeout=10
+                )
+            )
         finally:
             ch.close()
         assert got == grpc.StatusCode.INVALID_ARGUMENT and "wrong-origin" in reasons

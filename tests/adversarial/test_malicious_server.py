@@ -32,10 +32,10 @@ from forum_client.sync import (
     REJECTED_ENTRY,
     ROLLBACK,
     ROOT_MISMATCH,
+    GrpcSource,
     SyncConfig,
     Syncer,
     SyncSecurityError,
-    GrpcSource,
 )
 from forum_client.wire import envelope_to_pb
 from forum_server.testing import LocalForum, local_forum
@@ -207,9 +207,11 @@ def test_a_truncated_stream_applies_nothing_and_can_resume(
     store = honest_store(forum, tmp_path / "c.db")
     before, counts = store.size, store.counts()
     submit_alternately(forum, 10, 4)
-    with malicious_forum(forum, EditEntries(lambda xs: xs[:-1])) as evil:
-        with pytest.raises(TransportError, match="ended at"):
-            sync_via(evil, store)
+    with (
+        malicious_forum(forum, EditEntries(lambda xs: xs[:-1])) as evil,
+        pytest.raises(TransportError, match="ended at"),
+    ):
+        sync_via(evil, store)
     assert store.size == before and store.counts() == counts and not store.evidence()
     with forum.client("carol") as carol:
         assert carol.sync(store).size == before + 4
@@ -312,9 +314,7 @@ def test_rollback_to_an_older_checkpoint_is_refused(forum: LocalForum, tmp_path:
         refused(store, lambda: sync_via(evil, store), ROLLBACK)
 
 
-def test_a_split_view_is_caught_by_comparing_checkpoints(
-    forum: LocalForum, tmp_path: Path
-) -> None:
+def test_a_split_view_is_caught_by_comparing_checkpoints(forum: LocalForum, tmp_path: Path) -> None:
     """The server shows carol the real log and alice another one, each consistent on its
     own: both syncs succeed (no single member can tell).  Comparing their checkpoints
     (SDK and ``forum-client compare-checkpoint``) proves the fork, at the same size and at
@@ -360,8 +360,16 @@ def test_a_split_view_is_caught_by_comparing_checkpoints(
     (tmp_path / "alice2.note").write_bytes(alice.sync_state().checkpoint_note or b"")
     profile = str(forum.members["carol"].bundle_path)
     with malicious_forum(forum, ServeLog(fork)) as evil:
-        argv = ["--profile", profile, "--server", evil.address, "compare-checkpoint",
-                str(tmp_path / "alice2.note"), "--other", str(tmp_path / "carol.note")]
+        argv = [
+            "--profile",
+            profile,
+            "--server",
+            evil.address,
+            "compare-checkpoint",
+            str(tmp_path / "alice2.note"),
+            "--other",
+            str(tmp_path / "carol.note"),
+        ]
         assert client_main(argv) == 5
     argv[2:4] = ["--server", forum.address]
 
@@ -419,9 +427,7 @@ def _rotate(forum: LocalForum, tmp_path: Path) -> tuple[SigningKey, int]:
     return new, receipt.index
 
 
-def test_a_key_used_outside_its_registration_is_refused(
-    forum: LocalForum, tmp_path: Path
-) -> None:
+def test_a_key_used_outside_its_registration_is_refused(forum: LocalForum, tmp_path: Path) -> None:
     """Key validity is positional.  (1) alice's new key signs an entry placed before the
     KeyAdded entry that registers it; (2) her replaced key signs an entry after it.
 
@@ -435,8 +441,7 @@ def test_a_key_used_outside_its_registration_is_refused(
     assert added_at == n
     real = real_leaves(forum)
     early = submission(forum.trust_root, "alice", new, 1, md5(900))
-    before_registration = FakeLog(real[:n] + [early] + real[n:], forum.trust_root,
-                                  log_key(forum))
+    before_registration = FakeLog([*real[:n], early, *real[n:]], forum.trust_root, log_key(forum))
     with malicious_forum(forum, ServeLog(before_registration)) as evil:
         err = refused(store, lambda: sync_via(evil, store), REJECTED_ENTRY)
         assert err.index == n and "unknown key" in str(err)
@@ -473,9 +478,7 @@ def test_entries_by_a_suspended_member_are_refused(forum: LocalForum, tmp_path: 
 
 
 @pytest.mark.slow
-def test_an_oversize_message_is_refused_before_parsing(
-    forum: LocalForum, tmp_path: Path
-) -> None:
+def test_an_oversize_message_is_refused_before_parsing(forum: LocalForum, tmp_path: Path) -> None:
     """One EntryBatch of more than the SDK's 64 MiB receive limit.
 
     Check: forum_client/transport.py:open_channel (grpc.max_receive_message_length).
@@ -486,14 +489,15 @@ def test_an_oversize_message_is_refused_before_parsing(
 
     class Huge(Tamper):
         def entries(self, up, request):  # type: ignore[no-untyped-def]
-            env = Envelope(e.PAYLOAD_TYPES[e.Submission], b"\0" * (65 * 1024 * 1024),
-                           bytes(32), bytes(64))
-            yield pb.EntryBatch(entries=[pb.LogEntry(index=request.start,
-                                                     entry=envelope_to_pb(env))])
+            env = Envelope(
+                e.PAYLOAD_TYPES[e.Submission], b"\0" * (65 * 1024 * 1024), bytes(32), bytes(64)
+            )
+            yield pb.EntryBatch(
+                entries=[pb.LogEntry(index=request.start, entry=envelope_to_pb(env))]
+            )
 
-    with malicious_forum(forum, Huge()) as evil:
-        with pytest.raises(TransportError) as caught:
-            sync_via(evil, store)
+    with malicious_forum(forum, Huge()) as evil, pytest.raises(TransportError) as caught:
+        sync_via(evil, store)
     assert caught.value.code == "RESOURCE_EXHAUSTED"
     assert store.size == before and store.counts() == counts
 
@@ -560,8 +564,9 @@ def test_a_stream_that_never_progresses_is_abandoned(forum: LocalForum, tmp_path
                 yield pb.EntryBatch()
 
     with malicious_forum(forum, Stall()) as evil, evil.client("carol") as client:
-        syncer = Syncer(GrpcSource(client.stub, 1.0), store, client.trust_root,
-                        SyncConfig(timeout_seconds=1.0))
+        syncer = Syncer(
+            GrpcSource(client.stub, 1.0), store, client.trust_root, SyncConfig(timeout_seconds=1.0)
+        )
         started = time.monotonic()
         with pytest.raises(TransportError):
             syncer.sync()
@@ -603,3 +608,12 @@ def test_the_malicious_server_is_honest_by_default(forum: LocalForum, tmp_path: 
     direct = honest_store(forum, tmp_path / "direct.db")
     assert store.sync_state().checkpoint_note == direct.sync_state().checkpoint_note
     assert store.counts() == direct.counts() and not store.evidence()
+
+
+def test_gossip_docstring_example_runs() -> None:
+    import doctest
+
+    import forum_client.gossip
+
+    result = doctest.testmod(forum_client.gossip)
+    assert result.attempted and not result.failed

@@ -1,0 +1,125 @@
+"""Show that the "detects X" tests fail when the check they cover is removed.
+
+Run by hand (it edits source files for a moment, so not while others edit the tree):
+
+    .venv/bin/python -m tests.adversarial.mutants
+
+Each mutant disables one check (replacing its condition by ``False`` or by an always-true
+one), runs the test that covers it, and restores the file byte for byte (in a ``finally``).
+A mutant must be KILLED (the test fails).  Results are recorded in ``docs/security.md``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+T = "tests/adversarial/"
+MS = T + "test_malicious_server.py::"
+
+MUTANTS: list[tuple[str, str, str, str]] = [
+    (
+        "forum_client/sync.py",
+        "            if index != rng.size:\n                raise self._fail(\n"
+        "                    OUT_OF_ORDER,",
+        "            if False:\n                raise self._fail(\n"
+        "                    OUT_OF_ORDER,",
+        MS + "test_a_dropped_entry_is_refused",
+    ),
+    (
+        "forum_client/sync.py",
+        "            if not follow and self.cp is not None and index >= self.cp.size:",
+        "            if False:",
+        MS + "test_an_endless_stream_past_the_checkpoint_is_cut_at_once",
+    ),
+    (
+        "forum_client/sync.py",
+        "            if cp.size < old.size:",
+        "            if False:",
+        MS + "test_rollback_to_an_older_checkpoint_is_refused",
+    ),
+    (
+        "forum_client/sync.py",
+        "            if cp.size == old.size and cp.root != old.root:",
+        "            if False:",
+        MS + "test_rewritten_history_is_refused",
+    ),
+    (
+        "forum_client/sync.py",
+        "        if rng.size == cp.size:\n            if rng.root() != cp.root:\n"
+        "                raise self._fail(",
+        "        if rng.size == cp.size:\n            if False:\n                raise self._fail(",
+        MS + "test_two_swapped_entries_are_refused",
+    ),
+    (
+        "forum_client/verifier.py",
+        "        if key is None:",
+        "        if False:",
+        MS + "test_an_entry_under_a_key_never_registered_is_refused",
+    ),
+    (
+        "forum_client/verifier.py",
+        "        return self.valid_from < index and (self.valid_until is None or index < "
+        "self.valid_until)",
+        "        return True",
+        MS + "test_a_key_used_outside_its_registration_is_refused",
+    ),
+    (
+        "forum_client/verifier.py",
+        "        if h.origin != self.origin:",
+        "        if False:",
+        T + "test_bad_input.py::test_replay_into_another_forum_is_refused",
+    ),
+    (
+        "forum_client/verifier.py",
+        "        if author.status is not e.MemberStatus.ACTIVE:",
+        "        if False:",
+        MS + "test_entries_by_a_suspended_member_are_refused",
+    ),
+    (
+        "forum_server/sequencer.py",
+        "                if body.header.member_id != item.author:",
+        "                if False:",
+        T + "test_bad_input.py::test_identity_suspension_and_privileges",
+    ),
+    (
+        "forum_client/gossip.py",
+        "        if a.root != b.root:",
+        "        if False:",
+        MS + "test_a_split_view_is_caught_by_comparing_checkpoints",
+    ),
+]
+
+
+def main() -> int:
+    survived = 0
+    for path, old, new, test in MUTANTS:
+        file = ROOT / path
+        original = file.read_bytes()
+        text = original.decode()
+        if text.count(old) != 1:
+            print(f"STALE   {path}: the check is no longer written as expected")
+            survived += 1
+            continue
+        try:
+            file.write_text(text.replace(old, new))
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        finally:
+            file.write_bytes(original)
+        killed = run.returncode != 0
+        survived += not killed
+        check = old.strip().splitlines()[0][:70]
+        print(f"{'KILLED ' if killed else 'SURVIVED'} {path}: {check!r} -> {test.split('::')[1]}")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
