@@ -93,6 +93,7 @@ class SyncConfig:
     timeout_seconds: float = 60.0  # per unary call (checkpoint, proofs)
     backoff_initial_seconds: float = 0.2  # follow mode: first reconnect delay
     backoff_max_seconds: float = 5.0  # follow mode: reconnect delay doubles up to this
+    max_entries_ahead: int = 10_000  # follow mode: entries a checkpoint must cover, at most
 
 
 @dataclass(frozen=True)
@@ -172,9 +173,12 @@ class GrpcSource:
         return tuple(r.hashes)
 
     def entries(self, start: int, end: int, follow: bool, max_batch: int) -> Iterator[Batch]:
+        """Without ``follow``, a stream that brings nothing new for ``timeout`` seconds is
+        abandoned (TransportError): a stalling forum cannot hold a sync open."""
         request = pb.GetEntriesRequest(start=start, end=end, follow=follow, max_batch=max_batch)
         stream = self.stub.GetEntries(request)
         self._call = stream
+        watchdog = None if follow else _Watchdog(self.timeout, stream.cancel)
         try:
             for message in stream:
                 items: list[tuple[int, Envelope | None]] = [
@@ -182,16 +186,58 @@ class GrpcSource:
                     for x in message.entries
                 ]
                 note = message.checkpoint.note if message.HasField("checkpoint") else None
+                if watchdog is not None and (items or note):
+                    watchdog.reset()
                 yield items, note or None
         except grpc.RpcError as exc:
+            if watchdog is not None and watchdog.fired:
+                raise TransportError(
+                    f"the entry stream made no progress for {self.timeout:g}s; abandoned",
+                    "DEADLINE_EXCEEDED",
+                ) from None
             raise error_from_rpc(exc) from None
         finally:
+            if watchdog is not None:
+                watchdog.close()
             self._call = None
 
     def cancel(self) -> None:
         running = self._call
         if running is not None:
             running.cancel()
+
+
+class _Watchdog:
+    """Calls ``expire`` when :meth:`reset` has not been called for ``seconds``."""
+
+    def __init__(self, seconds: float, expire: Callable[[], object]) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._expire = expire
+        self._lock = threading.Lock()
+        self._deadline = time.monotonic() + seconds
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sync-watchdog", daemon=True)
+        self._thread.start()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._deadline = time.monotonic() + self.seconds
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                left = self._deadline - time.monotonic()
+            if left <= 0:
+                self.fired = True
+                self._expire()
+                return
+            if self._done.wait(left):
+                return
 
 
 class Syncer:
@@ -252,6 +298,7 @@ class Syncer:
         self._started, self._entries, self._signals = self.clock(), 0, 0
         try:
             cp = self._accept_checkpoint(self.source.checkpoint_note())
+            started_at = self.range.size
             if self.range.size < cp.size:
                 try:
                     for batch in self.source.entries(
@@ -260,13 +307,17 @@ class Syncer:
                         self._apply_batch(batch, follow=False)
                 finally:
                     self.source.cancel()
-            if self.range.size != cp.size:
+            stopped_at = self.range.size
+            # A short stream is a cut connection only if what came is a proven prefix of the
+            # checkpoint (then it is kept); otherwise the forum dropped or rewrote entries.
+            if stopped_at == cp.size or stopped_at > started_at:
+                self._commit()
+            if stopped_at != cp.size:
                 raise TransportError(
-                    f"the entry stream ended at {self.range.size}, before the checkpoint's "
-                    f"{cp.size}; nothing unverified was kept, sync again",
+                    f"the entry stream ended at {stopped_at}, before the checkpoint's "
+                    f"{cp.size}; the verified prefix was kept, sync again to resume",
                     "UNAVAILABLE",
                 )
-            self._commit()
         except sqlite3.Error as exc:  # e.g. disk full: the copy keeps its last verified state
             self._rollback()
             raise StoreError(f"writing {self.store.path} failed: {exc}") from exc
@@ -412,7 +463,9 @@ class Syncer:
                 raise self._fail(
                     OUT_OF_ORDER, f"expected entry {rng.size}, the forum sent {index}", index
                 )
-            if not follow and self.cp is not None and index >= self.cp.size:
+            if self.cp is not None and index >= self.cp.size + (
+                self.config.max_entries_ahead if follow else 0
+            ):
                 raise self._fail(
                     OUT_OF_ORDER, f"entry {index} is beyond checkpoint {self.cp.size}", index
                 )

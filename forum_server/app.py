@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from forum_client._proto.forum.v1 import forum_pb2, forum_pb2_grpc
+from forum_client._proto.forum.v1 import forum_pb2
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError
 
@@ -33,6 +33,7 @@ from .auth import Authenticator
 from .config import ServerConfig
 from .ratelimit import RateLimiter
 from .sequencer import Sequencer
+from .services._calls import add_service
 from .services.admin import AdminService
 from .services.forum import ForumService
 from .storage.sqlite import SQLiteStore
@@ -129,8 +130,8 @@ async def start_server(
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    forum_pb2_grpc.add_ForumServicer_to_server(ForumService(sequencer, auth, config), server)
-    forum_pb2_grpc.add_AdminServicer_to_server(AdminService(sequencer, auth, config), server)
+    add_service(server, ForumService(sequencer, auth, config), "Forum")
+    add_service(server, AdminService(sequencer, auth, config), "Admin")
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -64,10 +65,12 @@ class OperatorPaths:
 
 
 def default_origin(name: str) -> str:
+    """``<name-slug>-<random tag>.forum.local``: entries bind the origin, so two forums must
+    never share one (a member's entries would replay from one into the other)."""
     slug = "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
     if not slug:
         raise InvalidInputError.field("name", "needs at least one letter or digit")
-    return f"{slug}.forum.local"
+    return f"{slug}-{secrets.token_hex(4)}.forum.local"
 
 
 def init_forum(

@@ -12,10 +12,12 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from forum_client import errors
+from forum_client._proto.forum.v1 import forum_pb2
 from forum_client.entries import Role
 
 from ..auth import Authenticator, AuthError, Caller
@@ -86,6 +88,55 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException
     await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
 
 
+class Undecodable:
+    """What a request that did not parse becomes, so the guard can answer INVALID_ARGUMENT
+    with details (gRPC would otherwise answer UNKNOWN before any of our code runs)."""
+
+    def __init__(self, message_name: str, error: str) -> None:
+        self.message_name = message_name
+        self.error = error
+
+
+def _decoder(message_class: Any) -> Callable[[bytes], Any]:
+    def decode(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as exc:
+            return Undecodable(message_class.DESCRIPTOR.name, str(exc) or "malformed")
+
+    return decode
+
+
+def add_service(server: grpc.aio.Server, servicer: object, service: str) -> None:
+    """Register ``servicer``'s methods for ``forum.v1.<service>``; a request that does not
+    parse reaches the guard as :class:`Undecodable`."""
+    descriptor = forum_pb2.DESCRIPTOR.services_by_name[service]
+    handlers = {}
+    for method in descriptor.methods:
+        request = getattr(forum_pb2, method.input_type.name)
+        response = getattr(forum_pb2, method.output_type.name)
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=_decoder(request),
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(descriptor.full_name, handlers),)
+    )
+
+
+def _check_decoded(request: object) -> None:
+    if isinstance(request, Undecodable):
+        raise errors.InvalidInputError.field(
+            "request", f"not a valid {request.message_name}: {request.error}"
+        )
+
+
 def _identify(
     auth: Authenticator, context: grpc.aio.ServicerContext[Any, Any], roles: set[Role]
 ) -> Caller:
@@ -125,6 +176,7 @@ def unary(
             try:
                 caller = _identify(self.auth, context, roles)
                 member = caller.member_id
+                _check_decoded(request)
                 return await handler(self, request, caller)
             except Exception as exc:
                 outcome = status_for(exc)[0].name
@@ -155,6 +207,7 @@ def stream(
             try:
                 caller = _identify(self.auth, context, roles)
                 member = caller.member_id
+                _check_decoded(request)
                 async for item in handler(self, request, caller):
                     yield item
             except Exception as exc:

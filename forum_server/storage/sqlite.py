@@ -6,10 +6,12 @@ per thread so that a long ``GetEntries`` stream never blocks the writer (WAL sna
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 
 from forum_client.errors import StoreError
@@ -70,6 +72,9 @@ _BULK_SQL = {
 }
 # The primary key columns of each bulk op's rows (``value`` is always column 1).
 _BULK_KEY = {OP_SIGNAL: 2, OP_DESCRIPTOR: 3}
+# Every column but the value, in the order the bulk statement binds them.
+_BULK_REST = {OP_SIGNAL: itemgetter(0, 2), OP_DESCRIPTOR: itemgetter(0, 2, 3, 4, 5, 6, 7)}
+_VALUE_COLUMN = itemgetter(1)
 _BULK_MIN_ROWS = 64
 
 
@@ -86,6 +91,17 @@ def _bulk_statements(
     width = _BULK_KEY.get(op)
     if width is None or len(rows) < _BULK_MIN_ROWS:
         return None
+    try:
+        rests = set(map(_BULK_REST[op], rows))
+    except TypeError:  # an unhashable column: row by row
+        return None
+    if len(rests) == 1:
+        # The common case (one submission), column-wise: every key column but the value is
+        # in the shared rest, so the keys are distinct when the values are.
+        values = list(map(_VALUE_COLUMN, rows))
+        if set(map(type, values)) != {str} or len(set(values)) != len(values):
+            return None
+        return _bulk_groups(op, {rests.pop(): values})
     groups: dict[tuple[object, ...], list[str]] = {}
     keys: set[tuple[object, ...]] = set()
     for row in rows:
@@ -101,6 +117,12 @@ def _bulk_statements(
             found.append(value)
     if len(keys) != len(rows):
         return None
+    return _bulk_groups(op, groups)
+
+
+def _bulk_groups(
+    op: str, groups: dict[tuple[object, ...], list[str]]
+) -> list[tuple[str, Sequence[tuple[object, ...]]]] | None:
     out: list[tuple[str, Sequence[tuple[object, ...]]]] = []
     for rest, values in groups.items():
         values.sort()
@@ -182,9 +204,12 @@ class _Checkpointer:
     writers or readers).  Durability is the commit's: the WAL is synced when it commits.
     """
 
+    MIN_INTERVAL = 0.5  # seconds between checkpoints: a page rewritten meanwhile is copied once
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._wake = threading.Event()
+        self._stopped = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -210,10 +235,10 @@ class _Checkpointer:
                 self._wake.clear()
                 if self._stopping:
                     break
-                try:
+                with contextlib.suppress(sqlite3.Error):  # retried after the next commit
                     con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:  # pragma: no cover - retried after the next commit
-                    continue
+                if self._stopped.wait(self.MIN_INTERVAL):
+                    break
         finally:
             con.close()
 
@@ -221,6 +246,7 @@ class _Checkpointer:
         with self._lock:
             self._stopping = True
             thread = self._thread
+        self._stopped.set()
         self._wake.set()
         if thread is not None:
             thread.join()

@@ -356,18 +356,11 @@ def test_every_bad_envelope_gets_a_precise_status_and_changes_nothing(
     healthy(forum, raw, "3" * 32)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP (forum_server/app.py): a request that is not a valid protobuf (garbage bytes, "
-    "a string field that is not UTF-8) fails in the generated deserializer, before the "
-    "servicer runs: gRPC answers UNKNOWN with no google.rpc details instead of "
-    "INVALID_ARGUMENT naming the request (the server stays healthy and nothing changes)",
-)
 def test_undecodable_requests_get_invalid_argument(
     forum: LocalForum, raw: Callable[[str], Raw]
 ) -> None:
-    """Check wanted: a deserializer wrapper in forum_server/app.py mapping DecodeError to
-    INVALID_ARGUMENT with a BadRequest detail."""
+    """Check: forum_server/services/_calls.py, the request decoder (``Undecodable``) and
+    ``_check_decoded`` in the guard: INVALID_ARGUMENT with a BadRequest detail."""
     key = forum.members["alice"].signing_key
     good = body(forum, "alice", key)
     sig = key.sign_raw(pae(SUBMISSION, good))

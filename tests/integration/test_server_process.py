@@ -43,7 +43,8 @@ def test_init_writes_private_keys_0600_and_refuses_an_existing_forum(tmp_path: P
     with pytest.raises(ConfigError, match="refusing"):
         init_forum(tmp_path / "f", name="Forum", now=now)
     assert _tree(tmp_path / "f") == before
-    assert root.origin == "forum.forum.local"
+    assert re.fullmatch(r"forum-[0-9a-f]{8}\.forum\.local", root.origin)
+    assert init_forum(tmp_path / "g", name="Forum", now=now).origin != root.origin
     # the CLI says the same, with exit code 3 (configuration)
     result = subprocess.run(
         [
