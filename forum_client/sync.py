@@ -61,13 +61,9 @@ from .errors import (
 from .merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
 from .receipts import verify_checkpoint_note
 from .rules import check_content
-from .store import (
-    VIEW_TABLES,
-    LocalStore,
-    ViewWriter,
-    state_to_json,
-    write_log_tables,
-)
+from .store import VIEW_TABLES, LocalStore
+from .store_state import state_to_json, write_log_tables
+from .store_view import ViewWriter
 from .transport import call, error_from_rpc
 from .verifier import LogState, TrustRoot
 from .wire import envelope_from_pb

@@ -20,7 +20,8 @@ from forum_client.envelope import Envelope
 from forum_client.errors import InvalidInputError
 from forum_client.match import lookup
 from forum_client.match.lookup import Matcher, index_path_for
-from forum_client.store import LocalStore, ViewWriter
+from forum_client.store import LocalStore
+from forum_client.store_view import ViewWriter
 
 ORIGIN = "test.forum/match"
 

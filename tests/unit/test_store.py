@@ -10,14 +10,9 @@ import pytest
 from forum_client import entries as e
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError, StoreError
-from forum_client.store import (
-    MIGRATIONS,
-    LocalStore,
-    Rollup,
-    ViewWriter,
-    state_from_json,
-    state_to_json,
-)
+from forum_client.store import MIGRATIONS, LocalStore, Rollup
+from forum_client.store_state import state_from_json, state_to_json
+from forum_client.store_view import ViewWriter
 from forum_client.taxonomy import DEFAULT_LABELS
 from forum_client.verifier import LogState, TrustRoot, make_genesis
 

@@ -1,0 +1,153 @@
+"""The sync's hot path: applying verified entries to the local copy's view tables.
+
+:class:`ViewWriter` runs inside the sync's open transaction; it is also the
+:class:`~forum_client.rules.SignalLookup` the content rules ask, so it sees the rows staged
+earlier in the same transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from . import entries as e
+from .verifier import LogState
+
+
+def _labels_json(labels: tuple[str, ...]) -> str:
+    # Label ids are [a-z0-9:-] (checked by the content rules before this runs), so this is
+    # valid JSON without json.dumps' per-call cost.
+    return '["' + '","'.join(labels) + '"]' if labels else "[]"
+
+
+class ViewWriter:
+    """Applies verified bodies to the view tables, batching rows for ``executemany``.
+
+    Also the :class:`~forum_client.rules.SignalLookup` the content rules ask, answering from
+    the open transaction (pending rows are flushed first).
+    """
+
+    SIGNAL_SQL = (
+        "INSERT INTO signals (type, value, status, first_index) VALUES (?, ?, 'active', ?) "
+        "ON CONFLICT (type, value) DO UPDATE SET status = 'active' WHERE status != 'active'"
+    )
+    DESCRIPTOR_SQL = "INSERT OR REPLACE INTO descriptors VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)"
+    ENTRY_SQL = "INSERT INTO entries (idx, leaf) VALUES (?, ?)"
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+        self.entry_rows: list[tuple[int, bytes]] = []
+        self.signal_rows: list[tuple[str, str, int]] = []
+        self.descriptor_rows: list[tuple[Any, ...]] = []
+        self.signals_applied = 0
+        self.rows_staged = 0  # entries and signals since this writer began
+
+    @property
+    def pending_rows(self) -> int:
+        return len(self.signal_rows) + len(self.entry_rows)
+
+    def flush(self) -> None:
+        con = self.con
+        if self.entry_rows:
+            con.executemany(self.ENTRY_SQL, self.entry_rows)
+            self.entry_rows = []
+        if self.signal_rows:
+            con.executemany(self.SIGNAL_SQL, self.signal_rows)
+            con.executemany(self.DESCRIPTOR_SQL, self.descriptor_rows)
+            self.signal_rows = []
+            self.descriptor_rows = []
+
+    # SignalLookup
+    def signal_exists(self, type: str, value: str) -> bool:
+        self.flush()
+        return (
+            self.con.execute(
+                "SELECT 1 FROM signals WHERE type = ? AND value = ?", (type, value)
+            ).fetchone()
+            is not None
+        )
+
+    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
+        self.flush()
+        return (
+            self.con.execute(
+                "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND member_id = ? "
+                "AND active = 1",
+                (type, value, member_id),
+            ).fetchone()
+            is not None
+        )
+
+    def add_entry(self, index: int, leaf: bytes) -> None:
+        self.entry_rows.append((index, leaf))
+        self.rows_staged += 1
+
+    def apply(self, index: int, body: e.Body, state: LogState) -> None:
+        """Apply one verified body (after LogState.apply and the content rules passed)."""
+        if isinstance(body, e.Submission):
+            member, scope = body.header.member_id, body.scope
+            signals = body.signals
+            self.signal_rows += [(s.type, s.value, index) for s in signals]
+            self.descriptor_rows += [
+                (
+                    s.type,
+                    s.value,
+                    member,
+                    _labels_json(s.labels),
+                    s.content_type,
+                    s.quality,
+                    scope,
+                    index,
+                )
+                for s in signals
+            ]
+            self.signals_applied += len(signals)
+            self.rows_staged += len(signals)
+        elif isinstance(body, e.Retraction):
+            self._retract(index, body, state)
+        elif isinstance(body, e.Opinion):
+            self.flush()
+            self.con.execute(
+                "INSERT OR REPLACE INTO opinions VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    body.signal.type,
+                    body.signal.value,
+                    body.header.member_id,
+                    body.kind.name.lower(),
+                    body.note,
+                    index,
+                ),
+            )
+        elif isinstance(body, e.BenignList):
+            self.flush()
+            self.con.executemany(
+                "INSERT OR REPLACE INTO benign VALUES (?, ?, ?)",
+                [(r.type, r.value, index) for r in body.add],
+            )
+            self.con.executemany(
+                "DELETE FROM benign WHERE type = ? AND value = ?",
+                [(r.type, r.value) for r in body.remove],
+            )
+
+    def _retract(self, index: int, body: e.Retraction, state: LogState) -> None:
+        self.flush()
+        author = body.header.member_id
+        refs = [(r.type, r.value) for r in body.signals]
+        con = self.con
+        con.executemany(
+            "INSERT INTO retractions VALUES (?, ?, ?, ?, ?, ?)",
+            [(index, i, t, v, author, body.reason) for i, (t, v) in enumerate(refs)],
+        )
+        if state.members[author].role is e.Role.OPERATOR:
+            con.executemany("UPDATE descriptors SET active = 0 WHERE type = ? AND value = ?", refs)
+        else:
+            con.executemany(
+                "UPDATE descriptors SET active = 0 WHERE type = ? AND value = ? AND member_id = ?",
+                [(t, v, author) for t, v in refs],
+            )
+        con.executemany(
+            "UPDATE signals SET status = CASE WHEN EXISTS (SELECT 1 FROM descriptors d WHERE "
+            "d.type = signals.type AND d.value = signals.value AND d.active = 1) "
+            "THEN 'active' ELSE 'retracted' END WHERE type = ? AND value = ?",
+            refs,
+        )
