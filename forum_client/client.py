@@ -92,14 +92,16 @@ def normalize_item(item: SignalInput, where: str = "signal") -> SignalItem:
         value = kind.normalize(str(_field(item, "value", "")))
     except InvalidInputError as exc:
         v = exc.violations[0] if exc.violations else Violation("value", str(exc))
-        raise InvalidInputError(f"{where}.{v.field}: {v.reason}",
-                                [Violation(f"{where}.{v.field}", v.reason)]) from None
+        raise InvalidInputError(
+            f"{where}.{v.field}: {v.reason}", [Violation(f"{where}.{v.field}", v.reason)]
+        ) from None
     labels = _field(item, "labels", ())
     if isinstance(labels, str):
         labels = labels.split(";")
     if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
-        raise InvalidInputError.field(f"{where}.labels", "must be label ids (a list, or "
-                                      "';'-separated)")
+        raise InvalidInputError.field(
+            f"{where}.labels", "must be label ids (a list, or ';'-separated)"
+        )
     labels = tuple(x.strip() for x in labels if x.strip())
     content_type = str(_field(item, "content_type", "")).strip().lower()
     content_type = content_type or kind.default_content_type.value
@@ -108,8 +110,9 @@ def normalize_item(item: SignalInput, where: str = "signal") -> SignalItem:
         try:
             quality = int(quality)
         except (TypeError, ValueError):
-            raise InvalidInputError.field(f"{where}.quality",
-                                          f"{quality!r} is not an integer") from None
+            raise InvalidInputError.field(
+                f"{where}.quality", f"{quality!r} is not an integer"
+            ) from None
     else:
         quality = None
     return SignalItem(kind.name, value, labels, content_type, quality)
@@ -117,8 +120,9 @@ def normalize_item(item: SignalInput, where: str = "signal") -> SignalItem:
 
 def normalize_ref(ref: SignalInput, where: str = "signal") -> SignalRef:
     """Normalise a reference to a signal.  Raises InvalidInputError naming the field."""
-    item = normalize_item({"type": _field(ref, "type", ""), "value": _field(ref, "value", "")},
-                          where)
+    item = normalize_item(
+        {"type": _field(ref, "type", ""), "value": _field(ref, "value", "")}, where
+    )
     return SignalRef(item.type, item.value)
 
 
@@ -156,14 +160,16 @@ def _normalize_signals(items: Iterable[SignalInput]) -> list[SignalItem]:
             type_ = item.get("type")
             kind = types.get(type_) if type(type_) is str else None
             value = item.get("value")
-            if (kind is not None and type(value) is str and item.get("quality") is None):
+            if kind is not None and type(value) is str and item.get("quality") is None:
                 labels = item.get("labels")
                 clean = labels_seen.get(labels) if type(labels) in _LABEL_INPUTS else None
-                if clean is None and (type(labels) is str or (
-                    type(labels) is tuple and all(type(x) is str for x in labels)
-                )):
+                if clean is None and (
+                    type(labels) is str
+                    or (type(labels) is tuple and all(type(x) is str for x in labels))
+                ):
                     clean = labels_seen[labels] = tuple(
-                        x.strip() for x in (labels.split(";") if type(labels) is str else labels)
+                        x.strip()
+                        for x in (labels.split(";") if type(labels) is str else labels)
                         if x.strip()
                     )
                 elif labels is None:
@@ -175,9 +181,7 @@ def _normalize_signals(items: Iterable[SignalInput]) -> list[SignalItem]:
                 content_type = by_kind.get(kind.name) if by_kind is not None else None
                 if content_type is None and by_kind is not None:
                     text = "" if raw_ct is None else str(raw_ct).strip().lower()
-                    content_type = by_kind[kind.name] = (
-                        text or kind.default_content_type.value
-                    )
+                    content_type = by_kind[kind.name] = text or kind.default_content_type.value
                 if clean is not None and content_type is not None:
                     try:
                         canonical = kind.normalize(value)
@@ -210,8 +214,9 @@ def parse_opinion_kind(kind: OpinionKind | str) -> OpinionKind:
         return OpinionKind[str(kind).strip().upper().replace("-", "_")]
     except KeyError:
         choices = ", ".join(k.name.lower().replace("_", "-") for k in OpinionKind)
-        raise InvalidInputError.field("kind", f"unknown opinion {kind!r}: one of {choices}") \
-            from None
+        raise InvalidInputError.field(
+            "kind", f"unknown opinion {kind!r}: one of {choices}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -271,8 +276,13 @@ class ForumClient:
                 f"{self.trust_root.origin!r}"
             )
         return Status(
-            r.member_id, e.Role(r.role), e.MemberStatus(r.status), r.origin, r.forum_name,
-            r.log_size, dict(r.last_sequence_by_key_id),
+            r.member_id,
+            e.Role(r.role),
+            e.MemberStatus(r.status),
+            r.origin,
+            r.forum_name,
+            r.log_size,
+            dict(r.last_sequence_by_key_id),
         )
 
     def checkpoint(self) -> Checkpoint:
@@ -291,7 +301,10 @@ class ForumClient:
         """A body header for the next entry this member signs with ``key``."""
         seq = self.next_sequence(key) if sequence is None else sequence
         return e.Header(
-            self.trust_root.origin, self.bundle.member_id, key.key_id, seq,
+            self.trust_root.origin,
+            self.bundle.member_id,
+            key.key_id,
+            seq,
             int(time.time() * 1000),
         )
 
@@ -316,7 +329,8 @@ class ForumClient:
         size = request.ByteSize()
         if size > MAX_MESSAGE_BYTES:
             raise InvalidInputError.field(
-                "entry", f"{size} bytes: larger than the {MAX_MESSAGE_BYTES}-byte message "
+                "entry",
+                f"{size} bytes: larger than the {MAX_MESSAGE_BYTES}-byte message "
                 "limit; submit fewer signals per batch",
             )
         return self.stub.Submit.future(request, timeout=self.timeout), size
@@ -331,7 +345,9 @@ class ForumClient:
                 raise TransportError(
                     f"RESOURCE_EXHAUSTED: the forum refused a {size}-byte message as too large "
                     f"({error}); submit fewer signals per batch",
-                    error.code, error.violations, error.reason,
+                    error.code,
+                    error.violations,
+                    error.reason,
                 ) from None
             raise error from None
         receipt = receipt_from_pb(response)
@@ -351,7 +367,11 @@ class ForumClient:
         return self._limits
 
     def prepare_submission(
-        self, signals: Iterable[SignalInput], key: SigningKey, *, scope: str = "",
+        self,
+        signals: Iterable[SignalInput],
+        key: SigningKey,
+        *,
+        scope: str = "",
         sequence: int | None = None,
     ) -> Envelope:
         """Normalise ``signals``, build one Submission and sign it once (not yet sent).
@@ -377,7 +397,11 @@ class ForumClient:
         return self.submit_envelope(self.prepare_submission(signals, key, scope=scope))
 
     def submit_batches(
-        self, signals: Iterable[SignalInput], key: SigningKey, *, scope: str = "",
+        self,
+        signals: Iterable[SignalInput],
+        key: SigningKey,
+        *,
+        scope: str = "",
         batch_size: int | None = None,
     ) -> Iterator[tuple[int, Receipt]]:
         """Submit a stream of signals in batches; yield ``(signals in batch, receipt)``.
@@ -419,9 +443,7 @@ class ForumClient:
             count, sent, future, nbytes = in_flight
             yield count, self._finish_submit(sent, future, nbytes)
 
-    def retract(
-        self, refs: Iterable[SignalInput], key: SigningKey, reason: str
-    ) -> Receipt:
+    def retract(self, refs: Iterable[SignalInput], key: SigningKey, reason: str) -> Receipt:
         """Withdraw signals (your own; the operator may withdraw any) with a reason."""
         items = _normalize_all(refs, normalize_ref)
         self._check_count(items)
@@ -435,9 +457,7 @@ class ForumClient:
         """Record your opinion on a signal (agree, disagree, false-positive, seen); it
         replaces your earlier one on the same signal."""
         signal = normalize_ref(ref)
-        return self.append(
-            e.Opinion(self.header(key), signal, parse_opinion_kind(kind), note), key
-        )
+        return self.append(e.Opinion(self.header(key), signal, parse_opinion_kind(kind), note), key)
 
     def _check_count(self, items: list[Any]) -> None:
         if not items:
@@ -467,10 +487,12 @@ class ForumClient:
         later checkpoint than the receipt's).  Raises VerificationError."""
         response = call(
             self.stub.GetInclusionProof,
-            pb.GetInclusionProofRequest(index=receipt.index, tree_size=cp.size), self.timeout,
+            pb.GetInclusionProofRequest(index=receipt.index, tree_size=cp.size),
+            self.timeout,
         )
-        verify_inclusion(leaf_hash(envelope.leaf_bytes()), receipt.index, cp.size,
-                         list(response.hashes), cp.root)
+        verify_inclusion(
+            leaf_hash(envelope.leaf_bytes()), receipt.index, cp.size, list(response.hashes), cp.root
+        )
 
     def verify_consistent(self, old: Checkpoint, new: Checkpoint) -> None:
         """Check that the log at ``new`` extends the log at ``old``.  Raises
@@ -479,7 +501,8 @@ class ForumClient:
             raise VerificationError(f"the log shrank from {old.size} to {new.size}")
         response = call(
             self.stub.GetConsistencyProof,
-            pb.GetConsistencyProofRequest(size1=old.size, size2=new.size), self.timeout,
+            pb.GetConsistencyProofRequest(size1=old.size, size2=new.size),
+            self.timeout,
         )
         verify_consistency(old.size, new.size, list(response.hashes), old.root, new.root)
 

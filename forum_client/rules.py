@@ -155,17 +155,23 @@ def check_submission(state: LogState, body: e.Submission) -> None:
                 p.add(f"{field}.value", "the same signal twice in one submission")
             seen.add((s.type, s.value))
         if len(s.labels) > limits.max_labels_per_signal:
-            p.add(f"{field}.labels", f"{len(s.labels)} labels: at most "
-                                     f"{limits.max_labels_per_signal}")
+            p.add(
+                f"{field}.labels", f"{len(s.labels)} labels: at most {limits.max_labels_per_signal}"
+            )
         if len(set(s.labels)) != len(s.labels):
             p.add(f"{field}.labels", "a label twice")
         for label in s.labels:
             if not state.label_known(label):
-                p.add(f"{field}.labels", f"unknown label {label!r} (taxonomy version "
-                                         f"{state.taxonomy_version})")
+                p.add(
+                    f"{field}.labels",
+                    f"unknown label {label!r} (taxonomy version {state.taxonomy_version})",
+                )
         if s.content_type and s.content_type not in CONTENT_TYPES:
-            p.add(f"{field}.content_type", f"unknown content type {s.content_type!r}: one of "
-                                           f"{', '.join(sorted(CONTENT_TYPES))}")
+            p.add(
+                f"{field}.content_type",
+                f"unknown content type {s.content_type!r}: one of "
+                f"{', '.join(sorted(CONTENT_TYPES))}",
+            )
         if s.quality is not None and (s.type != "pdq" or not 0 <= s.quality <= 100):
             p.add(f"{field}.quality", "only for pdq, 0 to 100")
     p.raise_if_any("submission")
@@ -189,7 +195,8 @@ def check_retraction(
         elif not lookup.submitted_by(author, ref.type, ref.value):
             if lookup.signal_exists(ref.type, ref.value):
                 raise EntryRejectedError(
-                    REJECT_PERMISSION, f"{field}",
+                    REJECT_PERMISSION,
+                    f"{field}",
                     f"{author} cannot retract {ref.type} {ref.value}: it has no active "
                     "descriptor on it (only its submitters and the operator can)",
                     index,

@@ -1,8 +1,11 @@
 """The single writer: validate, append leaves, sign checkpoints, group commit.
 
-Entries queue up while a commit is in flight; the next commit takes all of them (up to
-``max_group``), checks each against the log's rules in order, writes the accepted ones and
-one checkpoint in a single durable transaction, and only then answers every caller.
+Entries queue up; a group takes all of them (up to ``max_group``), checks each against the
+log's rules in order, writes the accepted ones and one checkpoint in a single durable
+transaction, and only then answers every caller.  The commit is pipelined: while one
+group's transaction is being written (SQLite, off the event loop), the next group is checked
+against the state the first leaves, and written once the first has committed; if that write
+fails, the group checked on top of it is refused too and nothing of either is acknowledged.
 On start the tree and the key state are rebuilt from the stored leaves and checked against
 the last stored checkpoint, so the log never signs a checkpoint inconsistent with its last.
 
@@ -136,7 +139,9 @@ class Sequencer:
         if latest is None or latest[0] != self.tree.size:
             raise StoreError("stored leaves and the last checkpoint disagree: refusing to start")
         cp = verify_checkpoint(
-            latest[1], origin=self.state.origin, name=self.state.log_key_name,
+            latest[1],
+            origin=self.state.origin,
+            name=self.state.log_key_name,
             public_key=self.log_key.public_bytes,
         )
         if cp.root != self.tree.root():
@@ -169,9 +174,7 @@ class Sequencer:
                 await self._write_task
             self._write_task = None
 
-    async def append(
-        self, envelope: Envelope, allowed: frozenset[type], author: str
-    ) -> Receipt:
+    async def append(self, envelope: Envelope, allowed: frozenset[type], author: str) -> Receipt:
         """Append ``envelope`` durably and return its receipt.
 
         ``allowed`` is the set of body types the calling RPC accepts; ``author`` is the
@@ -191,7 +194,10 @@ class Sequencer:
     def receipt(self, index: int) -> Receipt:
         size = self.tree.size
         return Receipt(
-            index, self.tree.leaf_hash_at(index), size, self.checkpoint_note,
+            index,
+            self.tree.leaf_hash_at(index),
+            size,
+            self.checkpoint_note,
             list(self.tree.inclusion_proof(index, size)),
         )
 
@@ -272,12 +278,14 @@ class Sequencer:
                 body = work.check(index, item.envelope)
                 if type(body) not in item.allowed:
                     raise EntryRejectedError(
-                        REJECT_PERMISSION, "entry.payload_type",
+                        REJECT_PERMISSION,
+                        "entry.payload_type",
                         f"{item.envelope.payload_type} cannot be appended through this call",
                     )
                 if body.header.member_id != item.author:
                     raise EntryRejectedError(
-                        REJECT_PERMISSION, "entry.body.header.member_id",
+                        REJECT_PERMISSION,
+                        "entry.body.header.member_id",
                         f"signed by {body.header.member_id} but sent by {item.author}",
                     )
                 if self.content_check is not None:
@@ -311,6 +319,9 @@ class Sequencer:
             StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash)
             for i, item in enumerate(accepted)
         ]
+        plan = getattr(self.store, "plan_view", None)
+        if plan is not None:  # the store's own preparation, here rather than on its thread
+            plan(view.delta)
         prepared = _Prepared(accepted, leaves, size, note, view, work, new_range)
         self._spec_state = work
         self._spec_range = new_range

@@ -138,11 +138,18 @@ class GroupView:
             label_tuples = list(map(_LABELS, items))
             joined = {t: LABEL_SEPARATOR.join(t) for t in set(label_tuples)}
             signals: list[Row] = list(zip(types, values, repeat(index)))
-            descriptors: list[Row] = list(zip(
-                types, values, repeat(author), map(joined.__getitem__, label_tuples),
-                map(_CONTENT_TYPE, items), map(_QUALITY, items), repeat(body.scope),
-                repeat(index),
-            ))
+            descriptors: list[Row] = list(
+                zip(
+                    types,
+                    values,
+                    repeat(author),
+                    map(joined.__getitem__, label_tuples),
+                    map(_CONTENT_TYPE, items),
+                    map(_QUALITY, items),
+                    repeat(body.scope),
+                    repeat(index),
+                )
+            )
             self.delta.add(OP_SIGNAL, signals)
             self.delta.add(OP_DESCRIPTOR, descriptors)
             self._submissions.append((author, body, gen))
@@ -163,4 +170,3 @@ class GroupView:
             self.delta.add(
                 OP_OPINION, [(ref.type, ref.value, author, int(body.kind), body.note, index)]
             )
-

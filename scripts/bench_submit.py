@@ -38,17 +38,32 @@ LABEL = "behaviour:terrorist-publication"
 
 def make_batch(member: str, n: int, size: int) -> list[dict[str, object]]:
     return [
-        {"type": "sha256", "value": hashlib.sha256(f"{member}/{n}/{i}".encode()).hexdigest(),
-         "labels": (LABEL,), "content_type": "image"}
+        {
+            "type": "sha256",
+            "value": hashlib.sha256(f"{member}/{n}/{i}".encode()).hexdigest(),
+            "labels": (LABEL,),
+            "content_type": "image",
+        }
         for i in range(size)
     ]
 
 
 def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "forum_server.cli", "serve", "--data-dir", str(data_dir),
-         "--listen", "127.0.0.1:0", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "forum_server.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -58,8 +73,9 @@ def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, line.rsplit(" ", 1)[1].strip()
 
 
-def _client_process(bundle_path: str, key_path: str, address: str, member: str,
-                    batches: int, size: int, out: Any) -> None:
+def _client_process(
+    bundle_path: str, key_path: str, address: str, member: str, batches: int, size: int, out: Any
+) -> None:
     bundle = Bundle.load(bundle_path)
     key = SigningKey.load(key_path)
     work = [make_batch(member, n, size) for n in range(batches)]
@@ -86,9 +102,18 @@ def bench_forum(directory: Path, batches: int, clients: int, size: int) -> dict[
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
         procs = [
-            ctx.Process(target=_client_process, args=(
-                str(enrolled[m].bundle_path), str(enrolled[m].key_path), address, m,
-                batches // clients, size, queue))
+            ctx.Process(
+                target=_client_process,
+                args=(
+                    str(enrolled[m].bundle_path),
+                    str(enrolled[m].key_path),
+                    address,
+                    m,
+                    batches // clients,
+                    size,
+                    queue,
+                ),
+            )
             for m in members
         ]
         for p in procs:
@@ -117,8 +142,12 @@ def bench_raw(directory: Path, batches: int, clients: int, size: int) -> dict[st
                 rows_s.append((item["type"], item["value"], n))
                 rows_d.append((item["type"], item["value"], member, LABEL, "image", None, "", n))
     con = sqlite3.connect(directory / "raw.db", isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "cache_size=-262144",
-                   "temp_store=MEMORY"):
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=FULL",
+        "cache_size=-262144",
+        "temp_store=MEMORY",
+    ):
         con.execute(f"PRAGMA {pragma}")
     con.executescript(_SCHEMA)
     started = time.perf_counter()
@@ -147,12 +176,17 @@ def main() -> int:
         "machine": platform.platform(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
-        "batches": args.batches, "clients": args.clients, "batch_size": args.batch_size,
-        "forum": forum, "raw_executemany": raw,
+        "batches": args.batches,
+        "clients": args.clients,
+        "batch_size": args.batch_size,
+        "forum": forum,
+        "raw_executemany": raw,
         "ratio": forum["signals_per_second"] / raw["signals_per_second"],
     }
-    print(f"forum: {forum['signals']:,} signals accepted in {forum['seconds']:.2f} s = "
-          f"{forum['signals_per_second']:,.0f} signals/s (durable, receipts verified)")
+    print(
+        f"forum: {forum['signals']:,} signals accepted in {forum['seconds']:.2f} s = "
+        f"{forum['signals_per_second']:,.0f} signals/s (durable, receipts verified)"
+    )
     print(f"raw executemany, same rows and schema: {raw['signals_per_second']:,.0f} signals/s")
     print(f"ratio forum/raw: {result['ratio']:.2f}")
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -33,23 +33,23 @@ from . import (
 
 _VIEW_SQL = {
     OP_SIGNAL: "INSERT INTO signals (type, value, status, first_idx) VALUES (?, ?, 'active', ?) "
-               "ON CONFLICT (type, value) DO UPDATE SET status = 'active' "
-               "WHERE status != 'active'",
+    "ON CONFLICT (type, value) DO UPDATE SET status = 'active' "
+    "WHERE status != 'active'",
     OP_DESCRIPTOR: "INSERT INTO descriptors (type, value, member, labels, content_type, quality, "
-                   "scope, active, idx) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) "
-                   "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
-                   "content_type = excluded.content_type, quality = excluded.quality, "
-                   "scope = excluded.scope, active = 1, idx = excluded.idx",
+    "scope, active, idx) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) "
+    "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
+    "content_type = excluded.content_type, quality = excluded.quality, "
+    "scope = excluded.scope, active = 1, idx = excluded.idx",
     OP_RETRACT_MEMBER: "UPDATE descriptors SET active = 0, idx = ?4 "
-                       "WHERE type = ?1 AND value = ?2 AND member = ?3",
+    "WHERE type = ?1 AND value = ?2 AND member = ?3",
     OP_RETRACT_ALL: "UPDATE descriptors SET active = 0, idx = ?3 "
-                    "WHERE type = ?1 AND value = ?2 AND active = 1",
+    "WHERE type = ?1 AND value = ?2 AND active = 1",
     OP_REFRESH_STATUS: "UPDATE signals SET status = CASE WHEN EXISTS (SELECT 1 FROM descriptors d "
-                       "WHERE d.type = ?1 AND d.value = ?2 AND d.active = 1) THEN 'active' "
-                       "ELSE 'retracted' END WHERE type = ?1 AND value = ?2",
+    "WHERE d.type = ?1 AND d.value = ?2 AND d.active = 1) THEN 'active' "
+    "ELSE 'retracted' END WHERE type = ?1 AND value = ?2",
     OP_OPINION: "INSERT INTO opinions (type, value, member, kind, note, idx) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, value, member) DO UPDATE SET "
-                "kind = excluded.kind, note = excluded.note, idx = excluded.idx",
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, value, member) DO UPDATE SET "
+    "kind = excluded.kind, note = excluded.note, idx = excluded.idx",
 }
 _VIEW_SIZE_SQL = "INSERT OR REPLACE INTO view_meta (key, value) VALUES ('size', ?)"
 
@@ -59,16 +59,16 @@ _VIEW_SIZE_SQL = "INSERT OR REPLACE INTO view_meta (key, value) VALUES ('size', 
 # thread while the event loop is busy).  Same conflict handling as ``_VIEW_SQL``.
 _BULK_SQL = {
     OP_SIGNAL: "INSERT INTO signals (type, value, status, first_idx) "
-               "SELECT ?1, j.value, 'active', ?2 FROM json_each(?3) AS j WHERE true "
-               "ON CONFLICT (type, value) DO UPDATE SET status = 'active' "
-               "WHERE status != 'active'",
+    "SELECT ?1, j.value, 'active', ?2 FROM json_each(?3) AS j WHERE true "
+    "ON CONFLICT (type, value) DO UPDATE SET status = 'active' "
+    "WHERE status != 'active'",
     OP_DESCRIPTOR: "INSERT INTO descriptors (type, value, member, labels, content_type, quality, "
-                   "scope, active, idx) "
-                   "SELECT ?1, j.value, ?2, ?3, ?4, ?5, ?6, 1, ?7 FROM json_each(?8) AS j "
-                   "WHERE true "
-                   "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
-                   "content_type = excluded.content_type, quality = excluded.quality, "
-                   "scope = excluded.scope, active = 1, idx = excluded.idx",
+    "scope, active, idx) "
+    "SELECT ?1, j.value, ?2, ?3, ?4, ?5, ?6, 1, ?7 FROM json_each(?8) AS j "
+    "WHERE true "
+    "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
+    "content_type = excluded.content_type, quality = excluded.quality, "
+    "scope = excluded.scope, active = 1, idx = excluded.idx",
 }
 # The primary key columns of each bulk op's rows (``value`` is always column 1).
 _BULK_KEY = {OP_SIGNAL: 2, OP_DESCRIPTOR: 3}
@@ -132,6 +132,7 @@ def _bulk_groups(
         out.append((_BULK_SQL[op], [(*rest, text)]))
     return out
 
+
 SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (
@@ -194,6 +195,21 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL
 );
 """
+
+
+def _shape(view: ViewDelta) -> list[tuple[str, int]]:
+    return [(op, len(rows)) for op, rows in view.runs]
+
+
+def _view_statements(view: ViewDelta) -> list[tuple[str, Sequence[tuple[object, ...]]]]:
+    batches: list[tuple[str, Sequence[tuple[object, ...]]]] = []
+    for op, rows in view.runs:
+        bulk = _bulk_statements(op, rows)
+        if bulk is None:
+            batches.append((_VIEW_SQL[op], rows))
+        else:
+            batches += bulk
+    return batches
 
 
 class _Checkpointer:
@@ -260,6 +276,11 @@ class SQLiteStore:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._checkpointer = _Checkpointer(self.path)
+        self._plan_lock = threading.Lock()
+        self._planned: dict[
+            int,
+            tuple[ViewDelta, list[tuple[str, int]], list[tuple[str, Sequence[tuple[object, ...]]]]],
+        ] = {}
         con = self._connect()
         version = con.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -303,7 +324,10 @@ class SQLiteStore:
         self._checkpointer.kick()
 
     def append(
-        self, leaves: Sequence[StoredLeaf], size: int, checkpoint_note: bytes,
+        self,
+        leaves: Sequence[StoredLeaf],
+        size: int,
+        checkpoint_note: bytes,
         view: ViewDelta | None = None,
     ) -> None:
         batches: list[tuple[str, Sequence[tuple[object, ...]]]] = [
@@ -316,44 +340,62 @@ class SQLiteStore:
         batches += self._view_batches(view, size)
         self._write(batches)
 
-    @staticmethod
+    def plan_view(self, view: ViewDelta) -> None:
+        """Work out the statements for ``view`` now, on the caller's thread, so that the
+        :meth:`append` that writes it later does only SQLite work (the sequencer plans a
+        group while the group before it is being written).  Optional: append plans
+        whatever was not planned, or changed since."""
+        with self._plan_lock:
+            if len(self._planned) > 16:  # planned, then never written (a failed check)
+                self._planned.clear()
+            self._planned[id(view)] = (view, _shape(view), _view_statements(view))
+
     def _view_batches(
-        view: ViewDelta | None, size: int
+        self, view: ViewDelta | None, size: int
     ) -> list[tuple[str, Sequence[tuple[object, ...]]]]:
         batches: list[tuple[str, Sequence[tuple[object, ...]]]] = []
-        for op, rows in view.runs if view is not None else []:
-            bulk = _bulk_statements(op, rows)
-            if bulk is None:
-                batches.append((_VIEW_SQL[op], rows))
+        if view is not None:
+            with self._plan_lock:
+                planned = self._planned.pop(id(view), None)
+            if planned is not None and planned[0] is view and planned[1] == _shape(view):
+                batches += planned[2]
             else:
-                batches += bulk
+                batches += _view_statements(view)
         batches.append((_VIEW_SIZE_SQL, [(size,)]))
         return batches
 
     def view_size(self) -> int:
-        row = self._connect().execute(
-            "SELECT value FROM view_meta WHERE key = 'size'"
-        ).fetchone()
+        row = self._connect().execute("SELECT value FROM view_meta WHERE key = 'size'").fetchone()
         return 0 if row is None else int(row[0])
 
     def write_view(self, view: ViewDelta, size: int) -> None:
         self._write(self._view_batches(view, size))
 
     def signal_exists(self, type: str, value: str) -> bool:
-        return self._connect().execute(
-            "SELECT 1 FROM signals WHERE type = ? AND value = ?", (type, value)
-        ).fetchone() is not None
+        return (
+            self._connect()
+            .execute("SELECT 1 FROM signals WHERE type = ? AND value = ?", (type, value))
+            .fetchone()
+            is not None
+        )
 
     def has_active_descriptor(self, member_id: str, type: str, value: str) -> bool:
-        return self._connect().execute(
-            "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND member = ? AND active = 1",
-            (type, value, member_id),
-        ).fetchone() is not None
+        return (
+            self._connect()
+            .execute(
+                "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND member = ? AND active = 1",
+                (type, value, member_id),
+            )
+            .fetchone()
+            is not None
+        )
 
     def signal_status(self, type: str, value: str) -> str | None:
-        row = self._connect().execute(
-            "SELECT status FROM signals WHERE type = ? AND value = ?", (type, value)
-        ).fetchone()
+        row = (
+            self._connect()
+            .execute("SELECT status FROM signals WHERE type = ? AND value = ?", (type, value))
+            .fetchone()
+        )
         return None if row is None else str(row[0])
 
     def descriptors(self, type: str, value: str) -> list[Descriptor]:
@@ -391,9 +433,11 @@ class SQLiteStore:
             yield StoredLeaf(idx, leaf, leaf_hash)
 
     def latest_checkpoint(self) -> tuple[int, bytes] | None:
-        row = self._connect().execute(
-            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
+        row = (
+            self._connect()
+            .execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .fetchone()
+        )
         return None if row is None else (int(row[0]), bytes(row[1]))
 
     def register_credential(
@@ -423,11 +467,15 @@ class SQLiteStore:
         return revoked
 
     def credential(self, certificate_sha256: bytes) -> Credential | None:
-        row = self._connect().execute(
-            "SELECT certificate_sha256, member_id, created_ms, revoked_ms FROM credentials "
-            "WHERE certificate_sha256 = ?",
-            (certificate_sha256,),
-        ).fetchone()
+        row = (
+            self._connect()
+            .execute(
+                "SELECT certificate_sha256, member_id, created_ms, revoked_ms FROM credentials "
+                "WHERE certificate_sha256 = ?",
+                (certificate_sha256,),
+            )
+            .fetchone()
+        )
         return None if row is None else Credential(bytes(row[0]), row[1], row[2], row[3])
 
     def record_audit(

@@ -9,8 +9,18 @@ import pytest
 from forum_client.client import _normalize_all, _normalize_signals, normalize_item
 from forum_client.errors import InvalidInputError
 
-VALUES = ["a" * 32, "A" * 32, " " + "b" * 32 + "\n", "xyz", "", None, 5, "0" * 64,
-          "http://Example.com/a", "example.com"]
+VALUES = [
+    "a" * 32,
+    "A" * 32,
+    " " + "b" * 32 + "\n",
+    "xyz",
+    "",
+    None,
+    5,
+    "0" * 64,
+    "http://Example.com/a",
+    "example.com",
+]
 TYPES = ["md5", "MD5", " sha256 ", "sha256", "pdq", "url", "domain", "nope", None, 3]
 LABELS = [None, (), ("a",), (" a ", "", "b"), "a; b;", "", ["a"], ("a", 1), 7]
 CONTENT = [None, "", " IMAGE ", "video", 5, "weird"]

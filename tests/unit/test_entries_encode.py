@@ -24,22 +24,31 @@ def _item(rng: random.Random) -> e.SignalItem:
 @pytest.mark.parametrize("seed", range(30))
 def test_fast_submission_encoding_is_the_generated_one(seed: int) -> None:
     rng = random.Random(seed)
-    header = e.Header(rng.choice(TEXT), rng.choice(TEXT), bytes(rng.randrange(40)),
-                      rng.choice([0, 1, 2**40]), rng.choice([0, -5, 2**50]))
-    body = e.Submission(header, tuple(_item(rng) for _ in range(rng.choice([0, 1, 7, 300]))),
-                        rng.choice(TEXT))
+    header = e.Header(
+        rng.choice(TEXT),
+        rng.choice(TEXT),
+        bytes(rng.randrange(40)),
+        rng.choice([0, 1, 2**40]),
+        rng.choice([0, -5, 2**50]),
+    )
+    body = e.Submission(
+        header, tuple(_item(rng) for _ in range(rng.choice([0, 1, 7, 300]))), rng.choice(TEXT)
+    )
     fast = e._encode_submission(body)
     assert fast is not None
     assert fast == e._to_message(body).SerializeToString(deterministic=True)
     assert e.decode(e.PAYLOAD_TYPES[e.Submission], fast) == body
 
 
-@pytest.mark.parametrize("item", [
-    e.SignalItem("md5", "a" * 32, ["x"]),  # type: ignore[arg-type]
-    e.SignalItem("md5", "a" * 32, (), "", -1),
-    e.SignalItem("md5", "a" * 32, (), "", 2**32),
-    e.SignalItem("md5", "\ud800"),
-])
+@pytest.mark.parametrize(
+    "item",
+    [
+        e.SignalItem("md5", "a" * 32, ["x"]),  # type: ignore[arg-type]
+        e.SignalItem("md5", "a" * 32, (), "", -1),
+        e.SignalItem("md5", "a" * 32, (), "", 2**32),
+        e.SignalItem("md5", "\ud800"),
+    ],
+)
 def test_odd_items_take_the_generated_path(item: e.SignalItem) -> None:
     body = e.Submission(e.Header("o", "m", b"k", 1, 0), (item,))
     try:
@@ -62,3 +71,63 @@ def test_new_signal_item_is_a_signal_item() -> None:
     assert repr(fast) == repr(slow)
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.value = "x"  # type: ignore[misc]
+
+
+def _slow_decode(data: bytes) -> e.Body:
+    saved = e._FAST_DECODE_MIN
+    e._FAST_DECODE_MIN = 10**9
+    try:
+        return e.decode(e.PAYLOAD_TYPES[e.Submission], data)
+    finally:
+        e._FAST_DECODE_MIN = saved
+
+
+def _batch(rng: random.Random, n: int, uniform: bool) -> e.Submission:
+    header = e.Header("o", "m", b"k" * 32, 7, 0)
+    items = []
+    for _ in range(n):
+        if uniform:
+            items.append(e.SignalItem("sha256", f"{rng.getrandbits(256):064x}", ("a:b",), "image"))
+        else:
+            items.append(
+                _item(rng)
+                if rng.random() < 0.2
+                else e.SignalItem(
+                    "md5", f"{rng.getrandbits(128):032x}", ("x",), "", rng.choice([None, 3])
+                )
+            )
+    return e.Submission(header, tuple(items), rng.choice(["", "eu"]))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_fast_decode_is_the_generated_one(seed: int) -> None:
+    rng = random.Random(seed)
+    body = _batch(rng, rng.choice([40, 200]), uniform=seed % 2 == 0)
+    data = e.encode(body)
+    # canonical bytes, and bytes mangled in ways protobuf still accepts
+    variants = [data]
+    tail = b"\x12\x24\x0a\x03md5\x12\x20" + b"f" * 32 + b"\x12\x00"  # a value set twice
+    variants.append(data + tail)
+    variants.append(data + b"\x1a\x02zz")  # the scope again (the last one counts)
+    variants.append(data + b"\x0a\x00")  # the header again (merged)
+    variants.append(data + b"\x12\x26\x0a\x03md5\x12\x20" + b"e" * 32 + b"\xa0\x06\x01")  # unknown
+    variants.append(data + b"\x12\x05\x12\x03abc")  # a signal with no type
+    variants.append(data + "\x12\x0a\x0a\x03md5\x12\x03é!".encode())  # non-ASCII value
+    for v in variants:
+        try:
+            expected: object = _slow_decode(v)
+        except Exception as exc:
+            expected = (type(exc), str(exc))
+        try:
+            got: object = e.decode(e.PAYLOAD_TYPES[e.Submission], v)
+        except Exception as exc:
+            got = (type(exc), str(exc))
+        assert got == expected
+    assert not isinstance(_slow_decode(data), tuple)
+
+
+def test_fast_decode_takes_the_uniform_path() -> None:
+    body = _batch(random.Random(3), 100, uniform=True)
+    data = e.encode(body)
+    items = e._submission_items(data, 100)
+    assert items == body.signals

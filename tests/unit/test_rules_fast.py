@@ -101,8 +101,19 @@ def test_a_clean_batch_takes_the_fast_path(state: LogState) -> None:
 @pytest.mark.parametrize("name", ["md5", "sha1", "sha256", "pdq", "url", "domain"])
 def test_all_canonical_matches_normalize(name: str) -> None:
     kind = SIGNAL_TYPES[name]
-    samples = ["a" * 32, "A" * 32, "f" * 40, "0" * 64, " " + "0" * 63, "0" * 63 + "\n",
-               "\u0663" * 64, "", "example.com", "http://example.com/", "Example.COM"]
+    samples = [
+        "a" * 32,
+        "A" * 32,
+        "f" * 40,
+        "0" * 64,
+        " " + "0" * 63,
+        "0" * 63 + "\n",
+        "\u0663" * 64,
+        "",
+        "example.com",
+        "http://example.com/",
+        "Example.COM",
+    ]
     for v in samples:
         try:
             expected = kind.normalize(v) == v

@@ -53,10 +53,13 @@ def _deltas(seed: int) -> list[ViewDelta]:
                 quality = rng.choice([None, 50])
                 scope = rng.choice(["", "eu"])
                 delta.add(OP_SIGNAL, [("md5", v, idx) for v in values])
-                delta.add(OP_DESCRIPTOR, [
-                    ("md5", v, member, labels if i % 7 else "x", ct, quality, scope, idx)
-                    for i, v in enumerate(values)
-                ])
+                delta.add(
+                    OP_DESCRIPTOR,
+                    [
+                        ("md5", v, member, labels if i % 7 else "x", ct, quality, scope, idx)
+                        for i, v in enumerate(values)
+                    ],
+                )
             elif kind < 0.85 and pool:
                 refs = rng.sample(pool, min(len(pool), 20))
                 if rng.random() < 0.5:

@@ -1,0 +1,130 @@
+"""The pipelined sequencer: a group is checked while the one before it is being written.
+
+A later group sees what the group under it did (before that is stored); if that write fails,
+neither is acknowledged and the log goes on from what is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forum_client import entries as e
+from forum_client.envelope import Envelope, SigningKey
+from forum_client.errors import StoreError
+from forum_server.app import ServerPaths
+from forum_server.sequencer import Sequencer
+from forum_server.storage import StoredLeaf, ViewDelta
+from forum_server.storage.sqlite import SQLiteStore
+from forum_server.testing import local_forum
+
+MD5 = "ab" * 16
+
+
+class GatedStore(SQLiteStore):
+    """Holds the first append until released; can make it fail."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.fail_next = False
+        self.appends = 0
+
+    def append(
+        self,
+        leaves: Sequence[StoredLeaf],
+        size: int,
+        checkpoint_note: bytes,
+        view: ViewDelta | None = None,
+    ) -> None:
+        self.appends += 1
+        if self.appends == 1:
+            self.started.set()
+            assert self.release.wait(30)
+            if self.fail_next:
+                raise StoreError("disk on fire")
+        super().append(leaves, size, checkpoint_note, view)
+
+
+@pytest.fixture(scope="module")
+def forum_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SigningKey]:
+    root = tmp_path_factory.mktemp("pipe")
+    with local_forum(root, members=["alice"], observers=[]) as forum:
+        key = forum.members["alice"].signing_key
+        data = forum.directory / "server"
+    return data, key
+
+
+def _entry(key: SigningKey, body: Any) -> Envelope:
+    return key.sign(e.payload_type_of(body), e.encode(body))
+
+
+def _header(seq: Sequencer, key: SigningKey, sequence: int) -> e.Header:
+    return e.Header(seq.state.origin, "alice", key.key_id, sequence, 0)
+
+
+def _copy_forum(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+async def _wait(event: threading.Event) -> None:
+    deadline = time.monotonic() + 30
+    while not event.is_set():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_next_group_sees_the_one_being_written(
+    forum_dir: tuple[Path, SigningKey], tmp_path: Path, fail: bool
+) -> None:
+    data, key = forum_dir
+    data = _copy_forum(data, tmp_path / "server")
+    paths = ServerPaths(data)
+    store = GatedStore(paths.database)
+    store.fail_next = fail
+    log_key = SigningKey.load(paths.log_key)
+
+    async def run() -> None:
+        seq = Sequencer(store, log_key)
+        seq.start()
+        start_size = seq.size
+        first = key.key_id
+        n = seq.state.last_sequence.get(first, 0) + 1
+        sub = e.Submission(_header(seq, key, n), (e.SignalItem("md5", MD5, (), "image"),))
+        ret = e.Retraction(_header(seq, key, n + 1), (e.SignalRef("md5", MD5),), "oops")
+        a = asyncio.ensure_future(seq.append(_entry(key, sub), e.MEMBER_BODIES, "alice"))
+        await _wait(store.started)  # the submission's transaction is under way
+        b = asyncio.ensure_future(seq.append(_entry(key, ret), e.MEMBER_BODIES, "alice"))
+        resent = asyncio.ensure_future(seq.append(_entry(key, sub), e.MEMBER_BODIES, "alice"))
+        await asyncio.sleep(0.2)  # b is checked against the state after a, and waits
+        assert not b.done() and not a.done()
+        store.release.set()
+        results = await asyncio.gather(a, b, resent, return_exceptions=True)
+        if fail:
+            assert all(isinstance(r, StoreError) for r in results), results
+            assert seq.size == start_size
+            # The log goes on from what is stored: the same sequence number is free again.
+            again = await seq.append(_entry(key, sub), e.MEMBER_BODIES, "alice")
+            assert again.index == start_size
+            assert store.signal_status("md5", MD5) == "active"
+        else:
+            ra, rb, rr = results
+            assert not isinstance(ra, BaseException) and not isinstance(rb, BaseException)
+            assert not isinstance(rr, BaseException)
+            assert (ra.index, rb.index, rr.index) == (start_size, start_size + 1, start_size)
+            assert seq.size == start_size + 2
+            assert store.signal_status("md5", MD5) == "retracted"
+        await seq.stop()
+
+    asyncio.run(run())
+    store.close()
