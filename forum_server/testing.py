@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -113,6 +116,38 @@ def local_forum(
         for member_id in observers:
             forum.enroll(member_id, Role.OBSERVER)
         yield forum
+
+
+def start_server_process(
+    data_dir: Path | str, *, log_level: str = "WARNING", stderr: int | None = subprocess.DEVNULL
+) -> tuple[subprocess.Popen[str], str]:
+    """Start a real ``forum-server serve`` process on a free port of 127.0.0.1 (for crash
+    and restart tests); return it and its address once it is listening."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "forum_server.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            log_level,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the server prints its address once it is ready
+    if "listening on" not in line:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"forum-server did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[1].strip()
 
 
 try:

@@ -18,7 +18,6 @@ import json
 import multiprocessing as mp
 import platform
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from forum_client.client import ForumClient
 from forum_client.envelope import SigningKey
 from forum_client.profile import Bundle
 from forum_server.storage.sqlite import _SCHEMA, _VIEW_SQL, OP_DESCRIPTOR, OP_SIGNAL
-from forum_server.testing import local_forum
+from forum_server.testing import local_forum, start_server_process
 
 LABEL = "behaviour:terrorist-publication"
 
@@ -46,31 +45,6 @@ def make_batch(member: str, n: int, size: int) -> list[dict[str, object]]:
         }
         for i in range(size)
     ]
-
-
-def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forum_server.cli",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
 
 
 def _client_process(
@@ -97,7 +71,7 @@ def bench_forum(directory: Path, batches: int, clients: int, size: int) -> dict[
     with local_forum(directory, members=members, observers=[]) as forum:
         enrolled = {m: forum.members[m] for m in members}
         data_dir = forum.directory / "server"
-    proc, address = _start_server(data_dir)
+    proc, address = start_server_process(data_dir)
     try:
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()

@@ -383,7 +383,8 @@ class SQLiteStore:
         return (
             self._connect()
             .execute(
-                "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND member = ? AND active = 1",
+                "SELECT 1 FROM descriptors "
+                "WHERE type = ? AND value = ? AND member = ? AND active = 1",
                 (type, value, member_id),
             )
             .fetchone()

@@ -33,7 +33,7 @@ from forum_client.receipts import verify_checkpoint_note, verify_receipt
 from forum_client.store import LocalStore
 from forum_client.sync import SyncConfig, verify_store
 from forum_client.wire import Receipt
-from forum_server.testing import LocalForum, local_forum
+from forum_server.testing import LocalForum, local_forum, start_server_process
 
 pytestmark = pytest.mark.adversarial
 
@@ -63,32 +63,6 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "forum_client.cli", *args]
 
 
-def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forum_server.cli",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "127.0.0.1:" not in line:
-        proc.kill()
-        raise AssertionError(f"server did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
-
-
 # ---- crashes ----
 
 
@@ -109,7 +83,7 @@ def test_server_killed_repeatedly_during_submissions_loses_nothing(tmp_path: Pat
     checkpoints = []
     lock = threading.Lock()
     for round_ in range(3):
-        proc, address = _start_server(data_dir)
+        proc, address = start_server_process(data_dir)
         stop = threading.Event()
 
         def submitter(
@@ -150,7 +124,7 @@ def test_server_killed_repeatedly_during_submissions_loses_nothing(tmp_path: Pat
                 newest = max(acknowledged, key=lambda x: x[0].tree_size)[0]
                 checkpoints.append(verify_checkpoint_note(newest.checkpoint_note, root))
     assert len(acknowledged) >= 10
-    proc, address = _start_server(data_dir)
+    proc, address = start_server_process(data_dir)
     try:
         with ForumClient(carol, server=address, timeout=30) as client:
             final = client.checkpoint()

@@ -539,7 +539,7 @@ def test_an_endless_stream_past_the_checkpoint_is_cut_at_once(
 
 
 def test_a_stream_that_never_progresses_is_abandoned(forum: LocalForum, tmp_path: Path) -> None:
-    """Empty batches, forever (bounded here at 4 s).
+    """Empty batches, forever (bounded here at 60 s).
 
     Check: forum_client/sync.py:GrpcSource.entries, its idle watchdog (SyncConfig.timeout_seconds).
     """
@@ -548,7 +548,7 @@ def test_a_stream_that_never_progresses_is_abandoned(forum: LocalForum, tmp_path
 
     class Stall(Tamper):
         def entries(self, up, request):  # type: ignore[no-untyped-def]
-            deadline = time.monotonic() + 4
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 time.sleep(0.01)
                 yield pb.EntryBatch()
@@ -560,7 +560,7 @@ def test_a_stream_that_never_progresses_is_abandoned(forum: LocalForum, tmp_path
         started = time.monotonic()
         with pytest.raises(TransportError):
             syncer.sync()
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 30  # abandoned at ~1 s, long before the stall ends
 
 
 @pytest.mark.parametrize("kind", ["too-many", "wrong-length"])

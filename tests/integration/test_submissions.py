@@ -10,8 +10,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ from forum_client.wire import Receipt
 from forum_server.admin.cli import main as admin_main
 from forum_server.config import ServerConfig
 from forum_server.storage.sqlite import SQLiteStore
-from forum_server.testing import LocalForum, local_forum
+from forum_server.testing import LocalForum, local_forum, start_server_process
 
 pytestmark = pytest.mark.integration
 
@@ -569,37 +567,11 @@ def test_the_view_survives_a_restart_and_is_replayed_when_missing(tmp_path: Path
 # ---- kill -9 during a stream of submissions ----
 
 
-def _start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forum_server.cli",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise AssertionError(f"server did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
-
-
 def test_kill_9_loses_no_acknowledged_submission(tmp_path: Path) -> None:
     with local_forum(tmp_path, members=["alice", "bob"], observers=[]) as f:
         members = {m: (f.members[m].bundle, f.members[m].signing_key) for m in ("alice", "bob")}
         data_dir = f.directory / "server"
-    proc, address = _start_server(data_dir)
+    proc, address = start_server_process(data_dir)
     acknowledged: list[tuple[Receipt, Envelope]] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -640,7 +612,7 @@ def test_kill_9_loses_no_acknowledged_submission(tmp_path: Path) -> None:
     newest = max(acknowledged, key=lambda x: x[0].tree_size)[0]
     old_cp = verify_checkpoint_note(newest.checkpoint_note, f.trust_root)
 
-    proc, address = _start_server(data_dir)
+    proc, address = start_server_process(data_dir)
     try:
         bundle, key = members["alice"]
         with ForumClient(bundle, server=address, timeout=10) as client:
