@@ -36,14 +36,14 @@ def envelope_from_pb(entry: pb.Entry) -> Envelope:
     return Envelope(entry.payload_type, entry.body, entry.key_id, entry.signature)
 
 
-def receipt_to_pb(
-    index: int, leaf_hash: bytes, tree_size: int, note: bytes, proof: list[bytes]
-) -> pb.Receipt:
+def receipt_to_pb(receipt: Receipt) -> pb.Receipt:
     return pb.Receipt(
-        index=index,
-        leaf_hash=leaf_hash,
-        checkpoint=pb.SignedCheckpoint(note=note),
-        proof=pb.InclusionProof(index=index, tree_size=tree_size, hashes=proof),
+        index=receipt.index,
+        leaf_hash=receipt.leaf_hash,
+        checkpoint=pb.SignedCheckpoint(note=receipt.checkpoint_note),
+        proof=pb.InclusionProof(
+            index=receipt.index, tree_size=receipt.tree_size, hashes=receipt.proof
+        ),
     )
 
 

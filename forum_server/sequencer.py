@@ -37,6 +37,7 @@ from forum_client.errors import (
 )
 from forum_client.merkle import CompactRange, MerkleTree, leaf_hash
 from forum_client.verifier import LogState
+from forum_client.wire import Receipt
 
 from .ratelimit import RateLimiter
 from .storage import ServerStore, StoredLeaf
@@ -45,15 +46,6 @@ from .view import GroupView, ServerView
 log = logging.getLogger(__name__)
 
 ContentCheck = Callable[[LogState, e.Body, int], None]
-
-
-@dataclass(frozen=True)
-class Receipt:
-    index: int
-    leaf_hash: bytes
-    tree_size: int
-    checkpoint_note: bytes
-    proof: list[bytes]
 
 
 @dataclass
@@ -198,7 +190,7 @@ class Sequencer:
             self.tree.leaf_hash_at(index),
             size,
             self.checkpoint_note,
-            list(self.tree.inclusion_proof(index, size)),
+            tuple(self.tree.inclusion_proof(index, size)),
         )
 
     async def wait_for_growth(self, beyond: int, timeout: float) -> bool:

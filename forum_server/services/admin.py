@@ -9,12 +9,13 @@ from forum_client._proto.forum.v1 import forum_pb2 as pb
 from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from forum_client.errors import ForumError, InvalidInputError
 from forum_client.verifier import check_member_id
+from forum_client.wire import receipt_to_pb
 
 from ..auth import Authenticator, Caller
 from ..config import ServerConfig
 from ..sequencer import Sequencer
 from ._calls import OPERATOR, Guarded, unary
-from .forum import envelope_from_request, receipt_pb
+from .forum import envelope_from_request
 
 
 def _now_ms() -> int:
@@ -45,7 +46,7 @@ class AdminService(Guarded, pb_grpc.AdminServicer):  # type: ignore[misc]
             self._audit(caller, action, target, "rejected", str(exc))
             raise
         self._audit(caller, action, target, "ok", f"log index {receipt.index}")
-        return receipt_pb(receipt)
+        return receipt_to_pb(receipt)
 
     @unary(OPERATOR)
     async def RegisterCredential(

@@ -14,19 +14,9 @@ from forum_client.wire import envelope_from_pb, envelope_to_pb, receipt_to_pb
 
 from ..auth import Authenticator, Caller
 from ..config import ServerConfig
-from ..sequencer import Receipt, Sequencer
+from ..sequencer import Sequencer
 from ..storage import StoredLeaf
 from ._calls import EVERYONE, WRITERS, Guarded, stream, unary
-
-
-def receipt_pb(receipt: Receipt) -> pb.Receipt:
-    return receipt_to_pb(
-        receipt.index,
-        receipt.leaf_hash,
-        receipt.tree_size,
-        receipt.checkpoint_note,
-        receipt.proof,
-    )
 
 
 def envelope_from_request(entry: pb.Entry, limit: int) -> Envelope:
@@ -142,4 +132,4 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
     async def Submit(self, request: pb.SubmitRequest, caller: Caller) -> pb.Receipt:
         envelope = envelope_from_request(request.entry, self.config.max_message_bytes)
         receipt = await self.sequencer.append(envelope, e.MEMBER_BODIES, caller.member_id)
-        return receipt_pb(receipt)
+        return receipt_to_pb(receipt)
