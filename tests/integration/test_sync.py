@@ -223,7 +223,8 @@ def test_verify_catches_a_tampered_row(forum: LocalForum, tmp_path: Path) -> Non
     assert "signals: row ('sha256'" in bad.stdout
     with sqlite3.connect(db) as con:  # a tampered entry breaks the signature replay
         con.execute(
-            "UPDATE entries SET leaf = substr(leaf, 1, length(leaf) - 1) || x'00' "
+            "UPDATE entries SET leaf = substr(leaf, 1, length(leaf) - 1) || "
+            "CASE WHEN substr(leaf, -1) = x'00' THEN x'01' ELSE x'00' END "  # always a change
             "WHERE idx = (SELECT MAX(idx) FROM entries)"
         )
     worse = subprocess.run(
