@@ -22,6 +22,24 @@ MS = T + "test_malicious_server.py::"
 MUTANTS: list[tuple[str, str, str, str]] = [
     (
         "forum_client/sync.py",
+        "            if stopped_at == cp.size or stopped_at > started_at:",
+        "            if stopped_at == cp.size:",
+        MS + "test_a_dropped_and_renumbered_entry_is_refused_as_tampering",
+    ),
+    (
+        "forum_client/sync.py",
+        "        watchdog = None if follow else _Watchdog(self.timeout, stream.cancel)",
+        "        watchdog = None",
+        MS + "test_a_stream_that_never_progresses_is_abandoned",
+    ),
+    (
+        "forum_server/services/_calls.py",
+        "    if isinstance(request, Undecodable):",
+        "    if False:",
+        T + "test_bad_input.py::test_undecodable_requests_get_invalid_argument",
+    ),
+    (
+        "forum_client/sync.py",
         "            if index != rng.size:\n                raise self._fail(\n"
         "                    OUT_OF_ORDER,",
         "            if False:\n                raise self._fail(\n"
@@ -30,8 +48,8 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ),
     (
         "forum_client/sync.py",
-        "            if not follow and self.cp is not None and index >= self.cp.size:",
-        "            if False:",
+        "            if self.cp is not None and index >= self.cp.size + (",
+        "            if False and (",
         MS + "test_an_endless_stream_past_the_checkpoint_is_cut_at_once",
     ),
     (
