@@ -42,6 +42,7 @@ from .errors import (
     TransportError,
     VerificationError,
     Violation,
+    Violations,
 )
 from .merkle import leaf_hash, verify_consistency, verify_inclusion
 from .profile import Bundle
@@ -128,18 +129,13 @@ def normalize_ref(ref: SignalInput, where: str = "signal") -> SignalRef:
 
 def _normalize_all(items: Iterable[SignalInput], fn: Any) -> list[Any]:
     out: list[Any] = []
-    problems: list[Violation] = []
+    problems = Violations(MAX_REPORTED_PROBLEMS)
     for i, item in enumerate(items):
         try:
             out.append(fn(item, f"signals[{i}]"))
         except InvalidInputError as exc:
-            if len(problems) < MAX_REPORTED_PROBLEMS:
-                problems += exc.violations
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InvalidInputError(
-            f"{problems[0].field}: {problems[0].reason}{more}", problems[:MAX_REPORTED_PROBLEMS]
-        )
+            problems.extend(exc.violations)
+    problems.raise_if_any()
     return out
 
 
@@ -150,7 +146,7 @@ def _normalize_signals(items: Iterable[SignalInput]) -> list[SignalItem]:
     input; everything else (and any item that fails) goes through :func:`normalize_item`,
     so the results and errors are the same."""
     out: list[SignalItem] = []
-    problems: list[Violation] = []
+    problems = Violations(MAX_REPORTED_PROBLEMS)
     labels_seen: dict[object, tuple[str, ...]] = {}
     content_seen: dict[object, dict[str, str]] = {}
     types = SIGNAL_TYPES
@@ -193,13 +189,8 @@ def _normalize_signals(items: Iterable[SignalInput]) -> list[SignalItem]:
         try:
             out.append(normalize_item(item, f"signals[{i}]"))
         except InvalidInputError as exc:
-            if len(problems) < MAX_REPORTED_PROBLEMS:
-                problems += exc.violations
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InvalidInputError(
-            f"{problems[0].field}: {problems[0].reason}{more}", problems[:MAX_REPORTED_PROBLEMS]
-        )
+            problems.extend(exc.violations)
+    problems.raise_if_any()
     return out
 
 

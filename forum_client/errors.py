@@ -43,6 +43,29 @@ class InvalidInputError(ForumError, ValueError):
         return cls(f"{field}: {reason}", [Violation(field, reason)])
 
 
+class Violations:
+    """Collects bad fields, at most ``limit``, and raises them as one InvalidInputError whose
+    message names the first (``"signals[3].value: reason (and 2 more)"``)."""
+
+    def __init__(self, limit: int = 100) -> None:
+        self.items: list[Violation] = []
+        self.limit = limit
+
+    def add(self, field: str, reason: str) -> None:
+        if len(self.items) < self.limit:
+            self.items.append(Violation(field, reason))
+
+    def extend(self, violations: list[Violation]) -> None:
+        self.items += violations[: self.limit - len(self.items)]
+
+    def raise_if_any(self, what: str = "") -> None:
+        if self.items:
+            first = self.items[0]
+            more = f" (and {len(self.items) - 1} more)" if len(self.items) > 1 else ""
+            prefix = f"{what} rejected: " if what else ""
+            raise InvalidInputError(f"{prefix}{first.field}: {first.reason}{more}", self.items)
+
+
 class WeakKeyError(InvalidInputError):
     """A public key that must not be trusted: wrong length, non-canonical, small order."""
 
@@ -114,5 +137,6 @@ __all__ = [
     "TransportError",
     "VerificationError",
     "Violation",
+    "Violations",
     "WeakKeyError",
 ]

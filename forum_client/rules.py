@@ -28,7 +28,7 @@ from operator import attrgetter
 from typing import Protocol
 
 from . import entries as e
-from .errors import REJECT_PERMISSION, EntryRejectedError, InvalidInputError, Violation
+from .errors import REJECT_PERMISSION, EntryRejectedError, InvalidInputError, Violations
 from .signals import SIGNAL_TYPES, ContentType
 from .verifier import LogState
 
@@ -51,24 +51,7 @@ class SignalLookup(Protocol):
         """Whether ``member_id`` has an active descriptor on the signal."""
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[Violation] = []
-
-    def add(self, field: str, reason: str) -> None:
-        if len(self.items) < MAX_VIOLATIONS:
-            self.items.append(Violation(field, reason))
-
-    def raise_if_any(self, what: str) -> None:
-        if self.items:
-            first = self.items[0]
-            more = f" (and {len(self.items) - 1} more)" if len(self.items) > 1 else ""
-            raise InvalidInputError(
-                f"{what} rejected: {first.field}: {first.reason}{more}", self.items
-            )
-
-
-def _check_ref(p: _Problems, field: str, type_: str, value: str) -> bool:
+def _check_ref(p: Violations, field: str, type_: str, value: str) -> bool:
     kind = SIGNAL_TYPES.get(type_)
     if kind is None:
         p.add(f"{field}.type", f"unknown signal type {type_!r}")
@@ -84,14 +67,14 @@ def _check_ref(p: _Problems, field: str, type_: str, value: str) -> bool:
     return True
 
 
-def _check_text(p: _Problems, field: str, text: str, required: bool = False) -> None:
+def _check_text(p: Violations, field: str, text: str, required: bool = False) -> None:
     if required and not text.strip():
         p.add(field, "required")
     if len(text) > MAX_TEXT:
         p.add(field, f"longer than {MAX_TEXT} characters")
 
 
-def _check_count(p: _Problems, n: int, limit: int) -> None:
+def _check_count(p: Violations, n: int, limit: int) -> None:
     if n == 0:
         p.add("signals", "empty: at least one signal")
     elif n > limit:
@@ -143,7 +126,7 @@ def check_submission(state: LogState, body: e.Submission) -> None:
             return
     except Exception:  # odd input: the item-by-item checks below decide
         pass
-    p = _Problems()
+    p = Violations(MAX_VIOLATIONS)
     limits = state.limits
     _check_count(p, len(body.signals), limits.max_batch_signals)
     _check_text(p, "scope", body.scope)
@@ -180,7 +163,7 @@ def check_submission(state: LogState, body: e.Submission) -> None:
 def check_retraction(
     state: LogState, body: e.Retraction, lookup: SignalLookup, index: int | None = None
 ) -> None:
-    p = _Problems()
+    p = Violations(MAX_VIOLATIONS)
     _check_count(p, len(body.signals), state.limits.max_batch_signals)
     _check_text(p, "reason", body.reason, required=True)
     author = body.header.member_id
@@ -206,7 +189,7 @@ def check_retraction(
 
 
 def check_opinion(state: LogState, body: e.Opinion, lookup: SignalLookup) -> None:
-    p = _Problems()
+    p = Violations(MAX_VIOLATIONS)
     if _check_ref(p, "signal", body.signal.type, body.signal.value) and not lookup.signal_exists(
         body.signal.type, body.signal.value
     ):
@@ -216,7 +199,7 @@ def check_opinion(state: LogState, body: e.Opinion, lookup: SignalLookup) -> Non
 
 
 def check_benign_list(body: e.BenignList) -> None:
-    p = _Problems()
+    p = Violations(MAX_VIOLATIONS)
     for name, refs in (("add", body.add), ("remove", body.remove)):
         for i, ref in enumerate(refs):
             _check_ref(p, f"{name}[{i}]", ref.type, ref.value)
