@@ -161,17 +161,18 @@ def local_forum(
     name: str = "Local test forum",
     config: ServerConfig | None = None,
     engine: str | None = None,
+    database: str | None = None,
 ) -> Iterator[LocalForum]:
     """Init a forum in ``directory`` (a fresh temporary one by default), serve it on a free
     port of 127.0.0.1 and enroll ``members`` and ``observers``.  ``engine`` is ``"sqlite"``
     or ``"postgres"`` (a schema of its own, dropped afterwards); the default is SQLite, or
-    what pytest's ``--engine`` says."""
-    engine = engine or _default_engine[0]
+    what pytest's ``--engine`` says.  ``database``: this (empty) PostgreSQL database instead
+    (for example the ``postgres_url`` fixture's)."""
+    engine = "postgres" if database else engine or _default_engine[0]
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     with contextlib.ExitStack() as stack:
-        database = None
-        if engine == "postgres":
+        if engine == "postgres" and database is None:
             # A caller's directory outlives the forum (tests restart servers on it): so does
             # its schema, until the end of the pytest session.
             database = stack.enter_context(postgres_database(keep=directory is not None))
