@@ -96,6 +96,7 @@ class Sequencer:
         self._grown = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._forward_task: asyncio.Task[None] | None = None
+        self._catching_up = asyncio.Lock()
         self.shared: SharedStore | None = (
             store if hasattr(store, "try_lead") else None  # type: ignore[assignment]
         )
@@ -237,27 +238,34 @@ class Sequencer:
         entries.  Every entry is replayed through the key state and the new tree is checked
         against the signed checkpoint over it before any of it is served.  Raises
         StoreError if the store and the signed checkpoint disagree."""
-        latest = await asyncio.to_thread(self.store.latest_checkpoint)
+        async with self._catching_up:
+            return await self._catch_up()
+
+    async def _catch_up(self) -> int:
         start = self.tree.size
+        state = self.state.copy()
+        new_range = self._range.copy()
+        latest = await asyncio.to_thread(self.store.latest_checkpoint)
         if latest is None or latest[0] <= start:
             return 0
         size, note = latest
         leaves = await asyncio.to_thread(lambda: list(self.store.leaves(start, size)))
         if [x.index for x in leaves] != list(range(start, size)):
             raise StoreError(f"the store holds a checkpoint at {size} but not entries {start}..")
-        state = self.state.copy()
-        new_range = self._range.copy()
         for leaf in leaves:
             if leaf_hash(leaf.leaf_bytes) != leaf.leaf_hash:
                 raise StoreError(f"stored entry {leaf.index} does not match its leaf hash")
-            state.apply(leaf.index, Envelope.from_leaf_bytes(leaf.leaf_bytes))
+            try:
+                state.apply(leaf.index, Envelope.from_leaf_bytes(leaf.leaf_bytes))
+            except ForumError as exc:
+                raise StoreError(f"stored entry {leaf.index} does not verify: {exc}") from exc
             new_range.append(leaf.leaf_hash)
         cp = verify_checkpoint(
             note, origin=state.origin, name=state.log_key_name, public_key=self.log_key.public_bytes
         )
         if cp.size != size or cp.root != new_range.root():
             raise StoreError(f"the stored log does not match the signed checkpoint at {size}")
-        if self.tree.size != start:  # pragma: no cover - one catch-up at a time
+        if self.tree.size != start:  # the leader wrote meanwhile: its state is the newer
             return 0
         for leaf in leaves:
             self.tree.append(leaf.leaf_hash)
@@ -286,7 +294,8 @@ class Sequencer:
                     raise forwarding.error_from_json(error)
                 assert index is not None
                 while self.tree.size <= index and time.monotonic() < deadline:
-                    if not await self.wait_for_growth(index, timeout=self.forward_poll * 10):
+                    grown = await self.wait_for_growth(index, timeout=self.forward_poll * 10)
+                    if not grown and not self.leading:  # a leader's tree grows by its writes
                         await self.catch_up()
                 if self.tree.size > index:
                     return index

@@ -58,7 +58,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "PostgreSQL support needs the 'postgres' extra: pip install 'shared-signal-forum[postgres]'"
     ) from exc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 IDLE_TRANSACTION_SECONDS = 2  # the server ends a session idle this long inside a transaction
 _MIGRATION_LOCK = 0x666F72756D  # "forum": the advisory lock that serialises migrations
 
@@ -113,6 +113,8 @@ CREATE TABLE forwarded (
 );
 CREATE INDEX forwarded_pending ON forwarded (id) WHERE NOT done;
 """,
+    # The leadership epoch each checkpoint was committed under (NULL: a single writer).
+    2: "ALTER TABLE checkpoints ADD COLUMN epoch bigint;",
 }
 
 # Each view op: its statement, and how a row of ``forum_server.view`` becomes its parameters.
@@ -288,7 +290,8 @@ class PostgresStore:
                 for leaf in leaves:
                     copy.write_row((leaf.index, leaf.leaf_bytes, leaf.leaf_hash))
             cur.execute(
-                "INSERT INTO checkpoints (size, note) VALUES (%s, %s)", (size, checkpoint_note)
+                "INSERT INTO checkpoints (size, note, epoch) VALUES (%s, %s, %s)",
+                (size, checkpoint_note, self.epoch),
             )
             self._write_view(cur, view, size)
 
