@@ -34,11 +34,10 @@ import pytest
 
 from forum_client.checkpoint import verify_checkpoint
 from forum_client.client import ForumClient
-from forum_client.envelope import Envelope
+from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import TransportError
 from forum_client.merkle import MerkleTree
 from forum_client.profile import Bundle
-from forum_client.envelope import SigningKey
 from forum_client.store import LocalStore
 from forum_client.wire import Receipt
 from forum_server.storage.postgres import PostgresStore
