@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,6 +40,9 @@ from .services._calls import add_service
 from .services.admin import AdminService
 from .services.forum import ForumService
 from .storage import ServerStore, is_database_url, open_store
+
+if TYPE_CHECKING:
+    from .metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,6 +115,7 @@ class ForumServer:
     config: ServerConfig
     leadership: Leadership | None = None
     leadership_task: asyncio.Task[None] | None = None
+    metrics: ServerMetrics | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first, then let in-flight calls finish within the grace."""
@@ -122,6 +126,8 @@ class ForumServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.leadership_task
         await self.sequencer.stop()
+        if self.metrics is not None:
+            self.metrics.close()
         self.store.close()
 
 
@@ -173,8 +179,9 @@ async def _start(
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    add_service(server, ForumService(sequencer, auth, config), "Forum")
-    add_service(server, AdminService(sequencer, auth, config), "Admin")
+    services = ForumService(sequencer, auth, config), AdminService(sequencer, auth, config)
+    add_service(server, services[0], "Forum")
+    add_service(server, services[1], "Admin")
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [
@@ -198,6 +205,18 @@ async def _start(
         cause = None
     if not port:
         raise OSError(f"cannot listen on {listen}: address in use or not available ({cause})")
+    metrics = None
+    if config.metrics_listen:
+        from .metrics import ServerMetrics
+
+        metrics = ServerMetrics(sequencer)
+        for service in services:
+            service.on_call = metrics.observe_call
+        host, _, metrics_port = config.metrics_listen.rpartition(":")
+        if not metrics_port.isdigit():
+            raise ConfigError(f"--metrics-listen {config.metrics_listen!r} is not HOST:PORT")
+        bound = metrics.serve(host or "127.0.0.1", int(metrics_port))
+        log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", bound)
     await server.start()
     leadership: Leadership | None = None
     task: asyncio.Task[None] | None = None
@@ -216,7 +235,7 @@ async def _start(
     log.info(
         "forum %s serving on port %d (log size %d)", sequencer.state.origin, port, sequencer.size
     )
-    return ForumServer(server, port, health, sequencer, store, config, leadership, task)
+    return ForumServer(server, port, health, sequencer, store, config, leadership, task, metrics)
 
 
 async def serve(

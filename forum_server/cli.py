@@ -63,6 +63,14 @@ def cli() -> None:
     type=click.FloatRange(min=0.5),
     help="PostgreSQL only: seconds after which a silent leader is replaced.",
 )
+@click.option(
+    "--metrics-listen",
+    metavar="HOST:PORT",
+    default="",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (requests by method and "
+    "status, latency, sequencer queue and group size, commit time, log size, leader). "
+    "Needs the 'metrics' extra.",
+)
 def serve_command(
     data_dir: Path,
     listen: str,
@@ -70,9 +78,10 @@ def serve_command(
     log_level: str,
     database: str | None,
     lease: float,
+    metrics_listen: str,
 ) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    config = ServerConfig(grace_seconds=grace, lease_seconds=lease)
+    config = ServerConfig(grace_seconds=grace, lease_seconds=lease, metrics_listen=metrics_listen)
     host = listen.rsplit(":", 1)[0]
 
     def ready(port: int) -> None:

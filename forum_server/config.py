@@ -21,3 +21,4 @@ class ServerConfig:
     # Several servers over one PostgreSQL database (ignored with SQLite).
     lease_seconds: float = 3.0  # a leader silent this long is replaced
     follow_store_seconds: float = 0.1  # a non-leader looks for new entries this often
+    metrics_listen: str = ""  # HOST:PORT to serve Prometheus /metrics on; empty: none

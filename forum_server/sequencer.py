@@ -97,6 +97,8 @@ class Sequencer:
         self._task: asyncio.Task[None] | None = None
         self._forward_task: asyncio.Task[None] | None = None
         self._catching_up = asyncio.Lock()
+        # Called after each group commit with (entries, seconds the write took): metrics.
+        self.on_commit: Callable[[int, float], None] | None = None
         self.shared: SharedStore | None = (
             store if hasattr(store, "try_lead") else None  # type: ignore[assignment]
         )
@@ -178,6 +180,9 @@ class Sequencer:
     @property
     def size(self) -> int:
         return self.tree.size
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
 
     def start(self) -> None:
         if self._task is None and self.leading:
@@ -510,6 +515,7 @@ class Sequencer:
     async def _write(self, p: _Prepared) -> bool:
         """Store ``p`` durably and answer its entries; False (all of them failed, and the
         state after the stored log restored) if the store failed."""
+        started = time.perf_counter()
         try:
             await asyncio.to_thread(self.store.append, p.leaves, p.size, p.note, p.view.delta)
         except Exception as exc:  # the store failed: nobody is acknowledged
@@ -526,6 +532,8 @@ class Sequencer:
         self._range = p.range
         self.state = p.state
         self.checkpoint_note = p.note
+        if self.on_commit is not None:
+            self.on_commit(len(p.leaves), time.perf_counter() - started)
         if self._writing is p:
             self._writing = None
         for leaf, item in zip(p.leaves, p.accepted, strict=True):

@@ -154,6 +154,8 @@ class Guarded:
     """Base of servicers whose methods are decorated with :func:`unary` / :func:`stream`."""
 
     auth: Authenticator
+    # Told of every call: (method, status code name, seconds).  Set for metrics.
+    on_call: Callable[[str, str, float], None] | None = None
 
 
 S = TypeVar("S", bound=Guarded)
@@ -183,7 +185,7 @@ def unary(
                 await _abort(context, exc)
                 raise  # unreachable: abort raises
             finally:
-                _log_call(handler.__name__, member, outcome, started)
+                _log_call(self, handler.__name__, member, outcome, started)
 
         return run
 
@@ -214,21 +216,24 @@ def stream(
                 outcome = status_for(exc)[0].name
                 await _abort(context, exc)
             finally:
-                _log_call(handler.__name__, member, outcome, started)
+                _log_call(self, handler.__name__, member, outcome, started)
 
         return run
 
     return wrap
 
 
-def _log_call(method: str, member: str, outcome: str, started: float) -> None:
+def _log_call(servicer: Guarded, method: str, member: str, outcome: str, started: float) -> None:
+    seconds = time.perf_counter() - started
     log.info(
         "call method=%s member=%s status=%s duration_ms=%.1f",
         method,
         member,
         outcome,
-        (time.perf_counter() - started) * 1000,
+        seconds * 1000,
     )
+    if servicer.on_call is not None:
+        servicer.on_call(method, outcome, seconds)
 
 
 EVERYONE = {Role.OPERATOR, Role.MEMBER, Role.OBSERVER}

@@ -1,0 +1,63 @@
+"""``--metrics-listen``: Prometheus metrics of a real server, on both engines."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from forum_client.errors import TransportError
+from forum_server.app import RunningForum, running_server
+from forum_server.config import ServerConfig
+from forum_server.testing import local_forum
+
+pytestmark = pytest.mark.integration
+
+WITH_METRICS = ServerConfig(metrics_listen="127.0.0.1:0", grace_seconds=1.0)
+
+
+def scrape(running: RunningForum) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    assert running.handle.metrics is not None
+    url = f"http://127.0.0.1:{running.handle.metrics.port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_count_calls_commits_and_the_log(tmp_path: Path) -> None:
+    with local_forum(tmp_path, config=WITH_METRICS, observers=[]) as f:
+        key = f.members["alice"].signing_key
+        with f.client("alice") as client:
+            client.submit([{"type": "md5", "value": "a" * 32}], key)
+            client.checkpoint()
+        m = scrape(f.running)
+        assert m[("forum_requests_total", (("code", "OK"), ("method", "Submit")))] == 1
+        assert m[("forum_requests_total", (("code", "OK"), ("method", "GetCheckpoint")))] == 1
+        assert m[("forum_request_seconds_count", (("method", "Submit"),))] == 1
+        assert m[("forum_log_size", ())] == f.running.handle.sequencer.size
+        assert m[("forum_leader", ())] == 1
+        assert m[("forum_sequencer_queue_depth", ())] == 0
+        assert m[("forum_sequencer_group_entries_count", ())] >= 1
+        assert m[("forum_commit_seconds_count", ())] >= 1
+        with f.client("alice") as client, pytest.raises(TransportError):
+            stale = client.prepare_submission([{"type": "md5", "value": "b" * 32}], key, sequence=1)
+            client.submit_envelope(stale)  # a sequence number already used
+        m = scrape(f.running)
+        assert (
+            m[("forum_requests_total", (("code", "FAILED_PRECONDITION"), ("method", "Submit")))]
+            == 1
+        )
+
+
+def test_only_the_leader_says_it_leads(tmp_path: Path, postgres_url: str) -> None:
+    with local_forum(tmp_path, database=postgres_url, config=WITH_METRICS, observers=[]) as f:
+        other = running_server(f.directory / "server", config=WITH_METRICS)
+        with other as second:
+            assert scrape(f.running)[("forum_leader", ())] == 1
+            assert scrape(second)[("forum_leader", ())] == 0
