@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import click
 
 from forum_client.cli_errors import run
+from forum_client.errors import ConfigError
 
 from .app import serve
+from .check import run_checks
 from .config import ServerConfig
 
 
@@ -91,6 +94,33 @@ def serve_command(
 
 
 serve_command.name = "serve"
+
+
+@cli.command(
+    help="Check that DATA_DIR can be served: files, log key, TLS certificate, database "
+    "(reachable, schema, leader) and the log itself (replayed and checked against its last "
+    "signed checkpoint). Exits 0 when every check passes."
+)
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The server directory made by `forum-admin init` (DIR/server).",
+)
+@click.option(
+    "--database",
+    metavar="URL",
+    envvar="FORUM_DATABASE_URL",
+    help="The database to check instead of the one the data dir names.",
+)
+def check(data_dir: Path, database: str | None) -> None:
+    failed = 0
+    for result in run_checks(data_dir, database=database, now=dt.datetime.now(dt.UTC)):
+        click.echo(f"{'ok ' if result.ok else 'FAIL'} {result.name:9} {result.detail}")
+        failed += not result.ok
+    if failed:
+        raise ConfigError(f"{failed} check(s) failed: fix them before serving")
+    click.echo("ready to serve")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
