@@ -6,7 +6,8 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from forum_client.cli_errors import run
 from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
 
+from .backup import backup_forum, restore_forum
 from .init import DEFAULT_ADDRESS, init_forum
 from .operator import Operator
 
@@ -370,6 +372,95 @@ def benign_remove(
     fmt: str | None,
 ) -> None:
     _benign_publish(ctx, _benign_refs(type_, value, input_path, fmt), adding=False)
+
+
+def _progress_bar(label: str) -> tuple[Any, Callable[[int, int], None]]:
+    bar = click.progressbar(length=1, label=label, file=sys.stderr)
+    done = [0]
+
+    def update(n: int, total: int) -> None:
+        bar.length = max(total, 1)
+        bar.update(n - done[0])
+        done[0] = n
+
+    return bar, update
+
+
+@cli.command(
+    help="Back up the forum served from DATA_DIR (DIR/server) into one file: every entry, "
+    "checkpoint, credential and audit record, taken at one checkpoint (a running forum is "
+    "fine). Keys are not in it: keep DIR/server/log.key and tls/ safe separately."
+)
+@click.argument("data_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The backup file to write (refuses to overwrite one).",
+)
+@click.option(
+    "--database",
+    metavar="URL",
+    envvar="FORUM_DATABASE_URL",
+    help="The database to back up instead of the one DATA_DIR names.",
+)
+def backup(data_dir: Path, out: Path, database: str | None) -> None:
+    bar, update = _progress_bar("backing up")
+    with bar:
+        size, _ = backup_forum(data_dir, out, database=database, progress=update)
+    click.echo(f"backed up {size} entries to {out}")
+
+
+@cli.command(
+    help="Restore BACKUP into the empty store of DATA_DIR (stop every server first). Every "
+    "entry is replayed and every checkpoint verified with DATA_DIR's log key. Members that "
+    "synced past the backup see a rollback and refuse the log: give --latest-checkpoint to "
+    "have that refused unless --accept-rollback."
+)
+@click.argument("backup_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("data_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--database",
+    metavar="URL",
+    envvar="FORUM_DATABASE_URL",
+    help="Restore into this (empty) PostgreSQL database instead of the one DATA_DIR names.",
+)
+@click.option(
+    "--latest-checkpoint",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The newest checkpoint note the forum is known to have signed "
+    "(e.g. `forum-client show-checkpoint` from a member).",
+)
+@click.option(
+    "--accept-rollback",
+    is_flag=True,
+    help="Restore even though members saw a newer checkpoint (they will refuse the log).",
+)
+def restore(
+    backup_file: Path,
+    data_dir: Path,
+    database: str | None,
+    latest_checkpoint: Path | None,
+    accept_rollback: bool,
+) -> None:
+    latest = latest_checkpoint.read_bytes() if latest_checkpoint else None
+    bar, update = _progress_bar("restoring")
+    with bar:
+        size, _ = restore_forum(
+            backup_file,
+            data_dir,
+            database=database,
+            latest=latest,
+            accept_rollback=accept_rollback,
+            progress=update,
+        )
+    click.echo(f"restored {size} entries, every checkpoint verified")
+    if latest is None:
+        click.echo(
+            f"warning: members that synced past entry {size} will see a rollback and refuse "
+            "this log (pass --latest-checkpoint to check before restoring)",
+            err=True,
+        )
 
 
 @cli.command(help="List the audit log: every admin action, who, what, when, outcome.")

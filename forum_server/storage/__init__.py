@@ -142,6 +142,15 @@ class ServerStore(Protocol):
 
     def latest_checkpoint(self) -> tuple[int, bytes] | None: ...
 
+    def checkpoints(self, up_to: int) -> list[tuple[int, bytes]]:
+        """Every stored ``(size, note)`` with size at most ``up_to``, by size (backups)."""
+
+    def credentials(self) -> list[Credential]:
+        """Every registered certificate (backups)."""
+
+    def restore_credential(self, credential: Credential) -> None:
+        """Store ``credential`` as it was (restores); an existing one is left alone."""
+
     def register_credential(
         self, certificate_sha256: bytes, member_id: str, now_ms: int, revoke_others: bool
     ) -> int:

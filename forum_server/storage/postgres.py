@@ -344,6 +344,30 @@ class PostgresStore:
         row = self._one("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
         return None if row is None else (int(row[0]), bytes(row[1]))
 
+    def checkpoints(self, up_to: int) -> list[tuple[int, bytes]]:
+        rows = self._all(
+            "SELECT size, note FROM checkpoints WHERE size <= %s ORDER BY size", (up_to,)
+        )
+        return [(int(size), bytes(note)) for size, note in rows]
+
+    def credentials(self) -> list[Credential]:
+        rows = self._all(
+            "SELECT certificate_sha256, member_id, created_ms, revoked_ms FROM credentials "
+            "ORDER BY created_ms, certificate_sha256"
+        )
+        return [
+            Credential(bytes(c), m, int(t), None if r is None else int(r)) for c, m, t, r in rows
+        ]
+
+    def restore_credential(self, credential: Credential) -> None:
+        c = credential
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO credentials (certificate_sha256, member_id, created_ms, revoked_ms) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (certificate_sha256) DO NOTHING",
+                (c.certificate_sha256, c.member_id, c.created_unix_ms, c.revoked_unix_ms),
+            )
+
     # ---- the view ----
 
     def signal_exists(self, type: str, value: str) -> bool:

@@ -441,6 +441,31 @@ class SQLiteStore:
         )
         return None if row is None else (int(row[0]), bytes(row[1]))
 
+    def checkpoints(self, up_to: int) -> list[tuple[int, bytes]]:
+        rows = self._connect().execute(
+            "SELECT size, note FROM checkpoints WHERE size <= ? ORDER BY size", (up_to,)
+        )
+        return [(int(size), bytes(note)) for size, note in rows]
+
+    def credentials(self) -> list[Credential]:
+        rows = self._connect().execute(
+            "SELECT certificate_sha256, member_id, created_ms, revoked_ms FROM credentials "
+            "ORDER BY created_ms, certificate_sha256"
+        )
+        return [Credential(bytes(c), m, created, revoked) for c, m, created, revoked in rows]
+
+    def restore_credential(self, credential: Credential) -> None:
+        c = credential
+        self._write(
+            [
+                (
+                    "INSERT INTO credentials (certificate_sha256, member_id, created_ms, "
+                    "revoked_ms) VALUES (?, ?, ?, ?) ON CONFLICT(certificate_sha256) DO NOTHING",
+                    [(c.certificate_sha256, c.member_id, c.created_unix_ms, c.revoked_unix_ms)],
+                )
+            ]
+        )
+
     def register_credential(
         self, certificate_sha256: bytes, member_id: str, now_ms: int, revoke_others: bool
     ) -> int:
