@@ -180,6 +180,8 @@ async def _start(
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
     services = ForumService(sequencer, auth, config), AdminService(sequencer, auth, config)
+    for service in services:
+        service.before_call = sequencer.refresh
     add_service(server, services[0], "Forum")
     add_service(server, services[1], "Admin")
     health = HealthServicer()

@@ -26,7 +26,12 @@ from forum_client.errors import (
 
 from .ratelimit import RateLimitedError
 
-BODIES = {"member": e.MEMBER_BODIES, "operator": e.OPERATOR_BODIES}
+# The body sets calls pass to Sequencer.append, by the name that crosses the store.
+BODIES = {
+    "member": e.MEMBER_BODIES,
+    "operator": e.OPERATOR_BODIES,
+    "any": frozenset(e.BODY_TYPES.values()),  # the operator board: the log's rules decide
+}
 
 
 def bodies_name(allowed: frozenset[type]) -> str:

@@ -284,6 +284,19 @@ class Sequencer:
             self._grown.notify_all()
         return len(leaves)
 
+    async def refresh(self) -> None:
+        """On a follower, take in what the leader committed before answering a read, so a
+        member that reads after its own write (or reads a second server after a first)
+        never sees the log older than a checkpoint already handed out.  A leader is
+        current by construction; a store that cannot be read leaves the follower's last
+        verified state."""
+        if self.leading or self.shared is None:
+            return
+        try:
+            await self.catch_up()
+        except StoreError as exc:
+            log.warning("serving the last verified state: %s", exc)
+
     async def _forward(self, envelope: Envelope, allowed: frozenset[type], author: str) -> int:
         assert self.shared is not None
         shared = self.shared

@@ -158,6 +158,9 @@ class Guarded:
     auth: Authenticator
     # Told of every call: (method, status code name, seconds).  Set for metrics.
     on_call: Callable[[str, str, float], None] | None = None
+    # Awaited before every call: a follower takes in what the leader committed, so that
+    # no call sees the log (or the membership) older than something already acknowledged.
+    before_call: Callable[[], Awaitable[None]] | None = None
 
 
 S = TypeVar("S", bound=Guarded)
@@ -178,6 +181,8 @@ def unary(
         async def run(self: S, request: Req, context: Any) -> Resp:
             started, member, outcome = time.perf_counter(), "-", "OK"
             try:
+                if self.before_call is not None:
+                    await self.before_call()
                 caller = _identify(self.auth, context, roles)
                 member = caller.member_id
                 _check_decoded(request)
@@ -209,6 +214,8 @@ def stream(
         async def run(self: S, request: Req, context: Any) -> AsyncIterator[Resp]:
             started, member, outcome = time.perf_counter(), "-", "OK"
             try:
+                if self.before_call is not None:
+                    await self.before_call()
                 caller = _identify(self.auth, context, roles)
                 member = caller.member_id
                 _check_decoded(request)

@@ -102,7 +102,7 @@ class ForwardedEntry:
 
     ticket: int
     leaf_bytes: bytes
-    bodies: str  # "member" or "operator": the body types the receiving call accepts
+    bodies: str  # a key of forwarding.BODIES: the body types the receiving call accepts
     author: str  # the member the receiving server authenticated
 
 

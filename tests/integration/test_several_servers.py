@@ -122,7 +122,10 @@ def test_a_stale_leader_cannot_append(postgres_url: str) -> None:
         # a's lease connection goes away (a process killed with -9 closes it): b takes over
         # at once, without waiting for the lease.
         a._drop_lease_connection()
-        b.epoch = b.try_lead("b", 30.0)
+        deadline = time.monotonic() + 10  # PostgreSQL ends the backend a moment later
+        while (epoch := b.try_lead("b", 30.0)) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        b.epoch = epoch
         assert b.epoch == 2
         with pytest.raises(NotLeaderError):
             a.append([StoredLeaf(1, b"y", b"i" * 32)], 2, b"note 2")
