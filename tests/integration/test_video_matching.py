@@ -52,6 +52,15 @@ def test_a_shared_video_is_found_in_edited_copies_and_leaves_with_retraction(
     assert client_main(["hash", str(original)]) == 0
     hashed = json.loads(capsys.readouterr().out)
     key = ["--key", str(forum.members["alice"].key_path)]
+    # A malformed frame is refused before anything is signed or sent.
+    with forum.client("alice") as alice:
+        size = alice.checkpoint().size
+        broken = json.loads(hashed["vpdq"])
+        broken[3] = broken[3].replace(",", ";", 1)
+        args = ["submit", *key, "--type", "vpdq", "--value", json.dumps(broken)]
+        assert cli(forum, "alice", *args) == 2
+        assert "vpdq frame 4: expected 'hex,quality,timestamp'" in capsys.readouterr().err
+        assert alice.checkpoint().size == size
     args = ["submit", *key, "--type", "vpdq", "--value", hashed["vpdq"], "--label", PUB]
     assert cli(forum, "alice", *args, "--json") == 0
     assert json.loads(capsys.readouterr().out)["signals"] == 1
