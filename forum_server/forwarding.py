@@ -27,11 +27,7 @@ from forum_client.errors import (
 from .ratelimit import RateLimitedError
 
 # The body sets calls pass to Sequencer.append, by the name that crosses the store.
-BODIES = {
-    "member": e.MEMBER_BODIES,
-    "operator": e.OPERATOR_BODIES,
-    "any": frozenset(e.BODY_TYPES.values()),  # the operator board: the log's rules decide
-}
+BODIES = {"member": e.MEMBER_BODIES, "operator": e.OPERATOR_BODIES, "board": e.BOARD_BODIES}
 
 
 def bodies_name(allowed: frozenset[type]) -> str:
