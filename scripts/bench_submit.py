@@ -65,10 +65,13 @@ def _client_process(
         out.put(("done", total, started, time.perf_counter()))
 
 
-def bench_forum(directory: Path, batches: int, clients: int, size: int) -> dict[str, float]:
-    """A real server process; each member submits from its own process (as members do)."""
+def bench_forum(
+    directory: Path, batches: int, clients: int, size: int, database: str | None = None
+) -> dict[str, float]:
+    """A real server process; each member submits from its own process (as members do).
+    ``database``: keep the log in this PostgreSQL database instead of SQLite."""
     members = [f"member{i}" for i in range(clients)]
-    with local_forum(directory, members=members, observers=[]) as forum:
+    with local_forum(directory, members=members, observers=[], database=database) as forum:
         enrolled = {m: forum.members[m] for m in members}
         data_dir = forum.directory / "server"
     proc, address = start_server_process(data_dir)

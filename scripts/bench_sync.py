@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,11 +34,10 @@ from forum_client.envelope import Envelope, SigningKey
 from forum_client.merkle import CompactRange, leaf_hash
 from forum_client.store import LocalStore
 from forum_client.store_view import ViewWriter
-from forum_client.verifier import LogState
+from forum_client.verifier import LogState, TrustRoot
 from forum_server.admin.init import init_forum
-from forum_server.app import running_server
-from forum_server.storage import StoredLeaf
-from forum_server.storage.sqlite import SQLiteStore
+from forum_server.app import ServerPaths, running_server
+from forum_server.storage import StoredLeaf, open_store
 from forum_server.testing import LocalForum
 
 LABEL = "behaviour:terrorist-publication"
@@ -46,7 +46,7 @@ LABEL = "behaviour:terrorist-publication"
 def build_log(root: Path, signals: int, per_entry: int, seed: int) -> int:
     """Append the admission, key and submissions to the server's store; return the size."""
     server = root / "server"
-    store = SQLiteStore(server / "forum.db")
+    store = open_store(ServerPaths(server).database_location())
     admin = SigningKey.load(root / "operator" / "admin.key")
     log_key = SigningKey.load(server / "log.key")
     leaves = list(store.leaves(0, store.size()))
@@ -132,6 +132,35 @@ def raw_insert_rate(db: Path, source: Path) -> tuple[float, int]:
     return seconds, len(sig_rows)
 
 
+def time_sync(
+    forum_dir: Path, trust_root: TrustRoot, db: Path
+) -> tuple[float, dict[str, Any]] | None:
+    """Serve ``forum_dir`` and time ``forum-client sync`` into ``db`` in a subprocess:
+    ``(wall seconds of the process, its JSON result)``, or None if it failed."""
+    with running_server(forum_dir / "server") as running:
+        forum = LocalForum(forum_dir, trust_root, running)
+        reader = forum.enroll("bench-reader", e.Role.OBSERVER)
+        cmd = [
+            sys.executable,
+            "-m",
+            "forum_client.cli",
+            "--profile",
+            str(reader.bundle_path),
+            "sync",
+            "--db",
+            str(db),
+            "--json",
+            "--no-progress",
+        ]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+        sync_seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            return None
+        return sync_seconds, json.loads(done.stdout.splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signals", type=int, default=1_000_000)
@@ -148,29 +177,11 @@ def main() -> int:
         t0 = time.perf_counter()
         size = build_log(forum_dir, args.signals, args.per_entry, args.seed)
         build_seconds = time.perf_counter() - t0
-        with running_server(forum_dir / "server") as running:
-            forum = LocalForum(forum_dir, trust_root, running)
-            reader = forum.enroll("bench-reader", e.Role.OBSERVER)
-            db = base / "synced.db"
-            cmd = [
-                sys.executable,
-                "-m",
-                "forum_client.cli",
-                "--profile",
-                str(reader.bundle_path),
-                "sync",
-                "--db",
-                str(db),
-                "--json",
-                "--no-progress",
-            ]
-            start = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-            sync_seconds = time.perf_counter() - start
-            if done.returncode != 0:
-                print(done.stderr, file=sys.stderr)
-                return 1
-            result = json.loads(done.stdout.splitlines()[-1])
+        db = base / "synced.db"
+        timed = time_sync(forum_dir, trust_root, db)
+        if timed is None:
+            return 1
+        sync_seconds, result = timed
         peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         raw_seconds, rows = raw_insert_rate(base / "raw.db", db)
     synced = result["signals"]

@@ -39,6 +39,7 @@ from forum_client.errors import TransportError
 from forum_client.merkle import MerkleTree
 from forum_client.profile import Bundle
 from forum_client.store import LocalStore
+from forum_client.sync import GrpcSource, Syncer
 from forum_client.wire import Receipt
 from forum_server.storage.postgres import PostgresStore
 from forum_server.testing import local_forum, start_server_process
@@ -138,6 +139,32 @@ def _submitter(
         acked.errors.append(exc)
 
 
+@dataclass
+class Follower:
+    """``sync --follow`` through the address list, for the whole test."""
+
+    bundle: Bundle
+    servers: str
+    db: Path
+    sizes: list[int] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    syncer: Syncer | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        try:
+            with (
+                ForumClient(self.bundle, server=self.servers, timeout=5) as client,
+                LocalStore(self.db) as store,
+            ):
+                self.syncer = Syncer(GrpcSource(client.stub, 5), store, self.bundle.trust_root)
+                self.ready.set()
+                self.syncer.follow(lambda result: self.sizes.append(result.size))
+        except BaseException as exc:  # reported by the test
+            self.errors.append(exc)
+            self.ready.set()
+
+
 def _terminate_forum_connections(url: str, application: str) -> int:
     with psycopg.connect(url, autocommit=True) as con:
         rows = con.execute(
@@ -173,6 +200,10 @@ def test_kill_9_the_leader_ten_times_then_freeze_it(tmp_path: Path, postgres_url
         ]
         for t in threads:
             t.start()
+        follower = Follower(watcher, servers, tmp_path / "follower.db")
+        following = threading.Thread(target=follower.run, daemon=True)
+        following.start()
+        follower.ready.wait(60)
         _wait_for(lambda: len(acked.receipts) >= 40, 60)
 
         for _ in range(KILLS):
@@ -218,6 +249,14 @@ def test_kill_9_the_leader_ten_times_then_freeze_it(tmp_path: Path, postgres_url
         for t in threads:
             t.join(timeout=60)
         assert not acked.errors, acked.errors[:3]
+        # The follower reconnected on its own through every failover and caught up.
+        final = store.size()
+        _wait_for(lambda: bool(follower.sizes) and follower.sizes[-1] == final, 60)
+        assert follower.syncer is not None
+        follower.syncer.stop()
+        following.join(timeout=60)
+        assert not follower.errors, follower.errors
+        assert follower.sizes == sorted(follower.sizes)
     finally:
         stop.set()
         cluster.stop_all()
