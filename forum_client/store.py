@@ -65,7 +65,7 @@ from .errors import ConfigError, StoreError
 from .merkle import CompactRange
 from .signals import normalize
 from .store_state import _chunks, split_hashes, state_from_json, state_to_json, write_log_tables
-from .verifier import LogState, TrustRoot
+from .verifier import DisputeRecord, LogState, TrustRoot
 
 if TYPE_CHECKING:
     from .match.lookup import MatchResult
@@ -535,6 +535,13 @@ class LocalStore:
         }
         with self.read() as con:
             return {k: int(con.execute(sql).fetchone()[0]) for k, sql in queries.items()}
+
+    def disputes(self) -> list[DisputeRecord]:
+        """Every dispute in the verified copy, oldest first, with where it stands."""
+        state = self.sync_state().log_state
+        if state is None:
+            return []
+        return sorted(state.disputes.values(), key=lambda d: d.opened_at)
 
     def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Stored ``(index, leaf bytes)`` in order (streamed)."""

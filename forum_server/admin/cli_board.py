@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from forum_client import entries as e
+from forum_client.cli_governance import emit_report, parse_duration_ms, report_options
 from forum_client.client import normalize_ref
 from forum_client.envelope import SigningKey, load_public_key
 from forum_client.errors import InvalidInputError
 
 from .operator import Operator
 from .proposals import DEFAULT_TTL_MS, Proposal
-
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def operator_from(ctx: click.Context) -> Operator:
@@ -39,10 +36,7 @@ def operator_from(ctx: click.Context) -> Operator:
 
 
 def _duration_ms(text: str) -> int:
-    match = _DURATION.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise click.BadParameter(f"{text!r}: a positive duration like 30m, 12h or 7d")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+    return parse_duration_ms(text)
 
 
 def _now_ms() -> int:
@@ -196,6 +190,143 @@ def propose_retract(
     _write(ctx, makes, f"retract {ref.type}:{ref.value}", out, expires_in)
 
 
+# ---- incidents: the crisis protocol ----
+
+
+def _incident_text_command(stage: e.IncidentStage, verb: str, what: str) -> click.Command:
+    @click.command(
+        f"incident-{verb}",
+        help=f"Record the {what} of open incident INCIDENT_ID"
+        if stage is not e.IncidentStage.DEBRIEF
+        else "Record the debrief of concluded incident INCIDENT_ID (once).",
+    )
+    @click.argument("incident_id")
+    @click.option("--text", required=True, help=f"The {what}, for members and the record.")
+    @_propose_options
+    def command(
+        ctx: click.Context, incident_id: str, text: str, out: Path, expires_in: str
+    ) -> None:
+        is_open = stage is e.IncidentStage.UPDATE
+        makes: list[Callable[[e.Header], e.Body]] = [
+            lambda h: e.Incident(h, incident_id, "", is_open, stage, 0, text)
+        ]
+        _write(ctx, makes, f"incident {incident_id}: {what}", out, expires_in)
+
+    return command
+
+
+@propose.command(
+    "incident-declare",
+    help="Declare incident INCIDENT_ID (1-63 of a-z 0-9 -): while open, its label "
+    "incident:ID is valid on submissions; once concluded it is refused.",
+)
+@click.argument("incident_id")
+@click.option("--title", required=True, help="What happened, for members.")
+@click.option(
+    "--level",
+    type=click.IntRange(1, 3),
+    required=True,
+    help="1 incident, 2 content incident, 3 crisis protocol.",
+)
+@click.option(
+    "--occurred",
+    type=click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]),
+    help="When the attack happened (UTC; default: now).",
+)
+@_propose_options
+def propose_incident_declare(
+    ctx: click.Context,
+    incident_id: str,
+    title: str,
+    level: int,
+    occurred: dt.datetime | None,
+    out: Path,
+    expires_in: str,
+) -> None:
+    when = occurred.replace(tzinfo=dt.UTC) if occurred else dt.datetime.now(dt.UTC)
+    occurred_ms = int(when.timestamp() * 1000)
+    makes: list[Callable[[e.Header], e.Body]] = [
+        lambda h: e.Incident(
+            h, incident_id, title, True, e.IncidentStage.DECLARED, level, "", occurred_ms
+        )
+    ]
+    _write(ctx, makes, f"declare incident {incident_id} (level {level})", out, expires_in)
+
+
+for _stage, _verb, _what in (
+    (e.IncidentStage.UPDATE, "update", "situational update"),
+    (e.IncidentStage.CONCLUDED, "conclude", "conclusion"),
+    (e.IncidentStage.DEBRIEF, "debrief", "debrief"),
+):
+    propose.add_command(_incident_text_command(_stage, _verb, _what))
+
+
+# ---- disputes ----
+
+
+@propose.command(
+    "dispute-open",
+    help="Open dispute DISPUTE_ID on behalf of an outside appellant (a user whose content "
+    "was removed, a civil-society organisation) against RESPONDENT's signal.",
+)
+@click.argument("dispute_id")
+@click.option("--type", "type_", required=True, help="Signal type.")
+@click.option("--value", required=True, help="Signal value.")
+@click.option("--respondent", required=True, help="The member whose submission is disputed.")
+@click.option("--reason", required=True, help="The appeal, recorded in the log.")
+@click.option("--appellant", required=True, help="Who appealed (as it may be published).")
+@click.option(
+    "--answer-within", default="14d", show_default=True, help="The respondent's deadline."
+)
+@_propose_options
+def propose_dispute_open(
+    ctx: click.Context,
+    dispute_id: str,
+    type_: str,
+    value: str,
+    respondent: str,
+    reason: str,
+    appellant: str,
+    answer_within: str,
+    out: Path,
+    expires_in: str,
+) -> None:
+    ref = normalize_ref({"type": type_, "value": value}, "signal")
+    within = parse_duration_ms(answer_within)
+    makes: list[Callable[[e.Header], e.Body]] = [
+        lambda h: e.Dispute(
+            h, dispute_id, ref, respondent, reason, appellant, h.created_unix_ms + within
+        )
+    ]
+    _write(ctx, makes, f"open dispute {dispute_id} for {appellant}", out, expires_in)
+
+
+@propose.command(
+    "dispute-decide",
+    help="The board's decision on DISPUTE_ID, once its respondent answered or its deadline "
+    "passed: --uphold keeps the signal; --remove adds an operator retraction that removes it "
+    "for every member.",
+)
+@click.argument("dispute_id")
+@click.option("--uphold/--remove", required=True, help="Keep the signal, or remove it.")
+@click.option("--rationale", required=True, help="Why, recorded in the log.")
+@_propose_options
+def propose_dispute_decide(
+    ctx: click.Context, dispute_id: str, uphold: bool, rationale: str, out: Path, expires_in: str
+) -> None:
+    record = operator_from(ctx).log_state().disputes.get(dispute_id)
+    if record is None:
+        raise InvalidInputError.field("dispute_id", f"no dispute {dispute_id} in the log")
+    ref = e.SignalRef(record.signal_type, record.signal_value)
+    makes: list[Callable[[e.Header], e.Body]] = [
+        lambda h: e.DisputeDecision(h, dispute_id, not uphold, rationale)
+    ]
+    if not uphold:
+        makes.append(lambda h: e.Retraction(h, (ref,), f"dispute {dispute_id}: {rationale}"))
+    verdict = "uphold" if uphold else "remove"
+    _write(ctx, makes, f"decide dispute {dispute_id}: {verdict}", out, expires_in)
+
+
 # ---- sign, submit, pending, board ----
 
 
@@ -317,4 +448,27 @@ def board_show(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"  {kid}")
 
 
-COMMANDS = (propose, sign, submit, pending, board)
+@click.command(
+    "report",
+    help="The transparency report from the server's log: the same numbers, and the same "
+    "bytes, as `forum-client report` from any member's verified copy at the same size. The "
+    "entries are checked against the server's signed checkpoint first.",
+)
+@report_options
+@click.pass_context
+def report(
+    ctx: click.Context,
+    period: str,
+    at_size: int | None,
+    anonymise: bool,
+    out: Path | None,
+    charts: bool,
+) -> None:
+    op = operator_from(ctx)
+    leaves = op.verified_leaves()
+    if at_size is not None and at_size > len(leaves):
+        raise InvalidInputError.field("at", f"the log holds {len(leaves)} entries")
+    emit_report(leaves[: at_size or len(leaves)], op.origin, period, anonymise, out, charts)
+
+
+COMMANDS = (propose, sign, submit, pending, board, report)

@@ -247,6 +247,19 @@ class Operator:
             raise VerificationError("the forum's log is empty")
         return state
 
+    def verified_leaves(self) -> list[bytes]:
+        """Every leaf up to the latest signed checkpoint, checked against its root."""
+        from forum_client.merkle import MerkleTree, leaf_hash
+
+        cp = self.forum.checkpoint()
+        leaves = [env.leaf_bytes() for _, env in self.forum.entries(0, cp.size)]
+        tree = MerkleTree.from_leaf_hashes(leaf_hash(x) for x in leaves)
+        if tree.size != cp.size or tree.root() != cp.root:
+            raise VerificationError(
+                f"the entries served do not match the signed checkpoint of size {cp.size}"
+            )
+        return leaves
+
     def board(self, state: LogState | None = None) -> Board:
         """The operator board in force at the end of the log."""
         state = state or self.log_state()
