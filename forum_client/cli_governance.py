@@ -14,7 +14,7 @@ import click
 
 from .envelope import SigningKey
 from .errors import InvalidInputError
-from .report import Period, compute_report, parse_period, write_report
+from .report import ALL_TIME, compute_report, parse_period, write_report
 from .report_charts import charts_available
 from .store import LocalStore
 
@@ -146,8 +146,7 @@ def incidents(db: Path, as_json: bool) -> None:
     with _store(db) as store:
         root = store.trust_root()
         leaves = [leaf for _, leaf in store.leaves(0, store.size)]
-    everything = Period("all", 0, 2**62)
-    doc = compute_report(leaves, everything, origin=root.origin if root else "")
+    doc = compute_report(leaves, ALL_TIME, origin=root.origin if root else "")
     if not doc["incidents"] and not as_json:
         click.echo("no incidents")
     for i in doc["incidents"]:

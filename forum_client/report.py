@@ -57,6 +57,10 @@ def _ms(year: int, month: int) -> int:
     return int(dt.datetime(year, month, 1, tzinfo=dt.UTC).timestamp() * 1000)
 
 
+ALL_TIME = Period("all", 0, _ms(9999, 12))
+"""Every entry (for listings such as ``forum-client incidents``)."""
+
+
 def parse_period(text: str) -> Period:
     """``YYYY``, ``YYYY-Qn`` or ``YYYY-MM``.  Raises InvalidInputError otherwise."""
     match = _PERIOD.fullmatch(text.strip())
@@ -309,6 +313,10 @@ def _table(rows: Iterable[tuple[Any, ...]], header: tuple[str, ...]) -> list[str
     return lines
 
 
+def _or_dash(x: object) -> str:
+    return "-" if x is None else str(x)
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report for people: the same numbers as the JSON, as tables."""
     cp, period = report["checkpoint"], report["period"]
@@ -335,7 +343,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Members" + (" (anonymised)" if report["members"]["anonymised"] else ""),
         "",
     ]
-    columns = ("submissions", "signals", "retracted", "disputes_opened", "disputes_received")
+    columns = (
+        "submissions",
+        "signals",
+        "retracted",
+        "seen",
+        "disputes_opened",
+        "disputes_received",
+    )
     out += _table(
         (
             (m, *(counts.get(c, 0) for c in columns))
@@ -349,7 +364,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"## Disputes: {disputes['opened']} opened, {disputes['resolved']} resolved",
         "",
         f"{disputes['on_behalf_of_outside_appellants']} filed by the board for outside "
-        f"appellants. Hours to resolution: median {hours['median']}, max {hours['max']}.",
+        f"appellants. Hours to resolution: median {_or_dash(hours['median'])}, "
+        f"max {_or_dash(hours['max'])}.",
         "",
         *_table(disputes["outcomes"].items(), ("outcome", "disputes")),
         "",
@@ -399,6 +415,7 @@ def write_report(report: dict[str, Any], out_dir: Path, *, charts: bool = True) 
 
 
 __all__ = [
+    "ALL_TIME",
     "REPORT_FORMAT",
     "Period",
     "compute_report",
