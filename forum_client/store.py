@@ -538,10 +538,12 @@ class LocalStore:
 
     def disputes(self) -> list[DisputeRecord]:
         """Every dispute in the verified copy, oldest first, with where it stands."""
-        state = self.sync_state().log_state
-        if state is None:
+        with self.read() as con:
+            row = con.execute("SELECT log_state FROM sync_state").fetchone()
+        if row is None or not row[0]:
             return []
-        return sorted(state.disputes.values(), key=lambda d: d.opened_at)
+        records = [DisputeRecord(*d) for d in json.loads(row[0]).get("disputes", [])]
+        return sorted(records, key=lambda d: d.opened_at)
 
     def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Stored ``(index, leaf bytes)`` in order (streamed)."""
