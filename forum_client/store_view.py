@@ -58,22 +58,23 @@ class ViewWriter:
             self.descriptor_rows = []
 
     # SignalLookup
-    def signal_exists(self, type: str, value: str) -> bool:
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
         self.flush()
         return (
             self.con.execute(
-                "SELECT 1 FROM signals WHERE type = ? AND value = ?", (type, value)
+                "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND scope = ?",
+                (type, value, scope),
             ).fetchone()
             is not None
         )
 
-    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
+    def submitted_by(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
         self.flush()
         return (
             self.con.execute(
                 "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND member_id = ? "
-                "AND active = 1",
-                (type, value, member_id),
+                "AND active = 1 AND scope = ?",
+                (type, value, member_id, scope),
             ).fetchone()
             is not None
         )

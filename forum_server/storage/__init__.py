@@ -10,12 +10,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from forum_client.scopes import ScopeClaim
+
 
 @dataclass(frozen=True, slots=True)
 class StoredLeaf:
     index: int
     leaf_bytes: bytes  # canonical leaf encoding of the signed entry
     leaf_hash: bytes
+    claim: ScopeClaim | None = None  # an entry scoped to a group: its author's scope claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +109,12 @@ class ServerStore(Protocol):
     def write_view(self, view: ViewDelta, size: int) -> None:
         """Apply view changes of already stored leaves (a replay) and record ``size``."""
 
-    def signal_exists(self, type: str, value: str) -> bool: ...
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
+        """Whether the signal was ever submitted in ``scope`` ("" forum-wide, else a group)."""
 
-    def has_active_descriptor(self, member_id: str, type: str, value: str) -> bool: ...
+    def has_active_descriptor(
+        self, member_id: str, type: str, value: str, scope: str = ""
+    ) -> bool: ...
 
     def signal_status(self, type: str, value: str) -> str | None:
         """``"active"``, ``"retracted"``, or None for a signal never submitted."""
@@ -121,7 +127,11 @@ class ServerStore(Protocol):
 
     def size(self) -> int: ...
 
-    def leaves(self, start: int, end: int) -> Iterator[StoredLeaf]: ...
+    def leaves(self, start: int, end: int) -> Iterator[StoredLeaf]:
+        """Stored leaves in ``[start, end)`` (their ``claim`` is not filled in)."""
+
+    def scope_claims(self) -> Iterator[tuple[int, ScopeClaim]]:
+        """``(index, claim)`` of every entry scoped to a group, in log order."""
 
     def latest_checkpoint(self) -> tuple[int, bytes] | None: ...
 
