@@ -571,7 +571,12 @@ class ForumClient:
         from .sync import GrpcSource, Syncer
 
         syncer = Syncer(
-            GrpcSource(self.stub, self.timeout), store, self.trust_root, config, progress
+            GrpcSource(self.stub, self.timeout),
+            store,
+            self.trust_root,
+            config,
+            progress,
+            reader=self.bundle.member_id,
         )
         if not follow:
             return syncer.sync()

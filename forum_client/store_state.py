@@ -15,6 +15,24 @@ def write_log_tables(con: sqlite3.Connection, state: LogState) -> None:
     con.execute("DELETE FROM members")
     con.execute("DELETE FROM member_events")
     con.execute("DELETE FROM keys")
+    con.execute("DELETE FROM groups")
+    con.execute("DELETE FROM group_events")
+    con.executemany(
+        "INSERT INTO groups VALUES (?, ?, ?, ?, ?)",
+        [
+            (g.group_id, g.name, g.description, g.created_at, g.closed_at)
+            for g in state.groups.values()
+        ],
+    )
+    con.executemany(
+        "INSERT INTO group_events VALUES (?, ?, ?, ?)",
+        [
+            (g.group_id, m, i, int(inside))
+            for g in state.groups.values()
+            for m, history in g.history.items()
+            for i, inside in history
+        ],
+    )
     con.executemany(
         "INSERT INTO members VALUES (?, ?, ?, ?, ?)",
         [
