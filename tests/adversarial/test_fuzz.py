@@ -80,9 +80,7 @@ VALID_BODIES: list[e.Body] = [
         e.Tlp.RED,
         bytes(range(32)),
     ),
-    e.Retraction(
-        _header(12), (e.SignalRef("md5", "a" * 32),), "gone", "g", e.Tlp.AMBER, b"s" * 32
-    ),
+    e.Retraction(_header(12), (e.SignalRef("md5", "a" * 32),), "gone", "g", e.Tlp.AMBER, b"s" * 32),
     e.GroupCreated(_header(13, "operator", OP), "crisis-1", "Crisis", "a small circle"),
     e.GroupMember(_header(14, "operator", OP), "crisis-1", "bob", True),
     e.GroupClosed(_header(15, "operator", OP), "crisis-1", "over"),
