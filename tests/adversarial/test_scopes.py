@@ -154,14 +154,13 @@ def test_a_leaked_body_is_reported_and_not_kept(forum: LocalForum, tmp_path: Pat
 
 def test_scoping_to_a_group_one_is_not_in_is_refused(forum: LocalForum) -> None:
     """verifier.py:LogState._scope_group (the server runs it before appending)."""
-    with forum.client("carol") as carol:
-        with pytest.raises(TransportError) as refused:
-            carol.submit(
-                [e.SignalItem("pdq", SECRET, (PUB,))],
-                forum.members["carol"].signing_key,
-                group="g",
-                tlp="red",
-            )
+    with forum.client("carol") as carol, pytest.raises(TransportError) as refused:
+        carol.submit(
+            [e.SignalItem("pdq", SECRET, (PUB,))],
+            forum.members["carol"].signing_key,
+            group="g",
+            tlp="red",
+        )
     assert refused.value.code == "PERMISSION_DENIED"
     assert "carol is not a member of group g" in str(refused.value)
     assert [v.field for v in refused.value.violations] == ["scope"]
