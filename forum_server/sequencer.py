@@ -261,6 +261,7 @@ class Sequencer:
             return 0
         size, note = latest
         leaves = await asyncio.to_thread(lambda: list(self.store.leaves(start, size)))
+        claims = await asyncio.to_thread(lambda: dict(self.store.scope_claims(start)))
         if [x.index for x in leaves] != list(range(start, size)):
             raise StoreError(f"the store holds a checkpoint at {size} but not entries {start}..")
         state = self.state.copy()
@@ -280,6 +281,7 @@ class Sequencer:
         for leaf in leaves:
             self.tree.append(leaf.leaf_hash)
             self._by_leaf_hash[leaf.leaf_hash] = leaf.index
+        self.claims.update((i, c) for i, c in claims.items() if i < size)
         self._range = new_range
         self.state = state
         self.checkpoint_note = note
@@ -289,11 +291,17 @@ class Sequencer:
             self._grown.notify_all()
         return len(leaves)
 
-    async def _forward(self, envelope: Envelope, allowed: frozenset[type], author: str) -> int:
+    async def _forward(
+        self, envelope: Envelope, allowed: frozenset[type], author: str, scope_signature: bytes
+    ) -> int:
         assert self.shared is not None
         shared = self.shared
         ticket = await asyncio.to_thread(
-            shared.forward, envelope.leaf_bytes(), forwarding.bodies_name(allowed), author
+            shared.forward,
+            envelope.leaf_bytes(),
+            forwarding.bodies_name(allowed),
+            author,
+            scope_signature,
         )
         deadline = time.monotonic() + self.forward_timeout
         while time.monotonic() < deadline:
@@ -339,7 +347,7 @@ class Sequencer:
         try:
             envelope = Envelope.from_leaf_bytes(item.leaf_bytes)
             allowed = forwarding.BODIES[item.bodies]
-            index = (await self.append(envelope, allowed, item.author)).index
+            index = (await self.append(envelope, allowed, item.author, item.scope_signature)).index
         except ForumError as exc:
             if isinstance(exc, StoreError):
                 return  # not answered: the next leader (or this one, later) takes it again
@@ -369,7 +377,7 @@ class Sequencer:
         h = leaf_hash(leaf_bytes)
         index = self._by_leaf_hash.get(h)
         if index is None and not self.leading:
-            index = await self._forward(envelope, allowed, author)
+            index = await self._forward(envelope, allowed, author, scope_signature)
         elif index is None:
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             await self._queue.put(

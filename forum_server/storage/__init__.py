@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from forum_client.errors import StoreError
-
 from forum_client.scopes import ScopeClaim
 
 
@@ -107,6 +106,7 @@ class ForwardedEntry:
     leaf_bytes: bytes
     bodies: str  # "member" or "operator": the body types the receiving call accepts
     author: str  # the member the receiving server authenticated
+    scope_signature: bytes = b""  # the author's scope claim, for an entry scoped to a group
 
 
 class ServerStore(Protocol):
@@ -147,8 +147,8 @@ class ServerStore(Protocol):
     def leaves(self, start: int, end: int) -> Iterator[StoredLeaf]:
         """Stored leaves in ``[start, end)`` (their ``claim`` is not filled in)."""
 
-    def scope_claims(self) -> Iterator[tuple[int, ScopeClaim]]:
-        """``(index, claim)`` of every entry scoped to a group, in log order."""
+    def scope_claims(self, start: int = 0) -> Iterator[tuple[int, ScopeClaim]]:
+        """``(index, claim)`` of every entry from ``start`` on scoped to a group, in order."""
 
     def latest_checkpoint(self) -> tuple[int, bytes] | None: ...
 
@@ -180,7 +180,9 @@ class SharedStore(ServerStore, Protocol):
 
     def leader(self) -> tuple[int, str] | None: ...
 
-    def forward(self, leaf_bytes: bytes, bodies: str, author: str) -> int: ...
+    def forward(
+        self, leaf_bytes: bytes, bodies: str, author: str, scope_signature: bytes = b""
+    ) -> int: ...
 
     def forwarded_outcome(self, ticket: int) -> tuple[int | None, dict[str, Any] | None] | None: ...
 

@@ -452,9 +452,10 @@ class SQLiteStore:
         for idx, leaf, leaf_hash in cur:
             yield StoredLeaf(idx, leaf, leaf_hash)
 
-    def scope_claims(self) -> Iterator[tuple[int, ScopeClaim]]:
+    def scope_claims(self, start: int = 0) -> Iterator[tuple[int, ScopeClaim]]:
         cur = self._connect().execute(
-            "SELECT idx, group_id, key_id, signature FROM scope_claims ORDER BY idx"
+            "SELECT idx, group_id, key_id, signature FROM scope_claims WHERE idx >= ? ORDER BY idx",
+            (start,),
         )
         for idx, group_id, kid, signature in cur:
             yield idx, ScopeClaim(group_id, bytes(kid), bytes(signature))
