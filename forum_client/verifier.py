@@ -227,25 +227,7 @@ class LogState:
         write and is in the claimed (open) group there: exactly the author the full entry
         would need.  Operator entries are never scoped, so never redacted.
         """
-        if index != self.size:
-            raise EntryRejectedError(
-                REJECT_CONFLICT, "index", f"expected index {self.size}, got {index}", index
-            )
-        key = self.keys.get(claim.key_id)
-        if key is None:
-            raise EntryRejectedError(
-                REJECT_UNKNOWN_KEY,
-                "scope_claim.key_id",
-                f"redacted entry claimed by unknown key {claim.key_id.hex()}",
-                index,
-            )
-        if not key.active_at(index):
-            raise EntryRejectedError(
-                REJECT_KEY_INACTIVE,
-                "scope_claim.key_id",
-                f"key {claim.key_id.hex()[:16]} of {key.member_id} is not valid at this index",
-                index,
-            )
+        key = self._signing_key(index, claim.key_id, "scope_claim.key_id")
         author = self.members[key.member_id]
         if author.role is e.Role.OPERATOR:
             raise EntryRejectedError(
@@ -267,6 +249,30 @@ class LogState:
             )
         return self._scope_group(index, author.member_id, claim.group_id)
 
+    def _signing_key(self, index: int, kid: bytes, field: str) -> KeyRecord:
+        """The key ``kid`` if it may sign the entry at ``index`` (the next one)."""
+        if index != self.size:
+            raise EntryRejectedError(
+                REJECT_CONFLICT, "index", f"expected index {self.size}, got {index}", index
+            )
+        key = self.keys.get(kid)
+        if key is None:
+            raise EntryRejectedError(
+                REJECT_UNKNOWN_KEY,
+                field,
+                f"signed by unknown key {kid.hex()}",
+                index,
+            )
+        if not key.active_at(index):
+            raise EntryRejectedError(
+                REJECT_KEY_INACTIVE,
+                field,
+                f"key {kid.hex()[:16]} of {key.member_id} is not valid at this "
+                f"index (valid from {key.valid_from + 1} until {key.valid_until})",
+                index,
+            )
+        return key
+
     def skip(self, index: int) -> None:
         """Advance past a redacted entry that :meth:`check_redacted` accepted."""
         self.size = index + 1
@@ -281,26 +287,7 @@ class LogState:
 
         Pure: changes nothing.  Raises EntryRejectedError naming the rule that failed.
         """
-        if index != self.size:
-            raise EntryRejectedError(
-                REJECT_CONFLICT, "index", f"expected index {self.size}, got {index}", index
-            )
-        key = self.keys.get(envelope.key_id)
-        if key is None:
-            raise EntryRejectedError(
-                REJECT_UNKNOWN_KEY,
-                "key_id",
-                f"signed by unknown key {envelope.key_id.hex()}",
-                index,
-            )
-        if not key.active_at(index):
-            raise EntryRejectedError(
-                REJECT_KEY_INACTIVE,
-                "key_id",
-                f"key {envelope.key_id.hex()[:16]} of {key.member_id} is not valid at this "
-                f"index (valid from {key.valid_from + 1} until {key.valid_until})",
-                index,
-            )
+        key = self._signing_key(index, envelope.key_id, "key_id")
         try:
             envelope.verify(key.public_key)
         except VerificationError as exc:

@@ -314,10 +314,17 @@ def group_create(ctx: click.Context, group_id: str, name: str, description: str)
 @click.argument("member_ids", nargs=-1, required=True)
 @click.pass_context
 def group_add(ctx: click.Context, group_id: str, member_ids: tuple[str, ...]) -> None:
+    _set_group_members(ctx, group_id, member_ids, member=True)
+
+
+def _set_group_members(
+    ctx: click.Context, group_id: str, member_ids: tuple[str, ...], *, member: bool
+) -> None:
     op = _operator(ctx)
     for member_id in member_ids:
-        r = op.set_group_member(group_id, member_id, member=True)
-        click.echo(f"added {member_id} to group {group_id} at log index {r.index}")
+        r = op.set_group_member(group_id, member_id, member=member)
+        what = f"added {member_id} to" if member else f"removed {member_id} from"
+        click.echo(f"{what} group {group_id} at log index {r.index}")
 
 
 @group.command(
@@ -329,10 +336,7 @@ def group_add(ctx: click.Context, group_id: str, member_ids: tuple[str, ...]) ->
 @click.argument("member_ids", nargs=-1, required=True)
 @click.pass_context
 def group_remove(ctx: click.Context, group_id: str, member_ids: tuple[str, ...]) -> None:
-    op = _operator(ctx)
-    for member_id in member_ids:
-        r = op.set_group_member(group_id, member_id, member=False)
-        click.echo(f"removed {member_id} from group {group_id} at log index {r.index}")
+    _set_group_members(ctx, group_id, member_ids, member=False)
 
 
 @group.command("close", help="Close GROUP_ID: nothing more may be shared with it.")

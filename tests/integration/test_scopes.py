@@ -182,3 +182,67 @@ def test_tlp_must_fit_the_scope(forum: LocalForum) -> None:
             op.close_group("g", "done")
         _share(forum, "alice", RED_PDQ)
     assert closed.value.code == "PERMISSION_DENIED" and "closed" in str(closed.value)
+
+
+def test_the_clis(forum: LocalForum, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """forum-admin group ..., forum-client submit/retract --group --tlp, match, verify and
+    security-report on a copy with redacted rows."""
+    import json
+
+    from forum_client.cli import main as client_main
+    from forum_server.admin.cli import main as admin_main
+
+    admin = ["--profile", str(forum.operator_profile), "--server", forum.address]
+    assert admin_main([*admin, "group", "create", "h", "--name", "Second cell"]) == 0
+    assert admin_main([*admin, "group", "add", "h", "bob", "carol"]) == 0
+    assert admin_main([*admin, "group", "remove", "h", "carol"]) == 0
+    assert admin_main([*admin, "group", "add", "h", "nobody"]) != 0
+    capsys.readouterr()
+    assert admin_main([*admin, "group", "show", "h", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["members"] == ["bob"]
+    assert [(h["member_id"], h["member"]) for h in shown["history"]] == [
+        ("bob", True),
+        ("carol", True),
+        ("carol", False),
+    ]
+    assert admin_main([*admin, "group", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "g " in listed and "alice, bob" in listed and "Second cell" in listed
+
+    def member(name: str) -> list[str]:
+        m = forum.members[name]
+        return ["--profile", str(m.bundle_path)]
+
+    key = ["--key", str(forum.members["bob"].key_path)]
+    sig = ["--type", "pdq", "--value", RED_PDQ, "--label", PUB]
+    assert client_main([*member("bob"), "submit", *key, *sig, "--group", "h", "--tlp", "red"]) == 0
+    assert client_main([*member("bob"), "submit", *key, *sig, "--tlp", "red"]) != 0
+    carol_key = ["--key", str(forum.members["carol"].key_path)]
+    capsys.readouterr()
+    assert client_main([*member("carol"), "submit", *carol_key, *sig, "--group", "h"]) != 0
+    assert "not a member of group h" in capsys.readouterr().err
+
+    for name in ("bob", "carol"):
+        db = ["--db", str(tmp_path / f"{name}.db")]
+        assert client_main([*member(name), "sync", *db]) == 0
+        capsys.readouterr()
+        assert client_main([*member(name), "match", *db, "--type", "pdq", "--value", RED_PDQ]) == 0
+        matches = json.loads(capsys.readouterr().out)["matches"]
+        if name == "bob":
+            assert [(d["scope"], d["tlp"]) for d in matches[0]["members"]] == [("h", "TLP:RED")]
+        else:
+            assert matches == []
+        assert client_main([*member(name), "verify", *db]) == 0
+        verified = capsys.readouterr().out
+        assert ("1 redacted for you" in verified) is (name == "carol")
+        assert client_main(["security-report", *db]) == 0
+        report = capsys.readouterr().out
+        assert ("1 entries held redacted" in report and "h (1)" in report) is (name == "carol")
+    assert (
+        client_main(
+            [*member("bob"), "retract", *key, "--type", "pdq", "--value", RED_PDQ]
+            + ["--reason", "wrong", "--group", "h", "--tlp", "red"]
+        )
+        == 0
+    )
