@@ -239,10 +239,5 @@ def test_the_clis(forum: LocalForum, tmp_path: Path, capsys: pytest.CaptureFixtu
         assert client_main(["security-report", *db]) == 0
         report = capsys.readouterr().out
         assert ("1 entries held redacted" in report and "h (1)" in report) is (name == "carol")
-    assert (
-        client_main(
-            [*member("bob"), "retract", *key, "--type", "pdq", "--value", RED_PDQ]
-            + ["--reason", "wrong", "--group", "h", "--tlp", "red"]
-        )
-        == 0
-    )
+    retract = ["retract", *key, "--type", "pdq", "--value", RED_PDQ, "--reason", "wrong"]
+    assert client_main([*member("bob"), *retract, "--group", "h", "--tlp", "red"]) == 0
