@@ -106,6 +106,7 @@ class Header:
     key_id: bytes
     sequence: int
     created_unix_ms: int
+    expires_unix_ms: int = 0  # the server refuses the entry after this (0 = never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,8 @@ class Genesis:
     log_public_key: bytes
     log_key_name: str
     limits: Limits
+    board_public_keys: tuple[bytes, ...] = ()  # empty: the 1-of-1 board of the operator key
+    board_threshold: int = 0  # 0: 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,14 @@ class GroupClosed:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class BoardRotation:
+    header: Header
+    public_keys: tuple[bytes, ...]
+    threshold: int
+    reason: str = ""
+
+
 Body: TypeAlias = (
     Genesis
     | MemberAdmitted
@@ -303,6 +314,7 @@ Body: TypeAlias = (
     | GroupCreated
     | GroupMember
     | GroupClosed
+    | BoardRotation
 )
 MemberBody: TypeAlias = Submission | Retraction | Opinion
 
@@ -322,6 +334,7 @@ PAYLOAD_TYPES: dict[type[Any], str] = {
     GroupCreated: _PREFIX + "group-created.v1",
     GroupMember: _PREFIX + "group-member.v1",
     GroupClosed: _PREFIX + "group-closed.v1",
+    BoardRotation: _PREFIX + "board-rotation.v1",
 }
 BODY_TYPES: dict[str, type[Any]] = {v: k for k, v in PAYLOAD_TYPES.items()}
 OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
@@ -337,6 +350,7 @@ OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
         GroupCreated,
         GroupMember,
         GroupClosed,
+        BoardRotation,
     }
 )
 MEMBER_BODIES: frozenset[type[Any]] = frozenset({Submission, Retraction, Opinion})
@@ -356,7 +370,7 @@ def payload_type_of(body: Body) -> str:
 
 
 def _header(m: pb.EntryHeader) -> Header:
-    return Header(m.origin, m.member_id, m.key_id, m.sequence, m.created_unix_ms)
+    return Header(m.origin, m.member_id, m.key_id, m.sequence, m.created_unix_ms, m.expires_unix_ms)
 
 
 def _refs(items: Any) -> tuple[SignalRef, ...]:
@@ -413,6 +427,8 @@ def _decode_message(m: Any) -> Body:
             m.log_public_key,
             m.log_key_name,
             Limits(lim.max_batch_signals, lim.max_message_bytes, lim.max_labels_per_signal),
+            tuple(m.board_public_keys),
+            m.board_threshold,
         )
     if isinstance(m, pb.MemberAdmitted):
         return MemberAdmitted(h, m.member_id, m.display_name, _enum(Role, m.role, "role"))
@@ -437,6 +453,8 @@ def _decode_message(m: Any) -> Body:
         return GroupMember(h, m.group_id, m.member_id, m.member)
     if isinstance(m, pb.GroupClosed):
         return GroupClosed(h, m.group_id, m.reason)
+    if isinstance(m, pb.BoardRotation):
+        return BoardRotation(h, tuple(m.public_keys), m.threshold, m.reason)
     raise AssertionError(f"unhandled message {type(m).__name__}")  # pragma: no cover
 
 
@@ -631,6 +649,7 @@ def _header_pb(h: Header) -> pb.EntryHeader:
         key_id=h.key_id,
         sequence=h.sequence,
         created_unix_ms=h.created_unix_ms,
+        expires_unix_ms=h.expires_unix_ms,
     )
 
 
@@ -687,6 +706,8 @@ def _to_message(b: Body) -> Any:
             log_public_key=b.log_public_key,
             log_key_name=b.log_key_name,
             limits=lim,
+            board_public_keys=b.board_public_keys,
+            board_threshold=b.board_threshold,
         )
     if isinstance(b, MemberAdmitted):
         return pb.MemberAdmitted(
@@ -726,6 +747,10 @@ def _to_message(b: Body) -> Any:
         return pb.GroupMember(header=h, group_id=b.group_id, member_id=b.member_id, member=b.member)
     if isinstance(b, GroupClosed):
         return pb.GroupClosed(header=h, group_id=b.group_id, reason=b.reason)
+    if isinstance(b, BoardRotation):
+        return pb.BoardRotation(
+            header=h, public_keys=b.public_keys, threshold=b.threshold, reason=b.reason
+        )
     raise AssertionError(f"unhandled body {type(b).__name__}")  # pragma: no cover
 
 
