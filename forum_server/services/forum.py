@@ -35,6 +35,10 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
 
     @unary(EVERYONE)
     async def GetStatus(self, request: pb.GetStatusRequest, caller: Caller) -> pb.GetStatusResponse:
+        if not self.sequencer.leading:
+            # A follower's copy may lag the leader's commits: the next sequence a member
+            # takes from here must be above what the log already holds.
+            await self.sequencer.catch_up()
         state = self.sequencer.state
         member = state.member(caller.member_id)
         keys = {
