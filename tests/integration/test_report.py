@@ -41,7 +41,7 @@ def pipelined(client: ForumClient, envelopes: list[Envelope], window: int = 64) 
     """Submit in order, up to ``window`` in flight (each receipt verified)."""
     flight: list[tuple[Envelope, object, int]] = []
     for env in envelopes:
-        flight.append((env, *client._start_submit(env)))
+        flight.append((env, *client._start_submit(env, b"")))  # forum-wide: no scope claim
         if len(flight) >= window:
             client._finish_submit(*flight.pop(0))
     for item in flight:
