@@ -44,6 +44,15 @@ _DB = click.option(
 )
 
 
+_KEY = click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Your signing key file.",
+)
+
+
 def report_options(f: click.decorators.FC) -> click.decorators.FC:
     """The options ``forum-client report`` and ``forum-admin report`` share."""
     for option in reversed(
@@ -271,13 +280,7 @@ def dispute() -> None:
 @click.option("--value", required=True, help="Signal value.")
 @click.option("--respondent", required=True, help="The member whose submission you dispute.")
 @click.option("--reason", required=True, help="Why the signal is wrong (recorded in the log).")
-@click.option(
-    "--key",
-    "key_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Your signing key file.",
-)
+@_KEY
 @click.option(
     "--answer-within", default="14d", show_default=True, help="The respondent's deadline."
 )
@@ -314,13 +317,7 @@ def dispute_open(
 @_DB
 @click.option("--retract/--keep", required=True, help="Retract the signal, or keep it.")
 @click.option("--rationale", required=True, help="Why (recorded in the log).")
-@click.option(
-    "--key",
-    "key_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Your signing key file.",
-)
+@_KEY
 @click.pass_context
 def dispute_answer(
     ctx: click.Context, dispute_id: str, db: Path, retract: bool, rationale: str, key_path: Path
