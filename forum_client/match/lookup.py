@@ -72,6 +72,7 @@ from forum_client.match.video_index import (
     DEFAULT_QUERY_MATCH,
     VideoIndex,
     check_shares,
+    frame_arrays_of_normal_value,
 )
 from forum_client.signals import get_signal_type, normalize
 from forum_client.signals.vpdq import parse_frames
@@ -132,6 +133,7 @@ class MatchResult:
                     "content_type": d.content_type,
                     "quality": d.quality,
                     "scope": d.scope,
+                    "tlp": d.tlp,
                     "entry_index": d.entry_index,
                 }
                 for d in self.descriptors
@@ -266,7 +268,9 @@ class Matcher:
                         "AND b.value = signals.value)",
                         (VPDQ, ACTIVE),
                     )
-                    self._videos = VideoIndex.build((v, parse_frames(v)) for (v,) in values)
+                    self._videos = VideoIndex.build(
+                        (v, frame_arrays_of_normal_value(v)) for (v,) in values
+                    )
                     self._videos_size = size
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self.store.path} for matching failed: {exc}") from exc

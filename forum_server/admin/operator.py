@@ -34,7 +34,7 @@ from forum_client.profile import Bundle
 from forum_client.receipts import verify_receipt
 from forum_client.taxonomy import check_labels
 from forum_client.transport import call
-from forum_client.verifier import OPERATOR_ID, LogState, check_member_id
+from forum_client.verifier import GROUP_ID_RE, OPERATOR_ID, GroupRecord, LogState, check_member_id
 from forum_client.wire import Receipt, envelope_to_pb, receipt_from_pb
 
 from .ca import CLIENT_DAYS, KeyAndCert, issue_member_cert
@@ -161,11 +161,24 @@ class Operator:
         out = Path(out)
         if out.exists():
             raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
-        public_key, pop = self._possession(member_id, signing_key)
-        self._append(lambda h: e.MemberAdmitted(h, member_id, display_name, role))
-        receipt = self._append(lambda h: e.KeyAdded(h, member_id, public_key, pop))
+        admitted, key_added = self.admission(member_id, display_name, role, signing_key)
+        self._append(admitted)
+        receipt = self._append(key_added)
         self._issue_bundle(member_id, out, days, revoke_others=False)
         return receipt
+
+    def admission(
+        self, member_id: str, display_name: str, role: e.Role, signing_key: str | Path
+    ) -> list[Callable[[e.Header], e.Body]]:
+        """The two entries that admit a member with its key (proof of possession checked)."""
+        check_member_id(member_id)
+        if role is e.Role.OPERATOR:
+            raise InvalidInputError.field("role", "members are members or observers")
+        public_key, pop = self._possession(member_id, signing_key)
+        return [
+            lambda h: e.MemberAdmitted(h, member_id, display_name, role),
+            lambda h: e.KeyAdded(h, member_id, public_key, pop),
+        ]
 
     def _issue_bundle(self, member_id: str, out: Path, days: int, revoke_others: bool) -> int:
         cert = issue_member_cert(self.ca, member_id, self.now(), days)
@@ -233,6 +246,19 @@ class Operator:
         if state is None:
             raise VerificationError("the forum's log is empty")
         return state
+
+    def verified_leaves(self) -> list[bytes]:
+        """Every leaf up to the latest signed checkpoint, checked against its root."""
+        from forum_client.merkle import MerkleTree, leaf_hash
+
+        cp = self.forum.checkpoint()
+        leaves = [env.leaf_bytes() for _, env in self.forum.entries(0, cp.size)]
+        tree = MerkleTree.from_leaf_hashes(leaf_hash(x) for x in leaves)
+        if tree.size != cp.size or tree.root() != cp.root:
+            raise VerificationError(
+                f"the entries served do not match the signed checkpoint of size {cp.size}"
+            )
+        return leaves
 
     def board(self, state: LogState | None = None) -> Board:
         """The operator board in force at the end of the log."""
@@ -321,6 +347,32 @@ class Operator:
             raise InvalidInputError.field("title", "an incident needs a title")
         return self._append(lambda h: e.Incident(h, incident_id, title, open))
 
+    # ---- sharing groups (issue #10) ----
+
+    def create_group(self, group_id: str, name: str, description: str = "") -> Receipt:
+        """Create sharing group ``group_id``; members scope entries to it once added."""
+        _check_group_id(group_id)
+        if not name.strip():
+            raise InvalidInputError.field("name", "a group needs a name")
+        return self._append(lambda h: e.GroupCreated(h, group_id, name, description))
+
+    def set_group_member(self, group_id: str, member_id: str, *, member: bool) -> Receipt:
+        """Add ``member_id`` to the group (it reads the group's entries from the next log
+        index on) or remove it (it gets the group's later entries redacted)."""
+        _check_group_id(group_id)
+        check_member_id(member_id)
+        return self._append(lambda h: e.GroupMember(h, group_id, member_id, member))
+
+    def close_group(self, group_id: str, reason: str = "") -> Receipt:
+        """Close the group: no entry may be scoped to it any more (its history stays)."""
+        _check_group_id(group_id)
+        return self._append(lambda h: e.GroupClosed(h, group_id, reason))
+
+    def groups(self) -> dict[str, GroupRecord]:
+        """Every group with its membership history, replayed from the log (every entry
+        verified on the way; the operator reads every entry in full)."""
+        return self.log_state().groups
+
     # ---- benign list ----
 
     def publish_benign(
@@ -371,6 +423,13 @@ class Operator:
             )
             for r in response.records
         ]
+
+
+def _check_group_id(group_id: str) -> None:
+    if not GROUP_ID_RE.fullmatch(group_id):
+        raise InvalidInputError.field(
+            "group_id", f"{group_id!r} is not a group id (1-63 of a-z 0-9 . _ -)"
+        )
 
 
 def _signed(body: e.Body) -> tuple[str, bytes]:

@@ -27,6 +27,23 @@ class OpinionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPINION_KIND_DISAGREE: _ClassVar[OpinionKind]
     OPINION_KIND_FALSE_POSITIVE: _ClassVar[OpinionKind]
     OPINION_KIND_SEEN: _ClassVar[OpinionKind]
+
+class IncidentStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INCIDENT_STAGE_UNSPECIFIED: _ClassVar[IncidentStage]
+    INCIDENT_STAGE_DECLARED: _ClassVar[IncidentStage]
+    INCIDENT_STAGE_UPDATE: _ClassVar[IncidentStage]
+    INCIDENT_STAGE_CONCLUDED: _ClassVar[IncidentStage]
+    INCIDENT_STAGE_DEBRIEF: _ClassVar[IncidentStage]
+
+class Tlp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TLP_UNSPECIFIED: _ClassVar[Tlp]
+    TLP_CLEAR: _ClassVar[Tlp]
+    TLP_GREEN: _ClassVar[Tlp]
+    TLP_AMBER: _ClassVar[Tlp]
+    TLP_AMBER_STRICT: _ClassVar[Tlp]
+    TLP_RED: _ClassVar[Tlp]
 ROLE_UNSPECIFIED: Role
 ROLE_OPERATOR: Role
 ROLE_MEMBER: Role
@@ -39,6 +56,17 @@ OPINION_KIND_AGREE: OpinionKind
 OPINION_KIND_DISAGREE: OpinionKind
 OPINION_KIND_FALSE_POSITIVE: OpinionKind
 OPINION_KIND_SEEN: OpinionKind
+INCIDENT_STAGE_UNSPECIFIED: IncidentStage
+INCIDENT_STAGE_DECLARED: IncidentStage
+INCIDENT_STAGE_UPDATE: IncidentStage
+INCIDENT_STAGE_CONCLUDED: IncidentStage
+INCIDENT_STAGE_DEBRIEF: IncidentStage
+TLP_UNSPECIFIED: Tlp
+TLP_CLEAR: Tlp
+TLP_GREEN: Tlp
+TLP_AMBER: Tlp
+TLP_AMBER_STRICT: Tlp
+TLP_RED: Tlp
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
@@ -110,10 +138,12 @@ class GetConsistencyProofRequest(_message.Message):
     def __init__(self, size1: _Optional[int] = ..., size2: _Optional[int] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("entry",)
+    __slots__ = ("entry", "scope_claim_signature")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_CLAIM_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     entry: Entry
-    def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ...) -> None: ...
+    scope_claim_signature: bytes
+    def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ..., scope_claim_signature: _Optional[bytes] = ...) -> None: ...
 
 class AppendOperatorEntryRequest(_message.Message):
     __slots__ = ("entry",)
@@ -210,14 +240,16 @@ class Entry(_message.Message):
     def __init__(self, payload_type: _Optional[str] = ..., body: _Optional[bytes] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., cosignatures: _Optional[_Iterable[_Union[EntrySignature, _Mapping]]] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("index", "entry", "leaf_hash")
+    __slots__ = ("index", "entry", "leaf_hash", "scope_claim")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_CLAIM_FIELD_NUMBER: _ClassVar[int]
     index: int
     entry: Entry
     leaf_hash: bytes
-    def __init__(self, index: _Optional[int] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., leaf_hash: _Optional[bytes] = ...) -> None: ...
+    scope_claim: ScopeClaim
+    def __init__(self, index: _Optional[int] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., leaf_hash: _Optional[bytes] = ..., scope_claim: _Optional[_Union[ScopeClaim, _Mapping]] = ...) -> None: ...
 
 class SignedCheckpoint(_message.Message):
     __slots__ = ("note",)
@@ -376,36 +408,52 @@ class SignalRef(_message.Message):
     def __init__(self, type: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class Submission(_message.Message):
-    __slots__ = ("header", "signals", "scope")
+    __slots__ = ("header", "signals", "scope", "tlp", "salt")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SIGNALS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
     header: EntryHeader
     signals: _containers.RepeatedCompositeFieldContainer[SignalItem]
     scope: str
-    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalItem, _Mapping]]] = ..., scope: _Optional[str] = ...) -> None: ...
+    tlp: Tlp
+    salt: bytes
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalItem, _Mapping]]] = ..., scope: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., salt: _Optional[bytes] = ...) -> None: ...
 
 class Retraction(_message.Message):
-    __slots__ = ("header", "signals", "reason")
+    __slots__ = ("header", "signals", "reason", "scope", "tlp", "salt")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SIGNALS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
     header: EntryHeader
     signals: _containers.RepeatedCompositeFieldContainer[SignalRef]
     reason: str
-    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+    scope: str
+    tlp: Tlp
+    salt: bytes
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ..., reason: _Optional[str] = ..., scope: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., salt: _Optional[bytes] = ...) -> None: ...
 
 class Opinion(_message.Message):
-    __slots__ = ("header", "signal", "kind", "note")
+    __slots__ = ("header", "signal", "kind", "note", "scope", "tlp", "salt")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
     header: EntryHeader
     signal: SignalRef
     kind: OpinionKind
     note: str
-    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signal: _Optional[_Union[SignalRef, _Mapping]] = ..., kind: _Optional[_Union[OpinionKind, str]] = ..., note: _Optional[str] = ...) -> None: ...
+    scope: str
+    tlp: Tlp
+    salt: bytes
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signal: _Optional[_Union[SignalRef, _Mapping]] = ..., kind: _Optional[_Union[OpinionKind, str]] = ..., note: _Optional[str] = ..., scope: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., salt: _Optional[bytes] = ...) -> None: ...
 
 class Label(_message.Message):
     __slots__ = ("id", "kind", "title", "description")
@@ -440,16 +488,24 @@ class BenignList(_message.Message):
     def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., add: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ..., remove: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ...) -> None: ...
 
 class Incident(_message.Message):
-    __slots__ = ("header", "incident_id", "title", "open")
+    __slots__ = ("header", "incident_id", "title", "open", "stage", "level", "text", "occurred_unix_ms")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     header: EntryHeader
     incident_id: str
     title: str
     open: bool
-    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., incident_id: _Optional[str] = ..., title: _Optional[str] = ..., open: _Optional[bool] = ...) -> None: ...
+    stage: IncidentStage
+    level: int
+    text: str
+    occurred_unix_ms: int
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., incident_id: _Optional[str] = ..., title: _Optional[str] = ..., open: _Optional[bool] = ..., stage: _Optional[_Union[IncidentStage, str]] = ..., level: _Optional[int] = ..., text: _Optional[str] = ..., occurred_unix_ms: _Optional[int] = ...) -> None: ...
 
 class EntrySignature(_message.Message):
     __slots__ = ("key_id", "signature")
@@ -470,3 +526,89 @@ class BoardRotation(_message.Message):
     threshold: int
     reason: str
     def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., public_keys: _Optional[_Iterable[bytes]] = ..., threshold: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Dispute(_message.Message):
+    __slots__ = ("header", "dispute_id", "signal", "respondent", "reason", "appellant", "deadline_unix_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    RESPONDENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    APPELLANT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    dispute_id: str
+    signal: SignalRef
+    respondent: str
+    reason: str
+    appellant: str
+    deadline_unix_ms: int
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., dispute_id: _Optional[str] = ..., signal: _Optional[_Union[SignalRef, _Mapping]] = ..., respondent: _Optional[str] = ..., reason: _Optional[str] = ..., appellant: _Optional[str] = ..., deadline_unix_ms: _Optional[int] = ...) -> None: ...
+
+class DisputeAnswer(_message.Message):
+    __slots__ = ("header", "dispute_id", "retract", "rationale")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRACT_FIELD_NUMBER: _ClassVar[int]
+    RATIONALE_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    dispute_id: str
+    retract: bool
+    rationale: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., dispute_id: _Optional[str] = ..., retract: _Optional[bool] = ..., rationale: _Optional[str] = ...) -> None: ...
+
+class DisputeDecision(_message.Message):
+    __slots__ = ("header", "dispute_id", "remove", "rationale")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    RATIONALE_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    dispute_id: str
+    remove: bool
+    rationale: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., dispute_id: _Optional[str] = ..., remove: _Optional[bool] = ..., rationale: _Optional[str] = ...) -> None: ...
+
+class ScopeClaim(_message.Message):
+    __slots__ = ("group_id", "key_id", "signature")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    key_id: bytes
+    signature: bytes
+    def __init__(self, group_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class GroupCreated(_message.Message):
+    __slots__ = ("header", "group_id", "name", "description")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    group_id: str
+    name: str
+    description: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., group_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class GroupMember(_message.Message):
+    __slots__ = ("header", "group_id", "member_id", "member")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    group_id: str
+    member_id: str
+    member: bool
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., group_id: _Optional[str] = ..., member_id: _Optional[str] = ..., member: _Optional[bool] = ...) -> None: ...
+
+class GroupClosed(_message.Message):
+    __slots__ = ("header", "group_id", "reason")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    group_id: str
+    reason: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., group_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
