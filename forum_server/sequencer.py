@@ -304,7 +304,6 @@ class Sequencer:
             self._grown.notify_all()
         return len(leaves)
 
-<<<<<<< HEAD
     async def refresh(self) -> None:
         """On a follower, take in what the leader committed before answering a read, so a
         member that reads after its own write (or reads a second server after a first)
@@ -318,12 +317,9 @@ class Sequencer:
         except StoreError as exc:
             log.warning("serving the last verified state: %s", exc)
 
-    async def _forward(self, envelope: Envelope, allowed: frozenset[type], author: str) -> int:
-=======
     async def _forward(
         self, envelope: Envelope, allowed: frozenset[type], author: str, scope_signature: bytes
     ) -> int:
->>>>>>> main
         assert self.shared is not None
         shared = self.shared
         ticket = await asyncio.to_thread(

@@ -98,10 +98,12 @@ def bench_sync_pair(signals: int) -> dict[str, float]:
                 database=url if engine == "postgres" else None,
             )
             bench_sync.build_log(forum_dir, signals, 1000, 7)
-            timed = bench_sync.time_sync(forum_dir, root, Path(tmp) / "synced.db")
-            if timed is None:
-                raise RuntimeError(f"sync from {engine} failed")
-            result = timed[1]
+            with running_server(forum_dir / "server") as running:
+                forum = LocalForum(forum_dir, root, running)
+                reader = forum.enroll("bench-reader", e.Role.OBSERVER)
+                result = bench_sync.timed_sync(
+                    reader.bundle_path, running.address, Path(tmp) / "synced.db"
+                )
         out[engine] = result["signals"] / result["seconds"]
     return out
 

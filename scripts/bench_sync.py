@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,7 +41,7 @@ from forum_client.merkle import CompactRange, leaf_hash
 from forum_client.scopes import ScopeClaim, new_salt, sign_scope_claim
 from forum_client.store import LocalStore
 from forum_client.store_view import ViewWriter
-from forum_client.verifier import LogState, TrustRoot
+from forum_client.verifier import LogState
 from forum_server.admin.init import init_forum
 from forum_server.app import ServerPaths, running_server
 from forum_server.storage import StoredLeaf, open_store
@@ -64,7 +63,7 @@ def build_log(
     With ``redacted_fraction``, first a group holding the bench member and
     ``group_members``, and that share of the submissions scoped to it."""
     server = root / "server"
-    store = open_store(ServerPaths(server).database_location())
+    store = open_store(ServerPaths(server).database_location())  # SQLite or PostgreSQL
     admin = SigningKey.load(root / "operator" / "admin.key")
     log_key = SigningKey.load(server / "log.key")
     leaves = list(store.leaves(0, store.size()))
@@ -163,35 +162,6 @@ def raw_insert_rate(db: Path, source: Path) -> tuple[float, int]:
     return seconds, len(sig_rows)
 
 
-<<<<<<< HEAD
-def time_sync(
-    forum_dir: Path, trust_root: TrustRoot, db: Path
-) -> tuple[float, dict[str, Any]] | None:
-    """Serve ``forum_dir`` and time ``forum-client sync`` into ``db`` in a subprocess:
-    ``(wall seconds of the process, its JSON result)``, or None if it failed."""
-    with running_server(forum_dir / "server") as running:
-        forum = LocalForum(forum_dir, trust_root, running)
-        reader = forum.enroll("bench-reader", e.Role.OBSERVER)
-        cmd = [
-            sys.executable,
-            "-m",
-            "forum_client.cli",
-            "--profile",
-            str(reader.bundle_path),
-            "sync",
-            "--db",
-            str(db),
-            "--json",
-            "--no-progress",
-        ]
-        start = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-        sync_seconds = time.perf_counter() - start
-        if done.returncode != 0:
-            print(done.stderr, file=sys.stderr)
-            return None
-        return sync_seconds, json.loads(done.stdout.splitlines()[-1])
-=======
 _SYNC = (
     "import json, resource, sys\n"
     "from forum_client.cli import main\n"
@@ -228,7 +198,6 @@ def timed_sync(bundle: Path, server: str, db: Path) -> dict[str, float]:
         "signals_per_s": round(result["signals"] / result["seconds"]),
         "peak_rss_mib": round(peak / 1024, 1),
     }
->>>>>>> main
 
 
 def main() -> int:
@@ -258,11 +227,29 @@ def main() -> int:
         t0 = time.perf_counter()
         size = build_log(forum_dir, args.signals, args.per_entry, args.seed)
         build_seconds = time.perf_counter() - t0
-        db = base / "synced.db"
-        timed = time_sync(forum_dir, trust_root, db)
-        if timed is None:
-            return 1
-        sync_seconds, result = timed
+        with running_server(forum_dir / "server") as running:
+            forum = LocalForum(forum_dir, trust_root, running)
+            reader = forum.enroll("bench-reader", e.Role.OBSERVER)
+            db = base / "synced.db"
+            cmd = [
+                sys.executable,
+                "-m",
+                "forum_client.cli",
+                "--profile",
+                str(reader.bundle_path),
+                "sync",
+                "--db",
+                str(db),
+                "--json",
+                "--no-progress",
+            ]
+            start = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+            sync_seconds = time.perf_counter() - start
+            if done.returncode != 0:
+                print(done.stderr, file=sys.stderr)
+                return 1
+            result = json.loads(done.stdout.splitlines()[-1])
         peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         raw_seconds, rows = raw_insert_rate(base / "raw.db", db)
     synced = result["signals"]

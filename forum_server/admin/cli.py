@@ -20,12 +20,9 @@ from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
 from forum_client.verifier import GroupRecord
 
-<<<<<<< HEAD
 from .backup import backup_forum, restore_forum
-=======
 from .cli_board import COMMANDS as BOARD_COMMANDS
 from .cli_board import operator_from
->>>>>>> main
 from .init import DEFAULT_ADDRESS, init_forum
 
 

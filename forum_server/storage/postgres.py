@@ -59,7 +59,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "PostgreSQL support needs the 'postgres' extra: pip install 'shared-signal-forum[postgres]'"
     ) from exc
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 IDLE_TRANSACTION_SECONDS = 2  # the server ends a session idle this long inside a transaction
 _MIGRATION_LOCK = 0x666F72756D  # "forum": the advisory lock that serialises migrations
 
@@ -114,10 +114,6 @@ CREATE TABLE forwarded (
 );
 CREATE INDEX forwarded_pending ON forwarded (id) WHERE NOT done;
 """,
-<<<<<<< HEAD
-    # The leadership epoch each checkpoint was committed under (NULL: a single writer).
-    2: "ALTER TABLE checkpoints ADD COLUMN epoch bigint;",
-=======
     # Issue #10: the author's scope claim of every entry scoped to a group.
     2: """
 CREATE TABLE scope_claims (
@@ -125,7 +121,8 @@ CREATE TABLE scope_claims (
 );
 ALTER TABLE forwarded ADD COLUMN scope_signature bytea NOT NULL DEFAULT ''::bytea;
 """,
->>>>>>> main
+    # The leadership epoch each checkpoint was committed under (NULL: a single writer).
+    3: "ALTER TABLE checkpoints ADD COLUMN epoch bigint;",
 }
 
 # Each view op: its statement, and how a row of ``forum_server.view`` becomes its parameters.

@@ -9,6 +9,7 @@ import pytest
 
 from forum_server.admin.init import init_forum
 from forum_server.cli import main
+from forum_server.storage.postgres import SCHEMA_VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ def test_postgres_forum_ready_and_wrong_databases(
     server = str(tmp_path / "f" / "server")
     code, out = _check(capsys, "--data-dir", server)
     assert code == 0, out
-    assert "schema 2" in out and "ready to serve" in out
+    assert f"schema {SCHEMA_VERSION}" in out and "ready to serve" in out
     code, out = _check(
         capsys, "--data-dir", server, "--database", "postgresql://postgres@127.0.0.1:1/x"
     )
