@@ -308,14 +308,12 @@ class Sequencer:
         """On a follower, take in what the leader committed before answering a read, so a
         member that reads after its own write (or reads a second server after a first)
         never sees the log older than a checkpoint already handed out.  A leader is
-        current by construction; a store that cannot be read leaves the follower's last
-        verified state."""
+        current by construction.  Raises StoreError (the call is answered UNAVAILABLE, and the
+        client tries again, maybe on another server) when the store cannot be read: an
+        answer from an older state could show a member the log going backwards."""
         if self.leading or self.shared is None:
             return
-        try:
-            await self.catch_up()
-        except StoreError as exc:
-            log.warning("serving the last verified state: %s", exc)
+        await self.catch_up()
 
     async def _forward(
         self, envelope: Envelope, allowed: frozenset[type], author: str, scope_signature: bytes

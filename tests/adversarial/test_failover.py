@@ -157,7 +157,12 @@ class Follower:
                 ForumClient(self.bundle, server=self.servers, timeout=5) as client,
                 LocalStore(self.db) as store,
             ):
-                self.syncer = Syncer(GrpcSource(client.stub, 5), store, self.bundle.trust_root)
+                self.syncer = Syncer(
+                    GrpcSource(client.stub, 5),
+                    store,
+                    self.bundle.trust_root,
+                    reader=self.bundle.member_id,
+                )
                 self.ready.set()
                 self.syncer.follow(lambda result: self.sizes.append(result.size))
         except BaseException as exc:  # reported by the test
@@ -251,7 +256,12 @@ def test_kill_9_the_leader_ten_times_then_freeze_it(tmp_path: Path, postgres_url
         assert not acked.errors, acked.errors[:3]
         # The follower reconnected on its own through every failover and caught up.
         final = store.size()
-        _wait_for(lambda: bool(follower.sizes) and follower.sizes[-1] == final, 60)
+        try:
+            _wait_for(lambda: bool(follower.sizes) and follower.sizes[-1] == final, 60)
+        except AssertionError:
+            raise AssertionError(
+                f"the follower stopped at {follower.sizes[-3:]} of {final}: {follower.errors}"
+            ) from None
         assert follower.syncer is not None
         follower.syncer.stop()
         following.join(timeout=60)
