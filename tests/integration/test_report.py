@@ -86,7 +86,8 @@ def generate(forum: LocalForum, n: int, start: int = 0) -> None:
 
 
 def governance(forum: LocalForum) -> None:
-    """An incident with signals, and a dispute answered, so every section has numbers."""
+    """An incident with signals, and a dispute answered, so every section has numbers; a
+    group (alice and bob, not carol) with a TLP:AMBER submission that carol sees redacted."""
     admin_key = SigningKey.load(forum.operator_profile / "admin.key")
     with forum.operator() as op:
         p = op.propose(
@@ -105,6 +106,13 @@ def governance(forum: LocalForum) -> None:
         bob.open_dispute("d1", signals[0], "alice", "not terrorist content", bob_key)
     with forum.client("alice") as alice:
         alice.answer_dispute("d1", retract=True, rationale="agreed", key=alice_key, ref=signals[0])
+    with forum.operator() as op:
+        op.create_group("cell", "Crisis cell")
+        op.set_group_member("cell", "alice", member=True)
+        op.set_group_member("cell", "bob", member=True)
+    with forum.client("alice") as alice:
+        secret = [{"type": "md5", "value": "f" * 32, "labels": ["entity:isil"]}]
+        alice.submit(secret, alice_key, group="cell", tlp="amber")
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +150,8 @@ def test_member_and_server_reports_are_byte_identical_and_reproducible(
     assert doc["signals"]["total"] > 3000 and set(doc["signals"]["by_type"]) == set(TYPES)
     assert doc["matches_seen"]["total"] > 250
     assert doc["members"]["activity"]["alice"]["retracted"] > 0
+    assert doc["entries_shared_in_groups"] == 1  # carol holds it as a leaf hash only
+    assert doc["signals"]["by_label"].get("entity:isil", 0) == 880  # the group's one not counted
     [incident] = doc["incidents"]
     assert incident["signals"] == 5 and incident["level_name"] == "content incident"
     assert doc["disputes"]["outcomes"] == {"retracted": 1} and doc["disputes"]["resolved"] == 1
