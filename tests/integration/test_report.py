@@ -37,20 +37,16 @@ def value(kind: str, n: int) -> str:
     return f"{n + 1:0{width}x}"
 
 
-def pipelined(client: ForumClient, envelopes: list[Envelope], window: int = 64) -> None:
-    """Submit in order, up to ``window`` in flight (each receipt verified)."""
-    flight: list[tuple[Envelope, object, int]] = []
+def submit_in_order(client: ForumClient, envelopes: list[Envelope]) -> None:
+    """One at a time, each receipt verified: calls in flight together may reach the
+    sequencer out of order, and a key's sequence numbers must rise."""
     for env in envelopes:
-        flight.append((env, *client._start_submit(env, b"")))  # forum-wide: no scope claim
-        if len(flight) >= window:
-            client._finish_submit(*flight.pop(0))
-    for item in flight:
-        client._finish_submit(*item)
+        client.submit_envelope(env)
 
 
 def generate(forum: LocalForum, n: int, start: int = 0) -> None:
     """About ``n`` entries: alice and bob submit 1-3 signals each, opinions 'seen' by the
-    member, some retractions; entries signed up front and pipelined."""
+    member, some retractions; entries signed up front, then sent."""
     keys = {m: forum.members[m].signing_key for m in ("alice", "bob")}
     for member in ("alice", "bob"):
         with forum.client(member) as client:
@@ -82,7 +78,7 @@ def generate(forum: LocalForum, n: int, start: int = 0) -> None:
                     body = e.Submission(client.header(key, seq), items)
                 envs.append(key.sign(e.payload_type_of(body), e.encode(body)))
                 seq += 1
-            pipelined(client, envs)
+            submit_in_order(client, envs)
 
 
 def governance(forum: LocalForum) -> None:
