@@ -8,8 +8,10 @@ setting, ``on`` by default), together with its checkpoint and view rows.  Reads 
 connection from a pool, so ``GetEntries`` streams never wait for the writer.
 
 Several servers, one writer (see :mod:`forum_server.leadership`): the ``leadership`` row holds
-an epoch, the holder's name, the PostgreSQL backend pid of its lease connection and a lease
-that expires on PostgreSQL's clock.  A server takes the row over when the lease has expired
+an epoch, the holder's name and the PostgreSQL backend pid of its lease connection; the
+``lease`` row (its own row, so that renewing never waits for an append) holds the same epoch
+and pid and when the lease expires, on PostgreSQL's clock.  A server takes the leadership over
+when the lease has expired
 or when the holder's lease connection is gone (a ``kill -9``-ed process closes its socket, so
 PostgreSQL ends that backend at once); taking it over increments the epoch.  Every append
 locks the row (``FOR SHARE``) and checks that the epoch is still the writer's, so a paused old
@@ -122,7 +124,20 @@ CREATE TABLE scope_claims (
 ALTER TABLE forwarded ADD COLUMN scope_signature bytea NOT NULL DEFAULT ''::bytea;
 """,
     # The leadership epoch each checkpoint was committed under (NULL: a single writer).
-    3: "ALTER TABLE checkpoints ADD COLUMN epoch bigint;",
+    # The lease moves to a row of its own: renewing it must not wait for an append, which
+    # holds the leadership row (the fence) for the whole transaction.
+    3: """
+ALTER TABLE checkpoints ADD COLUMN epoch bigint;
+CREATE TABLE lease (
+    id integer PRIMARY KEY CHECK (id = 1),
+    epoch bigint NOT NULL,
+    holder_pid integer NOT NULL,
+    lease_until timestamptz NOT NULL
+);
+INSERT INTO lease (id, epoch, holder_pid, lease_until)
+    SELECT id, epoch, holder_pid, lease_until FROM leadership;
+ALTER TABLE leadership DROP COLUMN lease_until;
+""",
 }
 
 # Each view op: its statement, and how a row of ``forum_server.view`` becomes its parameters.
@@ -494,34 +509,59 @@ class PostgresStore:
     def try_lead(self, holder: str, lease_seconds: float) -> int | None:
         """Take the leadership if nobody holds a live lease; return the new epoch, or None."""
         con = self._lease_connection()
+        params = {"holder": holder, "lease": lease_seconds}
         try:
-            row = con.execute(
-                "INSERT INTO leadership AS l (id, epoch, holder, holder_pid, lease_until) "
-                "VALUES (1, 1, %(holder)s, pg_backend_pid(), "
-                "clock_timestamp() + make_interval(secs => %(lease)s)) "
-                "ON CONFLICT (id) DO UPDATE SET epoch = l.epoch + 1, holder = excluded.holder, "
-                "holder_pid = excluded.holder_pid, lease_until = excluded.lease_until "
-                "WHERE l.lease_until < clock_timestamp() OR NOT EXISTS "
-                "(SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.holder_pid) "
-                "RETURNING epoch",
-                {"holder": holder, "lease": lease_seconds},
-            ).fetchone()
+            with con.transaction():
+                row = con.execute(
+                    "SELECT s.epoch, s.lease_until < clock_timestamp() OR NOT EXISTS "
+                    "(SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.holder_pid) "
+                    "FROM lease s WHERE s.id = 1"
+                ).fetchone()
+                if row is None:  # the first leader of this database
+                    first = con.execute(
+                        "INSERT INTO leadership (id, epoch, holder, holder_pid) "
+                        "VALUES (1, 1, %(holder)s, pg_backend_pid()) "
+                        "ON CONFLICT (id) DO NOTHING RETURNING epoch",
+                        params,
+                    ).fetchone()
+                    epoch = None if first is None else 1
+                elif not row[1]:
+                    return None  # a live lease
+                else:
+                    # Waits for appends in flight (they hold the row): none commits after.
+                    taken = con.execute(
+                        "UPDATE leadership SET epoch = epoch + 1, holder = %(holder)s, "
+                        "holder_pid = pg_backend_pid() WHERE id = 1 AND epoch = %(epoch)s "
+                        "RETURNING epoch",
+                        {**params, "epoch": int(row[0])},
+                    ).fetchone()
+                    epoch = None if taken is None else int(taken[0])
+                if epoch is None:
+                    return None  # another server was quicker
+                con.execute(
+                    "INSERT INTO lease AS s (id, epoch, holder_pid, lease_until) VALUES "
+                    "(1, %(epoch)s, pg_backend_pid(), "
+                    "clock_timestamp() + make_interval(secs => %(lease)s)) "
+                    "ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, "
+                    "holder_pid = excluded.holder_pid, lease_until = excluded.lease_until",
+                    {**params, "epoch": epoch},
+                )
+                return epoch
         except psycopg.Error as exc:
-            self._drop_lease_connection()
+            self._drop_broken_lease_connection()
             raise StoreError(f"leadership check on {self!r} failed: {exc}") from exc
-        return None if row is None else int(row[0])
 
     def renew(self, epoch: int, lease_seconds: float) -> bool:
         """Extend the lease of ``epoch``; False once another server holds the leadership."""
         con = self._lease_connection()
         try:
             row = con.execute(
-                "UPDATE leadership SET lease_until = clock_timestamp() + make_interval(secs => %s) "
+                "UPDATE lease SET lease_until = clock_timestamp() + make_interval(secs => %s) "
                 "WHERE id = 1 AND epoch = %s AND holder_pid = pg_backend_pid() RETURNING 1",
                 (lease_seconds, epoch),
             ).fetchone()
         except psycopg.Error as exc:
-            self._drop_lease_connection()
+            self._drop_broken_lease_connection()
             raise StoreError(f"lease renewal on {self!r} failed: {exc}") from exc
         return row is not None
 
@@ -543,6 +583,12 @@ class PostgresStore:
                     f"cannot connect to PostgreSQL at {redact(self.url)}: {exc}"
                 ) from exc
         return self._lease
+
+    def _drop_broken_lease_connection(self) -> None:
+        """After an error: a lost connection is replaced (its backend pid, which names the
+        holder, dies with it); a live one is kept, so a lock timeout costs no leadership."""
+        if self._lease is not None and (self._lease.broken or self._lease.closed):
+            self._drop_lease_connection()
 
     def _drop_lease_connection(self) -> None:
         if self._lease is not None:
