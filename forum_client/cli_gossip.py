@@ -11,8 +11,8 @@ import click
 
 from .gossip import Comparison, compare_checkpoints, compare_with_store
 from .receipts import verify_checkpoint_note
+from .source import GrpcSource
 from .store import LocalStore
-from .sync import GrpcSource
 
 NOTE = click.Path(exists=True, dir_okay=False, path_type=Path)
 

@@ -14,8 +14,9 @@ from typing import Any
 import click
 
 from .errors import SecurityError
-from .store import LocalStore
-from .sync import GrpcSource, SyncConfig, Syncer, SyncProgress, SyncResult, verify_store
+from .source import GrpcSource
+from .store import LocalStore, verify_store
+from .sync import SyncConfig, Syncer, SyncProgress, SyncResult
 
 DB_OPTION = click.option(
     "--db",

@@ -513,7 +513,8 @@ class ForumClient:
         the last result.  Raises SyncSecurityError (keeping the evidence in ``store``),
         SecurityError, TransportError, StoreError or ConfigError.
         """
-        from .sync import GrpcSource, Syncer
+        from .source import GrpcSource
+        from .sync import Syncer
 
         syncer = Syncer(
             GrpcSource(self.stub, self.timeout), store, self.trust_root, config, progress

@@ -38,35 +38,20 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-import grpc
-
-from ._proto.forum.v1 import forum_pb2 as pb
-from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from .checkpoint import Checkpoint
-from .envelope import Envelope
-from .errors import (
-    ForumError,
-    SecurityError,
-    StoreError,
-    TransportError,
-    VerificationError,
-)
-from .merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
+from .errors import ForumError, SecurityError, StoreError, TransportError, VerificationError
+from .merkle import CompactRange, verify_prefix
 from .receipts import verify_checkpoint_note
-from .rules import check_content
-from .store import VIEW_TABLES, LocalStore
-from .store_state import state_to_json, write_log_tables
-from .store_view import ViewWriter
-from .transport import call, error_from_rpc
-from .verifier import LogState, TrustRoot
-from .wire import envelope_from_pb
+from .replay import Replay
+from .source import Batch, ForumSource
+from .store import LocalStore, SyncTransaction
+from .verifier import TrustRoot
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +63,11 @@ OUT_OF_ORDER = "out-of-order"
 REJECTED_ENTRY = "entry-rejected"
 ROOT_MISMATCH = "root-mismatch"
 UNVERIFIABLE = "unverifiable-entry"
+CHECKPOINT_POLICY = "checkpoint-policy"
+UNPROVABLE = "unprovable-checkpoint"
+
+# A forum that answers these to a proof request about a checkpoint it signed cannot prove it
+_REFUSALS = frozenset({"INVALID_ARGUMENT", "OUT_OF_RANGE", "FAILED_PRECONDITION", "NOT_FOUND"})
 
 
 @dataclass(frozen=True)
@@ -126,114 +116,12 @@ class SyncSecurityError(VerificationError):
         self.evidence_id = evidence_id
 
 
-Batch = tuple[list[tuple[int, Envelope | None]], bytes | None]
-"""``([(index, entry or None if served as a leaf hash only)], checkpoint note or None)``."""
+class CheckpointPolicy(Protocol):
+    """What a checkpoint needs beyond the pinned log key's signature (e.g. a quorum of witness
+    cosignatures).  ``check`` raises VerificationError to refuse ``checkpoint`` (its signed
+    ``note`` as served); the sync then fails closed with ``checkpoint-policy`` evidence."""
 
-
-class ForumSource(Protocol):
-    """Where a sync reads the log: the gRPC forum, or a fake or malicious one in tests."""
-
-    def checkpoint_note(self) -> bytes: ...
-
-    def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]: ...
-
-    def entries(self, start: int, end: int, follow: bool, max_batch: int) -> Iterator[Batch]:
-        """Entries [start, end) (end 0 with ``follow``: keep streaming).  TransportError."""
-
-    def cancel(self) -> None:
-        """End a running :meth:`entries` stream from another thread."""
-
-
-class GrpcSource:
-    """:class:`ForumSource` over the Forum service (the one conversion layer for sync)."""
-
-    def __init__(self, stub: pb_grpc.ForumStub, timeout: float) -> None:
-        self.stub = stub
-        self.timeout = timeout
-        self._call: Any = None  # the running stream (a grpc.Call)
-
-    def checkpoint_note(self) -> bytes:
-        note: bytes = call(self.stub.GetCheckpoint, pb.GetCheckpointRequest(), self.timeout).note
-        return note
-
-    def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]:
-        r = call(
-            self.stub.GetConsistencyProof,
-            pb.GetConsistencyProofRequest(size1=size1, size2=size2),
-            self.timeout,
-        )
-        if r.size1 != size1 or r.size2 != size2:
-            raise VerificationError(
-                f"asked for a consistency proof {size1} -> {size2}, got {r.size1} -> {r.size2}"
-            )
-        return tuple(r.hashes)
-
-    def entries(self, start: int, end: int, follow: bool, max_batch: int) -> Iterator[Batch]:
-        """Without ``follow``, a stream that brings nothing new for ``timeout`` seconds is
-        abandoned (TransportError): a stalling forum cannot hold a sync open."""
-        request = pb.GetEntriesRequest(start=start, end=end, follow=follow, max_batch=max_batch)
-        stream = self.stub.GetEntries(request)
-        self._call = stream
-        watchdog = None if follow else _Watchdog(self.timeout, stream.cancel)
-        try:
-            for message in stream:
-                items: list[tuple[int, Envelope | None]] = [
-                    (x.index, envelope_from_pb(x.entry) if x.HasField("entry") else None)
-                    for x in message.entries
-                ]
-                note = message.checkpoint.note if message.HasField("checkpoint") else None
-                if watchdog is not None and (items or note):
-                    watchdog.reset()
-                yield items, note or None
-        except grpc.RpcError as exc:
-            if watchdog is not None and watchdog.fired:
-                raise TransportError(
-                    f"the entry stream made no progress for {self.timeout:g}s; abandoned",
-                    "DEADLINE_EXCEEDED",
-                ) from None
-            raise error_from_rpc(exc) from None
-        finally:
-            if watchdog is not None:
-                watchdog.close()
-            self._call = None
-
-    def cancel(self) -> None:
-        running = self._call
-        if running is not None:
-            running.cancel()
-
-
-class _Watchdog:
-    """Calls ``expire`` when :meth:`reset` has not been called for ``seconds``."""
-
-    def __init__(self, seconds: float, expire: Callable[[], object]) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self._expire = expire
-        self._lock = threading.Lock()
-        self._deadline = time.monotonic() + seconds
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sync-watchdog", daemon=True)
-        self._thread.start()
-
-    def reset(self) -> None:
-        with self._lock:
-            self._deadline = time.monotonic() + self.seconds
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                left = self._deadline - time.monotonic()
-            if left <= 0:
-                self.fired = True
-                self._expire()
-                return
-            if self._done.wait(left):
-                return
+    def check(self, checkpoint: Checkpoint, note: bytes) -> None: ...
 
 
 class Syncer:
@@ -255,8 +143,10 @@ class Syncer:
         progress: Callable[[SyncProgress], None] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        checkpoint_policy: CheckpointPolicy | None = None,
     ) -> None:
         self.source = source
+        self.checkpoint_policy = checkpoint_policy
         self.store = store
         self.root = trust_root
         self.config = config or SyncConfig()
@@ -274,15 +164,19 @@ class Syncer:
     def _load(self) -> None:
         """(Re)start from the last committed, verified state."""
         stored = self.store.sync_state()
-        self.state: LogState | None = stored.log_state
-        self.range: CompactRange = stored.compact_range
+        self.replay = Replay(self.root, stored.log_state, stored.compact_range)
         self.cp_note: bytes | None = stored.checkpoint_note
         self.cp: Checkpoint | None = (
             None
             if stored.checkpoint_note is None
             else verify_checkpoint_note(stored.checkpoint_note, self.root)
         )
-        self.view: ViewWriter | None = None
+        self.txn: SyncTransaction | None = None
+
+    @property
+    def range(self) -> CompactRange:
+        """The compact range of every entry verified so far (staged ones included)."""
+        return self.replay.range
 
     # ---- public ----
 
@@ -403,11 +297,17 @@ class Syncer:
         return SyncSecurityError(what, message, index, evidence_id)
 
     def _accept_checkpoint(self, note: bytes) -> Checkpoint:
-        """Verify a served checkpoint and its consistency with the last verified one."""
+        """Verify a served checkpoint, the checkpoint policy, and its consistency with the
+        last verified one: the one place a checkpoint is accepted."""
         try:
             cp = verify_checkpoint_note(note, self.root)
         except VerificationError as exc:
             raise self._fail(BAD_CHECKPOINT, str(exc), served=note) from None
+        if self.checkpoint_policy is not None:
+            try:
+                self.checkpoint_policy.check(cp, note)
+            except VerificationError as exc:
+                raise self._fail(CHECKPOINT_POLICY, str(exc), served=note) from None
         old = self.cp
         if old is not None:
             if cp.size < old.size:
@@ -424,9 +324,9 @@ class Syncer:
                     served=note,
                 )
             if cp.size > old.size:
-                proof = self.source.consistency_proof(old.size, cp.size)
+                proof = self._consistency_proof(old.size, cp, note)
                 try:
-                    verify_consistency(old.size, cp.size, proof, old.root, cp.root)
+                    verify_prefix(old.size, old.root, cp.size, cp.root, proof)
                 except VerificationError as exc:
                     raise self._fail(
                         FORK,
@@ -438,33 +338,39 @@ class Syncer:
         self.cp, self.cp_note = cp, note
         return cp
 
-    def _begin(self) -> ViewWriter:
-        if self.view is None:
-            self.store.con.execute("BEGIN IMMEDIATE")
-            self.view = ViewWriter(self.store.con)
-        return self.view
+    def _consistency_proof(self, size: int, cp: Checkpoint, note: bytes) -> tuple[bytes, ...]:
+        """The forum's proof that ``size`` is a prefix of ``cp``.  A forum that refuses to
+        prove a checkpoint its log key signed (e.g. one of an impossible size) showed
+        misbehaviour: that is evidence (``unprovable-checkpoint``), not a transport error."""
+        try:
+            return self.source.consistency_proof(size, cp.size)
+        except TransportError as exc:
+            if exc.code not in _REFUSALS:
+                raise
+            raise self._fail(
+                UNPROVABLE,
+                f"the forum signed checkpoint {cp.size} but refuses to prove that the "
+                f"verified size {size} is a prefix of it ({exc.code}: {exc})",
+                served=note,
+            ) from None
+
+    def _begin(self) -> SyncTransaction:
+        if self.txn is None:
+            self.txn = self.store.begin_sync(self.replay.size)
+        return self.txn
 
     def _rollback(self) -> None:
-        if self.store.con.in_transaction:
-            self.store.con.execute("ROLLBACK")
+        if self.txn is not None:
+            self.txn.rollback()
         self._load()  # the in-memory state may hold unverified entries
 
     def _apply_batch(self, batch: Batch, follow: bool) -> None:
         items, note = batch
-        view = self._begin()
-        rng, root = self.range, self.root
-        signals_before = view.signals_applied
+        txn = self._begin()
+        replay = self.replay
+        signals_before = txn.signals_applied
         for index, envelope in items:
-            if index != rng.size:
-                raise self._fail(
-                    OUT_OF_ORDER, f"expected entry {rng.size}, the forum sent {index}", index
-                )
-            if self.cp is not None and index >= self.cp.size + (
-                self.config.max_entries_ahead if follow else 0
-            ):
-                raise self._fail(
-                    OUT_OF_ORDER, f"entry {index} is beyond checkpoint {self.cp.size}", index
-                )
+            self._check_position(index, follow)
             if envelope is None:
                 raise self._fail(
                     UNVERIFIABLE,
@@ -472,24 +378,15 @@ class Syncer:
                     index,
                 )
             leaf = envelope.leaf_bytes()
-            state = self.state
             try:
-                if state is None:
-                    if index != 0:
-                        raise VerificationError("no genesis")
-                    self.state = LogState.from_genesis(envelope, root)
-                else:
-                    body = state.apply(index, envelope)
-                    check_content(state, body, view, index)
-                    view.apply(index, body, state)
+                replay.apply(index, envelope, leaf, txn)
             except ForumError as exc:
                 raise self._fail(REJECTED_ENTRY, str(exc), index, entry=leaf) from None
-            view.add_entry(index, leaf)
-            rng.append(leaf_hash(leaf))
             self._entries += 1
-        self._signals += view.signals_applied - signals_before
+        self._signals += txn.signals_applied - signals_before
         if note is not None:
             self._accept_checkpoint(note)
+        rng = replay.range
         if self.progress is not None:
             cp_size = self.cp.size if self.cp is not None else 0
             self.progress(
@@ -509,40 +406,45 @@ class Syncer:
             on_commit = self._on_commit
             if on_commit is not None:
                 on_commit(self._result())
-        elif view.rows_staged >= self.config.commit_every_rows and rng.size <= cp.size:
+        elif txn.rows_staged >= self.config.commit_every_rows and rng.size <= cp.size:
             self._commit()
+
+    def _check_position(self, index: int, follow: bool) -> None:
+        """Entries come in order, each at the next index, and not past what a checkpoint
+        covers (plus ``max_entries_ahead`` in follow mode)."""
+        expected = self.replay.size
+        if index != expected:
+            raise self._fail(
+                OUT_OF_ORDER, f"expected entry {expected}, the forum sent {index}", index
+            )
+        if self.cp is not None and index >= self.cp.size + (
+            self.config.max_entries_ahead if follow else 0
+        ):
+            raise self._fail(
+                OUT_OF_ORDER, f"entry {index} is beyond checkpoint {self.cp.size}", index
+            )
 
     def _commit(self) -> None:
         """Prove the staged prefix is in the signed log, then commit it (or fail closed)."""
-        cp, note, rng, state = self.cp, self.cp_note, self.range, self.state
+        cp, note, replay = self.cp, self.cp_note, self.replay
+        state, rng = replay.state, replay.range
         if cp is None or note is None or state is None:
             raise VerificationError("nothing verified to commit")
-        view = self._begin()
-        view.flush()
-        proof: tuple[bytes, ...] = ()
-        if rng.size == cp.size:
-            if rng.root() != cp.root:
-                raise self._fail(
-                    ROOT_MISMATCH,
-                    f"the entries served do not hash to checkpoint {cp.size}'s root",
-                    served=note,
-                )
-        elif rng.size < cp.size:
-            proof = self.source.consistency_proof(rng.size, cp.size)
-            try:
-                verify_consistency(rng.size, cp.size, proof, rng.root(), cp.root)
-            except VerificationError as exc:
-                raise self._fail(
-                    ROOT_MISMATCH,
-                    f"the entries up to {rng.size} are not a prefix of checkpoint {cp.size}: {exc}",
-                    served=note,
-                    proof=proof,
-                ) from None
-        else:
+        txn = self._begin()
+        if rng.size > cp.size:
             return  # entries beyond the checkpoint stay staged until one covers them
-        self.store.save_sync_state(self.store.con, state, rng, note, cp.size, cp.root, proof)
-        self.store.con.execute("COMMIT")
-        self.view = None
+        proof = () if rng.size == cp.size else self._consistency_proof(rng.size, cp, note)
+        try:
+            verify_prefix(rng.size, rng.root(), cp.size, cp.root, proof)
+        except VerificationError as exc:
+            served = (
+                f"the entries served do not hash to checkpoint {cp.size}'s root"
+                if rng.size == cp.size
+                else f"the entries up to {rng.size} are not a prefix of checkpoint {cp.size}"
+            )
+            raise self._fail(ROOT_MISMATCH, f"{served}: {exc}", served=note, proof=proof) from None
+        txn.commit(state, rng, note, cp.size, cp.root, proof)
+        self.txn = None
 
     def _result(self) -> SyncResult:
         return SyncResult(
@@ -552,163 +454,3 @@ class Syncer:
             self._signals,
             self.clock() - self._started,
         )
-
-
-# ---- offline re-verification ----
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What ``forum-client verify`` found: ``problems`` is empty when the copy is intact."""
-
-    size: int
-    root: bytes
-    checkpoint_size: int
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-MAX_ROWS_REPORTED = 10
-
-
-def verify_store(
-    store: LocalStore,
-    trust_root: TrustRoot | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> VerifyReport:
-    """Re-verify the whole local copy offline.
-
-    Replays every stored entry through :class:`LogState` and the content rules (every
-    signature again), recomputes the root and checks it against the stored signed checkpoint
-    (directly, or through the stored consistency proof), rebuilds the view and key tables in
-    a scratch database and compares them row by row with the stored ones.  Tampered rows are
-    reported, not fixed.  Raises StoreError when the copy cannot be read at all.
-    """
-    problems: list[str] = []
-    root = store.trust_root()
-    if trust_root is not None and root is not None and root != trust_root:
-        problems.append("the copy is pinned to another forum than the profile's")
-    root = trust_root or root
-    con = store.con
-    row = con.execute(
-        "SELECT size, compact_range, checkpoint_note, proof, log_state FROM sync_state"
-    ).fetchone()
-    if root is None or row is None:  # nothing committed yet: an empty copy is intact
-        stray = con.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
-        found = (f"entries: {stray} rows but no verified sync state",) if stray else ()
-        return VerifyReport(0, EMPTY_ROOT, 0, tuple(problems) + found)
-    size, stored_range, note, proof_bytes, stored_state = row
-    with tempfile.TemporaryDirectory(prefix=".forum-verify-", dir=store.path.parent) as tmp:
-        scratch = LocalStore(f"{tmp}/replay.db", cache_mib=64)
-        try:
-            rng, state = _replay(store, scratch, int(size), root, problems, progress)
-            scratch.con.execute("BEGIN")
-            if state is not None:
-                write_log_tables(scratch.con, state)
-                if state_to_json(state) != stored_state:
-                    problems.append(
-                        "sync_state.log_state: the stored key state is not the replayed one"
-                    )
-            scratch.con.execute("COMMIT")
-            if rng.to_bytes() != bytes(stored_range):
-                problems.append("sync_state.compact_range: not the range of the stored entries")
-            cp_size = _check_checkpoint(bytes(note), bytes(proof_bytes), rng, root, problems)
-            _compare_tables(scratch, store, problems)
-        finally:
-            scratch.close()
-    return VerifyReport(rng.size, rng.root(), cp_size, tuple(problems))
-
-
-def _replay(
-    store: LocalStore,
-    scratch: LocalStore,
-    size: int,
-    root: TrustRoot,
-    problems: list[str],
-    progress: Callable[[int, int], None] | None,
-) -> tuple[CompactRange, LogState | None]:
-    rng = CompactRange.empty()
-    state: LogState | None = None
-    scratch.con.execute("BEGIN")
-    view = ViewWriter(scratch.con)
-    rows = store.con.execute("SELECT idx, CAST(leaf AS BLOB) FROM entries ORDER BY idx")
-    for expected, (index, leaf) in enumerate(rows):
-        if index != expected:
-            problems.append(f"entries: index {index} where {expected} was expected")
-            break
-        try:
-            envelope = Envelope.from_leaf_bytes(bytes(leaf))
-            if state is None:
-                state = LogState.from_genesis(envelope, root)
-            else:
-                body = state.apply(index, envelope)
-                check_content(state, body, view, index)
-                view.apply(index, body, state)
-        except (ForumError, ValueError) as exc:
-            problems.append(f"entries: entry {index} does not verify: {exc}")
-            break
-        view.add_entry(index, bytes(leaf))
-        rng.append(leaf_hash(bytes(leaf)))
-        if view.rows_staged >= 100_000:
-            view.flush()
-            view.rows_staged = 0
-        if progress is not None and index % 256 == 0:
-            progress(index, size)
-    view.flush()
-    scratch.con.execute("COMMIT")
-    if rng.size != size:
-        problems.append(f"sync_state.size: {size}, but {rng.size} entries verify")
-    return rng, state
-
-
-def _check_checkpoint(
-    note: bytes, proof: bytes, rng: CompactRange, root: TrustRoot, problems: list[str]
-) -> int:
-    try:
-        cp = verify_checkpoint_note(note, root)
-    except VerificationError as exc:
-        problems.append(f"sync_state.checkpoint_note: {exc}")
-        return 0
-    try:
-        hashes = tuple(proof[i : i + 32] for i in range(0, len(proof), 32))
-        if rng.size == cp.size:
-            if rng.root() != cp.root:
-                raise VerificationError("the entries' root is not the checkpoint's")
-        else:
-            verify_consistency(rng.size, cp.size, hashes, rng.root(), cp.root)
-    except (VerificationError, ValueError) as exc:
-        problems.append(f"root: the stored entries do not match signed checkpoint {cp.size}: {exc}")
-    return cp.size
-
-
-def _compare_tables(scratch: LocalStore, store: LocalStore, problems: list[str]) -> None:
-    con = scratch.con
-    try:
-        con.execute("ATTACH DATABASE ? AS stored", (f"file:{store.path}?mode=ro",))
-    except sqlite3.Error:
-        con.execute("ATTACH DATABASE ? AS stored", (str(store.path),))
-    try:
-        for table in VIEW_TABLES:
-            for left, right, how in (
-                ("stored", "main", "not what the log says"),
-                ("main", "stored", "missing"),
-            ):
-                rows = con.execute(
-                    f"SELECT * FROM {left}.{table} EXCEPT SELECT * FROM {right}.{table} "
-                    f"LIMIT {MAX_ROWS_REPORTED + 1}"
-                ).fetchall()
-                for r in rows[:MAX_ROWS_REPORTED]:
-                    problems.append(f"{table}: row {_show(r)} {how}")
-                if len(rows) > MAX_ROWS_REPORTED:
-                    problems.append(f"{table}: more rows {how}")
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot compare {store.path} with its replay: {exc}") from exc
-    finally:
-        con.execute("DETACH DATABASE stored")
-
-
-def _show(row: tuple[object, ...]) -> str:
-    return "(" + ", ".join(x.hex()[:16] if isinstance(x, bytes) else repr(x) for x in row) + ")"
