@@ -190,13 +190,7 @@ class Syncer:
             cp = self._accept_checkpoint(self.source.checkpoint_note())
             started_at = self.range.size
             if self.range.size < cp.size:
-                try:
-                    for batch in self.source.entries(
-                        self.range.size, cp.size, False, self.config.max_batch
-                    ):
-                        self._apply_batch(batch, follow=False)
-                finally:
-                    self.source.cancel()
+                self._stream_to(cp, self.cp_note or b"")
             stopped_at = self.range.size
             # A short stream is a cut connection only if what came is a proven prefix of the
             # checkpoint (then it is kept); otherwise the forum dropped or rewrote entries.
@@ -215,6 +209,24 @@ class Syncer:
             self._rollback()
             raise
         return self._result()
+
+    def _stream_to(self, cp: Checkpoint, note: bytes) -> None:
+        """Apply the entries from the verified size up to checkpoint ``cp``."""
+        start = self.range.size
+        try:
+            for batch in self.source.entries(start, cp.size, False, self.config.max_batch):
+                self._apply_batch(batch, follow=False)
+        except TransportError as exc:
+            if exc.code not in _REFUSALS:
+                raise
+            raise self._fail(
+                UNPROVABLE,
+                f"the forum signed checkpoint {cp.size} but refuses to serve its entries "
+                f"from {start} ({exc.code}: {exc})",
+                served=note,
+            ) from None
+        finally:
+            self.source.cancel()
 
     def follow(self, on_commit: Callable[[SyncResult], None] | None = None) -> None:
         """Sync, then apply new entries as the forum commits them, until :meth:`stop`.

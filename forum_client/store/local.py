@@ -28,13 +28,17 @@ if TYPE_CHECKING:
     from .matching import Matcher
 
 DEFAULT_CACHE_MIB = 128
+DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
+"""How long a writer waits for another one (e.g. a second sync) before StoreError."""
 _CHUNK = 500  # values per SQL IN (...) statement
 
 
 class LocalStore:
     """The member's SQLite copy.  One writer (the sync); any number of readers.
 
-    Raises StoreError when the file cannot be opened or its schema is newer than this SDK.
+    ``cache_mib``: SQLite page cache (MiB).  ``busy_timeout_seconds``: how long a write waits
+    for another process's write transaction before it gives up with StoreError.  Raises
+    StoreError when the file cannot be opened or its schema is newer than this SDK.
     """
 
     def __init__(
@@ -43,13 +47,17 @@ class LocalStore:
         *,
         cache_mib: int = DEFAULT_CACHE_MIB,
         clock: Callable[[], float] = time.time,
+        busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
     ) -> None:
         self.path = Path(path)
         self.clock = clock
         self._matcher: Matcher | None = None
         try:
             self.con = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=30
+                str(self.path),
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_seconds,
             )
             self.con.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: a killed process never loses a committed sync; a power cut may
