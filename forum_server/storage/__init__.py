@@ -100,6 +100,12 @@ class ServerStore(Protocol):
         """Durably append contiguous leaves, the checkpoint signed over them and the view
         changes they make, all in one transaction: all of it is written, or none."""
 
+    def plan_view(self, view: ViewDelta) -> None:
+        """Prepare the writes of ``view`` ahead of the :meth:`append` that stores it (the
+        sequencer calls this on its own thread while the group before is being written).
+        A store with nothing to prepare does nothing; :meth:`append` must write ``view``
+        whether or not it was planned."""
+
     def view_size(self) -> int:
         """The log size the stored view reflects (equals ``size()`` unless it needs a replay)."""
 
