@@ -44,6 +44,7 @@ from .view import GroupView, ServerView
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class _Pending:
     envelope: Envelope

@@ -13,9 +13,8 @@ from typing import Any
 import click
 
 from forum_client import entries as e
-from forum_client.cli_errors import run
-from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
+from forum_client.tools import detect_format, read_signals, run
 
 from .init import DEFAULT_ADDRESS, init_forum
 from .operator import Operator

@@ -17,8 +17,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from forum_client import errors
-from forum_client._proto.forum.v1 import forum_pb2
 from forum_client.entries import Role
+from forum_client.protocol import messages as forum_pb2
 
 from ..auth import Authenticator, AuthError, Caller
 from ..ratelimit import RateLimitedError
