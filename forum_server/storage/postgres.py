@@ -275,6 +275,9 @@ class PostgresStore:
 
     # ---- the log ----
 
+    def plan_view(self, view: ViewDelta) -> None:
+        """Nothing to prepare: :meth:`append` writes the view with COPY as it is."""
+
     def append(
         self,
         leaves: Sequence[StoredLeaf],
