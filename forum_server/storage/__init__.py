@@ -44,8 +44,8 @@ class AuditRecord:
 # Each names its row shape; see forum_server/view.py for the semantics.
 OP_SIGNAL = "signal"  # (type, value, index): the signal exists and is active
 OP_DESCRIPTOR = "descriptor"  # (type, value, member, labels, content_type, quality, scope, index)
-OP_RETRACT_MEMBER = "retract-member"  # (type, value, member, index): that descriptor inactive
-OP_RETRACT_ALL = "retract-all"  # (type, value, index): every descriptor inactive
+OP_RETRACT_MEMBER = "retract-member"  # (type, value, member): that descriptor inactive
+OP_RETRACT_ALL = "retract-all"  # (type, value): every descriptor inactive
 OP_REFRESH_STATUS = "refresh-status"  # (type, value): active iff an active descriptor remains
 OP_OPINION = "opinion"  # (type, value, member, kind, note, index)
 VIEW_OPS = frozenset(

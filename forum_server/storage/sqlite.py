@@ -40,9 +40,10 @@ _VIEW_SQL = {
     "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
     "content_type = excluded.content_type, quality = excluded.quality, "
     "scope = excluded.scope, active = 1, idx = excluded.idx",
-    OP_RETRACT_MEMBER: "UPDATE descriptors SET active = 0, idx = ?4 "
+    # A retracted descriptor keeps the index of the submission that set it (as members' copies do)
+    OP_RETRACT_MEMBER: "UPDATE descriptors SET active = 0 "
     "WHERE type = ?1 AND value = ?2 AND member = ?3",
-    OP_RETRACT_ALL: "UPDATE descriptors SET active = 0, idx = ?3 "
+    OP_RETRACT_ALL: "UPDATE descriptors SET active = 0 "
     "WHERE type = ?1 AND value = ?2 AND active = 1",
     OP_REFRESH_STATUS: "UPDATE signals SET status = CASE WHEN EXISTS (SELECT 1 FROM descriptors d "
     "WHERE d.type = ?1 AND d.value = ?2 AND d.active = 1) THEN 'active' "
