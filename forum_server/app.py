@@ -86,8 +86,13 @@ class ServerPaths:
 
     def check(self, database: str | None = None) -> None:
         needed = [self.log_key, self.ca_cert, self.server_cert, self.server_key]
-        if not is_database_url(self.database_location(database)):
-            needed.insert(0, self.database)
+        location = self.database_location(database)
+        if not is_database_url(location):
+            if database is not None and not Path(database).is_file():
+                raise ConfigError(
+                    f"--database {database!r} is neither a postgresql:// URL nor a SQLite file"
+                )
+            needed.insert(0, Path(location))
         missing = [p for p in needed if not p.is_file()]
         if missing:
             raise ConfigError(

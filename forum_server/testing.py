@@ -201,9 +201,10 @@ def start_server_process(
     log_level: str = "WARNING",
     stderr: int | None = subprocess.DEVNULL,
     extra_args: Iterable[str] = (),
+    listen: str = "127.0.0.1:0",
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start a real ``forum-server serve`` process on a free port of 127.0.0.1 (for crash
-    and restart tests); return it and its address once it is listening."""
+    """Start a real ``forum-server serve`` process on ``listen`` (a free port of 127.0.0.1
+    by default; crash and restart tests); return it and its address once it listens."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -213,7 +214,7 @@ def start_server_process(
             "--data-dir",
             str(data_dir),
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--log-level",
             log_level,
             *extra_args,
