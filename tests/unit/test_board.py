@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from forum_client.store_state import state_from_json, state_to_json
+from forum_client.store.state import state_from_json, state_to_json
 
 from forum_client import entries as e
 from forum_client.envelope import LEAF_PREFIX, MULTI_LEAF_PREFIX, Envelope, SigningKey
