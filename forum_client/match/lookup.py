@@ -8,13 +8,14 @@ sync.
 from __future__ import annotations
 
 from ..match.pdq_index import DEFAULT_THRESHOLD
-from ..store.matching import INDEX_SUFFIX, Matcher, index_path_for, results_json
+from ..store.matching import INDEX_SUFFIX, VPDQ, Matcher, index_path_for, results_json
 from ..store.records import INCIDENT_PREFIX, MatchResult
 
 __all__ = [
     "DEFAULT_THRESHOLD",
     "INCIDENT_PREFIX",
     "INDEX_SUFFIX",
+    "VPDQ",
     "MatchResult",
     "Matcher",
     "index_path_for",

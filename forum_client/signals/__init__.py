@@ -25,7 +25,7 @@ import list below.
 from __future__ import annotations
 
 # The built-in types register themselves on import.
-from forum_client.signals import domain, hashes, pdq, url
+from forum_client.signals import domain, hashes, pdq, url, vpdq
 from forum_client.signals.base import (
     SIGNAL_TYPES,
     ContentType,
@@ -48,4 +48,5 @@ __all__ = [
     "pdq",
     "register",
     "url",
+    "vpdq",
 ]

@@ -319,6 +319,21 @@ class LocalStore:
                 out.append(MatchResult(type, value, dist, int(row[1]), active, rollup))
         return out
 
+    def active_values(self, type: str) -> tuple[int, list[str]]:
+        """``(size, values)``: every active, non-benign value of ``type`` and the copy's size,
+        from one snapshot."""
+        with self.read() as con:
+            values = [
+                v
+                for (v,) in con.execute(
+                    "SELECT value FROM signals WHERE type = ? AND status = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM benign b WHERE b.type = signals.type "
+                    "AND b.value = signals.value)",
+                    (type, ACTIVE),
+                )
+            ]
+            return _size(con), values
+
     def active_pdq_values(self) -> tuple[int, bytes, list[str]]:
         """``(size, tail, values)``: every active, non-benign PDQ value, with the copy's size
         and the SHA-256 of its last leaf, from one snapshot."""

@@ -105,6 +105,8 @@ class MatchResult:
     first_index: int
     descriptors: tuple[Descriptor, ...]
     rollup: Rollup
+    shares: tuple[float, float] | None = None
+    """vpdq only: percent of the query's frames matched, percent of the shared video's."""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -141,6 +143,14 @@ class MatchResult:
                 "seen": self.rollup.seen,
             },
             "incidents": list(self.incidents),
+            **(
+                {}
+                if self.shares is None
+                else {
+                    "query_match_percent": round(self.shares[0], 2),
+                    "compared_match_percent": round(self.shares[1], 2),
+                }
+            ),
         }
 
 
