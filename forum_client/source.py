@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
@@ -19,11 +20,21 @@ from ._proto.forum.v1 import forum_pb2 as pb
 from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from .envelope import Envelope
 from .errors import TransportError, VerificationError
+from .scopes import ScopeClaim
 from .transport import call, error_from_rpc
-from .wire import envelope_from_pb
+from .wire import envelope_from_pb, scope_claim_from_pb
 
-Batch = tuple[list[tuple[int, Envelope | None]], bytes | None]
-"""``([(index, entry or None if served as a leaf hash only)], checkpoint note or None)``."""
+
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """An entry served as its leaf hash only, with its author's scope claim (if any)."""
+
+    leaf_hash: bytes
+    claim: ScopeClaim | None
+
+
+Batch = tuple[list[tuple[int, Envelope | Redacted]], bytes | None]
+"""``([(index, entry, or Redacted)], checkpoint note or None)``."""
 
 
 class ForumSource(Protocol):
@@ -73,8 +84,18 @@ class GrpcSource:
         watchdog = None if follow else _Watchdog(self.timeout, stream.cancel)
         try:
             for message in stream:
-                items: list[tuple[int, Envelope | None]] = [
-                    (x.index, envelope_from_pb(x.entry) if x.HasField("entry") else None)
+                items: list[tuple[int, Envelope | Redacted]] = [
+                    (
+                        x.index,
+                        envelope_from_pb(x.entry)
+                        if x.HasField("entry")
+                        else Redacted(
+                            x.leaf_hash,
+                            scope_claim_from_pb(x.scope_claim)
+                            if x.HasField("scope_claim")
+                            else None,
+                        ),
+                    )
                     for x in message.entries
                 ]
                 note = message.checkpoint.note if message.HasField("checkpoint") else None

@@ -28,6 +28,14 @@ What one sync does (``../shared/DESIGN.md``, "Sync (client)"):
    checkpoint and compact range go in one SQLite transaction, so a killed sync leaves the
    last verified state and resumes from it with no gap and no duplicate.
 
+Entries scoped to a group the member was not in at their index come redacted: their leaf
+hash and the author's scope claim (:mod:`forum_client.scopes`).  Redaction is a verified
+state, never a hole: the claim must verify (:meth:`LogState.check_redacted`) and name a group
+the member was *not* in at that index, else the forum withheld an entry the member is
+entitled to (``withheld``).  A scoped entry the member is not entitled to that comes in full
+is a ``leak``: it is verified, reported in ``security_evidence`` (without its body) and kept
+as its leaf hash only; a leak does not stop further syncs.
+
 Any failure raises :class:`SyncSecurityError` naming what failed and at which index, after
 rolling back the unverified rows and keeping the evidence (both checkpoints, the proof, the
 offending entry) in the store's ``security_evidence``; further syncs refuse until the member
@@ -45,11 +53,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .checkpoint import Checkpoint
-from .errors import ForumError, SecurityError, StoreError, TransportError, VerificationError
-from .merkle import CompactRange, verify_prefix
+from .errors import (
+    ConfigError,
+    ForumError,
+    SecurityError,
+    StoreError,
+    TransportError,
+    VerificationError,
+)
+from .merkle import CompactRange, leaf_hash, verify_prefix
 from .receipts import verify_checkpoint_note
-from .replay import Replay
-from .source import Batch, ForumSource
+from .replay import LeakedEntry, Replay
+from .source import Batch, ForumSource, Redacted
 from .store import LocalStore, SyncTransaction
 from .verifier import TrustRoot
 
@@ -62,7 +77,8 @@ FORK = "fork"
 OUT_OF_ORDER = "out-of-order"
 REJECTED_ENTRY = "entry-rejected"
 ROOT_MISMATCH = "root-mismatch"
-UNVERIFIABLE = "unverifiable-entry"
+WITHHELD = "withheld"
+LEAK = "leak"  # reported, not blocking: see the module docstring
 CHECKPOINT_POLICY = "checkpoint-policy"
 UNPROVABLE = "unprovable-checkpoint"
 
@@ -128,10 +144,13 @@ class Syncer:
     """Keeps one LocalStore in step with one forum.  Single-threaded; :meth:`stop` may be
     called from another thread to end :meth:`follow`.
 
+    ``reader`` is the member syncing (its groups decide what it may read); it defaults to
+    the member the copy was first synced as.
+
     Raises SyncSecurityError (a VerificationError) when the forum misbehaves,
     SecurityError when unacknowledged evidence blocks syncing, TransportError when the
     forum cannot be reached, StoreError when the local copy cannot be written, ConfigError
-    when the copy belongs to another forum.
+    when the copy belongs to another forum or member, or does not say which member it is.
     """
 
     def __init__(
@@ -142,12 +161,20 @@ class Syncer:
         config: SyncConfig | None = None,
         progress: Callable[[SyncProgress], None] | None = None,
         *,
+        reader: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         checkpoint_policy: CheckpointPolicy | None = None,
     ) -> None:
         self.source = source
         self.checkpoint_policy = checkpoint_policy
         self.store = store
+        who = reader or store.reader()
+        if who is None:
+            raise ConfigError(
+                f"{store.path}: say which member syncs this copy (its groups decide what it "
+                "may read)"
+            )
+        self.reader: str = who
         self.root = trust_root
         self.config = config or SyncConfig()
         self.progress = progress
@@ -164,7 +191,15 @@ class Syncer:
     def _load(self) -> None:
         """(Re)start from the last committed, verified state."""
         stored = self.store.sync_state()
-        self.replay = Replay(self.root, stored.log_state, stored.compact_range)
+        # Groups this member holds redacted entries of: the content rules of their later
+        # entries cannot be checked against signals it never saw (rules.BlindLookup).
+        self.replay = Replay(
+            self.root,
+            stored.log_state,
+            stored.compact_range,
+            self.reader,
+            self.store.redacted_groups(),
+        )
         self.cp_note: bytes | None = stored.checkpoint_note
         self.cp: Checkpoint | None = (
             None
@@ -183,7 +218,7 @@ class Syncer:
     def sync(self) -> SyncResult:
         """Bring the copy up to the forum's latest checkpoint (see the module docstring)."""
         self._refuse_if_evidence()
-        self.store.pin(self.root)
+        self.store.pin(self.root, self.reader)
         self._load()
         self._started, self._entries, self._signals = self.clock(), 0, 0
         try:
@@ -272,7 +307,7 @@ class Syncer:
     # ---- the pipeline ----
 
     def _refuse_if_evidence(self) -> None:
-        open_evidence = self.store.evidence()
+        open_evidence = self.store.evidence(blocking=True)
         if open_evidence:
             first = open_evidence[0]
             raise SecurityError(
@@ -381,17 +416,17 @@ class Syncer:
         txn = self._begin()
         replay = self.replay
         signals_before = txn.signals_applied
-        for index, envelope in items:
+        for index, item in items:
             self._check_position(index, follow)
-            if envelope is None:
-                raise self._fail(
-                    UNVERIFIABLE,
-                    "served as a leaf hash only; this SDK cannot verify hidden entries",
-                    index,
-                )
-            leaf = envelope.leaf_bytes()
+            if isinstance(item, Redacted):
+                self._apply_redacted(index, item, txn)
+                self._entries += 1
+                continue
+            leaf = item.leaf_bytes()
             try:
-                replay.apply(index, envelope, leaf, txn)
+                replay.apply(index, item, leaf, txn)
+            except LeakedEntry as leaked:
+                self._report_leak(leaked, leaf, item.key_id, txn)
             except ForumError as exc:
                 raise self._fail(REJECTED_ENTRY, str(exc), index, entry=leaf) from None
             self._entries += 1
@@ -420,6 +455,41 @@ class Syncer:
                 on_commit(self._result())
         elif txn.rows_staged >= self.config.commit_every_rows and rng.size <= cp.size:
             self._commit()
+
+    def _apply_redacted(self, index: int, item: Redacted, txn: SyncTransaction) -> None:
+        """An entry served as its leaf hash: its author's scope claim must name a group this
+        member was not in at ``index``; else the forum withheld it."""
+        if item.claim is None:
+            raise self._fail(
+                WITHHELD,
+                "served as a leaf hash only, without a scope claim: only entries scoped to a "
+                "group you are not in may be redacted",
+                index,
+            )
+        claim = item.claim
+        try:
+            self.replay.apply_redacted(
+                index, item.leaf_hash, claim.group_id, claim.key_id, claim.signature, txn
+            )
+        except ForumError as exc:
+            raise self._fail(
+                WITHHELD, f"served as a leaf hash only, but it may not be: {exc}", index
+            ) from None
+
+    def _report_leak(
+        self, leaked: LeakedEntry, leaf: bytes, key_id: bytes, txn: SyncTransaction
+    ) -> None:
+        """A body this member may not read came in full: keep its leaf hash only and report
+        it (without the body) in the same transaction."""
+        self.replay.skip_leaked(leaked, leaf, key_id, txn)
+        body = leaked.body
+        message = (
+            f"the forum served in full an entry by {body.header.member_id} shared with group "
+            f"{body.scope} ({body.tlp.label}), which {self.reader} is not in at this index; "
+            f"its body was not kept (leaf hash {leaf_hash(leaf).hex()})"
+        )
+        log.error("leak at %d: %s", leaked.index, message)
+        txn.record_evidence(LEAK, message, entry_index=leaked.index, served_checkpoint=self.cp_note)
 
     def _check_position(self, index: int, follow: bool) -> None:
         """Entries come in order, each at the next index, and not past what a checkpoint

@@ -76,8 +76,20 @@ sync_state          one row: verified ``size``, ``compact_range`` bytes, the sig
                     the replayed key state (``log_state``, JSON) so a sync resumes without
                     replaying the log
 security_evidence   what a failed verification showed: both checkpoints, the proof, the
-                    offending entry; an unacknowledged row blocks further syncs
+                    offending entry; an unacknowledged row blocks further syncs (except a
+                    ``leak``: a body this member was not entitled to, reported, not kept)
+reader              the member this copy is synced as (one row): what it may read follows
+                    from its group membership, so a copy belongs to one member
+redacted            entries served as a leaf hash only (scoped to a group the reader was not
+                    in at that index): ``idx``, ``leaf_hash``, ``group_id``, the author's
+                    ``key_id`` and scope claim ``signature`` (NULL for a leaked entry, which
+                    verified in full before its body was dropped)
+groups,             sharing groups and their membership history as the log states it
+group_events
 =================== =========================================================================
+
+Scoped descriptors carry their group in ``scope`` ("" for forum-wide) and their TLP level
+in ``tlp`` (``TLP:RED``; "" for entries written before scopes existed).
 
 Roll-up: ``positive`` counts ``agree`` opinions, ``negative`` counts ``disagree`` and
 ``false_positive``; the verdict is ``disputed`` when both are non-zero, ``none`` when neither.

@@ -18,7 +18,7 @@ from ..envelope import Envelope
 from ..errors import ForumError, StoreError, VerificationError
 from ..merkle import EMPTY_ROOT, CompactRange, verify_prefix
 from ..receipts import verify_checkpoint_note
-from ..replay import Replay
+from ..replay import LeakedEntry, Replay
 from ..verifier import TrustRoot
 from .local import LocalStore
 from .schema import VIEW_TABLES
@@ -33,6 +33,7 @@ class VerifyReport:
     root: bytes
     checkpoint_size: int
     problems: tuple[str, ...]
+    redacted: int = 0  # entries held as leaf hash + verified scope claim
 
     @property
     def ok(self) -> bool:
@@ -84,7 +85,8 @@ def verify_store(
             _compare_tables(scratch, store, problems)
         finally:
             scratch.close()
-    return VerifyReport(rng.size, rng.root(), cp_size, tuple(problems))
+    redacted = int(con.execute("SELECT COUNT(*) FROM redacted").fetchone()[0])
+    return VerifyReport(rng.size, rng.root(), cp_size, tuple(problems), redacted)
 
 
 def _replay(
@@ -95,16 +97,33 @@ def _replay(
     problems: list[str],
     progress: Callable[[int, int], None] | None,
 ) -> Replay:
-    replay = Replay(root, None, CompactRange.empty())
+    replay = Replay(root, None, CompactRange.empty(), store.reader() or "")
     txn = scratch.begin_sync()
-    rows = store.con.execute("SELECT idx, CAST(leaf AS BLOB) FROM entries ORDER BY idx")
-    for expected, (index, stored) in enumerate(rows):
+    # Full entries and redacted ones, merged by index (each index is in one table only).
+    rows = store.con.execute(
+        "SELECT idx, CAST(leaf AS BLOB), NULL, NULL, NULL, NULL FROM entries UNION ALL "
+        "SELECT idx, NULL, leaf_hash, group_id, key_id, signature FROM redacted ORDER BY idx"
+    )
+    for expected, (index, stored, redacted_hash, group_id, kid, signature) in enumerate(rows):
         if index != expected:
             problems.append(f"entries: index {index} where {expected} was expected")
             break
-        leaf = bytes(stored)
         try:
-            replay.apply(index, Envelope.from_leaf_bytes(leaf), leaf, txn)
+            if stored is None:
+                replay.apply_redacted(
+                    index,
+                    bytes(redacted_hash),
+                    str(group_id),
+                    bytes(kid),
+                    None if signature is None else bytes(signature),
+                    txn,
+                )
+            else:
+                leaf = bytes(stored)
+                replay.apply(index, Envelope.from_leaf_bytes(leaf), leaf, txn)
+        except LeakedEntry as exc:
+            problems.append(f"entries: entry {index} holds a body it may not: {exc}")
+            break
         except (ForumError, ValueError) as exc:
             problems.append(f"entries: entry {index} does not verify: {exc}")
             break

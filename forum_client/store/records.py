@@ -20,9 +20,10 @@ class Descriptor:
     labels: tuple[str, ...]
     content_type: str
     quality: int | None
-    scope: str
+    scope: str  # "" forum-wide, else the group it was shared with
     active: bool
     entry_index: int
+    tlp: str = ""  # "TLP:RED" style; "" for entries written before scopes existed
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class MatchResult:
                     "content_type": d.content_type,
                     "quality": d.quality,
                     "scope": d.scope,
+                    "tlp": d.tlp,
                     "entry_index": d.entry_index,
                 }
                 for d in self.descriptors

@@ -26,6 +26,8 @@ VIEW_TABLES = (
     "members",
     "keys",
     "member_events",
+    "groups",
+    "group_events",
 )
 """Tables derived from ``entries``: ``forum-client verify`` recomputes and compares them."""
 
@@ -144,8 +146,40 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-@MIGRATIONS(name="m002_pdq_changes")
-def _m002_pdq_changes(db: sqlite_utils.Database) -> None:
+@MIGRATIONS(name="m002_scopes")
+def _m002_scopes(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE reader (id INTEGER PRIMARY KEY CHECK (id = 1), member_id TEXT NOT NULL);
+        CREATE TABLE redacted (
+            idx INTEGER PRIMARY KEY,
+            leaf_hash BLOB NOT NULL,
+            group_id TEXT NOT NULL,
+            key_id BLOB NOT NULL,
+            signature BLOB
+        );
+        CREATE INDEX redacted_group ON redacted (group_id);
+        ALTER TABLE descriptors ADD COLUMN tlp TEXT NOT NULL DEFAULT '';
+        CREATE TABLE groups (
+            group_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            closed_at INTEGER
+        );
+        CREATE TABLE group_events (
+            group_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            entry_index INTEGER NOT NULL,
+            member INTEGER NOT NULL,
+            PRIMARY KEY (group_id, member_id, entry_index)
+        );
+        """
+    )
+
+
+@MIGRATIONS(name="m003_pdq_changes")
+def _m003_pdq_changes(db: sqlite_utils.Database) -> None:
     """The PDQ values each entry touched, so the PDQ index follows the sync without
     re-reading the log; copies made before it are filled from their verified entries."""
     db.execute(

@@ -103,6 +103,24 @@ class SyncTransaction(ViewWriter):
             write_log_tables(self.con, state)
         self.con.execute("COMMIT")
 
+    def record_evidence(
+        self,
+        what: str,
+        message: str,
+        *,
+        entry_index: int | None = None,
+        served_checkpoint: bytes | None = None,
+    ) -> int:
+        """Keep evidence that does not stop the sync (a reported leak), committed with the
+        staged rows; return its id."""
+        return self.store.insert_evidence(
+            self.con,
+            what,
+            message,
+            entry_index=entry_index,
+            served_checkpoint=served_checkpoint,
+        )
+
     def rollback(self) -> None:
         """Drop everything staged (a no-op once committed or rolled back)."""
         if self.con.in_transaction:
