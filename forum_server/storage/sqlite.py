@@ -179,7 +179,7 @@ CREATE TABLE IF NOT EXISTS descriptors (
     quality INTEGER,
     scope TEXT NOT NULL,
     active INTEGER NOT NULL,
-    idx INTEGER NOT NULL,  -- log index of the submission that set it (or retracted it)
+    idx INTEGER NOT NULL,  -- log index of the submission that set it (a retraction keeps it)
     PRIMARY KEY (type, value, member)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS opinions (

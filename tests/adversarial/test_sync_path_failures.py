@@ -231,7 +231,7 @@ def test_a_second_sync_into_the_same_copy_says_another_sync_holds_it(
             def cancel(self) -> None:
                 source.cancel()
 
-        syncer = Syncer(FirstSyncRunsMeanwhile(), second, forum.trust_root)
+        syncer = Syncer(FirstSyncRunsMeanwhile(), second, forum.trust_root, reader="carol")
         with pytest.raises(ConcurrentSyncError, match="another sync is writing") as caught:
             syncer.sync()
         assert "UNIQUE" not in str(caught.value)

@@ -2,20 +2,24 @@
 (``forum_client.store``) apply one semantics in two SQL dialects: for random logs they must
 agree row for row.
 
-Hypothesis generates logs of submissions (md5 and PDQ, several labels, qualities and scopes),
-member and operator retractions, opinions of every kind, benign-list additions and removals,
-and suspensions of a member, cut into group commits of random sizes.  The server side runs
+Hypothesis generates logs of submissions (md5 and PDQ, several labels and qualities,
+forum-wide or shared with a group), member and operator retractions, opinions of every kind
+(both in either scope), benign-list additions and removals, and suspensions of a member, cut
+into group commits of random sizes.  The server side runs
 each group the way the sequencer does (``LogState.check``, ``GroupView.check``, ``advance``,
 ``GroupView.apply``, one ``store.append`` per group); entries the rules refuse are dropped,
 as the server drops them.  The member side replays the accepted leaves through the sync's
 :class:`~forum_client.replay.Replay` into a :class:`~forum_client.store.SyncTransaction`;
-every accepted entry must verify there too.  Then the ``signals``, ``descriptors`` and
-``opinions`` tables of both are compared, normalised (labels, opinion kinds).
+every accepted entry must verify there too (the member reads as the operator, who may read
+every group).  Then the ``signals``, ``descriptors`` and ``opinions`` tables of both are
+compared, normalised (labels, opinion kinds; the member's ``tlp`` column, which the server's
+view does not keep, is left out).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import tempfile
 from dataclasses import dataclass
@@ -42,6 +46,8 @@ MEMBERS = ("alice", "bob")
 AUTHORS = (*MEMBERS, OPERATOR_ID)
 LABELS = tuple(x.id for x in DEFAULT_LABELS[:4])
 POOL = (("md5", "00" * 16), ("md5", "11" * 16), ("pdq", "a5" * 32), ("pdq", "5a" * 32))
+GROUP = "g1"
+SCOPES = ("", GROUP)
 
 _OP, _LOG = SigningKey.generate(), SigningKey.generate()
 _KEYS = {m: SigningKey.generate() for m in MEMBERS} | {OPERATOR_ID: _OP}
@@ -55,7 +61,7 @@ class Action:
     refs: tuple[int, ...]  # indexes into POOL
     labels: tuple[str, ...] = ()
     quality: int | None = None
-    scope: str = ""
+    scope: str = ""  # "" forum-wide, else GROUP
     opinion: e.OpinionKind = e.OpinionKind.AGREE
     remove: tuple[int, ...] = ()
     commit_after: bool = True  # end the group commit after this entry
@@ -70,7 +76,7 @@ SUBMIT = st.builds(
     refs=_refs,
     labels=st.lists(st.sampled_from(LABELS), min_size=1, max_size=2, unique=True).map(tuple),
     quality=st.one_of(st.none(), st.integers(50, 100)),
-    scope=st.sampled_from(["", "scope-a", "scope-b"]),
+    scope=st.sampled_from(SCOPES),
     commit_after=_commit,
 )
 RETRACT = st.builds(
@@ -78,6 +84,7 @@ RETRACT = st.builds(
     kind=st.just("retract"),
     author=st.sampled_from(AUTHORS),
     refs=_refs,
+    scope=st.sampled_from(SCOPES),
     commit_after=_commit,
 )
 OPINION = st.builds(
@@ -86,7 +93,7 @@ OPINION = st.builds(
     author=st.sampled_from(AUTHORS),
     refs=st.integers(0, len(POOL) - 1).map(lambda i: (i,)),
     opinion=st.sampled_from(list(e.OpinionKind)),
-    scope=st.sampled_from(["", "a note"]),
+    scope=st.sampled_from(SCOPES),
     commit_after=_commit,
 )
 BENIGN = st.builds(
@@ -108,6 +115,11 @@ STATUS = st.builds(
 ACTIONS = st.one_of(SUBMIT, SUBMIT, SUBMIT, RETRACT, RETRACT, OPINION, OPINION, BENIGN, STATUS)
 
 
+def _scoped(scope: str) -> tuple[e.Tlp, bytes]:
+    """TLP and salt of an entry in ``scope``: a group's entries are AMBER with a fresh salt."""
+    return (e.Tlp.AMBER, os.urandom(32)) if scope else (e.Tlp.UNSPECIFIED, b"")
+
+
 class Builder:
     """Signs entries with real keys, each author's sequence counting up."""
 
@@ -122,7 +134,7 @@ class Builder:
         return _KEYS[author].sign(e.payload_type_of(body), e.encode(body))
 
     def setup(self) -> list[Envelope]:
-        """Genesis, the taxonomy, alice and bob admitted with their keys."""
+        """Genesis, the taxonomy, alice and bob admitted with their keys, both in GROUP."""
         genesis = make_genesis(_ROOT, _OP, forum_name="Agree", created_unix_ms=0)
         self.seq[OPERATOR_ID] = 1
         out = [genesis]
@@ -135,6 +147,9 @@ class Builder:
             pop = key.prove_possession(ORIGIN, member)
             added = e.KeyAdded(self.header(op), member, key.public_bytes, pop, b"")
             out.append(self.sign(op, added))
+        out.append(self.sign(op, e.GroupCreated(self.header(op), GROUP, "Group one")))
+        for member in MEMBERS:
+            out.append(self.sign(op, e.GroupMember(self.header(op), GROUP, member, True)))
         return out
 
     def entry(self, a: Action) -> Envelope:
@@ -148,11 +163,11 @@ class Builder:
                 )
                 for r in refs
             )
-            body = e.Submission(h, items, a.scope)
+            body = e.Submission(h, items, a.scope, *_scoped(a.scope))
         elif a.kind == "retract":
-            body = e.Retraction(h, refs, "mistake")
+            body = e.Retraction(h, refs, "mistake", a.scope, *_scoped(a.scope))
         elif a.kind == "opinion":
-            body = e.Opinion(h, refs[0], a.opinion, a.scope)
+            body = e.Opinion(h, refs[0], a.opinion, "a note", a.scope, *_scoped(a.scope))
         elif a.kind == "benign":
             body = e.BenignList(h, refs, tuple(e.SignalRef(*POOL[i]) for i in a.remove))
         else:
@@ -219,7 +234,7 @@ def run_server(path: Path, setup: list[Envelope], actions: list[Action]) -> list
 def run_member(path: Path, leaves: list[bytes]) -> None:
     """The sync's replay of the accepted leaves; every one must verify."""
     with LocalStore(path) as store:
-        replay = Replay(_ROOT, None, CompactRange.empty())
+        replay = Replay(_ROOT, None, CompactRange.empty(), reader=OPERATOR_ID)
         with store.begin_sync(expected_size=0) as txn:
             for index, leaf in enumerate(leaves):
                 replay.apply(index, Envelope.from_leaf_bytes(leaf), leaf, txn)
@@ -301,7 +316,8 @@ def test_the_comparison_sees_a_difference() -> None:
     _BUILDER = Builder()
     setup = _BUILDER.setup()
     actions = [
-        Action("submit", "alice", (0, 2), LABELS[:1], 80, "s"),
+        Action("submit", "alice", (0, 2), LABELS[:1], 80),
+        Action("submit", "bob", (1,), LABELS[:1], scope=GROUP),
         Action("submit", "bob", (0,), LABELS[1:2]),
         Action("opinion", "bob", (2,), opinion=e.OpinionKind.DISAGREE),
         Action("retract", "alice", (0,)),
