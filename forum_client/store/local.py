@@ -18,7 +18,7 @@ import sqlite_utils
 from ..errors import ConfigError, StoreError
 from ..merkle import CompactRange
 from ..signals import normalize
-from ..verifier import TrustRoot
+from ..verifier import DisputeRecord, TrustRoot
 from .records import Descriptor, Evidence, MatchResult, PdqDelta, Rollup, Signal, SyncState
 from .schema import ACTIVE, MIGRATIONS
 from .state import _chunks, split_hashes, state_from_json
@@ -306,6 +306,15 @@ class LocalStore:
     def redacted_groups(self) -> set[str]:
         """The groups this copy holds entries of as leaf hashes only."""
         return {str(g) for (g,) in self.con.execute("SELECT DISTINCT group_id FROM redacted")}
+
+    def disputes(self) -> list[DisputeRecord]:
+        """Every dispute in the verified copy, oldest first, with where it stands."""
+        with self.read() as con:
+            row = con.execute("SELECT log_state FROM sync_state").fetchone()
+        if row is None or not row[0]:
+            return []
+        records = [DisputeRecord(*d) for d in json.loads(row[0]).get("disputes", [])]
+        return sorted(records, key=lambda d: d.opened_at)
 
     def redacted(self) -> list[tuple[int, bytes, str, str]]:
         """``(index, leaf hash, group, author)`` of every entry held as its leaf hash only."""

@@ -67,6 +67,7 @@ from ..match.video_index import (
     DEFAULT_QUERY_MATCH,
     VideoIndex,
     check_shares,
+    frame_arrays_of_normal_value,
 )
 from ..signals import get_signal_type, normalize
 from ..signals.vpdq import parse_frames
@@ -188,7 +189,7 @@ class Matcher:
         rebuilt when the store has grown since it was built."""
         if self._videos is None or self.store.size != self._videos_size:
             size, values = self.store.active_values(VPDQ)
-            self._videos = VideoIndex.build((v, parse_frames(v)) for v in values)
+            self._videos = VideoIndex.build((v, frame_arrays_of_normal_value(v)) for v in values)
             self._videos_size = size
         return self._videos
 
