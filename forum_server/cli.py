@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from forum_client.cli_errors import run
 from forum_client.errors import ConfigError
+from forum_client.tools import run
 
 from .app import serve
 from .check import run_checks
