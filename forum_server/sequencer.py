@@ -36,6 +36,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from forum_client import entries as e
