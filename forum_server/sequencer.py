@@ -35,8 +35,8 @@ import contextlib
 import functools
 import logging
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from forum_client import entries as e
