@@ -38,8 +38,9 @@ from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import TransportError
 from forum_client.merkle import MerkleTree
 from forum_client.profile import Bundle
+from forum_client.source import GrpcSource
 from forum_client.store import LocalStore
-from forum_client.sync import GrpcSource, Syncer
+from forum_client.sync import Syncer
 from forum_client.wire import Receipt
 from forum_server.storage.postgres import PostgresStore
 from forum_server.testing import local_forum, start_server_process
