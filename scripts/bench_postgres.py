@@ -157,7 +157,7 @@ def bench_reads(runs: int, entries: int, readers: int) -> dict[str, list[float]]
             bundles = [
                 forum.enroll(f"reader{i}", e.Role.OBSERVER).bundle_path for i in range(readers)
             ]
-        servers = [start_server_process(forum_dir / "server") for _ in range(2)]
+        servers = [start_server_process(forum_dir / "server", stderr=None) for _ in range(2)]
         try:
             addresses = [address for _, address in servers]
             for _ in range(runs):

@@ -202,6 +202,7 @@ _BULK_SQL = {
     ),
 }
 _BULK_MIN_ROWS = 16
+_LEAVES_PER_READ = 2000  # leaves fetched by one query of ``leaves()``
 
 
 def _view_statements(view: ViewDelta) -> list[tuple[str, Sequence[Sequence[object]]]]:
@@ -359,19 +360,20 @@ class PostgresStore:
         return 0 if row is None else int(row[0])
 
     def leaves(self, start: int, end: int) -> Iterator[StoredLeaf]:
-        try:
-            with self._pool.connection() as con, con.transaction():
-                cur = con.cursor(name="leaves")  # server-side: a long log is read in pieces
-                cur.itersize = 2000
-                cur.execute(
-                    "SELECT idx, leaf, leaf_hash FROM leaves WHERE idx >= %s AND idx < %s "
-                    "ORDER BY idx",
-                    (start, end),
-                )
-                for idx, leaf, h in cur:
-                    yield StoredLeaf(int(idx), bytes(leaf), bytes(h))
-        except psycopg.Error as exc:
-            raise StoreError(f"read from {self!r} failed: {exc}") from exc
+        # In pieces, each its own short query: the caller may take long over each leaf
+        # (a replay verifies every signature), and a connection held idle inside a
+        # transaction meanwhile would be ended by IDLE_TRANSACTION_SECONDS.
+        while start < end:
+            rows = self._all(
+                "SELECT idx, leaf, leaf_hash FROM leaves WHERE idx >= %s AND idx < %s "
+                "ORDER BY idx LIMIT %s",
+                (start, end, _LEAVES_PER_READ),
+            )
+            for idx, leaf, h in rows:
+                yield StoredLeaf(int(idx), bytes(leaf), bytes(h))
+            if len(rows) < _LEAVES_PER_READ:
+                return
+            start = int(rows[-1][0]) + 1
 
     def scope_claims(self, start: int = 0) -> Iterator[tuple[int, ScopeClaim]]:
         rows = self._all(
