@@ -63,6 +63,9 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
 
 SCHEMA_VERSION = 3
 IDLE_TRANSACTION_SECONDS = 2  # the server ends a session idle this long inside a transaction
+# A statement may run this long.  A leader frozen halfway through sending an append (its COPY
+# is "active", so the idle timeout does not end it) keeps the fence row locked until then.
+STATEMENT_SECONDS = 15
 _MIGRATION_LOCK = 0x666F72756D  # "forum": the advisory lock that serialises migrations
 
 MIGRATIONS: dict[int, str] = {
@@ -233,7 +236,9 @@ class PostgresStore:
             raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
         self._pool: ConnectionPool[Any] = ConnectionPool(
             _with_options(
-                url, f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_SECONDS}s"
+                url,
+                f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_SECONDS}s "
+                f"-c statement_timeout={STATEMENT_SECONDS}s",
             ),
             min_size=1,
             max_size=pool_size,
