@@ -9,6 +9,12 @@ server's store with a signed checkpoint), serves it on port 0 with mTLS, enrolls
 observer, then times ``forum-client sync`` in a subprocess (its peak RSS is that process's
 alone).  In the same run it times plain ``executemany`` inserts of the same rows (entries,
 signals, descriptors) into the same schema in one transaction, and prints the ratio.
+
+``--per-entry 1`` (or 10) makes a log of small submissions, where signatures dominate: the
+same run then also times this machine's Ed25519 limit, every submission's signature checked
+with ``Ed25519PublicKey.verify`` on two threads (nothing else), and reports the sync's
+entries per second against it.  Left out: network latency (loopback), a server busy with
+submissions, the PDQ index (no PDQ signals).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_sigcheck import raw_rate
+
 from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
 from forum_client.envelope import Envelope, SigningKey
@@ -43,8 +51,11 @@ from forum_server.testing import LocalForum
 LABEL = "behaviour:terrorist-publication"
 
 
-def build_log(root: Path, signals: int, per_entry: int, seed: int) -> int:
-    """Append the admission, key and submissions to the server's store; return the size."""
+def build_log(
+    root: Path, signals: int, per_entry: int, seed: int
+) -> tuple[int, bytes, list[Envelope]]:
+    """Append the admission, key and submissions to the server's store; return the size,
+    the member's public key and its submissions."""
     server = root / "server"
     store = SQLiteStore(server / "forum.db")
     admin = SigningKey.load(root / "operator" / "admin.key")
@@ -87,19 +98,21 @@ def build_log(root: Path, signals: int, per_entry: int, seed: int) -> int:
     flush([sign(admin, lambda h: e.KeyAdded(h, member, key.public_bytes, pop))])
     rand = random.Random(seed)
     batch: list[Envelope] = []
+    submissions: list[Envelope] = []
     for _ in range(signals // per_entry):
         items = tuple(
             e.SignalItem("sha256", rand.randbytes(32).hex(), (LABEL,), "image")
             for _ in range(per_entry)
         )
         batch.append(sign(key, lambda h, items=items: e.Submission(h, items, "")))  # type: ignore[misc]
+        submissions.append(batch[-1])
         if len(batch) == 50:
             flush(batch)
             batch = []
     if batch:
         flush(batch)
     store.close()
-    return rng.size
+    return rng.size, key.public_bytes, submissions
 
 
 def raw_insert_rate(db: Path, source: Path) -> tuple[float, int]:
@@ -146,7 +159,9 @@ def main() -> int:
             forum_dir, name="Bench", address="127.0.0.1:0", now=dt.datetime.now(dt.UTC)
         )
         t0 = time.perf_counter()
-        size = build_log(forum_dir, args.signals, args.per_entry, args.seed)
+        size, member_key, submissions = build_log(
+            forum_dir, args.signals, args.per_entry, args.seed
+        )
         build_seconds = time.perf_counter() - t0
         with running_server(forum_dir / "server") as running:
             forum = LocalForum(forum_dir, trust_root, running)
@@ -173,7 +188,9 @@ def main() -> int:
             result = json.loads(done.stdout.splitlines()[-1])
         peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         raw_seconds, rows = raw_insert_rate(base / "raw.db", db)
+        verify_2 = raw_rate(member_key, submissions, 2)
     synced = result["signals"]
+    entries_per_s = result["entries"] / result["seconds"]
     doc = {
         "signals": synced,
         "entries": size,
@@ -186,6 +203,9 @@ def main() -> int:
         "raw_insert_seconds": round(raw_seconds, 2),
         "raw_insert_signals_per_s": round(rows / raw_seconds),
         "ratio_sync_to_raw": round((synced / result["seconds"]) / (rows / raw_seconds), 3),
+        "sync_entries_per_s": round(entries_per_s),
+        "verify_2_threads_per_s": round(verify_2),
+        "ratio_entries_to_verify_2": round(entries_per_s / verify_2, 3),
     }
     if args.json:
         print(json.dumps(doc))
