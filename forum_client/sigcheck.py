@@ -15,13 +15,14 @@ while the sync thread decodes, applies and stores the entries before them::
 
 What it promises, and what it does not. :meth:`PendingChecks.verified_key` returns the public
 key under which entry ``index``'s signature verified exactly as :meth:`Envelope.verify`
-verifies it (canonical, not-small-order key; key id equal to the key's SHA-256; a 64-byte
-signature over the DSSE encoding), or None when it did not verify or was not asked. It decides
-nothing else: which key an entry must be signed with, whether that key is active at the
-index, the body and the content rules stay with :meth:`LogState.check`, in log order, which
-skips its own Ed25519 call only when the pre-checked key is exactly the key it resolved. An
-entry with no pre-check or a failed one is verified again inline, so a failure is reported
-the same way and at the same index as without this module: nothing about fail-closed changes.
+verifies it (canonical, not-small-order key; the signature carrying the key's id, the key's
+SHA-256; 64 bytes, over the DSSE encoding), or None when it did not verify or was not asked.
+It decides nothing else. Which key an entry must be signed with, whether that key is active
+at the index, the body and the content rules stay with :meth:`LogState.check`, in log order,
+which skips its own Ed25519 call only when the pre-checked key is exactly the key it
+resolved. An entry with no pre-check or a failed one is verified again inline, so a failure
+is reported the same way and at the same index as without this module: nothing about
+fail-closed changes.
 
 Pure: no SQLite and no sockets. Thread-safe for one submitting thread.
 
@@ -152,15 +153,17 @@ class SignatureChecker:
         ids: dict[bytes, bytes] = {}
         for index, envelope, public_key in items:
             key = self._key(public_key)
-            if key is None or len(envelope.signature) != SIGNATURE_SIZE:
+            if key is None:
                 continue
             kid = ids.get(public_key)
             if kid is None:
                 kid = ids[public_key] = key_id(public_key)
-            if envelope.key_id != kid:
+            # As Envelope.verify: the first signature carrying the key's id is the one checked.
+            signature = next((sig for k, sig in envelope.signatures if k == kid), None)
+            if signature is None or len(signature) != SIGNATURE_SIZE:
                 continue
             try:
-                key.verify(envelope.signature, pae(envelope.payload_type, envelope.body))
+                key.verify(signature, pae(envelope.payload_type, envelope.body))
             except (InvalidSignature, ForumError):
                 continue
             ok[index] = public_key
