@@ -10,13 +10,14 @@ while the sync thread decodes, applies and stores the entries before them::
     >>> envs[7] = Envelope("forum.v1.Test", b"forged", key.key_id, envs[7].signature)
     >>> with SignatureChecker(threads=2) as checker:
     ...     checks = checker.submit([(i, env, key.public_bytes) for i, env in enumerate(envs)])
-    ...     checks.verified_key(0) == key.public_bytes, checks.verified_key(7)
+    ...     checks.verified_key(0, envs[0]) == key.public_bytes, checks.verified_key(7, envs[7])
     (True, None)
 
 What it promises, and what it does not. :meth:`PendingChecks.verified_key` returns the public
-key under which entry ``index``'s signature verified exactly as :meth:`Envelope.verify`
-verifies it (canonical, not-small-order key; the signature carrying the key's id, the key's
-SHA-256; 64 bytes, over the DSSE encoding), or None when it did not verify or was not asked.
+key under which the envelope submitted for ``index`` (that very object, the first one given
+for the index) verified exactly as :meth:`Envelope.verify` verifies it (canonical,
+not-small-order key; the signature carrying the key's SHA-256 as its id; 64 bytes, over the
+DSSE encoding), or None when it did not verify or was not asked.
 It decides nothing else. Which key an entry must be signed with, whether that key is active
 at the index, the body and the content rules stay with :meth:`LogState.check`, in log order,
 which skips its own Ed25519 call only when the pre-checked key is exactly the key it
@@ -68,16 +69,16 @@ class PendingChecks:
     def __init__(
         self,
         starts: list[int],
-        chunks: list[Future[dict[int, bytes]]],
+        chunks: list[Future[dict[int, tuple[Envelope, bytes]]]],
         positions: dict[int, int],
     ) -> None:
         self._starts = starts  # first list position of each chunk
         self._chunks = chunks
         self._positions = positions  # log index -> list position
 
-    def verified_key(self, index: int) -> bytes | None:
-        """The key entry ``index``'s signature verified under (waits for its chunk), or None
-        if it failed or was not submitted."""
+    def verified_key(self, index: int, envelope: Envelope) -> bytes | None:
+        """The key ``envelope``'s signature verified under as entry ``index`` (waits for its
+        chunk), or None if it failed or this very envelope was not submitted at ``index``."""
         pos = self._positions.get(index)
         if pos is None:
             return None
@@ -88,7 +89,10 @@ class PendingChecks:
                 lo = mid
             else:
                 hi = mid
-        return self._chunks[lo].result().get(index)
+        found = self._chunks[lo].result().get(index)
+        if found is None or found[0] is not envelope:
+            return None
+        return found[1]
 
     def cancel(self) -> None:
         """Drop checks not started yet (a sync that failed or stopped)."""
@@ -131,7 +135,9 @@ class SignatureChecker:
         """Start checking ``items`` in chunks of :attr:`chunk`, in order."""
         starts = list(range(0, len(items), self.chunk))
         futures = [self._pool.submit(self._check, items[s : s + self.chunk]) for s in starts]
-        positions = {index: pos for pos, (index, _, _) in enumerate(items)}
+        positions: dict[int, int] = {}
+        for pos, (index, _, _) in enumerate(items):
+            positions.setdefault(index, pos)  # a repeated index: only its first envelope
         return PendingChecks(starts, futures, positions)
 
     def _key(self, public_key: bytes) -> Ed25519PublicKey | None:
@@ -148,8 +154,8 @@ class SignatureChecker:
             self._keys[public_key] = value
         return value
 
-    def _check(self, items: Sequence[CheckItem]) -> dict[int, bytes]:
-        ok: dict[int, bytes] = {}
+    def _check(self, items: Sequence[CheckItem]) -> dict[int, tuple[Envelope, bytes]]:
+        ok: dict[int, tuple[Envelope, bytes]] = {}
         ids: dict[bytes, bytes] = {}
         for index, envelope, public_key in items:
             key = self._key(public_key)
@@ -166,7 +172,7 @@ class SignatureChecker:
                 key.verify(signature, pae(envelope.payload_type, envelope.body))
             except (InvalidSignature, ForumError):
                 continue
-            ok[index] = public_key
+            ok.setdefault(index, (envelope, public_key))
         return ok
 
 

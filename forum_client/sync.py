@@ -61,6 +61,7 @@ from .errors import (
 from .merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
 from .receipts import verify_checkpoint_note
 from .rules import check_content
+from .sigcheck import PendingChecks, SignatureChecker, default_threads
 from .store import VIEW_TABLES, LocalStore
 from .store_state import state_to_json, write_log_tables
 from .store_view import ViewWriter
@@ -90,6 +91,8 @@ class SyncConfig:
     backoff_initial_seconds: float = 0.2  # follow mode: first reconnect delay
     backoff_max_seconds: float = 5.0  # follow mode: reconnect delay doubles up to this
     max_entries_ahead: int = 10_000  # follow mode: entries a checkpoint must cover, at most
+    signature_threads: int | None = None  # threads checking signatures ahead; None = 1 per CPU,
+    # 0 = none (every signature checked inline, in the apply)
 
 
 @dataclass(frozen=True)
@@ -296,12 +299,16 @@ class Syncer:
             cp = self._accept_checkpoint(self.source.checkpoint_note())
             started_at = self.range.size
             if self.range.size < cp.size:
+                checker = self._signature_checker()
                 try:
-                    for batch in self.source.entries(
+                    batches = self.source.entries(
                         self.range.size, cp.size, False, self.config.max_batch
-                    ):
-                        self._apply_batch(batch, follow=False)
+                    )
+                    for batch, checks in self._checked_ahead(batches, checker):
+                        self._apply_batch(batch, follow=False, checks=checks)
                 finally:
+                    if checker is not None:
+                        checker.close()
                     self.source.cancel()
             stopped_at = self.range.size
             # A short stream is a cut connection only if what came is a proven prefix of the
@@ -449,7 +456,39 @@ class Syncer:
             self.store.con.execute("ROLLBACK")
         self._load()  # the in-memory state may hold unverified entries
 
-    def _apply_batch(self, batch: Batch, follow: bool) -> None:
+    def _signature_checker(self) -> SignatureChecker | None:
+        threads = self.config.signature_threads
+        threads = default_threads() if threads is None else threads
+        return SignatureChecker(threads) if threads > 0 else None
+
+    def _checked_ahead(
+        self, batches: Iterator[Batch], checker: SignatureChecker | None
+    ) -> Iterator[tuple[Batch, PendingChecks | None]]:
+        """Each batch with its signature checks, started one batch ahead: the checks of
+        batch k + 1 run on the checker's threads while batch k is applied.  A key is taken
+        from the state before the batch ahead is applied; an entry whose key is not known
+        yet (added in the batch being applied) simply has no pre-check."""
+        waiting: Batch | None = None
+        waiting_checks: PendingChecks | None = None
+        for batch in batches:
+            checks = None
+            state = self.state
+            if checker is not None and state is not None:
+                keys = state.keys
+                checks = checker.submit(
+                    [
+                        (index, env, keys[env.key_id].public_key)
+                        for index, env in batch[0]
+                        if env is not None and env.key_id in keys
+                    ]
+                )
+            if waiting is not None:
+                yield waiting, waiting_checks
+            waiting, waiting_checks = batch, checks
+        if waiting is not None:
+            yield waiting, waiting_checks
+
+    def _apply_batch(self, batch: Batch, follow: bool, checks: PendingChecks | None = None) -> None:
         items, note = batch
         view = self._begin()
         rng, root = self.range, self.root
@@ -479,7 +518,8 @@ class Syncer:
                         raise VerificationError("no genesis")
                     self.state = LogState.from_genesis(envelope, root)
                 else:
-                    body = state.apply(index, envelope)
+                    verified = None if checks is None else checks.verified_key(index, envelope)
+                    body = state.apply(index, envelope, verified)
                     check_content(state, body, view, index)
                     view.apply(index, body, state)
             except ForumError as exc:

@@ -52,8 +52,8 @@ def test_answers_equal_envelope_verify(threads: int, chunk: int) -> None:
         items.append((1000 + i, env, pk))
     with SignatureChecker(threads=threads, chunk=chunk) as checker:
         checks = checker.submit(items)
-        got = [checks.verified_key(index) for index, _, _ in items]
-        assert checks.verified_key(5) is None  # never submitted
+        got = [checks.verified_key(index, env) for index, env, _ in items]
+        assert checks.verified_key(5, items[0][1]) is None  # never submitted
     want = [_verify_answer(env, pk) for _, env, pk in items]
     assert got == want
     assert got.count(None) > 40  # the tampered and wrong-key cases really were rejected
@@ -67,7 +67,7 @@ def test_weak_or_malformed_keys_never_verify() -> None:
         checks = checker.submit(
             [(0, env, identity_point), (1, env, b"short"), (2, env, key.public_bytes)]
         )
-        assert [checks.verified_key(i) for i in range(3)] == [None, None, key.public_bytes]
+        assert [checks.verified_key(i, env) for i in range(3)] == [None, None, key.public_bytes]
 
 
 def test_bad_arguments() -> None:
@@ -99,7 +99,24 @@ def test_log_state_skips_only_the_signature_and_only_for_the_resolved_key() -> N
     # With the right key the entry applies exactly as without a pre-check.
     with SignatureChecker(threads=2) as checker:
         checks = checker.submit([(index, env, alice.public_bytes)])
-        key = checks.verified_key(index)
+        key = checks.verified_key(index, env)
     assert key == alice.public_bytes
     log.state.apply(index, env, verified_key=key)
     assert log.state.size == index + 1
+
+
+def test_an_answer_belongs_to_the_envelope_checked_not_to_its_index() -> None:
+    """A server that sends index i twice (forged, then genuine) gets no pass for the forged
+    one: the answer is tied to the envelope object, and only an index's first envelope counts."""
+    key = SigningKey.generate()
+    good = key.sign("forum.v1.Test", b"genuine")
+    forged = Envelope("forum.v1.Test", b"forged", key.key_id, good.signature)
+    copy = key.sign("forum.v1.Test", b"genuine")  # equal bytes, another object
+    with SignatureChecker(threads=2, chunk=1) as checker:
+        checks = checker.submit([(9, forged, key.public_bytes), (9, good, key.public_bytes)])
+        assert checks.verified_key(9, forged) is None
+        assert checks.verified_key(9, good) is None  # not the first envelope at 9
+        checks = checker.submit([(9, good, key.public_bytes), (9, forged, key.public_bytes)])
+        assert checks.verified_key(9, good) == key.public_bytes
+        assert checks.verified_key(9, forged) is None
+        assert checks.verified_key(9, copy) is None
