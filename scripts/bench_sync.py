@@ -151,7 +151,13 @@ def main() -> int:
     parser.add_argument("--per-entry", type=int, default=1_000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--inline-too",
+        action="store_true",
+        help="also time the sync with --signature-threads 0 (every signature inline)",
+    )
     args = parser.parse_args()
+    inline: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         base = Path(tmp)
         forum_dir = base / "forum"
@@ -167,6 +173,28 @@ def main() -> int:
             forum = LocalForum(forum_dir, trust_root, running)
             reader = forum.enroll("bench-reader", e.Role.OBSERVER)
             db = base / "synced.db"
+            if args.inline_too:  # the same sync with every signature checked inline, first
+                inline_db = base / "inline.db"
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "forum_client.cli",
+                    "--profile",
+                    str(reader.bundle_path),
+                    "sync",
+                    "--db",
+                    str(inline_db),
+                    "--json",
+                    "--no-progress",
+                    "--signature-threads",
+                    "0",
+                ]
+                done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+                if done.returncode != 0:
+                    print(done.stderr, file=sys.stderr)
+                    return 1
+                inline = json.loads(done.stdout.splitlines()[-1])
+                inline_db.unlink()
             cmd = [
                 sys.executable,
                 "-m",
@@ -207,6 +235,10 @@ def main() -> int:
         "verify_2_threads_per_s": round(verify_2),
         "ratio_entries_to_verify_2": round(entries_per_s / verify_2, 3),
     }
+    if args.inline_too:
+        inline_rate = inline["entries"] / inline["seconds"]
+        doc["inline_entries_per_s"] = round(inline_rate)
+        doc["ratio_inline_to_verify_2"] = round(inline_rate / verify_2, 3)
     if args.json:
         print(json.dumps(doc))
     else:
