@@ -379,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"vs {t1['query_miss']['p50_us']:.0f} us (ours vs peer, 1 thread)",
                 flush=True,
             )
-        results[data] = runs
+            results[data] = runs
+            if args.json:  # after every run: a long benchmark that is stopped keeps its runs
+                Path(args.json).write_text(json.dumps(results, indent=2))
         md += [*_table(data, runs, args), ""]
     if args.store:
         store = _child(args, "store", "realistic")
