@@ -526,7 +526,7 @@ class Syncer:
                     [
                         (index, env, keys[env.key_id].public_key)
                         for index, env in batch[0]
-                        if env is not None and env.key_id in keys
+                        if isinstance(env, Envelope) and env.key_id in keys
                     ]
                 )
             if waiting is not None:
