@@ -20,7 +20,11 @@ What one sync does (``../shared/DESIGN.md``, "Sync (client)"):
    stored checkpoint (else the forum forked its history);
 2. stream the entries after the local size; each one must come at the next index, verify
    under the key active at that index (:meth:`LogState.apply`) and pass the content rules
-   (:func:`~forum_client.rules.check_content`, asked against the local view);
+   (:func:`~forum_client.rules.check_content`, asked against the local view). The
+   signatures of each stream message are checked on worker threads while the message before
+   it is applied (:mod:`~forum_client.sigcheck`, ``SyncConfig.signature_threads``); that
+   only saves the Ed25519 call of an entry whose envelope verified under exactly the key
+   the state resolves, in order, so what is accepted and where a failure stops are the same;
 3. extend the compact range with each leaf hash, and commit the staged rows only when they
    are proven part of the signed log: the recomputed root equals the checkpoint's, or (every
    ``commit_every_rows``, so a long first sync keeps its progress) a consistency proof from
