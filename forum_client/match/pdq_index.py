@@ -46,13 +46,16 @@ distance ``e`` to a pivot (the bitwise majority of the bucket's rows; distances 
 share the last sub-bucket). A query at distance ``D`` from the pivot can only match rows with
 ``|D - e| <= threshold`` (triangle inequality), so it reads only those sub-buckets: a miss
 far from a cluster skips the cluster, and a row is removed by scanning one sub-bucket
-instead of the whole cluster. Measured at 1M realistic hashes: hit p50 4.6 -> 3.1 ms (hits
-there return ~29,000 near-copies each; building the result dominates), removal inside the
-largest cluster 5.5 ms -> well under 1 ms, for ~5% more memory. Not chosen: a sorted-array
-layout (bucket = sorted run, binary-searched) needs O(bucket) shifts per add; a different
-chunk split (12 chunks of ~21 bits: ~1,300 instead of ~4,100 random candidates at 1M) needs
-12 x 2M dense bucket heads (~400 MB); a two-stage popcount (word 0 first) still pays one
-cache miss per candidate, which is most of the gather cost.
+instead of the whole cluster. Measured on 1M realistic hashes (``scripts/bench_pdq.py``,
+2 shared cores): hits there return ~25,000 near-copies each and building the result
+dominates (p50 4.6 ms unsplit, 3.1 ms split, side by side in one process); removal inside
+the largest cluster (112,855 rows) takes a p50 of ~90 us (the issue measured 5.5 ms before
+splitting); misses gain little (88 -> 72 us
+with ``SPLIT_AT`` 48 instead of 512, for 30% more memory, so 512 stays). Not chosen: a
+sorted-array layout (bucket = sorted run, binary-searched) needs O(bucket) shifts per add;
+a different chunk split (12 chunks of ~21 bits: ~1,300 instead of ~4,100 random candidates
+at 1M) needs 12 x 2M dense bucket heads (~400 MB); a two-stage popcount (word 0 first)
+still pays one cache miss per candidate, which is most of the gather cost.
 
 *Buckets with slack instead of a rebuild.* All 16 x 65,536 buckets live in one ``int32``
 pool of row numbers; each bucket has a start, a length and a capacity (built with a little
