@@ -214,6 +214,9 @@ def test_the_clis(forum: LocalForum, tmp_path: Path, capsys: pytest.CaptureFixtu
         m = forum.members[name]
         return ["--profile", str(m.bundle_path)]
 
+    capsys.readouterr()
+    assert client_main([*member("bob"), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"] == ["g", "h"]
     key = ["--key", str(forum.members["bob"].key_path)]
     sig = ["--type", "pdq", "--value", RED_PDQ, "--label", PUB]
     assert client_main([*member("bob"), "submit", *key, *sig, "--group", "h", "--tlp", "red"]) == 0
