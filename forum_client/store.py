@@ -74,7 +74,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from .errors import ConfigError, StoreError
-from .merkle import CompactRange
+from .merkle import CompactRange, leaf_hash
 from .signals import normalize
 from .store_state import _chunks, split_hashes, state_from_json, state_to_json, write_log_tables
 from .verifier import LogState, TrustRoot
@@ -609,6 +609,19 @@ class LocalStore:
                 "LEFT JOIN keys k ON k.key_id = r.key_id ORDER BY r.idx"
             )
         ]
+
+    def leaf_hashes(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """``(index, leaf hash)`` of every stored entry in order, redacted ones included:
+        what the log's root is computed from."""
+        stop = self.size if end is None else end
+        cur = self.con.execute(
+            "SELECT idx, CAST(leaf AS BLOB), NULL FROM entries WHERE idx >= ?1 AND idx < ?2 "
+            "UNION ALL SELECT idx, NULL, leaf_hash FROM redacted WHERE idx >= ?1 AND idx < ?2 "
+            "ORDER BY idx",
+            (start, stop),
+        )
+        for idx, leaf, redacted_hash in cur:
+            yield int(idx), bytes(redacted_hash) if leaf is None else leaf_hash(bytes(leaf))
 
     def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Stored ``(index, leaf bytes)`` in order (streamed)."""

@@ -10,6 +10,7 @@ import pytest
 
 from forum_client.entries import SignalItem, SignalRef
 from forum_client.errors import TransportError
+from forum_client.gossip import compare_with_store
 from forum_client.store import LocalStore
 from forum_client.sync import verify_store
 from forum_server.testing import LocalForum, local_forum
@@ -87,6 +88,11 @@ def test_red_pdq_shared_with_a_group(forum: LocalForum, tmp_path: Path) -> None:
         assert held.fetchone()[0] == 0
         report = verify_store(carol)
         assert report.ok and report.redacted == 1
+        # comparing checkpoints recomputes the root from the copy, redacted leaves included
+        with LocalStore(bob_db) as bob:
+            bob_note = bob.sync_state().checkpoint_note
+        assert bob_note is not None
+        assert compare_with_store(carol, bob_note).how == "recomputed from the local copy"
     body, signature = _body_of(forum, index)
     on_disk = _copy_bytes(carol_db)
     for secret in (body, signature, body[-32:], RED_PDQ.encode(), RED_PDQ.upper().encode()):
