@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from .envelope import SigningKey
 from .errors import InvalidInputError
-from .report import ALL_TIME, compute_report, parse_period, write_report
+from .report import ALL_TIME, RedactedLeaf, compute_report, parse_period, write_report
 from .report_charts import charts_available
 from .store import LocalStore
 
@@ -82,7 +83,7 @@ def report_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 def emit_report(
-    leaves: list[bytes],
+    leaves: Sequence[bytes | RedactedLeaf],
     origin: str,
     period_text: str,
     anonymise: bool,
@@ -130,8 +131,16 @@ def report(
         root = store.trust_root()
         if root is None or size == 0:
             raise click.UsageError(f"{db} holds no verified entries yet (sync first)")
-        leaves = [leaf for _, leaf in store.leaves(0, at_size or size)]
+        leaves = _report_leaves(store, at_size or size)
     emit_report(leaves, root.origin, period, anonymise, out, charts)
+
+
+def _report_leaves(store: LocalStore, size: int) -> list[bytes | RedactedLeaf]:
+    """The copy's first ``size`` entries as the report reads them (redacted ones by hash)."""
+    return [
+        leaf if leaf is not None else RedactedLeaf(h or b"")
+        for _, leaf, h in store.log_leaves(0, size)
+    ]
 
 
 @click.command(
@@ -145,7 +154,7 @@ def report(
 def incidents(db: Path, as_json: bool) -> None:
     with _store(db) as store:
         root = store.trust_root()
-        leaves = [leaf for _, leaf in store.leaves(0, store.size)]
+        leaves = _report_leaves(store, store.size)
     doc = compute_report(leaves, ALL_TIME, origin=root.origin if root else "")
     if not doc["incidents"] and not as_json:
         click.echo("no incidents")

@@ -14,6 +14,11 @@ Time in the report is the entries' own ``created_unix_ms`` (the author's clock, 
 signature): a report says when members said they acted, not when the server appended.
 Nothing here verifies signatures: feed it leaves that were verified (a synced copy, or the
 server's own log).
+
+Entries shared with a group (issue #10) reach most members as a leaf hash only, so the report
+counts them, and nothing else of them, for everyone alike (``entries_shared_in_groups``, up to
+the checkpoint: their time is inside the body): a member in the group, a member outside it and
+the operator compute the same bytes.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ from .verifier import OPERATOR_ID
 
 REPORT_FORMAT = "forum-transparency-report-v1"
 _PERIOD = re.compile(r"(\d{4})(?:-(Q[1-4]|\d{2}))?")
+
+
+@dataclass(frozen=True)
+class RedactedLeaf:
+    """An entry the copy holds as its leaf hash only (shared with a group it is not in)."""
+
+    leaf_hash: bytes
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,7 @@ class _Tally:
         self.disputes: dict[str, _Dispute] = {}
         self.seen_by_type: Counter[str] = Counter()
         self.entries = 0
+        self.shared_in_groups = 0  # entries scoped to a group, whoever reads them
 
     def member(self, member_id: str) -> Counter[str]:
         return self.per_member.setdefault(member_id, Counter())
@@ -267,11 +280,16 @@ class _Tally:
                 "by_type": dict(sorted(self.seen_by_type.items())),
             },
             "entries_in_period": self.entries,
+            "entries_shared_in_groups": self.shared_in_groups,
         }
 
 
 def compute_report(
-    leaves: Iterable[bytes], period: Period, *, origin: str, anonymise: bool = False
+    leaves: Iterable[bytes | RedactedLeaf],
+    period: Period,
+    *,
+    origin: str,
+    anonymise: bool = False,
 ) -> dict[str, Any]:
     """The report over ``leaves`` (the log's first N, in order) for ``period``.
 
@@ -282,9 +300,17 @@ def compute_report(
     tally = _Tally(period)
     tree = MerkleTree()
     for index, leaf in enumerate(leaves):
+        if isinstance(leaf, RedactedLeaf):
+            tree.append(leaf.leaf_hash)
+            tally.shared_in_groups += 1
+            continue
         tree.append(leaf_hash(leaf))
         envelope = Envelope.from_leaf_bytes(leaf)
-        tally.add(index, e.decode(envelope.payload_type, envelope.body))
+        body = e.decode(envelope.payload_type, envelope.body)
+        if isinstance(body, e.MEMBER_BODY_TYPES) and body.scope:
+            tally.shared_in_groups += 1  # counted, not read: as every other reader does
+            continue
+        tally.add(index, body)
     return {
         "format": REPORT_FORMAT,
         "checkpoint": {

@@ -622,6 +622,14 @@ class LocalStore:
     def leaf_hashes(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """``(index, leaf hash)`` of every stored entry in order, redacted ones included:
         what the log's root is computed from."""
+        for idx, leaf, redacted_hash in self.log_leaves(start, end):
+            yield idx, leaf_hash(leaf) if leaf is not None else redacted_hash or b""
+
+    def log_leaves(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, bytes | None, bytes | None]]:
+        """``(index, leaf bytes, None)`` of each full entry and ``(index, None, leaf hash)``
+        of each redacted one, in log order."""
         stop = self.size if end is None else end
         cur = self.con.execute(
             "SELECT idx, CAST(leaf AS BLOB), NULL FROM entries WHERE idx >= ?1 AND idx < ?2 "
@@ -630,7 +638,11 @@ class LocalStore:
             (start, stop),
         )
         for idx, leaf, redacted_hash in cur:
-            yield int(idx), bytes(redacted_hash) if leaf is None else leaf_hash(bytes(leaf))
+            yield (
+                int(idx),
+                None if leaf is None else bytes(leaf),
+                None if redacted_hash is None else bytes(redacted_hash),
+            )
 
     def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Stored ``(index, leaf bytes)`` in order (streamed)."""
