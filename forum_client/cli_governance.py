@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from .envelope import SigningKey
 from .errors import InvalidInputError
-from .report import ALL_TIME, RedactedLeaf, compute_report, parse_period, write_report
+from .report import ALL_TIME, Redacted, compute_report, parse_period, write_report
 from .report_charts import charts_available
 from .store import LocalStore
 
@@ -92,7 +91,7 @@ def report_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 def emit_report(
-    leaves: Sequence[bytes | RedactedLeaf],
+    leaves: list[bytes | Redacted],
     origin: str,
     period_text: str,
     anonymise: bool,
@@ -140,16 +139,20 @@ def report(
         root = store.trust_root()
         if root is None or size == 0:
             raise click.UsageError(f"{db} holds no verified entries yet (sync first)")
-        leaves = _report_leaves(store, at_size or size)
+        leaves = copy_leaves(store, at_size or size)
     emit_report(leaves, root.origin, period, anonymise, out, charts)
 
 
-def _report_leaves(store: LocalStore, size: int) -> list[bytes | RedactedLeaf]:
-    """The copy's first ``size`` entries as the report reads them (redacted ones by hash)."""
-    return [
-        leaf if leaf is not None else RedactedLeaf(h or b"")
-        for _, leaf, h in store.log_leaves(0, size)
-    ]
+def copy_leaves(store: LocalStore, size: int) -> list[bytes | Redacted]:
+    """The first ``size`` entries of a copy in log order: leaf bytes, or the leaf hash of
+    an entry shared with a group this member is not in."""
+    out: dict[int, bytes | Redacted] = dict(store.leaves(0, size))
+    for index, leaf_hash, _group, _author in store.redacted():
+        if index < size:
+            out[index] = Redacted(leaf_hash)
+    if sorted(out) != list(range(size)):
+        raise InvalidInputError.field("db", "the copy is missing entries (run verify)")
+    return [out[i] for i in range(size)]
 
 
 def incident_events(store: LocalStore, start: int, end: int) -> list[dict[str, object]]:
@@ -198,10 +201,9 @@ def incident_events(store: LocalStore, start: int, end: int) -> list[dict[str, o
 def incidents(db: Path, as_json: bool, with_signals: bool) -> None:
     with _store(db) as store:
         root = store.trust_root()
-        leaves = _report_leaves(store, store.size)
-        full = [x for x in leaves if isinstance(x, bytes)]
+        leaves = [leaf for _, leaf in store.leaves(0, store.size)]
         signals = (
-            {i: store.labelled(f"incident:{i}") for i in _incident_ids(full)}
+            {i: store.labelled(f"incident:{i}") for i in _incident_ids(leaves)}
             if with_signals
             else {}
         )
