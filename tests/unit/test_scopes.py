@@ -10,7 +10,7 @@ from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import EntryRejectedError, InvalidInputError
 from forum_client.merkle import leaf_hash
 from forum_client.scopes import new_salt, sharing, sign_scope_claim
-from forum_client.store_state import state_from_json, state_to_json
+from forum_client.store.state import state_from_json, state_to_json
 from forum_client.verifier import LogState, TrustRoot, make_genesis
 
 OP, LOG, ALICE, CAROL = (SigningKey.generate() for _ in range(4))
