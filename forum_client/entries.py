@@ -697,7 +697,7 @@ def _only_scope_fields(data: bytes) -> bool:
     """Whether ``data`` (already parsed by protobuf) holds only a Submission's scope (3),
     tlp (31) and salt (32) fields."""
     pos, n = 0, len(data)
-    try:  # ``data`` may start anywhere: a misaligned guess runs off the end
+    try:
         while pos < n:
             tag, pos = _varint_at(data, pos)
             if tag == 0x1A or tag == (32 << 3 | 2):
@@ -707,7 +707,7 @@ def _only_scope_fields(data: bytes) -> bool:
                 _, pos = _varint_at(data, pos)
             else:
                 return False
-    except IndexError:
+    except IndexError:  # not field-aligned: the uniform-layout guess was wrong
         return False
     return pos == n
 
