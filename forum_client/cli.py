@@ -1,44 +1,114 @@
-"""``forum-client``: the member's command line, a thin shell over the SDK."""
+"""``forum-client``: the member's command line, a thin shell over the SDK.
+
+Imports are lazy: ``--help``, ``keygen`` and ``hash`` never load grpc or SQLite, so they
+answer in a fraction of a second.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from .cli_errors import run
-from .client import ForumClient
-from .envelope import SigningKey
-from .errors import ForumError
-from .inputfiles import detect_format, read_signals
-from .profile import Bundle
-from .wire import Receipt
+from .cli_errors import run, version_option
+from .cli_types import (
+    ADDRESS,
+    CONTENT_TYPE,
+    LABEL,
+    MEMBER_ID,
+    ORIGIN,
+    REQUIRED_TEXT,
+    SIGNAL_TYPE,
+    TEXT,
+    bad_signal_option,
+)
+from .errors import ForumError, InvalidInputError
+
+if TYPE_CHECKING:
+    from .client import ForumClient
+    from .envelope import SigningKey
+    from .profile import Bundle
+    from .wire import Receipt
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @click.group(help="A member's client for a Shared-Signal Forum: keys, status, submit, sync, match.")
+@version_option()
 @click.option(
     "--profile",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, exists=True),
     envvar="FORUM_PROFILE",
     help="Your credentials bundle from the operator (or set FORUM_PROFILE).",
 )
-@click.option("--server", help="HOST:PORT of the forum, overriding the bundle's address.")
+@click.option(
+    "--server",
+    type=ADDRESS,
+    help="HOST:PORT of the forum, overriding the bundle's address (e.g. through a tunnel).",
+)
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="No progress lines or notes on stderr (errors are still printed).",
+)
+@click.option(
+    "--verbose",
+    "-v",
+    count=True,
+    help="More log output on stderr: -v for INFO, -vv for DEBUG (gRPC's own logs included).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Log level on stderr (default WARNING; overrides -v).",
+)
 @click.pass_context
-def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
-    ctx.obj = {"profile": profile, "server": server}
+def cli(
+    ctx: click.Context,
+    profile: Path | None,
+    server: str | None,
+    quiet: bool,
+    verbose: int,
+    log_level: str | None,
+) -> None:
+    level = (log_level or ("DEBUG" if verbose >= 2 else "INFO" if verbose else "WARNING")).upper()
+    configure_logging(level)
+    ctx.obj = {"profile": profile, "server": server, "quiet": quiet}
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; gRPC's C core logs only at DEBUG (it reads its level
+    from the environment once, when grpc is first imported, which is after this)."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if level == "DEBUG":
+        os.environ["GRPC_VERBOSITY"] = "DEBUG"
+
+
+def show_progress(ctx: click.Context) -> bool:
+    """Progress lines (rewritten with ``\\r``) go only to a terminal, and not with --quiet."""
+    obj = ctx.find_root().obj or {}
+    return not obj.get("quiet") and sys.stderr.isatty()
 
 
 def _bundle(ctx: click.Context) -> Bundle:
+    from .profile import Bundle
+
     if ctx.obj["profile"] is None:
-        raise click.UsageError("this command needs --profile BUNDLE")
+        raise click.UsageError("this command needs --profile BUNDLE (or set FORUM_PROFILE)")
     return Bundle.load(ctx.obj["profile"])
 
 
 def _client(ctx: click.Context) -> ForumClient:
+    from .client import ForumClient
+
     client = ForumClient(_bundle(ctx), server=ctx.obj["server"])
     ctx.call_on_close(client.close)
     return client
@@ -56,18 +126,36 @@ def _client(ctx: click.Context) -> ForumClient:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Path of the private key; the public key goes to OUT.pub.",
 )
-@click.option("--member-id", help="Your member id, as agreed with the operator.")
-@click.option("--origin", help="The forum's origin, as the operator told you.")
+@click.option("--member-id", type=MEMBER_ID, help="Your member id, as agreed with the operator.")
+@click.option("--origin", type=ORIGIN, help="The forum's origin, as the operator told you.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
-def keygen(ctx: click.Context, out: Path, member_id: str | None, origin: str | None) -> None:
+def keygen(
+    ctx: click.Context, out: Path, member_id: str | None, origin: str | None, as_json: bool
+) -> None:
+    from .envelope import SigningKey
+
     if ctx.obj["profile"] is not None:
         bundle = _bundle(ctx)
         member_id = member_id or bundle.member_id
         origin = origin or bundle.trust_root.origin
     if not member_id or not origin:
         raise click.UsageError("keygen needs --member-id and --origin (or --profile BUNDLE)")
+    for path in (out, Path(f"{out}.pub")):
+        if path.exists():
+            raise click.BadParameter(f"{path} exists: refusing to overwrite", param_hint="--out")
     key = SigningKey.generate()
     key.save(out, possession=[(origin, member_id)])
+    if as_json:
+        doc = {
+            "private_key": str(out),
+            "public_key": f"{out}.pub",
+            "key_id": key.key_id.hex(),
+            "member_id": member_id,
+            "origin": origin,
+        }
+        click.echo(json.dumps(doc))
+        return
     click.echo(
         f"wrote {out} (private, keep it) and {out}.pub (send to the operator); "
         f"key id {key.key_id.hex()[:16]}"
@@ -98,7 +186,24 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 def _key(path: Path) -> SigningKey:
-    return SigningKey.load(path)
+    from .envelope import SigningKey
+
+    try:
+        return SigningKey.load(path)
+    except InvalidInputError as exc:
+        raise click.BadParameter(
+            exc.violations[0].reason if exc.violations else str(exc), param_hint="--key"
+        ) from None
+
+
+def _ref_option(type_: str, value: str) -> Any:
+    """The signal named by --type and --value, normalised (a bad value names --value)."""
+    from .client import normalize_ref
+
+    try:
+        return normalize_ref({"type": type_, "value": value})
+    except InvalidInputError as exc:
+        raise bad_signal_option(exc) from None
 
 
 def _print_receipt(r: Receipt, count: int, as_json: bool, what: str) -> None:
@@ -122,6 +227,8 @@ def _print_receipt(r: Receipt, count: int, as_json: bool, what: str) -> None:
 
 
 def _open_input(path: Path, fmt: str | None) -> tuple[IO[str], str]:
+    from .inputfiles import detect_format
+
     chosen = fmt or detect_format(path)
     return path.open(newline="", encoding="utf-8"), chosen
 
@@ -150,19 +257,25 @@ _FORMAT = click.option(
 
 
 @cli.command(
-    help="Submit signals: one by --type/--value, or many from --input (streamed, "
-    "signed and sent in batches, a progress line on stderr). Values are "
-    "normalised before signing; each batch returns a verified receipt."
+    help="Submit signals: one by --type/--value, or many from --input. A file is checked "
+    "whole first (every bad line reported as FILE:LINE, nothing sent), then signed and sent "
+    "in batches, each returning a verified receipt. If a batch is refused, fix the lines "
+    "named and run the same command again: the batches already in the log are skipped "
+    "(FILE.forum-progress remembers them)."
 )
 @_KEY
-@click.option("--type", "type_", help="Signal type: pdq, md5, sha1, sha256, url, domain.")
+@click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
 @click.option("--value", help="The signal's value.")
-@click.option("--label", "labels", multiple=True, help="A taxonomy label id (repeatable).")
 @click.option(
-    "--content-type", help="image, video, audio, pdf, text, url or other (default: the type's)."
+    "--label", "labels", type=LABEL, multiple=True, help="A taxonomy label id (repeatable)."
 )
-@click.option("--quality", type=int, help="PDQ quality, 0-100.")
-@click.option("--scope", default="", help="Free text scope of these descriptors.")
+@click.option(
+    "--content-type",
+    type=CONTENT_TYPE,
+    help="What the signal was computed from (default: the type's).",
+)
+@click.option("--quality", type=click.IntRange(0, 100), help="PDQ quality, 0-100.")
+@click.option("--scope", type=TEXT, default="", help="Free text scope of these descriptors.")
 @_INPUT
 @_FORMAT
 @click.option(
@@ -172,6 +285,7 @@ _FORMAT = click.option(
     show_default=True,
     help="Signals per signed entry.",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
 @_JSON
 @click.pass_context
 def submit(
@@ -186,50 +300,97 @@ def submit(
     input_path: Path | None,
     fmt: str | None,
     batch_size: int,
+    quiet: bool,
     as_json: bool,
 ) -> None:
-    key = _key(key_path)
     if input_path is None:
         if not type_ or not value:
             raise click.UsageError("give --type and --value, or --input FILE")
-        item = {
-            "type": type_,
-            "value": value,
-            "labels": labels,
-            "content_type": content_type,
-            "quality": quality,
-        }
+        from .client import normalize_item
+
+        try:
+            item = normalize_item(
+                {
+                    "type": type_,
+                    "value": value,
+                    "labels": labels,
+                    "content_type": content_type,
+                    "quality": quality,
+                }
+            )
+        except InvalidInputError as exc:
+            raise bad_signal_option(exc) from None
+        key = _key(key_path)
         client = _client(ctx)
         _print_receipt(client.submit([item], key, scope=scope), 1, as_json, "submitted")
         return
-    if type_ or value or labels:
-        raise click.UsageError("--input cannot be combined with --type/--value/--label")
+    if type_ or value or labels or content_type or quality is not None:
+        raise click.UsageError(
+            "--input cannot be combined with --type/--value/--label/--content-type/--quality"
+        )
+    _submit_file(ctx, _key(key_path), input_path, fmt, scope, batch_size, as_json, quiet)
+
+
+def _submit_file(
+    ctx: click.Context,
+    key: SigningKey,
+    path: Path,
+    fmt: str | None,
+    scope: str,
+    batch_size: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    from .bulk_submit import BulkSubmission, progress_path
+
+    chatty = not quiet and not (ctx.find_root().obj or {}).get("quiet")
+    live = chatty and show_progress(ctx)
     client = _client(ctx)
-    stream, chosen = _open_input(input_path, fmt)
-    total = batches = 0
+    job = BulkSubmission(client, key, path, fmt, scope=scope, batch_size=batch_size)
+    found = job.check()
+    if chatty:
+        click.echo(f"{path}: {found.signals:,} signals checked", err=True)
     started = time.monotonic()
-    with stream:
-        signals = read_signals(stream, chosen, name=str(input_path))
-        try:
-            for count, receipt in client.submit_batches(
-                signals, key, scope=scope, batch_size=batch_size
-            ):
-                total += count
-                batches += 1
-                _print_receipt(receipt, count, as_json, f"batch {batches}")
-                rate = total / max(time.monotonic() - started, 1e-9)
+    done = None
+    try:
+        for done in job.run():
+            if done.number == 1 and job.skipped and chatty:
                 click.echo(
-                    f"\r{total:,} signals in {batches} batch(es), {rate:,.0f}/s", err=True, nl=False
-                )
-        except ForumError as exc:
-            if batches:
-                click.echo(
-                    f"\nstopped after {batches} accepted batch(es) ({total:,} signals, "
-                    "each with its receipt above)",
+                    f"resuming: the first {job.skipped:,} signals are already in the log",
                     err=True,
                 )
-            raise exc from None
-    click.echo(f"\rsubmitted {total:,} signals in {batches} batch(es)" + " " * 20, err=True)
+            _print_receipt(done.receipt, done.signals, as_json, f"batch {done.number}")
+            if live:
+                rate = (done.total - job.skipped) / max(time.monotonic() - started, 1e-9)
+                click.echo(
+                    f"\r{done.total:,}/{found.signals:,} signals, {rate:,.0f}/s",
+                    err=True,
+                    nl=False,
+                )
+    except ForumError:
+        accepted = done.total if done else job.skipped
+        if accepted and chatty:
+            where = (
+                f"{progress_path(path)} remembers them"
+                if job.progress_saved
+                else "(the progress file could not be written)"
+            )
+            click.echo(
+                f"\n{accepted:,} of {found.signals:,} signals are in the log (receipts above); "
+                f"{where}. Fix the lines named below and run the same command again to send "
+                "the rest.",
+                err=True,
+            )
+        raise
+    if done is None and job.skipped:
+        click.echo(f"all {found.signals:,} signals were already in the log", err=True)
+        return
+    if chatty:
+        click.echo(
+            ("\r" if live else "") + f"submitted {found.signals - job.skipped:,} signals in "
+            f"{done.number if done else 0} batch(es)",
+            err=True,
+        )
 
 
 @cli.command(
@@ -237,9 +398,11 @@ def submit(
     "reason: one by --type/--value or many from --input."
 )
 @_KEY
-@click.option("--type", "type_", help="Signal type.")
+@click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
 @click.option("--value", help="The signal's value.")
-@click.option("--reason", required=True, help="Why (recorded in the signed entry).")
+@click.option(
+    "--reason", type=REQUIRED_TEXT, required=True, help="Why (recorded in the signed entry)."
+)
 @_INPUT
 @_FORMAT
 @_JSON
@@ -254,16 +417,20 @@ def retract(
     fmt: str | None,
     as_json: bool,
 ) -> None:
-    key = _key(key_path)
     refs: list[Any]
     if input_path is None:
         if not type_ or not value:
             raise click.UsageError("give --type and --value, or --input FILE")
-        refs = [{"type": type_, "value": value}]
+        refs = [_ref_option(type_, value)]
     else:
+        if type_ or value:
+            raise click.UsageError("--input cannot be combined with --type/--value")
+        from .inputfiles import read_signals
+
         stream, chosen = _open_input(input_path, fmt)
         with stream:
             refs = list(read_signals(stream, chosen, name=str(input_path)))
+    key = _key(key_path)
     receipt = _client(ctx).retract(refs, key, reason)
     _print_receipt(receipt, len(refs), as_json, "retracted")
 
@@ -273,7 +440,7 @@ def retract(
     "(replaces your earlier opinion on it)."
 )
 @_KEY
-@click.option("--type", "type_", required=True, help="Signal type.")
+@click.option("--type", "type_", type=SIGNAL_TYPE, required=True, help="Signal type.")
 @click.option("--value", required=True, help="The signal's value.")
 @click.option(
     "--kind",
@@ -281,13 +448,14 @@ def retract(
     type=click.Choice(["agree", "disagree", "false-positive", "seen"]),
     help="Your opinion of the signal.",
 )
-@click.option("--note", default="", help="A short note.")
+@click.option("--note", type=TEXT, default="", help="A short note.")
 @_JSON
 @click.pass_context
 def opine(
     ctx: click.Context, key_path: Path, type_: str, value: str, kind: str, note: str, as_json: bool
 ) -> None:
-    receipt = _client(ctx).opine({"type": type_, "value": value}, kind, _key(key_path), note)
+    ref = _ref_option(type_, value)
+    receipt = _client(ctx).opine(ref, kind, _key(key_path), note)
     _print_receipt(receipt, 1, as_json, f"opinion {kind}")
 
 

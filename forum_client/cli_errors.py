@@ -7,8 +7,10 @@ bundle, forum directory), 4 the forum refused or could not be reached, 5 a secur
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
@@ -45,8 +47,36 @@ def exit_code_for(exc: ForumError) -> tuple[int, str]:
     return EXIT_FAILURE, "error"
 
 
+PACKAGE = "shared-signal-forum"
+
+
+def version_option() -> Callable[[Any], Any]:
+    """``--version``: the installed package's version (looked up only when asked)."""
+    return click.version_option(
+        package_name=PACKAGE,
+        message="%(prog)s %(version)s",
+        help="Show the version and exit.",
+    )
+
+
+def _details(exc: ForumError) -> list[str]:
+    """The violation lines worth printing under the message (not ones it already says)."""
+    message = str(exc)
+    lines = []
+    for violation in getattr(exc, "violations", [])[:100]:
+        line = f"{violation.field}: {violation.reason}"
+        if line not in message and violation.reason not in message:
+            lines.append(line)
+    return lines
+
+
 def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> int:
-    """Run a click command; never raise for expected failures, return the exit code."""
+    """Run a click command; never raise for expected failures, return the exit code.
+
+    gRPC's C core logs nothing unless asked (GRPC_VERBOSITY), so stderr holds only our
+    messages: each error once, as ``PROG: KIND error: MESSAGE`` and one line per detail.
+    """
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         command.main(
             args=list(argv) if argv is not None else None,
@@ -58,14 +88,14 @@ def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> i
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_FAILURE
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo(f"{prog_name}: interrupted", err=True)
+        return 130
     except ForumError as exc:
         code, label = exit_code_for(exc)
         click.echo(f"{prog_name}: {label} error: {exc}", err=True)
-        for violation in getattr(exc, "violations", [])[:20]:
-            click.echo(f"  {violation.field}: {violation.reason}", err=True)
+        for line in _details(exc):
+            click.echo(f"  {line}", err=True)
         return code
     except FileExistsError as exc:
         click.echo(f"{prog_name}: refusing to overwrite: {exc.filename or exc}", err=True)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .gossip import Comparison, compare_checkpoints, compare_with_store
-from .receipts import verify_checkpoint_note
-from .store import LocalStore
-from .sync import GrpcSource
+from .errors import InvalidInputError
+from .files import MAX_NOTE_BYTES, FileTooLargeError, read_bounded
+
+if TYPE_CHECKING:
+    from .gossip import Comparison
 
 NOTE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -28,11 +30,26 @@ NOTE = click.Path(exists=True, dir_okay=False, path_type=Path)
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The local SQLite copy.",
 )
-def show_checkpoint(db: Path) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object: origin, size, root (hex) and the note itself.",
+)
+def show_checkpoint(db: Path, as_json: bool) -> None:
+    from .receipts import verify_checkpoint_note
+    from .store import LocalStore
+
     with LocalStore(db) as store:
         note = store.sync_state().checkpoint_note
-    if note is None:
+        root = store.trust_root()
+    if note is None or root is None:
         raise click.UsageError(f"{db} holds no verified checkpoint yet: sync first")
+    if as_json:
+        cp = verify_checkpoint_note(note, root)
+        doc = {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "note": note.decode()}
+        click.echo(json.dumps(doc))
+        return
     click.echo(note.decode(), nl=False)
 
 
@@ -56,10 +73,14 @@ def compare_checkpoint(
     ctx: click.Context, note: Path, db: Path | None, other: Path | None, as_json: bool
 ) -> None:
     from .cli import _client
+    from .gossip import compare_checkpoints, compare_with_store
+    from .receipts import verify_checkpoint_note
+    from .store import LocalStore
+    from .sync import GrpcSource
 
     if (db is None) == (other is None):
         raise click.UsageError("give exactly one of --db or --other")
-    theirs = note.read_bytes()
+    theirs = _read_note(note)
     result: Comparison
     if db is not None:
         with LocalStore(db) as store:
@@ -67,7 +88,7 @@ def compare_checkpoint(
     else:
         assert other is not None
         client = _client(ctx)
-        mine = other.read_bytes()
+        mine = _read_note(other)
         a, b = (verify_checkpoint_note(x, client.trust_root) for x in (theirs, mine))
         proof = None
         if a.size != b.size:
@@ -87,6 +108,13 @@ def compare_checkpoint(
         )
     else:
         click.echo(f"consistent: sizes {result.size_a} and {result.size_b} ({result.how})")
+
+
+def _read_note(path: Path) -> bytes:
+    try:
+        return read_bounded(path, MAX_NOTE_BYTES, "a signed checkpoint")
+    except FileTooLargeError as exc:
+        raise InvalidInputError.field("note", str(exc)) from None
 
 
 COMMANDS = (show_checkpoint, compare_checkpoint)

@@ -9,15 +9,21 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from .cli_types import SIGNAL_TYPE
 from .errors import InvalidInputError
-from .inputfiles import detect_format
-from .match.lookup import DEFAULT_THRESHOLD, Matcher
-from .match.media import DEFAULT_MIN_QUALITY, hash_file
-from .store import LocalStore
+
+if TYPE_CHECKING:
+    from .match.lookup import Matcher
+    from .store import LocalStore
+
+# The library's defaults (match.pdq_index.DEFAULT_THRESHOLD, match.media.DEFAULT_MIN_QUALITY;
+# a test keeps them equal), written here so that --help needs neither numpy nor SQLite.
+DEFAULT_THRESHOLD = 31
+DEFAULT_MIN_QUALITY = 50
 
 
 def _emit(doc: dict[str, Any]) -> None:
@@ -55,6 +61,8 @@ def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, s
 
 
 def _open_store(db: Path) -> LocalStore:
+    from .store import LocalStore
+
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db} (run `forum-client sync --db {db}`)")
     return LocalStore(db)
@@ -75,7 +83,7 @@ def _open_store(db: Path) -> LocalStore:
     type=click.Path(path_type=Path, dir_okay=False),
     help="The local copy made by `forum-client sync` (its PDQ index is kept at FILE.pdqidx.npz).",
 )
-@click.option("--type", "type_", help="Signal type: pdq, md5, sha1, sha256, url, domain.")
+@click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
 @click.option("--value", help="The signal's value (hex in any case; URLs in any spelling).")
 @click.option(
     "--input",
@@ -119,6 +127,9 @@ def match(
         raise click.UsageError("give --type and --value, or --input FILE, or image FILES")
     if (type_ or value) and not (type_ and value):
         raise click.UsageError("--type and --value go together")
+    from .match.lookup import Matcher
+    from .match.media import hash_file
+
     with _open_store(db) as store, Matcher(store) as matcher:
         if type_ and value:
             results = matcher.match(type_, value, threshold)
@@ -137,6 +148,8 @@ def match(
 
 
 def _match_input(matcher: Matcher, path: Path, fmt: str | None, threshold: int) -> None:
+    from .inputfiles import detect_format
+
     chosen = fmt or detect_format(path)
     errors = 0
     with path.open(newline="", encoding="utf-8") as stream:
@@ -173,6 +186,8 @@ def _match_input(matcher: Matcher, path: Path, fmt: str | None, threshold: int) 
     "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
 )
 def hash_(min_quality: int, files: tuple[Path, ...]) -> None:
+    from .match.media import hash_file
+
     failed = 0
     for path in files:
         try:

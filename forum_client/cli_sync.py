@@ -9,13 +9,17 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .errors import SecurityError
-from .store import LocalStore
-from .sync import GrpcSource, SyncConfig, Syncer, SyncProgress, SyncResult, verify_store
+
+if TYPE_CHECKING:
+    from .sync import SyncProgress, SyncResult
+
+# sync.SyncConfig.commit_every_rows (a test keeps them equal), here so --help stays light.
+COMMIT_EVERY_ROWS = 100_000
 
 DB_OPTION = click.option(
     "--db",
@@ -82,11 +86,16 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
     is_flag=True,
     help="Print results as JSON (one object per commit with --follow).",
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No progress bar on stderr (there is none when stderr is not a terminal, or with "
+    "forum-client --quiet).",
+)
 @click.option(
     "--commit-every",
     type=click.IntRange(min=1),
-    default=SyncConfig.commit_every_rows,
+    default=COMMIT_EVERY_ROWS,
     show_default=True,
     help="Rows staged before a verified intermediate commit.",
 )
@@ -99,10 +108,12 @@ def sync(
     no_progress: bool,
     commit_every: int,
 ) -> None:
-    from .cli import _client
+    from .cli import _client, show_progress
+    from .store import LocalStore
+    from .sync import GrpcSource, SyncConfig, Syncer
 
     client = _client(ctx)
-    bar = _ProgressBar(not no_progress and not as_json)
+    bar = _ProgressBar(not no_progress and not as_json and show_progress(ctx))
 
     def report(r: SyncResult) -> None:
         bar.done()
@@ -153,6 +164,8 @@ def sync(
 @click.pass_context
 def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
     from .cli import _bundle
+    from .store import LocalStore
+    from .sync import verify_store
 
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db}")
@@ -196,6 +209,8 @@ def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include acknowledged ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) -> None:
+    from .store import LocalStore
+
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db}")
     with LocalStore(db) as store:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .files import PRIVATE, write_new_file
+from .files import MAX_BUNDLE_BYTES, PRIVATE, FileTooLargeError, read_bounded, write_new_file
 from .verifier import TrustRoot
 
 BUNDLE_FORMAT = "forum-bundle-v1"
@@ -59,9 +59,11 @@ class Bundle:
         if path.is_dir():
             path = path / BUNDLE_NAME
         try:
-            doc = json.loads(path.read_text())
+            doc = json.loads(read_bounded(path, MAX_BUNDLE_BYTES, "a credentials bundle"))
         except FileNotFoundError:
             raise ConfigError(f"no credentials bundle at {path}") from None
+        except FileTooLargeError as exc:
+            raise ConfigError(str(exc)) from None
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: not a readable credentials bundle ({exc})") from None
         try:

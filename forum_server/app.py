@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from forum_client._proto.forum.v1 import forum_pb2
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError
+from forum_client.files import MAX_PEM_BYTES, read_bounded
 
 from .auth import Authenticator
 from .config import ServerConfig
@@ -141,10 +142,14 @@ async def start_server(
         reflection.SERVICE_NAME,
     ]
     reflection.enable_server_reflection(names, server)
+    try:
+        key = read_bounded(paths.server_key, MAX_PEM_BYTES, "the server key")
+        cert = read_bounded(paths.server_cert, MAX_PEM_BYTES, "the server certificate")
+        ca = read_bounded(paths.ca_cert, MAX_PEM_BYTES, "the CA certificate")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{data_dir}: cannot read the server's TLS files ({exc})") from None
     credentials = grpc.ssl_server_credentials(
-        [(paths.server_key.read_bytes(), paths.server_cert.read_bytes())],
-        root_certificates=paths.ca_cert.read_bytes(),
-        require_client_auth=True,
+        [(key, cert)], root_certificates=ca, require_client_auth=True
     )
     try:
         port = server.add_secure_port(listen, credentials)

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import click
 
-from forum_client.cli_errors import run
+from forum_client.cli_errors import run, version_option
+from forum_client.cli_types import ADDRESS
 
 from .app import serve
 from .config import ServerConfig
 
 
 @click.group(help="Run a Shared-Signal Forum server.")
+@version_option()
 def cli() -> None:
     pass
 
@@ -24,11 +26,12 @@ def cli() -> None:
 @click.option(
     "--data-dir",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="The server directory made by `forum-admin init` (DIR/server).",
 )
 @click.option(
     "--listen",
+    type=ADDRESS,
     default="127.0.0.1:7443",
     show_default=True,
     help="HOST:PORT to bind; port 0 picks a free port and prints it.",
@@ -37,18 +40,20 @@ def cli() -> None:
     "--grace",
     default=10.0,
     show_default=True,
-    type=float,
-    help="Seconds in-flight calls get to finish on shutdown.",
+    type=click.FloatRange(0, 3600),
+    help="Seconds in-flight calls get to finish on shutdown (0-3600).",
 )
 @click.option(
     "--log-level",
     default="INFO",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     help="One log line per call at INFO.",
 )
 def serve_command(data_dir: Path, listen: str, grace: float, log_level: str) -> None:
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     config = ServerConfig(grace_seconds=grace)
     host = listen.rsplit(":", 1)[0]
 

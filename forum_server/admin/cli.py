@@ -13,22 +13,48 @@ from typing import Any
 import click
 
 from forum_client import entries as e
-from forum_client.cli_errors import run
+from forum_client.cli_errors import run, version_option
+from forum_client.cli_types import (
+    ADDRESS,
+    HOST,
+    INCIDENT_ID,
+    MEMBER_ID,
+    NAME,
+    ORIGIN,
+    REQUIRED_TEXT,
+    SIGNAL_TYPE,
+)
 from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
 
+from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS
 from .init import DEFAULT_ADDRESS, init_forum
 from .operator import Operator
 
+_DAYS = click.option(
+    "--days",
+    default=CLIENT_DAYS,
+    show_default=True,
+    type=click.IntRange(MIN_CERT_DAYS, MAX_CERT_DAYS),
+    help=f"Days the member's certificate is valid ({MIN_CERT_DAYS}-{MAX_CERT_DAYS}).",
+)
+
 
 @click.group(help="Administer a Shared-Signal Forum: the operator's tool.")
+@version_option()
 @click.option(
     "--profile",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
     envvar="FORUM_ADMIN_PROFILE",
     help="The operator profile directory (DIR/operator from `init`); or set FORUM_ADMIN_PROFILE.",
 )
-@click.option("--server", help="HOST:PORT of the forum, overriding the profile's address.")
+@click.option(
+    "--server",
+    type=ADDRESS,
+    help="HOST:PORT to reach the forum at, instead of the profile's address (the one `init "
+    "--address` set). Bundles that `member add` and `credentials reissue` write point at this "
+    "address too, so use it only when members reach the forum there as well.",
+)
 @click.pass_context
 def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
     ctx.obj = {"profile": profile, "server": server}
@@ -48,20 +74,27 @@ def _operator(ctx: click.Context) -> Operator:
     "Refuses if DIR already holds a forum."
 )
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--name", required=True, help="The forum's display name.")
-@click.option("--origin", help="The log's origin (default: derived from --name).")
+@click.option("--name", type=NAME, required=True, help="The forum's display name.")
+@click.option(
+    "--origin",
+    type=ORIGIN,
+    help="The log's origin (default: derived from --name, with a random tag).",
+)
 @click.option(
     "--host",
     "hosts",
+    type=HOST,
     multiple=True,
     help="Extra DNS name or IP for the server certificate (repeatable); "
     "localhost and 127.0.0.1 are always included.",
 )
 @click.option(
     "--address",
+    type=ADDRESS,
     default=DEFAULT_ADDRESS,
     show_default=True,
-    help="HOST:PORT members' bundles point at.",
+    help="HOST:PORT members' bundles (and the operator profile) point at; serve the forum "
+    "there with `forum-server serve --listen`.",
 )
 def init(
     directory: Path, name: str, origin: str | None, hosts: tuple[str, ...], address: str
@@ -91,12 +124,12 @@ def member() -> None:
     help="Admit MEMBER_ID with its signing key (KEY.pub from "
     "`forum-client keygen`) and write its credentials bundle.",
 )
-@click.argument("member_id")
-@click.option("--name", "display_name", required=True, help="The member's display name.")
+@click.argument("member_id", type=MEMBER_ID)
+@click.option("--name", "display_name", type=NAME, required=True, help="The member's display name.")
 @click.option(
     "--signing-key",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="The member's public key file, with its proof of possession.",
 )
 @click.option(
@@ -112,7 +145,7 @@ def member() -> None:
     show_default=True,
     help="Observers sync and match but cannot submit.",
 )
-@click.option("--days", default=397, show_default=True, help="Certificate validity.")
+@_DAYS
 @click.pass_context
 def member_add(
     ctx: click.Context,
@@ -151,8 +184,10 @@ def member_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @member.command("suspend", help="Suspend MEMBER_ID: its calls are refused from the next one.")
-@click.argument("member_id")
-@click.option("--reason", required=True, help="Recorded in the signed log entry.")
+@click.argument("member_id", type=MEMBER_ID)
+@click.option(
+    "--reason", type=REQUIRED_TEXT, required=True, help="Recorded in the signed log entry."
+)
 @click.pass_context
 def member_suspend(ctx: click.Context, member_id: str, reason: str) -> None:
     r = _operator(ctx).set_status(member_id, e.MemberStatus.SUSPENDED, reason)
@@ -160,9 +195,13 @@ def member_suspend(ctx: click.Context, member_id: str, reason: str) -> None:
 
 
 @member.command("reinstate", help="Reinstate a suspended MEMBER_ID.")
-@click.argument("member_id")
+@click.argument("member_id", type=MEMBER_ID)
 @click.option(
-    "--reason", default="reinstated", show_default=True, help="Recorded in the signed log entry."
+    "--reason",
+    type=REQUIRED_TEXT,
+    default="reinstated",
+    show_default=True,
+    help="Recorded in the signed log entry.",
 )
 @click.pass_context
 def member_reinstate(ctx: click.Context, member_id: str, reason: str) -> None:
@@ -175,11 +214,11 @@ def member_reinstate(ctx: click.Context, member_id: str, reason: str) -> None:
     help="Replace MEMBER_ID's signing key; the old key stays valid "
     "for entries before the rotation's log index.",
 )
-@click.argument("member_id")
+@click.argument("member_id", type=MEMBER_ID)
 @click.option(
     "--signing-key",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="The new public key file, with its proof of possession.",
 )
 @click.pass_context
@@ -198,14 +237,14 @@ def credentials() -> None:
     help="Issue MEMBER_ID a new certificate and bundle; its older "
     "certificates stop working at once.",
 )
-@click.argument("member_id")
+@click.argument("member_id", type=MEMBER_ID)
 @click.option(
     "--out",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where to write the new credentials bundle (mode 0600).",
 )
-@click.option("--days", default=397, show_default=True, help="Certificate validity.")
+@_DAYS
 @click.pass_context
 def credentials_reissue(ctx: click.Context, member_id: str, out: Path, days: int) -> None:
     revoked = _operator(ctx).reissue_credentials(member_id, out, days)
@@ -253,8 +292,8 @@ def incident() -> None:
 
 
 @incident.command("open", help="Open incident ID (1-63 of a-z 0-9 -).")
-@click.argument("incident_id")
-@click.option("--title", required=True, help="What happened, for members.")
+@click.argument("incident_id", type=INCIDENT_ID)
+@click.option("--title", type=REQUIRED_TEXT, required=True, help="What happened, for members.")
 @click.pass_context
 def incident_open(ctx: click.Context, incident_id: str, title: str) -> None:
     r = _operator(ctx).set_incident(incident_id, open=True, title=title)
@@ -264,7 +303,7 @@ def incident_open(ctx: click.Context, incident_id: str, title: str) -> None:
 
 
 @incident.command("close", help="Close incident ID (its label stays valid for history).")
-@click.argument("incident_id")
+@click.argument("incident_id", type=INCIDENT_ID)
 @click.pass_context
 def incident_close(ctx: click.Context, incident_id: str) -> None:
     r = _operator(ctx).set_incident(incident_id, open=False)
@@ -309,7 +348,7 @@ def _benign_publish(ctx: click.Context, refs: Iterator[Any], adding: bool) -> No
 
 
 _BENIGN_OPTIONS = [
-    click.option("--type", "type_", help="Signal type: pdq, md5, sha1, sha256, url, domain."),
+    click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type."),
     click.option("--value", help="The signal's value (normalised before signing)."),
     click.option(
         "--input",
@@ -359,7 +398,9 @@ def benign_remove(
 
 
 @cli.command(help="List the audit log: every admin action, who, what, when, outcome.")
-@click.option("--limit", default=0, help="Only the last N records (0 = all).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=0, help="Only the last N records (0 = all)."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 def audit(ctx: click.Context, limit: int, as_json: bool) -> None:

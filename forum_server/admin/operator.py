@@ -29,6 +29,7 @@ from forum_client.errors import (
     TransportError,
     VerificationError,
 )
+from forum_client.files import MAX_PEM_BYTES, FileTooLargeError, read_bounded
 from forum_client.profile import Bundle
 from forum_client.receipts import verify_receipt
 from forum_client.taxonomy import check_labels
@@ -36,8 +37,16 @@ from forum_client.transport import call
 from forum_client.verifier import check_member_id
 from forum_client.wire import Receipt, envelope_to_pb, receipt_from_pb
 
-from .ca import CLIENT_DAYS, KeyAndCert, issue_member_cert
+from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS, KeyAndCert, issue_member_cert
 from .init import OperatorPaths
+
+
+def check_days(days: int) -> None:
+    """A certificate validity the CA may issue.  Raises InvalidInputError naming ``days``."""
+    if not MIN_CERT_DAYS <= days <= MAX_CERT_DAYS:
+        raise InvalidInputError.field(
+            "days", f"{days}: a certificate is valid {MIN_CERT_DAYS}-{MAX_CERT_DAYS} days"
+        )
 
 
 @dataclass(frozen=True)
@@ -72,12 +81,22 @@ class Operator:
         now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.paths = paths
+        if not paths.root.is_dir():
+            raise ConfigError(
+                f"{paths.root}: no operator profile there (it is DIR/operator, made by "
+                "`forum-admin init DIR`)"
+            )
         self.bundle = Bundle.load(paths.bundle)
         try:
             self.admin_key = SigningKey.load(paths.admin_key)
-            self.ca = KeyAndCert(paths.ca_key.read_bytes(), paths.ca_cert.read_bytes())
+            self.ca = KeyAndCert(
+                read_bounded(paths.ca_key, MAX_PEM_BYTES, "the CA key"),
+                read_bounded(paths.ca_cert, MAX_PEM_BYTES, "the CA certificate"),
+            )
         except FileNotFoundError as exc:
             raise ConfigError(f"{paths.root} is not an operator profile ({exc})") from None
+        except (FileTooLargeError, InvalidInputError) as exc:
+            raise ConfigError(f"{paths.root}: {exc}") from None
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
         self.server = server or self.bundle.server  # also what issued bundles point at
         self.forum = ForumClient(self.bundle, server=self.server)
@@ -147,6 +166,7 @@ class Operator:
     ) -> Receipt:
         """Admit a member with its signing key and write its credentials bundle to ``out``."""
         check_member_id(member_id)
+        check_days(days)
         if role is e.Role.OPERATOR:
             raise InvalidInputError.field("role", "members are members or observers")
         out = Path(out)
@@ -159,6 +179,7 @@ class Operator:
         return receipt
 
     def _issue_bundle(self, member_id: str, out: Path, days: int, revoke_others: bool) -> int:
+        check_days(days)
         cert = issue_member_cert(self.ca, member_id, self.now(), days)
         response = call(
             self.admin.RegisterCredential,
@@ -205,6 +226,7 @@ class Operator:
         """A new certificate and bundle; every older certificate of the member stops working.
         Returns how many were revoked."""
         check_member_id(member_id)
+        check_days(days)
         out = Path(out)
         if out.exists():
             raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
