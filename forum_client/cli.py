@@ -6,6 +6,7 @@ answer in a fraction of a second.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from .cli_errors import run, version_option
+from .cli_errors import connection_hint, run, version_option
 from .cli_types import (
     ADDRESS,
     CONTENT_TYPE,
@@ -28,6 +29,7 @@ from .cli_types import (
     SIGNAL_TYPE,
     TEXT,
     bad_signal_option,
+    signal_option,
 )
 from .errors import ForumError, InvalidInputError
 
@@ -109,7 +111,18 @@ def _bundle(ctx: click.Context) -> Bundle:
 def _client(ctx: click.Context) -> ForumClient:
     from .client import ForumClient
 
-    client = ForumClient(_bundle(ctx), server=ctx.obj["server"])
+    bundle = _bundle(ctx)
+    where = str(ctx.obj["profile"])
+    bundle.check_certificate(dt.datetime.now(dt.UTC), where)
+    server = ctx.obj["server"] or bundle.server
+    ctx.find_root().obj["explain"] = lambda exc: connection_hint(
+        exc,
+        bundle=where,
+        server=server,
+        origin=bundle.trust_root.origin,
+        member=bundle.member_id,
+    )
+    client = ForumClient(bundle, server=server)
     ctx.call_on_close(client.close)
     return client
 
@@ -194,16 +207,6 @@ def _key(path: Path) -> SigningKey:
         raise click.BadParameter(
             exc.violations[0].reason if exc.violations else str(exc), param_hint="--key"
         ) from None
-
-
-def _ref_option(type_: str, value: str) -> Any:
-    """The signal named by --type and --value, normalised (a bad value names --value)."""
-    from .client import normalize_ref
-
-    try:
-        return normalize_ref({"type": type_, "value": value})
-    except InvalidInputError as exc:
-        raise bad_signal_option(exc) from None
 
 
 def _print_receipt(r: Receipt, count: int, as_json: bool, what: str) -> None:
@@ -421,7 +424,7 @@ def retract(
     if input_path is None:
         if not type_ or not value:
             raise click.UsageError("give --type and --value, or --input FILE")
-        refs = [_ref_option(type_, value)]
+        refs = [signal_option(type_, value)]
     else:
         if type_ or value:
             raise click.UsageError("--input cannot be combined with --type/--value")
@@ -454,7 +457,7 @@ def retract(
 def opine(
     ctx: click.Context, key_path: Path, type_: str, value: str, kind: str, note: str, as_json: bool
 ) -> None:
-    ref = _ref_option(type_, value)
+    ref = signal_option(type_, value)
     receipt = _client(ctx).opine(ref, kind, _key(key_path), note)
     _print_receipt(receipt, 1, as_json, f"opinion {kind}")
 

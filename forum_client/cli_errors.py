@@ -65,7 +65,7 @@ def _details(exc: ForumError) -> list[str]:
     lines = []
     for violation in getattr(exc, "violations", [])[:100]:
         line = f"{violation.field}: {violation.reason}"
-        if line not in message and violation.reason not in message:
+        if line not in message:
             lines.append(line)
     return lines
 
@@ -77,12 +77,11 @@ def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> i
     messages: each error once, as ``PROG: KIND error: MESSAGE`` and one line per detail.
     """
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    ctx: click.Context | None = None
     try:
-        command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name=prog_name,
-            standalone_mode=False,
-        )
+        args = list(argv) if argv is not None else sys.argv[1:]
+        with command.make_context(prog_name, args) as ctx:
+            command.invoke(ctx)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -96,6 +95,10 @@ def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> i
         click.echo(f"{prog_name}: {label} error: {exc}", err=True)
         for line in _details(exc):
             click.echo(f"  {line}", err=True)
+        explain = ((ctx.obj if ctx is not None else None) or {}).get("explain")
+        hint = explain(exc) if explain is not None else None
+        if hint:
+            click.echo(hint, err=True)
         return code
     except FileExistsError as exc:
         click.echo(f"{prog_name}: refusing to overwrite: {exc.filename or exc}", err=True)
@@ -108,3 +111,25 @@ def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> i
 
 def exit_with(command: click.Command, prog_name: str) -> None:
     sys.exit(run(command, None, prog_name))
+
+
+_TLS_WORDS = ("handshake", "ssl", "certificate", "tls", "socket closed", "connection reset")
+
+
+def connection_hint(exc: ForumError, *, bundle: str, server: str, origin: str, member: str) -> str:
+    """What to do when the forum at ``server`` could not be reached with ``bundle``."""
+    if not isinstance(exc, TransportError) or exc.code != "UNAVAILABLE":
+        return ""
+    text = str(exc).lower()
+    if any(word in text for word in _TLS_WORDS):
+        return (
+            f"The TLS handshake with {server} failed using the bundle {bundle} (member {member} "
+            f"of forum {origin}). Either the server at {server} is another forum than the "
+            "bundle's, or it refused your certificate (revoked by a reissue, or expired). "
+            "Check the address and the bundle; if they are right, ask the operator for a new "
+            f"bundle: forum-admin credentials reissue {member} --out NEW.bundle.json"
+        )
+    return (
+        f"Nothing answered at {server} (the address of forum {origin} in {bundle}; --server "
+        "overrides it): is the forum running and reachable from here?"
+    )

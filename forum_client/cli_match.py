@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from .cli_types import SIGNAL_TYPE
+from .cli_types import SIGNAL_TYPE, signal_option
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -130,6 +130,8 @@ def match(
     from .match.lookup import Matcher
     from .match.media import hash_file
 
+    if type_ and value:
+        value = signal_option(type_, value).value
     with _open_store(db) as store, Matcher(store) as matcher:
         if type_ and value:
             results = matcher.match(type_, value, threshold)

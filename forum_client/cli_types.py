@@ -144,3 +144,13 @@ def bad_signal_option(exc: InvalidInputError) -> click.BadParameter:
     v = exc.violations[0] if exc.violations else None
     field = v.field.rsplit(".", 1)[-1] if v else "value"
     return click.BadParameter(v.reason if v else str(exc), param_hint=_FIELD_OPTIONS.get(field))
+
+
+def signal_option(type_: str, value: str) -> Any:
+    """The signal named by --type and --value, normalised (a bad value names --value)."""
+    from .client import normalize_ref
+
+    try:
+        return normalize_ref({"type": type_, "value": value})
+    except InvalidInputError as exc:
+        raise bad_signal_option(exc) from None

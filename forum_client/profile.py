@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +36,40 @@ class Bundle:
 
     def with_server(self, server: str) -> Bundle:
         return replace(self, server=server)
+
+    def check_certificate(self, now: dt.datetime, where: str = "the bundle") -> None:
+        """Raise ConfigError, saying what to do, if the client certificate is not valid at
+        ``now`` (expired, or not yet valid) or was not issued by the bundle's forum CA."""
+        from cryptography import x509
+        from cryptography.exceptions import InvalidSignature
+
+        forum = f"member {self.member_id} of forum {self.trust_root.origin}"
+        fix = (
+            f"ask the operator for a new bundle: forum-admin credentials reissue "
+            f"{self.member_id} --out NEW.bundle.json"
+        )
+        try:
+            cert = x509.load_pem_x509_certificate(self.client_certificate)
+            ca = x509.load_pem_x509_certificate(self.ca_certificate)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: unreadable certificate ({exc})") from None
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            raise ConfigError(
+                f"{where} ({forum}): its client certificate was not issued by its forum's CA "
+                f"(a bundle pieced together from two forums?); {fix}"
+            ) from None
+        if now > cert.not_valid_after_utc:
+            raise ConfigError(
+                f"{where} ({forum}): the client certificate expired on "
+                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; {fix}"
+            )
+        if now < cert.not_valid_before_utc:
+            raise ConfigError(
+                f"{where} ({forum}): the client certificate is valid only from "
+                f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC (check this machine's clock)"
+            )
 
     def to_json(self) -> bytes:
         doc = {

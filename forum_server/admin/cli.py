@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from forum_client import entries as e
-from forum_client.cli_errors import run, version_option
+from forum_client.cli_errors import connection_hint, run, version_option
 from forum_client.cli_types import (
     ADDRESS,
     HOST,
@@ -23,6 +23,7 @@ from forum_client.cli_types import (
     ORIGIN,
     REQUIRED_TEXT,
     SIGNAL_TYPE,
+    signal_option,
 )
 from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
@@ -65,6 +66,15 @@ def _operator(ctx: click.Context) -> Operator:
     if profile is None:
         raise click.UsageError("this command needs --profile DIR/operator")
     op = Operator.open(profile, server=ctx.obj["server"])
+    where = str(Path(profile) / "bundle.json")
+    op.bundle.check_certificate(dt.datetime.now(dt.UTC), where)
+    ctx.find_root().obj["explain"] = lambda exc: connection_hint(
+        exc,
+        bundle=where,
+        server=op.server,
+        origin=op.origin,
+        member=op.bundle.member_id,
+    )
     ctx.call_on_close(lambda: op.__exit__(None, None, None))
     return op
 
@@ -324,10 +334,13 @@ def _benign_refs(
     if input_path is None:
         if not type_ or not value:
             raise click.UsageError("give --type and --value, or --input FILE")
-        yield {"type": type_, "value": value}
-        return
+        return iter([signal_option(type_, value)])
     if type_ or value:
         raise click.UsageError("--input cannot be combined with --type/--value")
+    return _read_refs(input_path, fmt)
+
+
+def _read_refs(input_path: Path, fmt: str | None) -> Iterator[Any]:
     with input_path.open(newline="", encoding="utf-8") as stream:
         yield from read_signals(stream, fmt or detect_format(input_path), name=str(input_path))
 
