@@ -34,6 +34,9 @@ class Role(enum.IntEnum):
     def label(self) -> str:
         return self.name.lower()
 
+    def __str__(self) -> str:  # print(status.role) shows "member", not "2"
+        return self.label
+
     @classmethod
     def parse(cls, text: str) -> Role:
         try:
@@ -52,6 +55,9 @@ class MemberStatus(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+    def __str__(self) -> str:
+        return self.label
 
 
 class OpinionKind(enum.IntEnum):

@@ -68,7 +68,9 @@ class LocalForum:
 
     def operator(self) -> Operator:
         """An operator session (close it, or use it as a context manager)."""
-        return Operator.open(self.operator_profile, server=self.address)
+        return Operator.open(
+            self.operator_profile, server=self.address, member_address=self.address
+        )
 
     def enroll(self, member_id: str, role: Role = Role.MEMBER) -> EnrolledMember:
         """Admit a member the way a real one is: own key, proof of possession, bundle."""

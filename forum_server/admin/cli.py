@@ -117,10 +117,13 @@ def init(
         address=address,
         now=dt.datetime.now(dt.UTC),
     )
+    host, _, port = address.rpartition(":")
+    listen = address if host in ("127.0.0.1", "localhost", "[::1]") else f"0.0.0.0:{port}"
     click.echo(f"created forum {root.origin!r} in {directory}")
     click.echo(
-        f"  server:   forum-server serve --data-dir {directory / 'server'} --listen {address}"
+        f"  server:   forum-server serve --data-dir {directory / 'server'} --listen {listen}"
     )
+    click.echo(f"  members reach it at {address} (their bundles point there)")
     click.echo(f"  operator: forum-admin --profile {directory / 'operator'} member list")
 
 
@@ -166,7 +169,8 @@ def member_add(
     role: str,
     days: int,
 ) -> None:
-    receipt = _operator(ctx).add_member(
+    op = _operator(ctx)
+    receipt = op.add_member(
         member_id,
         display_name=display_name,
         role=e.Role.parse(role),
@@ -174,7 +178,12 @@ def member_add(
         out=out,
         days=days,
     )
-    click.echo(f"admitted {member_id} ({role}) at log index {receipt.index}; bundle: {out}")
+    admitted = op.admitted.index if op.admitted else "?"
+    click.echo(
+        f"admitted {member_id} ({role}) at log index {admitted} (what `member list` shows as "
+        f"since #{admitted}), its key at log index {receipt.index}; bundle: {out} (pointing "
+        f"at {op.member_address})"
+    )
 
 
 @member.command("list", help="List members with role, status and active keys.")

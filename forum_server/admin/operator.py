@@ -78,6 +78,7 @@ class Operator:
         paths: OperatorPaths,
         *,
         server: str | None = None,
+        member_address: str | None = None,
         now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.paths = paths
@@ -97,14 +98,20 @@ class Operator:
             raise ConfigError(f"{paths.root} is not an operator profile ({exc})") from None
         except (FileTooLargeError, InvalidInputError) as exc:
             raise ConfigError(f"{paths.root}: {exc}") from None
+        self.admitted: Receipt | None = None
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
-        self.server = server or self.bundle.server  # also what issued bundles point at
+        self.server = server or self.bundle.server  # where this session connects
+        # What issued bundles point at: where members reach the forum (init's --address),
+        # whatever address this session uses to reach it.
+        self.member_address = member_address or self.bundle.server
         self.forum = ForumClient(self.bundle, server=self.server)
         self.admin = pb_grpc.AdminStub(self.forum.channel)
 
     @classmethod
-    def open(cls, profile: str | Path, *, server: str | None = None) -> Operator:
-        return cls(OperatorPaths(Path(profile)), server=server)
+    def open(
+        cls, profile: str | Path, *, server: str | None = None, member_address: str | None = None
+    ) -> Operator:
+        return cls(OperatorPaths(Path(profile)), server=server, member_address=member_address)
 
     def __enter__(self) -> Operator:
         return self
@@ -164,7 +171,10 @@ class Operator:
         out: str | Path,
         days: int = CLIENT_DAYS,
     ) -> Receipt:
-        """Admit a member with its signing key and write its credentials bundle to ``out``."""
+        """Admit a member with its signing key and write its credentials bundle to ``out``.
+
+        Returns the key entry's receipt; the admission entry's (the index ``members()``
+        reports as ``admitted_at_index``) is kept in ``self.admitted``."""
         check_member_id(member_id)
         check_days(days)
         if role is e.Role.OPERATOR:
@@ -173,7 +183,7 @@ class Operator:
         if out.exists():
             raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
         public_key, pop = self._possession(member_id, signing_key)
-        self._append(lambda h: e.MemberAdmitted(h, member_id, display_name, role))
+        self.admitted = self._append(lambda h: e.MemberAdmitted(h, member_id, display_name, role))
         receipt = self._append(lambda h: e.KeyAdded(h, member_id, public_key, pop))
         self._issue_bundle(member_id, out, days, revoke_others=False)
         return receipt
@@ -193,7 +203,7 @@ class Operator:
         )
         Bundle(
             member_id,
-            self.server,
+            self.member_address,
             self.ca.cert_pem,
             cert.cert_pem,
             cert.key_pem,

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from forum_client.cli import main as client_main
-from forum_client.errors import InvalidInputError
 from forum_client.profile import Bundle
 from forum_server.admin.ca import KeyAndCert, issue_member_cert
 from forum_server.testing import LocalForum, local_forum
