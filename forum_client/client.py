@@ -49,7 +49,7 @@ from .profile import Bundle
 from .receipts import verify_checkpoint_note, verify_receipt
 from .signals import SIGNAL_TYPES, get_signal_type
 from .transport import MAX_MESSAGE_BYTES, call, error_from_rpc, open_channel
-from .verifier import LogState
+from .verifier import MAX_SEQUENCE, LogState
 from .wire import Receipt, envelope_from_pb, envelope_to_pb, receipt_from_pb
 
 if TYPE_CHECKING:  # sync.py imports nothing from here; keep the import graph one-way
@@ -286,6 +286,12 @@ class ForumClient:
     def next_sequence(self, key: SigningKey) -> int:
         """The next sequence number for ``key`` (one above the last the log holds)."""
         last = self.status().last_sequence_by_key_id.get(key.key_id.hex(), 0)
+        if last >= MAX_SEQUENCE:
+            raise InvalidInputError.field(
+                "key",
+                f"key {key.key_id.hex()[:16]} has used every sequence number: ask the operator "
+                "to rotate your key (forum-admin member rotate-key)",
+            )
         return last + 1
 
     def header(self, key: SigningKey, sequence: int | None = None) -> e.Header:

@@ -42,6 +42,11 @@ from .errors import (
 from .taxonomy import check_labels
 
 OPERATOR_ID = "operator"
+# Sequence numbers: signed 64-bit (SQLite's INTEGER), and each entry may step at most
+# MAX_SEQUENCE_STEP above its key's last, so no single entry can use up a key: it takes
+# 2^43 entries to reach the bound.
+MAX_SEQUENCE = 2**63 - 1
+MAX_SEQUENCE_STEP = 2**20
 MEMBER_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")
 INCIDENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -112,6 +117,21 @@ def make_genesis(
     return operator_key.sign(e.payload_type_of(body), e.encode(body))
 
 
+def _check_canonical(index: int, envelope: Envelope, body: e.Body) -> None:
+    """A signed body must be the one canonical encoding of what it says (decode, re-encode,
+    compare): fields in number order, each once, minimal varints, no unknown fields and no
+    default values written out.  Otherwise an author could hide bytes in a signed entry that
+    every member then stores."""
+    if e.encode(body) != envelope.body:
+        raise EntryRejectedError(
+            REJECT_BODY,
+            "body",
+            "not in canonical encoding (unknown or repeated fields, fields out of order, "
+            "non-minimal varints or explicit defaults)",
+            index,
+        )
+
+
 class LogState:
     """Membership, keys and sequence numbers after replaying a log prefix."""
 
@@ -151,6 +171,7 @@ class LogState:
             raise EntryRejectedError(REJECT_BODY, "body", f"genesis: {exc}", 0) from None
         if not isinstance(body, e.Genesis):
             raise EntryRejectedError(REJECT_BODY, "payload_type", "entry 0 is not genesis", 0)
+        _check_canonical(0, envelope, body)
         if key_id(body.operator_public_key) != envelope.key_id:
             raise EntryRejectedError(
                 REJECT_UNKNOWN_KEY, "key_id", "genesis not signed by its operator key", 0
@@ -214,6 +235,7 @@ class LogState:
             body = e.decode(envelope.payload_type, envelope.body)
         except InvalidInputError as exc:
             raise EntryRejectedError(REJECT_BODY, "body", str(exc), index) from None
+        _check_canonical(index, envelope, body)
         self._check_header(index, envelope, key, body)
         self._check_body(index, body)
         return body
@@ -252,6 +274,14 @@ class LogState:
                 REJECT_SEQUENCE,
                 "header.sequence",
                 f"sequence {h.sequence} is not above {last}, the last of this key",
+                index,
+            )
+        if h.sequence > MAX_SEQUENCE or h.sequence - last > MAX_SEQUENCE_STEP:
+            raise EntryRejectedError(
+                REJECT_SEQUENCE,
+                "header.sequence",
+                f"sequence {h.sequence} jumps more than {MAX_SEQUENCE_STEP} above {last}, the "
+                f"last of this key, or above {MAX_SEQUENCE}",
                 index,
             )
         author = self.members[key.member_id]
