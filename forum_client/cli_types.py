@@ -37,14 +37,25 @@ def check_host(text: str) -> str:
 
 
 def check_address(text: str) -> str:
-    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) with a port 0-65535.  Raises ValueError."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{text!r} is not HOST:PORT (a port 0-65535)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    check_host(host)
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) with a port 0-65535, or several separated by
+    commas.  Raises ValueError."""
+    for one in text.split(","):
+        host, sep, port = one.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"{one!r} is not HOST:PORT (a port 0-65535)")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        check_host(host)
     return text
+
+
+def check_database(text: str) -> str:
+    """A ``postgresql://`` URL or an existing SQLite file.  Raises ValueError."""
+    from pathlib import Path
+
+    if text.startswith(("postgresql://", "postgres://")) or Path(text).is_file():
+        return text
+    raise ValueError(f"{text!r} is neither a postgresql:// URL nor an existing SQLite file")
 
 
 class _Checked(click.ParamType[Any, Any]):
@@ -95,6 +106,7 @@ def _text(required: bool, limit: int | None = None) -> Any:
 
 ADDRESS = _Checked("HOST:PORT", check_address)
 HOST = _Checked("HOST", check_host)
+DATABASE = _Checked("URL", check_database)
 MEMBER_ID = _Checked(
     "MEMBER_ID",
     _regex(

@@ -103,11 +103,24 @@ def _operator(ctx: click.Context) -> Operator:
     type=ADDRESS,
     default=DEFAULT_ADDRESS,
     show_default=True,
-    help="HOST:PORT members' bundles (and the operator profile) point at; serve the forum "
-    "there with `forum-server serve --listen`.",
+    help="HOST:PORT members' bundles (and the operator profile) point at; several servers: "
+    "HOST:PORT,HOST:PORT,... (the SDK spreads calls over them and skips one that is down). "
+    "Serve the forum there with `forum-server serve --listen`.",
+)
+@click.option(
+    "--database",
+    metavar="URL",
+    help="Keep the log in this PostgreSQL database (postgresql://USER@HOST:PORT/DB), "
+    "which must not hold a forum yet; several servers can then serve it. "
+    "Default: DIR/server/forum.db (SQLite).",
 )
 def init(
-    directory: Path, name: str, origin: str | None, hosts: tuple[str, ...], address: str
+    directory: Path,
+    name: str,
+    origin: str | None,
+    hosts: tuple[str, ...],
+    address: str,
+    database: str | None,
 ) -> None:
     root = init_forum(
         directory,
@@ -116,8 +129,9 @@ def init(
         hosts=list(hosts),
         address=address,
         now=dt.datetime.now(dt.UTC),
+        database=database,
     )
-    host, _, port = address.rpartition(":")
+    host, _, port = address.split(",")[0].rpartition(":")
     listen = address if host in ("127.0.0.1", "localhost", "[::1]") else f"0.0.0.0:{port}"
     click.echo(f"created forum {root.origin!r} in {directory}")
     click.echo(

@@ -135,6 +135,7 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("admin", ("init",), "--origin"): "has spaces",
     ("admin", ("init",), "--host"): "bad host!",
     ("admin", ("init",), "--address"): "127.0.0.1",
+    ("admin", ("init",), "--database"): "mysql://nowhere/db",
     ("admin", ("member", "add"), "MEMBER_ID"): "Bad Id!",
     ("admin", ("member", "add"), "--name"): "",
     ("admin", ("member", "add"), "--signing-key"): MISSING,
@@ -167,6 +168,8 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("server", ("serve",), "--listen"): "127.0.0.1:http",
     ("server", ("serve",), "--grace"): "-1",
     ("server", ("serve",), "--log-level"): "LOUD",
+    ("server", ("serve",), "--database"): "mysql://nowhere/db",
+    ("server", ("serve",), "--lease"): "0.1",
 }
 
 CLIS: dict[str, tuple[click.Group, Callable[[list[str]], int]]] = {
