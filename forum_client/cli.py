@@ -349,7 +349,10 @@ def _submit_file(
     chatty = not quiet and not (ctx.find_root().obj or {}).get("quiet")
     live = chatty and show_progress(ctx)
     client = _client(ctx)
-    job = BulkSubmission(client, key, path, fmt, scope=scope, batch_size=batch_size)
+    known = client.status().labels  # the forum's vocabulary now: checked before signing
+    job = BulkSubmission(
+        client, key, path, fmt, scope=scope, batch_size=batch_size, known_labels=known.__contains__
+    )
     found = job.check()
     if chatty:
         click.echo(f"{path}: {found.signals:,} signals checked", err=True)

@@ -219,6 +219,7 @@ class Status:
     forum_name: str
     log_size: int
     last_sequence_by_key_id: dict[str, int]
+    labels: frozenset[str] = frozenset()  # what submissions may carry now (unverified hint)
 
 
 class ForumClient:
@@ -274,6 +275,7 @@ class ForumClient:
             r.forum_name,
             r.log_size,
             dict(r.last_sequence_by_key_id),
+            frozenset(r.labels),
         )
 
     def checkpoint(self) -> Checkpoint:

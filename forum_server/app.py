@@ -35,6 +35,7 @@ from forum_client.files import MAX_PEM_BYTES, read_bounded
 from .auth import Authenticator
 from .config import ServerConfig
 from .leadership import Leadership, LeaseConfig
+from .limits import ConcurrencyLimiter, ConcurrencyLimits
 from .ratelimit import RateLimiter
 from .sequencer import Sequencer
 from .services._calls import add_service
@@ -174,8 +175,13 @@ async def _start(
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    add_service(server, ForumService(sequencer, auth, config), "Forum")
-    add_service(server, AdminService(sequencer, auth, config), "Admin")
+    shares = ConcurrencyLimiter(ConcurrencyLimits.from_config(config))
+    for servicer, name in (
+        (ForumService(sequencer, auth, config), "Forum"),
+        (AdminService(sequencer, auth, config), "Admin"),
+    ):
+        servicer.limiter = shares
+        add_service(server, servicer, name)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [

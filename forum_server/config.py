@@ -8,7 +8,12 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ServerConfig:
     max_message_bytes: int = 64 * 1024 * 1024  # largest request the server accepts
-    max_concurrent_rpcs: int = 1024
+    max_concurrent_rpcs: int = 1024  # gRPC's one pool of call slots, for everyone
+    # Each member's share of it (forum_server.limits): open streams, unary calls in flight;
+    # all streams together leave `reserved_calls` slots for unary calls and health checks.
+    streams_per_member: int = 16
+    calls_per_member: int = 64
+    reserved_calls: int = 128
     entries_per_message: int = 256  # entries in one GetEntries batch, at most
     batch_bytes: int = 4 * 1024 * 1024  # a GetEntries batch stops growing past this size
     follow_poll_seconds: float = 15.0  # a follow stream re-checks this often with no news

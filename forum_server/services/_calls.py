@@ -4,6 +4,7 @@ errors to precise gRPC statuses (with ``google.rpc`` details), and log one line 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -21,6 +22,7 @@ from forum_client._proto.forum.v1 import forum_pb2
 from forum_client.entries import Role
 
 from ..auth import Authenticator, AuthError, Caller
+from ..limits import ConcurrencyLimiter
 from ..ratelimit import RateLimitedError
 
 log = logging.getLogger("forum_server.calls")
@@ -154,6 +156,12 @@ class Guarded:
     """Base of servicers whose methods are decorated with :func:`unary` / :func:`stream`."""
 
     auth: Authenticator
+    limiter: ConcurrencyLimiter | None = None  # each member's share of the call slots
+
+    def _hold(self, member: str, streaming: bool) -> contextlib.AbstractContextManager[None]:
+        if self.limiter is None:
+            return contextlib.nullcontext()
+        return self.limiter.hold(member, streaming=streaming)
 
 
 S = TypeVar("S", bound=Guarded)
@@ -177,7 +185,8 @@ def unary(
                 caller = _identify(self.auth, context, roles)
                 member = caller.member_id
                 _check_decoded(request)
-                return await handler(self, request, caller)
+                with self._hold(member, streaming=False):
+                    return await handler(self, request, caller)
             except Exception as exc:
                 outcome = status_for(exc)[0].name
                 await _abort(context, exc)
@@ -208,8 +217,9 @@ def stream(
                 caller = _identify(self.auth, context, roles)
                 member = caller.member_id
                 _check_decoded(request)
-                async for item in handler(self, request, caller):
-                    yield item
+                with self._hold(member, streaming=True):
+                    async for item in handler(self, request, caller):
+                        yield item
             except Exception as exc:
                 outcome = status_for(exc)[0].name
                 await _abort(context, exc)

@@ -50,6 +50,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
             forum_name=state.forum_name,
             log_size=self.sequencer.size,
             last_sequence_by_key_id=keys,
+            labels=sorted([*state.labels, *(f"incident:{i}" for i in state.incidents)]),
         )
 
     @unary(EVERYONE)
