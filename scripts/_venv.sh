@@ -17,7 +17,8 @@ spec=.
 [ -n "$extras" ] && spec=".[$extras]"
 stamp=.venv/.installed-$( { cat pyproject.toml; echo "$extras"; } | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
 if [ ! -e "$stamp" ]; then
-    echo "installing the project${extras:+ with extras $extras} into .venv (log: .venv/install.log)" >&2
+    echo "installing the project${extras:+ with extras $extras} into .venv (log: .venv/install.log;" \
+        "about a minute on a fresh clone)" >&2
     install() {
         .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
             .venv/bin/python -m pip install --disable-pip-version-check -e "$spec"
