@@ -76,7 +76,18 @@ def run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> i
     gRPC's C core logs nothing unless asked (GRPC_VERBOSITY), so stderr holds only our
     messages: each error once, as ``PROG: KIND error: MESSAGE`` and one line per detail.
     """
+    previous = os.environ.get("GRPC_VERBOSITY")
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    try:
+        return _run(command, argv, prog_name)
+    finally:  # main() may run in a longer-lived process (tests, embedding): leave no trace
+        if previous is None:
+            os.environ.pop("GRPC_VERBOSITY", None)
+        else:
+            os.environ["GRPC_VERBOSITY"] = previous
+
+
+def _run(command: click.Command, argv: Sequence[str] | None, prog_name: str) -> int:
     ctx: click.Context | None = None
     try:
         args = list(argv) if argv is not None else sys.argv[1:]
