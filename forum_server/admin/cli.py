@@ -138,7 +138,13 @@ def init(
         f"  server:   forum-server serve --data-dir {directory / 'server'} --listen {listen}"
     )
     click.echo(f"  members reach it at {address} (their bundles point there)")
-    click.echo(f"  operator: forum-admin --profile {directory / 'operator'} member list")
+    local = "" if listen == address else f" --server 127.0.0.1:{port}"
+    click.echo(f"  operator: forum-admin --profile {directory / 'operator'}{local} member list")
+    if local:
+        click.echo(
+            f"            ({local.strip()} reaches the server from its own machine, before "
+            f"{host} resolves; bundles still point at {address})"
+        )
 
 
 @cli.group(help="Admit, list, suspend and reinstate members; rotate their keys.")
