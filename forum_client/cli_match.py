@@ -7,27 +7,67 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from .cli_types import SIGNAL_TYPE, signal_option
+from .cli_types import SIGNAL_TYPE, FiniteRange, signal_option
 from .errors import InvalidInputError
+from .match.extra import DEFAULT_MIN_QUALITY
+from .match.video import DEFAULT_SECONDS_PER_HASH
 
 if TYPE_CHECKING:
     from .match.lookup import Matcher
+    from .match.media import MediaHashes
     from .store import LocalStore
 
-# The library's defaults (match.pdq_index.DEFAULT_THRESHOLD, match.media.DEFAULT_MIN_QUALITY;
-# a test keeps them equal), written here so that --help needs neither numpy nor SQLite.
+# The library's defaults (match.pdq_index.DEFAULT_THRESHOLD, match.video_index.DEFAULT_*_MATCH;
+# a test keeps them equal), written here so that --help and hash need neither numpy nor SQLite.
 DEFAULT_THRESHOLD = 31
-DEFAULT_MIN_QUALITY = 50
+DEFAULT_QUERY_MATCH = 80.0
+DEFAULT_COMPARED_MATCH = 80.0
 
 
 def _emit(doc: dict[str, Any]) -> None:
     click.echo(json.dumps(doc, separators=(",", ":")))
+
+
+def _hash_with_progress(path: Path, min_quality: int, seconds_per_hash: float) -> MediaHashes:
+    """``hash_file`` with a progress bar on stderr for videos, when stderr is a terminal."""
+    from .match.media import hash_file
+
+    if not sys.stderr.isatty():
+        return hash_file(path, min_quality=min_quality, seconds_per_hash=seconds_per_hash)
+    bar: Any = None
+    try:
+
+        def progress(done: int, expected: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = click.progressbar(
+                    length=expected or None, label=f"hashing {path.name}", file=sys.stderr
+                )
+                bar.__enter__()
+            bar.update(done - bar.pos)
+
+        return hash_file(
+            path, min_quality=min_quality, seconds_per_hash=seconds_per_hash, progress=progress
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+_SECONDS_PER_HASH = click.option(
+    "--seconds-per-hash",
+    type=FiniteRange(0, 3600),
+    default=DEFAULT_SECONDS_PER_HASH,
+    show_default=True,
+    help="Videos: hash one frame every this many seconds (vPDQ; 0 hashes every frame).",
+)
 
 
 def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, str]]:
@@ -72,10 +112,12 @@ def _open_store(db: Path) -> LocalStore:
     "match",
     help="Match your own content against your verified local copy (nothing is sent): one "
     "signal by --type/--value, many from --input (CSV with a type,value header or JSON Lines; "
-    "streamed), or image/video FILES (hashed locally, then matched by PDQ, MD5 and SHA-256). "
-    "Prints one JSON line per query with its matches: each signal, its Hamming distance, every "
-    "member's labels and content type, the opinion roll-up and incident tags. Retracted and "
-    "benign-listed signals never match.",
+    "streamed), or image/video FILES (hashed locally, then matched by MD5, SHA-256 and PDQ for "
+    "images or vPDQ for videos). Prints one JSON line per query with its matches: each signal, "
+    "its Hamming distance, every member's labels and content type, the opinion roll-up and "
+    "incident tags; for vpdq also the percent of the query's frames matched and of the shared "
+    "video's frames matched (both must reach --query-match and --compared-match). Retracted "
+    "and benign-listed signals never match.",
 )
 @click.option(
     "--db",
@@ -84,7 +126,11 @@ def _open_store(db: Path) -> LocalStore:
     help="The local copy made by `forum-client sync` (its PDQ index is kept at FILE.pdqidx.npz).",
 )
 @click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
-@click.option("--value", help="The signal's value (hex in any case; URLs in any spelling).")
+@click.option(
+    "--value",
+    help="The signal's value (hex in any case; URLs in any spelling; vpdq: the JSON array of "
+    "'hex,quality,timestamp' frames that `forum-client hash` prints).",
+)
 @click.option(
     "--input",
     "input_path",
@@ -102,15 +148,30 @@ def _open_store(db: Path) -> LocalStore:
     type=click.IntRange(0, 256),
     default=DEFAULT_THRESHOLD,
     show_default=True,
-    help="PDQ: the largest Hamming distance that matches (inclusive).",
+    help="PDQ and vPDQ frames: the largest Hamming distance that matches (inclusive).",
+)
+@click.option(
+    "--query-match",
+    type=FiniteRange(0, 100),
+    default=DEFAULT_QUERY_MATCH,
+    show_default=True,
+    help="vPDQ: percent of the query's frames that must match frames of a shared video.",
+)
+@click.option(
+    "--compared-match",
+    type=FiniteRange(0, 100),
+    default=DEFAULT_COMPARED_MATCH,
+    show_default=True,
+    help="vPDQ: percent of a shared video's frames that must match frames of the query.",
 )
 @click.option(
     "--min-quality",
     type=click.IntRange(0, 100),
     default=DEFAULT_MIN_QUALITY,
     show_default=True,
-    help="FILES: drop PDQ hashes of lower quality (then only MD5/SHA-256 are matched).",
+    help="FILES: drop PDQ hashes (images, video frames) of lower quality.",
 )
+@_SECONDS_PER_HASH
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False, exists=True))
 def match(
     db: Path,
@@ -119,7 +180,10 @@ def match(
     input_path: Path | None,
     fmt: str | None,
     threshold: int,
+    query_match: float,
+    compared_match: float,
     min_quality: int,
+    seconds_per_hash: float,
     files: tuple[Path, ...],
 ) -> None:
     modes = sum([bool(type_ or value), input_path is not None, bool(files)])
@@ -128,28 +192,31 @@ def match(
     if (type_ or value) and not (type_ and value):
         raise click.UsageError("--type and --value go together")
     from .match.lookup import Matcher
-    from .match.media import hash_file
 
     if type_ and value:
         value = signal_option(type_, value).value
+    shares = {"query_match": query_match, "compared_match": compared_match}
     with _open_store(db) as store, Matcher(store) as matcher:
         if type_ and value:
-            results = matcher.match(type_, value, threshold)
+            results = matcher.match(type_, value, threshold, **shares)
             _emit({"type": type_, "value": value, "matches": [r.to_json() for r in results]})
         elif input_path is not None:
-            _match_input(matcher, input_path, fmt, threshold)
+            _match_input(matcher, input_path, fmt, threshold, shares)
         else:
             for path in files:
-                hashes = hash_file(path, min_quality=min_quality)
+                hashes = _hash_with_progress(path, min_quality, seconds_per_hash)
                 found = []
                 for t, v in hashes.signals():
                     found += [
-                        {"query_type": t, **r.to_json()} for r in matcher.match(t, v, threshold)
+                        {"query_type": t, **r.to_json()}
+                        for r in matcher.match(t, v, threshold, **shares)
                     ]
                 _emit({**hashes.to_json(), "matches": found})
 
 
-def _match_input(matcher: Matcher, path: Path, fmt: str | None, threshold: int) -> None:
+def _match_input(
+    matcher: Matcher, path: Path, fmt: str | None, threshold: int, shares: dict[str, float]
+) -> None:
     from .inputfiles import detect_format
 
     chosen = fmt or detect_format(path)
@@ -159,7 +226,7 @@ def _match_input(matcher: Matcher, path: Path, fmt: str | None, threshold: int) 
             try:
                 if not type_ or not value:
                     raise InvalidInputError.field("input", "each row needs a type and a value")
-                results = matcher.match(type_, value, threshold)
+                results = matcher.match(type_, value, threshold, **shares)
             except InvalidInputError as exc:
                 errors += 1
                 _emit({"line": where, "type": type_, "value": value, "error": str(exc)})
@@ -174,26 +241,28 @@ def _match_input(matcher: Matcher, path: Path, fmt: str | None, threshold: int) 
 @click.command(
     "hash",
     help="Hash media files locally (nothing is sent): one JSON line per file with path, kind, "
-    "md5, sha256, and for images pdq and its quality. PDQ needs the optional media extra "
-    "(pip install 'shared-signal-forum[media]'); videos get MD5 and SHA-256 only.",
+    "md5, sha256; for images pdq and its quality; for videos vpdq (one PDQ-hashed frame every "
+    "--seconds-per-hash seconds, as a JSON array of 'hex,quality,timestamp' frames that "
+    "`forum-client submit --type vpdq --value` takes) and the number of frames kept. PDQ and "
+    "vPDQ need the optional media extra (pip install 'shared-signal-forum[media]').",
 )
 @click.option(
     "--min-quality",
     type=click.IntRange(0, 100),
     default=DEFAULT_MIN_QUALITY,
     show_default=True,
-    help="Drop PDQ hashes of lower quality (pdq is then null; quality says why).",
+    help="Drop PDQ hashes (images, video frames) of lower quality (an image's pdq is then null; "
+    "quality says why).",
 )
+@_SECONDS_PER_HASH
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
 )
-def hash_(min_quality: int, files: tuple[Path, ...]) -> None:
-    from .match.media import hash_file
-
+def hash_(min_quality: int, seconds_per_hash: float, files: tuple[Path, ...]) -> None:
     failed = 0
     for path in files:
         try:
-            _emit(hash_file(path, min_quality=min_quality).to_json())
+            _emit(_hash_with_progress(path, min_quality, seconds_per_hash).to_json())
         except InvalidInputError as exc:  # one undecodable image does not stop the rest
             failed += 1
             _emit({"path": str(path), "error": str(exc)})

@@ -75,6 +75,17 @@ class _Checked(click.ParamType[Any, Any]):
             self.fail(reason or str(exc), param, ctx)
 
 
+class FiniteRange(click.FloatRange):
+    """A float range that also refuses nan and inf (click's FloatRange lets nan through:
+    every comparison with it is false)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def _regex(pattern: str, what: str) -> Any:
     """Check against the regular expression ``module.NAME`` (imported when first used)."""
 

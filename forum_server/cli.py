@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from forum_client.cli_errors import run, version_option
-from forum_client.cli_types import ADDRESS, DATABASE
+from forum_client.cli_types import ADDRESS, DATABASE, FiniteRange
 
 from .app import serve
 from .config import ServerConfig
@@ -40,7 +40,7 @@ def cli() -> None:
     "--grace",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(0, 3600),
+    type=FiniteRange(0, 3600),
     help="Seconds in-flight calls get to finish on shutdown (0-3600).",
 )
 @click.option(
@@ -64,7 +64,7 @@ def cli() -> None:
     "--lease",
     default=3.0,
     show_default=True,
-    type=click.FloatRange(min=0.5),
+    type=FiniteRange(min=0.5),
     help="PostgreSQL only: seconds after which a silent leader is replaced.",
 )
 def serve_command(

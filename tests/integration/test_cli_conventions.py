@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 
 from forum_client.cli import main as client_main
-from forum_client.cli_match import DEFAULT_MIN_QUALITY, DEFAULT_THRESHOLD
+from forum_client.cli_match import (
+    DEFAULT_COMPARED_MATCH,
+    DEFAULT_MIN_QUALITY,
+    DEFAULT_QUERY_MATCH,
+    DEFAULT_THRESHOLD,
+)
 from forum_client.cli_sync import COMMIT_EVERY_ROWS
-from forum_client.match import media, pdq_index
+from forum_client.match import media, pdq_index, video_index
 from forum_client.sync import SyncConfig
 from forum_server.admin.cli import main as admin_main
 from forum_server.cli import main as server_main
@@ -54,6 +59,8 @@ def test_help_and_hash_load_no_grpc_sqlite_or_numpy(tmp_path: Path) -> None:
 
 def test_the_clis_defaults_match_the_library() -> None:
     assert DEFAULT_THRESHOLD == pdq_index.DEFAULT_THRESHOLD
+    assert DEFAULT_QUERY_MATCH == video_index.DEFAULT_QUERY_MATCH
+    assert DEFAULT_COMPARED_MATCH == video_index.DEFAULT_COMPARED_MATCH
     assert DEFAULT_MIN_QUALITY == media.DEFAULT_MIN_QUALITY
     assert SyncConfig.commit_every_rows == COMMIT_EVERY_ROWS
 
