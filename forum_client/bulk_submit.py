@@ -97,7 +97,8 @@ class BulkSubmission:
         path: Path,
         fmt: str | None = None,
         *,
-        scope: str = "",
+        group: str = "",
+        tlp: str | None = None,
         batch_size: int = 10_000,
         known_labels: Callable[[str], bool] | None = None,
     ) -> None:
@@ -105,7 +106,8 @@ class BulkSubmission:
         self.key = key
         self.path = path
         self.fmt = fmt or detect_format(path)
-        self.scope = scope
+        self.group = group
+        self.tlp = tlp
         self.batch_size = batch_size
         self.known_labels = known_labels
         self.skipped = 0
@@ -170,7 +172,7 @@ class BulkSubmission:
 
         try:
             for count, receipt in self.client.submit_batches(
-                tracked(), self.key, scope=self.scope, batch_size=self.batch_size
+                tracked(), self.key, group=self.group, tlp=self.tlp, batch_size=self.batch_size
             ):
                 number += 1
                 for item in pending[:count]:

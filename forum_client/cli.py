@@ -22,6 +22,7 @@ from .cli_errors import connection_hint, run, version_option
 from .cli_types import (
     ADDRESS,
     CONTENT_TYPE,
+    GROUP_ID,
     LABEL,
     MEMBER_ID,
     ORIGIN,
@@ -259,6 +260,24 @@ _FORMAT = click.option(
 )
 
 
+_GROUP = click.option(
+    "--group",
+    default="",
+    metavar="GROUP",
+    type=GROUP_ID,
+    help="Share with this sharing group only (you must be in it); members outside it get "
+    "the entry as a leaf hash. Retractions and opinions on a group's signal name its group. "
+    "Default: the whole forum.",
+)
+_TLP = click.option(
+    "--tlp",
+    type=click.Choice(["clear", "green", "amber", "amber+strict", "red"], case_sensitive=False),
+    default=None,
+    help="Traffic Light Protocol level: clear or green forum-wide (default green); amber, "
+    "amber+strict or red with --group (default amber).",
+)
+
+
 @cli.command(
     help="Submit signals: one by --type/--value, or many from --input. A file is checked "
     "whole first (every bad line reported as FILE:LINE, nothing sent), then signed and sent "
@@ -278,7 +297,8 @@ _FORMAT = click.option(
     help="What the signal was computed from (default: the type's).",
 )
 @click.option("--quality", type=click.IntRange(0, 100), help="PDQ quality, 0-100.")
-@click.option("--scope", type=TEXT, default="", help="Free text scope of these descriptors.")
+@_GROUP
+@_TLP
 @_INPUT
 @_FORMAT
 @click.option(
@@ -299,7 +319,8 @@ def submit(
     labels: tuple[str, ...],
     content_type: str | None,
     quality: int | None,
-    scope: str,
+    group: str,
+    tlp: str | None,
     input_path: Path | None,
     fmt: str | None,
     batch_size: int,
@@ -325,13 +346,13 @@ def submit(
             raise bad_signal_option(exc) from None
         key = _key(key_path)
         client = _client(ctx)
-        _print_receipt(client.submit([item], key, scope=scope), 1, as_json, "submitted")
+        _print_receipt(client.submit([item], key, group=group, tlp=tlp), 1, as_json, "submitted")
         return
     if type_ or value or labels or content_type or quality is not None:
         raise click.UsageError(
             "--input cannot be combined with --type/--value/--label/--content-type/--quality"
         )
-    _submit_file(ctx, _key(key_path), input_path, fmt, scope, batch_size, as_json, quiet)
+    _submit_file(ctx, _key(key_path), input_path, fmt, group, tlp, batch_size, as_json, quiet)
 
 
 def _submit_file(
@@ -339,7 +360,8 @@ def _submit_file(
     key: SigningKey,
     path: Path,
     fmt: str | None,
-    scope: str,
+    group: str,
+    tlp: str | None,
     batch_size: int,
     as_json: bool,
     quiet: bool,
@@ -351,7 +373,14 @@ def _submit_file(
     client = _client(ctx)
     known = client.status().labels  # the forum's vocabulary now: checked before signing
     job = BulkSubmission(
-        client, key, path, fmt, scope=scope, batch_size=batch_size, known_labels=known.__contains__
+        client,
+        key,
+        path,
+        fmt,
+        group=group,
+        tlp=tlp,
+        batch_size=batch_size,
+        known_labels=known.__contains__,
     )
     found = job.check()
     if chatty:
@@ -409,6 +438,8 @@ def _submit_file(
 @click.option(
     "--reason", type=REQUIRED_TEXT, required=True, help="Why (recorded in the signed entry)."
 )
+@_GROUP
+@_TLP
 @_INPUT
 @_FORMAT
 @_JSON
@@ -419,6 +450,8 @@ def retract(
     type_: str | None,
     value: str | None,
     reason: str,
+    group: str,
+    tlp: str | None,
     input_path: Path | None,
     fmt: str | None,
     as_json: bool,
@@ -437,7 +470,7 @@ def retract(
         with stream:
             refs = list(read_signals(stream, chosen, name=str(input_path)))
     key = _key(key_path)
-    receipt = _client(ctx).retract(refs, key, reason)
+    receipt = _client(ctx).retract(refs, key, reason, group=group, tlp=tlp)
     _print_receipt(receipt, len(refs), as_json, "retracted")
 
 
@@ -455,13 +488,23 @@ def retract(
     help="Your opinion of the signal.",
 )
 @click.option("--note", type=TEXT, default="", help="A short note.")
+@_GROUP
+@_TLP
 @_JSON
 @click.pass_context
 def opine(
-    ctx: click.Context, key_path: Path, type_: str, value: str, kind: str, note: str, as_json: bool
+    ctx: click.Context,
+    key_path: Path,
+    type_: str,
+    value: str,
+    kind: str,
+    note: str,
+    group: str,
+    tlp: str | None,
+    as_json: bool,
 ) -> None:
     ref = signal_option(type_, value)
-    receipt = _client(ctx).opine(ref, kind, _key(key_path), note)
+    receipt = _client(ctx).opine(ref, kind, _key(key_path), note, group=group, tlp=tlp)
     _print_receipt(receipt, 1, as_json, f"opinion {kind}")
 
 

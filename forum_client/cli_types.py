@@ -132,6 +132,9 @@ INCIDENT_ID = _Checked(
         "an incident id (1-63 of a-z 0-9 -, starting a-z 0-9)",
     ),
 )
+_GROUP = _regex("forum_client.verifier.GROUP_ID_RE", "a group id (1-63 of a-z 0-9 . _ -)")
+GROUP_ID = _Checked("GROUP", lambda text: text if text == "" else _GROUP(text))
+REQUIRED_GROUP_ID = _Checked("GROUP_ID", _GROUP)
 ORIGIN = _Checked(
     "ORIGIN",
     _regex(
