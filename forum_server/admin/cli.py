@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from forum_client import entries as e
-from forum_client.cli_errors import connection_hint, run, version_option
+from forum_client.cli_errors import run, version_option
 from forum_client.cli_types import (
     ADDRESS,
     HOST,
@@ -33,8 +33,9 @@ from forum_client.taxonomy import load_labels
 from forum_client.verifier import GroupRecord
 
 from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS
+from .cli_board import COMMANDS as BOARD_COMMANDS
+from .cli_board import operator_from
 from .init import DEFAULT_ADDRESS, init_forum
-from .operator import Operator
 
 _DAYS = click.option(
     "--days",
@@ -65,22 +66,7 @@ def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
     ctx.obj = {"profile": profile, "server": server}
 
 
-def _operator(ctx: click.Context) -> Operator:
-    profile = ctx.obj["profile"]
-    if profile is None:
-        raise click.UsageError("this command needs --profile DIR/operator")
-    op = Operator.open(profile, server=ctx.obj["server"])
-    where = str(Path(profile) / "bundle.json")
-    op.bundle.check_certificate(dt.datetime.now(dt.UTC), where)
-    ctx.find_root().obj["explain"] = lambda exc: connection_hint(
-        exc,
-        bundle=where,
-        server=op.server,
-        origin=op.origin,
-        member=op.bundle.member_id,
-    )
-    ctx.call_on_close(lambda: op.__exit__(None, None, None))
-    return op
+_operator = operator_from
 
 
 @cli.command(
@@ -575,6 +561,10 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
                 f"{r.time:%Y-%m-%d %H:%M:%S} {r.actor:<12} {r.action:<22} "
                 f"{r.target:<16} {r.outcome:<8} {r.detail}"
             )
+
+
+for _command in BOARD_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
