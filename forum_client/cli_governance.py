@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .envelope import SigningKey
 from .errors import InvalidInputError
-from .report import ALL_TIME, compute_report, parse_period, write_report
-from .report_charts import charts_available
-from .store import LocalStore
+
+if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
+    from .store import LocalStore
 
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -31,6 +31,8 @@ def parse_duration_ms(text: str) -> int:
 
 
 def _store(db: Path) -> LocalStore:
+    from .store import LocalStore
+
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db} (run `forum-client sync --db {db}`)")
     return LocalStore(db)
@@ -98,6 +100,9 @@ def emit_report(
     out: Path | None,
     charts: bool,
 ) -> None:
+    from .report import compute_report, parse_period, write_report
+    from .report_charts import charts_available
+
     period = parse_period(period_text)
     report = compute_report(leaves, period, origin=origin, anonymise=anonymise)
     out = out or Path(f"report-{period.name}")
@@ -195,6 +200,8 @@ def incidents(db: Path, as_json: bool, with_signals: bool) -> None:
             if with_signals
             else {}
         )
+    from .report import ALL_TIME, compute_report
+
     doc = compute_report(leaves, ALL_TIME, origin=root.origin if root else "")
     if not doc["incidents"] and not as_json:
         click.echo("no incidents")
@@ -296,6 +303,7 @@ def dispute_open(
     answer_within: str,
 ) -> None:
     from .cli import _client
+    from .envelope import SigningKey
 
     receipt = _client(ctx).open_dispute(
         dispute_id,
@@ -323,6 +331,7 @@ def dispute_answer(
     ctx: click.Context, dispute_id: str, db: Path, retract: bool, rationale: str, key_path: Path
 ) -> None:
     from .cli import _client
+    from .envelope import SigningKey
 
     with _store(db) as store:
         found = [d for d in store.disputes() if d.dispute_id == dispute_id]
