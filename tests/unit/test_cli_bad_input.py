@@ -150,6 +150,8 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("admin", ("init",), "--host"): "bad host!",
     ("admin", ("init",), "--address"): "127.0.0.1",
     ("admin", ("init",), "--database"): "mysql://nowhere/db",
+    ("admin", ("init",), "--board-key"): MISSING,
+    ("admin", ("init",), "--threshold"): "0",
     ("admin", ("member", "add"), "MEMBER_ID"): "Bad Id!",
     ("admin", ("member", "add"), "--name"): "",
     ("admin", ("member", "add"), "--signing-key"): MISSING,
@@ -276,6 +278,9 @@ NOT_YET_SWEPT: frozenset[tuple[str, tuple[str, ...], str]] = frozenset(
         ("admin", ("report",), "--period"),
         ("admin", ("report",), "--at"),
         ("admin", ("report",), "--out"),
+        ("admin", ("propose", "taxonomy"), "FILE"),
+        ("admin", ("propose", "taxonomy"), "--out"),
+        ("admin", ("propose", "taxonomy"), "--expires-in"),
     }
 )
 
