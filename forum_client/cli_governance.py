@@ -16,6 +16,7 @@ import click
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
+    from .report import Redacted
     from .store import LocalStore
 
 _DURATION = re.compile(r"(\d+)([smhd])")
@@ -93,7 +94,7 @@ def report_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 def emit_report(
-    leaves: list[bytes],
+    leaves: list[bytes | Redacted],
     origin: str,
     period_text: str,
     anonymise: bool,
@@ -144,8 +145,22 @@ def report(
         root = store.trust_root()
         if root is None or size == 0:
             raise click.UsageError(f"{db} holds no verified entries yet (sync first)")
-        leaves = [leaf for _, leaf in store.leaves(0, at_size or size)]
+        leaves = copy_leaves(store, at_size or size)
     emit_report(leaves, root.origin, period, anonymise, out, charts)
+
+
+def copy_leaves(store: LocalStore, size: int) -> list[bytes | Redacted]:
+    """The first ``size`` entries of a copy in log order: leaf bytes, or the leaf hash of
+    an entry shared with a group this member is not in."""
+    from .report import Redacted
+
+    out: dict[int, bytes | Redacted] = dict(store.leaves(0, size))
+    for index, leaf_hash, _group, _author in store.redacted():
+        if index < size:
+            out[index] = Redacted(leaf_hash)
+    if sorted(out) != list(range(size)):
+        raise InvalidInputError.field("db", "the copy is missing entries (run verify)")
+    return [out[i] for i in range(size)]
 
 
 def incident_events(store: LocalStore, start: int, end: int) -> list[dict[str, object]]:
