@@ -6,11 +6,9 @@ answer in a fraction of a second.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +16,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from .cli_errors import connection_hint, run, version_option
+from .cli_context import bundle_from as _bundle
+from .cli_context import client_from as _client
+from .cli_context import show_progress
+from .cli_errors import run, version_option
 from .cli_types import (
     ADDRESS,
     CONTENT_TYPE,
@@ -35,9 +36,7 @@ from .cli_types import (
 from .errors import ForumError, InvalidInputError
 
 if TYPE_CHECKING:
-    from .client import ForumClient
     from .envelope import SigningKey
-    from .profile import Bundle
     from .wire import Receipt
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -93,39 +92,6 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if level == "DEBUG":
         os.environ["GRPC_VERBOSITY"] = "DEBUG"
-
-
-def show_progress(ctx: click.Context) -> bool:
-    """Progress lines (rewritten with ``\\r``) go only to a terminal, and not with --quiet."""
-    obj = ctx.find_root().obj or {}
-    return not obj.get("quiet") and sys.stderr.isatty()
-
-
-def _bundle(ctx: click.Context) -> Bundle:
-    from .profile import Bundle
-
-    if ctx.obj["profile"] is None:
-        raise click.UsageError("this command needs --profile BUNDLE (or set FORUM_PROFILE)")
-    return Bundle.load(ctx.obj["profile"])
-
-
-def _client(ctx: click.Context) -> ForumClient:
-    from .client import ForumClient
-
-    bundle = _bundle(ctx)
-    where = str(ctx.obj["profile"])
-    bundle.check_certificate(dt.datetime.now(dt.UTC), where)
-    server = ctx.obj["server"] or bundle.server
-    ctx.find_root().obj["explain"] = lambda exc: connection_hint(
-        exc,
-        bundle=where,
-        server=server,
-        origin=bundle.trust_root.origin,
-        member=bundle.member_id,
-    )
-    client = ForumClient(bundle, server=server)
-    ctx.call_on_close(client.close)
-    return client
 
 
 @cli.command(
@@ -508,7 +474,7 @@ def opine(
     _print_receipt(receipt, 1, as_json, f"opinion {kind}")
 
 
-from .cli_sync import COMMANDS as _SYNC_COMMANDS  # noqa: E402  (they use _client above)
+from .cli_sync import COMMANDS as _SYNC_COMMANDS  # noqa: E402
 
 for _command in _SYNC_COMMANDS:
     cli.add_command(_command)

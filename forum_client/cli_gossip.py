@@ -72,11 +72,11 @@ def show_checkpoint(db: Path, as_json: bool) -> None:
 def compare_checkpoint(
     ctx: click.Context, note: Path, db: Path | None, other: Path | None, as_json: bool
 ) -> None:
-    from .cli import _client
+    from .cli_context import client_from
     from .gossip import compare_checkpoints, compare_with_store
     from .receipts import verify_checkpoint_note
+    from .source import GrpcSource
     from .store import LocalStore
-    from .sync import GrpcSource
 
     if (db is None) == (other is None):
         raise click.UsageError("give exactly one of --db or --other")
@@ -87,7 +87,7 @@ def compare_checkpoint(
             result = compare_with_store(store, theirs)
     else:
         assert other is not None
-        client = _client(ctx)
+        client = client_from(ctx)
         mine = _read_note(other)
         a, b = (verify_checkpoint_note(x, client.trust_root) for x in (theirs, mine))
         proof = None

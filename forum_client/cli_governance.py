@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .cli_context import client_from
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
@@ -317,10 +318,9 @@ def dispute_open(
     key_path: Path,
     answer_within: str,
 ) -> None:
-    from .cli import _client
     from .envelope import SigningKey
 
-    receipt = _client(ctx).open_dispute(
+    receipt = client_from(ctx).open_dispute(
         dispute_id,
         {"type": type_, "value": value},
         respondent,
@@ -345,7 +345,6 @@ def dispute_open(
 def dispute_answer(
     ctx: click.Context, dispute_id: str, db: Path, retract: bool, rationale: str, key_path: Path
 ) -> None:
-    from .cli import _client
     from .envelope import SigningKey
 
     with _store(db) as store:
@@ -353,7 +352,7 @@ def dispute_answer(
     if not found:
         raise InvalidInputError.field("dispute_id", f"no dispute {dispute_id} in {db} (sync?)")
     ref = {"type": found[0].signal_type, "value": found[0].signal_value}
-    receipts = _client(ctx).answer_dispute(
+    receipts = client_from(ctx).answer_dispute(
         dispute_id, retract=retract, rationale=rationale, key=SigningKey.load(key_path), ref=ref
     )
     what = "retracted" if retract else "kept"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .cli_context import bundle_from, client_from
 from .errors import SecurityError
 
 if TYPE_CHECKING:
@@ -109,11 +110,12 @@ def sync(
     no_progress: bool,
     commit_every: int,
 ) -> None:
-    from .cli import _client, show_progress
+    from .cli_context import show_progress
+    from .source import GrpcSource
     from .store import LocalStore
-    from .sync import GrpcSource, SyncConfig, Syncer
+    from .sync import SyncConfig, Syncer
 
-    client = _client(ctx)
+    client = client_from(ctx)
     bar = _ProgressBar(not no_progress and not as_json and show_progress(ctx))
 
     def report(r: SyncResult) -> None:
@@ -178,13 +180,11 @@ def sync(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
-    from .cli import _bundle
-    from .store import LocalStore
-    from .sync import verify_store
+    from .store import LocalStore, verify_store
 
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db}")
-    root = _bundle(ctx).trust_root if ctx.obj.get("profile") is not None else None
+    root = bundle_from(ctx).trust_root if ctx.obj.get("profile") is not None else None
     with LocalStore(db) as store:
         report = verify_store(store, root)
     if as_json:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from forum_client.cli_errors import run, version_option
-from forum_client.cli_types import ADDRESS, DATABASE, FiniteRange
+from forum_client.tools import ADDRESS, DATABASE, FiniteRange, run, version_option
 
 from .app import serve
 from .config import ServerConfig

@@ -13,8 +13,10 @@ from typing import Any
 import click
 
 from forum_client import entries as e
-from forum_client.cli_errors import run, version_option
-from forum_client.cli_types import (
+from forum_client.envelope import load_public_key
+from forum_client.errors import InvalidInputError
+from forum_client.taxonomy import load_labels
+from forum_client.tools import (
     ADDRESS,
     HOST,
     INCIDENT_ID,
@@ -25,12 +27,12 @@ from forum_client.cli_types import (
     REQUIRED_TEXT,
     SIGNAL_TYPE,
     TEXT,
+    detect_format,
+    read_signals,
+    run,
     signal_option,
+    version_option,
 )
-from forum_client.envelope import load_public_key
-from forum_client.errors import InvalidInputError
-from forum_client.inputfiles import detect_format, read_signals
-from forum_client.taxonomy import load_labels
 from forum_client.verifier import GroupRecord
 
 from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS

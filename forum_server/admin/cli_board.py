@@ -16,12 +16,12 @@ from pathlib import Path
 import click
 
 from forum_client import entries as e
-from forum_client.cli_errors import connection_hint
 from forum_client.cli_governance import emit_report, parse_duration_ms, report_options
 from forum_client.client import normalize_ref
 from forum_client.envelope import SigningKey, load_public_key
 from forum_client.errors import InvalidInputError
 from forum_client.report import Redacted
+from forum_client.tools import connection_hint
 
 from .operator import Operator
 from .proposals import DEFAULT_TTL_MS, Proposal

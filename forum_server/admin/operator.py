@@ -18,8 +18,6 @@ from pathlib import Path
 from types import TracebackType
 
 from forum_client import entries as e
-from forum_client._proto.forum.v1 import forum_pb2 as pb
-from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from forum_client.client import ForumClient, SignalInput, normalize_ref
 from forum_client.envelope import SigningKey, key_id, load_public_key_file, verify_possession
 from forum_client.errors import (
@@ -30,10 +28,12 @@ from forum_client.errors import (
     TransportError,
     VerificationError,
 )
-from forum_client.files import MAX_PEM_BYTES, FileTooLargeError, read_bounded
 from forum_client.profile import Bundle
+from forum_client.protocol import messages as pb
+from forum_client.protocol import services as pb_grpc
 from forum_client.receipts import verify_receipt
 from forum_client.taxonomy import check_labels
+from forum_client.tools import MAX_PEM_BYTES, FileTooLargeError, read_bounded
 from forum_client.transport import call
 from forum_client.verifier import GROUP_ID_RE, OPERATOR_ID, GroupRecord, LogState, check_member_id
 from forum_client.wire import Receipt, envelope_to_pb, receipt_from_pb
@@ -107,7 +107,7 @@ class Operator:
         # whatever address this session uses to reach it.
         self.member_address = member_address or self.bundle.server
         self.forum = ForumClient(self.bundle, server=self.server)
-        self.admin = pb_grpc.AdminStub(self.forum.channel)
+        self.admin = self.forum.service_stub(pb_grpc.AdminStub)
 
     @classmethod
     def open(

@@ -1,0 +1,88 @@
+"""The SDK's kit for command-line tools built on it (``forum-admin`` and ``forum-server`` use
+it): the exit-code contract and the bulk-input readers, public and stable.
+
+- :func:`run` / :func:`exit_with`: run a click command, turning library errors into the
+  exit codes below and one human message (the library itself never exits);
+- :func:`exit_code_for`: the code and label of one error;
+- :func:`detect_format` / :func:`read_signals`: stream CSV or JSON Lines signal files,
+  naming ``FILE:LINE`` in every error;
+- :func:`version_option`, :func:`connection_hint` and the option types (``ADDRESS``,
+  ``MEMBER_ID``...) that check every value while the command line is parsed (exit 2 naming
+  the option);
+- :func:`read_bounded`: read a small file whole, refusing more than a limit.
+
+Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration, 4 the forum
+refused or could not be reached, 5 a security failure, 6 local store failure.
+
+    >>> exit_code_for(StoreError("disk full"))
+    (6, 'store')
+"""
+
+from __future__ import annotations
+
+from .cli_errors import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_SECURITY,
+    EXIT_STORE,
+    EXIT_TRANSPORT,
+    EXIT_USAGE,
+    connection_hint,
+    exit_code_for,
+    exit_with,
+    run,
+    version_option,
+)
+from .cli_types import (
+    ADDRESS,
+    DATABASE,
+    HOST,
+    INCIDENT_ID,
+    MEMBER_ID,
+    NAME,
+    ORIGIN,
+    REQUIRED_GROUP_ID,
+    REQUIRED_TEXT,
+    SIGNAL_TYPE,
+    TEXT,
+    FiniteRange,
+    signal_option,
+)
+from .errors import StoreError
+from .files import MAX_PEM_BYTES, FileTooLargeError, read_bounded
+from .inputfiles import detect_format, read_signals
+
+__all__ = [
+    "ADDRESS",
+    "DATABASE",
+    "EXIT_CONFIG",
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_SECURITY",
+    "EXIT_STORE",
+    "EXIT_TRANSPORT",
+    "EXIT_USAGE",
+    "HOST",
+    "INCIDENT_ID",
+    "MAX_PEM_BYTES",
+    "MEMBER_ID",
+    "NAME",
+    "ORIGIN",
+    "REQUIRED_GROUP_ID",
+    "REQUIRED_TEXT",
+    "SIGNAL_TYPE",
+    "TEXT",
+    "FileTooLargeError",
+    "FiniteRange",
+    "StoreError",
+    "connection_hint",
+    "detect_format",
+    "exit_code_for",
+    "exit_with",
+    "read_bounded",
+    "read_signals",
+    "run",
+    "signal_option",
+    "version_option",
+]
