@@ -72,6 +72,7 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
         "entries": r.entries,
         "signals": r.signals,
         "seconds": round(r.seconds, 3),
+        "flagged_times": list(r.flagged_times),
     }
 
 
@@ -139,6 +140,14 @@ def sync(
             click.echo(
                 f"synced: {r.size} entries verified (+{r.entries} entries, "
                 f"+{r.signals} signals in {r.seconds:.1f}s), root {r.root.hex()[:16]}"
+            )
+        if r.flagged_times:
+            shown = ", ".join(str(i) for i in r.flagged_times[:10])
+            click.echo(
+                f"warning: {len(r.flagged_times)} entries claim an impossible creation time "
+                f"(before 1970 or in the future), at log indexes {shown}; they verify, but the "
+                "forum's server should have refused them",
+                err=True,
             )
 
     with LocalStore(db) as store:

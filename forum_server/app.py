@@ -165,6 +165,7 @@ async def _start(
         SigningKey.load(paths.log_key),
         max_group=config.max_group_entries,
         limiter=limiter,
+        max_clock_skew_seconds=config.max_clock_skew_seconds,
     )
     auth = Authenticator(store, lambda: sequencer.state)
     server = grpc.aio.server(
