@@ -122,6 +122,7 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("client", ("opine",), "--note"): "bell\x07",
     ("client", ("sync",), "--db"): "{dir}",
     ("client", ("sync",), "--commit-every"): "0",
+    ("client", ("sync",), "--signature-threads"): "-1",
     ("client", ("verify",), "--db"): "{dir}",
     ("client", ("security-report",), "--db"): "{dir}",
     ("client", ("match",), "--db"): "{dir}",
