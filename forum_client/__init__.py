@@ -28,7 +28,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import ForumClient, Status
-    from .entries import MemberStatus, OpinionKind, Role, SignalItem, SignalRef
+    from .entries import MemberStatus, OpinionKind, Role, SignalItem, SignalRef, Tlp
     from .envelope import SigningKey
     from .profile import Bundle
     from .signals import ContentType, Signal
@@ -47,6 +47,7 @@ _LAZY = {
     "Role": "entries",
     "SignalItem": "entries",
     "SignalRef": "entries",
+    "Tlp": "entries",
     "SigningKey": "envelope",
     "Bundle": "profile",
     "ContentType": "signals",
@@ -90,6 +91,7 @@ __all__ = [
     "StoreError",
     "SyncResult",
     "SyncSecurityError",
+    "Tlp",
     "TransportError",
     "TrustRoot",
     "VerificationError",

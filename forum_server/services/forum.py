@@ -55,6 +55,11 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
             log_size=self.sequencer.size,
             last_sequence_by_key_id=keys,
             labels=sorted([*state.labels, *(f"incident:{i}" for i in state.incidents)]),
+            groups=sorted(
+                g.group_id
+                for g in state.groups.values()
+                if g.closed_at is None and g.member_at(caller.member_id, state.size)
+            ),
         )
 
     @unary(EVERYONE)
