@@ -272,8 +272,9 @@ def _verify_note_signatures(
 ) -> None:
     """Require one valid signature by ``(name, public_key)``; ignore other keys' lines.
 
-    A line with our name and key id that does not verify rejects the note, as does the same
-    key signing twice (c2sp.org/signed-note; Go's sumdb/note does the same).
+    Every line with our name and key id must verify, or the note is rejected.  The same
+    key's signature repeated is accepted (each copy is verified): a repeat adds no trust and
+    hides nothing, and Go's sumdb/note accepts it too (it drops the repeat).
     """
     expected_id = note_key_id(name, public_key)
     message = text.encode("utf-8")
@@ -281,8 +282,6 @@ def _verify_note_signatures(
     for sig_name, blob in signatures:
         if sig_name != name or blob[:NOTE_KEY_ID_SIZE] != expected_id:
             continue
-        if found:
-            raise VerificationError(f"note: repeated signature by {name}+{expected_id.hex()}")
         signature = blob[NOTE_KEY_ID_SIZE:]
         if len(signature) != SIGNATURE_SIZE:
             raise VerificationError(
