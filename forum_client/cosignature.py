@@ -90,6 +90,7 @@ class WitnessPolicy:
 
     witnesses: tuple[Witness, ...] = ()
     quorum: int = 0
+    version: int = 0  # the witness-set entry that stated it (0: none yet)
 
     def __post_init__(self) -> None:
         if len(self.witnesses) > MAX_WITNESSES:
@@ -235,14 +236,15 @@ def cosign(body: bytes, name: str, key: SigningKey, *, timestamp: int) -> str:
 
 
 def verify_quorum(
-    note: bytes, policy: WitnessPolicy, *, now: int, max_age: int | None
+    note: bytes, policy: WitnessPolicy, *, now: int, max_age: int | None, skew: int = 0
 ) -> QuorumVerdict:
     """Count the valid cosignatures on ``note`` by witnesses of ``policy``.
 
     A witness counts when exactly one line carries its name and key id, the line is
     ``key id || 8-byte timestamp || 64-byte signature``, the signature verifies over
-    ``cosignature/v1`` + ``time T`` + the note text, and ``T`` is not after ``now`` nor
-    (with ``max_age`` seconds) before ``now - max_age``.  Lines by other keys are ignored.
+    ``cosignature/v1`` + ``time T`` + the note text, and ``T`` is not after ``now`` (plus
+    ``skew`` seconds of tolerated clock difference) nor, with ``max_age`` seconds, before
+    ``now - max_age``.  Lines by other keys are ignored.
 
     Raises:
         VerificationError: the note itself is malformed (see checkpoint.py).
@@ -261,7 +263,8 @@ def verify_quorum(
     for witness in policy.witnesses:
         # Every line by a known key is verified; repeats count once (the newest time).
         checked = [
-            _check_one(witness, b, message_body, now, max_age) for b in seen.get(witness.name, [])
+            _check_one(witness, b, message_body, now, max_age, skew)
+            for b in seen.get(witness.name, [])
         ]
         problems = [problem for problem, _ in checked if problem is not None]
         if not checked:
@@ -275,17 +278,17 @@ def verify_quorum(
 
 
 def require_quorum(
-    note: bytes, policy: WitnessPolicy, *, now: int, max_age: int | None
+    note: bytes, policy: WitnessPolicy, *, now: int, max_age: int | None, skew: int = 0
 ) -> QuorumVerdict:
     """:func:`verify_quorum`, raising :class:`QuorumError` when the quorum is not met."""
-    verdict = verify_quorum(note, policy, now=now, max_age=max_age)
+    verdict = verify_quorum(note, policy, now=now, max_age=max_age, skew=skew)
     if not verdict.ok:
         raise QuorumError(verdict)
     return verdict
 
 
 def _check_one(
-    witness: Witness, blob: bytes, body: bytes, now: int, max_age: int | None
+    witness: Witness, blob: bytes, body: bytes, now: int, max_age: int | None, skew: int
 ) -> tuple[str | None, int]:
     if len(blob) != TIMESTAMP_SIZE + SIGNATURE_SIZE:
         return f"cosignature is {len(blob)} bytes, expected {TIMESTAMP_SIZE + SIGNATURE_SIZE}", 0
@@ -298,7 +301,7 @@ def _check_one(
         )
     except InvalidSignature:
         return "cosignature does not verify", 0
-    if stamp > now:
+    if stamp > now + skew:
         return f"timestamp {stamp} is {stamp - now} s in the future", 0
     if max_age is not None and stamp < now - max_age:
         return f"timestamp {stamp} is {now - stamp} s old (freshness limit {max_age} s)", 0

@@ -215,6 +215,23 @@ class Incident:
     open: bool
 
 
+@dataclass(frozen=True, slots=True)
+class WitnessInfo:
+    name: str
+    public_key: bytes
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessSet:
+    """The witness policy (issue #9): every witness, and how many must cosign."""
+
+    header: Header
+    version: int
+    witnesses: tuple[WitnessInfo, ...]
+    quorum: int
+
+
 Body: TypeAlias = (
     Genesis
     | MemberAdmitted
@@ -227,6 +244,7 @@ Body: TypeAlias = (
     | Taxonomy
     | BenignList
     | Incident
+    | WitnessSet
 )
 
 _PREFIX = "application/vnd.forum."
@@ -242,6 +260,7 @@ PAYLOAD_TYPES: dict[type[Any], str] = {
     Taxonomy: _PREFIX + "taxonomy.v1",
     BenignList: _PREFIX + "benign-list.v1",
     Incident: _PREFIX + "incident.v1",
+    WitnessSet: _PREFIX + "witness-set.v1",
 }
 BODY_TYPES: dict[str, type[Any]] = {v: k for k, v in PAYLOAD_TYPES.items()}
 OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
@@ -254,6 +273,7 @@ OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
         Taxonomy,
         BenignList,
         Incident,
+        WitnessSet,
     }
 )
 MEMBER_BODIES: frozenset[type[Any]] = frozenset({Submission, Retraction, Opinion})
@@ -342,6 +362,9 @@ def _decode_message(m: Any) -> Body:
         return BenignList(h, _refs(m.add), _refs(m.remove))
     if isinstance(m, pb.Incident):
         return Incident(h, m.incident_id, m.title, m.open)
+    if isinstance(m, pb.WitnessSet):
+        witnesses = tuple(WitnessInfo(w.name, w.public_key, w.url) for w in m.witnesses)
+        return WitnessSet(h, m.version, witnesses, m.quorum)
     raise AssertionError(f"unhandled message {type(m).__name__}")  # pragma: no cover
 
 
@@ -584,6 +607,11 @@ def _to_message(b: Body) -> Any:
         return pb.BenignList(header=h, add=_refs_pb(b.add), remove=_refs_pb(b.remove))
     if isinstance(b, Incident):
         return pb.Incident(header=h, incident_id=b.incident_id, title=b.title, open=b.open)
+    if isinstance(b, WitnessSet):
+        witnesses = [
+            pb.WitnessInfo(name=w.name, public_key=w.public_key, url=w.url) for w in b.witnesses
+        ]
+        return pb.WitnessSet(header=h, version=b.version, witnesses=witnesses, quorum=b.quorum)
     raise AssertionError(f"unhandled body {type(b).__name__}")  # pragma: no cover
 
 

@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 from . import entries as e
+from .cosignature import Witness, WitnessPolicy
 from .verifier import KeyRecord, LogState, MemberRecord
 
 
@@ -60,6 +61,9 @@ def state_to_json(state: LogState) -> str:
         "taxonomy_version": state.taxonomy_version,
         "labels": [[x.id, x.kind, x.title, x.description] for x in state.labels.values()],
         "incidents": state.incidents,
+        "witness_version": state.witness_policy.version,
+        "witnesses": [[w.name, w.public_key.hex(), w.url] for w in state.witness_policy.witnesses],
+        "witness_quorum": state.witness_policy.quorum,
     }
     return json.dumps(doc, separators=(",", ":"))
 
@@ -96,6 +100,11 @@ def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
     state.taxonomy_version = int(doc["taxonomy_version"])
     state.labels = {x[0]: e.Label(x[0], x[1], x[2], x[3]) for x in doc["labels"]}
     state.incidents = {str(k): bool(v) for k, v in doc["incidents"].items()}
+    state.witness_policy = WitnessPolicy(  # the keys are absent before issue #9
+        tuple(Witness(n, bytes.fromhex(k), u) for n, k, u in doc.get("witnesses", [])),
+        int(doc.get("witness_quorum", 0)),
+        int(doc.get("witness_version", 0)),
+    )
     return state
 
 

@@ -164,7 +164,7 @@ def test_the_spec_implementation_verifies_with_ours() -> None:
 def test_vkey_round_trip_and_type_byte() -> None:
     key, w = _witness()
     vkey = cosigner_vkey(w.name, key.public_bytes)
-    name, key_hex, material = vkey.split("+")
+    name, key_hex, material = vkey.split("+", 2)
     assert bytes.fromhex(key_hex) == spec_key_id(w.name, key.public_bytes)
     assert base64.b64decode(material) == b"\x04" + key.public_bytes
     assert parse_vkey(vkey) == (name, 0x04, key.public_bytes)
