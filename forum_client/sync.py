@@ -50,6 +50,7 @@ import grpc
 from ._proto.forum.v1 import forum_pb2 as pb
 from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from .checkpoint import Checkpoint
+from .cosignature import QuorumVerdict, WitnessPolicy, verify_quorum
 from .envelope import Envelope
 from .errors import (
     ForumError,
@@ -78,6 +79,7 @@ OUT_OF_ORDER = "out-of-order"
 REJECTED_ENTRY = "entry-rejected"
 ROOT_MISMATCH = "root-mismatch"
 UNVERIFIABLE = "unverifiable-entry"
+UNWITNESSED = "unwitnessed-checkpoint"
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ class SyncConfig:
     backoff_initial_seconds: float = 0.2  # follow mode: first reconnect delay
     backoff_max_seconds: float = 5.0  # follow mode: reconnect delay doubles up to this
     max_entries_ahead: int = 10_000  # follow mode: entries a checkpoint must cover, at most
+    # Witnesses (issue #9): a checkpoint needs the policy's quorum of cosignatures, each
+    # no older than this and not ahead of this machine's clock by more than the skew.
+    witness_max_age_seconds: int = 3600
+    witness_clock_skew_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -255,8 +261,11 @@ class Syncer:
         progress: Callable[[SyncProgress], None] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
+        self.wall_clock = wall_clock
+        self.witnessed: QuorumVerdict | None = None
         self.store = store
         self.root = trust_root
         self.config = config or SyncConfig()
@@ -435,8 +444,35 @@ class Syncer:
                         served=note,
                         proof=proof,
                     ) from None
+        self._check_witnesses(cp, note)
         self.cp, self.cp_note = cp, note
         return cp
+
+    def witness_policy(self) -> WitnessPolicy:
+        """The policy in force: the newer of the one pinned in the trust root and the one
+        the verified log states."""
+        pinned = self.root.witness_policy
+        learnt = self.state.witness_policy if self.state is not None else pinned
+        return learnt if learnt.version >= pinned.version else pinned
+
+    def _check_witnesses(self, cp: Checkpoint, note: bytes) -> None:
+        policy = self.witness_policy()
+        if not policy.enforced:
+            return
+        verdict = verify_quorum(
+            note,
+            policy,
+            now=int(self.wall_clock()),
+            max_age=self.config.witness_max_age_seconds,
+            skew=self.config.witness_clock_skew_seconds,
+        )
+        if not verdict.ok:
+            raise self._fail(
+                UNWITNESSED,
+                f"checkpoint {cp.size} is not witnessed: {verdict.explain()}",
+                served=note,
+            )
+        self.witnessed = verdict
 
     def _begin(self) -> ViewWriter:
         if self.view is None:
@@ -540,6 +576,9 @@ class Syncer:
                 ) from None
         else:
             return  # entries beyond the checkpoint stay staged until one covers them
+        # The checkpoint must also carry a quorum of the policy the entries it covers state
+        # (a member whose bundle predates the witness policy learns it here, before commit).
+        self._check_witnesses(cp, note)
         self.store.save_sync_state(self.store.con, state, rng, note, cp.size, cp.root, proof)
         self.store.con.execute("COMMIT")
         self.view = None

@@ -31,6 +31,7 @@ from forum_client.errors import ConfigError
 
 from .auth import Authenticator
 from .config import ServerConfig
+from .cosigner import Cosigner
 from .ratelimit import RateLimiter
 from .sequencer import Sequencer
 from .services._calls import add_service
@@ -90,11 +91,13 @@ class ForumServer:
     sequencer: Sequencer
     store: SQLiteStore
     config: ServerConfig
+    cosigner: Cosigner
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first, then let in-flight calls finish within the grace."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
+        await self.cosigner.stop()
         await self.sequencer.stop()
         self.store.close()
 
@@ -121,6 +124,7 @@ async def start_server(
         max_group=config.max_group_entries,
         limiter=limiter,
     )
+    cosigner = Cosigner(sequencer, config)
     auth = Authenticator(store, lambda: sequencer.state)
     server = grpc.aio.server(
         options=[
@@ -130,7 +134,7 @@ async def start_server(
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    add_service(server, ForumService(sequencer, auth, config), "Forum")
+    add_service(server, ForumService(sequencer, auth, config, cosigner), "Forum")
     add_service(server, AdminService(sequencer, auth, config), "Admin")
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -158,12 +162,13 @@ async def start_server(
         raise OSError(f"cannot listen on {listen}: address in use or not available ({cause})")
     await server.start()
     sequencer.start()
+    cosigner.start()
     for name in names[:2]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "forum %s serving on port %d (log size %d)", sequencer.state.origin, port, sequencer.size
     )
-    return ForumServer(server, port, health, sequencer, store, config)
+    return ForumServer(server, port, health, sequencer, store, config, cosigner)
 
 
 async def serve(

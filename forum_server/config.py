@@ -18,3 +18,8 @@ class ServerConfig:
     submit_signals_per_second: float = 200_000.0
     submit_entries_per_second: float = 200.0
     submit_burst_seconds: float = 2.0
+    # Witnesses (issue #9): see cosigner.py.
+    witness_timeout_seconds: float = 5.0  # one add-checkpoint call, at most
+    witness_straggler_seconds: float = 0.25  # a round waits this long past its quorum
+    witness_refresh_seconds: float = 300.0  # an idle log's checkpoint is re-cosigned this often
+    witness_backoff_max_seconds: float = 30.0  # a failing witness is retried at most this late

@@ -17,6 +17,7 @@ from forum_client.cli_errors import run
 from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
 
+from .cli_witness import witness
 from .init import DEFAULT_ADDRESS, init_forum
 from .operator import Operator
 
@@ -371,6 +372,9 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
                 f"{r.time:%Y-%m-%d %H:%M:%S} {r.actor:<12} {r.action:<22} "
                 f"{r.target:<16} {r.outcome:<8} {r.detail}"
             )
+
+
+cli.add_command(witness)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -170,13 +170,11 @@ class Operator:
             ),
             self.forum.timeout,
         )
+        from .witnesses import current_policy  # the policy the log states now
+
+        trust_root = replace(self.bundle.trust_root, witness_policy=current_policy(self))
         Bundle(
-            member_id,
-            self.server,
-            self.ca.cert_pem,
-            cert.cert_pem,
-            cert.key_pem,
-            self.bundle.trust_root,
+            member_id, self.server, self.ca.cert_pem, cert.cert_pem, cert.key_pem, trust_root
         ).save(out)
         return int(response.revoked)
 
@@ -219,7 +217,8 @@ class Operator:
         operator_key = self.bundle.trust_root.operator_public_key
         version = 0
         labels: tuple[e.Label, ...] = ()
-        for _, envelope in self.forum.entries():
+        # the whole log, not only up to the newest witnessed checkpoint
+        for _, envelope in self.forum.entries(0, self.forum.status().log_size):
             if envelope.payload_type != wanted:
                 continue
             envelope.verify(operator_key)
