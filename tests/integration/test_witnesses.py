@@ -180,9 +180,12 @@ def test_a_split_view_gathers_no_quorum_and_a_new_member_refuses_it(tmp_path: Pa
                 assert store.size == 0
             # The existing member shown B refuses it too.
             old_bundle = forum.members["bob"].bundle.with_server(address_b)
-            with ForumClient(old_bundle) as bob_b, LocalStore(tmp_path / "bob.db") as store:
-                with pytest.raises(SecurityError):
-                    bob_b.sync(store)
+            with (
+                ForumClient(old_bundle) as bob_b,
+                LocalStore(tmp_path / "bob.db") as store,
+                pytest.raises(SecurityError),
+            ):
+                bob_b.sync(store)
             # The same brand-new member shown view A accepts it.
             with forum.client("dave") as dave, LocalStore(tmp_path / "dave-a.db") as store:
                 assert dave.sync(store).size == size_a
