@@ -198,9 +198,12 @@ def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
 def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) -> None:
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db}")
+    from .cli_gossip import witness_summary
+
     with LocalStore(db) as store:
         items = store.evidence(include_acknowledged=show_all)
         acknowledged = store.acknowledge_evidence() if acknowledge else 0
+        summary = witness_summary(store)
     if as_json:
         click.echo(
             json.dumps(
@@ -226,6 +229,8 @@ def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) 
             )
         )
     else:
+        if summary:
+            click.echo(f"verified checkpoint {summary}")
         if not items:
             click.echo("no open security failures")
         for x in items:

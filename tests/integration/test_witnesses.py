@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from forum_client.checkpoint import vkey
+from forum_client.cli import main as client_main
 from forum_client.client import ForumClient
 from forum_client.cosignature import verify_quorum
 from forum_client.entries import SignalItem
@@ -98,7 +99,9 @@ def submit(client: ForumClient, forum: LocalForum, member: str, value: str) -> i
     return receipt.index
 
 
-def test_a_member_accepts_only_a_quorum_and_the_bundle_pins_the_policy(tmp_path: Path) -> None:
+def test_a_member_accepts_only_a_quorum_and_the_bundle_pins_the_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with witnessed_forum(tmp_path) as w:
         forum = w.forum
         bundle = forum.members["erin"].bundle
@@ -114,6 +117,16 @@ def test_a_member_accepts_only_a_quorum_and_the_bundle_pins_the_policy(tmp_path:
             result = erin.sync(store)
             assert result.size >= size
             assert store.lookup("md5", "a" * 32) is not None
+        capsys.readouterr()
+        db = str(tmp_path / "erin.db")
+        assert client_main(["show-checkpoint", "--db", db]) == 0
+        shown = capsys.readouterr()
+        assert shown.out.count("\u2014 witness.test/w") >= 2  # the note carries them
+        assert "cosigned (quorum 2, policy version 3)" in shown.err
+        assert client_main(["security-report", "--db", db]) == 0
+        report = capsys.readouterr().out
+        assert "agreed: witness.test/w" in report
+        assert "no open security failures" in report
 
 
 def test_a_split_view_gathers_no_quorum_and_a_new_member_refuses_it(tmp_path: Path) -> None:
@@ -189,6 +202,28 @@ def test_a_split_view_gathers_no_quorum_and_a_new_member_refuses_it(tmp_path: Pa
             # The same brand-new member shown view A accepts it.
             with forum.client("dave") as dave, LocalStore(tmp_path / "dave-a.db") as store:
                 assert dave.sync(store).size == size_a
+            # Compare-checkpoint proves the fork even from the smaller view: B grows past A,
+            # and the forum (A) cannot prove B's larger checkpoint extends dave's copy.
+            with ForumClient(forum.members["alice"].bundle.with_server(address_b)) as alice_b:
+                submit(alice_b, forum, "alice", "c" * 32)
+            (tmp_path / "b.note").write_bytes(_raw_checkpoint(forum, "alice", address_b))
+            (tmp_path / "a.note").write_bytes(note_a)
+            profile = ["--profile", str(forum.members["dave"].bundle_path)]
+            compare = [*profile, "compare-checkpoint", str(tmp_path / "b.note")]
+            assert client_main([*compare, "--db", str(tmp_path / "dave-a.db")]) == 5
+            assert client_main([*compare, "--other", str(tmp_path / "a.note")]) == 5
+            # Without a forum to ask, the copy alone cannot decide a larger note: usage error.
+            assert (
+                client_main(
+                    [
+                        "compare-checkpoint",
+                        str(tmp_path / "b.note"),
+                        "--db",
+                        str(tmp_path / "dave-a.db"),
+                    ]
+                )
+                == 2
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=30)
