@@ -66,6 +66,10 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
         "entries": r.entries,
         "signals": r.signals,
         "seconds": round(r.seconds, 3),
+        "witnesses": [
+            {"name": w.name, "outcome": w.outcome, "size": w.size, "detail": w.detail}
+            for w in r.witnesses
+        ],
     }
 
 
@@ -113,6 +117,9 @@ def sync(
                 f"synced: {r.size} entries verified (+{r.entries} entries, "
                 f"+{r.signals} signals in {r.seconds:.1f}s), root {r.root.hex()[:16]}"
             )
+            for w in r.witnesses:
+                held = "" if w.size is None else f" (holds size {w.size})"
+                click.echo(f"  witness {w.name}: {w.outcome}{held} {w.detail}".rstrip())
 
     with LocalStore(db) as store:
         syncer = Syncer(
@@ -124,7 +131,7 @@ def sync(
         )
         if not follow:
             try:
-                result = syncer.sync()
+                result = syncer.gossip(syncer.sync())
             finally:
                 bar.done()
             report(result)

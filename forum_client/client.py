@@ -519,7 +519,7 @@ class ForumClient:
             GrpcSource(self.stub, self.timeout), store, self.trust_root, config, progress
         )
         if not follow:
-            return syncer.sync()
+            return syncer.gossip(syncer.sync())
         last: list[SyncResult] = []
         try:
             syncer.follow(last.append)

@@ -36,6 +36,7 @@ acknowledges it (``forum-client security-report --acknowledge``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import tempfile
@@ -68,6 +69,7 @@ from .store_view import ViewWriter
 from .transport import call, error_from_rpc
 from .verifier import LogState, TrustRoot
 from .wire import envelope_from_pb
+from .witness_gossip import WitnessView, ask_witnesses
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ REJECTED_ENTRY = "entry-rejected"
 ROOT_MISMATCH = "root-mismatch"
 UNVERIFIABLE = "unverifiable-entry"
 UNWITNESSED = "unwitnessed-checkpoint"
+WITNESS_DISAGREES = "witness-disagrees"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class SyncConfig:
     # no older than this and not ahead of this machine's clock by more than the skew.
     witness_max_age_seconds: int = 3600
     witness_clock_skew_seconds: int = 60
+    ask_witnesses: bool = True  # after a sync, ask each witness what it holds (gossip)
+    witness_timeout_seconds: float = 10.0  # one request to a witness, at most
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class SyncResult:
     entries: int
     signals: int
     seconds: float
+    witnesses: tuple[WitnessView, ...] = ()  # what each witness said (after a sync)
 
 
 class SyncSecurityError(VerificationError):
@@ -447,6 +453,33 @@ class Syncer:
         self._check_witnesses(cp, note)
         self.cp, self.cp_note = cp, note
         return cp
+
+    def gossip(self, result: SyncResult) -> SyncResult:
+        """Ask each witness of the policy what it holds (:mod:`forum_client.witness_gossip`)
+        and return ``result`` with their answers.  A witness holding another history than
+        the verified copy is evidence: kept, and SyncSecurityError raised."""
+        policy = self.witness_policy()
+        note = self.cp_note
+        if not (self.config.ask_witnesses and policy.enforced) or note is None:
+            return result
+        views = ask_witnesses(
+            policy,
+            note,
+            self.source.consistency_proof,
+            timeout=self.config.witness_timeout_seconds,
+        )
+        for view in views:
+            if view.outcome == "disagrees":
+                message = (
+                    f"witness {view.name} holds another history than checkpoint "
+                    f"{result.size} (at its size {view.size}: {view.detail})"
+                )
+                evidence_id = self.store.record_evidence(
+                    WITNESS_DISAGREES, message, stored_checkpoint=note
+                )
+                log.error("security failure %s: %s", WITNESS_DISAGREES, message)
+                raise SyncSecurityError(WITNESS_DISAGREES, message, None, evidence_id)
+        return dataclasses.replace(result, witnesses=tuple(views))
 
     def witness_policy(self) -> WitnessPolicy:
         """The policy in force: the newer of the one pinned in the trust root and the one

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import forum_client.cosignature
+import forum_client.witness_gossip
 import forum_server.witness.core
 from forum_client.checkpoint import Checkpoint, sign_checkpoint, vkey
 from forum_client.cosignature import Witness, WitnessPolicy, verify_quorum, witness_from_vkey
@@ -104,7 +105,11 @@ def cosigned(log: Log, w: Witness, note: bytes, answer: bytes, now: int) -> bool
 
 
 def test_module_docstrings_run() -> None:
-    for module in (forum_client.cosignature, forum_server.witness.core):
+    for module in (
+        forum_client.cosignature,
+        forum_server.witness.core,
+        forum_client.witness_gossip,
+    ):
         assert doctest.testmod(module).failed == 0
 
 
@@ -279,3 +284,33 @@ def test_kill_9_in_a_loop_never_signs_two_inconsistent_checkpoints(
     _origin, size, root = stored(directory)[0]
     winner = log if histories == {"a"} else fork
     assert root == winner.tree.root(int(size))
+
+
+def test_member_gossip_learns_what_each_witness_holds(witness, log: Log) -> None:  # type: ignore[no-untyped-def]
+    """forum_client.witness_gossip against a real witness: consistent (a prefix, the same),
+    ahead, and a split view the witness holds (disagrees)."""
+    from forum_client.witness_gossip import ask_witnesses
+
+    url, w, _directory = witness
+    policy = WitnessPolicy((Witness(w.name, w.public_key, url),), 1)
+    log.grow(10)
+    assert post(url, log.request(0, 6))[0] == 200  # the witness holds 6 of this history
+
+    def proof(old: int, new: int) -> list[bytes]:
+        return log.tree.consistency_proof(old, new)
+
+    (view,) = ask_witnesses(policy, log.note(10), proof)
+    assert (view.outcome, view.size) == ("consistent", 10)  # and it now holds 10
+    (view,) = ask_witnesses(policy, log.note(8), proof)
+    assert (view.outcome, view.size) == ("ahead", 10)
+    fork = Log(log.key)
+    fork.grow(12, tag=b"z")
+    (view,) = ask_witnesses(policy, fork.note(12), lambda a, b: fork.tree.consistency_proof(a, b))
+    assert view.outcome == "disagrees" and view.size == 10
+    fork10 = Log(log.key)
+    fork10.grow(10, tag=b"q")
+    (view,) = ask_witnesses(policy, fork10.note(10), proof)
+    assert view.outcome == "disagrees"
+    dead = WitnessPolicy((Witness(w.name, w.public_key, "http://127.0.0.1:9"),), 1)
+    (view,) = ask_witnesses(dead, log.note(10), proof, timeout=2)
+    assert view.outcome == "unreachable"

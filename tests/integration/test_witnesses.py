@@ -116,6 +116,10 @@ def test_a_member_accepts_only_a_quorum_and_the_bundle_pins_the_policy(
         with forum.client("erin") as erin, LocalStore(tmp_path / "erin.db") as store:
             result = erin.sync(store)
             assert result.size >= size
+            # Gossip: every witness was asked and holds a view consistent with erin's.
+            assert sorted((v.name, v.outcome) for v in result.witnesses) == [
+                (f"witness.test/w{i}", "consistent") for i in (1, 2, 3)
+            ]
             assert store.lookup("md5", "a" * 32) is not None
         capsys.readouterr()
         db = str(tmp_path / "erin.db")
