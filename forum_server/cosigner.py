@@ -136,6 +136,10 @@ class Cosigner:
                 await asyncio.sleep(1.0)
             if got:
                 last, sent_at = note, time.monotonic()
+            else:  # no quorum: wait for the first backoff to expire, or for a new commit
+                await self.sequencer.wait_for_growth(
+                    self.sequencer.size, timeout=self._idle_wait(policy)
+                )
 
     def _idle_wait(self, policy: WitnessPolicy) -> float:
         if not policy.enforced:
