@@ -40,20 +40,20 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_submit import _client_process  # noqa: E402
+from bench_submit import _client_process
 
-from forum_client._proto.forum.v1 import forum_pb2 as pb  # noqa: E402
-from forum_client.checkpoint import _parse_unverified, vkey  # noqa: E402
-from forum_client.client import ForumClient  # noqa: E402
-from forum_client.entries import SignalItem  # noqa: E402
-from forum_server.admin.witnesses import add_witness  # noqa: E402
-from forum_server.testing import (  # noqa: E402
+from forum_client._proto.forum.v1 import forum_pb2 as pb
+from forum_client.checkpoint import _parse_unverified, vkey
+from forum_client.client import ForumClient
+from forum_client.entries import SignalItem
+from forum_server.admin.witnesses import add_witness
+from forum_server.testing import (
     EnrolledMember,
     local_forum,
     start_server_process,
     start_witness_process,
 )
-from forum_server.witness.service import init_witness  # noqa: E402
+from forum_server.witness.service import init_witness
 
 LABEL = "behaviour:terrorist-publication"
 
@@ -148,9 +148,10 @@ def latency(data_dir: Path, enrolled: dict[str, EnrolledMember], entries: int) -
         for i in range(entries):
             receipt = probe.submit([SignalItem("md5", f"{i:032x}", (LABEL,))], key)
             committed = time.perf_counter()
+            index = receipt.index
             with grown:
-                grown.wait_for(lambda: any(s > receipt.index for s in seen), timeout=30)
-                covering = min((t for s, t in seen.items() if s > receipt.index), default=None)
+                grown.wait_for(lambda i=index: any(s > i for s in seen), timeout=30)  # type: ignore[misc]
+                covering = min((t for s, t in seen.items() if s > index), default=None)
             if covering is None:
                 raise RuntimeError(f"entry {receipt.index}: no checkpoint covered it in 30 s")
             waits.append(max(0.0, covering - committed))
