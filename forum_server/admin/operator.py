@@ -223,7 +223,8 @@ class Operator:
         """The log's state replayed from its entries, every one verified (genesis against
         the pinned trust root)."""
         state: LogState | None = None
-        for index, envelope in self.forum.entries():
+        # the whole log, not only up to the newest witnessed checkpoint
+        for index, envelope in self.forum.entries(0, self.forum.status().log_size):
             if state is None:
                 state = LogState.from_genesis(envelope, self.bundle.trust_root)
             else:

@@ -13,26 +13,14 @@ from forum_client import entries as e
 from forum_client.checkpoint import vkey
 from forum_client.cosignature import WitnessPolicy, witness_from_vkey
 from forum_client.errors import InvalidInputError
-from forum_client.verifier import policy_from_entry
 from forum_client.wire import Receipt
 
 from .operator import Operator
 
 
 def current_policy(op: Operator) -> WitnessPolicy:
-    """The latest witness-set entry in the log (operator signature verified), or the empty
-    policy when there is none."""
-    wanted = e.PAYLOAD_TYPES[e.WitnessSet]
-    operator_key = op.bundle.trust_root.operator_public_key
-    latest: e.WitnessSet | None = None
-    for _, envelope in op.forum.entries(0, op.forum.status().log_size):
-        if envelope.payload_type != wanted:
-            continue
-        envelope.verify(operator_key)
-        body = e.decode(envelope.payload_type, envelope.body)
-        if isinstance(body, e.WitnessSet) and (latest is None or body.version > latest.version):
-            latest = body
-    return WitnessPolicy() if latest is None else policy_from_entry(latest)
+    """The witness policy the log states now (the whole log replayed and verified)."""
+    return op.log_state().witness_policy
 
 
 def _publish(op: Operator, policy: WitnessPolicy) -> tuple[WitnessPolicy, Receipt]:
