@@ -180,7 +180,7 @@ def _preview(value: str, limit: int = 80) -> str:
 
 # The built-in types register themselves on import.  They import the names above, so these
 # imports must come last.
-from forum_client.signals import domain, hashes, pdq, url  # noqa: E402
+from forum_client.signals import domain, hashes, pdq, url, vpdq  # noqa: E402
 
 __all__ = [
     "SIGNAL_TYPES",
@@ -194,4 +194,5 @@ __all__ = [
     "pdq",
     "register",
     "url",
+    "vpdq",
 ]
