@@ -341,6 +341,11 @@ from .cli_gossip import COMMANDS as _GOSSIP_COMMANDS  # noqa: E402
 for _command in _GOSSIP_COMMANDS:
     cli.add_command(_command)
 
+from .cli_governance import COMMANDS as _GOVERNANCE_COMMANDS  # noqa: E402
+
+for _command in _GOVERNANCE_COMMANDS:
+    cli.add_command(_command)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run(cli, argv, "forum-client")

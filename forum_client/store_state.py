@@ -3,12 +3,13 @@ without replaying the log, and written out as the members/keys tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 
 from . import entries as e
 from .cosignature import Witness, WitnessPolicy
-from .verifier import GroupRecord, KeyRecord, LogState, MemberRecord
+from .verifier import DisputeRecord, GroupRecord, KeyRecord, LogState, MemberRecord
 
 
 def write_log_tables(con: sqlite3.Connection, state: LogState) -> None:
@@ -93,6 +94,10 @@ def state_to_json(state: LogState) -> str:
         "board": sorted(kid.hex() for kid in state.board),
         "board_threshold": state.board_threshold,
         "board_sequences": sorted(state.board_sequences),
+        "concluded": sorted(state.concluded),
+        "debriefed": sorted(state.debriefed),
+        "declared": sorted(state.declared),
+        "disputes": [dataclasses.astuple(d) for d in state.disputes.values()],
         "witness_version": state.witness_policy.version,
         "witnesses": [[w.name, w.public_key.hex(), w.url] for w in state.witness_policy.witnesses],
         "witness_quorum": state.witness_policy.quorum,
@@ -152,6 +157,10 @@ def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
         last = max(state.last_sequence.get(kid, 1) for kid in state.board)
         state.board_sequences = set(range(1, last + 1))
     state.board_last_sequence = max(state.board_sequences)
+    state.concluded = set(doc.get("concluded", []))
+    state.debriefed = set(doc.get("debriefed", []))
+    state.declared = set(doc.get("declared", []))
+    state.disputes = {d[0]: DisputeRecord(*d) for d in doc.get("disputes", [])}
     state.witness_policy = WitnessPolicy(  # the keys are absent before issue #9
         tuple(Witness(n, bytes.fromhex(k), u) for n, k, u in doc.get("witnesses", [])),
         int(doc.get("witness_quorum", 0)),

@@ -19,9 +19,10 @@ from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
 from forum_client.verifier import GroupRecord
 
+from .cli_board import COMMANDS as BOARD_COMMANDS
+from .cli_board import operator_from
 from .cli_witness import witness
 from .init import DEFAULT_ADDRESS, init_forum
-from .operator import Operator
 
 
 @click.group(help="Administer a Shared-Signal Forum: the operator's tool.")
@@ -37,13 +38,7 @@ def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
     ctx.obj = {"profile": profile, "server": server}
 
 
-def _operator(ctx: click.Context) -> Operator:
-    profile = ctx.obj["profile"]
-    if profile is None:
-        raise click.UsageError("this command needs --profile DIR/operator")
-    op = Operator.open(profile, server=ctx.obj["server"])
-    ctx.call_on_close(lambda: op.__exit__(None, None, None))
-    return op
+_operator = operator_from
 
 
 @cli.command(
@@ -507,6 +502,8 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
             )
 
 
+for _command in BOARD_COMMANDS:
+    cli.add_command(_command)
 cli.add_command(witness)
 
 
