@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from forum_client.cosignature import WitnessPolicy
 
 from . import witnesses
+from .cli_board import _propose_options, _write, propose
 from .operator import Operator
 
 
@@ -75,3 +78,35 @@ list_.name = "list"
 @click.pass_context
 def log_vkey(ctx: click.Context) -> None:
     click.echo(witnesses.log_vkey(_operator(ctx)))
+
+
+# ---- with a multi-key operator board: the same changes as proposals (issue #11) ----
+
+
+@click.command("witness-add", help="Propose adding the witness with verifier key VKEY.")
+@click.argument("vkey")
+@click.option("--url", required=True, help="Where the forum reaches it: http(s)://HOST:PORT.")
+@click.option("--quorum", type=click.IntRange(min=1), help="New quorum (default: unchanged).")
+@_propose_options
+def propose_witness_add(
+    ctx: click.Context, vkey: str, url: str, quorum: int | None, out: Path, expires_in: str
+) -> None:
+    policy = witnesses.policy_with(_operator(ctx), vkey, url=url, quorum=quorum)
+    summary = f"witness add {policy.witnesses[-1].name} (quorum {policy.quorum})"
+    _write(ctx, [witnesses.entry_for(policy)], summary, out, expires_in)
+
+
+@click.command("witness-remove", help="Propose removing witness NAME.")
+@click.argument("name")
+@click.option("--quorum", type=click.IntRange(min=0), help="New quorum (default: unchanged).")
+@_propose_options
+def propose_witness_remove(
+    ctx: click.Context, name: str, quorum: int | None, out: Path, expires_in: str
+) -> None:
+    policy = witnesses.policy_without(_operator(ctx), name, quorum=quorum)
+    summary = f"witness remove {name} (quorum {policy.quorum})"
+    _write(ctx, [witnesses.entry_for(policy)], summary, out, expires_in)
+
+
+propose.add_command(propose_witness_add)
+propose.add_command(propose_witness_remove)

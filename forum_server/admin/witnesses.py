@@ -9,6 +9,8 @@ from the verified log, never from the server's word.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from forum_client import entries as e
 from forum_client.checkpoint import vkey
 from forum_client.cosignature import WitnessPolicy, witness_from_vkey
@@ -23,11 +25,15 @@ def current_policy(op: Operator) -> WitnessPolicy:
     return op.log_state().witness_policy
 
 
-def _publish(op: Operator, policy: WitnessPolicy) -> tuple[WitnessPolicy, Receipt]:
+def entry_for(policy: WitnessPolicy) -> Callable[[e.Header], e.Body]:
+    """What builds the witness-set entry stating ``policy`` (for ``_append`` or a board
+    proposal)."""
     witnesses = tuple(e.WitnessInfo(w.name, w.public_key, w.url) for w in policy.witnesses)
-    version = policy.version
-    receipt = op._append(lambda h: e.WitnessSet(h, version, witnesses, policy.quorum))
-    return policy, receipt
+    return lambda h: e.WitnessSet(h, policy.version, witnesses, policy.quorum)
+
+
+def _publish(op: Operator, policy: WitnessPolicy) -> tuple[WitnessPolicy, Receipt]:
+    return policy, op._append(entry_for(policy))
 
 
 def add_witness(
@@ -39,15 +45,7 @@ def add_witness(
     Raises:
         InvalidInputError: a bad vkey or URL, a witness already in the set, a bad quorum.
     """
-    if not url.startswith(("http://", "https://")):
-        raise InvalidInputError.field("url", f"{url!r} is not an http(s) URL")
-    witness = witness_from_vkey(witness_vkey, url.rstrip("/"))
-    current = current_policy(op)
-    if any(w.name == witness.name for w in current.witnesses):
-        raise InvalidInputError.field("vkey", f"{witness.name} is already a witness")
-    new_quorum = quorum if quorum is not None else max(current.quorum, 1)
-    policy = WitnessPolicy((*current.witnesses, witness), new_quorum, current.version + 1)
-    return _publish(op, policy)
+    return _publish(op, policy_with(op, witness_vkey, url=url, quorum=quorum))
 
 
 def remove_witness(
@@ -59,6 +57,25 @@ def remove_witness(
     Raises:
         InvalidInputError: no such witness, or a quorum the remaining set cannot meet.
     """
+    return _publish(op, policy_without(op, name, quorum=quorum))
+
+
+def policy_with(
+    op: Operator, witness_vkey: str, *, url: str, quorum: int | None = None
+) -> WitnessPolicy:
+    """The next policy: the current one plus ``witness_vkey`` (see :func:`add_witness`)."""
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInputError.field("url", f"{url!r} is not an http(s) URL")
+    witness = witness_from_vkey(witness_vkey, url.rstrip("/"))
+    current = current_policy(op)
+    if any(w.name == witness.name for w in current.witnesses):
+        raise InvalidInputError.field("vkey", f"{witness.name} is already a witness")
+    new_quorum = quorum if quorum is not None else max(current.quorum, 1)
+    return WitnessPolicy((*current.witnesses, witness), new_quorum, current.version + 1)
+
+
+def policy_without(op: Operator, name: str, *, quorum: int | None = None) -> WitnessPolicy:
+    """The next policy: the current one less witness ``name`` (see :func:`remove_witness`)."""
     current = current_policy(op)
     remaining = tuple(w for w in current.witnesses if w.name != name)
     if len(remaining) == len(current.witnesses):
@@ -71,7 +88,7 @@ def remove_witness(
                 f"the quorum is {quorum} but only {len(remaining)} witnesses would remain: "
                 "give --quorum to lower it on purpose",
             )
-    return _publish(op, WitnessPolicy(remaining, quorum, current.version + 1))
+    return WitnessPolicy(remaining, quorum, current.version + 1)
 
 
 def log_vkey(op: Operator) -> str:
@@ -80,4 +97,12 @@ def log_vkey(op: Operator) -> str:
     return vkey(root.log_key_name, root.log_public_key)
 
 
-__all__ = ["add_witness", "current_policy", "log_vkey", "remove_witness"]
+__all__ = [
+    "add_witness",
+    "current_policy",
+    "entry_for",
+    "log_vkey",
+    "policy_with",
+    "policy_without",
+    "remove_witness",
+]

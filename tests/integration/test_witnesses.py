@@ -286,3 +286,42 @@ def test_witness_remove_and_list_through_the_admin_cli(tmp_path: Path) -> None:
         with forum.client("alice") as alice:
             submit(alice, forum, "alice", "1" * 32)
         wait_cosigned(forum)
+
+
+def test_a_multi_key_board_changes_witnesses_by_proposal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a 2-of-3 operator board (issue #11), the witness set changes only through a
+    proposal signed by two board keys; one key alone is refused."""
+    from forum_client.envelope import SigningKey
+    from forum_server.admin.cli import main as admin_main
+
+    with local_forum(tmp_path / "f", members=["alice"], observers=[]) as forum:
+        base = ["--profile", str(forum.operator_profile), "--server", forum.address]
+        keys = []
+        for i in range(3):
+            path = tmp_path / f"board{i}.key"
+            SigningKey.generate().save(path)
+            keys.append(path)
+        rot = tmp_path / "rotate.json"
+        pubs = [x for p in keys for x in ("--key", f"{p}.pub")]
+        args = [*base, "propose", "rotate-board", "--threshold", "2", "--out", str(rot), *pubs]
+        assert admin_main(args) == 0
+        for key in (forum.operator_profile / "admin.key", keys[0], keys[1]):
+            assert admin_main(["sign", str(rot), "--key", str(key)]) == 0
+        assert admin_main([*base, "submit", str(rot)]) == 0
+        wkey = init_witness(tmp_path / "w1", "witness.test/w1")
+        # The one-key command is refused now; the proposal path works.
+        assert admin_main([*base, "witness", "add", wkey, "--url", "http://127.0.0.1:9"]) != 0
+        prop = tmp_path / "witness.json"
+        add = [*base, "propose", "witness-add", wkey, "--url", "http://127.0.0.1:9"]
+        assert admin_main([*add, "--out", str(prop)]) == 0
+        assert admin_main(["sign", str(prop), "--key", str(keys[0])]) == 0
+        assert admin_main([*base, "submit", str(prop)]) != 0  # one signature of two
+        assert admin_main(["sign", str(prop), "--key", str(keys[2])]) == 0
+        capsys.readouterr()
+        assert admin_main([*base, "submit", str(prop)]) == 0
+        assert admin_main([*base, "witness", "list"]) == 0
+        assert "quorum 1 of 1" in capsys.readouterr().out
+        policy = forum.running.handle.sequencer.state.witness_policy
+        assert [w.name for w in policy.witnesses] == ["witness.test/w1"]
