@@ -247,8 +247,13 @@ class Cosigner:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.config.witness_timeout_seconds)
             )
-        async with self._session.post(witness.url + "/add-checkpoint", data=body) as resp:
-            return resp.status, await resp.read(), resp.headers.get("Content-Type", "")
+        url = witness.url + "/add-checkpoint"
+        try:
+            async with self._session.post(url, data=body) as resp:
+                return resp.status, await resp.read(), resp.headers.get("Content-Type", "")
+        except aiohttp.ServerDisconnectedError:  # a kept-alive connection the witness closed
+            async with self._session.post(url, data=body) as resp:
+                return resp.status, await resp.read(), resp.headers.get("Content-Type", "")
 
 
 class _Failed(Exception):
