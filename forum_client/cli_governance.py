@@ -14,7 +14,7 @@ import click
 
 from .envelope import SigningKey
 from .errors import InvalidInputError
-from .report import ALL_TIME, compute_report, parse_period, write_report
+from .report import ALL_TIME, Redacted, compute_report, parse_period, write_report
 from .report_charts import charts_available
 from .store import LocalStore
 
@@ -91,7 +91,7 @@ def report_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 def emit_report(
-    leaves: list[bytes],
+    leaves: list[bytes | Redacted],
     origin: str,
     period_text: str,
     anonymise: bool,
@@ -139,8 +139,20 @@ def report(
         root = store.trust_root()
         if root is None or size == 0:
             raise click.UsageError(f"{db} holds no verified entries yet (sync first)")
-        leaves = [leaf for _, leaf in store.leaves(0, at_size or size)]
+        leaves = copy_leaves(store, at_size or size)
     emit_report(leaves, root.origin, period, anonymise, out, charts)
+
+
+def copy_leaves(store: LocalStore, size: int) -> list[bytes | Redacted]:
+    """The first ``size`` entries of a copy in log order: leaf bytes, or the leaf hash of
+    an entry shared with a group this member is not in."""
+    out: dict[int, bytes | Redacted] = dict(store.leaves(0, size))
+    for index, leaf_hash, _group, _author in store.redacted():
+        if index < size:
+            out[index] = Redacted(leaf_hash)
+    if sorted(out) != list(range(size)):
+        raise InvalidInputError.field("db", "the copy is missing entries (run verify)")
+    return [out[i] for i in range(size)]
 
 
 def incident_events(store: LocalStore, start: int, end: int) -> list[dict[str, object]]:
