@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from .cli_context import client_from
 from .cosignature import verify_quorum
 from .gossip import (
     Comparison,
@@ -19,8 +20,8 @@ from .gossip import (
     fetch_proof_or_evidence,
 )
 from .receipts import verify_checkpoint_note
+from .source import GrpcSource
 from .store import LocalStore
-from .sync import GrpcSource
 
 NOTE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -89,7 +90,6 @@ def witness_summary(store: LocalStore) -> str | None:
 def compare_checkpoint(
     ctx: click.Context, note: Path, db: Path | None, other: Path | None, as_json: bool
 ) -> None:
-    from .cli import _client
 
     if (db is None) == (other is None):
         raise click.UsageError("give exactly one of --db or --other")
@@ -98,13 +98,13 @@ def compare_checkpoint(
     if db is not None:
         fetch = None
         if ctx.obj.get("profile") is not None:
-            client = _client(ctx)
+            client = client_from(ctx)
             fetch = GrpcSource(client.stub, client.timeout).consistency_proof
         with LocalStore(db) as store:
             result = compare_with_store(store, theirs, fetch)
     else:
         assert other is not None
-        client = _client(ctx)
+        client = client_from(ctx)
         mine = other.read_bytes()
         a, b = (verify_checkpoint_note(x, client.trust_root) for x in (theirs, mine))
         proof = None

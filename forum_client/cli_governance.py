@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from .cli_context import client_from
 from .envelope import SigningKey
 from .errors import InvalidInputError
 from .report import ALL_TIME, Redacted, compute_report, parse_period, write_report
@@ -307,9 +308,8 @@ def dispute_open(
     key_path: Path,
     answer_within: str,
 ) -> None:
-    from .cli import _client
 
-    receipt = _client(ctx).open_dispute(
+    receipt = client_from(ctx).open_dispute(
         dispute_id,
         {"type": type_, "value": value},
         respondent,
@@ -334,14 +334,13 @@ def dispute_open(
 def dispute_answer(
     ctx: click.Context, dispute_id: str, db: Path, retract: bool, rationale: str, key_path: Path
 ) -> None:
-    from .cli import _client
 
     with _store(db) as store:
         found = [d for d in store.disputes() if d.dispute_id == dispute_id]
     if not found:
         raise InvalidInputError.field("dispute_id", f"no dispute {dispute_id} in {db} (sync?)")
     ref = {"type": found[0].signal_type, "value": found[0].signal_value}
-    receipts = _client(ctx).answer_dispute(
+    receipts = client_from(ctx).answer_dispute(
         dispute_id, retract=retract, rationale=rationale, key=SigningKey.load(key_path), ref=ref
     )
     what = "retracted" if retract else "kept"

@@ -35,7 +35,6 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +62,6 @@ from .view import GroupView, ServerView
 
 log = logging.getLogger(__name__)
 
-ContentCheck = Callable[[LogState, e.Body, int], None]
-
 
 @dataclass
 class _Pending:
@@ -87,14 +84,12 @@ class Sequencer:
         log_key: SigningKey,
         *,
         max_group: int = 256,
-        content_check: ContentCheck | None = None,
         limiter: RateLimiter | None = None,
         replay_chunk: int = 100_000,
     ) -> None:
         self.store = store
         self.log_key = log_key
         self.max_group = max_group
-        self.content_check = content_check
         self.limiter = limiter
         self.view = ServerView(store)
         self.replay_chunk = replay_chunk
@@ -493,8 +488,6 @@ class Sequencer:
                         f"signed by {body.header.member_id} but sent by {item.author}",
                     )
                 item.claim = _scope_claim(work, item, body, index)
-                if self.content_check is not None:
-                    self.content_check(work, body, index)
                 view.check(work, body, index)
                 if self.limiter is not None and work.members[item.author].role is not Role.OPERATOR:
                     signals = len(body.signals) if isinstance(body, e.Submission) else 0
@@ -524,9 +517,7 @@ class Sequencer:
             StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash, item.claim)
             for i, item in enumerate(accepted)
         ]
-        plan = getattr(self.store, "plan_view", None)
-        if plan is not None:  # the store's own preparation, here rather than on its thread
-            plan(view.delta)
+        self.store.plan_view(view.delta)  # here, rather than on the store's thread
         prepared = _Prepared(accepted, leaves, size, note, view, work, new_range)
         self._spec_state = work
         self._spec_range = new_range

@@ -40,7 +40,7 @@ order:
 
 The result is ``scheme://host[:port]path[?query]``, pure ASCII.
 
->>> from forum_client.signals import normalize
+>>> from forum_client.signals.base import normalize
 >>> normalize("url", "HTTP://Example.COM:80/a/./b/../c?x=1#frag")
 'http://example.com/a/c?x=1'
 >>> normalize("url", "https://bücher.example/%7euser/caf%c3%a9 2")
@@ -54,7 +54,7 @@ import re
 from urllib.parse import quote, urlsplit
 
 from forum_client.errors import InvalidInputError
-from forum_client.signals import ContentType, SignalType, register
+from forum_client.signals.base import ContentType, SignalType, register
 from forum_client.signals.domain import _ends_in_number, _host_to_ascii
 
 MAX_URL_LENGTH = 8192

@@ -7,9 +7,9 @@ import dataclasses
 import json
 import sqlite3
 
-from . import entries as e
-from .cosignature import Witness, WitnessPolicy
-from .verifier import DisputeRecord, GroupRecord, KeyRecord, LogState, MemberRecord
+from .. import entries as e
+from ..cosignature import Witness, WitnessPolicy
+from ..verifier import DisputeRecord, GroupRecord, KeyRecord, LogState, MemberRecord
 
 
 def write_log_tables(con: sqlite3.Connection, state: LogState) -> None:
@@ -107,7 +107,7 @@ def state_to_json(state: LogState) -> str:
 
 def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
     """Rebuild a LogState saved by :func:`state_to_json` (the genesis entry is re-verified)."""
-    from .envelope import Envelope
+    from ..envelope import Envelope
 
     state = LogState.from_genesis(Envelope.from_leaf_bytes(genesis_leaf))
     doc = json.loads(text)
