@@ -299,6 +299,22 @@ def _verify_note_signatures(
         raise VerificationError(f"note: no signature by {name}+{expected_id.hex()}")
 
 
+def parse_unverified(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]]]:
+    """Parse a checkpoint note WITHOUT verifying any signature (the witness and the log's
+    cosigner read a note's origin and size before they verify it).  Returns the checkpoint
+    and ``(name, key id || signature)`` for each signature line.
+
+    Raises:
+        VerificationError: the note or its checkpoint body is malformed.
+    """
+    return _parse_unverified(note)
+
+
+def key_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid signed-note key name, or None if it is."""
+    return _name_problem(name)
+
+
 __all__ = [
     "ALG_ED25519",
     "MAX_NOTE_BYTES",
@@ -307,7 +323,9 @@ __all__ = [
     "NOTE_KEY_ID_SIZE",
     "ROOT_SIZE",
     "Checkpoint",
+    "key_name_problem",
     "note_key_id",
+    "parse_unverified",
     "sign_checkpoint",
     "verify_checkpoint",
     "vkey",

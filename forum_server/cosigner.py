@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from forum_client.checkpoint import _parse_unverified
+from forum_client.checkpoint import parse_unverified
 from forum_client.cosignature import (
     Witness,
     WitnessPolicy,
@@ -152,7 +152,7 @@ class Cosigner:
 
     async def round(self, policy: WitnessPolicy, note: bytes) -> bool:
         """Ask the witnesses to cosign ``note``; serve it if a quorum did.  True if served."""
-        cp, _ = _parse_unverified(note)
+        cp, _ = parse_unverified(note)
         now = time.monotonic()
         asked = [w for w in policy.witnesses if self._state(w).next_try <= now]
         lines: list[str] = []

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from forum_client.cli_errors import run
 from forum_client.errors import ConfigError
+from forum_client.tools import run
 
 
 @click.group(

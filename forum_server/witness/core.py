@@ -28,7 +28,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from forum_client.checkpoint import Checkpoint, _parse_unverified, verify_checkpoint
+from forum_client.checkpoint import Checkpoint, parse_unverified, verify_checkpoint
 from forum_client.errors import ForumError, VerificationError
 from forum_client.merkle import EMPTY_ROOT, verify_consistency
 
@@ -120,7 +120,7 @@ def decide(request: Request, logs: dict[str, LogKey], stored: Stored | None) -> 
             consistency proof that does not verify.
     """
     try:
-        unverified, _signatures = _parse_unverified(request.note)
+        unverified, _signatures = parse_unverified(request.note)
     except VerificationError as exc:
         raise Refusal(400, f"not a checkpoint note: {exc}") from None
     log = logs.get(unverified.origin)

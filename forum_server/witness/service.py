@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from forum_client.checkpoint import _name_problem
+from forum_client.checkpoint import key_name_problem
 from forum_client.cosignature import cosign, cosigner_vkey, parse_vkey
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError, InvalidInputError
@@ -41,7 +41,7 @@ def init_witness(directory: Path | str, name: str) -> str:
         InvalidInputError: ``name`` is not a valid key name.
         FileExistsError: ``directory`` already holds a witness key (nothing is changed).
     """
-    problem = _name_problem(name)
+    problem = key_name_problem(name)
     if problem is not None:
         raise InvalidInputError.field("name", problem)
     directory = Path(directory)
