@@ -69,6 +69,7 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
         "entries": r.entries,
         "signals": r.signals,
         "seconds": round(r.seconds, 3),
+        "flagged_times": list(r.flagged_times),
         "witnesses": [
             {"name": w.name, "outcome": w.outcome, "size": w.size, "detail": w.detail}
             for w in r.witnesses
@@ -131,6 +132,14 @@ def sync(
             click.echo(
                 f"synced: {r.size} entries verified (+{r.entries} entries, "
                 f"+{r.signals} signals in {r.seconds:.1f}s), root {r.root.hex()[:16]}"
+            )
+        if r.flagged_times:
+            shown = ", ".join(str(i) for i in r.flagged_times[:10])
+            click.echo(
+                f"warning: {len(r.flagged_times)} entries claim an impossible creation time "
+                f"(before 1970 or in the future), at log indexes {shown}; they verify, but the "
+                "forum's server should have refused them",
+                err=True,
             )
             for w in r.witnesses:
                 held = "" if w.size is None else f" (holds size {w.size})"

@@ -730,7 +730,7 @@ def _only_scope_fields(data: bytes) -> bool:
                 _, pos = _varint_at(data, pos)
             else:
                 return False
-    except IndexError:  # ``data`` starts mid-field when the signals were not uniform
+    except IndexError:  # not field-aligned: the uniform-layout guess was wrong
         return False
     return pos == n
 

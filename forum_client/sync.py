@@ -91,6 +91,9 @@ WITNESS_DISAGREES = "witness-disagrees"
 _REFUSALS = frozenset({"INVALID_ARGUMENT", "OUT_OF_RANGE", "FAILED_PRECONDITION", "NOT_FOUND"})
 
 
+MAX_FLAGGED = 100
+
+
 @dataclass(frozen=True)
 class SyncConfig:
     """Sync limits and settings, each with its unit."""
@@ -101,6 +104,7 @@ class SyncConfig:
     backoff_initial_seconds: float = 0.2  # follow mode: first reconnect delay
     backoff_max_seconds: float = 5.0  # follow mode: reconnect delay doubles up to this
     max_entries_ahead: int = 10_000  # follow mode: entries a checkpoint must cover, at most
+    max_clock_skew_seconds: float = 24 * 3600.0  # entries made later than now + this are flagged
     # Witnesses (issue #9): a checkpoint needs the policy's quorum of cosignatures, each
     # no older than this and not ahead of this machine's clock by more than the skew.
     witness_max_age_seconds: int = 3600
@@ -125,6 +129,11 @@ class SyncResult:
     entries: int
     signals: int
     seconds: float
+    flagged_times: tuple[int, ...] = ()
+    """Indexes (at most :data:`MAX_FLAGGED`) of entries this sync applied whose creation time
+    is impossible: before 1970, or later than this machine's clock plus the allowed skew.
+    They verify (the log's rules do not judge clocks) but the forum should not have taken
+    them: its server refuses member entries far from its own clock."""
     witnesses: tuple[WitnessView, ...] = ()  # what each witness said (after a sync)
 
 
@@ -175,11 +184,10 @@ class Syncer:
         *,
         reader: str | None = None,
         clock: Callable[[], float] = time.monotonic,
-        checkpoint_policy: CheckpointPolicy | None = None,
         wall_clock: Callable[[], float] = time.time,
+        checkpoint_policy: CheckpointPolicy | None = None,
     ) -> None:
         self.source = source
-        self.wall_clock = wall_clock
         self.witnessed: QuorumVerdict | None = None
         self.checkpoint_policy = checkpoint_policy
         self.store = store
@@ -194,6 +202,8 @@ class Syncer:
         self.config = config or SyncConfig()
         self.progress = progress
         self.clock = clock
+        self.wall_clock = wall_clock
+        self._flagged: list[int] = []
         self._stopped = threading.Event()
         self._entries = 0
         self._signals = 0
@@ -236,6 +246,7 @@ class Syncer:
         self.store.pin(self.root, self.reader)
         self._load()
         self._started, self._entries, self._signals = self.clock(), 0, 0
+        self._flagged = []
         try:
             cp = self._accept_checkpoint(self.source.checkpoint_note())
             started_at = self.range.size
@@ -490,6 +501,7 @@ class Syncer:
         txn = self._begin()
         replay = self.replay
         signals_before = txn.signals_applied
+        latest_ms = int((self.wall_clock() + self.config.max_clock_skew_seconds) * 1000)
         for index, item in items:
             self._check_position(index, follow)
             if isinstance(item, Redacted):
@@ -498,11 +510,14 @@ class Syncer:
                 continue
             leaf = item.leaf_bytes()
             try:
-                replay.apply(index, item, leaf, txn)
+                body = replay.apply(index, item, leaf, txn)
             except LeakedEntry as leaked:
                 self._report_leak(leaked, leaf, item.key_id, txn)
             except ForumError as exc:
                 raise self._fail(REJECTED_ENTRY, str(exc), index, entry=leaf) from None
+            else:
+                if body is not None and not 0 <= body.header.created_unix_ms <= latest_ms:
+                    self._flag(index, body.header.created_unix_ms)
             self._entries += 1
         self._signals += txn.signals_applied - signals_before
         if note is not None:
@@ -565,6 +580,13 @@ class Syncer:
         log.error("leak at %d: %s", leaked.index, message)
         txn.record_evidence(LEAK, message, entry_index=leaked.index, served_checkpoint=self.cp_note)
 
+    def _flag(self, index: int, created_ms: int) -> None:
+        if len(self._flagged) < MAX_FLAGGED:
+            self._flagged.append(index)
+        log.warning(
+            "entry %d claims an impossible creation time (created_unix_ms %d)", index, created_ms
+        )
+
     def _check_position(self, index: int, follow: bool) -> None:
         """Entries come in order, each at the next index, and not past what a checkpoint
         covers (plus ``max_entries_ahead`` in follow mode)."""
@@ -612,4 +634,5 @@ class Syncer:
             self._entries,
             self._signals,
             self.clock() - self._started,
+            tuple(self._flagged),
         )

@@ -166,6 +166,7 @@ async def _start(
         SigningKey.load(paths.log_key),
         max_group=config.max_group_entries,
         limiter=limiter,
+        max_clock_skew_seconds=config.max_clock_skew_seconds,
     )
     cosigner = Cosigner(sequencer, config)
     auth = Authenticator(store, lambda: sequencer.state)

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_submit import _client_process
 
 from forum_client._proto.forum.v1 import forum_pb2 as pb
-from forum_client.checkpoint import _parse_unverified, vkey
+from forum_client.checkpoint import parse_unverified, vkey
 from forum_client.client import ForumClient
 from forum_client.entries import SignalItem
 from forum_server.admin.witnesses import add_witness
@@ -136,7 +136,7 @@ def latency(data_dir: Path, enrolled: dict[str, EnrolledMember], entries: int) -
             with contextlib.suppress(Exception):
                 for batch in stream:
                     if batch.HasField("checkpoint"):
-                        cp, _ = _parse_unverified(batch.checkpoint.note)
+                        cp, _ = parse_unverified(batch.checkpoint.note)
                         with grown:
                             seen[cp.size] = time.perf_counter()
                             grown.notify_all()

@@ -13,7 +13,9 @@ sizes and indexes, and two syncs racing for one local copy.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from forum_client import entries as e
 from forum_client._proto.forum.v1 import forum_pb2 as pb
 from forum_client.cli import main as client_main
 from forum_client.cli_errors import exit_code_for
-from forum_client.envelope import SigningKey
+from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import StoreError, TransportError, VerificationError
 from forum_client.merkle import leaf_hash
 from forum_client.receipts import verify_receipt
@@ -37,7 +39,16 @@ from forum_client.verifier import TrustRoot, make_genesis
 from forum_client.wire import Receipt
 from forum_server.testing import LocalForum, local_forum
 
-from .malicious import PUB, FakeLog, Tamper, log_key, malicious_forum, real_leaves
+from .malicious import (
+    PUB,
+    FakeLog,
+    ServeLog,
+    Tamper,
+    last_sequence,
+    log_key,
+    malicious_forum,
+    real_leaves,
+)
 
 pytestmark = pytest.mark.adversarial
 
@@ -261,3 +272,50 @@ def test_a_copy_another_writer_keeps_locked_is_named(forum: LocalForum, tmp_path
     finally:
         holder.con.execute("ROLLBACK")
         holder.close()
+
+
+# ---- 14 (second half): entry timestamps ----
+
+TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000
+
+
+@pytest.mark.parametrize("offset", ["min", "ten-years-ahead"])
+def test_the_server_refuses_entries_far_from_its_clock(forum: LocalForum, offset: str) -> None:
+    alice = forum.members["alice"]
+    with forum.client("alice") as client:
+        h = client.header(alice.signing_key)
+        created = -(2**63) if offset == "min" else h.created_unix_ms + TEN_YEARS_MS
+        items = (e.SignalItem("md5", "ab" * 16, (PUB,)),)
+        bad = e.Submission(dataclasses.replace(h, created_unix_ms=created), items)
+        with pytest.raises(TransportError) as caught:
+            client.submit_envelope(_sign(alice.signing_key, bad))
+        assert caught.value.code == "INVALID_ARGUMENT"
+        assert [v.field for v in caught.value.violations] == ["entry.body.header.created_unix_ms"]
+        assert "server's clock" in str(caught.value)
+        client.submit_envelope(_sign(alice.signing_key, e.Submission(h, items)))  # now: fine
+
+
+def _sign(key: SigningKey, body: e.Body) -> Envelope:
+    return key.sign(e.payload_type_of(body), e.encode(body))
+
+
+def test_a_member_flags_entries_with_impossible_times(forum: LocalForum, tmp_path: Path) -> None:
+    """A server that appended them anyway (here: a history it serves, signed by alice's real
+    key): they verify, so the sync applies them, and it names them."""
+    leaves = real_leaves(forum)
+    key = forum.members["alice"].signing_key
+    seq = last_sequence(leaves, key)
+    now_ms = int(time.time() * 1000)
+    for i, created in enumerate((-(2**63), now_ms + TEN_YEARS_MS, now_ms)):
+        h = e.Header(forum.trust_root.origin, "alice", key.key_id, seq + 1 + i, created)
+        body = e.Submission(h, (e.SignalItem("md5", f"{0xF0 + i:032x}", (PUB,)),))
+        leaves.append(_sign(key, body).leaf_bytes())
+    fake = FakeLog(leaves, forum.trust_root, log_key(forum))
+    n = len(leaves)
+    with malicious_forum(forum, ServeLog(fake)) as evil:
+        with evil.client("carol") as client, LocalStore(tmp_path / "c.db") as store:
+            result = client.sync(store)
+        assert result.size == n and result.flagged_times == (n - 3, n - 2)
+        profile = str(forum.members["carol"].bundle_path)
+        argv = ["--profile", profile, "--server", evil.address, "sync", "--json", "--db"]
+        assert client_main([*argv, str(tmp_path / "cli.db")]) == 0
