@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from .checkpoint import Checkpoint
 from .errors import InvalidInputError, SecurityError, VerificationError
-from .merkle import CompactRange, leaf_hash, verify_consistency
+from .merkle import CompactRange, verify_consistency
 from .receipts import verify_checkpoint_note
 from .verifier import TrustRoot
 
@@ -161,8 +161,8 @@ def compare_with_store(
             proof = fetch_proof_or_evidence(fetch_proof, mine.checkpoint_note, note, trust_root)
         return compare_checkpoints(mine.checkpoint_note, note, trust_root, proof)
     rng = CompactRange.empty()
-    for _index, leaf in store.leaves(0, other.size):
-        rng.append(leaf_hash(leaf))
+    for _index, h in store.leaf_hashes(0, other.size):
+        rng.append(h)
     if rng.size != other.size:
         raise InvalidInputError.field("db", f"{store.path} holds only {rng.size} entries")
     if rng.root() != other.root:
