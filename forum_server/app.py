@@ -34,6 +34,7 @@ from forum_client.tools import MAX_PEM_BYTES, read_bounded
 
 from .auth import Authenticator
 from .config import ServerConfig
+from .cosigner import Cosigner
 from .leadership import Leadership, LeaseConfig
 from .limits import ConcurrencyLimiter, ConcurrencyLimits
 from .ratelimit import RateLimiter
@@ -112,6 +113,7 @@ class ForumServer:
     sequencer: Sequencer
     store: ServerStore
     config: ServerConfig
+    cosigner: Cosigner
     leadership: Leadership | None = None
     leadership_task: asyncio.Task[None] | None = None
 
@@ -119,6 +121,7 @@ class ForumServer:
         """Health NOT_SERVING first, then let in-flight calls finish within the grace."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
+        await self.cosigner.stop()
         if self.leadership_task is not None:
             self.leadership_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,6 +170,7 @@ async def _start(
         limiter=limiter,
         max_clock_skew_seconds=config.max_clock_skew_seconds,
     )
+    cosigner = Cosigner(sequencer, config)
     auth = Authenticator(store, lambda: sequencer.state)
     server = grpc.aio.server(
         options=[
@@ -178,7 +182,7 @@ async def _start(
     )
     shares = ConcurrencyLimiter(ConcurrencyLimits.from_config(config))
     for servicer, name in (
-        (ForumService(sequencer, auth, config), "Forum"),
+        (ForumService(sequencer, auth, config, cosigner), "Forum"),
         (AdminService(sequencer, auth, config), "Admin"),
     ):
         servicer.limiter = shares
@@ -223,12 +227,13 @@ async def _start(
             LeaseConfig(config.lease_seconds, config.follow_store_seconds),
         )
         task = asyncio.get_running_loop().create_task(leadership.run(), name="leadership")
+    cosigner.start()
     for name in names[:2]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "forum %s serving on port %d (log size %d)", sequencer.state.origin, port, sequencer.size
     )
-    return ForumServer(server, port, health, sequencer, store, config, leadership, task)
+    return ForumServer(server, port, health, sequencer, store, config, cosigner, leadership, task)
 
 
 async def serve(

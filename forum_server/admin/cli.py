@@ -38,6 +38,7 @@ from forum_client.verifier import GroupRecord
 from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS
 from .cli_board import COMMANDS as BOARD_COMMANDS
 from .cli_board import operator_from
+from .cli_witness import witness
 from .init import DEFAULT_ADDRESS, init_forum
 
 _DAYS = click.option(
@@ -605,6 +606,7 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 for _command in BOARD_COMMANDS:
     cli.add_command(_command)
+cli.add_command(witness)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -282,6 +282,20 @@ NOT_YET_SWEPT: frozenset[tuple[str, tuple[str, ...], str]] = frozenset(
         ("admin", ("propose", "taxonomy"), "FILE"),
         ("admin", ("propose", "taxonomy"), "--out"),
         ("admin", ("propose", "taxonomy"), "--expires-in"),
+        ("admin", ("propose", "witness-add"), "VKEY"),
+        ("admin", ("propose", "witness-add"), "--url"),
+        ("admin", ("propose", "witness-add"), "--quorum"),
+        ("admin", ("propose", "witness-add"), "--out"),
+        ("admin", ("propose", "witness-add"), "--expires-in"),
+        ("admin", ("propose", "witness-remove"), "NAME"),
+        ("admin", ("propose", "witness-remove"), "--quorum"),
+        ("admin", ("propose", "witness-remove"), "--out"),
+        ("admin", ("propose", "witness-remove"), "--expires-in"),
+        ("admin", ("witness", "add"), "VKEY"),
+        ("admin", ("witness", "add"), "--url"),
+        ("admin", ("witness", "add"), "--quorum"),
+        ("admin", ("witness", "remove"), "NAME"),
+        ("admin", ("witness", "remove"), "--quorum"),
     }
 )
 
