@@ -48,6 +48,7 @@ from .merkle import leaf_hash, verify_consistency, verify_inclusion
 from .profile import Bundle
 from .receipts import verify_checkpoint_note, verify_receipt
 from .signals import SIGNAL_TYPES, get_signal_type
+from .signals.versions import CURRENT as NORMALIZATION
 from .transport import MAX_MESSAGE_BYTES, call, error_from_rpc, open_channel
 from .verifier import LogState
 from .wire import Receipt, envelope_from_pb, envelope_to_pb, receipt_from_pb
@@ -297,6 +298,7 @@ class ForumClient:
             key.key_id,
             seq,
             int(time.time() * 1000),
+            NORMALIZATION,
         )
 
     def append(self, body: e.Body, key: SigningKey) -> Receipt:

@@ -68,6 +68,9 @@ class Header:
     key_id: bytes
     sequence: int
     created_unix_ms: int
+    normalization: int = 0
+    """The normalisation version of the signal values in the body (0 means version 1;
+    :mod:`forum_client.signals.versions`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +275,7 @@ def payload_type_of(body: Body) -> str:
 
 
 def _header(m: pb.EntryHeader) -> Header:
-    return Header(m.origin, m.member_id, m.key_id, m.sequence, m.created_unix_ms)
+    return Header(m.origin, m.member_id, m.key_id, m.sequence, m.created_unix_ms, m.normalization)
 
 
 def _refs(items: Any) -> tuple[SignalRef, ...]:
@@ -514,6 +517,7 @@ def _header_pb(h: Header) -> pb.EntryHeader:
         key_id=h.key_id,
         sequence=h.sequence,
         created_unix_ms=h.created_unix_ms,
+        normalization=h.normalization,
     )
 
 
