@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -12,6 +13,7 @@ import click
 
 from .cli_errors import run
 from .client import ForumClient
+from .entries import SignalItem
 from .envelope import SigningKey
 from .errors import ForumError
 from .inputfiles import detect_format, read_signals
@@ -147,6 +149,15 @@ _FORMAT = click.option(
     type=click.Choice(["csv", "jsonl"]),
     help="Input format (default: from the file name).",
 )
+_SUBMIT_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "stix", "misp"]),
+    help="Input format (default: from the file name). stix: a STIX 2.1 bundle; misp: a "
+    "MISP event. For these two, each object that cannot be represented (a pattern or type "
+    "the forum has no signal type for, a malformed pattern, an invalid value) is reported "
+    "with the reason and skipped whole.",
+)
 
 
 @cli.command(
@@ -164,7 +175,7 @@ _FORMAT = click.option(
 @click.option("--quality", type=int, help="PDQ quality, 0-100.")
 @click.option("--scope", default="", help="Free text scope of these descriptors.")
 @_INPUT
-@_FORMAT
+@_SUBMIT_FORMAT
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 10_000),
@@ -204,12 +215,23 @@ def submit(
         return
     if type_ or value or labels:
         raise click.UsageError("--input cannot be combined with --type/--value/--label")
-    client = _client(ctx)
-    stream, chosen = _open_input(input_path, fmt)
     total = batches = 0
     started = time.monotonic()
-    with stream:
+    if fmt in ("stix", "misp"):
+        from .cli_interop import read_import, report_import
+
+        found = read_import(input_path, fmt)
+        report_import(found)
+        if not found.signals:
+            click.echo("nothing to submit", err=True)
+            return
+        stream: IO[str] = io.StringIO()
+        signals: Iterable[SignalItem] = found.signals
+    else:
+        stream, chosen = _open_input(input_path, fmt)
         signals = read_signals(stream, chosen, name=str(input_path))
+    client = _client(ctx)
+    with stream:
         try:
             for count, receipt in client.submit_batches(
                 signals, key, scope=scope, batch_size=batch_size
@@ -304,6 +326,11 @@ for _command in _MATCH_COMMANDS:
 from .cli_gossip import COMMANDS as _GOSSIP_COMMANDS  # noqa: E402
 
 for _command in _GOSSIP_COMMANDS:
+    cli.add_command(_command)
+
+from .cli_interop import COMMANDS as _INTEROP_COMMANDS  # noqa: E402
+
+for _command in _INTEROP_COMMANDS:
     cli.add_command(_command)
 
 
