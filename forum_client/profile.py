@@ -27,7 +27,7 @@ BUNDLE_NAME = "bundle.json"
 @dataclass(frozen=True)
 class Bundle:
     member_id: str
-    server: str  # host:port
+    server: str  # host:port, or several host:port separated by commas
     ca_certificate: bytes  # PEM
     client_certificate: bytes  # PEM
     client_key: bytes  # PEM

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -9,7 +10,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from .errors import TransportError, Violation
+from .errors import ConfigError, TransportError, Violation
 from .profile import Bundle
 
 T = TypeVar("T")
@@ -29,7 +30,46 @@ def open_channel(bundle: Bundle, server: str | None = None) -> grpc.Channel:
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),
     ]
-    return grpc.secure_channel(server or bundle.server, credentials, options=options)
+    target, extra = channel_target(server or bundle.server)
+    return grpc.secure_channel(target, credentials, options=options + extra)
+
+
+def channel_target(server: str) -> tuple[str, list[tuple[str, Any]]]:
+    """The gRPC target (and channel options) for ``server``: one ``HOST:PORT``, or several
+    separated by commas (servers of one forum in front of one PostgreSQL database).
+
+    With several, calls are spread round-robin over the ones that are up and a server that
+    goes down is skipped; the TLS name checked is the first host's.  IP addresses are used as
+    they are; host names are resolved once, here (use a load balancer to follow DNS changes).
+    """
+    parts = [p.strip() for p in server.split(",") if p.strip()]
+    if len(parts) <= 1:
+        return server, []
+    addresses: list[str] = []
+    for part in parts:
+        host, sep, port = part.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"server address {part!r} is not HOST:PORT")
+        host = host.strip("[]")
+        try:
+            infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise ConfigError(f"cannot resolve {host!r}: {exc}") from exc
+        for info in infos:
+            ip = str(info[4][0])
+            address = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            if address not in addresses:
+                addresses.append(address)
+    first_host = parts[0].rpartition(":")[0].strip("[]")
+    options: list[tuple[str, Any]] = [
+        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.ssl_target_name_override", first_host),
+        ("grpc.default_authority", first_host),
+    ]
+    v6 = [a.startswith("[") for a in addresses]
+    if any(v6) and not all(v6):
+        raise ConfigError(f"{server!r} mixes IPv4 and IPv6 servers: list one family")
+    return ("ipv6:" if all(v6) else "ipv4:") + ",".join(addresses), options
 
 
 def error_from_rpc(exc: grpc.RpcError) -> TransportError:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -31,12 +33,13 @@ from forum_client.errors import ConfigError
 
 from .auth import Authenticator
 from .config import ServerConfig
+from .leadership import Leadership, LeaseConfig
 from .ratelimit import RateLimiter
 from .sequencer import Sequencer
 from .services._calls import add_service
 from .services.admin import AdminService
 from .services.forum import ForumService
-from .storage.sqlite import SQLiteStore
+from .storage import ServerStore, is_database_url, open_store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +54,19 @@ class ServerPaths:
     @property
     def database(self) -> Path:
         return self.root / "forum.db"
+
+    @property
+    def database_url(self) -> Path:
+        """Written by ``forum-admin init --database URL``: the PostgreSQL database to use."""
+        return self.root / "database.url"
+
+    def database_location(self, override: str | None = None) -> str:
+        """The store to open: ``override``, else the URL recorded at init, else ``forum.db``."""
+        if override:
+            return override
+        if self.database_url.is_file():
+            return self.database_url.read_text().strip()
+        return str(self.database)
 
     @property
     def log_key(self) -> Path:
@@ -68,12 +84,16 @@ class ServerPaths:
     def server_key(self) -> Path:
         return self.root / "tls" / "server.key"
 
-    def check(self) -> None:
-        missing = [
-            p
-            for p in (self.database, self.log_key, self.ca_cert, self.server_cert, self.server_key)
-            if not p.is_file()
-        ]
+    def check(self, database: str | None = None) -> None:
+        needed = [self.log_key, self.ca_cert, self.server_cert, self.server_key]
+        location = self.database_location(database)
+        if not is_database_url(location):
+            if database is not None and not Path(database).is_file():
+                raise ConfigError(
+                    f"--database {database!r} is neither a postgresql:// URL nor a SQLite file"
+                )
+            needed.insert(0, Path(location))
+        missing = [p for p in needed if not p.is_file()]
         if missing:
             raise ConfigError(
                 f"{self.root} is not a forum server directory (missing "
@@ -88,34 +108,57 @@ class ForumServer:
     port: int
     health: HealthServicer
     sequencer: Sequencer
-    store: SQLiteStore
+    store: ServerStore
     config: ServerConfig
+    leadership: Leadership | None = None
+    leadership_task: asyncio.Task[None] | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first, then let in-flight calls finish within the grace."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
+        if self.leadership_task is not None:
+            self.leadership_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.leadership_task
         await self.sequencer.stop()
         self.store.close()
 
 
 async def start_server(
-    data_dir: Path, listen: str, config: ServerConfig | None = None
+    data_dir: Path,
+    listen: str,
+    config: ServerConfig | None = None,
+    database: str | None = None,
 ) -> ForumServer:
     """Open the store, rebuild the log, bind ``listen`` (port 0 = any free port) and start.
 
-    Raises ConfigError for a missing or broken data dir and OSError when the address is taken.
+    ``database`` overrides the store the data dir names (a ``postgresql://`` URL or a SQLite
+    path).  Over PostgreSQL the server competes for the leadership and follows meanwhile.
+    Raises ConfigError for a missing or broken data dir, StoreError for a store that cannot
+    be opened or does not hold this forum, and OSError when the address is taken.
     """
     config = config or ServerConfig()
     paths = ServerPaths(Path(data_dir))
-    paths.check()
-    store = SQLiteStore(paths.database)
+    paths.check(database)
+    store = await asyncio.to_thread(open_store, paths.database_location(database))
+    try:
+        return await _start(paths, store, listen, config)
+    except BaseException:
+        store.close()
+        raise
+
+
+async def _start(
+    paths: ServerPaths, store: ServerStore, listen: str, config: ServerConfig
+) -> ForumServer:
     limiter = RateLimiter(
         signals_per_second=config.submit_signals_per_second,
         entries_per_second=config.submit_entries_per_second,
         burst_seconds=config.submit_burst_seconds,
     )
-    sequencer = Sequencer(
+    sequencer = await asyncio.to_thread(
+        Sequencer,
         store,
         SigningKey.load(paths.log_key),
         max_group=config.max_group_entries,
@@ -154,16 +197,26 @@ async def start_server(
     else:
         cause = None
     if not port:
-        store.close()
         raise OSError(f"cannot listen on {listen}: address in use or not available ({cause})")
     await server.start()
-    sequencer.start()
+    leadership: Leadership | None = None
+    task: asyncio.Task[None] | None = None
+    if sequencer.shared is None:
+        sequencer.start()
+    else:
+        leadership = Leadership(
+            sequencer,
+            sequencer.shared,
+            f"{socket.gethostname()}:{port}:{os.getpid()}",
+            LeaseConfig(config.lease_seconds, config.follow_store_seconds),
+        )
+        task = asyncio.get_running_loop().create_task(leadership.run(), name="leadership")
     for name in names[:2]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "forum %s serving on port %d (log size %d)", sequencer.state.origin, port, sequencer.size
     )
-    return ForumServer(server, port, health, sequencer, store, config)
+    return ForumServer(server, port, health, sequencer, store, config, leadership, task)
 
 
 async def serve(
@@ -171,9 +224,10 @@ async def serve(
     listen: str,
     config: ServerConfig | None = None,
     on_ready: Callable[[int], None] | None = None,
+    database: str | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    forum = await start_server(data_dir, listen, config)
+    forum = await start_server(data_dir, listen, config, database)
     if on_ready is not None:
         on_ready(forum.port)
     stop = asyncio.Event()
@@ -205,6 +259,7 @@ def running_server(
     port: int = 0,
     host: str = "127.0.0.1",
     config: ServerConfig | None = None,
+    database: str | None = None,
 ) -> Iterator[RunningForum]:
     """Run a real server on ``host:port`` (0 = a free port) in a background thread."""
     loop = asyncio.new_event_loop()
@@ -212,7 +267,7 @@ def running_server(
     thread.start()
     try:
         future = asyncio.run_coroutine_threadsafe(
-            start_server(Path(data_dir), f"{host}:{port}", config), loop
+            start_server(Path(data_dir), f"{host}:{port}", config, database), loop
         )
         handle = future.result(timeout=60)
         running = RunningForum(handle.port, f"{host}:{handle.port}", Path(data_dir), handle, loop)

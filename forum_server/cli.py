@@ -47,15 +47,38 @@ def cli() -> None:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
     help="One log line per call at INFO.",
 )
-def serve_command(data_dir: Path, listen: str, grace: float, log_level: str) -> None:
+@click.option(
+    "--database",
+    metavar="URL",
+    envvar="FORUM_DATABASE_URL",
+    help="postgresql://USER@HOST:PORT/DB to serve (default: what `forum-admin init` "
+    "recorded, else DATA_DIR/forum.db). Any number of servers can share one PostgreSQL "
+    "database: one sequences, the others serve reads and forward submissions to it. "
+    "Also read from FORUM_DATABASE_URL (keeps a password out of the process list).",
+)
+@click.option(
+    "--lease",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(min=0.5),
+    help="PostgreSQL only: seconds after which a silent leader is replaced.",
+)
+def serve_command(
+    data_dir: Path,
+    listen: str,
+    grace: float,
+    log_level: str,
+    database: str | None,
+    lease: float,
+) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    config = ServerConfig(grace_seconds=grace)
+    config = ServerConfig(grace_seconds=grace, lease_seconds=lease)
     host = listen.rsplit(":", 1)[0]
 
     def ready(port: int) -> None:
         click.echo(f"forum-server listening on {host}:{port}", nl=True)
 
-    asyncio.run(serve(data_dir, listen, config, on_ready=ready))
+    asyncio.run(serve(data_dir, listen, config, on_ready=ready, database=database))
 
 
 serve_command.name = "serve"

@@ -18,3 +18,6 @@ class ServerConfig:
     submit_signals_per_second: float = 200_000.0
     submit_entries_per_second: float = 200.0
     submit_burst_seconds: float = 2.0
+    # Several servers over one PostgreSQL database (ignored with SQLite).
+    lease_seconds: float = 3.0  # a leader silent this long is replaced
+    follow_store_seconds: float = 0.1  # a non-leader looks for new entries this often

@@ -9,6 +9,15 @@ fails, the group checked on top of it is refused too and nothing of either is ac
 On start the tree and the key state are rebuilt from the stored leaves and checked against
 the last stored checkpoint, so the log never signs a checkpoint inconsistent with its last.
 
+Over a shared store (PostgreSQL, several servers) only the leader sequences (see
+:mod:`forum_server.leadership`); every other server follows: :meth:`Sequencer.catch_up`
+reads what the leader committed, replays it into the key state and the tree and checks the
+result against the leader's signed checkpoint before serving it, and :meth:`Sequencer.append`
+forwards a submission to the leader (:mod:`forum_server.forwarding`).  A server that becomes
+leader catches up the same way before it signs anything; a write that fails (the database
+restarted, or the leadership moved) is followed by a catch-up, because the commit may have
+happened even though its answer was lost.
+
 Member entries are also checked against the content rules (:func:`forum_client.rules.check_content`)
 over the server's view (:mod:`forum_server.view`), whose rows are written in the same
 transaction as the leaves; a per-member rate limit (:mod:`forum_server.ratelimit`) is charged
@@ -24,6 +33,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
@@ -39,8 +49,9 @@ from forum_client.merkle import CompactRange, MerkleTree, leaf_hash
 from forum_client.verifier import LogState
 from forum_client.wire import Receipt
 
+from . import forwarding
 from .ratelimit import RateLimiter
-from .storage import ServerStore, StoredLeaf
+from .storage import ForwardedEntry, NotLeaderError, ServerStore, SharedStore, StoredLeaf
 from .view import GroupView, ServerView
 
 log = logging.getLogger(__name__)
@@ -84,8 +95,18 @@ class Sequencer:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._grown = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self.state = self._rebuild()
-        self.checkpoint_note = self._latest_note()
+        self._forward_task: asyncio.Task[None] | None = None
+        self.shared: SharedStore | None = (
+            store if hasattr(store, "try_lead") else None  # type: ignore[assignment]
+        )
+        # A store of its own: this server is the writer.  A shared one: leadership decides.
+        self.leading = self.shared is None
+        self.forward_timeout = 30.0  # seconds a forwarded submission waits for the leader
+        self.forward_poll = 0.01  # seconds between looks at a forwarded submission's outcome
+        latest = store.latest_checkpoint()
+        self.state = self._rebuild(latest)
+        self.checkpoint_note = self._latest_note(latest)
+        self._resync = False
         # The pipeline: the state, tree range and entries of the group being written.
         self._spec_state = self.state
         self._spec_range = self._range
@@ -96,12 +117,16 @@ class Sequencer:
 
     # ---- start-up ----
 
-    def _rebuild(self) -> LogState:
+    def _rebuild(self, latest: tuple[int, bytes] | None) -> LogState:
         """Replay the stored leaves into the key state and tree; bring the view up to date
         (it is normally current already: it is written with the leaves)."""
         state: LogState | None = None
         size = self.store.size()
         view_size = self.store.view_size()
+        if self.shared is not None:
+            # Another server may be appending: read up to the checkpoint read first.  Its
+            # view is written with the leaves in one transaction, so it is never behind.
+            size = view_size = latest[0] if latest is not None else 0
         if view_size > size:
             raise StoreError(f"the view is at {view_size} but the log holds {size} entries")
         group = self.view.group()
@@ -123,11 +148,13 @@ class Sequencer:
             log.info("view replayed from entry %d to %d", view_size, size)
             self.store.write_view(group.delta, size)
         if self.log_key.public_bytes != state.log_public_key:
-            raise StoreError("the log key does not match the one named in genesis")
+            raise StoreError(
+                f"{self.store!r} holds the log of another forum ({state.origin}): its genesis "
+                "names a different log key than this server's; refusing to serve it"
+            )
         return state
 
-    def _latest_note(self) -> bytes:
-        latest = self.store.latest_checkpoint()
+    def _latest_note(self, latest: tuple[int, bytes] | None) -> bytes:
         if latest is None or latest[0] != self.tree.size:
             raise StoreError("stored leaves and the last checkpoint disagree: refusing to start")
         cp = verify_checkpoint(
@@ -152,19 +179,157 @@ class Sequencer:
         return self.tree.size
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="sequencer")
+        if self._task is None and self.leading:
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(), name="sequencer")
+            if self.shared is not None:
+                self._forward_task = loop.create_task(self._take_forwarded(), name="forwarded")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._forward_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._forward_task = None
         if self._write_task is not None:  # a transaction under way completes and answers
             with contextlib.suppress(asyncio.CancelledError):
                 await self._write_task
             self._write_task = None
+        while not self._queue.empty():  # queued but never checked: the caller may retry
+            self._fail([self._queue.get_nowait()], StoreError("this server stopped sequencing"))
+        self._reset_pipeline()
+
+    # ---- several servers over a shared store ----
+
+    async def promote(self, epoch: int) -> None:
+        """Become the writer of a shared store under leadership ``epoch``: catch up with
+        everything committed before, check it against the last signed checkpoint, then
+        sequence.  Raises StoreError (and stays a follower) if the stored log does not
+        verify."""
+        assert self.shared is not None
+        self.shared.epoch = epoch
+        self._last_error = None
+        await self.catch_up()
+        self._reset_pipeline()
+        self._resync = False
+        self.leading = True
+        self.start()
+        log.info("leading (epoch %d) at log size %d", epoch, self.size)
+
+    async def demote(self) -> None:
+        """Stop sequencing (the leadership ended); keep serving reads and forwarding."""
+        if not self.leading:
+            return
+        self.leading = False
+        await self.stop()
+        if self.shared is not None:
+            self.shared.epoch = None
+        log.warning("no longer leading at log size %d", self.size)
+
+    @property
+    def lost_leadership(self) -> bool:
+        """True once a write failed because another server took the leadership over."""
+        return isinstance(self._last_error, NotLeaderError)
+
+    async def catch_up(self) -> int:
+        """Take in what another server committed since our tree's size; return how many
+        entries.  Every entry is replayed through the key state and the new tree is checked
+        against the signed checkpoint over it before any of it is served.  Raises
+        StoreError if the store and the signed checkpoint disagree."""
+        latest = await asyncio.to_thread(self.store.latest_checkpoint)
+        start = self.tree.size
+        if latest is None or latest[0] <= start:
+            return 0
+        size, note = latest
+        leaves = await asyncio.to_thread(lambda: list(self.store.leaves(start, size)))
+        if [x.index for x in leaves] != list(range(start, size)):
+            raise StoreError(f"the store holds a checkpoint at {size} but not entries {start}..")
+        state = self.state.copy()
+        new_range = self._range.copy()
+        for leaf in leaves:
+            if leaf_hash(leaf.leaf_bytes) != leaf.leaf_hash:
+                raise StoreError(f"stored entry {leaf.index} does not match its leaf hash")
+            state.apply(leaf.index, Envelope.from_leaf_bytes(leaf.leaf_bytes))
+            new_range.append(leaf.leaf_hash)
+        cp = verify_checkpoint(
+            note, origin=state.origin, name=state.log_key_name, public_key=self.log_key.public_bytes
+        )
+        if cp.size != size or cp.root != new_range.root():
+            raise StoreError(f"the stored log does not match the signed checkpoint at {size}")
+        if self.tree.size != start:  # pragma: no cover - one catch-up at a time
+            return 0
+        for leaf in leaves:
+            self.tree.append(leaf.leaf_hash)
+            self._by_leaf_hash[leaf.leaf_hash] = leaf.index
+        self._range = new_range
+        self.state = state
+        self.checkpoint_note = note
+        if not self.leading:
+            self._reset_pipeline()
+        async with self._grown:
+            self._grown.notify_all()
+        return len(leaves)
+
+    async def _forward(self, envelope: Envelope, allowed: frozenset[type], author: str) -> int:
+        assert self.shared is not None
+        shared = self.shared
+        ticket = await asyncio.to_thread(
+            shared.forward, envelope.leaf_bytes(), forwarding.bodies_name(allowed), author
+        )
+        deadline = time.monotonic() + self.forward_timeout
+        while time.monotonic() < deadline:
+            outcome = await asyncio.to_thread(shared.forwarded_outcome, ticket)
+            if outcome is not None:
+                index, error = outcome
+                if error is not None:
+                    raise forwarding.error_from_json(error)
+                assert index is not None
+                while self.tree.size <= index and time.monotonic() < deadline:
+                    if not await self.wait_for_growth(index, timeout=self.forward_poll * 10):
+                        await self.catch_up()
+                if self.tree.size > index:
+                    return index
+                break
+            await asyncio.sleep(self.forward_poll)
+        raise StoreError(f"no leader sequenced the entry within {self.forward_timeout:.0f} s")
+
+    async def _take_forwarded(self) -> None:
+        """The leader's side: sequence what the other servers forwarded, answer each."""
+        assert self.shared is not None
+        shared = self.shared
+        after = 0
+        pending: set[asyncio.Task[None]] = set()
+        while True:
+            try:
+                taken = await asyncio.to_thread(shared.take_forwarded, after)
+            except StoreError as exc:
+                log.warning("cannot read forwarded entries: %s", exc)
+                taken = []
+            for item in taken:
+                after = max(after, item.ticket)
+                task = asyncio.get_running_loop().create_task(self._answer_forwarded(item))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            if not taken:
+                await asyncio.sleep(self.forward_poll)
+
+    async def _answer_forwarded(self, item: ForwardedEntry) -> None:
+        assert self.shared is not None
+        index: int | None = None
+        error: dict[str, Any] | None = None
+        try:
+            envelope = Envelope.from_leaf_bytes(item.leaf_bytes)
+            allowed = forwarding.BODIES[item.bodies]
+            index = (await self.append(envelope, allowed, item.author)).index
+        except ForumError as exc:
+            if isinstance(exc, StoreError):
+                return  # not answered: the next leader (or this one, later) takes it again
+            error = forwarding.error_to_json(exc)
+        except Exception as exc:
+            error = forwarding.error_to_json(exc)
+        with contextlib.suppress(StoreError):  # unanswered: taken again by the next leader
+            await asyncio.to_thread(self.shared.finish_forwarded, item.ticket, index, error)
 
     async def append(self, envelope: Envelope, allowed: frozenset[type], author: str) -> Receipt:
         """Append ``envelope`` durably and return its receipt.
@@ -177,7 +342,9 @@ class Sequencer:
         leaf_bytes = envelope.leaf_bytes()
         h = leaf_hash(leaf_bytes)
         index = self._by_leaf_hash.get(h)
-        if index is None:
+        if index is None and not self.leading:
+            index = await self._forward(envelope, allowed, author)
+        elif index is None:
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             await self._queue.put(_Pending(envelope, leaf_bytes, h, allowed, author, future))
             index = await future
@@ -212,6 +379,15 @@ class Sequencer:
         writing: asyncio.Task[bool] | None = None
         while True:
             group = [await self._queue.get()]
+            if self._resync and writing is None:
+                # The last write failed, but it may have committed: take in what the store
+                # holds before checking anything against it.
+                try:
+                    await self.catch_up()
+                    self._resync = False
+                except ForumError as exc:
+                    self._fail(group, exc)
+                    continue
             while len(group) < self.max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
             try:
@@ -330,6 +506,7 @@ class Sequencer:
         except Exception as exc:  # the store failed: nobody is acknowledged
             log.exception("commit of %d entries failed", len(p.accepted))
             self._last_error = exc
+            self._resync = True
             self._reset_pipeline()
             self._fail(p.accepted, exc)
             return False

@@ -12,6 +12,14 @@ free port of 127.0.0.1 with mTLS, members admitted with their own signing keys t
 Admin RPCs, and credentials bundles written to disk.  With pytest, add
 ``pytest_plugins = ["forum_server.testing"]`` to a ``conftest.py`` to get the
 ``local_forum_instance`` fixture (members ``alice`` and ``bob``, observer ``carol``).
+
+Both engines: ``local_forum(engine="postgres")`` keeps the log in a schema of its own in the
+PostgreSQL database at ``$FORUM_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), dropped afterwards.  Under pytest,
+``--engine=postgres`` makes that the default of every ``local_forum`` (so the whole
+integration suite runs on PostgreSQL); the ``postgres_url`` fixture gives a test an empty
+schema of its own.  Without a reachable PostgreSQL those tests skip, saying why, unless
+``CI=true`` or ``FORUM_REQUIRE_POSTGRES=1``: then they fail.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -29,6 +38,7 @@ from pathlib import Path
 from forum_client.client import ForumClient
 from forum_client.entries import Role
 from forum_client.envelope import SigningKey
+from forum_client.errors import StoreError
 from forum_client.profile import Bundle
 from forum_client.verifier import TrustRoot
 
@@ -93,6 +103,55 @@ class LocalForum:
         return ForumClient(self.members[member_id].bundle, timeout=timeout)
 
 
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+ENGINES = ("sqlite", "postgres")
+_default_engine = ["sqlite"]  # what local_forum uses when no engine is given (pytest --engine)
+
+
+def postgres_base_url() -> str:
+    return os.environ.get("FORUM_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+_kept_schemas: list[tuple[str, str]] = []  # (base URL, schema): dropped at the end of pytest
+
+
+@contextlib.contextmanager
+def postgres_database(base_url: str | None = None, *, keep: bool = False) -> Iterator[str]:
+    """A fresh, empty schema in the PostgreSQL database at ``base_url``; yields a URL whose
+    connections use it (``search_path``), and drops it with everything in it afterwards
+    (with ``keep``, at the end of the pytest session instead, for a test that restarts the
+    server on the data dir after the forum closed).  Raises StoreError when PostgreSQL
+    cannot be reached."""
+    import psycopg
+    from psycopg import sql
+
+    from .storage.postgres import redact
+
+    base_url = base_url or postgres_base_url()
+    schema = f"forum_test_{secrets.token_hex(6)}"
+    try:
+        with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as con:
+            con.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot reach PostgreSQL at {redact(base_url)}: {exc}") from exc
+    if keep:
+        _kept_schemas.append((base_url, schema))
+    try:
+        sep = "&" if "?" in base_url else "?"
+        yield f"{base_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        if not keep:
+            drop_schema(base_url, schema)
+
+
+def drop_schema(base_url: str, schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as con:
+        con.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
 @contextlib.contextmanager
 def local_forum(
     directory: Path | str | None = None,
@@ -101,14 +160,32 @@ def local_forum(
     observers: Iterable[str] = ("carol",),
     name: str = "Local test forum",
     config: ServerConfig | None = None,
+    engine: str | None = None,
+    database: str | None = None,
 ) -> Iterator[LocalForum]:
     """Init a forum in ``directory`` (a fresh temporary one by default), serve it on a free
-    port of 127.0.0.1 and enroll ``members`` and ``observers``."""
+    port of 127.0.0.1 and enroll ``members`` and ``observers``.  ``engine`` is ``"sqlite"``
+    or ``"postgres"`` (a schema of its own, dropped afterwards); the default is SQLite, or
+    what pytest's ``--engine`` says.  ``database``: this (empty) PostgreSQL database instead
+    (for example the ``postgres_url`` fixture's)."""
+    engine = "postgres" if database else engine or _default_engine[0]
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     with contextlib.ExitStack() as stack:
+        if engine == "postgres" and database is None:
+            # A caller's directory outlives the forum (tests restart servers on it): so does
+            # its schema, until the end of the pytest session.
+            database = stack.enter_context(postgres_database(keep=directory is not None))
         if directory is None:
             directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="forum-"))
         root = Path(directory) / "forum"
-        trust_root = init_forum(root, name=name, address="127.0.0.1:0", now=dt.datetime.now(dt.UTC))
+        trust_root = init_forum(
+            root,
+            name=name,
+            address="127.0.0.1:0",
+            now=dt.datetime.now(dt.UTC),
+            database=database,
+        )
         running = stack.enter_context(running_server(root / "server", port=0, config=config))
         forum = LocalForum(root, trust_root, running)
         for member_id in members:
@@ -119,10 +196,15 @@ def local_forum(
 
 
 def start_server_process(
-    data_dir: Path | str, *, log_level: str = "WARNING", stderr: int | None = subprocess.DEVNULL
+    data_dir: Path | str,
+    *,
+    log_level: str = "WARNING",
+    stderr: int | None = subprocess.DEVNULL,
+    extra_args: Iterable[str] = (),
+    listen: str = "127.0.0.1:0",
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start a real ``forum-server serve`` process on a free port of 127.0.0.1 (for crash
-    and restart tests); return it and its address once it is listening."""
+    """Start a real ``forum-server serve`` process on ``listen`` (a free port of 127.0.0.1
+    by default; crash and restart tests); return it and its address once it listens."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -132,9 +214,10 @@ def start_server_process(
             "--data-dir",
             str(data_dir),
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--log-level",
             log_level,
+            *extra_args,
         ],
         stdout=subprocess.PIPE,
         stderr=stderr,
@@ -155,6 +238,60 @@ try:
 except ImportError:  # pragma: no cover - pytest is only needed for the fixture
     pass
 else:
+
+    def pytest_addoption(parser: pytest.Parser) -> None:
+        parser.addoption(
+            "--engine",
+            choices=ENGINES,
+            default="sqlite",
+            help="the store every local_forum uses (default sqlite)",
+        )
+
+    def pytest_configure(config: pytest.Config) -> None:
+        _default_engine[0] = config.getoption("--engine")
+        config.addinivalue_line(
+            "markers", "sqlite_only: tests SQLite internals; skipped under --engine=postgres"
+        )
+
+    def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+        if config.getoption("--engine") != "postgres":
+            return
+        skip = pytest.mark.skip(reason="tests SQLite internals (--engine=postgres)")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+    def pytest_unconfigure(config: pytest.Config) -> None:
+        while _kept_schemas:
+            with contextlib.suppress(Exception):
+                drop_schema(*_kept_schemas.pop())
+
+    def _postgres_required() -> bool:
+        return (
+            os.environ.get("CI", "").lower() == "true"
+            or os.environ.get("FORUM_REQUIRE_POSTGRES") == "1"
+        )
+
+    @pytest.fixture
+    def postgres_url() -> Iterator[str]:
+        """An empty schema of its own in the test PostgreSQL (dropped afterwards); skips
+        when PostgreSQL is unreachable, or fails under CI=true / FORUM_REQUIRE_POSTGRES=1."""
+        try:
+            context = postgres_database()
+            url = context.__enter__()
+        except StoreError as exc:
+            message = (
+                f"PostgreSQL tests need a server: {exc} "
+                "(set FORUM_TEST_POSTGRES_URL; CI=true or FORUM_REQUIRE_POSTGRES=1 make this "
+                "a failure)"
+            )
+            if _postgres_required():
+                pytest.fail(message)
+            pytest.skip(message)
+        try:
+            yield url
+        finally:
+            context.__exit__(None, None, None)
 
     @pytest.fixture
     def local_forum_instance(tmp_path: Path) -> Iterator[LocalForum]:

@@ -61,10 +61,23 @@ def _operator(ctx: click.Context) -> Operator:
     "--address",
     default=DEFAULT_ADDRESS,
     show_default=True,
-    help="HOST:PORT members' bundles point at.",
+    help="HOST:PORT members' bundles point at; several servers: HOST:PORT,HOST:PORT,... "
+    "(the SDK spreads calls over them and skips one that is down).",
+)
+@click.option(
+    "--database",
+    metavar="URL",
+    help="Keep the log in this PostgreSQL database (postgresql://USER@HOST:PORT/DB), "
+    "which must not hold a forum yet; several servers can then serve it. "
+    "Default: DIR/server/forum.db (SQLite).",
 )
 def init(
-    directory: Path, name: str, origin: str | None, hosts: tuple[str, ...], address: str
+    directory: Path,
+    name: str,
+    origin: str | None,
+    hosts: tuple[str, ...],
+    address: str,
+    database: str | None,
 ) -> None:
     root = init_forum(
         directory,
@@ -73,6 +86,7 @@ def init(
         hosts=list(hosts),
         address=address,
         now=dt.datetime.now(dt.UTC),
+        database=database,
     )
     click.echo(f"created forum {root.origin!r} in {directory}")
     click.echo(

@@ -24,7 +24,7 @@ from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
 from forum_client.entries import Limits
 from forum_client.envelope import SigningKey
-from forum_client.errors import ConfigError, InvalidInputError
+from forum_client.errors import ConfigError, InvalidInputError, StoreError
 from forum_client.files import PRIVATE, PUBLIC, write_new_file
 from forum_client.merkle import leaf_hash, root_from_leaf_hashes
 from forum_client.profile import Bundle, trust_root_to_dict
@@ -32,8 +32,7 @@ from forum_client.taxonomy import DEFAULT_LABELS, DEFAULT_VERSION
 from forum_client.verifier import OPERATOR_ID, TrustRoot, make_genesis
 
 from ..app import ServerPaths
-from ..storage import StoredLeaf
-from ..storage.sqlite import SQLiteStore
+from ..storage import StoredLeaf, is_database_url, open_store
 from .ca import create_ca, issue_member_cert, issue_server_cert
 
 DEFAULT_ADDRESS = "127.0.0.1:7443"
@@ -82,11 +81,19 @@ def init_forum(
     address: str = DEFAULT_ADDRESS,
     now: dt.datetime,
     limits: Limits | None = None,
+    database: str | None = None,
 ) -> TrustRoot:
     """Create a forum in ``directory``; return its trust root.
 
-    Raises ConfigError if a forum (or anything in the way) is already there.
+    ``database`` is a ``postgresql://`` URL to keep the log in (recorded in
+    ``DIR/server/database.url``); by default it is ``DIR/server/forum.db`` (SQLite).
+    Raises ConfigError if a forum (or anything in the way) is already there, StoreError if
+    the database cannot be reached or already holds a log.
     """
+    if database is not None and not is_database_url(database):
+        raise InvalidInputError.field(
+            "database", f"{database!r} is not a postgresql:// URL (leave it out for SQLite)"
+        )
     directory = Path(directory)
     for part in ("server", "operator"):
         if (directory / part).exists():
@@ -97,7 +104,7 @@ def init_forum(
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".forum-init-", dir=directory))
     try:
-        root = _build(staging, name, origin, hosts or [], address, now, limits)
+        root = _build(staging, name, origin, hosts or [], address, now, limits, database)
         for part in ("server", "operator"):
             os.rename(staging / part, directory / part)
     finally:
@@ -113,6 +120,7 @@ def _build(
     address: str,
     now: dt.datetime,
     limits: Limits | None,
+    database: str | None,
 ) -> TrustRoot:
     server = ServerPaths(staging / "server")
     operator = OperatorPaths(staging / "operator")
@@ -150,8 +158,15 @@ def _build(
     ]
     root_hash = root_from_leaf_hashes([x.leaf_hash for x in leaves])
     note = sign_checkpoint(Checkpoint(origin, len(leaves), root_hash), root.log_key_name, log_key)
-    store = SQLiteStore(server.database)
+    if database is not None:
+        write_new_file(server.database_url, (database + "\n").encode(), PRIVATE)
+    store = open_store(database or server.database)
     try:
+        if store.size():
+            raise StoreError(
+                f"{store!r} already holds a log of {store.size()} entries: "
+                "use an empty database for a new forum"
+            )
         store.append(leaves, len(leaves), note)
         now_ms = int(now.timestamp() * 1000)
         store.register_credential(op_cert.fingerprint, OPERATOR_ID, now_ms, False)

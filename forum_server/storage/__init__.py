@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
+
+from forum_client.errors import StoreError
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,20 @@ class OpinionRow:
     index: int
 
 
+class NotLeaderError(StoreError):
+    """This server's leadership epoch has ended: another server sequences the log now."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardedEntry:
+    """A ``Submit`` a non-leader handed to the leader through a shared store."""
+
+    ticket: int
+    leaf_bytes: bytes
+    bodies: str  # "member" or "operator": the body types the receiving call accepts
+    author: str  # the member the receiving server authenticated
+
+
 class ServerStore(Protocol):
     def append(
         self,
@@ -139,3 +156,43 @@ class ServerStore(Protocol):
     def audit(self, limit: int = 0) -> list[AuditRecord]: ...
 
     def close(self) -> None: ...
+
+
+class SharedStore(ServerStore, Protocol):
+    """A store several servers share (PostgreSQL): one of them leads, fenced by an epoch
+    that every append checks; the others forward submissions through the store."""
+
+    epoch: int | None
+
+    def try_lead(self, holder: str, lease_seconds: float) -> int | None: ...
+
+    def renew(self, epoch: int, lease_seconds: float) -> bool: ...
+
+    def leader(self) -> tuple[int, str] | None: ...
+
+    def forward(self, leaf_bytes: bytes, bodies: str, author: str) -> int: ...
+
+    def forwarded_outcome(self, ticket: int) -> tuple[int | None, dict[str, Any] | None] | None: ...
+
+    def take_forwarded(self, after: int, limit: int = 256) -> list[ForwardedEntry]: ...
+
+    def finish_forwarded(
+        self, ticket: int, index: int | None, error: dict[str, Any] | None
+    ) -> None: ...
+
+
+def is_database_url(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | Path) -> ServerStore:
+    """The store at ``location``: a ``postgresql://`` URL, or the path of a SQLite file.
+
+    Raises StoreError (or ConfigError when the ``postgres`` extra is missing)."""
+    if isinstance(location, str) and is_database_url(location):
+        from .postgres import PostgresStore
+
+        return PostgresStore(location)
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(location)

@@ -83,6 +83,7 @@ async def _wait(event: threading.Event) -> None:
         await asyncio.sleep(0.005)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("fail", [False, True])
 def test_next_group_sees_the_one_being_written(
     forum_dir: tuple[Path, SigningKey], tmp_path: Path, fail: bool

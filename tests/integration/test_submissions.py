@@ -26,7 +26,9 @@ from forum_client.errors import InvalidInputError, TransportError
 from forum_client.receipts import verify_checkpoint_note, verify_receipt
 from forum_client.wire import Receipt
 from forum_server.admin.cli import main as admin_main
+from forum_server.app import ServerPaths
 from forum_server.config import ServerConfig
+from forum_server.storage import ServerStore, open_store
 from forum_server.storage.sqlite import SQLiteStore
 from forum_server.testing import LocalForum, local_forum, start_server_process
 
@@ -47,7 +49,7 @@ def forum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalForum]:
         yield f
 
 
-def store_of(forum: LocalForum) -> SQLiteStore:
+def store_of(forum: LocalForum) -> ServerStore:
     return forum.running.handle.store
 
 
@@ -545,6 +547,7 @@ def test_rate_limit_and_message_size(tmp_path: Path) -> None:
             assert "too large" in str(info.value) and "fewer signals" in str(info.value)
 
 
+@pytest.mark.sqlite_only
 def test_the_view_survives_a_restart_and_is_replayed_when_missing(tmp_path: Path) -> None:
     from forum_server.app import running_server
 
@@ -626,7 +629,7 @@ def test_kill_9_loses_no_acknowledged_submission(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    store = SQLiteStore(data_dir / "forum.db")
+    store = open_store(ServerPaths(data_dir).database_location())
     try:
         for _receipt, envelope in acknowledged[:5]:
             body: Any = e.decode(envelope.payload_type, envelope.body)

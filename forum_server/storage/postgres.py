@@ -1,0 +1,594 @@
+"""The PostgreSQL store: one database that several ``forum-server`` processes share.
+
+    store = PostgresStore("postgresql://forum@db.example/forum")
+    store.append(leaves, size, note, view)    # leaves by COPY, checkpoint, view: one transaction
+
+Every append commits before it returns (``synchronous_commit`` is left at the server's
+setting, ``on`` by default), together with its checkpoint and view rows.  Reads take a
+connection from a pool, so ``GetEntries`` streams never wait for the writer.
+
+Several servers, one writer (see :mod:`forum_server.leadership`): the ``leadership`` row holds
+an epoch, the holder's name, the PostgreSQL backend pid of its lease connection and a lease
+that expires on PostgreSQL's clock.  A server takes the row over when the lease has expired
+or when the holder's lease connection is gone (a ``kill -9``-ed process closes its socket, so
+PostgreSQL ends that backend at once); taking it over increments the epoch.  Every append
+locks the row (``FOR SHARE``) and checks that the epoch is still the writer's, so a paused old
+leader that resumes cannot commit anything after a new one took over: its transaction fails.
+Idle transactions are ended by the server after ``IDLE_TRANSACTION_SECONDS``, so a paused
+leader cannot keep the row locked either.
+
+A non-leader hands a ``Submit`` to the leader through the ``forwarded`` table; the leader
+sequences it and writes the outcome back (see ``forward`` / ``take_forwarded``).
+
+The schema is versioned in ``forum_meta`` and migrated by :data:`MIGRATIONS`, under a
+transaction-level advisory lock so that servers starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from forum_client.errors import ConfigError, StoreError
+
+from . import (
+    OP_DESCRIPTOR,
+    OP_OPINION,
+    OP_REFRESH_STATUS,
+    OP_RETRACT_ALL,
+    OP_RETRACT_MEMBER,
+    OP_SIGNAL,
+    AuditRecord,
+    Credential,
+    Descriptor,
+    ForwardedEntry,
+    NotLeaderError,
+    OpinionRow,
+    Row,
+    StoredLeaf,
+    ViewDelta,
+)
+
+try:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+except ImportError as exc:  # pragma: no cover - the extra is installed wherever it is used
+    raise ConfigError(
+        "PostgreSQL support needs the 'postgres' extra: pip install 'shared-signal-forum[postgres]'"
+    ) from exc
+
+SCHEMA_VERSION = 1
+IDLE_TRANSACTION_SECONDS = 2  # the server ends a session idle this long inside a transaction
+_MIGRATION_LOCK = 0x666F72756D  # "forum": the advisory lock that serialises migrations
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE forum_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE leaves (idx bigint PRIMARY KEY, leaf bytea NOT NULL, leaf_hash bytea NOT NULL);
+CREATE TABLE checkpoints (size bigint PRIMARY KEY, note bytea NOT NULL);
+CREATE TABLE credentials (
+    certificate_sha256 bytea PRIMARY KEY,
+    member_id text NOT NULL,
+    created_ms bigint NOT NULL,
+    revoked_ms bigint
+);
+CREATE INDEX credentials_member ON credentials (member_id);
+CREATE TABLE signals (
+    type text NOT NULL, value text NOT NULL, status text NOT NULL, first_idx bigint NOT NULL,
+    PRIMARY KEY (type, value)
+);
+CREATE TABLE descriptors (
+    type text NOT NULL, value text NOT NULL, member text NOT NULL, labels text NOT NULL,
+    content_type text NOT NULL, quality integer, scope text NOT NULL,
+    active integer NOT NULL, idx bigint NOT NULL,
+    PRIMARY KEY (type, value, member)
+);
+CREATE TABLE opinions (
+    type text NOT NULL, value text NOT NULL, member text NOT NULL, kind integer NOT NULL,
+    note text NOT NULL, idx bigint NOT NULL,
+    PRIMARY KEY (type, value, member)
+);
+CREATE TABLE view_meta (key text PRIMARY KEY, value bigint NOT NULL);
+INSERT INTO view_meta (key, value) VALUES ('size', 0);
+CREATE TABLE audit (
+    id bigserial PRIMARY KEY, time_ms bigint NOT NULL, actor text NOT NULL,
+    action text NOT NULL, target text NOT NULL, outcome text NOT NULL, detail text NOT NULL
+);
+CREATE TABLE leadership (
+    id integer PRIMARY KEY CHECK (id = 1),
+    epoch bigint NOT NULL,
+    holder text NOT NULL,
+    holder_pid integer NOT NULL,
+    lease_until timestamptz NOT NULL
+);
+CREATE TABLE forwarded (
+    id bigserial PRIMARY KEY,
+    leaf bytea NOT NULL,
+    bodies text NOT NULL,
+    author text NOT NULL,
+    done boolean NOT NULL DEFAULT false,
+    idx bigint,
+    error text
+);
+CREATE INDEX forwarded_pending ON forwarded (id) WHERE NOT done;
+""",
+}
+
+# Each view op: its statement, and how a row of ``forum_server.view`` becomes its parameters.
+_VIEW_SQL: dict[str, tuple[str, Any]] = {
+    OP_SIGNAL: (
+        "INSERT INTO signals (type, value, status, first_idx) VALUES (%s, %s, 'active', %s) "
+        "ON CONFLICT (type, value) DO UPDATE SET status = 'active' "
+        "WHERE signals.status <> 'active'",
+        None,
+    ),
+    OP_DESCRIPTOR: (
+        "INSERT INTO descriptors (type, value, member, labels, content_type, quality, scope, "
+        "active, idx) VALUES (%s, %s, %s, %s, %s, %s, %s, 1, %s) "
+        "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
+        "content_type = excluded.content_type, quality = excluded.quality, "
+        "scope = excluded.scope, active = 1, idx = excluded.idx",
+        None,
+    ),
+    OP_RETRACT_MEMBER: (
+        "UPDATE descriptors SET active = 0, idx = %s "
+        "WHERE type = %s AND value = %s AND member = %s",
+        lambda r: (r[3], r[0], r[1], r[2]),
+    ),
+    OP_RETRACT_ALL: (
+        "UPDATE descriptors SET active = 0, idx = %s WHERE type = %s AND value = %s AND active = 1",
+        lambda r: (r[2], r[0], r[1]),
+    ),
+    OP_REFRESH_STATUS: (
+        "UPDATE signals SET status = CASE WHEN EXISTS (SELECT 1 FROM descriptors d "
+        "WHERE d.type = %s AND d.value = %s AND d.active = 1) THEN 'active' ELSE 'retracted' END "
+        "WHERE type = %s AND value = %s",
+        lambda r: (r[0], r[1], r[0], r[1]),
+    ),
+    OP_OPINION: (
+        "INSERT INTO opinions (type, value, member, kind, note, idx) "
+        "VALUES (%s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (type, value, member) DO UPDATE SET kind = excluded.kind, "
+        "note = excluded.note, idx = excluded.idx",
+        None,
+    ),
+}
+
+# Bulk forms of the two hot upserts: one statement over column arrays (``unnest``).  Allowed
+# only when no two rows of the run share a primary key (ON CONFLICT may touch a row once).
+_BULK_SQL = {
+    OP_SIGNAL: (
+        "INSERT INTO signals (type, value, status, first_idx) "
+        "SELECT t, v, 'active', i FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS u(t, v, i) "
+        "ON CONFLICT (type, value) DO UPDATE SET status = 'active' "
+        "WHERE signals.status <> 'active'",
+        2,
+    ),
+    OP_DESCRIPTOR: (
+        "INSERT INTO descriptors (type, value, member, labels, content_type, quality, scope, "
+        "active, idx) SELECT t, v, m, l, c, q, s, 1, i FROM unnest(%s::text[], %s::text[], "
+        "%s::text[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::bigint[]) "
+        "AS u(t, v, m, l, c, q, s, i) "
+        "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
+        "content_type = excluded.content_type, quality = excluded.quality, "
+        "scope = excluded.scope, active = 1, idx = excluded.idx",
+        3,
+    ),
+}
+_BULK_MIN_ROWS = 16
+
+
+def _view_statements(view: ViewDelta) -> list[tuple[str, Sequence[Sequence[object]]]]:
+    out: list[tuple[str, Sequence[Sequence[object]]]] = []
+    for op, rows in view.runs:
+        bulk = _BULK_SQL.get(op)
+        if bulk is not None and len(rows) >= _BULK_MIN_ROWS:
+            sql, key_width = bulk
+            if len({row[:key_width] for row in rows}) == len(rows):
+                out.append((sql, [[list(column) for column in zip(*rows, strict=True)]]))
+                continue
+        sql, shape = _VIEW_SQL[op]
+        out.append((sql, rows if shape is None else [shape(r) for r in rows]))
+    return out
+
+
+class PostgresStore:
+    """``ServerStore`` (and the shared-store operations) on one PostgreSQL database."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0) -> None:
+        self.url = url
+        self.epoch: int | None = None  # set by the leader: every append is fenced on it
+        self._lease: psycopg.Connection[Any] | None = None
+        try:
+            # Fail fast with a clear message on a wrong URL, host or password.
+            psycopg.connect(url, connect_timeout=int(connect_timeout)).close()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            _with_options(
+                url, f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_SECONDS}s"
+            ),
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"connect_timeout": int(connect_timeout)},
+            timeout=connect_timeout,
+            open=True,
+            name="forum-store",
+        )
+        try:
+            self._migrate()
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact(self.url)})"
+
+    # ---- schema ----
+
+    def _migrate(self) -> None:
+        with self._tx() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            cur.execute("SELECT to_regclass('forum_meta') IS NOT NULL")
+            row = cur.fetchone()
+            version = 0
+            if row is not None and row[0]:
+                cur.execute("SELECT value FROM forum_meta WHERE key = 'schema_version'")
+                found = cur.fetchone()
+                version = int(found[0]) if found else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self!r}: schema {version} is newer than this server ({SCHEMA_VERSION})"
+                )
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                cur.execute(MIGRATIONS[number])
+            cur.execute(
+                "INSERT INTO forum_meta (key, value) VALUES ('schema_version', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def schema_version(self) -> int:
+        row = self._one("SELECT value FROM forum_meta WHERE key = 'schema_version'")
+        return int(row[0]) if row else 0
+
+    # ---- plumbing ----
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self)
+
+    def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...] | None:
+        try:
+            with self._pool.connection() as con:
+                row: tuple[Any, ...] | None = con.execute(sql, params).fetchone()
+                return row
+        except psycopg.Error as exc:
+            raise StoreError(f"read from {self!r} failed: {exc}") from exc
+
+    def _all(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self._pool.connection() as con:
+                return list(con.execute(sql, params).fetchall())
+        except psycopg.Error as exc:
+            raise StoreError(f"read from {self!r} failed: {exc}") from exc
+
+    # ---- the log ----
+
+    def append(
+        self,
+        leaves: Sequence[StoredLeaf],
+        size: int,
+        checkpoint_note: bytes,
+        view: ViewDelta | None = None,
+    ) -> None:
+        with self._tx() as cur:
+            self._fence(cur)
+            with cur.copy("COPY leaves (idx, leaf, leaf_hash) FROM STDIN") as copy:
+                for leaf in leaves:
+                    copy.write_row((leaf.index, leaf.leaf_bytes, leaf.leaf_hash))
+            cur.execute(
+                "INSERT INTO checkpoints (size, note) VALUES (%s, %s)", (size, checkpoint_note)
+            )
+            self._write_view(cur, view, size)
+
+    def _fence(self, cur: psycopg.Cursor[Any]) -> None:
+        if self.epoch is None:
+            return
+        cur.execute("SELECT epoch FROM leadership WHERE id = 1 FOR SHARE")
+        row = cur.fetchone()
+        if row is None or int(row[0]) != self.epoch:
+            raise NotLeaderError(
+                f"leadership epoch {self.epoch} has ended (now {row[0] if row else None}): "
+                "another server sequences the log"
+            )
+
+    def _write_view(self, cur: psycopg.Cursor[Any], view: ViewDelta | None, size: int) -> None:
+        if view is not None:
+            for sql, rows in _view_statements(view):
+                cur.executemany(sql, rows)
+        cur.execute("UPDATE view_meta SET value = %s WHERE key = 'size'", (size,))
+
+    def view_size(self) -> int:
+        row = self._one("SELECT value FROM view_meta WHERE key = 'size'")
+        return 0 if row is None else int(row[0])
+
+    def write_view(self, view: ViewDelta, size: int) -> None:
+        with self._tx() as cur:
+            self._fence(cur)
+            self._write_view(cur, view, size)
+
+    def size(self) -> int:
+        row = self._one("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves")
+        return 0 if row is None else int(row[0])
+
+    def leaves(self, start: int, end: int) -> Iterator[StoredLeaf]:
+        try:
+            with self._pool.connection() as con, con.transaction():
+                cur = con.cursor(name="leaves")  # server-side: a long log is read in pieces
+                cur.itersize = 2000
+                cur.execute(
+                    "SELECT idx, leaf, leaf_hash FROM leaves WHERE idx >= %s AND idx < %s "
+                    "ORDER BY idx",
+                    (start, end),
+                )
+                for idx, leaf, h in cur:
+                    yield StoredLeaf(int(idx), bytes(leaf), bytes(h))
+        except psycopg.Error as exc:
+            raise StoreError(f"read from {self!r} failed: {exc}") from exc
+
+    def latest_checkpoint(self) -> tuple[int, bytes] | None:
+        row = self._one("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    # ---- the view ----
+
+    def signal_exists(self, type: str, value: str) -> bool:
+        return (
+            self._one("SELECT 1 FROM signals WHERE type = %s AND value = %s", (type, value))
+            is not None
+        )
+
+    def has_active_descriptor(self, member_id: str, type: str, value: str) -> bool:
+        return (
+            self._one(
+                "SELECT 1 FROM descriptors WHERE type = %s AND value = %s AND member = %s "
+                "AND active = 1",
+                (type, value, member_id),
+            )
+            is not None
+        )
+
+    def signal_status(self, type: str, value: str) -> str | None:
+        row = self._one("SELECT status FROM signals WHERE type = %s AND value = %s", (type, value))
+        return None if row is None else str(row[0])
+
+    def descriptors(self, type: str, value: str) -> list[Descriptor]:
+        rows = self._all(
+            "SELECT member, labels, content_type, quality, scope, active, idx FROM descriptors "
+            "WHERE type = %s AND value = %s ORDER BY member",
+            (type, value),
+        )
+        return [
+            Descriptor(m, tuple(x for x in labels.split(";") if x), ct, q, scope, bool(a), int(idx))
+            for m, labels, ct, q, scope, a, idx in rows
+        ]
+
+    def opinions(self, type: str, value: str) -> list[OpinionRow]:
+        rows = self._all(
+            "SELECT member, kind, note, idx FROM opinions WHERE type = %s AND value = %s "
+            "ORDER BY member",
+            (type, value),
+        )
+        return [OpinionRow(m, int(k), n, int(i)) for m, k, n, i in rows]
+
+    def signal_count(self) -> int:
+        row = self._one("SELECT COUNT(*) FROM signals")
+        return 0 if row is None else int(row[0])
+
+    # ---- credentials and audit ----
+
+    def register_credential(
+        self, certificate_sha256: bytes, member_id: str, now_ms: int, revoke_others: bool
+    ) -> int:
+        with self._tx() as cur:
+            revoked = 0
+            if revoke_others:
+                cur.execute(
+                    "UPDATE credentials SET revoked_ms = %s WHERE member_id = %s "
+                    "AND revoked_ms IS NULL AND certificate_sha256 <> %s",
+                    (now_ms, member_id, certificate_sha256),
+                )
+                revoked = cur.rowcount
+            cur.execute(
+                "INSERT INTO credentials (certificate_sha256, member_id, created_ms) "
+                "VALUES (%s, %s, %s) ON CONFLICT (certificate_sha256) DO NOTHING",
+                (certificate_sha256, member_id, now_ms),
+            )
+        return revoked
+
+    def credential(self, certificate_sha256: bytes) -> Credential | None:
+        row = self._one(
+            "SELECT certificate_sha256, member_id, created_ms, revoked_ms FROM credentials "
+            "WHERE certificate_sha256 = %s",
+            (certificate_sha256,),
+        )
+        if row is None:
+            return None
+        return Credential(
+            bytes(row[0]), row[1], int(row[2]), None if row[3] is None else int(row[3])
+        )
+
+    def record_audit(
+        self, now_ms: int, actor: str, action: str, target: str, outcome: str, detail: str
+    ) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO audit (time_ms, actor, action, target, outcome, detail) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (now_ms, actor, action, target, outcome, detail),
+            )
+
+    def audit(self, limit: int = 0) -> list[AuditRecord]:
+        sql = "SELECT id, time_ms, actor, action, target, outcome, detail FROM audit ORDER BY id"
+        if limit:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) AS a ORDER BY id"
+        return [AuditRecord(int(r[0]), int(r[1]), *r[2:]) for r in self._all(sql)]
+
+    # ---- leadership (several servers, one writer) ----
+
+    def try_lead(self, holder: str, lease_seconds: float) -> int | None:
+        """Take the leadership if nobody holds a live lease; return the new epoch, or None."""
+        con = self._lease_connection()
+        try:
+            row = con.execute(
+                "INSERT INTO leadership AS l (id, epoch, holder, holder_pid, lease_until) "
+                "VALUES (1, 1, %(holder)s, pg_backend_pid(), "
+                "clock_timestamp() + make_interval(secs => %(lease)s)) "
+                "ON CONFLICT (id) DO UPDATE SET epoch = l.epoch + 1, holder = excluded.holder, "
+                "holder_pid = excluded.holder_pid, lease_until = excluded.lease_until "
+                "WHERE l.lease_until < clock_timestamp() OR NOT EXISTS "
+                "(SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.holder_pid) "
+                "RETURNING epoch",
+                {"holder": holder, "lease": lease_seconds},
+            ).fetchone()
+        except psycopg.Error as exc:
+            self._drop_lease_connection()
+            raise StoreError(f"leadership check on {self!r} failed: {exc}") from exc
+        return None if row is None else int(row[0])
+
+    def renew(self, epoch: int, lease_seconds: float) -> bool:
+        """Extend the lease of ``epoch``; False once another server holds the leadership."""
+        con = self._lease_connection()
+        try:
+            row = con.execute(
+                "UPDATE leadership SET lease_until = clock_timestamp() + make_interval(secs => %s) "
+                "WHERE id = 1 AND epoch = %s AND holder_pid = pg_backend_pid() RETURNING 1",
+                (lease_seconds, epoch),
+            ).fetchone()
+        except psycopg.Error as exc:
+            self._drop_lease_connection()
+            raise StoreError(f"lease renewal on {self!r} failed: {exc}") from exc
+        return row is not None
+
+    def leader(self) -> tuple[int, str] | None:
+        """The current ``(epoch, holder)``, whether or not its lease is still live."""
+        row = self._one("SELECT epoch, holder FROM leadership WHERE id = 1")
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def _lease_connection(self) -> psycopg.Connection[Any]:
+        if self._lease is None or self._lease.closed:
+            try:
+                self._lease = psycopg.connect(
+                    _with_options(self.url, "-c lock_timeout=1000"),
+                    autocommit=True,
+                    connect_timeout=5,
+                )
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"cannot connect to PostgreSQL at {redact(self.url)}: {exc}"
+                ) from exc
+        return self._lease
+
+    def _drop_lease_connection(self) -> None:
+        if self._lease is not None:
+            self._lease.close()
+            self._lease = None
+
+    # ---- forwarded submissions ----
+
+    def forward(self, leaf_bytes: bytes, bodies: str, author: str) -> int:
+        """Queue an entry for the leader; return its ticket."""
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO forwarded (leaf, bodies, author) VALUES (%s, %s, %s) RETURNING id",
+                (leaf_bytes, bodies, author),
+            )
+            row = cur.fetchone()
+            assert row is not None
+            cur.execute("SELECT pg_notify('forum_forwarded', '')")
+        return int(row[0])
+
+    def forwarded_outcome(self, ticket: int) -> tuple[int | None, dict[str, Any] | None] | None:
+        """``(index, None)`` or ``(None, error)`` once the leader answered; None before."""
+        row = self._one("SELECT done, idx, error FROM forwarded WHERE id = %s", (ticket,))
+        if row is None:
+            raise StoreError(f"forwarded entry {ticket} is gone")
+        if not row[0]:
+            return None
+        if row[2] is not None:
+            return None, dict(json.loads(row[2]))
+        return int(row[1]), None
+
+    def take_forwarded(self, after: int, limit: int = 256) -> list[ForwardedEntry]:
+        rows = self._all(
+            "SELECT id, leaf, bodies, author FROM forwarded WHERE NOT done AND id > %s "
+            "ORDER BY id LIMIT %s",
+            (after, limit),
+        )
+        return [ForwardedEntry(int(i), bytes(leaf), b, a) for i, leaf, b, a in rows]
+
+    def finish_forwarded(
+        self, ticket: int, index: int | None, error: dict[str, Any] | None
+    ) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE forwarded SET done = true, idx = %s, error = %s WHERE id = %s",
+                (index, None if error is None else json.dumps(error), ticket),
+            )
+
+    def close(self) -> None:
+        self._drop_lease_connection()
+        self._pool.close()
+
+
+class _Transaction:
+    """``with store._tx() as cur``: one pooled connection, one transaction, errors as
+    StoreError (a fencing failure stays a NotLeaderError)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> psycopg.Cursor[Any]:
+        try:
+            self._con_cm = self.store._pool.connection()
+            self._con = self._con_cm.__enter__()
+            self._tx_cm = self._con.transaction()
+            self._tx_cm.__enter__()
+        except psycopg.Error as exc:
+            raise StoreError(f"write to {self.store!r} failed: {exc}") from exc
+        cursor: psycopg.Cursor[Any] = self._con.cursor()
+        return cursor
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        try:
+            try:
+                self._tx_cm.__exit__(et, ev, tb)
+            finally:
+                self._con_cm.__exit__(et, ev, tb)
+        except psycopg.Error as exc:
+            raise StoreError(f"write to {self.store!r} failed: {exc}") from exc
+        if isinstance(ev, psycopg.Error):
+            raise StoreError(f"write to {self.store!r} failed: {ev}") from ev
+
+
+def _with_options(url: str, options: str) -> str:
+    """``url`` with ``options`` added to the server options it already carries (for example a
+    ``search_path``)."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    existing = str(info.get("options", "") or "")
+    return psycopg.conninfo.make_conninfo(url, options=f"{existing} {options}".strip())
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages and logs)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "<unparsable PostgreSQL URL>"
+    host = info.get("host", "localhost")
+    port = info.get("port", 5432)
+    return f"postgresql://{info.get('user', '')}@{host}:{port}/{info.get('dbname', '')}"
+
+
+__all__ = ["NotLeaderError", "PostgresStore", "Row", "redact"]

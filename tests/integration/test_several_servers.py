@@ -1,0 +1,195 @@
+"""Several servers over one PostgreSQL database: one sequences, all serve, fencing holds.
+
+Real servers on port 0 with real mTLS, talked to through the SDK; the fencing cases drive
+the store's leadership row directly, because they are about what PostgreSQL lets a stale
+leader do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from forum_client.client import ForumClient
+from forum_client.errors import StoreError, TransportError
+from forum_client.store import LocalStore
+from forum_server.admin.init import init_forum
+from forum_server.app import RunningForum, ServerPaths, running_server
+from forum_server.config import ServerConfig
+from forum_server.storage import NotLeaderError, StoredLeaf
+from forum_server.storage.postgres import PostgresStore
+from forum_server.testing import LocalForum, local_forum
+
+pytestmark = pytest.mark.integration
+
+FAST = ServerConfig(lease_seconds=1.0, follow_store_seconds=0.05, grace_seconds=1.0)
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def _leader_and_follower(
+    forum: LocalForum, second: RunningForum
+) -> tuple[RunningForum, RunningForum]:
+    first = forum.running
+    _wait(lambda: first.handle.sequencer.leading or second.handle.sequencer.leading)
+    if first.handle.sequencer.leading:
+        return first, second
+    return second, first
+
+
+def test_a_follower_serves_reads_and_forwards_submissions(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with local_forum(tmp_path, database=postgres_url, config=FAST, observers=["carol"]) as f:
+        data_dir = f.directory / "server"
+        with running_server(data_dir, config=FAST) as other:
+            leader, follower = _leader_and_follower(f, other)
+            assert not follower.handle.sequencer.leading
+            key = f.members["alice"].signing_key
+            bundle = f.members["alice"].bundle
+            with ForumClient(bundle, server=follower.address) as client:
+                receipt = client.submit([{"type": "md5", "value": "a" * 32}], key)
+                cp = client.checkpoint()
+                assert cp.size > receipt.index
+                # A rejected entry is rejected the same way through the follower.
+                with pytest.raises(TransportError) as bad:
+                    stale = client.prepare_submission(
+                        [{"type": "md5", "value": "e" * 32}], key, sequence=1
+                    )
+                    client.submit_envelope(stale)
+                assert bad.value.code == "FAILED_PRECONDITION"
+            # Both servers list both; one address list reaches either.
+            both = f"{f.address},{other.address}"
+            with ForumClient(bundle, server=both) as client:
+                for n in range(6):
+                    client.submit([{"type": "sha256", "value": sha(f"both-{n}")}], key)
+            _wait(lambda: leader.handle.sequencer.size == follower.handle.sequencer.size)
+            assert (
+                leader.handle.sequencer.checkpoint_note == follower.handle.sequencer.checkpoint_note
+            )
+            # A fresh member copy synced from the follower verifies.
+            with (
+                ForumClient(f.members["carol"].bundle, server=follower.address) as carol,
+                LocalStore(tmp_path / "carol.db") as store,
+            ):
+                result = carol.sync(store)
+                assert result.size == follower.handle.sequencer.size
+
+
+def test_when_the_leader_stops_the_other_server_takes_over(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with local_forum(tmp_path, database=postgres_url, config=FAST, observers=[]) as f:
+        data_dir = f.directory / "server"
+        key = f.members["alice"].signing_key
+        bundle = f.members["alice"].bundle
+        with running_server(data_dir, config=FAST) as other:
+            assert f.running.handle.sequencer.leading  # the first server took the lease
+            with ForumClient(bundle, server=other.address) as client:
+                first = client.submit([{"type": "md5", "value": "b" * 32}], key)
+                f.running.call(f.running.handle.stop(grace=0.5))  # the leader goes away
+                _wait(lambda: other.handle.sequencer.leading)
+                second = client.submit([{"type": "md5", "value": "c" * 32}], key)
+                assert second.index > first.index
+                client.verify_consistent(first_cp := client.checkpoint(), first_cp)
+
+
+def test_a_stale_leader_cannot_append(postgres_url: str) -> None:
+    a, b = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    try:
+        a.epoch = a.try_lead("a", 30.0)
+        assert a.epoch == 1
+        assert b.try_lead("b", 30.0) is None  # a's lease is live and its connection too
+        a.append([StoredLeaf(0, b"x", b"h" * 32)], 1, b"note 1")
+        # a's lease connection goes away (a process killed with -9 closes it): b takes over
+        # at once, without waiting for the lease.
+        a._drop_lease_connection()
+        b.epoch = b.try_lead("b", 30.0)
+        assert b.epoch == 2
+        with pytest.raises(NotLeaderError):
+            a.append([StoredLeaf(1, b"y", b"i" * 32)], 2, b"note 2")
+        assert not a.renew(1, 30.0)
+        assert b.size() == 1 and b.latest_checkpoint() == (1, b"note 1")
+        b.append([StoredLeaf(1, b"z", b"j" * 32)], 2, b"note 2b")
+        assert [x.leaf_bytes for x in a.leaves(0, 5)] == [b"x", b"z"]
+        # an expired lease is taken over even while its holder's connection lives on
+        assert b.renew(2, 0.01)
+        time.sleep(0.05)
+        a.epoch = a.try_lead("a", 30.0)
+        assert a.epoch == 3
+        with pytest.raises(NotLeaderError):
+            b.append([StoredLeaf(2, b"w", b"k" * 32)], 3, b"note 3")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_database_of_another_forum_is_refused(tmp_path: Path, postgres_url: str) -> None:
+    init_forum(tmp_path / "one", name="One", now=_now(), database=postgres_url)
+    with pytest.raises(StoreError, match="already holds a log"):
+        init_forum(tmp_path / "two", name="Two", now=_now(), database=postgres_url)
+    assert not (tmp_path / "two" / "server").exists()
+    init_forum(tmp_path / "three", name="Three", now=_now())
+    proc = _serve(tmp_path / "three" / "server", "--database", postgres_url)
+    assert proc.returncode == 6, proc.stderr
+    assert "another forum" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "url, expect",
+    [
+        ("postgresql://postgres@127.0.0.1:1/test", "cannot connect to PostgreSQL"),
+        ("postgresql://no_such_role_x@127.0.0.1:5432/test", "no_such_role_x"),
+        ("postgresql://postgres@127.0.0.1:5432/no_such_db_x", "no_such_db_x"),
+    ],
+)
+def test_a_wrong_database_url_is_a_clear_error(
+    tmp_path: Path, postgres_url: str, url: str, expect: str
+) -> None:
+    init_forum(tmp_path / "f", name="F", now=_now(), database=postgres_url)
+    proc = _serve(tmp_path / "f" / "server", "--database", url)
+    assert proc.returncode == 6, proc.stderr
+    assert expect in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert ServerPaths(tmp_path / "f" / "server").database_location() == postgres_url
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "forum_server.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
