@@ -76,7 +76,7 @@ class Header:
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_batch_signals: int = 10_000
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 64 * 1024 * 1024  # what the server and SDK use (was 16 MiB)
     max_labels_per_signal: int = 16
 
 
