@@ -80,13 +80,14 @@ def record_doc(record: SignalRecord) -> dict[str, Any]:
     """One signal as a flat JSON object (the JSON Lines row; CSV joins the lists with ``;``)."""
     s = record.signal
     active = [d for d in s.descriptors if d.active]
+    labels = s.labels
     return {
         "type": s.type,
         "value": s.value,
         "status": s.status,
         "benign": record.benign,
-        "labels": list(s.labels),
-        "incidents": [x for x in s.labels if x.startswith("incident:")],
+        "labels": list(labels),
+        "incidents": [x for x in labels if x.startswith("incident:")],
         "content_types": sorted({d.content_type for d in active if d.content_type}),
         "members": [d.member_id for d in active],
         "quality": max((d.quality for d in active if d.quality is not None), default=None),
@@ -153,9 +154,10 @@ def write_csv(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) -
 def write_jsonl(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) -> int:
     """A first line ``{"provenance": {...}}``, then one signal object per line."""
     out.write(json.dumps({"provenance": prov.__dict__}, sort_keys=True) + "\n")
+    encode = json.JSONEncoder(separators=(",", ":")).encode
     count = 0
     for record in records:
-        out.write(json.dumps(record_doc(record), separators=(",", ":")) + "\n")
+        out.write(encode(record_doc(record)) + "\n")
         count += 1
     return count
 

@@ -40,6 +40,9 @@ from .mapping import (
 NAMESPACE = uuid.UUID("0d7d6c1a-8b8e-4b8c-a6f5-2c3d9c1f7e21")
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _uuid(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, chr(0).join(parts)))
 
@@ -87,13 +90,13 @@ def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
             "to_ids": s.active and not record.benign,
             "distribution": "5",
             "timestamp": str(seconds),
-            "comment": json.dumps(comment, separators=(",", ":"))[:1000],
+            "comment": _ENCODE(comment)[:1000],
             "deleted": not s.active,
             "Tag": tags,
         }
         if count:
             out.write(",\n")
-        out.write(json.dumps(attribute, separators=(",", ":"), ensure_ascii=False))
+        out.write(_ENCODE(attribute))
         count += 1
     out.write("\n]}}\n")
     return count

@@ -43,6 +43,9 @@ OPINIONS = {
 _NEEDS_QUOTES = re.compile(r"[^A-Za-z0-9_]")
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _id(kind: str, *parts: str) -> str:
     return f"{kind}--{uuid.uuid5(NAMESPACE, chr(0).join(parts))}"
 
@@ -81,7 +84,7 @@ class _Bundle:
     def write(self, obj: dict[str, Any]) -> None:
         if self.count:
             self.out.write(",\n")
-        self.out.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
+        self.out.write(_ENCODE(obj))
         self.count += 1
 
     def identity(self, member_id: str) -> str:
