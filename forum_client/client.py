@@ -298,7 +298,7 @@ class ForumClient:
             key.key_id,
             seq,
             int(time.time() * 1000),
-            NORMALIZATION,
+            normalization=NORMALIZATION,
         )
 
     def append(self, body: e.Body, key: SigningKey) -> Receipt:

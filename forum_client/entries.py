@@ -68,6 +68,7 @@ class Header:
     key_id: bytes
     sequence: int
     created_unix_ms: int
+    expires_unix_ms: int = 0  # the server refuses the entry after this (0 = never)
     normalization: int = 0
     """The normalisation version of the signal values in the body (0 means version 1;
     :mod:`forum_client.signals.versions`)."""
@@ -88,6 +89,8 @@ class Genesis:
     log_public_key: bytes
     log_key_name: str
     limits: Limits
+    board_public_keys: tuple[bytes, ...] = ()  # empty: the 1-of-1 board of the operator key
+    board_threshold: int = 0  # 0: 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +221,14 @@ class Incident:
     open: bool
 
 
+@dataclass(frozen=True, slots=True)
+class BoardRotation:
+    header: Header
+    public_keys: tuple[bytes, ...]
+    threshold: int
+    reason: str = ""
+
+
 Body: TypeAlias = (
     Genesis
     | MemberAdmitted
@@ -230,6 +241,7 @@ Body: TypeAlias = (
     | Taxonomy
     | BenignList
     | Incident
+    | BoardRotation
 )
 
 _PREFIX = "application/vnd.forum."
@@ -245,6 +257,7 @@ PAYLOAD_TYPES: dict[type[Any], str] = {
     Taxonomy: _PREFIX + "taxonomy.v1",
     BenignList: _PREFIX + "benign-list.v1",
     Incident: _PREFIX + "incident.v1",
+    BoardRotation: _PREFIX + "board-rotation.v1",
 }
 BODY_TYPES: dict[str, type[Any]] = {v: k for k, v in PAYLOAD_TYPES.items()}
 OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
@@ -257,6 +270,7 @@ OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
         Taxonomy,
         BenignList,
         Incident,
+        BoardRotation,
     }
 )
 MEMBER_BODIES: frozenset[type[Any]] = frozenset({Submission, Retraction, Opinion})
@@ -275,7 +289,15 @@ def payload_type_of(body: Body) -> str:
 
 
 def _header(m: pb.EntryHeader) -> Header:
-    return Header(m.origin, m.member_id, m.key_id, m.sequence, m.created_unix_ms, m.normalization)
+    return Header(
+        m.origin,
+        m.member_id,
+        m.key_id,
+        m.sequence,
+        m.created_unix_ms,
+        m.expires_unix_ms,
+        m.normalization,
+    )
 
 
 def _refs(items: Any) -> tuple[SignalRef, ...]:
@@ -327,6 +349,8 @@ def _decode_message(m: Any) -> Body:
             m.log_public_key,
             m.log_key_name,
             Limits(lim.max_batch_signals, lim.max_message_bytes, lim.max_labels_per_signal),
+            tuple(m.board_public_keys),
+            m.board_threshold,
         )
     if isinstance(m, pb.MemberAdmitted):
         return MemberAdmitted(h, m.member_id, m.display_name, _enum(Role, m.role, "role"))
@@ -345,6 +369,8 @@ def _decode_message(m: Any) -> Body:
         return BenignList(h, _refs(m.add), _refs(m.remove))
     if isinstance(m, pb.Incident):
         return Incident(h, m.incident_id, m.title, m.open)
+    if isinstance(m, pb.BoardRotation):
+        return BoardRotation(h, tuple(m.public_keys), m.threshold, m.reason)
     raise AssertionError(f"unhandled message {type(m).__name__}")  # pragma: no cover
 
 
@@ -517,6 +543,7 @@ def _header_pb(h: Header) -> pb.EntryHeader:
         key_id=h.key_id,
         sequence=h.sequence,
         created_unix_ms=h.created_unix_ms,
+        expires_unix_ms=h.expires_unix_ms,
         normalization=h.normalization,
     )
 
@@ -557,6 +584,8 @@ def _to_message(b: Body) -> Any:
             log_public_key=b.log_public_key,
             log_key_name=b.log_key_name,
             limits=lim,
+            board_public_keys=b.board_public_keys,
+            board_threshold=b.board_threshold,
         )
     if isinstance(b, MemberAdmitted):
         return pb.MemberAdmitted(
@@ -588,6 +617,10 @@ def _to_message(b: Body) -> Any:
         return pb.BenignList(header=h, add=_refs_pb(b.add), remove=_refs_pb(b.remove))
     if isinstance(b, Incident):
         return pb.Incident(header=h, incident_id=b.incident_id, title=b.title, open=b.open)
+    if isinstance(b, BoardRotation):
+        return pb.BoardRotation(
+            header=h, public_keys=b.public_keys, threshold=b.threshold, reason=b.reason
+        )
     raise AssertionError(f"unhandled body {type(b).__name__}")  # pragma: no cover
 
 

@@ -2,7 +2,9 @@
 
 Every log entry is an :class:`Envelope`: a payload type, the exact body bytes, the signer's key
 id (SHA-256 of the raw Ed25519 public key) and an Ed25519 signature over
-``pae(payload_type, body)``.  Verification is pure and fails with an exception, never a boolean.
+``pae(payload_type, body)``.  An envelope may carry several signatures (DSSE allows it): board
+entries need a threshold of the operator keys, counted by :func:`verify_signers`.
+Verification is pure and fails with an exception, never a boolean.
 
 Example::
 
@@ -31,9 +33,10 @@ import base64
 import binascii
 import functools
 import hashlib
+import itertools
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +57,11 @@ SIGNATURE_SIZE = 64
 KEY_ID_SIZE = 32
 """Bytes in a key id (SHA-256 of the raw public key)."""
 LEAF_PREFIX = b"forum-leaf-v1\x00"
-"""Domain separator that starts every canonical leaf encoding."""
+"""Domain separator that starts the canonical leaf encoding of a one-signature entry."""
+MULTI_LEAF_PREFIX = b"forum-leaf-v2\x00"
+"""Domain separator that starts the canonical leaf encoding of a multi-signature entry."""
+MAX_SIGNATURES = 255
+"""Most signatures one envelope may carry (the leaf encodes the count in one byte)."""
 POP_PAYLOAD_TYPE = "application/vnd.forum.key-possession.v1"
 """Payload type of the proof-of-possession message."""
 MAX_KEY_FILE_BYTES = 64 * 1024
@@ -192,14 +199,21 @@ def _verify_raw(public_key: bytes, signature: bytes, message: bytes, what: str) 
 class Envelope:
     """One signed log entry, exactly as stored in a leaf.
 
-    Construction checks only that the fields fit the leaf encoding; call :meth:`verify` before
-    trusting anything in it.
+    A DSSE envelope may carry several signatures over the same ``pae(payload_type, body)``:
+    ``key_id``/``signature`` is the one with the lowest key id and ``cosignatures`` the others,
+    in strictly ascending key-id order (so one set of signatures has one encoding, and a key
+    can never count twice).  A one-signature envelope has no cosignatures and keeps the v1
+    leaf encoding byte for byte, so existing logs verify unchanged.
+
+    Construction checks only that the fields fit the leaf encoding; call :meth:`verify` (one
+    key) or :func:`verify_signers` (a threshold of a key set) before trusting anything in it.
     """
 
     payload_type: str
     body: bytes
     key_id: bytes
     signature: bytes
+    cosignatures: tuple[tuple[bytes, bytes], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.payload_type, str):
@@ -211,78 +225,195 @@ class Envelope:
             raise InvalidInputError.field("payload_type", "longer than 65535 bytes")
         if len(self.body) > 0xFFFFFFFF:
             raise InvalidInputError.field("body", "longer than 2^32-1 bytes")
-        if len(self.key_id) > 0xFF:
-            raise InvalidInputError.field("key_id", "longer than 255 bytes")
-        if len(self.signature) > 0xFF:
-            raise InvalidInputError.field("signature", "longer than 255 bytes")
+        if not isinstance(self.cosignatures, tuple):
+            raise InvalidInputError.field("cosignatures", "must be a tuple")
+        if len(self.cosignatures) + 1 > MAX_SIGNATURES:
+            raise InvalidInputError.field("signatures", f"more than {MAX_SIGNATURES}")
+        previous = b""
+        for i, pair in enumerate(self.signatures):
+            where = "key_id" if i == 0 else f"cosignatures[{i - 1}]"
+            if (
+                not isinstance(pair, tuple)
+                or len(pair) != 2
+                or not all(isinstance(x, bytes) for x in pair)
+            ):
+                raise InvalidInputError.field(where, "must be a (key_id, signature) pair of bytes")
+            kid, sig = pair
+            if len(kid) > 0xFF:
+                raise InvalidInputError.field(where, "longer than 255 bytes")
+            if len(sig) > 0xFF:
+                field = "signature" if i == 0 else where
+                raise InvalidInputError.field(field, "longer than 255 bytes")
+            if i and kid == previous:
+                raise InvalidInputError.field(where, f"duplicated signature by key {kid.hex()}")
+            if i and kid < previous:
+                raise InvalidInputError.field(
+                    where, "signatures must be in ascending key-id order (use with_signatures)"
+                )
+            previous = kid
+
+    @property
+    def signatures(self) -> tuple[tuple[bytes, bytes], ...]:
+        """Every ``(key_id, signature)`` pair, in ascending key-id order."""
+        return ((self.key_id, self.signature), *self.cosignatures)
+
+    @property
+    def signer_ids(self) -> tuple[bytes, ...]:
+        """The key ids of every signature (unverified)."""
+        return tuple(kid for kid, _ in self.signatures)
+
+    @classmethod
+    def with_signatures(
+        cls, payload_type: str, body: bytes, signatures: Sequence[tuple[bytes, bytes]]
+    ) -> Envelope:
+        """An envelope carrying ``signatures`` in canonical order.
+
+        Raises:
+            InvalidInputError: no signatures, two by the same key id, or more than 255.
+        """
+        ordered = sorted(signatures, key=lambda pair: pair[0])
+        if not ordered:
+            raise InvalidInputError.field("signatures", "an envelope needs a signature")
+        for a, b in itertools.pairwise(ordered):
+            if a[0] == b[0]:
+                raise InvalidInputError.field(
+                    "signatures", f"duplicated signature by key {a[0].hex()}"
+                )
+        first, *rest = ordered
+        return cls(payload_type, body, first[0], first[1], tuple(rest))
+
+    def cosigned(self, key: SigningKey) -> Envelope:
+        """This envelope with ``key``'s signature added.
+
+        Raises:
+            InvalidInputError: ``key`` has signed it already.
+        """
+        if key.key_id in self.signer_ids:
+            raise InvalidInputError.field(
+                "signatures", f"key {key.key_id.hex()} has signed this entry already"
+            )
+        signature = key.sign_raw(pae(self.payload_type, self.body))
+        return Envelope.with_signatures(
+            self.payload_type, self.body, [*self.signatures, (key.key_id, signature)]
+        )
 
     def leaf_bytes(self) -> bytes:
-        """The canonical leaf encoding (what the Merkle leaf hash covers)::
+        """The canonical leaf encoding (what the Merkle leaf hash covers).  One signature::
 
-        "forum-leaf-v1\\0" || u16be(len(type)) || type || u32be(len(body)) || body
-                           || u8(len(key_id)) || key_id || u8(len(sig)) || sig
+            "forum-leaf-v1\\0" || u16be(len(type)) || type || u32be(len(body)) || body
+                               || u8(len(key_id)) || key_id || u8(len(sig)) || sig
+
+        Two or more (ascending key ids, no key twice)::
+
+            "forum-leaf-v2\\0" || u16be(len(type)) || type || u32be(len(body)) || body
+                               || u8(n) || n * (u8(len(key_id)) || key_id || u8(len(sig)) || sig)
         """
         type_bytes = _encode_type(self.payload_type)
-        return b"".join(
-            (
-                LEAF_PREFIX,
-                struct.pack(">H", len(type_bytes)),
-                type_bytes,
-                struct.pack(">I", len(self.body)),
-                self.body,
-                struct.pack(">B", len(self.key_id)),
-                self.key_id,
-                struct.pack(">B", len(self.signature)),
-                self.signature,
-            )
+        head = (
+            struct.pack(">H", len(type_bytes)),
+            type_bytes,
+            struct.pack(">I", len(self.body)),
+            self.body,
         )
+        if not self.cosignatures:
+            return b"".join(
+                (
+                    LEAF_PREFIX,
+                    *head,
+                    struct.pack(">B", len(self.key_id)),
+                    self.key_id,
+                    struct.pack(">B", len(self.signature)),
+                    self.signature,
+                )
+            )
+        parts = [MULTI_LEAF_PREFIX, *head, struct.pack(">B", len(self.signatures))]
+        for kid, sig in self.signatures:
+            parts += (struct.pack(">B", len(kid)), kid, struct.pack(">B", len(sig)), sig)
+        return b"".join(parts)
 
     @classmethod
     def from_leaf_bytes(cls, data: bytes) -> Envelope:
-        """Parse a canonical leaf encoding strictly (no short or trailing data).
+        """Parse a canonical leaf encoding strictly (no short or trailing data; a v2 leaf
+        carries at least two signatures, in ascending key-id order).
 
         Raises:
             InvalidInputError: the data is not exactly one canonical leaf encoding.
         """
         reader = _Reader(bytes(data))
-        if reader.take(len(LEAF_PREFIX), "prefix") != LEAF_PREFIX:
-            raise InvalidInputError.field("leaf", "does not start with the forum-leaf-v1 prefix")
+        prefix = reader.take(len(LEAF_PREFIX), "prefix")
+        if prefix not in (LEAF_PREFIX, MULTI_LEAF_PREFIX):
+            raise InvalidInputError.field(
+                "leaf", "does not start with the forum-leaf-v1 or forum-leaf-v2 prefix"
+            )
         type_bytes = reader.take(reader.uint(">H", "payload_type length"), "payload_type")
         body = reader.take(reader.uint(">I", "body length"), "body")
-        kid = reader.take(reader.uint(">B", "key_id length"), "key_id")
-        signature = reader.take(reader.uint(">B", "signature length"), "signature")
+        count = 1 if prefix == LEAF_PREFIX else reader.uint(">B", "signature count")
+        if count < 2 and prefix == MULTI_LEAF_PREFIX:
+            raise InvalidInputError.field(
+                "leaf", f"a forum-leaf-v2 leaf carries 2 or more signatures, not {count}"
+            )
+        pairs = []
+        for _ in range(count):
+            kid = reader.take(reader.uint(">B", "key_id length"), "key_id")
+            signature = reader.take(reader.uint(">B", "signature length"), "signature")
+            pairs.append((kid, signature))
         if reader.remaining():
             raise InvalidInputError.field("leaf", f"{reader.remaining()} bytes of trailing data")
         try:
             payload_type = type_bytes.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInputError.field("payload_type", "not valid UTF-8") from exc
-        return cls(payload_type=payload_type, body=body, key_id=kid, signature=signature)
+        (kid, signature), *rest = pairs
+        return cls(payload_type, body, kid, signature, tuple(rest))
 
     def verify(self, public_key: bytes) -> None:
-        """Check that ``public_key`` signed exactly this payload type and body.
+        """Check that ``public_key`` signed exactly this payload type and body (its signature
+        is found by key id among the envelope's signatures).
 
         Raises:
             WeakKeyError: ``public_key`` is not an acceptable Ed25519 key.
-            VerificationError: the key id does not match the key, the signature is not 64 bytes,
-                or the signature does not verify over ``pae(payload_type, body)``.
+            VerificationError: no signature carries the key's id, the signature is not 64
+                bytes, or it does not verify over ``pae(payload_type, body)``.
         """
         check_public_key(public_key)
-        if self.key_id != key_id(public_key):
-            raise VerificationError(
-                f"envelope key_id {self.key_id.hex()} does not match the public key "
-                f"(key_id {key_id(public_key).hex()})"
-            )
-        if len(self.signature) != SIGNATURE_SIZE:
-            raise VerificationError(
-                f"envelope signature must be {SIGNATURE_SIZE} bytes, got {len(self.signature)}"
-            )
-        _verify_raw(
-            public_key,
-            self.signature,
-            pae(self.payload_type, self.body),
-            f"envelope ({self.payload_type})",
+        wanted = key_id(public_key)
+        for kid, signature in self.signatures:
+            if kid == wanted:
+                _verify_signature(public_key, signature, self.payload_type, self.body)
+                return
+        raise VerificationError(
+            f"envelope key_id {self.key_id.hex()} does not match the public key "
+            f"(key_id {wanted.hex()})"
+            if not self.cosignatures
+            else f"envelope carries no signature by key {wanted.hex()}"
         )
+
+
+def _verify_signature(public_key: bytes, signature: bytes, payload_type: str, body: bytes) -> None:
+    if len(signature) != SIGNATURE_SIZE:
+        raise VerificationError(
+            f"envelope signature must be {SIGNATURE_SIZE} bytes, got {len(signature)}"
+        )
+    _verify_raw(public_key, signature, pae(payload_type, body), f"envelope ({payload_type})")
+
+
+def verify_signers(envelope: Envelope, allowed: Mapping[bytes, bytes]) -> frozenset[bytes]:
+    """Verify every signature of ``envelope`` against ``allowed`` (key id -> public key) and
+    return the key ids that signed.  Thresholds are the caller's to count.
+
+    Raises:
+        VerificationError: a signature by a key not in ``allowed``, or one that does not
+            verify.  (Duplicates cannot occur: :class:`Envelope` refuses them.)
+    """
+    for kid, signature in envelope.signatures:
+        public_key = allowed.get(kid)
+        if public_key is None:
+            raise VerificationError(f"signed by key {kid.hex()[:16]}, which is not in the set")
+        try:
+            _verify_signature(public_key, signature, envelope.payload_type, envelope.body)
+        except VerificationError as exc:
+            raise VerificationError(f"signature by key {kid.hex()[:16]}: {exc}") from None
+    return frozenset(envelope.signer_ids)
 
 
 class _Reader:
@@ -561,6 +692,8 @@ __all__ = [
     "KEY_ID_SIZE",
     "LEAF_PREFIX",
     "MAX_KEY_FILE_BYTES",
+    "MAX_SIGNATURES",
+    "MULTI_LEAF_PREFIX",
     "POP_PAYLOAD_TYPE",
     "PUBLIC_KEY_SIZE",
     "SIGNATURE_SIZE",
@@ -574,4 +707,5 @@ __all__ = [
     "pae",
     "pop_message",
     "verify_possession",
+    "verify_signers",
 ]

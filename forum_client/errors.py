@@ -125,6 +125,8 @@ REJECT_PERMISSION = "not-permitted"
 REJECT_SUSPENDED = "member-suspended"
 REJECT_BODY = "invalid-body"
 REJECT_CONFLICT = "conflict"
+REJECT_THRESHOLD = "below-threshold"
+REJECT_EXPIRED = "expired"
 
 
 __all__ = [

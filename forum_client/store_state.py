@@ -60,6 +60,9 @@ def state_to_json(state: LogState) -> str:
         "taxonomy_version": state.taxonomy_version,
         "labels": [[x.id, x.kind, x.title, x.description] for x in state.labels.values()],
         "incidents": state.incidents,
+        "board": sorted(kid.hex() for kid in state.board),
+        "board_threshold": state.board_threshold,
+        "board_sequences": sorted(state.board_sequences),
     }
     return json.dumps(doc, separators=(",", ":"))
 
@@ -96,6 +99,15 @@ def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
     state.taxonomy_version = int(doc["taxonomy_version"])
     state.labels = {x[0]: e.Label(x[0], x[1], x[2], x[3]) for x in doc["labels"]}
     state.incidents = {str(k): bool(v) for k, v in doc["incidents"].items()}
+    if "board" in doc:  # copies saved before the board existed replayed a 1-of-1 board
+        state.board = {bytes.fromhex(k) for k in doc["board"]}
+        state.board_threshold = int(doc["board_threshold"])
+        state.board_sequences = {int(x) for x in doc["board_sequences"]}
+    else:
+        # (there, operator sequences rose by one per entry from 1: all up to the last are used)
+        last = max(state.last_sequence.get(kid, 1) for kid in state.board)
+        state.board_sequences = set(range(1, last + 1))
+    state.board_last_sequence = max(state.board_sequences)
     return state
 
 

@@ -7,6 +7,12 @@ No sockets, no SQLite, no clock.  The server runs every incoming entry through t
 Key validity is positional: a key added by the entry at index ``i`` signs entries at
 indexes ``> i``, until the entry that replaces or revokes it.
 
+The operator is a board: a set of keys and a threshold m-of-n, named by genesis (a forum
+whose genesis names none has the 1-of-1 board of its operator key).  Every entry whose author
+is the operator, whatever its type, needs m valid signatures of the board in force at its
+index (:meth:`LogState.check` routes it through one board check); a ``BoardRotation`` needs a
+threshold of the old set and of the new one.
+
 >>> from forum_client.envelope import SigningKey
 >>> op = SigningKey.generate()
 >>> log_key = SigningKey.generate()
@@ -24,7 +30,14 @@ import re
 from dataclasses import dataclass, field
 
 from . import entries as e
-from .envelope import Envelope, SigningKey, check_public_key, key_id, verify_possession
+from .envelope import (
+    Envelope,
+    SigningKey,
+    check_public_key,
+    key_id,
+    verify_possession,
+    verify_signers,
+)
 from .errors import (
     REJECT_BODY,
     REJECT_CONFLICT,
@@ -34,6 +47,7 @@ from .errors import (
     REJECT_SEQUENCE,
     REJECT_SIGNATURE,
     REJECT_SUSPENDED,
+    REJECT_THRESHOLD,
     REJECT_UNKNOWN_KEY,
     EntryRejectedError,
     InvalidInputError,
@@ -44,6 +58,7 @@ from .taxonomy import check_labels
 OPERATOR_ID = "operator"
 MEMBER_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")
 INCIDENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+MAX_BOARD_KEYS = 32
 
 
 def check_member_id(member_id: str) -> str:
@@ -96,8 +111,17 @@ def make_genesis(
     forum_name: str,
     created_unix_ms: int,
     limits: e.Limits | None = None,
+    board: tuple[bytes, ...] = (),
+    threshold: int = 0,
 ) -> Envelope:
-    """The operator-signed first entry of a forum's log."""
+    """The operator-signed first entry of a forum's log.
+
+    ``board`` (raw public keys, the operator key among them) and ``threshold`` name the
+    operator board; the default is the 1-of-1 board of ``operator_key``.  Genesis itself is
+    signed by the operator key that members pin: that signature vouches for the board.
+
+    Raises InvalidInputError when the key does not match the root or the board is not valid.
+    """
     if operator_key.public_bytes != root.operator_public_key:
         raise InvalidInputError.field("operator_key", "does not match the trust root")
     header = e.Header(root.origin, OPERATOR_ID, operator_key.key_id, 1, created_unix_ms)
@@ -108,8 +132,33 @@ def make_genesis(
         root.log_public_key,
         root.log_key_name,
         limits or e.Limits(),
+        tuple(board),
+        threshold,
     )
+    if board:
+        if operator_key.public_bytes not in board:
+            raise InvalidInputError.field("board", "the operator key must be one of the board")
+        problem = board_problem(body.board_public_keys, threshold)
+        if problem is not None:
+            raise InvalidInputError.field("board", problem)
     return operator_key.sign(e.payload_type_of(body), e.encode(body))
+
+
+def board_problem(public_keys: tuple[bytes, ...], threshold: int) -> str | None:
+    """Why ``public_keys`` with ``threshold`` is not a valid board, or None if it is: 1 to
+    32 distinct acceptable Ed25519 keys and 1 <= threshold <= their number."""
+    if not 1 <= len(public_keys) <= MAX_BOARD_KEYS:
+        return f"a board has 1 to {MAX_BOARD_KEYS} keys, not {len(public_keys)}"
+    if len(set(public_keys)) != len(public_keys):
+        return "a key is named twice"
+    for i, pk in enumerate(public_keys):
+        try:
+            check_public_key(pk)
+        except InvalidInputError as exc:
+            return f"key {i}: {exc}"
+    if not 1 <= threshold <= len(public_keys):
+        return f"threshold {threshold} is not between 1 and {len(public_keys)}"
+    return None
 
 
 class LogState:
@@ -134,6 +183,20 @@ class LogState:
             )
         }
         self.last_sequence: dict[bytes, int] = {operator_key_id: genesis.header.sequence}
+        # The operator board in force: key ids (their records are in ``keys``) and threshold.
+        self.board: set[bytes] = {operator_key_id}
+        self.board_threshold = 1
+        for pk in genesis.board_public_keys:
+            kid = key_id(pk)
+            if kid not in self.keys:
+                self.keys[kid] = KeyRecord(kid, OPERATOR_ID, pk, 0)
+            self.board.add(kid)
+        if genesis.board_public_keys:
+            self.board_threshold = genesis.board_threshold
+        # Board entries' sequence numbers: each used once (proposals signed concurrently
+        # may be submitted in any order); ``board_last_sequence`` is the highest.
+        self.board_sequences: set[int] = {genesis.header.sequence}
+        self.board_last_sequence = genesis.header.sequence
         self.taxonomy_version = 0
         self.labels: dict[str, e.Label] = {}
         self.incidents: dict[str, bool] = {}  # incident id -> open
@@ -151,11 +214,21 @@ class LogState:
             raise EntryRejectedError(REJECT_BODY, "body", f"genesis: {exc}", 0) from None
         if not isinstance(body, e.Genesis):
             raise EntryRejectedError(REJECT_BODY, "payload_type", "entry 0 is not genesis", 0)
-        if key_id(body.operator_public_key) != envelope.key_id:
+        if key_id(body.operator_public_key) not in envelope.signer_ids:
             raise EntryRejectedError(
                 REJECT_UNKNOWN_KEY, "key_id", "genesis not signed by its operator key", 0
             )
-        envelope.verify(body.operator_public_key)
+        if body.board_public_keys:
+            problem = board_problem(body.board_public_keys, body.board_threshold)
+            if problem is None and body.operator_public_key not in body.board_public_keys:
+                problem = "the operator key is not one of the board"
+            if problem is not None:
+                raise EntryRejectedError(REJECT_BODY, "board_public_keys", problem, 0)
+        board = {key_id(pk): pk for pk in (body.operator_public_key, *body.board_public_keys)}
+        try:
+            verify_signers(envelope, board)
+        except VerificationError as exc:
+            raise EntryRejectedError(REJECT_SIGNATURE, "signature", f"genesis: {exc}", 0) from None
         if root is not None:
             mine = TrustRoot(
                 body.header.origin,
@@ -191,6 +264,8 @@ class LogState:
                 REJECT_CONFLICT, "index", f"expected index {self.size}, got {index}", index
             )
         key = self.keys.get(envelope.key_id)
+        if envelope.cosignatures or (key is not None and key.member_id == OPERATOR_ID):
+            return self._check_board_entry(index, envelope)
         if key is None:
             raise EntryRejectedError(
                 REJECT_UNKNOWN_KEY,
@@ -218,6 +293,108 @@ class LogState:
         self._check_body(index, body)
         return body
 
+    def board_keys(self) -> dict[bytes, bytes]:
+        """The board in force after this prefix: key id -> public key."""
+        return {kid: self.keys[kid].public_key for kid in sorted(self.board)}
+
+    def _check_board_entry(self, index: int, envelope: Envelope) -> e.Body:
+        """An entry signed by the operator board: every signature by a key of the board in
+        force (a rotation also admits the keys it names), at least ``threshold`` of them
+        valid, and a rotation signed by a threshold of the new set too."""
+
+        def reject(reason: str, field: str, message: str) -> EntryRejectedError:
+            return EntryRejectedError(reason, field, message, index)
+
+        try:
+            body = e.decode(envelope.payload_type, envelope.body)  # unverified until counted
+        except InvalidInputError as exc:
+            raise reject(REJECT_BODY, "body", str(exc)) from None
+        allowed = self.board_keys()
+        incoming: dict[bytes, bytes] = {}
+        if isinstance(body, e.BoardRotation):
+            incoming = self._check_rotation(index, body)
+            allowed = {**allowed, **incoming}
+        for kid in envelope.signer_ids:
+            if kid not in allowed:
+                former = self.keys.get(kid)
+                if former is not None and former.member_id == OPERATOR_ID:
+                    raise reject(
+                        REJECT_KEY_INACTIVE,
+                        "signatures",
+                        f"key {kid.hex()[:16]} left the operator board at entry "
+                        f"{former.valid_until}: it signs nothing after that",
+                    )
+                raise reject(
+                    REJECT_UNKNOWN_KEY,
+                    "signatures",
+                    f"signed by key {kid.hex()[:16]}, which is not an operator board key",
+                )
+        try:
+            signers = verify_signers(envelope, allowed)
+        except VerificationError as exc:
+            raise reject(REJECT_SIGNATURE, "signatures", str(exc)) from None
+        have = len(signers & self.board)
+        if have < self.board_threshold:
+            raise reject(
+                REJECT_THRESHOLD,
+                "signatures",
+                f"{type(body).__name__} needs {self.board_threshold} of the "
+                f"{len(self.board)} board keys, has {have}",
+            )
+        if isinstance(body, e.BoardRotation):
+            have_new = len(signers & incoming.keys())
+            if have_new < body.threshold:
+                raise reject(
+                    REJECT_THRESHOLD,
+                    "signatures",
+                    f"the new board needs {body.threshold} of its {len(incoming)} keys to "
+                    f"sign the rotation, has {have_new}",
+                )
+        h = body.header
+        if h.origin != self.origin:
+            raise reject(
+                REJECT_ORIGIN,
+                "header.origin",
+                f"entry is for forum {h.origin!r}, not {self.origin!r}",
+            )
+        if h.member_id != OPERATOR_ID:
+            raise reject(
+                REJECT_PERMISSION,
+                "header.member_id",
+                f"body names {h.member_id!r} but the board signed it",
+            )
+        if h.key_id and h.key_id not in signers:  # empty: a proposal signed by the board
+            raise reject(
+                REJECT_PERMISSION, "header.key_id", "the key named in the header did not sign"
+            )
+        if h.sequence in self.board_sequences or h.sequence == 0:
+            raise reject(
+                REJECT_SEQUENCE,
+                "header.sequence",
+                f"board sequence {h.sequence} is already used (or 0)",
+            )
+        if type(body) is e.Genesis:
+            raise reject(REJECT_BODY, "payload_type", "a second genesis")
+        self._check_body(index, body)
+        return body
+
+    def _check_rotation(self, index: int, body: e.BoardRotation) -> dict[bytes, bytes]:
+        problem = board_problem(body.public_keys, body.threshold)
+        if problem is not None:
+            raise EntryRejectedError(REJECT_BODY, "public_keys", problem, index)
+        incoming = {key_id(pk): pk for pk in body.public_keys}
+        for kid in incoming:
+            known = self.keys.get(kid)
+            if known is not None and (known.member_id != OPERATOR_ID or kid not in self.board):
+                raise EntryRejectedError(
+                    REJECT_CONFLICT,
+                    "public_keys",
+                    f"key {kid.hex()[:16]} is already registered (to {known.member_id}); "
+                    "a board key is never reused",
+                    index,
+                )
+        return incoming
+
     def apply(self, index: int, envelope: Envelope) -> e.Body:
         """Verify the entry at ``index`` and advance the state past it."""
         body = self.check(index, envelope)
@@ -227,7 +404,14 @@ class LogState:
     def advance(self, index: int, envelope: Envelope, body: e.Body) -> None:
         """Advance past an entry that :meth:`check` accepted at ``index`` (no re-check)."""
         self._apply(index, body)
-        self.last_sequence[envelope.key_id] = body.header.sequence
+        h = body.header
+        if h.member_id == OPERATOR_ID:
+            self.board_sequences.add(h.sequence)
+            self.board_last_sequence = max(self.board_last_sequence, h.sequence)
+            for kid in self.board:  # the next direct proposal of any board key goes above
+                self.last_sequence[kid] = self.board_last_sequence
+        else:
+            self.last_sequence[envelope.key_id] = h.sequence
         self.size = index + 1
 
     def _check_header(self, index: int, envelope: Envelope, key: KeyRecord, body: e.Body) -> None:
@@ -395,3 +579,12 @@ class LogState:
             self.labels = {label.id: label for label in body.labels}
         elif isinstance(body, e.Incident):
             self.incidents[body.incident_id] = body.open
+        elif isinstance(body, e.BoardRotation):
+            incoming = {key_id(pk): pk for pk in body.public_keys}
+            for kid in self.board - incoming.keys():
+                self.keys[kid].valid_until = index
+            for kid, pk in incoming.items():
+                if kid not in self.keys:
+                    self.keys[kid] = KeyRecord(kid, OPERATOR_ID, pk, index)
+            self.board = set(incoming)
+            self.board_threshold = body.threshold

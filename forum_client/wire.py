@@ -29,11 +29,21 @@ def envelope_to_pb(envelope: Envelope) -> pb.Entry:
         body=envelope.body,
         key_id=envelope.key_id,
         signature=envelope.signature,
+        cosignatures=[
+            pb.EntrySignature(key_id=kid, signature=sig) for kid, sig in envelope.cosignatures
+        ],
     )
 
 
 def envelope_from_pb(entry: pb.Entry) -> Envelope:
-    return Envelope(entry.payload_type, entry.body, entry.key_id, entry.signature)
+    """Raises InvalidInputError for cosignatures out of order or by a key twice."""
+    return Envelope(
+        entry.payload_type,
+        entry.body,
+        entry.key_id,
+        entry.signature,
+        tuple((c.key_id, c.signature) for c in entry.cosignatures),
+    )
 
 
 def receipt_to_pb(receipt: Receipt) -> pb.Receipt:

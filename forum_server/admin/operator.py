@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -24,20 +24,23 @@ from forum_client.client import ForumClient, SignalInput, normalize_ref
 from forum_client.envelope import SigningKey, key_id, load_public_key_file, verify_possession
 from forum_client.errors import (
     REJECT_SEQUENCE,
+    REJECT_THRESHOLD,
     ConfigError,
     InvalidInputError,
     TransportError,
     VerificationError,
 )
 from forum_client.profile import Bundle
+from forum_client.signals.versions import CURRENT as NORMALIZATION
 from forum_client.receipts import verify_receipt
 from forum_client.taxonomy import check_labels
 from forum_client.transport import call
-from forum_client.verifier import check_member_id
+from forum_client.verifier import OPERATOR_ID, LogState, check_member_id
 from forum_client.wire import Receipt, envelope_to_pb, receipt_from_pb
 
 from .ca import CLIENT_DAYS, KeyAndCert, issue_member_cert
 from .init import OperatorPaths
+from .proposals import DEFAULT_TTL_MS, Board, Proposal
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,13 @@ class Operator:
             except TransportError as exc:
                 if exc.reason == REJECT_SEQUENCE and attempt == 0:
                     continue
+                if exc.reason == REJECT_THRESHOLD:
+                    raise TransportError(
+                        f"{exc} (this forum's board needs several signatures: "
+                        "forum-admin propose ..., then sign and submit)",
+                        code=exc.code,
+                        reason=exc.reason,
+                    ) from None
                 raise
             verify_receipt(receipt, envelope, self.bundle.trust_root)
             return receipt
@@ -209,6 +219,87 @@ class Operator:
         if out.exists():
             raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
         return self._issue_bundle(member_id, out, days, revoke_others=True)
+
+    # ---- the board: proposals signed apart ----
+
+    def log_state(self) -> LogState:
+        """The log's state replayed from its entries, every one verified (genesis against
+        the pinned trust root)."""
+        state: LogState | None = None
+        for index, envelope in self.forum.entries():
+            if state is None:
+                state = LogState.from_genesis(envelope, self.bundle.trust_root)
+            else:
+                state.apply(index, envelope)
+        if state is None:
+            raise VerificationError("the forum's log is empty")
+        return state
+
+    def board(self, state: LogState | None = None) -> Board:
+        """The operator board in force at the end of the log."""
+        state = state or self.log_state()
+        return Board(state.board_keys(), state.board_threshold)
+
+    def propose(
+        self,
+        makes: Iterable[Callable[[e.Header], e.Body]],
+        summary: str,
+        *,
+        ttl_ms: int = DEFAULT_TTL_MS,
+    ) -> Proposal:
+        """An unsigned proposal of the entries ``makes`` build, for the board in force.
+
+        Each entry gets its own board sequence number (above every one the log holds, and
+        the clock in ms, so proposals written at the same time do not collide) and the
+        signed expiry ``now + ttl_ms``.
+        """
+        if ttl_ms <= 0:
+            raise InvalidInputError.field("expires_in", "must be positive")
+        state = self.log_state()
+        now_ms = int(self.now().timestamp() * 1000)
+        first = max(state.board_last_sequence + 1, now_ms)
+        bodies = [
+            make(
+                e.Header(
+                    self.origin,
+                    OPERATOR_ID,
+                    b"",
+                    first + i,
+                    now_ms,
+                    now_ms + ttl_ms,
+                    normalization=NORMALIZATION,
+                )
+            )
+            for i, make in enumerate(makes)
+        ]
+        return Proposal.create(bodies, self.board(state), summary, now_ms=now_ms)
+
+    def submit(self, proposal: Proposal) -> list[Receipt]:
+        """Append a proposal's entries in order, each with its receipt verified.
+
+        Checked first against the board the log holds now (not the one the file names):
+        origin, expiry, every signature and the threshold; nothing is sent unless all pass.
+        """
+        if proposal.origin != self.origin:
+            raise InvalidInputError.field(
+                "proposal",
+                f"the proposal is for forum {proposal.origin!r}, this is {self.origin!r}",
+            )
+        current = replace(proposal, board=self.board())
+        now_ms = int(self.now().timestamp() * 1000)
+        try:
+            envelopes = current.ready(now_ms=now_ms)
+        except VerificationError as exc:
+            raise InvalidInputError.field("signatures", f"{exc} in force now") from None
+        receipts = []
+        for envelope in envelopes:
+            request = pb.AppendOperatorEntryRequest(entry=envelope_to_pb(envelope))
+            receipt = receipt_from_pb(
+                call(self.admin.AppendOperatorEntry, request, self.forum.timeout)
+            )
+            verify_receipt(receipt, envelope, self.bundle.trust_root)
+            receipts.append(receipt)
+        return receipts
 
     # ---- taxonomy and incidents ----
 

@@ -7,7 +7,7 @@ import time
 from forum_client import entries as e
 from forum_client._proto.forum.v1 import forum_pb2 as pb
 from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
-from forum_client.errors import ForumError, InvalidInputError
+from forum_client.errors import REJECT_EXPIRED, EntryRejectedError, ForumError, InvalidInputError
 from forum_client.verifier import check_member_id
 from forum_client.wire import receipt_to_pb
 
@@ -41,7 +41,8 @@ class AdminService(Guarded, pb_grpc.AdminServicer):  # type: ignore[misc]
         action = envelope.payload_type.removeprefix("application/vnd.forum.")
         target = _target_of(envelope.payload_type, envelope.body)
         try:
-            receipt = await self.sequencer.append(envelope, e.OPERATOR_BODIES, caller.member_id)
+            _check_not_expired(envelope.payload_type, envelope.body, _now_ms())
+            receipt = await self.sequencer.append(envelope, _BOARD_BODIES, caller.member_id)
         except ForumError as exc:
             self._audit(caller, action, target, "rejected", str(exc))
             raise
@@ -103,6 +104,24 @@ class AdminService(Guarded, pb_grpc.AdminServicer):  # type: ignore[misc]
                 )
                 for r in self.sequencer.store.audit(request.limit)
             ]
+        )
+
+
+_BOARD_BODIES = frozenset(e.BODY_TYPES.values())
+"""The board signs any entry type (an operator retraction too); the log's rules decide."""
+
+
+def _check_not_expired(payload_type: str, body: bytes, now_ms: int) -> None:
+    """Refuse an operator entry whose signed expiry has passed (a stale proposal)."""
+    try:
+        expires = e.decode(payload_type, body).header.expires_unix_ms
+    except InvalidInputError:
+        return  # the log's rules report the undecodable body
+    if expires and now_ms > expires:
+        raise EntryRejectedError(
+            REJECT_EXPIRED,
+            "header.expires_unix_ms",
+            f"the entry expired {(now_ms - expires) // 1000} s ago: propose it again",
         )
 
 

@@ -227,7 +227,7 @@ def test_leaf_rejects_truncation_and_trailing_data(key: SigningKey) -> None:
 def test_leaf_rejects_bad_prefix_and_bad_utf8() -> None:
     good = Envelope("t", b"", b"", b"").leaf_bytes()
     with pytest.raises(InvalidInputError, match="prefix"):
-        Envelope.from_leaf_bytes(b"forum-leaf-v2\x00" + good[len(LEAF_PREFIX) :])
+        Envelope.from_leaf_bytes(b"forum-leaf-v3\x00" + good[len(LEAF_PREFIX) :])
     bad_type = LEAF_PREFIX + b"\x00\x01\xff" + good[len(LEAF_PREFIX) + 3 :]
     with pytest.raises(InvalidInputError, match="UTF-8"):
         Envelope.from_leaf_bytes(bad_type)

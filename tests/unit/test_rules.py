@@ -99,12 +99,12 @@ def test_values_are_checked_under_the_normalisation_version_in_the_header(
     pad = tuple(f"d{i}.example" for i in range(40)) if many else ()
     legacy = ("strasse.de", "xn--ls8h.la", *pad)  # ß -> ss and an emoji label: IDNA 2003
     check_content(state, _domains(H, *legacy), Lookup({}))
-    v2 = e.Header("t.test", "alice", b"k" * 32, 1, 0, 2)
+    v2 = e.Header("t.test", "alice", b"k" * 32, 1, 0, normalization=2)
     with pytest.raises(InvalidInputError, match=r"signals\[1\].value: label .xn--ls8h"):
         check_content(state, _domains(v2, *legacy), Lookup({}))
     check_content(state, _domains(v2, "xn--strae-oqa.de", *pad), Lookup({}))
     with pytest.raises(InvalidInputError, match="xn--strae-oqa"):  # version 1 refused it
         check_content(state, _domains(H, "xn--strae-oqa.de", *pad), Lookup({}))
-    unknown = e.Header("t.test", "alice", b"k" * 32, 1, 0, 9)
+    unknown = e.Header("t.test", "alice", b"k" * 32, 1, 0, normalization=9)
     with pytest.raises(InvalidInputError, match="unknown normalisation version 9"):
         check_content(state, _domains(unknown, "example.com"), Lookup({}))

@@ -196,16 +196,18 @@ class ListAuditResponse(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ...) -> None: ...
 
 class Entry(_message.Message):
-    __slots__ = ("payload_type", "body", "key_id", "signature")
+    __slots__ = ("payload_type", "body", "key_id", "signature", "cosignatures")
     PAYLOAD_TYPE_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
     payload_type: str
     body: bytes
     key_id: bytes
     signature: bytes
-    def __init__(self, payload_type: _Optional[str] = ..., body: _Optional[bytes] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    cosignatures: _containers.RepeatedCompositeFieldContainer[EntrySignature]
+    def __init__(self, payload_type: _Optional[str] = ..., body: _Optional[bytes] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., cosignatures: _Optional[_Iterable[_Union[EntrySignature, _Mapping]]] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("index", "entry", "leaf_hash")
@@ -256,20 +258,22 @@ class Receipt(_message.Message):
     def __init__(self, index: _Optional[int] = ..., leaf_hash: _Optional[bytes] = ..., checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., proof: _Optional[_Union[InclusionProof, _Mapping]] = ...) -> None: ...
 
 class EntryHeader(_message.Message):
-    __slots__ = ("origin", "member_id", "key_id", "sequence", "created_unix_ms", "normalization")
+    __slots__ = ("origin", "member_id", "key_id", "sequence", "created_unix_ms", "expires_unix_ms", "normalization")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     origin: str
     member_id: str
     key_id: bytes
     sequence: int
     created_unix_ms: int
+    expires_unix_ms: int
     normalization: int
-    def __init__(self, origin: _Optional[str] = ..., member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., sequence: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., normalization: _Optional[int] = ...) -> None: ...
+    def __init__(self, origin: _Optional[str] = ..., member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., sequence: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., expires_unix_ms: _Optional[int] = ..., normalization: _Optional[int] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_batch_signals", "max_message_bytes", "max_labels_per_signal")
@@ -282,20 +286,24 @@ class Limits(_message.Message):
     def __init__(self, max_batch_signals: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_labels_per_signal: _Optional[int] = ...) -> None: ...
 
 class Genesis(_message.Message):
-    __slots__ = ("header", "forum_name", "operator_public_key", "log_public_key", "log_key_name", "limits")
+    __slots__ = ("header", "forum_name", "operator_public_key", "log_public_key", "log_key_name", "limits", "board_public_keys", "board_threshold")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     FORUM_NAME_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     LOG_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     LOG_KEY_NAME_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    BOARD_PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    BOARD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     header: EntryHeader
     forum_name: str
     operator_public_key: bytes
     log_public_key: bytes
     log_key_name: str
     limits: Limits
-    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., forum_name: _Optional[str] = ..., operator_public_key: _Optional[bytes] = ..., log_public_key: _Optional[bytes] = ..., log_key_name: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    board_public_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    board_threshold: int
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., forum_name: _Optional[str] = ..., operator_public_key: _Optional[bytes] = ..., log_public_key: _Optional[bytes] = ..., log_key_name: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., board_public_keys: _Optional[_Iterable[bytes]] = ..., board_threshold: _Optional[int] = ...) -> None: ...
 
 class MemberAdmitted(_message.Message):
     __slots__ = ("header", "member_id", "display_name", "role")
@@ -444,3 +452,23 @@ class Incident(_message.Message):
     title: str
     open: bool
     def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., incident_id: _Optional[str] = ..., title: _Optional[str] = ..., open: _Optional[bool] = ...) -> None: ...
+
+class EntrySignature(_message.Message):
+    __slots__ = ("key_id", "signature")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    key_id: bytes
+    signature: bytes
+    def __init__(self, key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class BoardRotation(_message.Message):
+    __slots__ = ("header", "public_keys", "threshold", "reason")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    public_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    threshold: int
+    reason: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., public_keys: _Optional[_Iterable[bytes]] = ..., threshold: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
