@@ -31,8 +31,8 @@ from forum_client.errors import (
     VerificationError,
 )
 from forum_client.profile import Bundle
-from forum_client.signals.versions import CURRENT as NORMALIZATION
 from forum_client.receipts import verify_receipt
+from forum_client.signals.versions import CURRENT as NORMALIZATION
 from forum_client.taxonomy import check_labels
 from forum_client.transport import call
 from forum_client.verifier import OPERATOR_ID, LogState, check_member_id
