@@ -14,7 +14,9 @@ domain     ``domain-name:value``       ``domain``             ``forum_domain`` (
 
 PDQ: STIX allows custom hash names and the community writes ``PDQ``; MISP has no ``pdq``
 attribute type (PyMISP refuses unknown types), so a PDQ hash is a ``text`` attribute tagged
-``shared-signal-forum:signal-type="pdq"``, which the importer reads back.
+``shared-signal-forum:signal-type="pdq"``, which the importer reads back.  A signal type
+added later (``vpdq``) is written the same way: STIX custom hash name ``VPDQ``, MISP ``text``
+with its ``signal-type`` tag, and python-threatexchange under its own name.
 
 Labels become MISP tags ``shared-signal-forum:<kind>="<id>"`` (``behaviour:x`` ->
 ``shared-signal-forum:behaviour="x"``) and STIX ``labels``.
@@ -58,6 +60,32 @@ MISP_FORUM_TYPES.update({"domain": "domain", "hostname": "domain", "link": "url"
 
 TAG_NAMESPACE = "shared-signal-forum"
 TYPE_TAG_PDQ = f'{TAG_NAMESPACE}:signal-type="pdq"'
+_TYPE_TAG = re.compile(rf'{TAG_NAMESPACE}:signal-type="([a-z][a-z0-9_]*)"')
+
+
+def stix_hash_name(forum_type: str) -> str:
+    """The STIX hash name of a forum type: the table above, else the type upper-cased (a
+    custom hash name, e.g. ``VPDQ`` for a type added later)."""
+    return STIX_HASH_NAMES.get(forum_type, forum_type.upper())
+
+
+def misp_type(forum_type: str) -> tuple[str, str, str | None]:
+    """``(MISP type, category, type tag or None)`` of a forum type; a type MISP has no
+    attribute type for is ``text`` with a ``signal-type`` tag."""
+    if forum_type in MISP_TYPES and forum_type != "pdq":
+        return MISP_TYPES[forum_type], MISP_CATEGORIES[forum_type], None
+    return "text", "Payload delivery", f'{TAG_NAMESPACE}:signal-type="{forum_type}"'
+
+
+def type_from_tags(tags: list[str]) -> str | None:
+    """The forum type a ``signal-type`` tag names, if any."""
+    for tag in tags:
+        match = _TYPE_TAG.fullmatch(tag)
+        if match:
+            return match.group(1)
+    return None
+
+
 _LABEL_TAG = re.compile(rf'{TAG_NAMESPACE}:(behaviour|entity|incident)="([a-z0-9][a-z0-9-]*)"')
 
 
@@ -83,5 +111,8 @@ __all__ = [
     "TAG_NAMESPACE",
     "TYPE_TAG_PDQ",
     "label_to_tag",
+    "misp_type",
+    "stix_hash_name",
     "tag_to_label",
+    "type_from_tags",
 ]

@@ -25,16 +25,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InvalidInputError
+from ..signals import SIGNAL_TYPES
 from ..store_scan import SignalRecord
 from .export import Provenance
 from .importing import ImportResult, Skipped, load_json_document
 from .mapping import (
-    MISP_CATEGORIES,
     MISP_FORUM_TYPES,
-    MISP_TYPES,
-    TYPE_TAG_PDQ,
+    TAG_NAMESPACE,
     label_to_tag,
+    misp_type,
     tag_to_label,
+    type_from_tags,
 )
 
 NAMESPACE = uuid.UUID("0d7d6c1a-8b8e-4b8c-a6f5-2c3d9c1f7e21")
@@ -70,9 +71,10 @@ def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
     for record in records:
         s = record.signal
         active = [d for d in s.descriptors if d.active]
+        attribute_type, category, type_tag = misp_type(s.type)
         tags = [{"name": label_to_tag(x)} for x in s.labels]
-        if s.type == "pdq":
-            tags.append({"name": TYPE_TAG_PDQ})
+        if type_tag is not None:
+            tags.append({"name": type_tag})
         comment = {
             "forum_type": s.type,
             "members": [d.member_id for d in active],
@@ -84,8 +86,8 @@ def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
         }
         attribute: dict[str, Any] = {
             "uuid": _uuid(prov.origin, s.type, s.value),
-            "type": MISP_TYPES[s.type],
-            "category": MISP_CATEGORIES[s.type],
+            "type": attribute_type,
+            "category": category,
             "value": s.value,
             "to_ids": s.active and not record.benign,
             "distribution": "5",
@@ -158,21 +160,27 @@ def _read_attribute(
     if attribute.get("deleted") in (True, "1", 1):
         result.skipped.append(Skipped(name, "deleted"))
         return
-    misp_type = attribute.get("type")
+    attr_type = attribute.get("type")
     tags = _tag_names(attribute)
-    forum_type = MISP_FORUM_TYPES.get(misp_type) if isinstance(misp_type, str) else None
-    if misp_type == "text" and TYPE_TAG_PDQ in tags:
-        forum_type = "pdq"
+    forum_type = MISP_FORUM_TYPES.get(attr_type) if isinstance(attr_type, str) else None
+    tagged = type_from_tags(tags) if attr_type == "text" else None
+    if tagged is not None:
+        if tagged not in SIGNAL_TYPES:
+            result.skipped.append(Skipped(name, f"signal type {tagged!r} is unknown here"))
+            return
+        forum_type = tagged
     if forum_type is None:
         result.skipped.append(
-            Skipped(name, f"MISP type {str(misp_type)[:40]!r} has no forum signal type")
+            Skipped(name, f"MISP type {str(attr_type)[:40]!r} has no forum signal type")
         )
         return
     value = attribute.get("value")
     if not isinstance(value, str):
         result.skipped.append(Skipped(name, "value is not a string"))
         return
-    label_tags = [t for t in tags if t != TYPE_TAG_PDQ and t.startswith("shared-signal-forum:")]
+    label_tags = [
+        t for t in tags if type_from_tags([t]) is None and t.startswith(f"{TAG_NAMESPACE}:")
+    ]
     labels = [x for x in map(tag_to_label, label_tags) if x]
     for tag in label_tags:
         if tag_to_label(tag) is None:

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InvalidInputError
+from ..signals import SIGNAL_TYPES
 from ..store_scan import SignalRecord
 from .export import Provenance
 from .importing import ImportResult, Skipped, load_json_document
-from .mapping import STIX_HASH_NAMES, STIX_HASH_TYPES, STIX_OBJECT_PATHS
+from .mapping import STIX_HASH_TYPES, STIX_OBJECT_PATHS, stix_hash_name
 
 NAMESPACE = uuid.UUID("5b2f1c59-2d0e-4b0e-9e43-6f1b9b3e0c15")
 OPINIONS = {
@@ -59,14 +60,15 @@ def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def pattern_for(type_: str, value: str) -> str | None:
-    """The STIX pattern of a forum signal, or None for a type STIX cannot carry."""
-    hash_name = STIX_HASH_NAMES.get(type_)
-    if hash_name is not None:
-        key = f"'{hash_name}'" if _NEEDS_QUOTES.search(hash_name) else hash_name
-        return f"[file:hashes.{key} = {_literal(value)}]"
+def pattern_for(type_: str, value: str) -> str:
+    """The STIX pattern of a forum signal: a file hash, ``url:value`` or ``domain-name:value``
+    (any other type, such as one added later, as a custom hash name)."""
     path = STIX_OBJECT_PATHS.get(type_)
-    return None if path is None else f"[{path} = {_literal(value)}]"
+    if path is not None:
+        return f"[{path} = {_literal(value)}]"
+    hash_name = stix_hash_name(type_)
+    key = f"'{hash_name}'" if _NEEDS_QUOTES.search(hash_name) else hash_name
+    return f"[file:hashes.{key} = {_literal(value)}]"
 
 
 class _Bundle:
@@ -115,8 +117,6 @@ def write_stix(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
     for record in records:
         s = record.signal
         pattern = pattern_for(s.type, s.value)
-        if pattern is None:  # pragma: no cover - every forum type has a pattern
-            continue
         active = [d for d in s.descriptors if d.active]
         submitters = [d.member_id for d in active] or [d.member_id for d in s.descriptors]
         indicator_id = _id("indicator", prov.origin, s.type, s.value)
@@ -218,7 +218,10 @@ def signals_of_pattern(pattern: str) -> list[tuple[str, str]] | str:
                 return f"comparison {where} {op} {value} cannot be represented (only = 'text')"
             type_: str | None = None
             if object_type == "file" and len(path) == 2 and path[0] == "hashes":
-                type_ = STIX_HASH_TYPES.get(str(path[1]).upper())
+                name = str(path[1])
+                type_ = STIX_HASH_TYPES.get(name.upper())
+                if type_ is None and name.lower() in SIGNAL_TYPES:
+                    type_ = name.lower()  # a forum type's custom hash name (VPDQ)
                 if type_ is None:
                     return f"unknown hash algorithm {path[1]!r}"
             elif object_type == "url" and path == ["value"]:
