@@ -274,6 +274,9 @@ OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
     }
 )
 MEMBER_BODIES: frozenset[type[Any]] = frozenset({Submission, Retraction, Opinion})
+BOARD_BODIES: frozenset[type[Any]] = frozenset(BODY_TYPES.values())
+"""What the operator board may sign: any entry type (an operator retraction too); the log's
+rules decide (the Admin service appends these)."""
 
 
 def pb_enum(value: enum.IntEnum) -> Any:

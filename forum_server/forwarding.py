@@ -26,7 +26,7 @@ from forum_client.errors import (
 
 from .ratelimit import RateLimitedError
 
-BODIES = {"member": e.MEMBER_BODIES, "operator": e.OPERATOR_BODIES}
+BODIES = {"member": e.MEMBER_BODIES, "operator": e.OPERATOR_BODIES, "board": e.BOARD_BODIES}
 
 
 def bodies_name(allowed: frozenset[type]) -> str:

@@ -42,7 +42,7 @@ class AdminService(Guarded, pb_grpc.AdminServicer):  # type: ignore[misc]
         target = _target_of(envelope.payload_type, envelope.body)
         try:
             _check_not_expired(envelope.payload_type, envelope.body, _now_ms())
-            receipt = await self.sequencer.append(envelope, _BOARD_BODIES, caller.member_id)
+            receipt = await self.sequencer.append(envelope, e.BOARD_BODIES, caller.member_id)
         except ForumError as exc:
             self._audit(caller, action, target, "rejected", str(exc))
             raise
@@ -105,10 +105,6 @@ class AdminService(Guarded, pb_grpc.AdminServicer):  # type: ignore[misc]
                 for r in self.sequencer.store.audit(request.limit)
             ]
         )
-
-
-_BOARD_BODIES = frozenset(e.BODY_TYPES.values())
-"""The board signs any entry type (an operator retraction too); the log's rules decide."""
 
 
 def _check_not_expired(payload_type: str, body: bytes, now_ms: int) -> None:
