@@ -166,7 +166,7 @@ _SUBMIT_FORMAT = click.option(
     "normalised before signing; each batch returns a verified receipt."
 )
 @_KEY
-@click.option("--type", "type_", help="Signal type: pdq, md5, sha1, sha256, url, domain.")
+@click.option("--type", "type_", help="Signal type: pdq, vpdq, md5, sha1, sha256, url, domain.")
 @click.option("--value", help="The signal's value.")
 @click.option("--label", "labels", multiple=True, help="A taxonomy label id (repeatable).")
 @click.option(

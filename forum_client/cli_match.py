@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -16,12 +17,47 @@ import click
 from .errors import InvalidInputError
 from .inputfiles import detect_format
 from .match.lookup import DEFAULT_THRESHOLD, Matcher
-from .match.media import DEFAULT_MIN_QUALITY, hash_file
+from .match.media import DEFAULT_MIN_QUALITY, MediaHashes, hash_file
+from .match.video import DEFAULT_SECONDS_PER_HASH
+from .match.video_index import DEFAULT_COMPARED_MATCH, DEFAULT_QUERY_MATCH
 from .store import LocalStore
 
 
 def _emit(doc: dict[str, Any]) -> None:
     click.echo(json.dumps(doc, separators=(",", ":")))
+
+
+def _hash_with_progress(path: Path, min_quality: int, seconds_per_hash: float) -> MediaHashes:
+    """``hash_file`` with a progress bar on stderr for videos, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return hash_file(path, min_quality=min_quality, seconds_per_hash=seconds_per_hash)
+    bar: Any = None
+    try:
+
+        def progress(done: int, expected: int) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = click.progressbar(
+                    length=expected or None, label=f"hashing {path.name}", file=sys.stderr
+                )
+                bar.__enter__()
+            bar.update(done - bar.pos)
+
+        return hash_file(
+            path, min_quality=min_quality, seconds_per_hash=seconds_per_hash, progress=progress
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+_SECONDS_PER_HASH = click.option(
+    "--seconds-per-hash",
+    type=click.FloatRange(0, 3600),
+    default=DEFAULT_SECONDS_PER_HASH,
+    show_default=True,
+    help="Videos: hash one frame every this many seconds (vPDQ; 0 hashes every frame).",
+)
 
 
 def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, str]]:
@@ -64,10 +100,12 @@ def _open_store(db: Path) -> LocalStore:
     "match",
     help="Match your own content against your verified local copy (nothing is sent): one "
     "signal by --type/--value, many from --input (CSV with a type,value header or JSON Lines; "
-    "streamed), or image/video FILES (hashed locally, then matched by PDQ, MD5 and SHA-256). "
-    "Prints one JSON line per query with its matches: each signal, its Hamming distance, every "
-    "member's labels and content type, the opinion roll-up and incident tags. Retracted and "
-    "benign-listed signals never match.",
+    "streamed), or image/video FILES (hashed locally, then matched by MD5, SHA-256 and PDQ for "
+    "images or vPDQ for videos). Prints one JSON line per query with its matches: each signal, "
+    "its Hamming distance, every member's labels and content type, the opinion roll-up and "
+    "incident tags; for vpdq also the percent of the query's frames matched and of the shared "
+    "video's frames matched (both must reach --query-match and --compared-match). Retracted "
+    "and benign-listed signals never match.",
 )
 @click.option(
     "--db",
@@ -75,8 +113,12 @@ def _open_store(db: Path) -> LocalStore:
     type=click.Path(path_type=Path, dir_okay=False),
     help="The local copy made by `forum-client sync` (its PDQ index is kept at FILE.pdqidx.npz).",
 )
-@click.option("--type", "type_", help="Signal type: pdq, md5, sha1, sha256, url, domain.")
-@click.option("--value", help="The signal's value (hex in any case; URLs in any spelling).")
+@click.option("--type", "type_", help="Signal type: pdq, vpdq, md5, sha1, sha256, url, domain.")
+@click.option(
+    "--value",
+    help="The signal's value (hex in any case; URLs in any spelling; vpdq: the JSON array of "
+    "'hex,quality,timestamp' frames that `forum-client hash` prints).",
+)
 @click.option(
     "--input",
     "input_path",
@@ -94,15 +136,30 @@ def _open_store(db: Path) -> LocalStore:
     type=click.IntRange(0, 256),
     default=DEFAULT_THRESHOLD,
     show_default=True,
-    help="PDQ: the largest Hamming distance that matches (inclusive).",
+    help="PDQ and vPDQ frames: the largest Hamming distance that matches (inclusive).",
+)
+@click.option(
+    "--query-match",
+    type=click.FloatRange(0, 100),
+    default=DEFAULT_QUERY_MATCH,
+    show_default=True,
+    help="vPDQ: percent of the query's frames that must match frames of a shared video.",
+)
+@click.option(
+    "--compared-match",
+    type=click.FloatRange(0, 100),
+    default=DEFAULT_COMPARED_MATCH,
+    show_default=True,
+    help="vPDQ: percent of a shared video's frames that must match frames of the query.",
 )
 @click.option(
     "--min-quality",
     type=click.IntRange(0, 100),
     default=DEFAULT_MIN_QUALITY,
     show_default=True,
-    help="FILES: drop PDQ hashes of lower quality (then only MD5/SHA-256 are matched).",
+    help="FILES: drop PDQ hashes (images, video frames) of lower quality.",
 )
+@_SECONDS_PER_HASH
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False, exists=True))
 def match(
     db: Path,
@@ -111,7 +168,10 @@ def match(
     input_path: Path | None,
     fmt: str | None,
     threshold: int,
+    query_match: float,
+    compared_match: float,
     min_quality: int,
+    seconds_per_hash: float,
     files: tuple[Path, ...],
 ) -> None:
     modes = sum([bool(type_ or value), input_path is not None, bool(files)])
@@ -119,24 +179,28 @@ def match(
         raise click.UsageError("give --type and --value, or --input FILE, or image FILES")
     if (type_ or value) and not (type_ and value):
         raise click.UsageError("--type and --value go together")
+    shares = {"query_match": query_match, "compared_match": compared_match}
     with _open_store(db) as store, Matcher(store) as matcher:
         if type_ and value:
-            results = matcher.match(type_, value, threshold)
+            results = matcher.match(type_, value, threshold, **shares)
             _emit({"type": type_, "value": value, "matches": [r.to_json() for r in results]})
         elif input_path is not None:
-            _match_input(matcher, input_path, fmt, threshold)
+            _match_input(matcher, input_path, fmt, threshold, shares)
         else:
             for path in files:
-                hashes = hash_file(path, min_quality=min_quality)
+                hashes = _hash_with_progress(path, min_quality, seconds_per_hash)
                 found = []
                 for t, v in hashes.signals():
                     found += [
-                        {"query_type": t, **r.to_json()} for r in matcher.match(t, v, threshold)
+                        {"query_type": t, **r.to_json()}
+                        for r in matcher.match(t, v, threshold, **shares)
                     ]
                 _emit({**hashes.to_json(), "matches": found})
 
 
-def _match_input(matcher: Matcher, path: Path, fmt: str | None, threshold: int) -> None:
+def _match_input(
+    matcher: Matcher, path: Path, fmt: str | None, threshold: int, shares: dict[str, float]
+) -> None:
     chosen = fmt or detect_format(path)
     errors = 0
     with path.open(newline="", encoding="utf-8") as stream:
@@ -144,7 +208,7 @@ def _match_input(matcher: Matcher, path: Path, fmt: str | None, threshold: int) 
             try:
                 if not type_ or not value:
                     raise InvalidInputError.field("input", "each row needs a type and a value")
-                results = matcher.match(type_, value, threshold)
+                results = matcher.match(type_, value, threshold, **shares)
             except InvalidInputError as exc:
                 errors += 1
                 _emit({"line": where, "type": type_, "value": value, "error": str(exc)})
@@ -159,24 +223,28 @@ def _match_input(matcher: Matcher, path: Path, fmt: str | None, threshold: int) 
 @click.command(
     "hash",
     help="Hash media files locally (nothing is sent): one JSON line per file with path, kind, "
-    "md5, sha256, and for images pdq and its quality. PDQ needs the optional media extra "
-    "(pip install 'shared-signal-forum[media]'); videos get MD5 and SHA-256 only.",
+    "md5, sha256; for images pdq and its quality; for videos vpdq (one PDQ-hashed frame every "
+    "--seconds-per-hash seconds, as a JSON array of 'hex,quality,timestamp' frames that "
+    "`forum-client submit --type vpdq --value` takes) and the number of frames kept. PDQ and "
+    "vPDQ need the optional media extra (pip install 'shared-signal-forum[media]').",
 )
 @click.option(
     "--min-quality",
     type=click.IntRange(0, 100),
     default=DEFAULT_MIN_QUALITY,
     show_default=True,
-    help="Drop PDQ hashes of lower quality (pdq is then null; quality says why).",
+    help="Drop PDQ hashes (images, video frames) of lower quality (an image's pdq is then null; "
+    "quality says why).",
 )
+@_SECONDS_PER_HASH
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
 )
-def hash_(min_quality: int, files: tuple[Path, ...]) -> None:
+def hash_(min_quality: int, seconds_per_hash: float, files: tuple[Path, ...]) -> None:
     failed = 0
     for path in files:
         try:
-            _emit(hash_file(path, min_quality=min_quality).to_json())
+            _emit(_hash_with_progress(path, min_quality, seconds_per_hash).to_json())
         except InvalidInputError as exc:  # one undecodable image does not stop the rest
             failed += 1
             _emit({"path": str(path), "error": str(exc)})

@@ -72,6 +72,10 @@ class SignalLike(Protocol):
     def value(self) -> str: ...
 
 
+BATCH_VALUE_CHARS = 8 * 1024 * 1024
+"""``submit_batches`` closes a batch once its values add up to this many characters, so that
+batches of large values (vPDQ hashes of long videos) stay well under the message limit."""
+
 SignalInput = SignalLike | Mapping[str, Any]
 """A signal to submit: an object with ``type``, ``value`` and optionally ``labels``,
 ``content_type`` and ``quality`` attributes, or a mapping with those keys."""
@@ -411,9 +415,12 @@ class ForumClient:
         batch: list[SignalInput] = []
         iterator = iter(signals)
         while True:
+            value_chars = 0  # large values (vpdq) close a batch before the message limit
             for item in iterator:
                 batch.append(item)
-                if len(batch) >= size:
+                value = _field(item, "value", "")
+                value_chars += len(value) if isinstance(value, str) else 0
+                if len(batch) >= size or value_chars >= BATCH_VALUE_CHARS:
                     break
             if not batch:
                 break

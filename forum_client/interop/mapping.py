@@ -10,13 +10,15 @@ sha256     ``file:hashes.'SHA-256'``   ``sha256``             ``sha256`` (this e
 pdq        ``file:hashes.PDQ``         ``text`` + type tag    ``pdq``
 url        ``url:value``               ``url``                ``forum_url`` (this extension's)
 domain     ``domain-name:value``       ``domain``             ``forum_domain`` (this extension's)
+vpdq       ``file:hashes.VPDQ``        ``text`` + type tag    ``vpdq`` (pytx's vpdq extension)
 =========  ==========================  =====================  ================================
 
 PDQ: STIX allows custom hash names and the community writes ``PDQ``; MISP has no ``pdq``
 attribute type (PyMISP refuses unknown types), so a PDQ hash is a ``text`` attribute tagged
-``shared-signal-forum:signal-type="pdq"``, which the importer reads back.  A signal type
-added later (``vpdq``) is written the same way: STIX custom hash name ``VPDQ``, MISP ``text``
-with its ``signal-type`` tag, and python-threatexchange under its own name.
+``shared-signal-forum:signal-type="pdq"``, which the importer reads back.  vPDQ (issue 14)
+and any signal type added later are written the same way: STIX custom hash name ``VPDQ``
+(the value is python-threatexchange's vPDQ JSON, as pytx and HMA exchange it), MISP ``text``
+with its ``signal-type`` tag, python-threatexchange under its own name.
 
 Labels become MISP tags ``shared-signal-forum:<kind>="<id>"`` (``behaviour:x`` ->
 ``shared-signal-forum:behaviour="x"``) and STIX ``labels``.

@@ -17,6 +17,11 @@ a :class:`~forum_client.store.LocalStore`::
   normalised, so hex in any case and URLs in any spelling find their signal.
 - PDQ is matched by Hamming distance (default :data:`DEFAULT_THRESHOLD` 31, inclusive) through
   a :class:`~forum_client.match.pdq_index.PDQIndex` of every active, non-benign PDQ signal.
+- vPDQ (``vpdq``, videos) is matched by vPDQ's rule through a
+  :class:`~forum_client.match.video_index.VideoIndex` of every active, non-benign vpdq signal:
+  enough of the query's frames match frames of the shared video, and enough of its frames match
+  the query's (80% each way by default, frames within ``threshold``). That index is rebuilt
+  from the store when the store has grown since the last video query.
 - Retracted signals (no active descriptor left, :mod:`forum_client.rules`) and signals the
   operator published on the benign list never match. Every candidate is re-checked against
   the store's snapshot, so this holds even for a moment when the index lags the store.
@@ -37,6 +42,7 @@ taken by another gets a free id recorded in a small overflow table saved with th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -61,10 +67,18 @@ from forum_client.match.pdq_index import (
     PDQIndex,
     PDQIndexFileError,
 )
+from forum_client.match.video_index import (
+    DEFAULT_COMPARED_MATCH,
+    DEFAULT_QUERY_MATCH,
+    VideoIndex,
+    check_shares,
+)
 from forum_client.signals import get_signal_type, normalize
+from forum_client.signals.vpdq import parse_frames
 from forum_client.store import ACTIVE, Descriptor, LocalStore, Rollup
 
 PDQ: Final = "pdq"
+VPDQ: Final = "vpdq"
 INCIDENT_PREFIX: Final = "incident:"
 INDEX_SUFFIX: Final = ".pdqidx.npz"
 """The index file lives at ``<database path>`` + this suffix."""
@@ -91,6 +105,8 @@ class MatchResult:
     first_index: int
     descriptors: tuple[Descriptor, ...]
     rollup: Rollup
+    shares: tuple[float, float] | None = None
+    """vpdq only: percent of the query's frames matched, percent of the shared video's."""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -127,6 +143,14 @@ class MatchResult:
                 "seen": self.rollup.seen,
             },
             "incidents": list(self.incidents),
+            **(
+                {}
+                if self.shares is None
+                else {
+                    "query_match_percent": round(self.shares[0], 2),
+                    "compared_match_percent": round(self.shares[1], 2),
+                }
+            ),
         }
 
 
@@ -165,6 +189,8 @@ class Matcher:
         self._tail = b""  # SHA-256 of the leaf at _size - 1
         self._overflow: dict[bytes, int] = {}
         self._next_overflow = 0
+        self._videos: VideoIndex[str] | None = None
+        self._videos_size = -1  # log size the video index reflects
         self.rebuilt = False  # whether the last open had to rebuild (for tests and the CLI)
 
     def __enter__(self) -> Matcher:
@@ -182,16 +208,28 @@ class Matcher:
 
     # ---------------------------------------------------------------- matching
 
-    def match(self, type: str, value: str, threshold: int = DEFAULT_THRESHOLD) -> list[MatchResult]:
+    def match(
+        self,
+        type: str,
+        value: str,
+        threshold: int = DEFAULT_THRESHOLD,
+        *,
+        query_match: float = DEFAULT_QUERY_MATCH,
+        compared_match: float = DEFAULT_COMPARED_MATCH,
+    ) -> list[MatchResult]:
         """Every active, non-benign signal matching ``(type, value)``: for ``pdq`` every one
-        within Hamming distance ``threshold`` (nearest first), else the one equal signal
+        within Hamming distance ``threshold`` (nearest first); for ``vpdq`` every shared video
+        matching by vPDQ's rule (frames within ``threshold``, ``query_match`` and
+        ``compared_match`` percent of frames each way; best first); else the one equal signal
         (distance 0). The value is normalised first (hex in any case)."""
         get_signal_type(type)
         norm = normalize(type, value)
-        if type != PDQ:
+        if type not in (PDQ, VPDQ):
             return self._results(type, [(norm, 0)])
         if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
             raise InvalidInputError.field("threshold", "must be a non-negative int")
+        if type == VPDQ:
+            return self._match_video(norm, threshold, query_match, compared_match)
         index = self.refresh()
         found = index.query(bytes.fromhex(norm), threshold)
         candidates = []
@@ -200,6 +238,39 @@ class Matcher:
             if h is not None:
                 candidates.append((h.hex(), dist))
         return self._results(PDQ, candidates)
+
+    def _match_video(
+        self, value: str, threshold: int, query_match: float, compared_match: float
+    ) -> list[MatchResult]:
+        check_shares(query_match, compared_match)
+        found = self.video_index().query(
+            parse_frames(value),
+            threshold=threshold,
+            query_match=query_match,
+            compared_match=compared_match,
+        )
+        shares = {m.key: (m.query_match, m.compared_match) for m in found}
+        results = self._results(VPDQ, [(m.key, m.distance) for m in found])
+        return [dataclasses.replace(r, shares=shares[r.value]) for r in results]
+
+    def video_index(self) -> VideoIndex[str]:
+        """The vPDQ index of the store's active, non-benign vpdq signals (keyed by value),
+        rebuilt when the store has grown since it was built."""
+        try:
+            with self.store.read() as con:
+                size = _store_size(con)
+                if self._videos is None or size != self._videos_size:
+                    values = con.execute(
+                        "SELECT value FROM signals WHERE type = ? AND status = ? AND NOT EXISTS "
+                        "(SELECT 1 FROM benign b WHERE b.type = signals.type "
+                        "AND b.value = signals.value)",
+                        (VPDQ, ACTIVE),
+                    )
+                    self._videos = VideoIndex.build((v, parse_frames(v)) for (v,) in values)
+                    self._videos_size = size
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading {self.store.path} for matching failed: {exc}") from exc
+        return self._videos
 
     def match_many(
         self, queries: Iterable[tuple[str, str]], threshold: int = DEFAULT_THRESHOLD

@@ -1,12 +1,13 @@
-"""Hashing a member's own media files locally: PDQ for images, MD5 and SHA-256 for everything.
+"""Hashing a member's own media files locally: PDQ for images, vPDQ for videos, MD5 and
+SHA-256 for everything.
 
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
     ...     path = pathlib.Path(d) / "clip.mp4"
     ...     _ = path.write_bytes(b"\\0\\0\\0\\x18ftypmp42" + bytes(100))
-    ...     h = hash_file(path)
-    >>> h.kind, h.pdq, h.md5
-    ('video', None, 'c426c0cbb1abaa7c3d40bc3a40159ae5')
+    ...     h = hash_file(path, video=False)
+    >>> h.kind, h.pdq, h.vpdq, h.md5
+    ('video', None, None, 'c426c0cbb1abaa7c3d40bc3a40159ae5')
 
 MD5 and SHA-256 are computed in one streamed pass (1 MiB at a time; a file is never read
 whole). Images also get a PDQ hash and its quality (0-100) through ``pdqhash`` (Meta's
@@ -15,7 +16,9 @@ reference implementation) and Pillow, the optional ``media`` extra
 :class:`MediaExtraMissing` naming the extra. As Meta recommends, a PDQ hash whose quality is
 below :data:`DEFAULT_MIN_QUALITY` (50) is dropped (blank, tiny or flat images hash to
 near-identical values that match everything): ``pdq`` is then None, ``quality`` says why.
-Videos (told by their magic bytes, else their extension) get MD5 and SHA-256 only.
+Videos (told by their magic bytes, else their extension) also get a vPDQ hash
+(:mod:`forum_client.match.video`, PyAV in the same extra): one PDQ-hashed frame per second by
+default, frames below the same quality floor dropped.
 """
 
 from __future__ import annotations
@@ -26,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from forum_client.errors import ConfigError, InvalidInputError
+from forum_client.errors import InvalidInputError
+from forum_client.match.extra import DEFAULT_MIN_QUALITY, MEDIA_EXTRA_HINT, MediaExtraMissing
+from forum_client.match.video import DEFAULT_SECONDS_PER_HASH, Progress, vpdq_of_video
 
-DEFAULT_MIN_QUALITY: Final = 50
-"""PDQ hashes of lower quality are dropped (Meta's recommendation)."""
-MEDIA_EXTRA_HINT: Final = "pip install 'shared-signal-forum[media]'"
 _CHUNK: Final = 1 << 20
 
 IMAGE, VIDEO, OTHER = "image", "video", "other"
@@ -92,10 +94,6 @@ _VIDEO_BRANDS: Final = (
 )
 
 
-class MediaExtraMissing(ConfigError):
-    """Hashing images needs the optional ``media`` extra (pdqhash and Pillow)."""
-
-
 @dataclass(frozen=True)
 class MediaHashes:
     """The hashes of one file. ``pdq`` is None for non-images and for images whose PDQ
@@ -107,9 +105,12 @@ class MediaHashes:
     sha256: str
     pdq: str | None = None
     quality: int | None = None
+    vpdq: str | None = None
+    frames: int | None = None
+    """Videos: how many sampled frames the vpdq value keeps."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "path": self.path,
             "kind": self.kind,
             "md5": self.md5,
@@ -117,12 +118,17 @@ class MediaHashes:
             "pdq": self.pdq,
             "quality": self.quality,
         }
+        if self.kind == VIDEO:
+            doc.update(vpdq=self.vpdq, frames=self.frames)
+        return doc
 
     def signals(self) -> list[tuple[str, str]]:
-        """``(type, value)`` pairs to match: md5, sha256 and pdq (when kept)."""
+        """``(type, value)`` pairs to match: md5, sha256, and pdq or vpdq (when kept)."""
         out = [("md5", self.md5), ("sha256", self.sha256)]
         if self.pdq is not None:
             out.append(("pdq", self.pdq))
+        if self.vpdq is not None:
+            out.append(("vpdq", self.vpdq))
         return out
 
 
@@ -194,17 +200,30 @@ def pdq_of_image(path: str | os.PathLike[str]) -> tuple[str, int]:
 
 
 def hash_file(
-    path: str | os.PathLike[str], *, min_quality: int = DEFAULT_MIN_QUALITY
+    path: str | os.PathLike[str],
+    *,
+    min_quality: int = DEFAULT_MIN_QUALITY,
+    video: bool = True,
+    seconds_per_hash: float = DEFAULT_SECONDS_PER_HASH,
+    progress: Progress | None = None,
 ) -> MediaHashes:
-    """MD5, SHA-256 and (images) PDQ of one file; see the module docstring.
+    """MD5, SHA-256, and PDQ (images) or vPDQ (videos, unless ``video=False``) of one file;
+    see the module docstring. ``progress(frames_decoded, frames_expected)`` follows a video.
 
-    Raises OSError if the file cannot be read, MediaExtraMissing for an image without the
-    media extra, InvalidInputError for an image that cannot be decoded.
+    Raises OSError if the file cannot be read, MediaExtraMissing for an image or video without
+    the media extra, InvalidInputError for an image or video that cannot be decoded.
     """
     if not 0 <= min_quality <= 100:
         raise InvalidInputError.field("min_quality", "must be from 0 to 100")
     kind = sniff_kind(path)
     md5, sha256 = file_digests(path)
+    if kind == VIDEO and video:
+        hashed = vpdq_of_video(
+            path, seconds_per_hash=seconds_per_hash, min_quality=min_quality, progress=progress
+        )
+        return MediaHashes(
+            os.fspath(path), kind, md5, sha256, vpdq=hashed.value, frames=len(hashed.frames)
+        )
     if kind != IMAGE:
         return MediaHashes(os.fspath(path), kind, md5, sha256)
     pdq, quality = pdq_of_image(path)

@@ -183,7 +183,7 @@ def _preview(value: str, limit: int = 80) -> str:
 
 # The built-in types register themselves on import.  They import the names above, so these
 # imports must come last.
-from forum_client.signals import domain, hashes, pdq, url, versions  # noqa: E402
+from forum_client.signals import domain, hashes, pdq, url, versions, vpdq  # noqa: E402
 
 __all__ = [
     "SIGNAL_TYPES",
@@ -198,4 +198,5 @@ __all__ = [
     "register",
     "url",
     "versions",
+    "vpdq",
 ]

@@ -323,7 +323,7 @@ def _benign_publish(ctx: click.Context, refs: Iterator[Any], adding: bool) -> No
 
 
 _BENIGN_OPTIONS = [
-    click.option("--type", "type_", help="Signal type: pdq, md5, sha1, sha256, url, domain."),
+    click.option("--type", "type_", help="Signal type: pdq, vpdq, md5, sha1, sha256, url, domain."),
     click.option("--value", help="The signal's value (normalised before signing)."),
     click.option(
         "--input",

@@ -32,6 +32,7 @@ SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 URL = "https://straße.de/a b?q='x'"
 DOMAIN = "XN--STRAE-OQA.de"
+VPDQ = f'["{"ab" * 32},90,0.0", "{"cd" * 32},80,1.0"]'
 
 
 def _populate(forum: LocalForum, *, retract: bool = True) -> None:
@@ -48,6 +49,7 @@ def _populate(forum: LocalForum, *, retract: bool = True) -> None:
                 {"type": "sha256", "value": SHA256, "labels": [GLORY]},
                 {"type": "url", "value": URL, "labels": [PUB]},
                 {"type": "domain", "value": DOMAIN, "labels": [PUB]},
+                {"type": "vpdq", "value": VPDQ, "labels": [PUB], "content_type": "video"},
             ],
             alice.signing_key,
         )
@@ -136,6 +138,7 @@ def test_stix_export_is_valid_under_stix2_and_the_validator(
     assert indicators[f"[file:hashes.MD5 = '{MD5_RETRACTED}']"].revoked is True
     assert "[url:value = 'https://xn--strae-oqa.de/a%20b?q=\\'x\\'']" in indicators
     assert "[domain-name:value = 'xn--strae-oqa.de']" in indicators
+    assert f"[file:hashes.VPDQ = '{VPDQ}']" in indicators
     identities = {o.id: o.name for o in bundle.objects if o.type == "identity"}
     assert identities[indicators[f"[file:hashes.PDQ = '{B}']"].created_by_ref] == "bob"
     opinions = [o for o in bundle.objects if o.type == "opinion"]
@@ -156,7 +159,8 @@ def test_misp_export_loads_in_pymisp(source: tuple[LocalForum, Path], tmp_path: 
     assert by_value[MD5_KEPT].type == "md5" and by_value[SHA256].type == "sha256"
     assert by_value["xn--strae-oqa.de"].type == "domain"
     assert by_value[SHA1].type == "sha1"
-    assert by_value[A].type == "text"
+    assert by_value[A].type == "text" and by_value[VPDQ].type == "text"
+    assert 'shared-signal-forum:signal-type="vpdq"' in {t.name for t in by_value[VPDQ].tags}
     tags = {t.name for t in by_value[A].tags}
     assert 'shared-signal-forum:signal-type="pdq"' in tags
     assert 'shared-signal-forum:behaviour="terrorist-publication"' in tags
@@ -185,3 +189,4 @@ def test_round_trip_into_a_second_forum(
     for key, doc in before.items():
         assert after[key]["labels"] == doc["labels"], key
     assert after[("pdq", A)]["content_types"] == ["image"]
+    assert after[("vpdq", VPDQ)]["content_types"] == ["video"]

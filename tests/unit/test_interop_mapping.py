@@ -18,15 +18,16 @@ from forum_client.interop.stix import pattern_for, signals_of_pattern
         ("pdq", "cd" * 32, f"[file:hashes.PDQ = '{'cd' * 32}']"),
         ("url", "https://x.example/a'b\\c", "[url:value = 'https://x.example/a\\'b\\\\c']"),
         ("domain", "x.example", "[domain-name:value = 'x.example']"),
-        ("vpdq", "00ff", "[file:hashes.VPDQ = '00ff']"),
+        ("vpdq", '["00ff,90,0.0"]', """[file:hashes.VPDQ = '["00ff,90,0.0"]']"""),
+        ("future_type", "x", "[file:hashes.FUTURE_TYPE = 'x']"),
     ],
 )
 def test_stix_patterns_round_trip(type_: str, value: str, pattern: str) -> None:
     assert pattern_for(type_, value) == pattern
-    if type_ != "vpdq":  # not a registered forum type (yet): the importer says so
+    if type_ != "future_type":
         assert signals_of_pattern(pattern) == [(type_, value)]
-    else:
-        assert signals_of_pattern(pattern) == "unknown hash algorithm 'VPDQ'"
+    else:  # a type this SDK does not know: the importer says so
+        assert signals_of_pattern(pattern) == "unknown hash algorithm 'FUTURE_TYPE'"
 
 
 def test_misp_types_and_tags() -> None:
@@ -60,7 +61,7 @@ def test_pytx_keys() -> None:
         ("url", url),
         ("url_md5", UrlMD5Signal.hash_from_str(url)),
     ]
-    assert pytx_keys("vpdq", "x", []) == [("vpdq", "x")]
+    assert pytx_keys("vpdq", "x", ["video"]) == [("vpdq", "x")]  # pytx's vpdq extension
 
 
 def test_pytx_signal_types_normalise_queries_as_the_forum_does() -> None:

@@ -57,8 +57,8 @@ def test_streamed_digests_and_kinds(tmp_path: Path) -> None:
     data = np.random.default_rng(0).bytes(3 * (1 << 20) + 17)  # > one chunk
     clip = tmp_path / "clip.bin"
     clip.write_bytes(b"\x1a\x45\xdf\xa3" + data)  # Matroska magic: a video whatever its name
-    h = hash_file(clip)
-    assert h.kind == "video" and h.pdq is None and h.quality is None
+    h = hash_file(clip, video=False)  # digests only: this is no decodable video
+    assert h.kind == "video" and h.pdq is None and h.quality is None and h.vpdq is None
     assert h.md5 == hashlib.md5(clip.read_bytes()).hexdigest()
     assert h.sha256 == hashlib.sha256(clip.read_bytes()).hexdigest()
     by_ext = tmp_path / "movie.MP4"
@@ -104,9 +104,11 @@ def test_missing_extra_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "pdqhash", None)  # import pdqhash -> ImportError
     with pytest.raises(MediaExtraMissing, match=r"pip install 'shared-signal-forum\[media\]'"):
         hash_file(tmp_path / "a.png")
-    # Videos need no extra.
+    # Videos need the extra for vPDQ (tests/unit/test_video.py), not for their digests.
     (tmp_path / "v.mp4").write_bytes(b"\0\0\0\x18ftypisom" + bytes(64))
-    assert hash_file(tmp_path / "v.mp4").kind == "video"
+    assert hash_file(tmp_path / "v.mp4", video=False).kind == "video"
+    with pytest.raises(MediaExtraMissing):
+        hash_file(tmp_path / "v.mp4")
     assert client_main(["hash", str(tmp_path / "a.png")]) == 3  # a configuration error
 
 

@@ -27,6 +27,7 @@ SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 LONGEST_DOMAIN = ".".join(["a" * 63] * 3 + ["a" * 61])  # 253 characters
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+VPDQ = f'["{PDQ},100,0.0", "{PDQ},87,1.0"]'
 
 GOOD: list[tuple[str, str, str]] = [
     # hex digests
@@ -41,6 +42,18 @@ GOOD: list[tuple[str, str, str]] = [
     ("pdq", PDQ.upper(), PDQ),
     ("pdq", " " + PDQ + " ", PDQ),
     ("pdq", "0" * 64, "0" * 64),  # all-zero is accepted (blank image); see pdq docstring
+    # vpdq: python-threatexchange's JSON array, or the reference tool's lines
+    ("vpdq", VPDQ, VPDQ),
+    ("vpdq", f'[ "{PDQ.upper()}, 100, 0", "{PDQ},87,1.00"]', VPDQ),
+    ("vpdq", f"0,{PDQ},100,0\n\n25,{PDQ},87,1\n", VPDQ),
+    (
+        "vpdq",  # python-threatexchange's earlier form, keyed by frame number
+        f'{{"25": {{"quality": 87, "hash": "{PDQ}", "timestamp": 1.0}}, '
+        f'"0": {{"quality": 100, "hash": "{PDQ}", "timestamp": 0}}}}',
+        VPDQ,
+    ),
+    ("vpdq", f"{PDQ},100,0.0\r\n{PDQ},87,1.0", VPDQ),
+    ("vpdq", f'["{PDQ},50,1234.5"]', f'["{PDQ},50,1.23e+03"]'),  # pytx keeps 3 digits
     # domains
     ("domain", "example.com", "example.com"),
     ("domain", " WWW.Example.COM. ", "www.example.com"),
@@ -106,6 +119,25 @@ GOOD: list[tuple[str, str, str]] = [
 ]
 
 BAD: list[tuple[str, object, str]] = [
+    # vpdq: every error names the frame
+    ("vpdq", "", "at least one frame"),
+    ("vpdq", "[]", "at least one frame"),
+    ("vpdq", "[1, 2]", "vpdq frame 1: must be a string"),
+    ("vpdq", '{"0": 1}', "vpdq frame 1: must be an object with hash, quality and timestamp"),
+    ("vpdq", '{"x": {"quality": 1, "hash": "", "timestamp": 0}}', "key must be a frame number"),
+    ("vpdq", "[not json", "does not parse"),
+    ("vpdq", f'["{PDQ},100,0", "{PDQ[:-1]},100,1"]', "vpdq frame 2: PDQ hash must be 64 hex"),
+    ("vpdq", f'["{PDQ},101,0"]', "vpdq frame 1: quality must be an integer from 0 to 100"),
+    ("vpdq", f'["{PDQ},-1,0"]', "quality must be an integer"),
+    ("vpdq", f'["{PDQ},100,-1"]', "timestamp must be a non-negative number"),
+    ("vpdq", f'["{PDQ},100,nan"]', "timestamp must be a non-negative number"),
+    ("vpdq", f'["{PDQ},100,1e999"]', "timestamp must be finite"),
+    ("vpdq", f'["{PDQ},100"]', "expected 'hex,quality,timestamp'"),
+    ("vpdq", f"x,{PDQ},100,0", "frame number must be a non-negative integer"),
+    ("vpdq", f"{PDQ},100,0\n{PDQ},100,0,1,2", "vpdq frame 2: expected"),
+    ("vpdq", "[" + ", ".join([f'"{PDQ},100,0"'] * 10_001) + "]", "exceeds the limit of 10000"),
+    ("vpdq", "x" * 1_280_001, "exceeds 1280000"),
+    ("vpdq", 5, "must be a string, got int"),
     # hex digests: (type, value, expected words in the reason)
     ("md5", "", "empty md5"),
     ("md5", "   ", "empty md5"),
@@ -293,7 +325,7 @@ def test_pdq_to_bytes() -> None:
 
 
 def test_registry_holds_the_builtin_types() -> None:
-    assert set(SIGNAL_TYPES) == {"md5", "sha1", "sha256", "pdq", "url", "domain"}
+    assert set(SIGNAL_TYPES) == {"md5", "sha1", "sha256", "pdq", "vpdq", "url", "domain"}
     for name, signal_type in SIGNAL_TYPES.items():
         assert isinstance(signal_type, SignalType)
         assert signal_type.name == name
@@ -307,6 +339,7 @@ def test_default_content_types() -> None:
         "sha1": ContentType.OTHER,
         "sha256": ContentType.OTHER,
         "pdq": ContentType.IMAGE,
+        "vpdq": ContentType.VIDEO,
         "url": ContentType.URL,
         "domain": ContentType.URL,
     }
