@@ -77,3 +77,24 @@ def test_pytx_signal_types_normalise_queries_as_the_forum_does() -> None:
     assert ForumURLSignal.validate_signal_str("HTTP://A.example") == "http://a.example/"
     with pytest.raises(ValueError, match="scheme"):
         ForumURLSignal.validate_signal_str("ftp://x")
+
+
+def test_values_agree_with_python_threatexchange() -> None:
+    """Value by value against pytx 1.2.17's own parsers: MD5 and SHA-256 agree; PDQ agrees on
+    the lower case the forum writes (pytx refuses upper case, the forum lowercases it); pytx
+    compares URLs raw, so the forum's canonical spelling is what the exchange gives it."""
+    pytest.importorskip("threatexchange")
+    from threatexchange.signal_type.md5 import VideoMD5Signal
+    from threatexchange.signal_type.pdq.signal import PdqSignal
+    from threatexchange.signal_type.sha256 import VideoSHA256Signal
+
+    from forum_client.signals import normalize
+
+    for raw in ("D41D8CD98F00B204E9800998ECF8427E", " d41d8cd98f00b204e9800998ecf8427e\n"):
+        assert VideoMD5Signal.validate_signal_str(raw) == normalize("md5", raw)
+    sha = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+    assert VideoSHA256Signal.validate_signal_str(sha) == normalize("sha256", sha)
+    pdq = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+    assert PdqSignal.validate_signal_str(pdq) == normalize("pdq", pdq.upper())
+    with pytest.raises(ValueError):
+        PdqSignal.validate_signal_str(pdq.upper())
