@@ -160,6 +160,23 @@ _SUBMIT_FORMAT = click.option(
 )
 
 
+_GROUP = click.option(
+    "--group",
+    default="",
+    metavar="GROUP",
+    help="Share with this sharing group only (you must be in it); members outside it get "
+    "the entry as a leaf hash. Retractions and opinions on a group's signal name its group. "
+    "Default: the whole forum.",
+)
+_TLP = click.option(
+    "--tlp",
+    type=click.Choice(["clear", "green", "amber", "amber+strict", "red"], case_sensitive=False),
+    default=None,
+    help="Traffic Light Protocol level: clear or green forum-wide (default green); amber, "
+    "amber+strict or red with --group (default amber).",
+)
+
+
 @cli.command(
     help="Submit signals: one by --type/--value, or many from --input (streamed, "
     "signed and sent in batches, a progress line on stderr). Values are "
@@ -173,7 +190,8 @@ _SUBMIT_FORMAT = click.option(
     "--content-type", help="image, video, audio, pdf, text, url or other (default: the type's)."
 )
 @click.option("--quality", type=int, help="PDQ quality, 0-100.")
-@click.option("--scope", default="", help="Free text scope of these descriptors.")
+@_GROUP
+@_TLP
 @_INPUT
 @_SUBMIT_FORMAT
 @click.option(
@@ -193,7 +211,8 @@ def submit(
     labels: tuple[str, ...],
     content_type: str | None,
     quality: int | None,
-    scope: str,
+    group: str,
+    tlp: str | None,
     input_path: Path | None,
     fmt: str | None,
     batch_size: int,
@@ -211,7 +230,7 @@ def submit(
             "quality": quality,
         }
         client = _client(ctx)
-        _print_receipt(client.submit([item], key, scope=scope), 1, as_json, "submitted")
+        _print_receipt(client.submit([item], key, group=group, tlp=tlp), 1, as_json, "submitted")
         return
     if type_ or value or labels:
         raise click.UsageError("--input cannot be combined with --type/--value/--label")
@@ -234,7 +253,7 @@ def submit(
     with stream:
         try:
             for count, receipt in client.submit_batches(
-                signals, key, scope=scope, batch_size=batch_size
+                signals, key, group=group, tlp=tlp, batch_size=batch_size
             ):
                 total += count
                 batches += 1
@@ -262,6 +281,8 @@ def submit(
 @click.option("--type", "type_", help="Signal type.")
 @click.option("--value", help="The signal's value.")
 @click.option("--reason", required=True, help="Why (recorded in the signed entry).")
+@_GROUP
+@_TLP
 @_INPUT
 @_FORMAT
 @_JSON
@@ -272,6 +293,8 @@ def retract(
     type_: str | None,
     value: str | None,
     reason: str,
+    group: str,
+    tlp: str | None,
     input_path: Path | None,
     fmt: str | None,
     as_json: bool,
@@ -286,7 +309,7 @@ def retract(
         stream, chosen = _open_input(input_path, fmt)
         with stream:
             refs = list(read_signals(stream, chosen, name=str(input_path)))
-    receipt = _client(ctx).retract(refs, key, reason)
+    receipt = _client(ctx).retract(refs, key, reason, group=group, tlp=tlp)
     _print_receipt(receipt, len(refs), as_json, "retracted")
 
 
@@ -304,12 +327,24 @@ def retract(
     help="Your opinion of the signal.",
 )
 @click.option("--note", default="", help="A short note.")
+@_GROUP
+@_TLP
 @_JSON
 @click.pass_context
 def opine(
-    ctx: click.Context, key_path: Path, type_: str, value: str, kind: str, note: str, as_json: bool
+    ctx: click.Context,
+    key_path: Path,
+    type_: str,
+    value: str,
+    kind: str,
+    note: str,
+    group: str,
+    tlp: str | None,
+    as_json: bool,
 ) -> None:
-    receipt = _client(ctx).opine({"type": type_, "value": value}, kind, _key(key_path), note)
+    receipt = _client(ctx).opine(
+        {"type": type_, "value": value}, kind, _key(key_path), note, group=group, tlp=tlp
+    )
     _print_receipt(receipt, 1, as_json, f"opinion {kind}")
 
 

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -15,7 +16,15 @@ import click
 
 from .errors import SecurityError
 from .store import LocalStore
-from .sync import GrpcSource, SyncConfig, Syncer, SyncProgress, SyncResult, verify_store
+from .sync import (
+    LEAK,
+    GrpcSource,
+    SyncConfig,
+    Syncer,
+    SyncProgress,
+    SyncResult,
+    verify_store,
+)
 
 DB_OPTION = click.option(
     "--db",
@@ -121,6 +130,7 @@ def sync(
             client.trust_root,
             SyncConfig(commit_every_rows=commit_every),
             progress=bar,
+            reader=client.bundle.member_id,
         )
         if not follow:
             try:
@@ -167,6 +177,7 @@ def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
                     "size": report.size,
                     "root": report.root.hex(),
                     "checkpoint_size": report.checkpoint_size,
+                    "redacted": report.redacted,
                     "problems": list(report.problems),
                 }
             )
@@ -175,8 +186,13 @@ def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
         for problem in report.problems:
             click.echo(f"TAMPERED {problem}")
         if report.ok:
+            held = (
+                f" ({report.redacted} redacted for you: leaf hash and author's scope claim)"
+                if report.redacted
+                else ""
+            )
             click.echo(
-                f"ok: {report.size} entries verified, root {report.root.hex()[:16]} "
+                f"ok: {report.size} entries verified{held}, root {report.root.hex()[:16]} "
                 f"matches signed checkpoint {report.checkpoint_size}"
             )
     if not report.ok:
@@ -201,6 +217,7 @@ def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) 
     with LocalStore(db) as store:
         items = store.evidence(include_acknowledged=show_all)
         acknowledged = store.acknowledge_evidence() if acknowledge else 0
+        redacted = store.redacted()
     if as_json:
         click.echo(
             json.dumps(
@@ -230,7 +247,8 @@ def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) 
             click.echo("no open security failures")
         for x in items:
             where = f" at index {x.entry_index}" if x.entry_index is not None else ""
-            click.echo(f"#{x.id} {x.what}{where}: {x.message}")
+            note = " (reported; does not block syncs)" if x.what == LEAK else ""
+            click.echo(f"#{x.id} {x.what}{where}{note}: {x.message}")
             for label, cp in (("stored", x.stored_checkpoint), ("served", x.served_checkpoint)):
                 if cp:
                     first = cp.decode("utf-8", "replace").splitlines()[:2]
@@ -239,6 +257,13 @@ def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) 
                 click.echo(f"    proof: {len(x.proof)} hashes")
             if x.entry:
                 click.echo(f"    offending entry: {len(x.entry)} bytes kept")
+        if redacted:
+            by_group = Counter(g for _, _, g, _ in redacted)
+            groups = ", ".join(f"{g} ({n})" for g, n in sorted(by_group.items()))
+            click.echo(
+                f"{len(redacted)} entries held redacted (verified: leaf hash and the author's "
+                f"scope claim, for groups you were not in): {groups}"
+            )
     if acknowledge:
         click.echo(f"acknowledged {acknowledged}; syncs may run again", err=True)
 

@@ -34,7 +34,7 @@ from . import entries as e
 from ._proto.forum.v1 import forum_pb2 as pb
 from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from .checkpoint import Checkpoint
-from .entries import OpinionKind, SignalItem, SignalRef
+from .entries import OpinionKind, SignalItem, SignalRef, Tlp
 from .envelope import Envelope, SigningKey
 from .errors import (
     InvalidInputError,
@@ -47,6 +47,7 @@ from .errors import (
 from .merkle import leaf_hash, verify_consistency, verify_inclusion
 from .profile import Bundle
 from .receipts import verify_checkpoint_note, verify_receipt
+from .scopes import new_salt, sharing, sign_scope_claim
 from .signals import SIGNAL_TYPES, get_signal_type
 from .signals.versions import CURRENT as NORMALIZATION
 from .transport import MAX_MESSAGE_BYTES, call, error_from_rpc, open_channel
@@ -308,21 +309,25 @@ class ForumClient:
     def append(self, body: e.Body, key: SigningKey) -> Receipt:
         """Sign ``body`` once with ``key``, submit it, and verify the receipt."""
         envelope = key.sign(e.payload_type_of(body), e.encode(body))
-        return self.submit_envelope(envelope)
+        scope = body.scope if isinstance(body, e.MEMBER_BODY_TYPES) else ""
+        return self.submit_envelope(envelope, self.scope_claim(envelope, scope, key))
 
-    def submit_envelope(self, envelope: Envelope) -> Receipt:
+    def submit_envelope(self, envelope: Envelope, scope_claim_signature: bytes = b"") -> Receipt:
         """Submit an already signed entry (resending the same bytes is idempotent: the forum
-        returns the original receipt).
+        returns the original receipt); an entry scoped to a group needs its
+        :meth:`scope_claim`.
 
         Raises TransportError (``code`` and ``violations`` say what the forum refused; a
         message over the size limit is ``RESOURCE_EXHAUSTED`` with a clear message) and
         VerificationError when the receipt does not verify.
         """
-        return self._finish_submit(envelope, *self._start_submit(envelope))
+        return self._finish_submit(envelope, *self._start_submit(envelope, scope_claim_signature))
 
-    def _start_submit(self, envelope: Envelope) -> tuple[Any, int]:
+    def _start_submit(self, envelope: Envelope, scope_claim_signature: bytes) -> tuple[Any, int]:
         """Send ``envelope`` without waiting for the answer: ``(call future, request size)``."""
-        request = pb.SubmitRequest(entry=envelope_to_pb(envelope))
+        request = pb.SubmitRequest(
+            entry=envelope_to_pb(envelope), scope_claim_signature=scope_claim_signature
+        )
         size = request.ByteSize()
         if size > MAX_MESSAGE_BYTES:
             raise InvalidInputError.field(
@@ -368,37 +373,59 @@ class ForumClient:
         signals: Iterable[SignalInput],
         key: SigningKey,
         *,
-        scope: str = "",
+        group: str = "",
+        tlp: Tlp | str | None = None,
         sequence: int | None = None,
     ) -> Envelope:
         """Normalise ``signals``, build one Submission and sign it once (not yet sent).
 
-        Raises InvalidInputError naming each bad signal by position (``signals[3].value``)
-        or when there are none or more than the forum's batch limit.
+        ``group`` shares it with one group (default TLP:AMBER) instead of the whole forum
+        (default TLP:GREEN); see :func:`~forum_client.scopes.sharing`.  Raises
+        InvalidInputError naming each bad signal by position (``signals[3].value``), when
+        there are none or more than the forum's batch limit, or for a TLP that does not fit.
         """
+        scope, level = sharing(group, tlp)
         items = _normalize_signals(signals)
         self._check_count(items)
-        body = e.Submission(self.header(key, sequence), tuple(items), scope)
+        salt = new_salt() if scope else b""
+        body = e.Submission(self.header(key, sequence), tuple(items), scope, level, salt)
         return key.sign(e.payload_type_of(body), e.encode(body))
 
     def submit(
-        self, signals: Iterable[SignalInput], key: SigningKey, *, scope: str = ""
+        self,
+        signals: Iterable[SignalInput],
+        key: SigningKey,
+        *,
+        group: str = "",
+        tlp: Tlp | str | None = None,
     ) -> Receipt:
         """Submit one batch of signals as one signed entry; return its verified receipt.
 
         Each signal has ``type``, ``value`` and optionally ``labels``, ``content_type``
-        (default: the type's) and ``quality`` (pdq only).  Raises InvalidInputError for bad
-        input found locally, TransportError when the forum refuses (its ``violations`` name
-        each bad item), VerificationError when the receipt does not verify.
+        (default: the type's) and ``quality`` (pdq only).  With ``group``, only that group's
+        members read it (others get its leaf hash).  Raises InvalidInputError for bad input
+        found locally, TransportError when the forum refuses (its ``violations`` name each
+        bad item; PERMISSION_DENIED names a group you are not in), VerificationError when
+        the receipt does not verify.
         """
-        return self.submit_envelope(self.prepare_submission(signals, key, scope=scope))
+        envelope = self.prepare_submission(signals, key, group=group, tlp=tlp)
+        return self.submit_envelope(envelope, self.scope_claim(envelope, group, key))
+
+    def scope_claim(self, envelope: Envelope, group: str, key: SigningKey) -> bytes:
+        """The author's scope claim signature over an entry shared with ``group`` (b"" for
+        a forum-wide one): what members outside the group verify its redaction with."""
+        if not group:
+            return b""
+        h = leaf_hash(envelope.leaf_bytes())
+        return sign_scope_claim(key, self.trust_root.origin, group, h).signature
 
     def submit_batches(
         self,
         signals: Iterable[SignalInput],
         key: SigningKey,
         *,
-        scope: str = "",
+        group: str = "",
+        tlp: Tlp | str | None = None,
         batch_size: int | None = None,
     ) -> Iterator[tuple[int, Receipt]]:
         """Submit a stream of signals in batches; yield ``(signals in batch, receipt)``.
@@ -425,7 +452,9 @@ class ForumClient:
             if not batch:
                 break
             try:
-                envelope = self.prepare_submission(batch, key, scope=scope, sequence=sequence)
+                envelope = self.prepare_submission(
+                    batch, key, group=group, tlp=tlp, sequence=sequence
+                )
             except BaseException:
                 if in_flight is not None:  # the earlier batch's answer comes first
                     count, sent, future, nbytes = in_flight
@@ -436,28 +465,54 @@ class ForumClient:
                 count, sent, future, nbytes = in_flight
                 in_flight = None
                 yield count, self._finish_submit(sent, future, nbytes)
-            in_flight = (len(batch), envelope, *self._start_submit(envelope))
+            claim = self.scope_claim(envelope, group, key)
+            in_flight = (len(batch), envelope, *self._start_submit(envelope, claim))
             sequence += 1
             batch = []
         if in_flight is not None:
             count, sent, future, nbytes = in_flight
             yield count, self._finish_submit(sent, future, nbytes)
 
-    def retract(self, refs: Iterable[SignalInput], key: SigningKey, reason: str) -> Receipt:
-        """Withdraw signals (your own; the operator may withdraw any) with a reason."""
+    def retract(
+        self,
+        refs: Iterable[SignalInput],
+        key: SigningKey,
+        reason: str,
+        *,
+        group: str = "",
+        tlp: Tlp | str | None = None,
+    ) -> Receipt:
+        """Withdraw signals (your own; the operator may withdraw any shared forum-wide)
+        with a reason.  Signals you shared with a group are retracted in that group."""
+        scope, level = sharing(group, tlp)
         items = _normalize_all(refs, normalize_ref)
         self._check_count(items)
         if not reason.strip():
             raise InvalidInputError.field("reason", "required")
-        return self.append(e.Retraction(self.header(key), tuple(items), reason), key)
+        salt = new_salt() if scope else b""
+        body = e.Retraction(self.header(key), tuple(items), reason, scope, level, salt)
+        return self.append(body, key)
 
     def opine(
-        self, ref: SignalInput, kind: OpinionKind | str, key: SigningKey, note: str = ""
+        self,
+        ref: SignalInput,
+        kind: OpinionKind | str,
+        key: SigningKey,
+        note: str = "",
+        *,
+        group: str = "",
+        tlp: Tlp | str | None = None,
     ) -> Receipt:
         """Record your opinion on a signal (agree, disagree, false-positive, seen); it
-        replaces your earlier one on the same signal."""
+        replaces your earlier one on the same signal.  On a signal shared with a group,
+        give that group: the opinion is shared with it too."""
+        scope, level = sharing(group, tlp)
         signal = normalize_ref(ref)
-        return self.append(e.Opinion(self.header(key), signal, parse_opinion_kind(kind), note), key)
+        salt = new_salt() if scope else b""
+        body = e.Opinion(
+            self.header(key), signal, parse_opinion_kind(kind), note, scope, level, salt
+        )
+        return self.append(body, key)
 
     def _check_count(self, items: list[Any]) -> None:
         if not items:
@@ -525,7 +580,12 @@ class ForumClient:
         from .sync import GrpcSource, Syncer
 
         syncer = Syncer(
-            GrpcSource(self.stub, self.timeout), store, self.trust_root, config, progress
+            GrpcSource(self.stub, self.timeout),
+            store,
+            self.trust_root,
+            config,
+            progress,
+            reader=self.bundle.member_id,
         )
         if not follow:
             return syncer.sync()

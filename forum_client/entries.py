@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from ._proto.forum.v1 import forum_pb2 as pb
 from .errors import InvalidInputError
@@ -52,6 +53,43 @@ class MemberStatus(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+class Tlp(enum.IntEnum):
+    """Traffic Light Protocol 2.0 levels.  ``UNSPECIFIED``: written before scopes existed."""
+
+    UNSPECIFIED = pb.TLP_UNSPECIFIED
+    CLEAR = pb.TLP_CLEAR
+    GREEN = pb.TLP_GREEN
+    AMBER = pb.TLP_AMBER
+    AMBER_STRICT = pb.TLP_AMBER_STRICT
+    RED = pb.TLP_RED
+
+    @property
+    def label(self) -> str:
+        """``TLP:AMBER+STRICT`` style, as TLP 2.0 writes it (``""`` for unspecified)."""
+        if self is Tlp.UNSPECIFIED:
+            return ""
+        return "TLP:" + self.name.replace("_", "+")
+
+    @property
+    def scoped(self) -> bool:
+        """Whether the level shares with a group (AMBER and above) rather than the forum."""
+        return self >= Tlp.AMBER
+
+    @classmethod
+    def parse(cls, text: str) -> Tlp:
+        name = text.strip().upper().removeprefix("TLP:").replace("+", "_").replace("-", "_")
+        try:
+            level = cls[name]
+        except KeyError:
+            level = cls.UNSPECIFIED
+        if level is cls.UNSPECIFIED:
+            raise InvalidInputError.field(
+                "tlp",
+                f"unknown TLP level {text!r}: one of clear, green, amber, amber+strict, red",
+            )
+        return level
 
 
 class OpinionKind(enum.IntEnum):
@@ -169,11 +207,17 @@ class SignalRef:
     value: str
 
 
+# Member entries carry a scope: ``scope`` is "" (forum-wide) or the id of the group the entry
+# is shared with, ``tlp`` its TLP level and ``salt`` 32 fresh random bytes when scoped.
+
+
 @dataclass(frozen=True, slots=True)
 class Submission:
     header: Header
     signals: tuple[SignalItem, ...]
     scope: str = ""
+    tlp: Tlp = Tlp.UNSPECIFIED
+    salt: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +225,9 @@ class Retraction:
     header: Header
     signals: tuple[SignalRef, ...]
     reason: str
+    scope: str = ""
+    tlp: Tlp = Tlp.UNSPECIFIED
+    salt: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +236,9 @@ class Opinion:
     signal: SignalRef
     kind: OpinionKind
     note: str = ""
+    scope: str = ""
+    tlp: Tlp = Tlp.UNSPECIFIED
+    salt: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +272,29 @@ class Incident:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupCreated:
+    header: Header
+    group_id: str
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    header: Header
+    group_id: str
+    member_id: str
+    member: bool  # True: added, False: removed
+
+
+@dataclass(frozen=True, slots=True)
+class GroupClosed:
+    header: Header
+    group_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class BoardRotation:
     header: Header
     public_keys: tuple[bytes, ...]
@@ -241,8 +314,12 @@ Body: TypeAlias = (
     | Taxonomy
     | BenignList
     | Incident
+    | GroupCreated
+    | GroupMember
+    | GroupClosed
     | BoardRotation
 )
+MemberBody: TypeAlias = Submission | Retraction | Opinion
 
 _PREFIX = "application/vnd.forum."
 PAYLOAD_TYPES: dict[type[Any], str] = {
@@ -257,6 +334,9 @@ PAYLOAD_TYPES: dict[type[Any], str] = {
     Taxonomy: _PREFIX + "taxonomy.v1",
     BenignList: _PREFIX + "benign-list.v1",
     Incident: _PREFIX + "incident.v1",
+    GroupCreated: _PREFIX + "group-created.v1",
+    GroupMember: _PREFIX + "group-member.v1",
+    GroupClosed: _PREFIX + "group-closed.v1",
     BoardRotation: _PREFIX + "board-rotation.v1",
 }
 BODY_TYPES: dict[str, type[Any]] = {v: k for k, v in PAYLOAD_TYPES.items()}
@@ -270,10 +350,14 @@ OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
         Taxonomy,
         BenignList,
         Incident,
+        GroupCreated,
+        GroupMember,
+        GroupClosed,
         BoardRotation,
     }
 )
 MEMBER_BODIES: frozenset[type[Any]] = frozenset({Submission, Retraction, Opinion})
+MEMBER_BODY_TYPES = (Submission, Retraction, Opinion)  # for isinstance
 BOARD_BODIES: frozenset[type[Any]] = frozenset(BODY_TYPES.values())
 """What the operator board may sign: any entry type (an operator retraction too); the log's
 rules decide (the Admin service appends these)."""
@@ -333,15 +417,20 @@ def _decode_message(m: Any) -> Body:
                 ]
             ),
             m.scope,
+            _enum(Tlp, m.tlp, "tlp"),
+            m.salt,
         )
     if isinstance(m, pb.Retraction):
-        return Retraction(h, _refs(m.signals), m.reason)
+        return Retraction(h, _refs(m.signals), m.reason, m.scope, _enum(Tlp, m.tlp, "tlp"), m.salt)
     if isinstance(m, pb.Opinion):
         return Opinion(
             h,
             SignalRef(m.signal.type, m.signal.value),
             _enum(OpinionKind, m.kind, "kind"),
             m.note,
+            m.scope,
+            _enum(Tlp, m.tlp, "tlp"),
+            m.salt,
         )
     if isinstance(m, pb.Genesis):
         lim = m.limits
@@ -372,6 +461,12 @@ def _decode_message(m: Any) -> Body:
         return BenignList(h, _refs(m.add), _refs(m.remove))
     if isinstance(m, pb.Incident):
         return Incident(h, m.incident_id, m.title, m.open)
+    if isinstance(m, pb.GroupCreated):
+        return GroupCreated(h, m.group_id, m.name, m.description)
+    if isinstance(m, pb.GroupMember):
+        return GroupMember(h, m.group_id, m.member_id, m.member)
+    if isinstance(m, pb.GroupClosed):
+        return GroupClosed(h, m.group_id, m.reason)
     if isinstance(m, pb.BoardRotation):
         return BoardRotation(h, tuple(m.public_keys), m.threshold, m.reason)
     raise AssertionError(f"unhandled message {type(m).__name__}")  # pragma: no cover
@@ -394,10 +489,21 @@ def decode(payload_type: str, body: bytes) -> Body:
         raise InvalidInputError.field("body", f"not a valid {cls.__name__}: {exc}") from None
     if not message.HasField("header"):
         raise InvalidInputError.field("body.header", "missing")
+    if cls in OPERATOR_BODIES and UnknownFieldSet(message):
+        # e.g. a scope smuggled onto an operator entry: operator entries are forum-wide
+        raise InvalidInputError.field(
+            "body", f"{cls.__name__} carries fields it does not define (a scope?)"
+        )
     if cls is Submission and len(message.signals) >= _FAST_DECODE_MIN:
         items = _submission_items(body, len(message.signals))
         if items is not None:
-            return Submission(_header(message.header), items, message.scope)
+            return Submission(
+                _header(message.header),
+                items,
+                message.scope,
+                _enum(Tlp, message.tlp, "tlp"),
+                message.salt,
+            )
     return _decode_message(message)
 
 
@@ -433,6 +539,8 @@ def _submission_items(body: bytes, count: int) -> tuple[SignalItem, ...] | None:
     while pos < n:
         item_start = pos
         tag = body[pos]
+        if tag >= 0x80:  # tlp (31), salt (32): after the signals, read from the message
+            break
         length = body[pos + 1]
         pos += 2
         if length >= 0x80:
@@ -493,8 +601,7 @@ def _uniform_items(
     segment_end = start + stride * count
     if segment_end > len(body):
         return None
-    rest = body[segment_end:]
-    if rest and (rest[0] != 0x1A or _field_end(rest) != len(rest)):
+    if not _only_scope_fields(body[segment_end:]):
         return None
     segment = body[start:segment_end]
     if not segment.isascii():
@@ -519,10 +626,20 @@ def _uniform_items(
     )
 
 
-def _field_end(data: bytes) -> int:
-    """Where the one length-delimited field at the start of ``data`` ends."""
-    length, pos = _varint_at(data, 1)
-    return pos + length
+def _only_scope_fields(data: bytes) -> bool:
+    """Whether ``data`` (already parsed by protobuf) holds only a Submission's scope (3),
+    tlp (31) and salt (32) fields."""
+    pos, n = 0, len(data)
+    while pos < n:
+        tag, pos = _varint_at(data, pos)
+        if tag == 0x1A or tag == (32 << 3 | 2):
+            length, pos = _varint_at(data, pos)
+            pos += length
+        elif tag == 31 << 3:
+            _, pos = _varint_at(data, pos)
+        else:
+            return False
+    return pos == n
 
 
 def _signal_template(data: bytes) -> tuple[str, tuple[str, ...], str, int | None] | None:
@@ -568,12 +685,29 @@ def _to_message(b: Body) -> Any:
             )
             for s in b.signals
         ]
-        return pb.Submission(header=h, signals=items, scope=b.scope)
+        return pb.Submission(
+            header=h, signals=items, scope=b.scope, tlp=pb_enum(b.tlp), salt=b.salt
+        )
     if isinstance(b, Retraction):
-        return pb.Retraction(header=h, signals=_refs_pb(b.signals), reason=b.reason)
+        return pb.Retraction(
+            header=h,
+            signals=_refs_pb(b.signals),
+            reason=b.reason,
+            scope=b.scope,
+            tlp=pb_enum(b.tlp),
+            salt=b.salt,
+        )
     if isinstance(b, Opinion):
         ref = pb.SignalRef(type=b.signal.type, value=b.signal.value)
-        return pb.Opinion(header=h, signal=ref, kind=pb_enum(b.kind), note=b.note)
+        return pb.Opinion(
+            header=h,
+            signal=ref,
+            kind=pb_enum(b.kind),
+            note=b.note,
+            scope=b.scope,
+            tlp=pb_enum(b.tlp),
+            salt=b.salt,
+        )
     if isinstance(b, Genesis):
         lim = pb.Limits(
             max_batch_signals=b.limits.max_batch_signals,
@@ -620,6 +754,14 @@ def _to_message(b: Body) -> Any:
         return pb.BenignList(header=h, add=_refs_pb(b.add), remove=_refs_pb(b.remove))
     if isinstance(b, Incident):
         return pb.Incident(header=h, incident_id=b.incident_id, title=b.title, open=b.open)
+    if isinstance(b, GroupCreated):
+        return pb.GroupCreated(
+            header=h, group_id=b.group_id, name=b.name, description=b.description
+        )
+    if isinstance(b, GroupMember):
+        return pb.GroupMember(header=h, group_id=b.group_id, member_id=b.member_id, member=b.member)
+    if isinstance(b, GroupClosed):
+        return pb.GroupClosed(header=h, group_id=b.group_id, reason=b.reason)
     if isinstance(b, BoardRotation):
         return pb.BoardRotation(
             header=h, public_keys=b.public_keys, threshold=b.threshold, reason=b.reason
@@ -695,10 +837,14 @@ def _encode_submission(b: Submission) -> bytes | None:
         parts.append(b"\x12")
         parts.append(varints[n] if n < 16384 else _varint(n))
         parts.append(item)
-    if type(b.scope) is not str:
+    if type(b.scope) is not str or type(b.salt) is not bytes or not isinstance(b.tlp, int):
         return None
     if b.scope:
         parts.append(_string_field(0x1A, b.scope))
+    if b.tlp:
+        parts.append(b"\xf8\x01" + _varint(int(b.tlp)))
+    if b.salt:
+        parts.append(b"\x82\x02" + _varint(len(b.salt)) + b.salt)
     return b"".join(parts)
 
 

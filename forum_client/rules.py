@@ -16,6 +16,12 @@ Semantics (the materialised view both sides maintain):
   never matches; a later submission makes it active again.
 - An opinion is one per member per signal (the latest replaces the earlier) and needs an
   existing signal.
+- Scopes (issue #10): a descriptor has the scope of the submission that set it ("" for
+  forum-wide, else a group id).  A retraction or opinion names its scope, and speaks only
+  of descriptors in that scope: a member retracts its descriptor in the retraction's scope,
+  an opinion needs the signal submitted in the opinion's scope, and the operator's
+  (always forum-wide) retraction needs the signal submitted forum-wide.  So retractions and
+  opinions on a signal shared with a group carry that group's scope.
 
 Every rule failure raises :class:`~forum_client.errors.InvalidInputError` naming each bad
 item by position (``signals[3].value``), capped at :data:`MAX_VIOLATIONS`, or
@@ -45,11 +51,27 @@ _QUALITY = attrgetter("quality")
 
 
 class SignalLookup(Protocol):
-    def signal_exists(self, type: str, value: str) -> bool:
-        """Whether the signal was ever submitted (retracted or not)."""
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
+        """Whether the signal was ever submitted in ``scope`` (retracted or not)."""
 
-    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
-        """Whether ``member_id`` has an active descriptor on the signal."""
+    def submitted_by(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
+        """Whether ``member_id`` has an active descriptor in ``scope`` on the signal."""
+
+
+class BlindLookup:
+    """The lookup for entries of a group whose earlier entries this member received
+    redacted: it cannot know their signals, so it grants what only they could refute (the
+    server, and every member who saw the whole group, check those rules)."""
+
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
+        return True
+
+    def submitted_by(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
+        return True
+
+
+def _no_such(scope: str) -> str:
+    return f"no such signal in group {scope}" if scope else "no such signal"
 
 
 def _check_ref(p: Violations, field: str, type_: str, value: str, version: int) -> bool:
@@ -171,16 +193,17 @@ def check_retraction(
     _check_count(p, len(body.signals), state.limits.max_batch_signals)
     _check_text(p, "reason", body.reason, required=True)
     author = body.header.member_id
+    scope = body.scope
     is_operator = state.members[author].role is e.Role.OPERATOR
     for i, ref in enumerate(body.signals):
         field = f"signals[{i}]"
         if not _check_ref(p, field, ref.type, ref.value, version):
             continue
         if is_operator:
-            if not lookup.signal_exists(ref.type, ref.value):
-                p.add(field, "no such signal")
-        elif not lookup.submitted_by(author, ref.type, ref.value):
-            if lookup.signal_exists(ref.type, ref.value):
+            if not lookup.signal_exists(ref.type, ref.value, scope):
+                p.add(field, _no_such(scope))
+        elif not lookup.submitted_by(author, ref.type, ref.value, scope):
+            if lookup.signal_exists(ref.type, ref.value, scope):
                 raise EntryRejectedError(
                     REJECT_PERMISSION,
                     f"{field}",
@@ -188,17 +211,18 @@ def check_retraction(
                     "descriptor on it (only its submitters and the operator can)",
                     index,
                 )
-            p.add(field, "no such signal")
+            p.add(field, _no_such(scope))
     p.raise_if_any("retraction")
 
 
 def check_opinion(state: LogState, body: e.Opinion, lookup: SignalLookup) -> None:
     version = parse_version(body.header.normalization)
     p = Violations(MAX_VIOLATIONS)
-    if _check_ref(
-        p, "signal", body.signal.type, body.signal.value, version
-    ) and not lookup.signal_exists(body.signal.type, body.signal.value):
-        p.add("signal", "no such signal")
+    ref = body.signal
+    if _check_ref(p, "signal", ref.type, ref.value, version) and not lookup.signal_exists(
+        ref.type, ref.value, body.scope
+    ):
+        p.add("signal", _no_such(body.scope))
     _check_text(p, "note", body.note)
     p.raise_if_any("opinion")
 

@@ -30,8 +30,20 @@ sync_state          one row: verified ``size``, ``compact_range`` bytes, the sig
                     the replayed key state (``log_state``, JSON) so a sync resumes without
                     replaying the log
 security_evidence   what a failed verification showed: both checkpoints, the proof, the
-                    offending entry; an unacknowledged row blocks further syncs
+                    offending entry; an unacknowledged row blocks further syncs (except a
+                    ``leak``: a body this member was not entitled to, reported, not kept)
+reader              the member this copy is synced as (one row): what it may read follows
+                    from its group membership, so a copy belongs to one member
+redacted            entries served as a leaf hash only (scoped to a group the reader was not
+                    in at that index): ``idx``, ``leaf_hash``, ``group_id``, the author's
+                    ``key_id`` and scope claim ``signature`` (NULL for a leaked entry, which
+                    verified in full before its body was dropped)
+groups,             sharing groups and their membership history as the log states it
+group_events
 =================== =========================================================================
+
+Scoped descriptors carry their group in ``scope`` ("" for forum-wide) and their TLP level
+in ``tlp`` (``TLP:RED``; "" for entries written before scopes existed).
 
 Roll-up: ``positive`` counts ``agree`` opinions, ``negative`` counts ``disagree`` and
 ``false_positive``; the verdict is ``disputed`` when both are non-zero, ``none`` when neither.
@@ -85,6 +97,8 @@ VIEW_TABLES = (
     "members",
     "keys",
     "member_events",
+    "groups",
+    "group_events",
 )
 """Tables derived from ``entries``: ``forum-client verify`` recomputes and compares them."""
 
@@ -203,6 +217,38 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="m002_scopes")
+def _m002_scopes(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE reader (id INTEGER PRIMARY KEY CHECK (id = 1), member_id TEXT NOT NULL);
+        CREATE TABLE redacted (
+            idx INTEGER PRIMARY KEY,
+            leaf_hash BLOB NOT NULL,
+            group_id TEXT NOT NULL,
+            key_id BLOB NOT NULL,
+            signature BLOB
+        );
+        CREATE INDEX redacted_group ON redacted (group_id);
+        ALTER TABLE descriptors ADD COLUMN tlp TEXT NOT NULL DEFAULT '';
+        CREATE TABLE groups (
+            group_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            closed_at INTEGER
+        );
+        CREATE TABLE group_events (
+            group_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            entry_index INTEGER NOT NULL,
+            member INTEGER NOT NULL,
+            PRIMARY KEY (group_id, member_id, entry_index)
+        );
+        """
+    )
+
+
 # ---- what readers get ----
 
 
@@ -214,9 +260,10 @@ class Descriptor:
     labels: tuple[str, ...]
     content_type: str
     quality: int | None
-    scope: str
+    scope: str  # "" forum-wide, else the group it was shared with
     active: bool
     entry_index: int
+    tlp: str = ""  # "TLP:RED" style; "" for entries written before scopes existed
 
 
 @dataclass(frozen=True)
@@ -380,8 +427,24 @@ class LocalStore:
             return None
         return TrustRoot(row[0], base64.b64decode(row[1]), base64.b64decode(row[2]), row[3])
 
-    def pin(self, root: TrustRoot) -> None:
-        """Bind this copy to a forum on first use; ConfigError if it belongs to another."""
+    def reader(self) -> str | None:
+        """The member this copy is synced as (None before its first sync)."""
+        row = self.con.execute("SELECT member_id FROM reader").fetchone()
+        return None if row is None else str(row[0])
+
+    def pin(self, root: TrustRoot, reader: str | None = None) -> None:
+        """Bind this copy to a forum (and the member reading it) on first use; ConfigError
+        if it belongs to another."""
+        if reader is not None:
+            held = self.reader()
+            if held is None:
+                with self.write() as con:
+                    con.execute("INSERT INTO reader VALUES (1, ?)", (reader,))
+            elif held != reader:
+                raise ConfigError(
+                    f"{self.path} is {held}'s copy (what it holds redacted follows from "
+                    f"{held}'s groups), not {reader}'s: use another --db"
+                )
         stored = self.trust_root()
         if stored is None:
             with self.write() as con:
@@ -496,13 +559,13 @@ class LocalStore:
     @staticmethod
     def _descriptors(con: sqlite3.Connection, type: str, value: str) -> tuple[Descriptor, ...]:
         rows = con.execute(
-            "SELECT member_id, labels, content_type, quality, scope, active, entry_index "
+            "SELECT member_id, labels, content_type, quality, scope, active, entry_index, tlp "
             "FROM descriptors WHERE type = ? AND value = ? ORDER BY member_id",
             (type, value),
         ).fetchall()
         return tuple(
-            Descriptor(m, tuple(json.loads(labels)), ct, q, scope, bool(active), idx)
-            for m, labels, ct, q, scope, active, idx in rows
+            Descriptor(m, tuple(json.loads(labels)), ct, q, scope, bool(active), idx, tlp)
+            for m, labels, ct, q, scope, active, idx, tlp in rows
         )
 
     @staticmethod
@@ -533,6 +596,7 @@ class LocalStore:
             "descriptors": "SELECT COUNT(*) FROM descriptors",
             "opinions": "SELECT COUNT(*) FROM opinions",
             "retractions": "SELECT COUNT(*) FROM retractions",
+            "redacted": "SELECT COUNT(*) FROM redacted",
         }
         with self.read() as con:
             return {k: int(con.execute(sql).fetchone()[0]) for k, sql in queries.items()}
@@ -571,6 +635,16 @@ class LocalStore:
         with self.read() as con:
             yield from records(con, ordered)
 
+    def redacted(self) -> list[tuple[int, bytes, str, str]]:
+        """``(index, leaf hash, group, author)`` of every entry held as its leaf hash only."""
+        return [
+            (int(i), bytes(h), g, str(m or "?"))
+            for i, h, g, m in self.con.execute(
+                "SELECT r.idx, r.leaf_hash, r.group_id, k.member_id FROM redacted r "
+                "LEFT JOIN keys k ON k.key_id = r.key_id ORDER BY r.idx"
+            )
+        ]
+
     def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Stored ``(index, leaf bytes)`` in order (streamed)."""
         stop = self.size if end is None else end
@@ -596,29 +670,59 @@ class LocalStore:
     ) -> int:
         """Keep what a failed verification showed (its own transaction); return its id."""
         with self.write() as con:
-            cur = con.execute(
-                "INSERT INTO security_evidence (detected_unix_ms, what, entry_index, message, "
-                "stored_checkpoint, served_checkpoint, proof, entry) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    self.now_ms(),
-                    what,
-                    entry_index,
-                    message,
-                    stored_checkpoint,
-                    served_checkpoint,
-                    b"".join(proof),
-                    entry,
-                ),
+            return self.insert_evidence(
+                con,
+                what,
+                message,
+                entry_index=entry_index,
+                stored_checkpoint=stored_checkpoint,
+                served_checkpoint=served_checkpoint,
+                proof=proof,
+                entry=entry,
             )
-            return int(cur.lastrowid or 0)
 
-    def evidence(self, *, include_acknowledged: bool = False) -> list[Evidence]:
+    def insert_evidence(
+        self,
+        con: sqlite3.Connection,
+        what: str,
+        message: str,
+        *,
+        entry_index: int | None = None,
+        stored_checkpoint: bytes | None = None,
+        served_checkpoint: bytes | None = None,
+        proof: tuple[bytes, ...] = (),
+        entry: bytes | None = None,
+    ) -> int:
+        """:meth:`record_evidence` inside the caller's open write transaction."""
+        cur = con.execute(
+            "INSERT INTO security_evidence (detected_unix_ms, what, entry_index, message, "
+            "stored_checkpoint, served_checkpoint, proof, entry) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                self.now_ms(),
+                what,
+                entry_index,
+                message,
+                stored_checkpoint,
+                served_checkpoint,
+                b"".join(proof),
+                entry,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def evidence(
+        self, *, include_acknowledged: bool = False, blocking: bool = False
+    ) -> list[Evidence]:
+        """Kept evidence, oldest first: the open pieces (or all); with ``blocking`` only
+        those that stop syncs (every kind but a reported ``leak``)."""
         sql = (
             "SELECT id, detected_unix_ms, what, entry_index, message, stored_checkpoint, "
             "served_checkpoint, proof, entry, acknowledged_unix_ms FROM security_evidence"
         )
         if not include_acknowledged:
             sql += " WHERE acknowledged_unix_ms IS NULL"
+            if blocking:
+                sql += " AND what != 'leak'"
         return [
             Evidence(i, t, w, idx, m, sc, vc, _chunks(p or b""), en, ack)
             for i, t, w, idx, m, sc, vc, p, en, ack in self.con.execute(sql + " ORDER BY id")

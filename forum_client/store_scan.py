@@ -145,7 +145,7 @@ def _page_records(
     descriptors = _grouped(
         con,
         "SELECT type, value, member_id, labels, content_type, quality, scope, active, "
-        f"entry_index FROM descriptors {_RANGE} ORDER BY type, value, member_id",
+        f"entry_index, tlp FROM descriptors {_RANGE} ORDER BY type, value, member_id",
         type_,
         first,
         last,
@@ -175,13 +175,13 @@ def _page_records(
         ds_rows = descriptors.get(key, ())
         ds = []
         last_index = first_index
-        for m, lb, ct, q, sc, a, i in ds_rows:
+        for m, lb, ct, q, sc, a, i, tlp in ds_rows:
             labels = labels_of.get(lb)
             if labels is None:
                 if len(labels_of) > 10_000:
                     labels_of.clear()
                 labels = labels_of[lb] = tuple(json.loads(lb))
-            ds.append(Descriptor(m, labels, ct, q, sc, bool(a), i))
+            ds.append(Descriptor(m, labels, ct, q, sc, bool(a), i, tlp))
             last_index = max(last_index, i)
         op_rows = opinions.get(key)
         ops: tuple[OpinionRecord, ...] = ()

@@ -7,7 +7,7 @@ import json
 import sqlite3
 
 from . import entries as e
-from .verifier import KeyRecord, LogState, MemberRecord
+from .verifier import GroupRecord, KeyRecord, LogState, MemberRecord
 
 
 def write_log_tables(con: sqlite3.Connection, state: LogState) -> None:
@@ -15,6 +15,24 @@ def write_log_tables(con: sqlite3.Connection, state: LogState) -> None:
     con.execute("DELETE FROM members")
     con.execute("DELETE FROM member_events")
     con.execute("DELETE FROM keys")
+    con.execute("DELETE FROM groups")
+    con.execute("DELETE FROM group_events")
+    con.executemany(
+        "INSERT INTO groups VALUES (?, ?, ?, ?, ?)",
+        [
+            (g.group_id, g.name, g.description, g.created_at, g.closed_at)
+            for g in state.groups.values()
+        ],
+    )
+    con.executemany(
+        "INSERT INTO group_events VALUES (?, ?, ?, ?)",
+        [
+            (g.group_id, m, i, int(inside))
+            for g in state.groups.values()
+            for m, history in g.history.items()
+            for i, inside in history
+        ],
+    )
     con.executemany(
         "INSERT INTO members VALUES (?, ?, ?, ?, ?)",
         [
@@ -60,6 +78,17 @@ def state_to_json(state: LogState) -> str:
         "taxonomy_version": state.taxonomy_version,
         "labels": [[x.id, x.kind, x.title, x.description] for x in state.labels.values()],
         "incidents": state.incidents,
+        "groups": [
+            [
+                g.group_id,
+                g.name,
+                g.description,
+                g.created_at,
+                g.closed_at,
+                {m: [[i, inside] for i, inside in h] for m, h in g.history.items()},
+            ]
+            for g in state.groups.values()
+        ],
         "board": sorted(kid.hex() for kid in state.board),
         "board_threshold": state.board_threshold,
         "board_sequences": sorted(state.board_sequences),
@@ -99,6 +128,17 @@ def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
     state.taxonomy_version = int(doc["taxonomy_version"])
     state.labels = {x[0]: e.Label(x[0], x[1], x[2], x[3]) for x in doc["labels"]}
     state.incidents = {str(k): bool(v) for k, v in doc["incidents"].items()}
+    state.groups = {
+        g[0]: GroupRecord(
+            g[0],
+            g[1],
+            g[2],
+            int(g[3]),
+            None if g[4] is None else int(g[4]),
+            {str(m): [(int(i), bool(x)) for i, x in h] for m, h in g[5].items()},
+        )
+        for g in doc.get("groups", [])
+    }
     if "board" in doc:  # copies saved before the board existed replayed a 1-of-1 board
         state.board = {bytes.fromhex(k) for k in doc["board"]}
         state.board_threshold = int(doc["board_threshold"])

@@ -31,12 +31,14 @@ class ViewWriter:
         "INSERT INTO signals (type, value, status, first_index) VALUES (?, ?, 'active', ?) "
         "ON CONFLICT (type, value) DO UPDATE SET status = 'active' WHERE status != 'active'"
     )
-    DESCRIPTOR_SQL = "INSERT OR REPLACE INTO descriptors VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)"
+    DESCRIPTOR_SQL = "INSERT OR REPLACE INTO descriptors VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
     ENTRY_SQL = "INSERT INTO entries (idx, leaf) VALUES (?, ?)"
+    REDACTED_SQL = "INSERT INTO redacted VALUES (?, ?, ?, ?, ?)"
 
     def __init__(self, con: sqlite3.Connection) -> None:
         self.con = con
         self.entry_rows: list[tuple[int, bytes]] = []
+        self.redacted_rows: list[tuple[int, bytes, str, bytes, bytes | None]] = []
         self.signal_rows: list[tuple[str, str, int]] = []
         self.descriptor_rows: list[tuple[Any, ...]] = []
         self.signals_applied = 0
@@ -44,13 +46,16 @@ class ViewWriter:
 
     @property
     def pending_rows(self) -> int:
-        return len(self.signal_rows) + len(self.entry_rows)
+        return len(self.signal_rows) + len(self.entry_rows) + len(self.redacted_rows)
 
     def flush(self) -> None:
         con = self.con
         if self.entry_rows:
             con.executemany(self.ENTRY_SQL, self.entry_rows)
             self.entry_rows = []
+        if self.redacted_rows:
+            con.executemany(self.REDACTED_SQL, self.redacted_rows)
+            self.redacted_rows = []
         if self.signal_rows:
             con.executemany(self.SIGNAL_SQL, self.signal_rows)
             con.executemany(self.DESCRIPTOR_SQL, self.descriptor_rows)
@@ -58,22 +63,23 @@ class ViewWriter:
             self.descriptor_rows = []
 
     # SignalLookup
-    def signal_exists(self, type: str, value: str) -> bool:
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
         self.flush()
         return (
             self.con.execute(
-                "SELECT 1 FROM signals WHERE type = ? AND value = ?", (type, value)
+                "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND scope = ?",
+                (type, value, scope),
             ).fetchone()
             is not None
         )
 
-    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
+    def submitted_by(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
         self.flush()
         return (
             self.con.execute(
                 "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND member_id = ? "
-                "AND active = 1",
-                (type, value, member_id),
+                "AND active = 1 AND scope = ?",
+                (type, value, member_id, scope),
             ).fetchone()
             is not None
         )
@@ -82,10 +88,17 @@ class ViewWriter:
         self.entry_rows.append((index, leaf))
         self.rows_staged += 1
 
+    def add_redacted(
+        self, index: int, leaf_hash: bytes, group_id: str, key_id: bytes, signature: bytes | None
+    ) -> None:
+        """An entry held as its leaf hash only (``signature`` None: it leaked in full)."""
+        self.redacted_rows.append((index, leaf_hash, group_id, key_id, signature))
+        self.rows_staged += 1
+
     def apply(self, index: int, body: e.Body, state: LogState) -> None:
         """Apply one verified body (after LogState.apply and the content rules passed)."""
         if isinstance(body, e.Submission):
-            member, scope = body.header.member_id, body.scope
+            member, scope, tlp = body.header.member_id, body.scope, body.tlp.label
             signals = body.signals
             self.signal_rows += [(s.type, s.value, index) for s in signals]
             self.descriptor_rows += [
@@ -98,6 +111,7 @@ class ViewWriter:
                     s.quality,
                     scope,
                     index,
+                    tlp,
                 )
                 for s in signals
             ]

@@ -28,6 +28,14 @@ What one sync does (``../shared/DESIGN.md``, "Sync (client)"):
    checkpoint and compact range go in one SQLite transaction, so a killed sync leaves the
    last verified state and resumes from it with no gap and no duplicate.
 
+Entries scoped to a group the member was not in at their index come redacted: their leaf
+hash and the author's scope claim (:mod:`forum_client.scopes`).  Redaction is a verified
+state, never a hole: the claim must verify (:meth:`LogState.check_redacted`) and name a group
+the member was *not* in at that index, else the forum withheld an entry the member is
+entitled to (``withheld``).  A scoped entry the member is not entitled to that comes in full
+is a ``leak``: it is verified, reported in ``security_evidence`` (without its body) and kept
+as its leaf hash only; a leak does not stop further syncs.
+
 Any failure raises :class:`SyncSecurityError` naming what failed and at which index, after
 rolling back the unverified rows and keeping the evidence (both checkpoints, the proof, the
 offending entry) in the store's ``security_evidence``; further syncs refuse until the member
@@ -47,11 +55,14 @@ from typing import Any, Protocol
 
 import grpc
 
+from . import entries as e
 from ._proto.forum.v1 import forum_pb2 as pb
 from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from .checkpoint import Checkpoint
+from .entries import MEMBER_BODY_TYPES
 from .envelope import Envelope
 from .errors import (
+    ConfigError,
     ForumError,
     SecurityError,
     StoreError,
@@ -60,13 +71,14 @@ from .errors import (
 )
 from .merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
 from .receipts import verify_checkpoint_note
-from .rules import check_content
+from .rules import BlindLookup, check_content
+from .scopes import ScopeClaim
 from .store import VIEW_TABLES, LocalStore
 from .store_state import state_to_json, write_log_tables
 from .store_view import ViewWriter
 from .transport import call, error_from_rpc
 from .verifier import LogState, TrustRoot
-from .wire import envelope_from_pb
+from .wire import envelope_from_pb, scope_claim_from_pb
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +89,8 @@ FORK = "fork"
 OUT_OF_ORDER = "out-of-order"
 REJECTED_ENTRY = "entry-rejected"
 ROOT_MISMATCH = "root-mismatch"
-UNVERIFIABLE = "unverifiable-entry"
+WITHHELD = "withheld"
+LEAK = "leak"  # reported, not blocking: see the module docstring
 
 
 @dataclass(frozen=True)
@@ -126,8 +139,16 @@ class SyncSecurityError(VerificationError):
         self.evidence_id = evidence_id
 
 
-Batch = tuple[list[tuple[int, Envelope | None]], bytes | None]
-"""``([(index, entry or None if served as a leaf hash only)], checkpoint note or None)``."""
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """An entry served as its leaf hash only, with its author's scope claim (if any)."""
+
+    leaf_hash: bytes
+    claim: ScopeClaim | None
+
+
+Batch = tuple[list[tuple[int, Envelope | Redacted]], bytes | None]
+"""``([(index, entry, or Redacted)], checkpoint note or None)``."""
 
 
 class ForumSource(Protocol):
@@ -177,8 +198,18 @@ class GrpcSource:
         watchdog = None if follow else _Watchdog(self.timeout, stream.cancel)
         try:
             for message in stream:
-                items: list[tuple[int, Envelope | None]] = [
-                    (x.index, envelope_from_pb(x.entry) if x.HasField("entry") else None)
+                items: list[tuple[int, Envelope | Redacted]] = [
+                    (
+                        x.index,
+                        envelope_from_pb(x.entry)
+                        if x.HasField("entry")
+                        else Redacted(
+                            x.leaf_hash,
+                            scope_claim_from_pb(x.scope_claim)
+                            if x.HasField("scope_claim")
+                            else None,
+                        ),
+                    )
                     for x in message.entries
                 ]
                 note = message.checkpoint.note if message.HasField("checkpoint") else None
@@ -240,10 +271,13 @@ class Syncer:
     """Keeps one LocalStore in step with one forum.  Single-threaded; :meth:`stop` may be
     called from another thread to end :meth:`follow`.
 
+    ``reader`` is the member syncing (its groups decide what it may read); it defaults to
+    the member the copy was first synced as.
+
     Raises SyncSecurityError (a VerificationError) when the forum misbehaves,
     SecurityError when unacknowledged evidence blocks syncing, TransportError when the
     forum cannot be reached, StoreError when the local copy cannot be written, ConfigError
-    when the copy belongs to another forum.
+    when the copy belongs to another forum or member, or does not say which member it is.
     """
 
     def __init__(
@@ -254,10 +288,18 @@ class Syncer:
         config: SyncConfig | None = None,
         progress: Callable[[SyncProgress], None] | None = None,
         *,
+        reader: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
         self.store = store
+        who = reader or store.reader()
+        if who is None:
+            raise ConfigError(
+                f"{store.path}: say which member syncs this copy (its groups decide what it "
+                "may read)"
+            )
+        self.reader: str = who
         self.root = trust_root
         self.config = config or SyncConfig()
         self.progress = progress
@@ -283,13 +325,18 @@ class Syncer:
             else verify_checkpoint_note(stored.checkpoint_note, self.root)
         )
         self.view: ViewWriter | None = None
+        # Groups this member holds redacted entries of: the content rules of their later
+        # entries cannot be checked against signals it never saw (rules.BlindLookup).
+        self.blind: set[str] = {
+            str(g) for (g,) in self.store.con.execute("SELECT DISTINCT group_id FROM redacted")
+        }
 
     # ---- public ----
 
     def sync(self) -> SyncResult:
         """Bring the copy up to the forum's latest checkpoint (see the module docstring)."""
         self._refuse_if_evidence()
-        self.store.pin(self.root)
+        self.store.pin(self.root, self.reader)
         self._load()
         self._started, self._entries, self._signals = self.clock(), 0, 0
         try:
@@ -366,7 +413,7 @@ class Syncer:
     # ---- the pipeline ----
 
     def _refuse_if_evidence(self) -> None:
-        open_evidence = self.store.evidence()
+        open_evidence = self.store.evidence(blocking=True)
         if open_evidence:
             first = open_evidence[0]
             raise SecurityError(
@@ -465,13 +512,13 @@ class Syncer:
                 raise self._fail(
                     OUT_OF_ORDER, f"entry {index} is beyond checkpoint {self.cp.size}", index
                 )
-            if envelope is None:
-                raise self._fail(
-                    UNVERIFIABLE,
-                    "served as a leaf hash only; this SDK cannot verify hidden entries",
-                    index,
-                )
+            if isinstance(envelope, Redacted):
+                self._apply_redacted(index, envelope, view)
+                rng.append(envelope.leaf_hash)
+                self._entries += 1
+                continue
             leaf = envelope.leaf_bytes()
+            h = leaf_hash(leaf)
             state = self.state
             try:
                 if state is None:
@@ -479,13 +526,25 @@ class Syncer:
                         raise VerificationError("no genesis")
                     self.state = LogState.from_genesis(envelope, root)
                 else:
-                    body = state.apply(index, envelope)
-                    check_content(state, body, view, index)
+                    body = state.check(index, envelope)
+                    scope = body.scope if isinstance(body, MEMBER_BODY_TYPES) else ""
+                    if (
+                        isinstance(body, MEMBER_BODY_TYPES)
+                        and scope
+                        and not state.entitled(self.reader, scope, index)
+                    ):
+                        self._report_leak(state, index, h, body, envelope.key_id, view)
+                        rng.append(h)
+                        self._entries += 1
+                        continue
+                    lookup = BlindLookup() if scope in self.blind else view
+                    check_content(state, body, lookup, index)
+                    state.advance(index, envelope, body)
                     view.apply(index, body, state)
             except ForumError as exc:
                 raise self._fail(REJECTED_ENTRY, str(exc), index, entry=leaf) from None
             view.add_entry(index, leaf)
-            rng.append(leaf_hash(leaf))
+            rng.append(h)
             self._entries += 1
         self._signals += view.signals_applied - signals_before
         if note is not None:
@@ -511,6 +570,62 @@ class Syncer:
                 on_commit(self._result())
         elif view.rows_staged >= self.config.commit_every_rows and rng.size <= cp.size:
             self._commit()
+
+    def _apply_redacted(self, index: int, item: Redacted, view: ViewWriter) -> None:
+        """Verify an entry served as its leaf hash: a scope claim by its author naming a
+        group this member was not in at ``index``; else the forum withheld it."""
+        state = self.state
+        if state is None or item.claim is None or len(item.leaf_hash) != 32:
+            raise self._fail(
+                WITHHELD,
+                "served as a leaf hash only, without a scope claim: only entries scoped to a "
+                "group you are not in may be redacted",
+                index,
+            )
+        try:
+            group = state.check_redacted(index, item.leaf_hash, item.claim)
+        except ForumError as exc:
+            raise self._fail(
+                WITHHELD,
+                f"served as a leaf hash only, with a scope claim that does not hold: {exc}",
+                index,
+            ) from None
+        if state.entitled(self.reader, group.group_id, index):
+            raise self._fail(
+                WITHHELD,
+                f"an entry shared with group {group.group_id}, which {self.reader} is in at "
+                "this index, was served as its leaf hash only: the forum withheld it",
+                index,
+            )
+        state.skip(index)
+        self.blind.add(group.group_id)
+        view.add_redacted(
+            index, item.leaf_hash, group.group_id, item.claim.key_id, item.claim.signature
+        )
+
+    def _report_leak(
+        self,
+        state: LogState,
+        index: int,
+        h: bytes,
+        body: e.MemberBody,
+        key_id: bytes,
+        view: ViewWriter,
+    ) -> None:
+        """A body this member may not read came in full: keep its leaf hash only and report
+        it (without the body) in the same transaction."""
+        state.skip(index)
+        self.blind.add(body.scope)
+        view.add_redacted(index, h, body.scope, key_id, None)
+        message = (
+            f"the forum served in full an entry by {body.header.member_id} shared with group "
+            f"{body.scope} ({body.tlp.label}), which {self.reader} is not in at this index; "
+            f"its body was not kept (leaf hash {h.hex()})"
+        )
+        log.error("leak at %d: %s", index, message)
+        self.store.insert_evidence(
+            self.store.con, LEAK, message, entry_index=index, served_checkpoint=self.cp_note
+        )
 
     def _commit(self) -> None:
         """Prove the staged prefix is in the signed log, then commit it (or fail closed)."""
@@ -565,6 +680,7 @@ class VerifyReport:
     root: bytes
     checkpoint_size: int
     problems: tuple[str, ...]
+    redacted: int = 0  # entries held as leaf hash + verified scope claim
 
     @property
     def ok(self) -> bool:
@@ -619,7 +735,8 @@ def verify_store(
             _compare_tables(scratch, store, problems)
         finally:
             scratch.close()
-    return VerifyReport(rng.size, rng.root(), cp_size, tuple(problems))
+    redacted = int(con.execute("SELECT COUNT(*) FROM redacted").fetchone()[0])
+    return VerifyReport(rng.size, rng.root(), cp_size, tuple(problems), redacted)
 
 
 def _replay(
@@ -632,20 +749,44 @@ def _replay(
 ) -> tuple[CompactRange, LogState | None]:
     rng = CompactRange.empty()
     state: LogState | None = None
+    reader = store.reader() or ""
+    blind: set[str] = set()
     scratch.con.execute("BEGIN")
     view = ViewWriter(scratch.con)
-    rows = store.con.execute("SELECT idx, CAST(leaf AS BLOB) FROM entries ORDER BY idx")
-    for expected, (index, leaf) in enumerate(rows):
+    # Full entries and redacted ones, merged by index (each index is in one table only).
+    rows = store.con.execute(
+        "SELECT idx, CAST(leaf AS BLOB), NULL, NULL, NULL, NULL FROM entries UNION ALL "
+        "SELECT idx, NULL, leaf_hash, group_id, key_id, signature FROM redacted ORDER BY idx"
+    )
+    for expected, (index, leaf, redacted_hash, group_id, kid, signature) in enumerate(rows):
         if index != expected:
             problems.append(f"entries: index {index} where {expected} was expected")
             break
         try:
+            if leaf is None:
+                if state is None:
+                    raise VerificationError("genesis is never redacted")
+                h = bytes(redacted_hash)
+                _replay_redacted(state, reader, index, h, group_id, bytes(kid), signature)
+                blind.add(group_id)
+                view.add_redacted(
+                    index, h, group_id, bytes(kid), None if signature is None else bytes(signature)
+                )
+                rng.append(h)
+                continue
             envelope = Envelope.from_leaf_bytes(bytes(leaf))
             if state is None:
                 state = LogState.from_genesis(envelope, root)
             else:
-                body = state.apply(index, envelope)
-                check_content(state, body, view, index)
+                body = state.check(index, envelope)
+                scope = body.scope if isinstance(body, MEMBER_BODY_TYPES) else ""
+                if not state.entitled(reader, scope, index):
+                    raise VerificationError(
+                        f"holds the body of an entry shared with group {scope}, which "
+                        f"{reader} is not in"
+                    )
+                check_content(state, body, BlindLookup() if scope in blind else view, index)
+                state.advance(index, envelope, body)
                 view.apply(index, body, state)
         except (ForumError, ValueError) as exc:
             problems.append(f"entries: entry {index} does not verify: {exc}")
@@ -662,6 +803,26 @@ def _replay(
     if rng.size != size:
         problems.append(f"sync_state.size: {size}, but {rng.size} entries verify")
     return rng, state
+
+
+def _replay_redacted(
+    state: LogState,
+    reader: str,
+    index: int,
+    h: bytes,
+    group_id: str,
+    kid: bytes,
+    signature: bytes | None,
+) -> None:
+    """Re-verify a redacted row: its scope claim (a leaked entry has none: it verified in
+    full when it came), and that ``reader`` was not entitled to it."""
+    if signature is not None:
+        state.check_redacted(index, h, ScopeClaim(group_id, kid, bytes(signature)))
+    elif group_id not in state.groups:
+        raise VerificationError(f"redacted for a group {group_id!r} the log does not know")
+    if state.entitled(reader, group_id, index):
+        raise VerificationError(f"redacted, but {reader} is in group {group_id} here")
+    state.skip(index)
 
 
 def _check_checkpoint(

@@ -53,11 +53,14 @@ from .errors import (
     InvalidInputError,
     VerificationError,
 )
+from .scopes import SALT_BYTES, ScopeClaim, verify_scope_claim
 from .taxonomy import check_labels
 
 OPERATOR_ID = "operator"
 MEMBER_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")
 INCIDENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+GROUP_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+MAX_GROUP_TEXT = 1024  # name, description, reason
 MAX_BOARD_KEYS = 32
 
 
@@ -102,6 +105,34 @@ class MemberRecord:
     admitted_at: int
     # (index, status) of every status change, for "status at index" questions
     history: list[tuple[int, e.MemberStatus]] = field(default_factory=list)
+
+
+@dataclass
+class GroupRecord:
+    """A sharing group as the log states it.  Membership is positional, like key validity:
+    a member added by the entry at index ``i`` is in the group for entries at indexes
+    ``> i``, until the entry that removes it."""
+
+    group_id: str
+    name: str
+    description: str
+    created_at: int
+    closed_at: int | None = None
+    # member id -> [(index, in the group after it)], in log order
+    history: dict[str, list[tuple[int, bool]]] = field(default_factory=dict)
+
+    def member_at(self, member_id: str, index: int) -> bool:
+        """Whether ``member_id`` is in the group for the entry at ``index``."""
+        inside = False
+        for at, member in self.history.get(member_id, ()):
+            if at >= index:
+                break
+            inside = member
+        return inside
+
+    def members(self) -> list[str]:
+        """Who is in the group now (for the next entry)."""
+        return sorted(m for m, h in self.history.items() if h and h[-1][1])
 
 
 def make_genesis(
@@ -200,6 +231,7 @@ class LogState:
         self.taxonomy_version = 0
         self.labels: dict[str, e.Label] = {}
         self.incidents: dict[str, bool] = {}  # incident id -> open
+        self.groups: dict[str, GroupRecord] = {}
 
     @classmethod
     def from_genesis(cls, envelope: Envelope, root: TrustRoot | None = None) -> LogState:
@@ -249,6 +281,75 @@ class LogState:
     def member(self, member_id: str) -> MemberRecord:
         return self.members[member_id]
 
+    def entitled(self, member_id: str, group_id: str, index: int) -> bool:
+        """Whether ``member_id`` may read an entry at ``index`` scoped to ``group_id`` ("":
+        forum-wide).  The operator reads everything (it runs the server that checks it)."""
+        if not group_id:
+            return True
+        reader = self.members.get(member_id)
+        if reader is not None and reader.role is e.Role.OPERATOR:
+            return True
+        group = self.groups.get(group_id)
+        return group is not None and group.member_at(member_id, index)
+
+    def check_redacted(self, index: int, leaf_hash: bytes, claim: ScopeClaim) -> GroupRecord:
+        """Verify a redacted entry at ``index`` (its leaf hash and its author's scope claim);
+        return its group.  Pure.  Raises EntryRejectedError naming the rule that failed.
+
+        The claim must be signed by a member key active at ``index``, whose member may
+        write and is in the claimed (open) group there: exactly the author the full entry
+        would need.  Operator entries are never scoped, so never redacted.
+        """
+        key = self._signing_key(index, claim.key_id, "scope_claim.key_id")
+        author = self.members[key.member_id]
+        if author.role is e.Role.OPERATOR:
+            raise EntryRejectedError(
+                REJECT_PERMISSION,
+                "scope_claim",
+                "operator entries are forum-wide and are never redacted",
+                index,
+            )
+        try:
+            verify_scope_claim(key.public_key, self.origin, claim, leaf_hash)
+        except VerificationError as exc:
+            raise EntryRejectedError(REJECT_SIGNATURE, "scope_claim", str(exc), index) from None
+        if author.status is not e.MemberStatus.ACTIVE or author.role is e.Role.OBSERVER:
+            raise EntryRejectedError(
+                REJECT_PERMISSION,
+                "scope_claim",
+                f"{author.member_id} cannot write entries at this index",
+                index,
+            )
+        return self._scope_group(index, author.member_id, claim.group_id)
+
+    def _signing_key(self, index: int, kid: bytes, field: str) -> KeyRecord:
+        """The key ``kid`` if it may sign the entry at ``index`` (the next one)."""
+        if index != self.size:
+            raise EntryRejectedError(
+                REJECT_CONFLICT, "index", f"expected index {self.size}, got {index}", index
+            )
+        key = self.keys.get(kid)
+        if key is None:
+            raise EntryRejectedError(
+                REJECT_UNKNOWN_KEY,
+                field,
+                f"signed by unknown key {kid.hex()}",
+                index,
+            )
+        if not key.active_at(index):
+            raise EntryRejectedError(
+                REJECT_KEY_INACTIVE,
+                field,
+                f"key {kid.hex()[:16]} of {key.member_id} is not valid at this "
+                f"index (valid from {key.valid_from + 1} until {key.valid_until})",
+                index,
+            )
+        return key
+
+    def skip(self, index: int) -> None:
+        """Advance past a redacted entry that :meth:`check_redacted` accepted."""
+        self.size = index + 1
+
     def active_keys(self, member_id: str) -> list[KeyRecord]:
         return [k for k in self.keys.values() if k.member_id == member_id and k.valid_until is None]
 
@@ -266,21 +367,7 @@ class LogState:
         key = self.keys.get(envelope.key_id)
         if envelope.cosignatures or (key is not None and key.member_id == OPERATOR_ID):
             return self._check_board_entry(index, envelope)
-        if key is None:
-            raise EntryRejectedError(
-                REJECT_UNKNOWN_KEY,
-                "key_id",
-                f"signed by unknown key {envelope.key_id.hex()}",
-                index,
-            )
-        if not key.active_at(index):
-            raise EntryRejectedError(
-                REJECT_KEY_INACTIVE,
-                "key_id",
-                f"key {envelope.key_id.hex()[:16]} of {key.member_id} is not valid at this "
-                f"index (valid from {key.valid_from + 1} until {key.valid_until})",
-                index,
-            )
+        key = self._signing_key(index, envelope.key_id, "key_id")
         try:
             envelope.verify(key.public_key)
         except VerificationError as exc:
@@ -291,6 +378,8 @@ class LogState:
             raise EntryRejectedError(REJECT_BODY, "body", str(exc), index) from None
         self._check_header(index, envelope, key, body)
         self._check_body(index, body)
+        if isinstance(body, e.MEMBER_BODY_TYPES):
+            self._check_scope(index, body)
         return body
 
     def board_keys(self) -> dict[bytes, bytes]:
@@ -376,6 +465,8 @@ class LogState:
         if type(body) is e.Genesis:
             raise reject(REJECT_BODY, "payload_type", "a second genesis")
         self._check_body(index, body)
+        if isinstance(body, e.MEMBER_BODY_TYPES):  # an operator retraction: never scoped
+            self._check_scope(index, body)
         return body
 
     def _check_rotation(self, index: int, body: e.BoardRotation) -> dict[bytes, bytes]:
@@ -513,6 +604,8 @@ class LogState:
                 check_labels(body.labels)
             except InvalidInputError as exc:
                 raise bad(exc.violations[0].field, exc.violations[0].reason) from None
+        elif isinstance(body, (e.GroupCreated, e.GroupMember, e.GroupClosed)):
+            self._check_group(index, body)
         elif isinstance(body, e.Incident):
             if not INCIDENT_ID_RE.fullmatch(body.incident_id):
                 raise bad("incident_id", f"{body.incident_id!r} is not 1-63 of a-z 0-9 -")
@@ -521,6 +614,101 @@ class LogState:
                 raise bad(
                     "open", f"incident {body.incident_id} is already {state}", REJECT_CONFLICT
                 )
+
+    def _check_scope(self, index: int, body: e.MemberBody) -> None:
+        """A member entry is forum-wide (TLP:CLEAR/GREEN, no salt) or scoped to an open
+        group its author is in at ``index`` (TLP:AMBER and above, a 32-byte salt)."""
+        author = body.header.member_id
+        if not body.scope:
+            if body.tlp.scoped:
+                raise EntryRejectedError(
+                    REJECT_BODY,
+                    "tlp",
+                    f"{body.tlp.label} shares with a group: a forum-wide entry is "
+                    "TLP:CLEAR or TLP:GREEN",
+                    index,
+                )
+            if body.salt:
+                raise EntryRejectedError(
+                    REJECT_BODY, "salt", "a forum-wide entry carries no salt", index
+                )
+            return
+        if self.members[author].role is e.Role.OPERATOR:
+            raise EntryRejectedError(
+                REJECT_PERMISSION,
+                "scope",
+                f"operator entries are forum-wide: scope {body.scope!r} refused",
+                index,
+            )
+        self._scope_group(index, author, body.scope)
+        if not body.tlp.scoped:
+            raise EntryRejectedError(
+                REJECT_BODY,
+                "tlp",
+                f"an entry shared with group {body.scope} is TLP:AMBER, TLP:AMBER+STRICT or "
+                f"TLP:RED, not {body.tlp.label or 'unspecified'}",
+                index,
+            )
+        if len(body.salt) != SALT_BYTES:
+            raise EntryRejectedError(
+                REJECT_BODY,
+                "salt",
+                f"a scoped entry carries a fresh {SALT_BYTES}-byte salt, not {len(body.salt)} "
+                "bytes",
+                index,
+            )
+
+    def _scope_group(self, index: int, author: str, group_id: str) -> GroupRecord:
+        group = self.groups.get(group_id)
+        if group is None:
+            raise EntryRejectedError(REJECT_BODY, "scope", f"there is no group {group_id!r}", index)
+        if group.closed_at is not None:
+            raise EntryRejectedError(
+                REJECT_PERMISSION, "scope", f"group {group_id} is closed", index
+            )
+        if not group.member_at(author, index):
+            raise EntryRejectedError(
+                REJECT_PERMISSION,
+                "scope",
+                f"{author} is not a member of group {group_id} and cannot share with it",
+                index,
+            )
+        return group
+
+    def _check_group(
+        self, index: int, body: e.GroupCreated | e.GroupMember | e.GroupClosed
+    ) -> None:
+        def bad(field: str, message: str, reason: str = REJECT_BODY) -> EntryRejectedError:
+            return EntryRejectedError(reason, field, message, index)
+
+        if isinstance(body, e.GroupCreated):
+            if not GROUP_ID_RE.fullmatch(body.group_id):
+                raise bad("group_id", f"{body.group_id!r} is not 1-63 of a-z 0-9 . _ -")
+            if body.group_id in self.groups:
+                raise bad("group_id", f"group {body.group_id} exists already", REJECT_CONFLICT)
+            if not body.name.strip():
+                raise bad("name", "required")
+            if max(len(body.name), len(body.description)) > MAX_GROUP_TEXT:
+                raise bad("name", f"name and description are at most {MAX_GROUP_TEXT} characters")
+            return
+        group = self.groups.get(body.group_id)
+        if group is None:
+            raise bad("group_id", f"there is no group {body.group_id!r}")
+        if group.closed_at is not None:
+            raise bad("group_id", f"group {body.group_id} is closed", REJECT_CONFLICT)
+        if isinstance(body, e.GroupClosed):
+            if len(body.reason) > MAX_GROUP_TEXT:
+                raise bad("reason", f"longer than {MAX_GROUP_TEXT} characters")
+            return
+        target = self._existing_member(index, body.member_id)
+        if target.role is e.Role.OPERATOR:
+            raise bad("member_id", "the operator reads every group; it is no member of one")
+        inside = group.member_at(body.member_id, index)
+        if inside is body.member:
+            where = "already in" if inside else "not in"
+            raise bad(
+                "member", f"{body.member_id} is {where} group {body.group_id}", REJECT_CONFLICT
+            )
 
     def label_known(self, label: str) -> bool:
         """Whether ``label`` is in the current vocabulary or names a known incident."""
@@ -579,6 +767,15 @@ class LogState:
             self.labels = {label.id: label for label in body.labels}
         elif isinstance(body, e.Incident):
             self.incidents[body.incident_id] = body.open
+        elif isinstance(body, e.GroupCreated):
+            self.groups[body.group_id] = GroupRecord(
+                body.group_id, body.name, body.description, index
+            )
+        elif isinstance(body, e.GroupMember):
+            history = self.groups[body.group_id].history
+            history.setdefault(body.member_id, []).append((index, body.member))
+        elif isinstance(body, e.GroupClosed):
+            self.groups[body.group_id].closed_at = index
         elif isinstance(body, e.BoardRotation):
             incoming = {key_id(pk): pk for pk in body.public_keys}
             for kid in self.board - incoming.keys():

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ._proto.forum.v1 import forum_pb2 as pb
 from .envelope import Envelope
+from .scopes import ScopeClaim
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,14 @@ def envelope_from_pb(entry: pb.Entry) -> Envelope:
         entry.signature,
         tuple((c.key_id, c.signature) for c in entry.cosignatures),
     )
+
+
+def scope_claim_to_pb(claim: ScopeClaim) -> pb.ScopeClaim:
+    return pb.ScopeClaim(group_id=claim.group_id, key_id=claim.key_id, signature=claim.signature)
+
+
+def scope_claim_from_pb(message: pb.ScopeClaim) -> ScopeClaim:
+    return ScopeClaim(message.group_id, message.key_id, message.signature)
 
 
 def receipt_to_pb(receipt: Receipt) -> pb.Receipt:

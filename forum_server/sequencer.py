@@ -22,6 +22,10 @@ Member entries are also checked against the content rules (:func:`forum_client.r
 over the server's view (:mod:`forum_server.view`), whose rows are written in the same
 transaction as the leaves; a per-member rate limit (:mod:`forum_server.ratelimit`) is charged
 only for entries that pass every other check.
+
+An entry scoped to a group (issue #10) must come with its author's scope claim
+(:mod:`forum_client.scopes`), checked here and stored with the leaf; :attr:`Sequencer.claims`
+holds them by index, so the read path can serve the entry redacted to members outside it.
 """
 
 from __future__ import annotations
@@ -40,12 +44,15 @@ from forum_client.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoi
 from forum_client.entries import Role
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import (
+    REJECT_BODY,
     REJECT_PERMISSION,
     EntryRejectedError,
     ForumError,
     StoreError,
+    VerificationError,
 )
 from forum_client.merkle import CompactRange, MerkleTree, leaf_hash
+from forum_client.scopes import ScopeClaim, verify_scope_claim
 from forum_client.verifier import LogState
 from forum_client.wire import Receipt
 
@@ -67,6 +74,8 @@ class _Pending:
     allowed: frozenset[type]
     author: str
     future: asyncio.Future[int]
+    scope_signature: bytes = b""
+    claim: ScopeClaim | None = None  # set by _prepare for an entry scoped to a group
 
 
 class Sequencer:
@@ -92,6 +101,7 @@ class Sequencer:
         self.tree = MerkleTree()
         self._range = CompactRange.empty()
         self._by_leaf_hash: dict[bytes, int] = {}
+        self.claims: dict[int, ScopeClaim] = {}  # index -> scope claim of a scoped entry
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._grown = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -130,12 +140,20 @@ class Sequencer:
         if view_size > size:
             raise StoreError(f"the view is at {view_size} but the log holds {size} entries")
         group = self.view.group()
+        self.claims = dict(self.store.scope_claims())
         for leaf in self.store.leaves(0, size):
             envelope = Envelope.from_leaf_bytes(leaf.leaf_bytes)
             if state is None:
                 state = LogState.from_genesis(envelope)
             else:
                 body = state.apply(leaf.index, envelope)
+                scope = getattr(body, "scope", "")
+                claim = self.claims.get(leaf.index)
+                if scope != (claim.group_id if claim is not None else ""):
+                    raise StoreError(
+                        f"entry {leaf.index} is scoped to {scope!r} but its stored scope claim "
+                        f"names {claim.group_id if claim else None!r}"
+                    )
                 if leaf.index >= view_size:
                     group.apply(state, body, leaf.index)
                     if len(group.delta) >= self.replay_chunk:
@@ -243,6 +261,7 @@ class Sequencer:
             return 0
         size, note = latest
         leaves = await asyncio.to_thread(lambda: list(self.store.leaves(start, size)))
+        claims = await asyncio.to_thread(lambda: dict(self.store.scope_claims(start)))
         if [x.index for x in leaves] != list(range(start, size)):
             raise StoreError(f"the store holds a checkpoint at {size} but not entries {start}..")
         state = self.state.copy()
@@ -262,6 +281,7 @@ class Sequencer:
         for leaf in leaves:
             self.tree.append(leaf.leaf_hash)
             self._by_leaf_hash[leaf.leaf_hash] = leaf.index
+        self.claims.update((i, c) for i, c in claims.items() if i < size)
         self._range = new_range
         self.state = state
         self.checkpoint_note = note
@@ -271,11 +291,17 @@ class Sequencer:
             self._grown.notify_all()
         return len(leaves)
 
-    async def _forward(self, envelope: Envelope, allowed: frozenset[type], author: str) -> int:
+    async def _forward(
+        self, envelope: Envelope, allowed: frozenset[type], author: str, scope_signature: bytes
+    ) -> int:
         assert self.shared is not None
         shared = self.shared
         ticket = await asyncio.to_thread(
-            shared.forward, envelope.leaf_bytes(), forwarding.bodies_name(allowed), author
+            shared.forward,
+            envelope.leaf_bytes(),
+            forwarding.bodies_name(allowed),
+            author,
+            scope_signature,
         )
         deadline = time.monotonic() + self.forward_timeout
         while time.monotonic() < deadline:
@@ -321,7 +347,7 @@ class Sequencer:
         try:
             envelope = Envelope.from_leaf_bytes(item.leaf_bytes)
             allowed = forwarding.BODIES[item.bodies]
-            index = (await self.append(envelope, allowed, item.author)).index
+            index = (await self.append(envelope, allowed, item.author, item.scope_signature)).index
         except ForumError as exc:
             if isinstance(exc, StoreError):
                 return  # not answered: the next leader (or this one, later) takes it again
@@ -331,22 +357,32 @@ class Sequencer:
         with contextlib.suppress(StoreError):  # unanswered: taken again by the next leader
             await asyncio.to_thread(self.shared.finish_forwarded, item.ticket, index, error)
 
-    async def append(self, envelope: Envelope, allowed: frozenset[type], author: str) -> Receipt:
+    async def append(
+        self,
+        envelope: Envelope,
+        allowed: frozenset[type],
+        author: str,
+        scope_signature: bytes = b"",
+    ) -> Receipt:
         """Append ``envelope`` durably and return its receipt.
 
         ``allowed`` is the set of body types the calling RPC accepts; ``author`` is the
-        member the transport authenticated, who must be the body's member.  An entry already in
-        the log (the same bytes resent) returns its original receipt.  Raises
-        EntryRejectedError, InvalidInputError or StoreError; nothing is written then.
+        member the transport authenticated, who must be the body's member;
+        ``scope_signature`` the author's scope claim signature, required exactly when the
+        entry is scoped to a group.  An entry already in the log (the same bytes resent)
+        returns its original receipt.  Raises EntryRejectedError, InvalidInputError or
+        StoreError; nothing is written then.
         """
         leaf_bytes = envelope.leaf_bytes()
         h = leaf_hash(leaf_bytes)
         index = self._by_leaf_hash.get(h)
         if index is None and not self.leading:
-            index = await self._forward(envelope, allowed, author)
+            index = await self._forward(envelope, allowed, author, scope_signature)
         elif index is None:
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            await self._queue.put(_Pending(envelope, leaf_bytes, h, allowed, author, future))
+            await self._queue.put(
+                _Pending(envelope, leaf_bytes, h, allowed, author, future, scope_signature)
+            )
             index = await future
         return self.receipt(index)
 
@@ -456,6 +492,7 @@ class Sequencer:
                         "entry.body.header.member_id",
                         f"signed by {body.header.member_id} but sent by {item.author}",
                     )
+                item.claim = _scope_claim(work, item, body, index)
                 if self.content_check is not None:
                     self.content_check(work, body, index)
                 view.check(work, body, index)
@@ -484,7 +521,7 @@ class Sequencer:
             Checkpoint(work.origin, size, new_range.root()), work.log_key_name, self.log_key
         )
         leaves = [
-            StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash)
+            StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash, item.claim)
             for i, item in enumerate(accepted)
         ]
         plan = getattr(self.store, "plan_view", None)
@@ -514,6 +551,8 @@ class Sequencer:
             self.tree.append(leaf.leaf_hash)
             self._by_leaf_hash[leaf.leaf_hash] = leaf.index
             self._in_flight.pop(leaf.leaf_hash, None)
+            if leaf.claim is not None:
+                self.claims[leaf.index] = leaf.claim
         self._range = p.range
         self.state = p.state
         self.checkpoint_note = p.note
@@ -539,6 +578,33 @@ class _Prepared:
     view: GroupView
     state: LogState
     range: CompactRange
+
+
+def _scope_claim(state: LogState, item: _Pending, body: e.Body, index: int) -> ScopeClaim | None:
+    """The verified scope claim of an entry scoped to a group, None for a forum-wide one."""
+    scope = body.scope if isinstance(body, e.MEMBER_BODY_TYPES) else ""
+    if not scope:
+        if item.scope_signature:
+            raise EntryRejectedError(
+                REJECT_BODY,
+                "scope_claim_signature",
+                "only an entry scoped to a group carries a scope claim",
+                index,
+            )
+        return None
+    claim = ScopeClaim(scope, item.envelope.key_id, item.scope_signature)
+    try:
+        verify_scope_claim(
+            state.keys[item.envelope.key_id].public_key, state.origin, claim, item.leaf_hash
+        )
+    except VerificationError as exc:
+        raise EntryRejectedError(
+            REJECT_BODY,
+            "scope_claim_signature",
+            f"an entry shared with group {scope} needs its author's scope claim: {exc}",
+            index,
+        ) from None
+    return claim
 
 
 def _chain(source: asyncio.Future[int], target: asyncio.Future[int]) -> None:

@@ -59,11 +59,11 @@ class ServerView:
     def __init__(self, store: ServerStore) -> None:
         self.store = store
 
-    def signal_exists(self, type: str, value: str) -> bool:
-        return self.store.signal_exists(type, value)
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
+        return self.store.signal_exists(type, value, scope)
 
-    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
-        return self.store.has_active_descriptor(member_id, type, value)
+    def submitted_by(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
+        return self.store.has_active_descriptor(member_id, type, value, scope)
 
     def group(self) -> GroupView:
         """A lookup for one group commit: the stored view plus the group's own changes."""
@@ -80,9 +80,10 @@ class GroupView:
         # The stored view, or (pipelined commits) the group being written under this one.
         self.base = base
         self.delta = ViewDelta()
-        self._exists: set[tuple[str, str]] = set()
-        # (member, type, value) -> (active, generation); generation orders it against resets
-        self._member: dict[tuple[str, str, str], tuple[bool, int]] = {}
+        self._exists: set[tuple[str, str, str]] = set()  # (type, value, scope)
+        # (member, type, value) -> (active, generation, scope); generation orders it against
+        # resets
+        self._member: dict[tuple[str, str, str], tuple[bool, int, str]] = {}
         # (type, value) -> generation of the last operator retraction in this group
         self._reset: dict[tuple[str, str], int] = {}
         self._generation = 0
@@ -94,27 +95,28 @@ class GroupView:
 
     # ---- SignalLookup ----
 
-    def signal_exists(self, type: str, value: str) -> bool:
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
         self._materialise()
-        return (type, value) in self._exists or self.base.signal_exists(type, value)
+        return (type, value, scope) in self._exists or self.base.signal_exists(type, value, scope)
 
-    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
+    def submitted_by(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
         self._materialise()
         own = self._member.get((member_id, type, value))
         reset = self._reset.get((type, value))
         if own is not None and (reset is None or own[1] > reset):
-            return own[0]
+            return own[0] and own[2] == scope
         if reset is not None:
             return False
-        return self.base.submitted_by(member_id, type, value)
+        return self.base.submitted_by(member_id, type, value, scope)
 
     def _materialise(self) -> None:
         """Fold the group's submissions into the overlay, only when a later entry of the
         group asks (most groups are submissions only and never do)."""
         for author, body, gen in self._submissions:
+            scope = body.scope
             for s in body.signals:
-                self._exists.add((s.type, s.value))
-                self._member[(author, s.type, s.value)] = (True, gen)
+                self._exists.add((s.type, s.value, scope))
+                self._member[(author, s.type, s.value)] = (True, gen, scope)
         self._submissions.clear()
 
     # ---- the group's entries ----
@@ -163,7 +165,7 @@ class GroupView:
             else:
                 self.delta.add(OP_RETRACT_MEMBER, [(t, v, author, index) for t, v in refs])
                 for t, v in refs:
-                    self._member[(author, t, v)] = (False, gen)
+                    self._member[(author, t, v)] = (False, gen, body.scope)
             self.delta.add(OP_REFRESH_STATUS, [(t, v) for t, v in refs])
         elif isinstance(body, e.Opinion):
             ref = body.signal

@@ -45,6 +45,7 @@ def main() -> None:
                 store,
                 client.trust_root,
                 SyncConfig(backoff_initial_seconds=0.05),
+                reader="carol",
             )
             ready = threading.Event()
             thread = threading.Thread(

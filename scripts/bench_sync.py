@@ -2,6 +2,7 @@
 """Benchmark: full verified sync of N signals (1,000-signal submissions) vs raw SQLite inserts.
 
     .venv/bin/python scripts/bench_sync.py --signals 1000000 --json
+    .venv/bin/python scripts/bench_sync.py --signals 1000000 --redacted-fraction 0.5 --json
 
 Builds the forum's log offline (real signatures: a member admitted and keyed by the
 operator, then N / per-entry submissions signed by the member, appended straight into the
@@ -9,6 +10,12 @@ server's store with a signed checkpoint), serves it on port 0 with mTLS, enrolls
 observer, then times ``forum-client sync`` in a subprocess (its peak RSS is that process's
 alone).  In the same run it times plain ``executemany`` inserts of the same rows (entries,
 signals, descriptors) into the same schema in one transaction, and prints the ratio.
+
+With ``--redacted-fraction F`` (issue #10) that share of the submissions is scoped to a
+group (TLP:RED, salted, with the author's scope claim) that one reader is in and another is
+not; both sync the same log in the same run, one after the other: the member outside the
+group receives those entries redacted (leaf hash + claim, verified), the member inside
+receives everything.  Each sync's peak RSS is its own process's.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.merkle import CompactRange, leaf_hash
+from forum_client.scopes import ScopeClaim, new_salt, sign_scope_claim
 from forum_client.store import LocalStore
 from forum_client.store_view import ViewWriter
 from forum_client.verifier import LogState
@@ -41,10 +49,20 @@ from forum_server.storage.sqlite import SQLiteStore
 from forum_server.testing import LocalForum
 
 LABEL = "behaviour:terrorist-publication"
+GROUP = "bench-group"
 
 
-def build_log(root: Path, signals: int, per_entry: int, seed: int) -> int:
-    """Append the admission, key and submissions to the server's store; return the size."""
+def build_log(
+    root: Path,
+    signals: int,
+    per_entry: int,
+    seed: int,
+    redacted_fraction: float = 0.0,
+    group_members: tuple[str, ...] = (),
+) -> int:
+    """Append the admission, key and submissions to the server's store; return the size.
+    With ``redacted_fraction``, first a group holding the bench member and
+    ``group_members``, and that share of the submissions scoped to it."""
     server = root / "server"
     store = SQLiteStore(server / "forum.db")
     admin = SigningKey.load(root / "operator" / "admin.key")
@@ -70,11 +88,14 @@ def build_log(root: Path, signals: int, per_entry: int, seed: int) -> int:
         out = []
         for env in batch:
             index = state.size
-            state.apply(index, env)
+            body = state.apply(index, env)
             data = env.leaf_bytes()
             h = leaf_hash(data)
             rng.append(h)
-            out.append(StoredLeaf(index, data, h))
+            claim: ScopeClaim | None = None
+            if isinstance(body, e.Submission) and body.scope:
+                claim = sign_scope_claim(key, origin, body.scope, h)
+            out.append(StoredLeaf(index, data, h, claim))
         note = sign_checkpoint(Checkpoint(origin, rng.size, rng.root()), origin, log_key)
         store.append(out, rng.size, note)
 
@@ -85,14 +106,24 @@ def build_log(root: Path, signals: int, per_entry: int, seed: int) -> int:
     )
     pop = key.prove_possession(origin, member)
     flush([sign(admin, lambda h: e.KeyAdded(h, member, key.public_bytes, pop))])
+    if redacted_fraction:
+        flush([sign(admin, lambda h: e.GroupCreated(h, GROUP, "Bench group"))])
+        for who in (member, *group_members):
+            flush([sign(admin, lambda h, who=who: e.GroupMember(h, GROUP, who, True))])
     rand = random.Random(seed)
     batch: list[Envelope] = []
-    for _ in range(signals // per_entry):
+    for i in range(signals // per_entry):
         items = tuple(
             e.SignalItem("sha256", rand.randbytes(32).hex(), (LABEL,), "image")
             for _ in range(per_entry)
         )
-        batch.append(sign(key, lambda h, items=items: e.Submission(h, items, "")))  # type: ignore[misc]
+        if int((i + 1) * redacted_fraction) > int(i * redacted_fraction):
+            scope, tlp, salt = GROUP, e.Tlp.RED, new_salt()
+        else:
+            scope, tlp, salt = "", e.Tlp.GREEN, b""
+        batch.append(
+            sign(key, lambda h, it=items, s=scope, t=tlp, x=salt: e.Submission(h, it, s, t, x))
+        )
         if len(batch) == 50:
             flush(batch)
             batch = []
@@ -109,8 +140,8 @@ def raw_insert_rate(db: Path, source: Path) -> tuple[float, int]:
         sig_rows = list(synced.con.execute("SELECT type, value, first_index FROM signals"))
         desc_rows = list(
             synced.con.execute(
-                "SELECT type, value, member_id, labels, content_type, quality, scope, entry_index "
-                "FROM descriptors"
+                "SELECT type, value, member_id, labels, content_type, quality, scope, entry_index, "
+                "tlp FROM descriptors"
             )
         )
     rand = random.Random(1)
@@ -126,10 +157,48 @@ def raw_insert_rate(db: Path, source: Path) -> tuple[float, int]:
             "INSERT INTO signals (type, value, status, first_index) VALUES (?, ?, 'active', ?)",
             sig_rows,
         )
-        raw.con.executemany("INSERT INTO descriptors VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)", desc_rows)
+        raw.con.executemany(ViewWriter.DESCRIPTOR_SQL, desc_rows)
         raw.con.execute("COMMIT")
         seconds = time.perf_counter() - start
     return seconds, len(sig_rows)
+
+
+_SYNC = (
+    "import json, resource, sys\n"
+    "from forum_client.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "print(json.dumps({'peak_rss_kib': peak}), file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
+
+
+def timed_sync(bundle: Path, server: str, db: Path) -> dict[str, float]:
+    """``forum-client sync`` into a fresh ``db`` in its own process: its result, wall
+    time and the process's own peak RSS."""
+    cmd = [sys.executable, "-c", _SYNC, "--profile", str(bundle), "--server", server]
+    cmd += ["sync", "--db", str(db)]
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*cmd, "--json", "--no-progress"], capture_output=True, text=True, env=dict(os.environ)
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"sync failed: {done.stderr}")
+    result = json.loads(done.stdout.splitlines()[-1])
+    peak = json.loads(done.stderr.strip().splitlines()[-1])["peak_rss_kib"]
+    with LocalStore(db) as store:
+        redacted = store.counts()["redacted"]
+    return {
+        "entries": result["size"],
+        "redacted_entries": redacted,
+        "signals": result["signals"],
+        "seconds": result["seconds"],
+        "seconds_process": round(seconds, 2),
+        "entries_per_s": round(result["size"] / result["seconds"]),
+        "signals_per_s": round(result["signals"] / result["seconds"]),
+        "peak_rss_mib": round(peak / 1024, 1),
+    }
 
 
 def main() -> int:
@@ -138,7 +207,18 @@ def main() -> int:
     parser.add_argument("--per-entry", type=int, default=1_000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--redacted-fraction",
+        type=float,
+        default=0.0,
+        help="share of the submissions scoped to a group the measured member is not in; "
+        "compared with a member in the group, same log, same run",
+    )
     args = parser.parse_args()
+    if not 0.0 <= args.redacted_fraction < 1.0:
+        parser.error("--redacted-fraction is in [0, 1)")
+    if args.redacted_fraction:
+        return redacted_run(args)
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         base = Path(tmp)
         forum_dir = base / "forum"
@@ -192,6 +272,55 @@ def main() -> int:
     else:
         for k, v in doc.items():
             print(f"{k:28} {v}")
+    return 0
+
+
+def redacted_run(args: argparse.Namespace) -> int:
+    """The same log synced by a member outside the group (the redacted share comes as leaf
+    hashes) and by one inside it (everything in full), one after the other."""
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        base = Path(tmp)
+        forum_dir = base / "forum"
+        trust_root = init_forum(
+            forum_dir, name="Bench", address="127.0.0.1:0", now=dt.datetime.now(dt.UTC)
+        )
+        with running_server(forum_dir / "server") as running:
+            forum = LocalForum(forum_dir, trust_root, running)
+            outside = forum.enroll("bench-outside", e.Role.OBSERVER)
+            inside = forum.enroll("bench-inside", e.Role.OBSERVER)
+        t0 = time.perf_counter()
+        size = build_log(
+            forum_dir,
+            args.signals,
+            args.per_entry,
+            args.seed,
+            args.redacted_fraction,
+            (inside.member_id,),
+        )
+        build_seconds = time.perf_counter() - t0
+        with running_server(forum_dir / "server") as again:
+            redacted = timed_sync(outside.bundle_path, again.address, base / "outside.db")
+            visible = timed_sync(inside.bundle_path, again.address, base / "inside.db")
+    doc = {
+        "signals_in_log": args.signals,
+        "entries": size,
+        "per_entry": args.per_entry,
+        "redacted_fraction": args.redacted_fraction,
+        "build_seconds": round(build_seconds, 1),
+        "redacted": redacted,
+        "visible": visible,
+        "ratio_seconds_redacted_to_visible": round(redacted["seconds"] / visible["seconds"], 3),
+        "ratio_entries_per_s_redacted_to_visible": round(
+            redacted["entries_per_s"] / visible["entries_per_s"], 3
+        ),
+        "ratio_peak_rss_redacted_to_visible": round(
+            redacted["peak_rss_mib"] / visible["peak_rss_mib"], 3
+        ),
+    }
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        print(json.dumps(doc, indent=2))
     return 0
 
 

@@ -92,6 +92,7 @@ def record_doc(record: SignalRecord) -> dict[str, Any]:
         "members": [d.member_id for d in active],
         "quality": max((d.quality for d in active if d.quality is not None), default=None),
         "scopes": sorted({d.scope for d in active if d.scope}),
+        "tlp": sorted({d.tlp for d in active if d.tlp}),
         "opinions": {
             "positive": s.rollup.positive,
             "negative": s.rollup.negative,
@@ -114,6 +115,7 @@ _CSV_COLUMNS = (
     "members",
     "quality",
     "scopes",
+    "tlp",
     "positive",
     "negative",
     "seen",

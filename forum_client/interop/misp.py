@@ -3,7 +3,8 @@
 Export (:func:`write_misp`, streamed): ``{"Event": {..., "Attribute": [...]}}`` with one
 attribute per signal, of the MISP type of :mod:`.mapping` (``md5``, ``sha1``, ``sha256``,
 ``url``, ``domain``; PDQ as ``text`` with the ``shared-signal-forum:signal-type="pdq"`` tag, as
-MISP has no PDQ type); the forum labels as MISP machine tags
+MISP has no PDQ type); a signal shared with a group under TLP gets the MISP TLP tag
+(``tlp:amber+strict``); the forum labels as MISP machine tags
 (``shared-signal-forum:behaviour="..."``); ``to_ids`` false for benign signals; retracted
 signals (with ``--include-retracted``) as ``deleted: true``.  Provenance and the forum metadata
 go in the event ``info`` and each attribute's ``comment``.  UUIDs are UUIDv5 of the origin and
@@ -62,7 +63,6 @@ def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
         "distribution": "0",
         "published": False,
         "Orgc": {"name": prov.origin, "uuid": _uuid(prov.origin, "org")},
-        "Tag": [{"name": "tlp:amber"}],
     }
     head = json.dumps({"Event": event}, ensure_ascii=False)
     # Reopen the event object to stream the attributes into it.
@@ -75,10 +75,13 @@ def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
         tags = [{"name": label_to_tag(x)} for x in s.labels]
         if type_tag is not None:
             tags.append({"name": type_tag})
+        # TLP:AMBER+STRICT -> the MISP tag tlp:amber+strict
+        tags += [{"name": t.lower()} for t in sorted({d.tlp for d in active if d.tlp})]
         comment = {
             "forum_type": s.type,
             "members": [d.member_id for d in active],
             "content_types": sorted({d.content_type for d in active if d.content_type}),
+            "scopes": sorted({d.scope for d in active if d.scope}),
             "opinions": s.rollup.verdict,
             "benign": record.benign,
             "first_index": s.first_index,

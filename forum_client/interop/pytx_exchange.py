@@ -110,6 +110,7 @@ class ForumSignalMetadata(state.FetchedSignalMetadata):
     content_types: list[str] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
     scopes: list[str] = field(default_factory=list)
+    tlp: list[str] = field(default_factory=list)
     verdict: str = "none"
     positive: int = 0
     negative: int = 0
@@ -148,6 +149,7 @@ def metadata_of(record: SignalRecord, my_member_id: str = "") -> ForumSignalMeta
         content_types=sorted({d.content_type for d in active if d.content_type}),
         incidents=[x for x in s.labels if x.startswith("incident:")],
         scopes=sorted({d.scope for d in active if d.scope}),
+        tlp=sorted({d.tlp for d in active if d.tlp}),
         verdict=s.rollup.verdict,
         positive=s.rollup.positive,
         negative=s.rollup.negative,

@@ -147,6 +147,8 @@ def write_stix(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
                 "x_forum_submitters": submitters,
                 "x_forum_content_types": sorted({d.content_type for d in active if d.content_type}),
                 "x_forum_incidents": [x for x in s.labels if x.startswith("incident:")],
+                "x_forum_scopes": sorted({d.scope for d in active if d.scope}),
+                "x_forum_tlp": sorted({d.tlp for d in active if d.tlp}),
                 "x_forum_benign": record.benign,
                 "x_forum_opinions": {
                     "positive": s.rollup.positive,

@@ -132,6 +132,7 @@ class MatchResult:
                     "content_type": d.content_type,
                     "quality": d.quality,
                     "scope": d.scope,
+                    "tlp": d.tlp,
                     "entry_index": d.entry_index,
                 }
                 for d in self.descriptors

@@ -14,8 +14,10 @@ import click
 
 from forum_client import entries as e
 from forum_client.cli_errors import run
+from forum_client.errors import InvalidInputError
 from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
+from forum_client.verifier import GroupRecord
 
 from .init import DEFAULT_ADDRESS, init_forum
 from .operator import Operator
@@ -283,6 +285,123 @@ def incident_open(ctx: click.Context, incident_id: str, title: str) -> None:
 def incident_close(ctx: click.Context, incident_id: str) -> None:
     r = _operator(ctx).set_incident(incident_id, open=False)
     click.echo(f"closed incident {incident_id} at log index {r.index}")
+
+
+@cli.group(
+    help="Sharing groups: members share TLP:AMBER/RED entries with a group; members outside "
+    "it receive those entries as leaf hashes only. Membership is in the log, by log index."
+)
+def group() -> None:
+    pass
+
+
+@group.command("create", help="Create group GROUP_ID (1-63 of a-z 0-9 . _ -).")
+@click.argument("group_id")
+@click.option("--name", required=True, help="A short name members see.")
+@click.option("--description", default="", help="What the group is for.")
+@click.pass_context
+def group_create(ctx: click.Context, group_id: str, name: str, description: str) -> None:
+    r = _operator(ctx).create_group(group_id, name, description)
+    click.echo(f"created group {group_id} at log index {r.index}")
+
+
+@group.command(
+    "add",
+    help="Add MEMBER_IDs to GROUP_ID (one signed entry each). They read the group's entries "
+    "from the next log index on; earlier ones stay redacted for them.",
+)
+@click.argument("group_id")
+@click.argument("member_ids", nargs=-1, required=True)
+@click.pass_context
+def group_add(ctx: click.Context, group_id: str, member_ids: tuple[str, ...]) -> None:
+    _set_group_members(ctx, group_id, member_ids, member=True)
+
+
+def _set_group_members(
+    ctx: click.Context, group_id: str, member_ids: tuple[str, ...], *, member: bool
+) -> None:
+    op = _operator(ctx)
+    for member_id in member_ids:
+        r = op.set_group_member(group_id, member_id, member=member)
+        what = f"added {member_id} to" if member else f"removed {member_id} from"
+        click.echo(f"{what} group {group_id} at log index {r.index}")
+
+
+@group.command(
+    "remove",
+    help="Remove MEMBER_IDs from GROUP_ID: the group's later entries reach them redacted; "
+    "what they already read stays theirs.",
+)
+@click.argument("group_id")
+@click.argument("member_ids", nargs=-1, required=True)
+@click.pass_context
+def group_remove(ctx: click.Context, group_id: str, member_ids: tuple[str, ...]) -> None:
+    _set_group_members(ctx, group_id, member_ids, member=False)
+
+
+@group.command("close", help="Close GROUP_ID: nothing more may be shared with it.")
+@click.argument("group_id")
+@click.option("--reason", default="", help="Why (recorded in the signed entry).")
+@click.pass_context
+def group_close(ctx: click.Context, group_id: str, reason: str) -> None:
+    r = _operator(ctx).close_group(group_id, reason)
+    click.echo(f"closed group {group_id} at log index {r.index}")
+
+
+def _group_doc(g: GroupRecord) -> dict[str, Any]:
+    return {
+        "group_id": g.group_id,
+        "name": g.name,
+        "description": g.description,
+        "created_at_index": g.created_at,
+        "closed_at_index": g.closed_at,
+        "members": g.members(),
+        "history": [
+            {"member_id": m, "index": i, "member": inside}
+            for m, h in sorted(g.history.items())
+            for i, inside in h
+        ],
+    }
+
+
+@group.command("list", help="List the groups: members now, open or closed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def group_list(ctx: click.Context, as_json: bool) -> None:
+    groups = sorted(_operator(ctx).groups().values(), key=lambda g: g.group_id)
+    if as_json:
+        click.echo(json.dumps([_group_doc(g) for g in groups], indent=2))
+        return
+    if not groups:
+        click.echo("no groups")
+    for g in groups:
+        state = "open" if g.closed_at is None else f"closed at {g.closed_at}"
+        members = ", ".join(g.members()) or "-"
+        click.echo(f"{g.group_id:<24} {state:<16} {g.name}  [{members}]")
+
+
+@group.command("show", help="Show GROUP_ID with its membership history by log index.")
+@click.argument("group_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def group_show(ctx: click.Context, group_id: str, as_json: bool) -> None:
+    g = _operator(ctx).groups().get(group_id)
+    if g is None:
+        raise InvalidInputError.field("group_id", f"there is no group {group_id!r}")
+    doc = _group_doc(g)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(f"group {g.group_id}: {g.name}")
+    if g.description:
+        click.echo(f"  {g.description}")
+    click.echo(f"  created at log index {g.created_at}")
+    if g.closed_at is not None:
+        click.echo(f"  closed at log index {g.closed_at}")
+    click.echo(f"  members now: {', '.join(doc['members']) or '-'}")
+    for h in doc["history"]:
+        what = "added" if h["member"] else "removed"
+        click.echo(f"  index {h['index']:>8}: {h['member_id']} {what}")
 
 
 @cli.group(

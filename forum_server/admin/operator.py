@@ -35,7 +35,7 @@ from forum_client.receipts import verify_receipt
 from forum_client.signals.versions import CURRENT as NORMALIZATION
 from forum_client.taxonomy import check_labels
 from forum_client.transport import call
-from forum_client.verifier import OPERATOR_ID, LogState, check_member_id
+from forum_client.verifier import GROUP_ID_RE, OPERATOR_ID, GroupRecord, LogState, check_member_id
 from forum_client.wire import Receipt, envelope_to_pb, receipt_from_pb
 
 from .ca import CLIENT_DAYS, KeyAndCert, issue_member_cert
@@ -332,6 +332,38 @@ class Operator:
             raise InvalidInputError.field("title", "an incident needs a title")
         return self._append(lambda h: e.Incident(h, incident_id, title, open))
 
+    # ---- sharing groups (issue #10) ----
+
+    def create_group(self, group_id: str, name: str, description: str = "") -> Receipt:
+        """Create sharing group ``group_id``; members scope entries to it once added."""
+        _check_group_id(group_id)
+        if not name.strip():
+            raise InvalidInputError.field("name", "a group needs a name")
+        return self._append(lambda h: e.GroupCreated(h, group_id, name, description))
+
+    def set_group_member(self, group_id: str, member_id: str, *, member: bool) -> Receipt:
+        """Add ``member_id`` to the group (it reads the group's entries from the next log
+        index on) or remove it (it gets the group's later entries redacted)."""
+        _check_group_id(group_id)
+        check_member_id(member_id)
+        return self._append(lambda h: e.GroupMember(h, group_id, member_id, member))
+
+    def close_group(self, group_id: str, reason: str = "") -> Receipt:
+        """Close the group: no entry may be scoped to it any more (its history stays)."""
+        _check_group_id(group_id)
+        return self._append(lambda h: e.GroupClosed(h, group_id, reason))
+
+    def groups(self) -> dict[str, GroupRecord]:
+        """Every group with its membership history, replayed from the log (every entry
+        verified on the way; the operator reads every entry in full)."""
+        state: LogState | None = None
+        for index, envelope in self.forum.entries():
+            if state is None:
+                state = LogState.from_genesis(envelope, self.bundle.trust_root)
+            else:
+                state.apply(index, envelope)
+        return {} if state is None else state.groups
+
     # ---- benign list ----
 
     def publish_benign(
@@ -382,6 +414,13 @@ class Operator:
             )
             for r in response.records
         ]
+
+
+def _check_group_id(group_id: str) -> None:
+    if not GROUP_ID_RE.fullmatch(group_id):
+        raise InvalidInputError.field(
+            "group_id", f"{group_id!r} is not a group id (1-63 of a-z 0-9 . _ -)"
+        )
 
 
 def _signed(body: e.Body) -> tuple[str, bytes]:

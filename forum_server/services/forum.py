@@ -10,7 +10,7 @@ from forum_client._proto.forum.v1 import forum_pb2 as pb
 from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from forum_client.envelope import Envelope
 from forum_client.errors import InvalidInputError
-from forum_client.wire import envelope_from_pb, envelope_to_pb, receipt_to_pb
+from forum_client.wire import envelope_from_pb, envelope_to_pb, receipt_to_pb, scope_claim_to_pb
 
 from ..auth import Authenticator, Caller
 from ..config import ServerConfig
@@ -35,6 +35,10 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
 
     @unary(EVERYONE)
     async def GetStatus(self, request: pb.GetStatusRequest, caller: Caller) -> pb.GetStatusResponse:
+        if not self.sequencer.leading:
+            # A follower's copy may lag the leader's commits: the next sequence a member
+            # takes from here must be above what the log already holds.
+            await self.sequencer.catch_up()
         state = self.sequencer.state
         member = state.member(caller.member_id)
         keys = {
@@ -79,7 +83,19 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
             while start < stop:
                 leaves = await asyncio.to_thread(self._read_batch, start, stop, batch_size)
                 batch = pb.EntryBatch()
+                # Who reads what follows from the log's group membership now (issue #10).
+                state, claims = self.sequencer.state, self.sequencer.claims
                 for leaf in leaves:
+                    claim = claims.get(leaf.index)
+                    if claim is not None and not state.entitled(
+                        caller.member_id, claim.group_id, leaf.index
+                    ):
+                        batch.entries.add(
+                            index=leaf.index,
+                            leaf_hash=leaf.leaf_hash,
+                            scope_claim=scope_claim_to_pb(claim),
+                        )
+                        continue
                     entry = Envelope.from_leaf_bytes(leaf.leaf_bytes)
                     batch.entries.add(index=leaf.index, entry=envelope_to_pb(entry))
                 start += len(leaves)
@@ -132,5 +148,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
     @unary(WRITERS)
     async def Submit(self, request: pb.SubmitRequest, caller: Caller) -> pb.Receipt:
         envelope = envelope_from_request(request.entry, self.config.max_message_bytes)
-        receipt = await self.sequencer.append(envelope, e.MEMBER_BODIES, caller.member_id)
+        receipt = await self.sequencer.append(
+            envelope, e.MEMBER_BODIES, caller.member_id, request.scope_claim_signature
+        )
         return receipt_to_pb(receipt)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from forum_client.errors import StoreError
+from forum_client.scopes import ScopeClaim
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,7 @@ class StoredLeaf:
     index: int
     leaf_bytes: bytes  # canonical leaf encoding of the signed entry
     leaf_hash: bytes
+    claim: ScopeClaim | None = None  # an entry scoped to a group: its author's scope claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ class ForwardedEntry:
     leaf_bytes: bytes
     bodies: str  # "member" or "operator": the body types the receiving call accepts
     author: str  # the member the receiving server authenticated
+    scope_signature: bytes = b""  # the author's scope claim, for an entry scoped to a group
 
 
 class ServerStore(Protocol):
@@ -123,9 +126,12 @@ class ServerStore(Protocol):
     def write_view(self, view: ViewDelta, size: int) -> None:
         """Apply view changes of already stored leaves (a replay) and record ``size``."""
 
-    def signal_exists(self, type: str, value: str) -> bool: ...
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
+        """Whether the signal was ever submitted in ``scope`` ("" forum-wide, else a group)."""
 
-    def has_active_descriptor(self, member_id: str, type: str, value: str) -> bool: ...
+    def has_active_descriptor(
+        self, member_id: str, type: str, value: str, scope: str = ""
+    ) -> bool: ...
 
     def signal_status(self, type: str, value: str) -> str | None:
         """``"active"``, ``"retracted"``, or None for a signal never submitted."""
@@ -138,7 +144,11 @@ class ServerStore(Protocol):
 
     def size(self) -> int: ...
 
-    def leaves(self, start: int, end: int) -> Iterator[StoredLeaf]: ...
+    def leaves(self, start: int, end: int) -> Iterator[StoredLeaf]:
+        """Stored leaves in ``[start, end)`` (their ``claim`` is not filled in)."""
+
+    def scope_claims(self, start: int = 0) -> Iterator[tuple[int, ScopeClaim]]:
+        """``(index, claim)`` of every entry from ``start`` on scoped to a group, in order."""
 
     def latest_checkpoint(self) -> tuple[int, bytes] | None: ...
 
@@ -170,7 +180,9 @@ class SharedStore(ServerStore, Protocol):
 
     def leader(self) -> tuple[int, str] | None: ...
 
-    def forward(self, leaf_bytes: bytes, bodies: str, author: str) -> int: ...
+    def forward(
+        self, leaf_bytes: bytes, bodies: str, author: str, scope_signature: bytes = b""
+    ) -> int: ...
 
     def forwarded_outcome(self, ticket: int) -> tuple[int | None, dict[str, Any] | None] | None: ...
 

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from forum_client.errors import ConfigError, StoreError
+from forum_client.scopes import ScopeClaim
 
 from . import (
     OP_DESCRIPTOR,
@@ -58,7 +59,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "PostgreSQL support needs the 'postgres' extra: pip install 'shared-signal-forum[postgres]'"
     ) from exc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 IDLE_TRANSACTION_SECONDS = 2  # the server ends a session idle this long inside a transaction
 _MIGRATION_LOCK = 0x666F72756D  # "forum": the advisory lock that serialises migrations
 
@@ -112,6 +113,13 @@ CREATE TABLE forwarded (
     error text
 );
 CREATE INDEX forwarded_pending ON forwarded (id) WHERE NOT done;
+""",
+    # Issue #10: the author's scope claim of every entry scoped to a group.
+    2: """
+CREATE TABLE scope_claims (
+    idx bigint PRIMARY KEY, group_id text NOT NULL, key_id bytea NOT NULL, signature bytea NOT NULL
+);
+ALTER TABLE forwarded ADD COLUMN scope_signature bytea NOT NULL DEFAULT ''::bytea;
 """,
 }
 
@@ -290,6 +298,13 @@ class PostgresStore:
             cur.execute(
                 "INSERT INTO checkpoints (size, note) VALUES (%s, %s)", (size, checkpoint_note)
             )
+            claims = [
+                (x.index, x.claim.group_id, x.claim.key_id, x.claim.signature)
+                for x in leaves
+                if x.claim is not None
+            ]
+            if claims:
+                cur.executemany("INSERT INTO scope_claims VALUES (%s, %s, %s, %s)", claims)
             self._write_view(cur, view, size)
 
     def _fence(self, cur: psycopg.Cursor[Any]) -> None:
@@ -337,24 +352,36 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StoreError(f"read from {self!r} failed: {exc}") from exc
 
+    def scope_claims(self, start: int = 0) -> Iterator[tuple[int, ScopeClaim]]:
+        rows = self._all(
+            "SELECT idx, group_id, key_id, signature FROM scope_claims WHERE idx >= %s "
+            "ORDER BY idx",
+            (start,),
+        )
+        for idx, group_id, kid, signature in rows:
+            yield int(idx), ScopeClaim(group_id, bytes(kid), bytes(signature))
+
     def latest_checkpoint(self) -> tuple[int, bytes] | None:
         row = self._one("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
         return None if row is None else (int(row[0]), bytes(row[1]))
 
     # ---- the view ----
 
-    def signal_exists(self, type: str, value: str) -> bool:
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
         return (
-            self._one("SELECT 1 FROM signals WHERE type = %s AND value = %s", (type, value))
+            self._one(
+                "SELECT 1 FROM descriptors WHERE type = %s AND value = %s AND scope = %s",
+                (type, value, scope),
+            )
             is not None
         )
 
-    def has_active_descriptor(self, member_id: str, type: str, value: str) -> bool:
+    def has_active_descriptor(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
         return (
             self._one(
                 "SELECT 1 FROM descriptors WHERE type = %s AND value = %s AND member = %s "
-                "AND active = 1",
-                (type, value, member_id),
+                "AND active = 1 AND scope = %s",
+                (type, value, member_id, scope),
             )
             is not None
         )
@@ -497,12 +524,15 @@ class PostgresStore:
 
     # ---- forwarded submissions ----
 
-    def forward(self, leaf_bytes: bytes, bodies: str, author: str) -> int:
+    def forward(
+        self, leaf_bytes: bytes, bodies: str, author: str, scope_signature: bytes = b""
+    ) -> int:
         """Queue an entry for the leader; return its ticket."""
         with self._tx() as cur:
             cur.execute(
-                "INSERT INTO forwarded (leaf, bodies, author) VALUES (%s, %s, %s) RETURNING id",
-                (leaf_bytes, bodies, author),
+                "INSERT INTO forwarded (leaf, bodies, author, scope_signature) "
+                "VALUES (%s, %s, %s, %s) RETURNING id",
+                (leaf_bytes, bodies, author, scope_signature),
             )
             row = cur.fetchone()
             assert row is not None
@@ -522,11 +552,13 @@ class PostgresStore:
 
     def take_forwarded(self, after: int, limit: int = 256) -> list[ForwardedEntry]:
         rows = self._all(
-            "SELECT id, leaf, bodies, author FROM forwarded WHERE NOT done AND id > %s "
-            "ORDER BY id LIMIT %s",
+            "SELECT id, leaf, bodies, author, scope_signature FROM forwarded "
+            "WHERE NOT done AND id > %s ORDER BY id LIMIT %s",
             (after, limit),
         )
-        return [ForwardedEntry(int(i), bytes(leaf), b, a) for i, leaf, b, a in rows]
+        return [
+            ForwardedEntry(int(i), bytes(leaf), b, a, bytes(sig)) for i, leaf, b, a, sig in rows
+        ]
 
     def finish_forwarded(
         self, ticket: int, index: int | None, error: dict[str, Any] | None

@@ -15,6 +15,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from forum_client.errors import StoreError
+from forum_client.scopes import ScopeClaim
 
 from . import (
     OP_DESCRIPTOR,
@@ -139,6 +140,14 @@ CREATE TABLE IF NOT EXISTS leaves (
     idx INTEGER PRIMARY KEY,
     leaf BLOB NOT NULL,
     leaf_hash BLOB NOT NULL
+);
+-- Issue #10: the author's scope claim of every entry scoped to a group (served, with the
+-- leaf hash, to members outside the group).
+CREATE TABLE IF NOT EXISTS scope_claims (
+    idx INTEGER PRIMARY KEY,
+    group_id TEXT NOT NULL,
+    key_id BLOB NOT NULL,
+    signature BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     size INTEGER PRIMARY KEY,
@@ -337,6 +346,13 @@ class SQLiteStore:
             ),
             ("INSERT INTO checkpoints (size, note) VALUES (?, ?)", [(size, checkpoint_note)]),
         ]
+        claims = [
+            (x.index, x.claim.group_id, x.claim.key_id, x.claim.signature)
+            for x in leaves
+            if x.claim is not None
+        ]
+        if claims:
+            batches.append(("INSERT INTO scope_claims VALUES (?, ?, ?, ?)", claims))
         batches += self._view_batches(view, size)
         self._write(batches)
 
@@ -371,21 +387,24 @@ class SQLiteStore:
     def write_view(self, view: ViewDelta, size: int) -> None:
         self._write(self._view_batches(view, size))
 
-    def signal_exists(self, type: str, value: str) -> bool:
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
         return (
             self._connect()
-            .execute("SELECT 1 FROM signals WHERE type = ? AND value = ?", (type, value))
+            .execute(
+                "SELECT 1 FROM descriptors WHERE type = ? AND value = ? AND scope = ?",
+                (type, value, scope),
+            )
             .fetchone()
             is not None
         )
 
-    def has_active_descriptor(self, member_id: str, type: str, value: str) -> bool:
+    def has_active_descriptor(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
         return (
             self._connect()
             .execute(
                 "SELECT 1 FROM descriptors "
-                "WHERE type = ? AND value = ? AND member = ? AND active = 1",
-                (type, value, member_id),
+                "WHERE type = ? AND value = ? AND member = ? AND active = 1 AND scope = ?",
+                (type, value, member_id, scope),
             )
             .fetchone()
             is not None
@@ -432,6 +451,14 @@ class SQLiteStore:
         )
         for idx, leaf, leaf_hash in cur:
             yield StoredLeaf(idx, leaf, leaf_hash)
+
+    def scope_claims(self, start: int = 0) -> Iterator[tuple[int, ScopeClaim]]:
+        cur = self._connect().execute(
+            "SELECT idx, group_id, key_id, signature FROM scope_claims WHERE idx >= ? ORDER BY idx",
+            (start,),
+        )
+        for idx, group_id, kid, signature in cur:
+            yield idx, ScopeClaim(group_id, bytes(kid), bytes(signature))
 
     def latest_checkpoint(self) -> tuple[int, bytes] | None:
         row = (

@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 T = "tests/adversarial/"
 MS = T + "test_malicious_server.py::"
+SC = T + "test_scopes.py::"
 
 MUTANTS: list[tuple[str, str, str, str]] = [
     (
@@ -102,6 +103,43 @@ MUTANTS: list[tuple[str, str, str, str]] = [
         "                if False:",
         T + "test_bad_input.py::test_identity_suspension_and_privileges",
     ),
+    # issue #10: sharing scopes
+    (
+        "forum_client/sync.py",
+        "        if state.entitled(self.reader, group.group_id, index):",
+        "        if False:",
+        SC + "test_withholding_an_entry_from_a_group_member_is_detected",
+    ),
+    (
+        "forum_client/sync.py",
+        "                        and not state.entitled(self.reader, scope, index)",
+        "                        and False",
+        SC + "test_a_leaked_body_is_reported_and_not_kept",
+    ),
+    (
+        "forum_client/verifier.py",
+        "            verify_scope_claim(key.public_key, self.origin, claim, leaf_hash)",
+        "            pass",
+        SC + "test_hiding_a_forum_wide_entry_behind_a_redaction_is_detected",
+    ),
+    (
+        "forum_client/verifier.py",
+        "        if not group.member_at(author, index):",
+        "        if False:",
+        SC + "test_scoping_to_a_group_one_is_not_in_is_refused",
+    ),
+    (
+        "forum_client/verifier.py",
+        "        if self.members[author].role is e.Role.OPERATOR:",
+        "        if False:",
+        SC + "test_a_scope_on_an_operator_entry_is_refused",
+    ),
+    (
+        "forum_server/sequencer.py",
+        "        verify_scope_claim(\n",
+        "        (lambda *_: None)(\n",
+        SC + "test_a_scoped_entry_needs_its_authors_claim",
+    ),
     (
         "forum_client/gossip.py",
         "        if a.root != b.root:",
@@ -111,9 +149,13 @@ MUTANTS: list[tuple[str, str, str, str]] = [
 ]
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """``python -m tests.adversarial.mutants [WORD]``: every mutant, or those whose test
+    name contains WORD."""
     survived = 0
     for path, old, new, test in MUTANTS:
+        if argv and argv[0] not in test:
+            continue
         file = ROOT / path
         original = file.read_bytes()
         text = original.decode()
@@ -140,4 +182,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

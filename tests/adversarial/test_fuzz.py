@@ -61,7 +61,8 @@ VALID_BODIES: list[e.Body] = [
             e.SignalItem("md5", "a" * 32, (PUB,), "image"),
             e.SignalItem("pdq", "c" * 64, (), "image", 90),
         ),
-        "scope",
+        "",
+        e.Tlp.GREEN,
     ),
     e.Retraction(_header(2), (e.SignalRef("md5", "a" * 32),), "mistake"),
     e.Opinion(_header(3), e.SignalRef("md5", "a" * 32), e.OpinionKind.AGREE, "note"),
@@ -72,6 +73,17 @@ VALID_BODIES: list[e.Body] = [
     e.Taxonomy(_header(8, "operator", OP), 2, (e.Label(PUB, "behaviour", "T", "D"),)),
     e.BenignList(_header(9, "operator", OP), (e.SignalRef("md5", "b" * 32),), ()),
     e.Incident(_header(10, "operator", OP), "inc-1", "Incident", True),
+    e.Submission(
+        _header(11),
+        (e.SignalItem("pdq", "d" * 64, (PUB,), "image", 90),),
+        "crisis-1",
+        e.Tlp.RED,
+        bytes(range(32)),
+    ),
+    e.Retraction(_header(12), (e.SignalRef("md5", "a" * 32),), "gone", "g", e.Tlp.AMBER, b"s" * 32),
+    e.GroupCreated(_header(13, "operator", OP), "crisis-1", "Crisis", "a small circle"),
+    e.GroupMember(_header(14, "operator", OP), "crisis-1", "bob", True),
+    e.GroupClosed(_header(15, "operator", OP), "crisis-1", "over"),
 ]
 ENCODED = [(e.payload_type_of(b), e.encode(b)) for b in VALID_BODIES]
 PAYLOAD_TYPES = sorted(e.PAYLOAD_TYPES.values())

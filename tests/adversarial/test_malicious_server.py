@@ -555,7 +555,11 @@ def test_a_stream_that_never_progresses_is_abandoned(forum: LocalForum, tmp_path
 
     with malicious_forum(forum, Stall()) as evil, evil.client("carol") as client:
         syncer = Syncer(
-            GrpcSource(client.stub, 1.0), store, client.trust_root, SyncConfig(timeout_seconds=1.0)
+            GrpcSource(client.stub, 1.0),
+            store,
+            client.trust_root,
+            SyncConfig(timeout_seconds=1.0),
+            reader="carol",
         )
         started = time.monotonic()
         with pytest.raises(TransportError):

@@ -55,7 +55,7 @@ def _submit(forum: LocalForum, n: int, start: int = 0) -> None:
 def _syncer(forum: LocalForum, store: LocalStore, source: object | None = None) -> Syncer:
     client = forum.client("carol")
     src = source or GrpcSource(client.stub, 30)
-    return Syncer(src, store, client.trust_root)  # type: ignore[arg-type]
+    return Syncer(src, store, client.trust_root, reader="carol")  # type: ignore[arg-type]
 
 
 def test_tampered_entry_is_detected_nothing_applied_evidence_kept(

@@ -136,7 +136,7 @@ def test_follow_mode_sync_and_match_see_changes_at_once(forum: LocalForum, tmp_p
     db = tmp_path / "follow.db"
     client = forum.client("carol")
     writer = LocalStore(db)
-    syncer = Syncer(GrpcSource(client.stub, 30), writer, client.trust_root)
+    syncer = Syncer(GrpcSource(client.stub, 30), writer, client.trust_root, reader="carol")
     syncer.sync()
     thread = threading.Thread(target=syncer.follow, daemon=True)
     thread.start()

@@ -193,3 +193,29 @@ def _serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def test_a_scoped_entry_forwarded_by_a_follower_is_redacted_by_both(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Issue #10: the scope claim crosses the forwarding table, and every server serves the
+    entry redacted to members outside the group (followers load claims as they catch up)."""
+    with local_forum(tmp_path, database=postgres_url, config=FAST, observers=["carol"]) as f:
+        with f.operator() as op:
+            op.create_group("g", "Cell")
+            op.set_group_member("g", "alice", member=True)
+        with running_server(f.directory / "server", config=FAST) as other:
+            leader, follower = _leader_and_follower(f, other)
+            key = f.members["alice"].signing_key
+            with ForumClient(f.members["alice"].bundle, server=follower.address) as alice:
+                item = {"type": "md5", "value": "c" * 32}
+                index = alice.submit([item], key, group="g", tlp="red").index
+            for server in (leader, follower):
+                _wait(lambda s=server: s.handle.sequencer.size > index)  # type: ignore[misc]
+                with (
+                    ForumClient(f.members["carol"].bundle, server=server.address) as carol,
+                    LocalStore(tmp_path / f"carol-{server.address}.db") as store,
+                ):
+                    carol.sync(store)
+                    assert [(i, g) for i, _, g, _ in store.redacted()] == [(index, "g")]
+                    assert store.lookup("md5", "c" * 32) is None

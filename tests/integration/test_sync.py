@@ -36,9 +36,9 @@ def forum(tmp_path: Path) -> Iterator[LocalForum]:
         yield f
 
 
-def _submit(forum: LocalForum, member: str, items: list[SignalItem], scope: str = "") -> None:
+def _submit(forum: LocalForum, member: str, items: list[SignalItem]) -> None:
     with forum.client(member) as c:
-        c.submit(items, forum.members[member].signing_key, scope=scope)
+        c.submit(items, forum.members[member].signing_key)
 
 
 def _server_root(forum: LocalForum) -> tuple[int, bytes]:
@@ -51,7 +51,7 @@ def test_observer_sees_signals_descriptors_rollups_and_retractions(
     forum: LocalForum, tmp_path: Path
 ) -> None:
     _submit(forum, "alice", [SignalItem("md5", MD5, (PUB,)), SignalItem("sha256", SHA, (ISIL,))])
-    _submit(forum, "bob", [SignalItem("md5", MD5.upper(), (ISIL, PUB), "video")], scope="eu")
+    _submit(forum, "bob", [SignalItem("md5", MD5.upper(), (ISIL, PUB), "video")])
     with forum.client("bob") as bob:
         bob.opine(SignalRef("md5", MD5), "agree", forum.members["bob"].signing_key)
     with forum.client("alice") as alice:
@@ -64,9 +64,11 @@ def test_observer_sees_signals_descriptors_rollups_and_retractions(
         assert first.size == _server_root(forum)[0] and first.signals == 3
         md5 = store.lookup("md5", MD5.upper())
         assert md5 is not None and md5.status == "active"
-        assert [(d.member_id, d.labels, d.content_type, d.scope) for d in md5.descriptors] == [
-            ("alice", (PUB,), "other", ""),
-            ("bob", (ISIL, PUB), "video", "eu"),
+        assert [
+            (d.member_id, d.labels, d.content_type, d.scope, d.tlp) for d in md5.descriptors
+        ] == [
+            ("alice", (PUB,), "other", "", "TLP:GREEN"),
+            ("bob", (ISIL, PUB), "video", "", "TLP:GREEN"),
         ]
         assert (md5.rollup.positive, md5.rollup.negative, md5.rollup.verdict) == (
             1,
@@ -178,6 +180,7 @@ def test_follow_applies_new_entries_within_a_second(forum: LocalForum, tmp_path:
             store,
             carol.trust_root,
             SyncConfig(backoff_initial_seconds=0.05),
+            reader="carol",
         )
         commits: list[int] = []
         thread = threading.Thread(target=syncer.follow, args=(lambda r: commits.append(r.size),))

@@ -16,11 +16,11 @@ class Lookup:
     def __init__(self, held: dict[tuple[str, str], set[str]]) -> None:
         self.held = held
 
-    def signal_exists(self, type: str, value: str) -> bool:
-        return (type, value) in self.held
+    def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
+        return (type, value) in self.held and not scope
 
-    def submitted_by(self, member_id: str, type: str, value: str) -> bool:
-        return member_id in self.held.get((type, value), set())
+    def submitted_by(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
+        return member_id in self.held.get((type, value), set()) and not scope
 
 
 @pytest.fixture

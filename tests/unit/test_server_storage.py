@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from forum_client.errors import StoreError
+from forum_client.scopes import ScopeClaim
 from forum_server.storage import (
     OP_DESCRIPTOR,
     OP_OPINION,
@@ -92,6 +93,25 @@ def test_append_stores_leaves_checkpoint_and_view_together(engine: Opener) -> No
         1,
     )
     assert again.has_active_descriptor("alice", "md5", "a" * 32)
+
+
+def test_scope_claims_and_scoped_lookups(engine: Opener) -> None:
+    """Issue #10: claims are stored with their leaves; lookups answer within one scope."""
+    store = engine()
+    claim = ScopeClaim("g", b"k" * 32, b"s" * 64)
+    leaves = _leaves(0, 3)
+    leaves[1] = StoredLeaf(1, leaves[1].leaf_bytes, leaves[1].leaf_hash, claim)
+    view = ViewDelta()
+    view.add(OP_SIGNAL, [("md5", "a" * 32, 1)])
+    view.add(OP_DESCRIPTOR, [("md5", "a" * 32, "alice", "", "image", None, "g", 1)])
+    store.append(leaves, 3, b"note 3", view)
+    again = engine()
+    assert list(again.scope_claims()) == [(1, claim)]
+    assert list(again.scope_claims(2)) == []
+    assert again.signal_exists("md5", "a" * 32, "g")
+    assert not again.signal_exists("md5", "a" * 32)  # not forum-wide
+    assert again.has_active_descriptor("alice", "md5", "a" * 32, "g")
+    assert not again.has_active_descriptor("alice", "md5", "a" * 32, "h")
 
 
 def test_a_failed_append_writes_nothing(engine: Opener) -> None:

@@ -58,9 +58,9 @@ def test_schema_is_migrated_once_and_newer_schemas_are_refused(tmp_path: Path) -
             "signal_rollup",
         } <= names
         assert store.con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [m.name for m in MIGRATIONS.applied(store.db)] == ["m001_initial"]
+        assert [m.name for m in MIGRATIONS.applied(store.db)] == ["m001_initial", "m002_scopes"]
     with LocalStore(db) as store:  # reopening applies nothing twice
-        assert len(MIGRATIONS.applied(store.db)) == 1
+        assert len(MIGRATIONS.applied(store.db)) == 2
         store.con.execute(
             "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
             "VALUES ('forum_client.store', 'm999_future', 'now')"

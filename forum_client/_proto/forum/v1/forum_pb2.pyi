@@ -27,6 +27,15 @@ class OpinionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPINION_KIND_DISAGREE: _ClassVar[OpinionKind]
     OPINION_KIND_FALSE_POSITIVE: _ClassVar[OpinionKind]
     OPINION_KIND_SEEN: _ClassVar[OpinionKind]
+
+class Tlp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TLP_UNSPECIFIED: _ClassVar[Tlp]
+    TLP_CLEAR: _ClassVar[Tlp]
+    TLP_GREEN: _ClassVar[Tlp]
+    TLP_AMBER: _ClassVar[Tlp]
+    TLP_AMBER_STRICT: _ClassVar[Tlp]
+    TLP_RED: _ClassVar[Tlp]
 ROLE_UNSPECIFIED: Role
 ROLE_OPERATOR: Role
 ROLE_MEMBER: Role
@@ -39,6 +48,12 @@ OPINION_KIND_AGREE: OpinionKind
 OPINION_KIND_DISAGREE: OpinionKind
 OPINION_KIND_FALSE_POSITIVE: OpinionKind
 OPINION_KIND_SEEN: OpinionKind
+TLP_UNSPECIFIED: Tlp
+TLP_CLEAR: Tlp
+TLP_GREEN: Tlp
+TLP_AMBER: Tlp
+TLP_AMBER_STRICT: Tlp
+TLP_RED: Tlp
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
@@ -110,10 +125,12 @@ class GetConsistencyProofRequest(_message.Message):
     def __init__(self, size1: _Optional[int] = ..., size2: _Optional[int] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("entry",)
+    __slots__ = ("entry", "scope_claim_signature")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_CLAIM_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     entry: Entry
-    def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ...) -> None: ...
+    scope_claim_signature: bytes
+    def __init__(self, entry: _Optional[_Union[Entry, _Mapping]] = ..., scope_claim_signature: _Optional[bytes] = ...) -> None: ...
 
 class AppendOperatorEntryRequest(_message.Message):
     __slots__ = ("entry",)
@@ -210,14 +227,16 @@ class Entry(_message.Message):
     def __init__(self, payload_type: _Optional[str] = ..., body: _Optional[bytes] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., cosignatures: _Optional[_Iterable[_Union[EntrySignature, _Mapping]]] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("index", "entry", "leaf_hash")
+    __slots__ = ("index", "entry", "leaf_hash", "scope_claim")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_CLAIM_FIELD_NUMBER: _ClassVar[int]
     index: int
     entry: Entry
     leaf_hash: bytes
-    def __init__(self, index: _Optional[int] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., leaf_hash: _Optional[bytes] = ...) -> None: ...
+    scope_claim: ScopeClaim
+    def __init__(self, index: _Optional[int] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., leaf_hash: _Optional[bytes] = ..., scope_claim: _Optional[_Union[ScopeClaim, _Mapping]] = ...) -> None: ...
 
 class SignedCheckpoint(_message.Message):
     __slots__ = ("note",)
@@ -378,36 +397,52 @@ class SignalRef(_message.Message):
     def __init__(self, type: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class Submission(_message.Message):
-    __slots__ = ("header", "signals", "scope")
+    __slots__ = ("header", "signals", "scope", "tlp", "salt")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SIGNALS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
     header: EntryHeader
     signals: _containers.RepeatedCompositeFieldContainer[SignalItem]
     scope: str
-    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalItem, _Mapping]]] = ..., scope: _Optional[str] = ...) -> None: ...
+    tlp: Tlp
+    salt: bytes
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalItem, _Mapping]]] = ..., scope: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., salt: _Optional[bytes] = ...) -> None: ...
 
 class Retraction(_message.Message):
-    __slots__ = ("header", "signals", "reason")
+    __slots__ = ("header", "signals", "reason", "scope", "tlp", "salt")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SIGNALS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
     header: EntryHeader
     signals: _containers.RepeatedCompositeFieldContainer[SignalRef]
     reason: str
-    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
+    scope: str
+    tlp: Tlp
+    salt: bytes
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signals: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ..., reason: _Optional[str] = ..., scope: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., salt: _Optional[bytes] = ...) -> None: ...
 
 class Opinion(_message.Message):
-    __slots__ = ("header", "signal", "kind", "note")
+    __slots__ = ("header", "signal", "kind", "note", "scope", "tlp", "salt")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    TLP_FIELD_NUMBER: _ClassVar[int]
+    SALT_FIELD_NUMBER: _ClassVar[int]
     header: EntryHeader
     signal: SignalRef
     kind: OpinionKind
     note: str
-    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signal: _Optional[_Union[SignalRef, _Mapping]] = ..., kind: _Optional[_Union[OpinionKind, str]] = ..., note: _Optional[str] = ...) -> None: ...
+    scope: str
+    tlp: Tlp
+    salt: bytes
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., signal: _Optional[_Union[SignalRef, _Mapping]] = ..., kind: _Optional[_Union[OpinionKind, str]] = ..., note: _Optional[str] = ..., scope: _Optional[str] = ..., tlp: _Optional[_Union[Tlp, str]] = ..., salt: _Optional[bytes] = ...) -> None: ...
 
 class Label(_message.Message):
     __slots__ = ("id", "kind", "title", "description")
@@ -472,3 +507,47 @@ class BoardRotation(_message.Message):
     threshold: int
     reason: str
     def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., public_keys: _Optional[_Iterable[bytes]] = ..., threshold: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ScopeClaim(_message.Message):
+    __slots__ = ("group_id", "key_id", "signature")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    key_id: bytes
+    signature: bytes
+    def __init__(self, group_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class GroupCreated(_message.Message):
+    __slots__ = ("header", "group_id", "name", "description")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    group_id: str
+    name: str
+    description: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., group_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class GroupMember(_message.Message):
+    __slots__ = ("header", "group_id", "member_id", "member")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    group_id: str
+    member_id: str
+    member: bool
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., group_id: _Optional[str] = ..., member_id: _Optional[str] = ..., member: _Optional[bool] = ...) -> None: ...
+
+class GroupClosed(_message.Message):
+    __slots__ = ("header", "group_id", "reason")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    group_id: str
+    reason: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., group_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
