@@ -368,6 +368,11 @@ from .cli_interop import COMMANDS as _INTEROP_COMMANDS  # noqa: E402
 for _command in _INTEROP_COMMANDS:
     cli.add_command(_command)
 
+from .cli_governance import COMMANDS as _GOVERNANCE_COMMANDS  # noqa: E402
+
+for _command in _GOVERNANCE_COMMANDS:
+    cli.add_command(_command)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run(cli, argv, "forum-client")

@@ -16,7 +16,7 @@ import click
 
 from .errors import InvalidInputError
 from .inputfiles import detect_format
-from .match.lookup import DEFAULT_THRESHOLD, Matcher
+from .match.lookup import DEFAULT_THRESHOLD, Matcher, MatchResult
 from .match.media import DEFAULT_MIN_QUALITY, MediaHashes, hash_file
 from .match.video import DEFAULT_SECONDS_PER_HASH
 from .match.video_index import DEFAULT_COMPARED_MATCH, DEFAULT_QUERY_MATCH
@@ -181,25 +181,50 @@ def match(
         raise click.UsageError("--type and --value go together")
     shares = {"query_match": query_match, "compared_match": compared_match}
     with _open_store(db) as store, Matcher(store) as matcher:
+        disputes = _disputes_by_signal(store)
         if type_ and value:
             results = matcher.match(type_, value, threshold, **shares)
-            _emit({"type": type_, "value": value, "matches": [r.to_json() for r in results]})
+            _emit({"type": type_, "value": value, "matches": [_json(r, disputes) for r in results]})
         elif input_path is not None:
-            _match_input(matcher, input_path, fmt, threshold, shares)
+            _match_input(matcher, input_path, fmt, threshold, shares, disputes)
         else:
             for path in files:
                 hashes = _hash_with_progress(path, min_quality, seconds_per_hash)
                 found = []
                 for t, v in hashes.signals():
                     found += [
-                        {"query_type": t, **r.to_json()}
+                        {"query_type": t, **_json(r, disputes)}
                         for r in matcher.match(t, v, threshold, **shares)
                     ]
                 _emit({**hashes.to_json(), "matches": found})
 
 
+Disputes = dict[tuple[str, str], list[dict[str, str]]]
+
+
+def _disputes_by_signal(store: LocalStore) -> Disputes:
+    out: Disputes = {}
+    for d in store.disputes():
+        out.setdefault((d.signal_type, d.signal_value), []).append(
+            {"dispute_id": d.dispute_id, "status": d.status, "respondent": d.respondent}
+        )
+    return out
+
+
+def _json(result: MatchResult, disputes: Disputes) -> dict[str, Any]:
+    """A match as printed: with ``disputed`` (an open or answered dispute) and ``disputes``."""
+    mine = disputes.get((result.type, result.value), [])
+    unsettled = [d for d in mine if d["status"] in ("open", "kept")]
+    return {**result.to_json(), "disputed": bool(unsettled), "disputes": mine}
+
+
 def _match_input(
-    matcher: Matcher, path: Path, fmt: str | None, threshold: int, shares: dict[str, float]
+    matcher: Matcher,
+    path: Path,
+    fmt: str | None,
+    threshold: int,
+    shares: dict[str, float],
+    disputes: Disputes,
 ) -> None:
     chosen = fmt or detect_format(path)
     errors = 0
@@ -213,7 +238,7 @@ def _match_input(
                 errors += 1
                 _emit({"line": where, "type": type_, "value": value, "error": str(exc)})
                 continue
-            _emit({"type": type_, "value": value, "matches": [r.to_json() for r in results]})
+            _emit({"type": type_, "value": value, "matches": [_json(r, disputes) for r in results]})
     if errors:
         raise InvalidInputError.field(
             "input", f"{errors} row(s) could not be matched (each printed with its error)"

@@ -514,6 +514,42 @@ class ForumClient:
         )
         return self.append(body, key)
 
+    def open_dispute(
+        self,
+        dispute_id: str,
+        ref: SignalInput,
+        respondent: str,
+        reason: str,
+        key: SigningKey,
+        *,
+        answer_within_ms: int = 14 * 24 * 3600 * 1000,
+    ) -> Receipt:
+        """Dispute a signal ``respondent`` submitted, with a reason.  The respondent answers
+        (retract, or keep with a rationale); unsettled after ``answer_within_ms`` (14 days by
+        default), the board may decide.  Raises InvalidInputError / TransportError."""
+        if not reason.strip():
+            raise InvalidInputError.field("reason", "required")
+        if answer_within_ms <= 0:
+            raise InvalidInputError.field("deadline", "must be in the future")
+        header = self.header(key)
+        deadline = header.created_unix_ms + answer_within_ms
+        body = e.Dispute(header, dispute_id, normalize_ref(ref), respondent, reason, "", deadline)
+        return self.append(body, key)
+
+    def answer_dispute(
+        self, dispute_id: str, *, retract: bool, rationale: str, key: SigningKey, ref: SignalInput
+    ) -> list[Receipt]:
+        """Answer a dispute on your signal ``ref``: keep it with a rationale, or retract it
+        (a Retraction entry, then the answer).  Returns the receipts in log order."""
+        if not rationale.strip():
+            raise InvalidInputError.field("rationale", "required")
+        receipts = []
+        if retract:
+            receipts.append(self.retract([ref], key, f"dispute {dispute_id}: {rationale}"))
+        body = e.DisputeAnswer(self.header(key), dispute_id, retract, rationale)
+        receipts.append(self.append(body, key))
+        return receipts
+
     def _check_count(self, items: list[Any]) -> None:
         if not items:
             raise InvalidInputError.field("signals", "empty: at least one signal")

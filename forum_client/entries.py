@@ -263,12 +263,31 @@ class BenignList:
     remove: tuple[SignalRef, ...] = ()
 
 
+class IncidentStage(enum.IntEnum):
+    LEGACY = pb.INCIDENT_STAGE_UNSPECIFIED  # open/close by the ``open`` flag
+    DECLARED = pb.INCIDENT_STAGE_DECLARED
+    UPDATE = pb.INCIDENT_STAGE_UPDATE
+    CONCLUDED = pb.INCIDENT_STAGE_CONCLUDED
+    DEBRIEF = pb.INCIDENT_STAGE_DEBRIEF
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+INCIDENT_LEVELS = {1: "incident", 2: "content incident", 3: "crisis protocol"}
+
+
 @dataclass(frozen=True, slots=True)
 class Incident:
     header: Header
     incident_id: str
     title: str
     open: bool
+    stage: IncidentStage = IncidentStage.LEGACY
+    level: int = 0
+    text: str = ""
+    occurred_unix_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +321,33 @@ class BoardRotation:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    header: Header
+    dispute_id: str
+    signal: SignalRef
+    respondent: str
+    reason: str
+    appellant: str = ""
+    deadline_unix_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeAnswer:
+    header: Header
+    dispute_id: str
+    retract: bool
+    rationale: str
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeDecision:
+    header: Header
+    dispute_id: str
+    remove: bool
+    rationale: str
+
+
 Body: TypeAlias = (
     Genesis
     | MemberAdmitted
@@ -318,6 +364,9 @@ Body: TypeAlias = (
     | GroupMember
     | GroupClosed
     | BoardRotation
+    | Dispute
+    | DisputeAnswer
+    | DisputeDecision
 )
 MemberBody: TypeAlias = Submission | Retraction | Opinion
 
@@ -338,6 +387,9 @@ PAYLOAD_TYPES: dict[type[Any], str] = {
     GroupMember: _PREFIX + "group-member.v1",
     GroupClosed: _PREFIX + "group-closed.v1",
     BoardRotation: _PREFIX + "board-rotation.v1",
+    Dispute: _PREFIX + "dispute.v1",
+    DisputeAnswer: _PREFIX + "dispute-answer.v1",
+    DisputeDecision: _PREFIX + "dispute-decision.v1",
 }
 BODY_TYPES: dict[str, type[Any]] = {v: k for k, v in PAYLOAD_TYPES.items()}
 OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
@@ -354,9 +406,12 @@ OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
         GroupMember,
         GroupClosed,
         BoardRotation,
+        DisputeDecision,
     }
 )
-MEMBER_BODIES: frozenset[type[Any]] = frozenset({Submission, Retraction, Opinion})
+MEMBER_BODIES: frozenset[type[Any]] = frozenset(
+    {Submission, Retraction, Opinion, Dispute, DisputeAnswer}
+)
 MEMBER_BODY_TYPES = (Submission, Retraction, Opinion)  # for isinstance
 BOARD_BODIES: frozenset[type[Any]] = frozenset(BODY_TYPES.values())
 """What the operator board may sign: any entry type (an operator retraction too); the log's
@@ -460,7 +515,16 @@ def _decode_message(m: Any) -> Body:
     if isinstance(m, pb.BenignList):
         return BenignList(h, _refs(m.add), _refs(m.remove))
     if isinstance(m, pb.Incident):
-        return Incident(h, m.incident_id, m.title, m.open)
+        return Incident(
+            h,
+            m.incident_id,
+            m.title,
+            m.open,
+            _enum(IncidentStage, m.stage, "stage"),
+            m.level,
+            m.text,
+            m.occurred_unix_ms,
+        )
     if isinstance(m, pb.GroupCreated):
         return GroupCreated(h, m.group_id, m.name, m.description)
     if isinstance(m, pb.GroupMember):
@@ -469,6 +533,20 @@ def _decode_message(m: Any) -> Body:
         return GroupClosed(h, m.group_id, m.reason)
     if isinstance(m, pb.BoardRotation):
         return BoardRotation(h, tuple(m.public_keys), m.threshold, m.reason)
+    if isinstance(m, pb.Dispute):
+        return Dispute(
+            h,
+            m.dispute_id,
+            SignalRef(m.signal.type, m.signal.value),
+            m.respondent,
+            m.reason,
+            m.appellant,
+            m.deadline_unix_ms,
+        )
+    if isinstance(m, pb.DisputeAnswer):
+        return DisputeAnswer(h, m.dispute_id, m.retract, m.rationale)
+    if isinstance(m, pb.DisputeDecision):
+        return DisputeDecision(h, m.dispute_id, m.remove, m.rationale)
     raise AssertionError(f"unhandled message {type(m).__name__}")  # pragma: no cover
 
 
@@ -753,7 +831,16 @@ def _to_message(b: Body) -> Any:
     if isinstance(b, BenignList):
         return pb.BenignList(header=h, add=_refs_pb(b.add), remove=_refs_pb(b.remove))
     if isinstance(b, Incident):
-        return pb.Incident(header=h, incident_id=b.incident_id, title=b.title, open=b.open)
+        return pb.Incident(
+            header=h,
+            incident_id=b.incident_id,
+            title=b.title,
+            open=b.open,
+            stage=pb_enum(b.stage),
+            level=b.level,
+            text=b.text,
+            occurred_unix_ms=b.occurred_unix_ms,
+        )
     if isinstance(b, GroupCreated):
         return pb.GroupCreated(
             header=h, group_id=b.group_id, name=b.name, description=b.description
@@ -765,6 +852,24 @@ def _to_message(b: Body) -> Any:
     if isinstance(b, BoardRotation):
         return pb.BoardRotation(
             header=h, public_keys=b.public_keys, threshold=b.threshold, reason=b.reason
+        )
+    if isinstance(b, Dispute):
+        return pb.Dispute(
+            header=h,
+            dispute_id=b.dispute_id,
+            signal=pb.SignalRef(type=b.signal.type, value=b.signal.value),
+            respondent=b.respondent,
+            reason=b.reason,
+            appellant=b.appellant,
+            deadline_unix_ms=b.deadline_unix_ms,
+        )
+    if isinstance(b, DisputeAnswer):
+        return pb.DisputeAnswer(
+            header=h, dispute_id=b.dispute_id, retract=b.retract, rationale=b.rationale
+        )
+    if isinstance(b, DisputeDecision):
+        return pb.DisputeDecision(
+            header=h, dispute_id=b.dispute_id, remove=b.remove, rationale=b.rationale
         )
     raise AssertionError(f"unhandled body {type(b).__name__}")  # pragma: no cover
 

@@ -227,6 +227,20 @@ def check_opinion(state: LogState, body: e.Opinion, lookup: SignalLookup) -> Non
     p.raise_if_any("opinion")
 
 
+def check_dispute(body: e.Dispute, lookup: SignalLookup) -> None:
+    """A dispute names a signal the respondent has an active descriptor on, and a reason."""
+    p = Violations(MAX_VIOLATIONS)
+    ref = body.signal
+    if _check_ref(p, "signal", ref.type, ref.value):
+        if not lookup.signal_exists(ref.type, ref.value):
+            p.add("signal", "no such signal")
+        elif not lookup.submitted_by(body.respondent, ref.type, ref.value):
+            p.add("respondent", f"{body.respondent} has no active descriptor on this signal")
+    _check_text(p, "reason", body.reason, required=True)
+    _check_text(p, "appellant", body.appellant)
+    p.raise_if_any("dispute")
+
+
 def check_benign_list(body: e.BenignList) -> None:
     version = parse_version(body.header.normalization)
     p = Violations(MAX_VIOLATIONS)
@@ -248,3 +262,5 @@ def check_content(
         check_opinion(state, body, lookup)
     elif isinstance(body, e.BenignList):
         check_benign_list(body)
+    elif isinstance(body, e.Dispute):
+        check_dispute(body, lookup)

@@ -77,7 +77,7 @@ from .errors import ConfigError, StoreError
 from .merkle import CompactRange
 from .signals import normalize
 from .store_state import _chunks, split_hashes, state_from_json, state_to_json, write_log_tables
-from .verifier import LogState, TrustRoot
+from .verifier import DisputeRecord, LogState, TrustRoot
 
 if TYPE_CHECKING:
     from .match.lookup import MatchResult
@@ -634,6 +634,15 @@ class LocalStore:
         ordered = list(keys())
         with self.read() as con:
             yield from records(con, ordered)
+
+    def disputes(self) -> list[DisputeRecord]:
+        """Every dispute in the verified copy, oldest first, with where it stands."""
+        with self.read() as con:
+            row = con.execute("SELECT log_state FROM sync_state").fetchone()
+        if row is None or not row[0]:
+            return []
+        records = [DisputeRecord(*d) for d in json.loads(row[0]).get("disputes", [])]
+        return sorted(records, key=lambda d: d.opened_at)
 
     def redacted(self) -> list[tuple[int, bytes, str, str]]:
         """``(index, leaf hash, group, author)`` of every entry held as its leaf hash only."""

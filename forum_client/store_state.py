@@ -3,11 +3,12 @@ without replaying the log, and written out as the members/keys tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 
 from . import entries as e
-from .verifier import GroupRecord, KeyRecord, LogState, MemberRecord
+from .verifier import DisputeRecord, GroupRecord, KeyRecord, LogState, MemberRecord
 
 
 def write_log_tables(con: sqlite3.Connection, state: LogState) -> None:
@@ -92,6 +93,10 @@ def state_to_json(state: LogState) -> str:
         "board": sorted(kid.hex() for kid in state.board),
         "board_threshold": state.board_threshold,
         "board_sequences": sorted(state.board_sequences),
+        "concluded": sorted(state.concluded),
+        "debriefed": sorted(state.debriefed),
+        "declared": sorted(state.declared),
+        "disputes": [dataclasses.astuple(d) for d in state.disputes.values()],
     }
     return json.dumps(doc, separators=(",", ":"))
 
@@ -148,6 +153,10 @@ def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
         last = max(state.last_sequence.get(kid, 1) for kid in state.board)
         state.board_sequences = set(range(1, last + 1))
     state.board_last_sequence = max(state.board_sequences)
+    state.concluded = set(doc.get("concluded", []))
+    state.debriefed = set(doc.get("debriefed", []))
+    state.declared = set(doc.get("declared", []))
+    state.disputes = {d[0]: DisputeRecord(*d) for d in doc.get("disputes", [])}
     return state
 
 

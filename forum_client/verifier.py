@@ -108,6 +108,24 @@ class MemberRecord:
 
 
 @dataclass
+class DisputeRecord:
+    """Where a dispute stands: ``open``, ``kept`` (answered, signal kept), ``retracted``
+    (by the respondent), ``upheld`` or ``removed`` (decided by the board)."""
+
+    dispute_id: str
+    signal_type: str
+    signal_value: str
+    opener: str
+    respondent: str
+    deadline_unix_ms: int
+    opened_at: int
+    status: str = "open"
+
+
+DISPUTE_FINAL = frozenset({"retracted", "upheld", "removed"})
+
+
+@dataclass
 class GroupRecord:
     """A sharing group as the log states it.  Membership is positional, like key validity:
     a member added by the entry at index ``i`` is in the group for entries at indexes
@@ -231,6 +249,10 @@ class LogState:
         self.taxonomy_version = 0
         self.labels: dict[str, e.Label] = {}
         self.incidents: dict[str, bool] = {}  # incident id -> open
+        self.concluded: set[str] = set()  # concluded by the crisis protocol: label refused
+        self.debriefed: set[str] = set()
+        self.declared: set[str] = set()  # declared by the crisis protocol (not legacy)
+        self.disputes: dict[str, DisputeRecord] = {}
         self.groups: dict[str, GroupRecord] = {}
 
     @classmethod
@@ -604,16 +626,122 @@ class LogState:
                 check_labels(body.labels)
             except InvalidInputError as exc:
                 raise bad(exc.violations[0].field, exc.violations[0].reason) from None
+        elif isinstance(body, e.Dispute | e.DisputeAnswer | e.DisputeDecision):
+            self._check_dispute(index, body)
         elif isinstance(body, (e.GroupCreated, e.GroupMember, e.GroupClosed)):
             self._check_group(index, body)
         elif isinstance(body, e.Incident):
             if not INCIDENT_ID_RE.fullmatch(body.incident_id):
                 raise bad("incident_id", f"{body.incident_id!r} is not 1-63 of a-z 0-9 -")
-            if self.incidents.get(body.incident_id) is body.open:
-                state = "open" if body.open else "closed"
-                raise bad(
-                    "open", f"incident {body.incident_id} is already {state}", REJECT_CONFLICT
+            if body.stage is e.IncidentStage.LEGACY:
+                if body.incident_id in self.declared:
+                    raise bad(
+                        "stage",
+                        f"incident {body.incident_id} follows the crisis protocol: "
+                        "update, conclude or debrief it",
+                    )
+                if self.incidents.get(body.incident_id) is body.open:
+                    state = "open" if body.open else "closed"
+                    raise bad(
+                        "open", f"incident {body.incident_id} is already {state}", REJECT_CONFLICT
+                    )
+            else:
+                self._check_incident_stage(index, body)
+
+    def _check_dispute(self, index: int, body: e.Body) -> None:
+        """Dispute order: opened once by a member (not the respondent) or the board; answered
+        once by the respondent; decided by the board once not settled, after the deadline
+        unless answered.  Time is the entries' own ``created_unix_ms``."""
+
+        def bad(field: str, message: str, reason: str = REJECT_BODY) -> EntryRejectedError:
+            return EntryRejectedError(reason, field, message, index)
+
+        author = body.header.member_id
+        if isinstance(body, e.Dispute):
+            if not INCIDENT_ID_RE.fullmatch(body.dispute_id):
+                raise bad("dispute_id", f"{body.dispute_id!r} is not 1-63 of a-z 0-9 -")
+            if body.dispute_id in self.disputes:
+                raise bad("dispute_id", f"dispute {body.dispute_id} exists", REJECT_CONFLICT)
+            respondent = self.members.get(body.respondent)
+            if respondent is None or respondent.role is not e.Role.MEMBER:
+                raise bad("respondent", f"{body.respondent!r} is not a member")
+            if author == body.respondent:
+                raise bad("respondent", "a member cannot dispute its own signal")
+            if body.appellant and author != OPERATOR_ID:
+                raise bad("appellant", "only the board files disputes for outside appellants")
+            if body.deadline_unix_ms <= body.header.created_unix_ms:
+                raise bad("deadline_unix_ms", "the deadline must be after the dispute is opened")
+            return
+        assert isinstance(body, e.DisputeAnswer | e.DisputeDecision)
+        record = self.disputes.get(body.dispute_id)
+        if record is None:
+            raise bad("dispute_id", f"no dispute {body.dispute_id}")
+        if record.status in DISPUTE_FINAL:
+            raise bad(
+                "dispute_id", f"dispute {body.dispute_id} is {record.status}", REJECT_CONFLICT
+            )
+        if isinstance(body, e.DisputeAnswer):
+            if author != record.respondent:
+                raise EntryRejectedError(
+                    REJECT_PERMISSION,
+                    "header.member_id",
+                    f"only {record.respondent} answers dispute {body.dispute_id}",
+                    index,
                 )
+            if record.status != "open":
+                raise bad("dispute_id", f"dispute {body.dispute_id} is answered", REJECT_CONFLICT)
+            if not body.rationale.strip():
+                raise bad("rationale", "an answer needs a rationale")
+            return
+        if record.status == "open" and body.header.created_unix_ms < record.deadline_unix_ms:
+            raise bad(
+                "dispute_id",
+                f"dispute {body.dispute_id} is unanswered and its deadline has not passed",
+                REJECT_CONFLICT,
+            )
+        if not body.rationale.strip():
+            raise bad("rationale", "a decision needs a rationale")
+
+    def _check_incident_stage(self, index: int, body: e.Incident) -> None:
+        """The crisis protocol's order: declared, updates while open, one conclusion, one
+        debrief; the ``open`` flag must say what the stage does."""
+
+        def bad(field: str, message: str, reason: str = REJECT_BODY) -> EntryRejectedError:
+            return EntryRejectedError(
+                reason, field, f"incident {body.incident_id}: {message}", index
+            )
+
+        stage, known = body.stage, body.incident_id in self.incidents
+        is_open = self.incidents.get(body.incident_id, False)
+        if body.open is not (stage in (e.IncidentStage.DECLARED, e.IncidentStage.UPDATE)):
+            raise bad("open", f"a {stage.label} entry has open={body.open}")
+        if stage is e.IncidentStage.DECLARED:
+            if known:
+                raise bad(
+                    "incident_id", "is already declared (ids are never reused)", REJECT_CONFLICT
+                )
+            if body.level not in e.INCIDENT_LEVELS:
+                raise bad("level", f"level {body.level} is not 1, 2 or 3")
+            if not body.title.strip():
+                raise bad("title", "a declaration needs a title")
+        elif stage in (e.IncidentStage.UPDATE, e.IncidentStage.CONCLUDED):
+            if not is_open:
+                raise bad("stage", f"a {stage.label} needs an open incident", REJECT_CONFLICT)
+            if not body.text.strip():
+                raise bad("text", f"a {stage.label} needs text")
+        elif stage is e.IncidentStage.DEBRIEF:
+            if body.incident_id not in self.concluded:
+                raise bad("stage", "a debrief follows the conclusion", REJECT_CONFLICT)
+            if body.incident_id in self.debriefed:
+                raise bad("stage", "has its debrief already", REJECT_CONFLICT)
+            if not body.text.strip():
+                raise bad("text", "a debrief needs text")
+
+    def disputes_on(self, type: str, value: str) -> list[DisputeRecord]:
+        """Every dispute about the signal ``(type, value)``, oldest first."""
+        return [
+            d for d in self.disputes.values() if (d.signal_type, d.signal_value) == (type, value)
+        ]
 
     def _check_scope(self, index: int, body: e.MemberBody) -> None:
         """A member entry is forum-wide (TLP:CLEAR/GREEN, no salt) or scoped to an open
@@ -711,11 +839,13 @@ class LogState:
             )
 
     def label_known(self, label: str) -> bool:
-        """Whether ``label`` is in the current vocabulary or names a known incident."""
+        """Whether ``label`` may be used on a new submission: in the current vocabulary, or
+        ``incident:ID`` of a known incident that was not concluded by the crisis protocol
+        (legacy closed incidents keep their label valid, as they always did)."""
         if label in self.labels:
             return True
         kind, _, name = label.partition(":")
-        return kind == "incident" and name in self.incidents
+        return kind == "incident" and name in self.incidents and name not in self.concluded
 
     def _existing_member(self, index: int, member_id: str) -> MemberRecord:
         found = self.members.get(member_id)
@@ -767,6 +897,26 @@ class LogState:
             self.labels = {label.id: label for label in body.labels}
         elif isinstance(body, e.Incident):
             self.incidents[body.incident_id] = body.open
+            if body.stage is e.IncidentStage.DECLARED:
+                self.declared.add(body.incident_id)
+            elif body.stage is e.IncidentStage.CONCLUDED:
+                self.concluded.add(body.incident_id)
+            elif body.stage is e.IncidentStage.DEBRIEF:
+                self.debriefed.add(body.incident_id)
+        elif isinstance(body, e.Dispute):
+            self.disputes[body.dispute_id] = DisputeRecord(
+                body.dispute_id,
+                body.signal.type,
+                body.signal.value,
+                body.header.member_id,
+                body.respondent,
+                body.deadline_unix_ms,
+                index,
+            )
+        elif isinstance(body, e.DisputeAnswer):
+            self.disputes[body.dispute_id].status = "retracted" if body.retract else "kept"
+        elif isinstance(body, e.DisputeDecision):
+            self.disputes[body.dispute_id].status = "removed" if body.remove else "upheld"
         elif isinstance(body, e.GroupCreated):
             self.groups[body.group_id] = GroupRecord(
                 body.group_id, body.name, body.description, index

@@ -123,7 +123,7 @@ class GroupView:
 
     def check(self, state: LogState, body: e.Body, index: int) -> None:
         """Apply the content rules; raises InvalidInputError or EntryRejectedError."""
-        if isinstance(body, (*_VIEW_BODIES, e.BenignList)):
+        if isinstance(body, (*_VIEW_BODIES, e.BenignList, e.Dispute)):
             check_content(state, body, self, index)
 
     def apply(self, state: LogState, body: e.Body, index: int) -> None:

@@ -72,6 +72,7 @@ from forum_client.match.video_index import (
     DEFAULT_QUERY_MATCH,
     VideoIndex,
     check_shares,
+    frame_arrays_of_normal_value,
 )
 from forum_client.signals import get_signal_type, normalize
 from forum_client.signals.vpdq import parse_frames
@@ -267,7 +268,9 @@ class Matcher:
                         "AND b.value = signals.value)",
                         (VPDQ, ACTIVE),
                     )
-                    self._videos = VideoIndex.build((v, parse_frames(v)) for (v,) in values)
+                    self._videos = VideoIndex.build(
+                        (v, frame_arrays_of_normal_value(v)) for (v,) in values
+                    )
                     self._videos_size = size
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self.store.path} for matching failed: {exc}") from exc

@@ -19,8 +19,9 @@ from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
 from forum_client.verifier import GroupRecord
 
+from .cli_board import COMMANDS as BOARD_COMMANDS
+from .cli_board import operator_from
 from .init import DEFAULT_ADDRESS, init_forum
-from .operator import Operator
 
 
 @click.group(help="Administer a Shared-Signal Forum: the operator's tool.")
@@ -36,13 +37,7 @@ def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
     ctx.obj = {"profile": profile, "server": server}
 
 
-def _operator(ctx: click.Context) -> Operator:
-    profile = ctx.obj["profile"]
-    if profile is None:
-        raise click.UsageError("this command needs --profile DIR/operator")
-    op = Operator.open(profile, server=ctx.obj["server"])
-    ctx.call_on_close(lambda: op.__exit__(None, None, None))
-    return op
+_operator = operator_from
 
 
 @cli.command(
@@ -504,6 +499,10 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
                 f"{r.time:%Y-%m-%d %H:%M:%S} {r.actor:<12} {r.action:<22} "
                 f"{r.target:<16} {r.outcome:<8} {r.detail}"
             )
+
+
+for _command in BOARD_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -162,11 +162,24 @@ class Operator:
         out = Path(out)
         if out.exists():
             raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
-        public_key, pop = self._possession(member_id, signing_key)
-        self._append(lambda h: e.MemberAdmitted(h, member_id, display_name, role))
-        receipt = self._append(lambda h: e.KeyAdded(h, member_id, public_key, pop))
+        admitted, key_added = self.admission(member_id, display_name, role, signing_key)
+        self._append(admitted)
+        receipt = self._append(key_added)
         self._issue_bundle(member_id, out, days, revoke_others=False)
         return receipt
+
+    def admission(
+        self, member_id: str, display_name: str, role: e.Role, signing_key: str | Path
+    ) -> list[Callable[[e.Header], e.Body]]:
+        """The two entries that admit a member with its key (proof of possession checked)."""
+        check_member_id(member_id)
+        if role is e.Role.OPERATOR:
+            raise InvalidInputError.field("role", "members are members or observers")
+        public_key, pop = self._possession(member_id, signing_key)
+        return [
+            lambda h: e.MemberAdmitted(h, member_id, display_name, role),
+            lambda h: e.KeyAdded(h, member_id, public_key, pop),
+        ]
 
     def _issue_bundle(self, member_id: str, out: Path, days: int, revoke_others: bool) -> int:
         cert = issue_member_cert(self.ca, member_id, self.now(), days)
@@ -234,6 +247,19 @@ class Operator:
         if state is None:
             raise VerificationError("the forum's log is empty")
         return state
+
+    def verified_leaves(self) -> list[bytes]:
+        """Every leaf up to the latest signed checkpoint, checked against its root."""
+        from forum_client.merkle import MerkleTree, leaf_hash
+
+        cp = self.forum.checkpoint()
+        leaves = [env.leaf_bytes() for _, env in self.forum.entries(0, cp.size)]
+        tree = MerkleTree.from_leaf_hashes(leaf_hash(x) for x in leaves)
+        if tree.size != cp.size or tree.root() != cp.root:
+            raise VerificationError(
+                f"the entries served do not match the signed checkpoint of size {cp.size}"
+            )
+        return leaves
 
     def board(self, state: LogState | None = None) -> Board:
         """The operator board in force at the end of the log."""

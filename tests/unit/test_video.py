@@ -18,7 +18,12 @@ from forum_client.errors import InvalidInputError
 from forum_client.match.extra import MediaExtraMissing
 from forum_client.match.media import hash_file
 from forum_client.match.video import vpdq_of_video
-from forum_client.match.video_index import VideoIndex, matchable
+from forum_client.match.video_index import (
+    VideoIndex,
+    frame_arrays,
+    frame_arrays_of_normal_value,
+    matchable,
+)
 from forum_client.signals import normalize
 from forum_client.signals.vpdq import Frame, parse_frames
 from tests.videos import make_video, reencode, write_frames
@@ -136,10 +141,15 @@ def test_index_equals_brute_force_on_clustered_data_and_after_removals() -> None
             )
             for t, i in enumerate(sorted(keep))
         ]
-    index: VideoIndex[int] = VideoIndex.build(videos.items())
+    built: VideoIndex[int] = VideoIndex.build(videos.items())
+    added: VideoIndex[int] = VideoIndex()  # the same, one video at a time
+    for key, frames in videos.items():
+        added.add(key, frames)
+    assert built.frame_count == added.frame_count < sum(map(len, videos.values()))  # shared
     for removed in (None, 3, 11, 19):
         if removed is not None:
-            assert index.remove(removed) and not index.remove(removed)
+            for index in (built, added):
+                assert index.remove(removed) and not index.remove(removed)
             del videos[removed]
         for s in range(8):
             query = [
@@ -147,20 +157,31 @@ def test_index_equals_brute_force_on_clustered_data_and_after_removals() -> None
                 for t, h in enumerate(scenes[s][: int(rng.integers(3, 13))])
             ]
             for threshold, q_pct, c_pct in ((31, 80, 80), (20, 50, 0), (40, 0, 0)):
-                got = {
-                    m.key: (m.query_match, m.compared_match)
-                    for m in index.query(
-                        query, threshold=threshold, query_match=q_pct, compared_match=c_pct
-                    )
-                }
                 want = brute(videos, query, threshold, q_pct, c_pct)
-                assert got.keys() == want.keys()
-                for key, (qs, cs) in want.items():
-                    assert got[key] == pytest.approx((qs, cs))
+                for index in (built, added):
+                    got = {
+                        m.key: (m.query_match, m.compared_match)
+                        for m in index.query(
+                            query, threshold=threshold, query_match=q_pct, compared_match=c_pct
+                        )
+                    }
+                    assert got.keys() == want.keys()
+                    for key, (qs, cs) in want.items():
+                        assert got[key] == pytest.approx((qs, cs))
     # Removing every video that held a frame takes the frame out of the PDQ index too.
-    for key in list(videos):
-        index.remove(key)
-    assert len(index) == 0 and index.frame_count == 0
+    for index in (built, added):
+        for key in list(videos):
+            index.remove(key)
+        assert len(index) == 0 and index.frame_count == 0
+
+
+def test_normal_values_parse_fast_to_the_same_frames() -> None:
+    rng = np.random.default_rng(8)
+    frames = [Frame(rng.bytes(32).hex(), int(rng.integers(0, 101)), t * 0.7) for t in range(50)]
+    value = normalize("vpdq", "\n".join(map(str, frames)))
+    hashes, qualities = frame_arrays_of_normal_value(value)
+    want_hashes, want_qualities = frame_arrays(parse_frames(value))
+    assert (hashes == want_hashes).all() and (qualities == want_qualities).all()
 
 
 def test_pytx_serialisation_byte_for_byte() -> None:

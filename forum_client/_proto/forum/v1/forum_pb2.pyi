@@ -28,6 +28,14 @@ class OpinionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OPINION_KIND_FALSE_POSITIVE: _ClassVar[OpinionKind]
     OPINION_KIND_SEEN: _ClassVar[OpinionKind]
 
+class IncidentStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INCIDENT_STAGE_UNSPECIFIED: _ClassVar[IncidentStage]
+    INCIDENT_STAGE_DECLARED: _ClassVar[IncidentStage]
+    INCIDENT_STAGE_UPDATE: _ClassVar[IncidentStage]
+    INCIDENT_STAGE_CONCLUDED: _ClassVar[IncidentStage]
+    INCIDENT_STAGE_DEBRIEF: _ClassVar[IncidentStage]
+
 class Tlp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TLP_UNSPECIFIED: _ClassVar[Tlp]
@@ -48,6 +56,11 @@ OPINION_KIND_AGREE: OpinionKind
 OPINION_KIND_DISAGREE: OpinionKind
 OPINION_KIND_FALSE_POSITIVE: OpinionKind
 OPINION_KIND_SEEN: OpinionKind
+INCIDENT_STAGE_UNSPECIFIED: IncidentStage
+INCIDENT_STAGE_DECLARED: IncidentStage
+INCIDENT_STAGE_UPDATE: IncidentStage
+INCIDENT_STAGE_CONCLUDED: IncidentStage
+INCIDENT_STAGE_DEBRIEF: IncidentStage
 TLP_UNSPECIFIED: Tlp
 TLP_CLEAR: Tlp
 TLP_GREEN: Tlp
@@ -477,16 +490,24 @@ class BenignList(_message.Message):
     def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., add: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ..., remove: _Optional[_Iterable[_Union[SignalRef, _Mapping]]] = ...) -> None: ...
 
 class Incident(_message.Message):
-    __slots__ = ("header", "incident_id", "title", "open")
+    __slots__ = ("header", "incident_id", "title", "open", "stage", "level", "text", "occurred_unix_ms")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     header: EntryHeader
     incident_id: str
     title: str
     open: bool
-    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., incident_id: _Optional[str] = ..., title: _Optional[str] = ..., open: _Optional[bool] = ...) -> None: ...
+    stage: IncidentStage
+    level: int
+    text: str
+    occurred_unix_ms: int
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., incident_id: _Optional[str] = ..., title: _Optional[str] = ..., open: _Optional[bool] = ..., stage: _Optional[_Union[IncidentStage, str]] = ..., level: _Optional[int] = ..., text: _Optional[str] = ..., occurred_unix_ms: _Optional[int] = ...) -> None: ...
 
 class EntrySignature(_message.Message):
     __slots__ = ("key_id", "signature")
@@ -507,6 +528,48 @@ class BoardRotation(_message.Message):
     threshold: int
     reason: str
     def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., public_keys: _Optional[_Iterable[bytes]] = ..., threshold: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Dispute(_message.Message):
+    __slots__ = ("header", "dispute_id", "signal", "respondent", "reason", "appellant", "deadline_unix_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    RESPONDENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    APPELLANT_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    dispute_id: str
+    signal: SignalRef
+    respondent: str
+    reason: str
+    appellant: str
+    deadline_unix_ms: int
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., dispute_id: _Optional[str] = ..., signal: _Optional[_Union[SignalRef, _Mapping]] = ..., respondent: _Optional[str] = ..., reason: _Optional[str] = ..., appellant: _Optional[str] = ..., deadline_unix_ms: _Optional[int] = ...) -> None: ...
+
+class DisputeAnswer(_message.Message):
+    __slots__ = ("header", "dispute_id", "retract", "rationale")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRACT_FIELD_NUMBER: _ClassVar[int]
+    RATIONALE_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    dispute_id: str
+    retract: bool
+    rationale: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., dispute_id: _Optional[str] = ..., retract: _Optional[bool] = ..., rationale: _Optional[str] = ...) -> None: ...
+
+class DisputeDecision(_message.Message):
+    __slots__ = ("header", "dispute_id", "remove", "rationale")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DISPUTE_ID_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    RATIONALE_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    dispute_id: str
+    remove: bool
+    rationale: str
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., dispute_id: _Optional[str] = ..., remove: _Optional[bool] = ..., rationale: _Optional[str] = ...) -> None: ...
 
 class ScopeClaim(_message.Message):
     __slots__ = ("group_id", "key_id", "signature")

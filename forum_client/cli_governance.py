@@ -1,0 +1,277 @@
+"""``forum-client`` governance commands: report, incidents, disputes, dispute open/answer.
+
+``report``, ``incidents`` and ``disputes`` read only the member's verified local copy (run
+``forum-client sync`` first); ``dispute open`` and ``dispute answer`` sign and submit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import click
+
+from .envelope import SigningKey
+from .errors import InvalidInputError
+from .report import ALL_TIME, compute_report, parse_period, write_report
+from .report_charts import charts_available
+from .store import LocalStore
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration_ms(text: str) -> int:
+    """``30m``, ``12h``, ``7d``... in milliseconds.  Raises InvalidInputError otherwise."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise InvalidInputError.field("duration", f"{text!r}: use a positive 30m, 12h or 7d")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def _store(db: Path) -> LocalStore:
+    if not db.is_file():
+        raise click.UsageError(f"no local copy at {db} (run `forum-client sync --db {db}`)")
+    return LocalStore(db)
+
+
+_DB = click.option(
+    "--db",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Your verified local copy (from `forum-client sync`).",
+)
+
+
+def report_options(f: click.decorators.FC) -> click.decorators.FC:
+    """The options ``forum-client report`` and ``forum-admin report`` share."""
+    for option in reversed(
+        [
+            click.option(
+                "--period",
+                required=True,
+                help="2026 (a year), 2026-Q3 (a quarter) or 2026-07 (a month), UTC.",
+            ),
+            click.option(
+                "--at",
+                "at_size",
+                type=click.IntRange(min=1),
+                help="Compute at this log size (an older checkpoint); default: the latest.",
+            ),
+            click.option(
+                "--anonymise",
+                is_flag=True,
+                help="Name members member-001... in admission order instead of by id.",
+            ),
+            click.option(
+                "--out",
+                type=click.Path(path_type=Path, file_okay=False),
+                help="Directory for report.md, report.json and charts (default report-PERIOD).",
+            ),
+            click.option(
+                "--charts/--no-charts",
+                default=True,
+                show_default=True,
+                help="PNG charts (needs the optional report extra: matplotlib).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def emit_report(
+    leaves: list[bytes],
+    origin: str,
+    period_text: str,
+    anonymise: bool,
+    out: Path | None,
+    charts: bool,
+) -> None:
+    period = parse_period(period_text)
+    report = compute_report(leaves, period, origin=origin, anonymise=anonymise)
+    out = out or Path(f"report-{period.name}")
+    written = write_report(report, out, charts=charts)
+    click.echo(
+        f"report {period.name} at log size {report['checkpoint']['size']} "
+        f"(root {report['checkpoint']['root']}): {', '.join(str(p) for p in written)}"
+    )
+    if charts and not charts_available():
+        click.echo(
+            "  no charts: install the report extra (pip install 'shared-signal-forum[report]')"
+        )
+
+
+@click.command(
+    "report",
+    help="The transparency report for a period, computed from your verified copy alone: "
+    "signals by type, label and content type; activity per member; dispute outcomes and time "
+    "to resolution; incidents with their signal counts and time to first hash; matches "
+    "reported as seen. Writes Markdown, JSON and PNG charts; states the checkpoint it was "
+    "computed at, and is byte-identical to `forum-admin report` at the same size.",
+)
+@_DB
+@report_options
+def report(
+    db: Path,
+    period: str,
+    at_size: int | None,
+    anonymise: bool,
+    out: Path | None,
+    charts: bool,
+) -> None:
+    with _store(db) as store:
+        size = store.size
+        if at_size is not None and at_size > size:
+            raise InvalidInputError.field(
+                "at", f"the copy holds {size} verified entries; sync first or choose <= {size}"
+            )
+        root = store.trust_root()
+        if root is None or size == 0:
+            raise click.UsageError(f"{db} holds no verified entries yet (sync first)")
+        leaves = [leaf for _, leaf in store.leaves(0, at_size or size)]
+    emit_report(leaves, root.origin, period, anonymise, out, charts)
+
+
+@click.command(
+    "incidents",
+    help="List the crisis-response incidents in your verified copy: level, title, when "
+    "declared and concluded, updates, debrief, how many signals carry the incident's label, "
+    "and minutes from declaration to the first hash.",
+)
+@_DB
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def incidents(db: Path, as_json: bool) -> None:
+    with _store(db) as store:
+        root = store.trust_root()
+        leaves = [leaf for _, leaf in store.leaves(0, store.size)]
+    doc = compute_report(leaves, ALL_TIME, origin=root.origin if root else "")
+    if not doc["incidents"] and not as_json:
+        click.echo("no incidents")
+    for i in doc["incidents"]:
+        if as_json:
+            click.echo(json.dumps(i, sort_keys=True))
+            continue
+        state = f"concluded {i['concluded']}" if i["concluded"] else "OPEN"
+        click.echo(
+            f"{i['incident_id']:<20} {i['level_name']:<16} {state:<32} signals {i['signals']:>6}"
+            f"  first hash after {i['minutes_to_first_hash']} min  {i['title']}"
+        )
+
+
+@click.command(
+    "disputes",
+    help="List the disputes in your verified copy: signal, who opened it, the member "
+    "answering, and where it stands (open, kept, retracted, upheld, removed).",
+)
+@_DB
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def disputes(db: Path, as_json: bool) -> None:
+    with _store(db) as store:
+        records = store.disputes()
+    if not records and not as_json:
+        click.echo("no disputes")
+    for d in records:
+        doc = {
+            "dispute_id": d.dispute_id,
+            "type": d.signal_type,
+            "value": d.signal_value,
+            "opened_by": d.opener,
+            "respondent": d.respondent,
+            "status": d.status,
+            "opened_at_index": d.opened_at,
+        }
+        if as_json:
+            click.echo(json.dumps(doc))
+        else:
+            click.echo(
+                f"{d.dispute_id:<20} {d.status:<10} {d.signal_type}:{d.signal_value}  "
+                f"by {d.opener}, answered by {d.respondent}"
+            )
+
+
+@click.group(help="Dispute a signal, or answer a dispute on yours.")
+def dispute() -> None:
+    pass
+
+
+@dispute.command(
+    "open",
+    help="Dispute the signal --type/--value that RESPONDENT submitted, with a reason. The "
+    "respondent answers; unsettled after --answer-within, the board may decide.",
+)
+@click.argument("dispute_id")
+@click.option("--type", "type_", required=True, help="Signal type.")
+@click.option("--value", required=True, help="Signal value.")
+@click.option("--respondent", required=True, help="The member whose submission you dispute.")
+@click.option("--reason", required=True, help="Why the signal is wrong (recorded in the log).")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Your signing key file.",
+)
+@click.option(
+    "--answer-within", default="14d", show_default=True, help="The respondent's deadline."
+)
+@click.pass_context
+def dispute_open(
+    ctx: click.Context,
+    dispute_id: str,
+    type_: str,
+    value: str,
+    respondent: str,
+    reason: str,
+    key_path: Path,
+    answer_within: str,
+) -> None:
+    from .cli import _client
+
+    receipt = _client(ctx).open_dispute(
+        dispute_id,
+        {"type": type_, "value": value},
+        respondent,
+        reason,
+        SigningKey.load(key_path),
+        answer_within_ms=parse_duration_ms(answer_within),
+    )
+    click.echo(f"opened dispute {dispute_id} at log index {receipt.index}")
+
+
+@dispute.command(
+    "answer",
+    help="Answer DISPUTE_ID on your signal: --retract (the signal is retracted, then the "
+    "answer recorded) or --keep, with a rationale. Reads the dispute from your synced copy.",
+)
+@click.argument("dispute_id")
+@_DB
+@click.option("--retract/--keep", required=True, help="Retract the signal, or keep it.")
+@click.option("--rationale", required=True, help="Why (recorded in the log).")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Your signing key file.",
+)
+@click.pass_context
+def dispute_answer(
+    ctx: click.Context, dispute_id: str, db: Path, retract: bool, rationale: str, key_path: Path
+) -> None:
+    from .cli import _client
+
+    with _store(db) as store:
+        found = [d for d in store.disputes() if d.dispute_id == dispute_id]
+    if not found:
+        raise InvalidInputError.field("dispute_id", f"no dispute {dispute_id} in {db} (sync?)")
+    ref = {"type": found[0].signal_type, "value": found[0].signal_value}
+    receipts = _client(ctx).answer_dispute(
+        dispute_id, retract=retract, rationale=rationale, key=SigningKey.load(key_path), ref=ref
+    )
+    what = "retracted" if retract else "kept"
+    click.echo(f"answered dispute {dispute_id} ({what}) at log index {receipts[-1].index}")
+
+
+COMMANDS = (report, incidents, disputes, dispute)

@@ -1,0 +1,474 @@
+"""``forum-admin`` board commands: propose, sign, submit, pending, board show.
+
+Board members keep their keys apart, so these work on files: ``propose`` (with the operator
+profile, to read the board in force) writes an unsigned proposal, ``sign`` (offline, with one
+key file) adds a signature, ``submit`` (with the profile) sends it once the threshold is met
+and ``pending`` (offline) lists what still awaits signatures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from forum_client import entries as e
+from forum_client.cli_governance import emit_report, parse_duration_ms, report_options
+from forum_client.client import normalize_ref
+from forum_client.envelope import SigningKey, load_public_key
+from forum_client.errors import InvalidInputError
+
+from .operator import Operator
+from .proposals import DEFAULT_TTL_MS, Proposal
+
+
+def operator_from(ctx: click.Context) -> Operator:
+    """The operator session for ``--profile`` (closed with the command)."""
+    profile = ctx.obj["profile"]
+    if profile is None:
+        raise click.UsageError("this command needs --profile DIR/operator")
+    op = Operator.open(profile, server=ctx.obj["server"])
+    ctx.call_on_close(lambda: op.__exit__(None, None, None))
+    return op
+
+
+def _duration_ms(text: str) -> int:
+    return parse_duration_ms(text)
+
+
+def _now_ms() -> int:
+    return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+
+
+def _when(unix_ms: int) -> str:
+    return dt.datetime.fromtimestamp(unix_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ---- propose ----
+
+
+@click.group(
+    help="Write an unsigned board proposal to --out: board members then sign it "
+    "(forum-admin sign) and the operator submits it (forum-admin submit)."
+)
+def propose() -> None:
+    pass
+
+
+def _propose_options(f: Callable[..., None]) -> Callable[..., None]:
+    f = click.option(
+        "--expires-in",
+        default="7d",
+        show_default=True,
+        help="How long the proposal can be signed and submitted (30m, 12h, 7d...). The "
+        "expiry is signed: the forum refuses the entries after it.",
+    )(f)
+    f = click.option(
+        "--out",
+        required=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="The proposal file to write (refuses to overwrite).",
+    )(f)
+    return click.pass_context(f)
+
+
+def _write(
+    ctx: click.Context,
+    makes: list[Callable[[e.Header], e.Body]],
+    summary: str,
+    out: Path,
+    expires_in: str,
+) -> None:
+    ttl = _duration_ms(expires_in) if expires_in else DEFAULT_TTL_MS
+    if out.exists():
+        raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
+    proposal = operator_from(ctx).propose(makes, summary, ttl_ms=ttl)
+    proposal.save(out)
+    board = proposal.board
+    click.echo(
+        f"wrote {out}: {summary} ({len(makes)} entr{'y' if len(makes) == 1 else 'ies'}); "
+        f"needs {proposal.missing_signatures()} signature(s) of the {len(board.keys)}-key "
+        f"board; expires {_when(proposal.expires_unix_ms)}"
+    )
+    click.echo(f"  next: forum-admin sign {out} --key BOARD_KEY   (each signer)")
+
+
+@propose.command("member-add", help="Admit MEMBER_ID with its signing key (KEY.pub).")
+@click.argument("member_id")
+@click.option("--name", "display_name", required=True, help="The member's display name.")
+@click.option(
+    "--signing-key",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The member's public key file, with its proof of possession.",
+)
+@click.option(
+    "--role",
+    type=click.Choice(["member", "observer"]),
+    default="member",
+    show_default=True,
+    help="Observers sync and match but cannot submit.",
+)
+@_propose_options
+def propose_member_add(
+    ctx: click.Context,
+    member_id: str,
+    display_name: str,
+    signing_key: Path,
+    role: str,
+    out: Path,
+    expires_in: str,
+) -> None:
+    makes = operator_from(ctx).admission(member_id, display_name, e.Role.parse(role), signing_key)
+    _write(ctx, makes, f"admit {member_id} ({role})", out, expires_in)
+
+
+@propose.command("member-status", help="Suspend or reinstate MEMBER_ID.")
+@click.argument("member_id")
+@click.option("--suspend/--reinstate", required=True, help="The new status.")
+@click.option("--reason", required=True, help="Recorded in the signed entry.")
+@_propose_options
+def propose_member_status(
+    ctx: click.Context, member_id: str, suspend: bool, reason: str, out: Path, expires_in: str
+) -> None:
+    status = e.MemberStatus.SUSPENDED if suspend else e.MemberStatus.ACTIVE
+    makes: list[Callable[[e.Header], e.Body]] = [
+        lambda h: e.MemberStatusChanged(h, member_id, status, reason)
+    ]
+    _write(ctx, makes, f"{status.label} {member_id}", out, expires_in)
+
+
+@propose.command(
+    "rotate-board",
+    help="Replace the board with the keys given (KEY.pub files) and threshold M. Needs a "
+    "threshold of the current board AND of the new one to sign.",
+)
+@click.option(
+    "--key",
+    "key_files",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="A new board member's public key file (repeat for each).",
+)
+@click.option("--threshold", required=True, type=int, help="Signatures the new board needs.")
+@click.option("--reason", default="", help="Recorded in the signed entry.")
+@_propose_options
+def propose_rotate_board(
+    ctx: click.Context,
+    key_files: tuple[Path, ...],
+    threshold: int,
+    reason: str,
+    out: Path,
+    expires_in: str,
+) -> None:
+    from forum_client.verifier import board_problem
+
+    keys = tuple(load_public_key(p) for p in key_files)
+    problem = board_problem(keys, threshold)
+    if problem is not None:
+        raise InvalidInputError.field("board", problem)
+    makes: list[Callable[[e.Header], e.Body]] = [
+        lambda h: e.BoardRotation(h, keys, threshold, reason)
+    ]
+    _write(ctx, makes, f"rotate the board to {threshold}-of-{len(keys)}", out, expires_in)
+
+
+@propose.command("retract", help="An operator retraction: the signal is removed for everyone.")
+@click.option("--type", "type_", required=True, help="Signal type (pdq, md5, ..., url, domain).")
+@click.option("--value", required=True, help="The signal's value.")
+@click.option("--reason", required=True, help="Recorded in the signed entry.")
+@_propose_options
+def propose_retract(
+    ctx: click.Context, type_: str, value: str, reason: str, out: Path, expires_in: str
+) -> None:
+    ref = normalize_ref({"type": type_, "value": value}, "signal")
+    makes: list[Callable[[e.Header], e.Body]] = [lambda h: e.Retraction(h, (ref,), reason)]
+    _write(ctx, makes, f"retract {ref.type}:{ref.value}", out, expires_in)
+
+
+# ---- incidents: the crisis protocol ----
+
+
+def _incident_text_command(stage: e.IncidentStage, verb: str, what: str) -> click.Command:
+    @click.command(
+        f"incident-{verb}",
+        help=f"Record the {what} of open incident INCIDENT_ID"
+        if stage is not e.IncidentStage.DEBRIEF
+        else "Record the debrief of concluded incident INCIDENT_ID (once).",
+    )
+    @click.argument("incident_id")
+    @click.option("--text", required=True, help=f"The {what}, for members and the record.")
+    @_propose_options
+    def command(
+        ctx: click.Context, incident_id: str, text: str, out: Path, expires_in: str
+    ) -> None:
+        is_open = stage is e.IncidentStage.UPDATE
+        makes: list[Callable[[e.Header], e.Body]] = [
+            lambda h: e.Incident(h, incident_id, "", is_open, stage, 0, text)
+        ]
+        _write(ctx, makes, f"incident {incident_id}: {what}", out, expires_in)
+
+    return command
+
+
+@propose.command(
+    "incident-declare",
+    help="Declare incident INCIDENT_ID (1-63 of a-z 0-9 -): while open, its label "
+    "incident:ID is valid on submissions; once concluded it is refused.",
+)
+@click.argument("incident_id")
+@click.option("--title", required=True, help="What happened, for members.")
+@click.option(
+    "--level",
+    type=click.IntRange(1, 3),
+    required=True,
+    help="1 incident, 2 content incident, 3 crisis protocol.",
+)
+@click.option(
+    "--occurred",
+    type=click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]),
+    help="When the attack happened (UTC; default: now).",
+)
+@_propose_options
+def propose_incident_declare(
+    ctx: click.Context,
+    incident_id: str,
+    title: str,
+    level: int,
+    occurred: dt.datetime | None,
+    out: Path,
+    expires_in: str,
+) -> None:
+    when = occurred.replace(tzinfo=dt.UTC) if occurred else dt.datetime.now(dt.UTC)
+    occurred_ms = int(when.timestamp() * 1000)
+    makes: list[Callable[[e.Header], e.Body]] = [
+        lambda h: e.Incident(
+            h, incident_id, title, True, e.IncidentStage.DECLARED, level, "", occurred_ms
+        )
+    ]
+    _write(ctx, makes, f"declare incident {incident_id} (level {level})", out, expires_in)
+
+
+for _stage, _verb, _what in (
+    (e.IncidentStage.UPDATE, "update", "situational update"),
+    (e.IncidentStage.CONCLUDED, "conclude", "conclusion"),
+    (e.IncidentStage.DEBRIEF, "debrief", "debrief"),
+):
+    propose.add_command(_incident_text_command(_stage, _verb, _what))
+
+
+# ---- disputes ----
+
+
+@propose.command(
+    "dispute-open",
+    help="Open dispute DISPUTE_ID on behalf of an outside appellant (a user whose content "
+    "was removed, a civil-society organisation) against RESPONDENT's signal.",
+)
+@click.argument("dispute_id")
+@click.option("--type", "type_", required=True, help="Signal type.")
+@click.option("--value", required=True, help="Signal value.")
+@click.option("--respondent", required=True, help="The member whose submission is disputed.")
+@click.option("--reason", required=True, help="The appeal, recorded in the log.")
+@click.option("--appellant", required=True, help="Who appealed (as it may be published).")
+@click.option(
+    "--answer-within", default="14d", show_default=True, help="The respondent's deadline."
+)
+@_propose_options
+def propose_dispute_open(
+    ctx: click.Context,
+    dispute_id: str,
+    type_: str,
+    value: str,
+    respondent: str,
+    reason: str,
+    appellant: str,
+    answer_within: str,
+    out: Path,
+    expires_in: str,
+) -> None:
+    ref = normalize_ref({"type": type_, "value": value}, "signal")
+    within = parse_duration_ms(answer_within)
+    makes: list[Callable[[e.Header], e.Body]] = [
+        lambda h: e.Dispute(
+            h, dispute_id, ref, respondent, reason, appellant, h.created_unix_ms + within
+        )
+    ]
+    _write(ctx, makes, f"open dispute {dispute_id} for {appellant}", out, expires_in)
+
+
+@propose.command(
+    "dispute-decide",
+    help="The board's decision on DISPUTE_ID, once its respondent answered or its deadline "
+    "passed: --uphold keeps the signal; --remove adds an operator retraction that removes it "
+    "for every member.",
+)
+@click.argument("dispute_id")
+@click.option("--uphold/--remove", required=True, help="Keep the signal, or remove it.")
+@click.option("--rationale", required=True, help="Why, recorded in the log.")
+@_propose_options
+def propose_dispute_decide(
+    ctx: click.Context, dispute_id: str, uphold: bool, rationale: str, out: Path, expires_in: str
+) -> None:
+    record = operator_from(ctx).log_state().disputes.get(dispute_id)
+    if record is None:
+        raise InvalidInputError.field("dispute_id", f"no dispute {dispute_id} in the log")
+    ref = e.SignalRef(record.signal_type, record.signal_value)
+    makes: list[Callable[[e.Header], e.Body]] = [
+        lambda h: e.DisputeDecision(h, dispute_id, not uphold, rationale)
+    ]
+    if not uphold:
+        makes.append(lambda h: e.Retraction(h, (ref,), f"dispute {dispute_id}: {rationale}"))
+    verdict = "uphold" if uphold else "remove"
+    _write(ctx, makes, f"decide dispute {dispute_id}: {verdict}", out, expires_in)
+
+
+# ---- sign, submit, pending, board ----
+
+
+@click.command(
+    "sign",
+    help="Add your signature (--key, your private board key file) to PROPOSAL. Works "
+    "offline; refuses a key outside the proposal's board, a second signature by the same "
+    "key, and an expired proposal.",
+)
+@click.argument("proposal_path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Your private board key file.",
+)
+def sign(proposal_path: Path, key_path: Path) -> None:
+    proposal = Proposal.load(proposal_path)
+    signed = proposal.signed(SigningKey.load(key_path), now_ms=_now_ms())
+    signed.save(proposal_path, overwrite=True)
+    missing = signed.missing_signatures()
+    state = "ready: forum-admin submit " + str(proposal_path) if not missing else f"{missing} more"
+    click.echo(f"signed {proposal_path} ({signed.summary}): {state}")
+
+
+@click.command(
+    "submit",
+    help="Send PROPOSAL once a threshold of the board has signed. Checked first against the "
+    "board the log holds now; nothing is sent unless every check passes.",
+)
+@click.argument("proposal_path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_context
+def submit(ctx: click.Context, proposal_path: Path) -> None:
+    proposal = Proposal.load(proposal_path)
+    op = operator_from(ctx)
+    receipts = op.submit(proposal)
+    indexes = tuple(r.index for r in receipts)
+    Proposal(
+        proposal.origin,
+        proposal.summary,
+        proposal.created_unix_ms,
+        proposal.expires_unix_ms,
+        proposal.board,
+        proposal.envelopes,
+        indexes,
+    ).save(proposal_path, overwrite=True)
+    click.echo(
+        f"submitted {proposal_path} ({proposal.summary}) at log index "
+        f"{', '.join(map(str, indexes))}"
+    )
+    for body in proposal.bodies():
+        if isinstance(body, e.MemberAdmitted):
+            click.echo(
+                f"  issue {body.member_id}'s credentials: forum-admin credentials reissue "
+                f"{body.member_id} --out {body.member_id}.bundle.json"
+            )
+
+
+@click.command(
+    "pending",
+    help="List the proposals (*.proposal.json, or every .json proposal) in DIRECTORY "
+    "(default: the current one) that are not submitted yet: what, signatures, expiry.",
+)
+@click.argument(
+    "directory", default=".", type=click.Path(path_type=Path, file_okay=False, exists=True)
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def pending(directory: Path, as_json: bool) -> None:
+    now = _now_ms()
+    found = 0
+    for path in sorted(directory.glob("*.json")):
+        try:
+            proposal = Proposal.load(path)
+        except InvalidInputError:
+            continue  # not a proposal (bundles, reports...)
+        if proposal.submitted:
+            continue
+        found += 1
+        missing = proposal.missing_signatures()
+        expired = now > proposal.expires_unix_ms
+        status = "expired" if expired else ("ready" if not missing else f"needs {missing} more")
+        signed = len(proposal.signer_ids())
+        if as_json:
+            doc = {
+                "file": str(path),
+                "summary": proposal.summary,
+                "status": status,
+                "signatures": signed,
+                "missing": missing,
+                "expires": _when(proposal.expires_unix_ms),
+            }
+            click.echo(json.dumps(doc))
+        else:
+            click.echo(
+                f"{path.name:<32} {status:<14} {signed} signed  expires "
+                f"{_when(proposal.expires_unix_ms)}  {proposal.summary}"
+            )
+    if not found and not as_json:
+        click.echo(f"no pending proposals in {directory}")
+
+
+@click.group(help="The operator board: its keys and threshold.")
+def board() -> None:
+    pass
+
+
+@board.command("show", help="The board in force: threshold and key ids (verified from the log).")
+@click.option("--json", "as_json", is_flag=True, help="As one JSON object.")
+@click.pass_context
+def board_show(ctx: click.Context, as_json: bool) -> None:
+    current = operator_from(ctx).board()
+    kids = [kid.hex() for kid in current.keys]
+    if as_json:
+        click.echo(json.dumps({"threshold": current.threshold, "key_ids": kids}))
+        return
+    click.echo(f"{current.threshold}-of-{len(kids)} board")
+    for kid in kids:
+        click.echo(f"  {kid}")
+
+
+@click.command(
+    "report",
+    help="The transparency report from the server's log: the same numbers, and the same "
+    "bytes, as `forum-client report` from any member's verified copy at the same size. The "
+    "entries are checked against the server's signed checkpoint first.",
+)
+@report_options
+@click.pass_context
+def report(
+    ctx: click.Context,
+    period: str,
+    at_size: int | None,
+    anonymise: bool,
+    out: Path | None,
+    charts: bool,
+) -> None:
+    op = operator_from(ctx)
+    leaves = op.verified_leaves()
+    if at_size is not None and at_size > len(leaves):
+        raise InvalidInputError.field("at", f"the log holds {len(leaves)} entries")
+    emit_report(leaves[: at_size or len(leaves)], op.origin, period, anonymise, out, charts)
+
+
+COMMANDS = (propose, sign, submit, pending, board, report)

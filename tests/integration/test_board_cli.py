@@ -1,0 +1,158 @@
+"""``forum-admin`` propose / sign / submit / pending on a real forum, keys kept apart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+
+from forum_client import entries as e
+from forum_client._proto.forum.v1 import forum_pb2 as pb
+from forum_client.envelope import Envelope, SigningKey
+from forum_client.wire import envelope_to_pb
+from forum_server.admin.cli import main as admin_main
+from forum_server.admin.init import OperatorPaths
+from forum_server.admin.operator import Operator
+from forum_server.admin.proposals import Proposal
+from forum_server.testing import LocalForum, local_forum
+
+
+def admin(forum: LocalForum, *args: str) -> int:
+    base = ["--profile", str(forum.operator_profile), "--server", forum.address]
+    return admin_main([*base, *args])
+
+
+def size(forum: LocalForum) -> int:
+    return forum.running.handle.sequencer.size
+
+
+def board_keys(tmp_path: Path, n: int) -> list[Path]:
+    paths = []
+    for i in range(n):
+        path = tmp_path / f"board{i}.key"
+        SigningKey.generate().save(path)
+        paths.append(path)
+    return paths
+
+
+def test_a_board_governs_by_proposals_signed_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with local_forum(tmp_path / "f", members=["alice"], observers=[]) as forum:
+        k = board_keys(tmp_path, 3)
+        admin_key = str(forum.operator_profile / "admin.key")
+        props = tmp_path / "proposals"
+        props.mkdir()
+        rot = props / "rotate.json"
+        assert (
+            admin(
+                forum,
+                "propose",
+                "rotate-board",
+                "--threshold",
+                "2",
+                "--out",
+                str(rot),
+                *[x for p in k for x in ("--key", f"{p}.pub")],
+            )
+            == 0
+        )
+        assert "needs 2 signature(s)" in capsys.readouterr().out
+        for key in (admin_key, str(k[0])):
+            assert admin_main(["sign", str(rot), "--key", key]) == 0
+        assert admin_main(["pending", str(props)]) == 0
+        assert "needs 1 more" in capsys.readouterr().out
+        before = size(forum)
+        assert admin(forum, "submit", str(rot)) != 0
+        assert "1 more signature(s) needed" in capsys.readouterr().err
+        assert size(forum) == before
+        assert admin_main(["sign", str(rot), "--key", str(k[1])]) == 0
+        assert admin(forum, "submit", str(rot)) == 0
+        assert f"at log index {before}" in capsys.readouterr().out
+        assert admin(forum, "board", "show", "--json") == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["threshold"] == 2 and len(shown["key_ids"]) == 3
+
+        # The one-key commands no longer work: the admin key left the board.
+        assert admin(forum, "member", "suspend", "alice", "--reason", "x") != 0
+        assert "left the operator board" in capsys.readouterr().err
+
+        # Admit a member through a proposal.
+        dave = tmp_path / "dave.key"
+        SigningKey.generate().save(dave, possession=[(forum.trust_root.origin, "dave")])
+        add = props / "add-dave.json"
+        args = ["propose", "member-add", "dave", "--name", "Dave", "--signing-key", f"{dave}.pub"]
+        assert admin(forum, *args, "--out", str(add)) == 0
+        assert admin_main(["sign", str(add), "--key", str(k[2])]) == 0
+        capsys.readouterr()
+        # Bad input: the same key again, a key outside the board, too few signatures.
+        assert admin_main(["sign", str(add), "--key", str(k[2])]) != 0
+        assert "has signed this proposal already" in capsys.readouterr().err
+        assert admin_main(["sign", str(add), "--key", admin_key]) != 0
+        assert "not in the operator board" in capsys.readouterr().err
+        before = size(forum)
+        assert admin(forum, "submit", str(add)) != 0
+        assert size(forum) == before
+        assert admin_main(["sign", str(add), "--key", str(k[0])]) == 0
+        assert admin(forum, "submit", str(add)) == 0
+        out = capsys.readouterr().out
+        assert f"at log index {before}, {before + 1}" in out
+        assert "credentials reissue dave" in out
+        assert size(forum) == before + 2
+        # Submitted proposals are no longer pending; resubmitting is refused.
+        assert admin_main(["pending", str(props)]) == 0
+        assert "no pending proposals" in capsys.readouterr().out
+        assert admin(forum, "submit", str(add)) != 0
+        assert "already submitted" in capsys.readouterr().err
+        with forum.operator() as op:
+            assert "dave" in op.log_state().members
+
+
+def test_expired_and_foreign_proposals_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datetime as dt
+
+    with local_forum(tmp_path / "f", members=["alice"], observers=[]) as forum:
+        admin_key = SigningKey.load(forum.operator_profile / "admin.key")
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+        paths = OperatorPaths(forum.operator_profile)
+        with Operator(paths, server=forum.address, now=lambda: past) as old:
+            stale = old.propose(
+                [lambda h: e.Incident(h, "late", "Too late", True)], "late", ttl_ms=3_600_000
+            )
+        signed = stale.signed(admin_key, now_ms=stale.created_unix_ms)
+        path = tmp_path / "late.json"
+        signed.save(path)
+        before = size(forum)
+        assert admin(forum, "submit", str(path)) != 0
+        assert "expired" in capsys.readouterr().err
+        assert (
+            admin_main(["sign", str(path), "--key", str(forum.operator_profile / "admin.key")]) != 0
+        )
+        assert "expired" in capsys.readouterr().err
+        [envelope] = [x for x in signed.envelopes if isinstance(x, Envelope)]
+        with forum.operator() as op:
+            request = pb.AppendOperatorEntryRequest(entry=envelope_to_pb(envelope))
+            with pytest.raises(grpc.RpcError) as caught:
+                op.admin.AppendOperatorEntry(request, timeout=30)
+            assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "expired" in str(caught.value.details())
+            # A proposal for another forum: refused by the tool and by the server.
+            h = e.Header("another.forum", "operator", b"", 10**12, 0, 2**62)
+            foreign = Proposal.create(
+                [e.Incident(h, "x", "X", True)], op.board(), "foreign", now_ms=0
+            ).signed(admin_key, now_ms=0)
+            foreign_path = tmp_path / "foreign.json"
+            foreign.save(foreign_path)
+            [envelope] = [x for x in foreign.envelopes if isinstance(x, Envelope)]
+            with pytest.raises(grpc.RpcError) as caught:
+                op.admin.AppendOperatorEntry(
+                    pb.AppendOperatorEntryRequest(entry=envelope_to_pb(envelope)), timeout=30
+                )
+            assert "is for forum 'another.forum'" in str(caught.value.details())
+        assert admin(forum, "submit", str(foreign_path)) != 0
+        assert "is for forum 'another.forum'" in capsys.readouterr().err
+        assert size(forum) == before
