@@ -229,9 +229,10 @@ def check_opinion(state: LogState, body: e.Opinion, lookup: SignalLookup) -> Non
 
 def check_dispute(body: e.Dispute, lookup: SignalLookup) -> None:
     """A dispute names a signal the respondent has an active descriptor on, and a reason."""
+    version = parse_version(body.header.normalization)
     p = Violations(MAX_VIOLATIONS)
     ref = body.signal
-    if _check_ref(p, "signal", ref.type, ref.value):
+    if _check_ref(p, "signal", ref.type, ref.value, version):
         if not lookup.signal_exists(ref.type, ref.value):
             p.add("signal", "no such signal")
         elif not lookup.submitted_by(body.respondent, ref.type, ref.value):
