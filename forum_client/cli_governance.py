@@ -44,6 +44,15 @@ _DB = click.option(
 )
 
 
+_KEY = click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Your signing key file.",
+)
+
+
 def report_options(f: click.decorators.FC) -> click.decorators.FC:
     """The options ``forum-client report`` and ``forum-admin report`` share."""
     for option in reversed(
@@ -134,6 +143,40 @@ def report(
     emit_report(leaves, root.origin, period, anonymise, out, charts)
 
 
+def incident_events(store: LocalStore, start: int, end: int) -> list[dict[str, object]]:
+    """The incident entries among the verified entries ``[start, end)`` of ``store``, as
+    events (``sync --follow`` prints them before anything else of the round)."""
+    from . import entries as e
+    from .envelope import Envelope
+
+    events: list[dict[str, object]] = []
+    wanted = e.PAYLOAD_TYPES[e.Incident]
+    for index, leaf in store.leaves(start, end):
+        envelope = Envelope.from_leaf_bytes(leaf)
+        if envelope.payload_type != wanted:
+            continue
+        body = e.decode(envelope.payload_type, envelope.body)
+        assert isinstance(body, e.Incident)
+        stage = (
+            body.stage.label
+            if body.stage is not e.IncidentStage.LEGACY
+            else ("opened" if body.open else "closed")
+        )
+        events.append(
+            {
+                "event": "incident",
+                "index": index,
+                "incident_id": body.incident_id,
+                "stage": stage,
+                "level": body.level,
+                "title": body.title,
+                "text": body.text,
+                "label": f"incident:{body.incident_id}",
+            }
+        )
+    return events
+
+
 @click.command(
     "incidents",
     help="List the crisis-response incidents in your verified copy: level, title, when "
@@ -142,22 +185,53 @@ def report(
 )
 @_DB
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def incidents(db: Path, as_json: bool) -> None:
+@click.option("--signals", "with_signals", is_flag=True, help="Also list each incident's signals.")
+def incidents(db: Path, as_json: bool, with_signals: bool) -> None:
     with _store(db) as store:
         root = store.trust_root()
         leaves = [leaf for _, leaf in store.leaves(0, store.size)]
+        signals = (
+            {i: store.labelled(f"incident:{i}") for i in _incident_ids(leaves)}
+            if with_signals
+            else {}
+        )
     doc = compute_report(leaves, ALL_TIME, origin=root.origin if root else "")
     if not doc["incidents"] and not as_json:
         click.echo("no incidents")
     for i in doc["incidents"]:
+        listed = [
+            {"type": t, "value": v, "member_id": m, "active": a}
+            for t, v, m, a in signals.get(i["incident_id"], [])
+        ]
         if as_json:
-            click.echo(json.dumps(i, sort_keys=True))
+            click.echo(
+                json.dumps({**i, "signal_list": listed} if with_signals else i, sort_keys=True)
+            )
             continue
         state = f"concluded {i['concluded']}" if i["concluded"] else "OPEN"
         click.echo(
             f"{i['incident_id']:<20} {i['level_name']:<16} {state:<32} signals {i['signals']:>6}"
             f"  first hash after {i['minutes_to_first_hash']} min  {i['title']}"
         )
+        for x in listed:
+            state = "" if x["active"] else " (retracted)"
+            click.echo(f"    {x['type']}:{x['value']}  by {x['member_id']}{state}")
+
+
+def _incident_ids(leaves: list[bytes]) -> list[str]:
+    from . import entries as e
+    from .envelope import Envelope
+
+    wanted = e.PAYLOAD_TYPES[e.Incident]
+    ids: list[str] = []
+    for leaf in leaves:
+        envelope = Envelope.from_leaf_bytes(leaf)
+        if envelope.payload_type == wanted:
+            body = e.decode(envelope.payload_type, envelope.body)
+            assert isinstance(body, e.Incident)
+            if body.incident_id not in ids:
+                ids.append(body.incident_id)
+    return ids
 
 
 @click.command(
@@ -206,13 +280,7 @@ def dispute() -> None:
 @click.option("--value", required=True, help="Signal value.")
 @click.option("--respondent", required=True, help="The member whose submission you dispute.")
 @click.option("--reason", required=True, help="Why the signal is wrong (recorded in the log).")
-@click.option(
-    "--key",
-    "key_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Your signing key file.",
-)
+@_KEY
 @click.option(
     "--answer-within", default="14d", show_default=True, help="The respondent's deadline."
 )
@@ -249,13 +317,7 @@ def dispute_open(
 @_DB
 @click.option("--retract/--keep", required=True, help="Retract the signal, or keep it.")
 @click.option("--rationale", required=True, help="Why (recorded in the log).")
-@click.option(
-    "--key",
-    "key_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="Your signing key file.",
-)
+@_KEY
 @click.pass_context
 def dispute_answer(
     ctx: click.Context, dispute_id: str, db: Path, retract: bool, rationale: str, key_path: Path

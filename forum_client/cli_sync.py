@@ -115,6 +115,19 @@ def sync(
 
     def report(r: SyncResult) -> None:
         bar.done()
+        if follow and r.entries:  # incident events first: a crisis is what a follower needs
+            from .cli_governance import incident_events
+
+            with LocalStore(db) as reader:
+                for event in incident_events(reader, r.size - r.entries, r.size):
+                    if as_json:
+                        click.echo(json.dumps(event))
+                    else:
+                        what = event["title"] or event["text"]
+                        click.echo(
+                            f"INCIDENT {event['incident_id']} {event['stage']}: {what} "
+                            f"(label {event['label']}, log index {event['index']})"
+                        )
         if as_json:
             click.echo(json.dumps(_result_doc(r)))
         else:

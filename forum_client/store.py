@@ -635,6 +635,17 @@ class LocalStore:
         with self.read() as con:
             yield from records(con, ordered)
 
+    def labelled(self, label: str) -> list[tuple[str, str, str, bool]]:
+        """``(type, value, member_id, active)`` of every descriptor carrying ``label``, in
+        log order (e.g. the signals of incident ``x``: ``labelled("incident:x")``)."""
+        with self.read() as con:
+            rows = con.execute(
+                "SELECT type, value, member_id, active FROM descriptors "
+                "WHERE instr(labels, ?) > 0 ORDER BY entry_index, type, value",
+                (json.dumps(label),),  # labels are a JSON array of label ids
+            ).fetchall()
+        return [(str(t), str(v), str(m), bool(a)) for t, v, m, a in rows]
+
     def disputes(self) -> list[DisputeRecord]:
         """Every dispute in the verified copy, oldest first, with where it stands."""
         with self.read() as con:

@@ -14,6 +14,7 @@ import click
 
 from forum_client import entries as e
 from forum_client.cli_errors import run
+from forum_client.envelope import load_public_key
 from forum_client.errors import InvalidInputError
 from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
@@ -68,6 +69,21 @@ _operator = operator_from
     "which must not hold a forum yet; several servers can then serve it. "
     "Default: DIR/server/forum.db (SQLite).",
 )
+@click.option(
+    "--board-key",
+    "board_key_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Another operator board member's public key file (repeat): genesis names a board "
+    "of the new admin key and these keys.",
+)
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Signatures of the board every operator entry needs (with --board-key).",
+)
 def init(
     directory: Path,
     name: str,
@@ -75,7 +91,14 @@ def init(
     hosts: tuple[str, ...],
     address: str,
     database: str | None,
+    board_key_files: tuple[Path, ...],
+    threshold: int,
 ) -> None:
+    if threshold > 1 + len(board_key_files):
+        raise click.UsageError(
+            f"--threshold {threshold} needs at least {threshold - 1} --board-key (plus the "
+            "admin key init creates)"
+        )
     root = init_forum(
         directory,
         name=name,
@@ -84,8 +107,18 @@ def init(
         address=address,
         now=dt.datetime.now(dt.UTC),
         database=database,
+        board_keys=tuple(load_public_key(p) for p in board_key_files),
+        threshold=threshold,
     )
     click.echo(f"created forum {root.origin!r} in {directory}")
+    if board_key_files:
+        n = 1 + len(board_key_files)
+        click.echo(f"  board:    {threshold}-of-{n} (the admin key and {n - 1} board keys)")
+    if threshold > 1:
+        click.echo(
+            f"  next:     forum-admin --profile {directory / 'operator'} propose taxonomy "
+            "--default --out taxonomy.json, then sign by the board and submit"
+        )
     click.echo(
         f"  server:   forum-server serve --data-dir {directory / 'server'} --listen {address}"
     )

@@ -190,6 +190,28 @@ def propose_retract(
     _write(ctx, makes, f"retract {ref.type}:{ref.value}", out, expires_in)
 
 
+@propose.command(
+    "taxonomy",
+    help="Publish a vocabulary: FILE (labels JSON, as for `taxonomy publish`) or --default "
+    "(the built-in one), as the next version.",
+)
+@click.argument("file", required=False, type=click.Path(path_type=Path, exists=True))
+@click.option("--default", "use_default", is_flag=True, help="The built-in vocabulary.")
+@_propose_options
+def propose_taxonomy(
+    ctx: click.Context, file: Path | None, use_default: bool, out: Path, expires_in: str
+) -> None:
+    from forum_client.taxonomy import DEFAULT_LABELS, check_labels, load_labels
+
+    if (file is None) == (not use_default):
+        raise click.UsageError("give a labels FILE or --default")
+    labels = DEFAULT_LABELS if file is None else load_labels(file)
+    check_labels(labels)
+    version = operator_from(ctx).log_state().taxonomy_version + 1
+    makes: list[Callable[[e.Header], e.Body]] = [lambda h: e.Taxonomy(h, version, labels)]
+    _write(ctx, makes, f"taxonomy version {version} ({len(labels)} labels)", out, expires_in)
+
+
 # ---- incidents: the crisis protocol ----
 
 

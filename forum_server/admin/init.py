@@ -82,8 +82,15 @@ def init_forum(
     now: dt.datetime,
     limits: Limits | None = None,
     database: str | None = None,
+    board_keys: tuple[bytes, ...] = (),
+    threshold: int = 1,
 ) -> TrustRoot:
     """Create a forum in ``directory``; return its trust root.
+
+    ``board_keys`` (raw public keys of the other board members) and ``threshold`` make
+    genesis name an m-of-n operator board of the new admin key and those keys.  With a
+    threshold above 1 the log starts with genesis alone: the board publishes the vocabulary
+    by proposal (``forum-admin propose taxonomy --default``), like every operator entry.
 
     ``database`` is a ``postgresql://`` URL to keep the log in (recorded in
     ``DIR/server/database.url``); by default it is ``DIR/server/forum.db`` (SQLite).
@@ -104,7 +111,18 @@ def init_forum(
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".forum-init-", dir=directory))
     try:
-        root = _build(staging, name, origin, hosts or [], address, now, limits, database)
+        root = _build(
+            staging,
+            name,
+            origin,
+            hosts or [],
+            address,
+            now,
+            limits,
+            database,
+            board_keys,
+            threshold,
+        )
         for part in ("server", "operator"):
             os.rename(staging / part, directory / part)
     finally:
@@ -121,6 +139,8 @@ def _build(
     now: dt.datetime,
     limits: Limits | None,
     database: str | None,
+    board_keys: tuple[bytes, ...] = (),
+    threshold: int = 1,
 ) -> TrustRoot:
     server = ServerPaths(staging / "server")
     operator = OperatorPaths(staging / "operator")
@@ -145,14 +165,19 @@ def _build(
         forum_name=name,
         created_unix_ms=created_ms,
         limits=limits,
+        board=(admin_key.public_bytes, *board_keys) if board_keys else (),
+        threshold=threshold if board_keys else 0,
     )
-    # Entry 1: the default vocabulary, so a fresh forum accepts labelled submissions.
+    # Entry 1: the default vocabulary, so a fresh forum accepts labelled submissions (a
+    # board that needs several signatures publishes it by proposal instead).
     taxonomy = e.Taxonomy(
         e.Header(origin, OPERATOR_ID, admin_key.key_id, 2, created_ms),
         DEFAULT_VERSION,
         DEFAULT_LABELS,
     )
-    first = [genesis, admin_key.sign(e.payload_type_of(taxonomy), e.encode(taxonomy))]
+    first = [genesis]
+    if threshold <= 1 or not board_keys:
+        first.append(admin_key.sign(e.payload_type_of(taxonomy), e.encode(taxonomy)))
     leaves = [
         StoredLeaf(i, env.leaf_bytes(), leaf_hash(env.leaf_bytes())) for i, env in enumerate(first)
     ]

@@ -382,13 +382,7 @@ class Operator:
     def groups(self) -> dict[str, GroupRecord]:
         """Every group with its membership history, replayed from the log (every entry
         verified on the way; the operator reads every entry in full)."""
-        state: LogState | None = None
-        for index, envelope in self.forum.entries():
-            if state is None:
-                state = LogState.from_genesis(envelope, self.bundle.trust_root)
-            else:
-                state.apply(index, envelope)
-        return {} if state is None else state.groups
+        return self.log_state().groups
 
     # ---- benign list ----
 

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 T = "tests/adversarial/"
 MS = T + "test_malicious_server.py::"
 SC = T + "test_scopes.py::"
+BM = T + "test_board_malicious.py::"
 
 MUTANTS: list[tuple[str, str, str, str]] = [
     (
@@ -145,6 +146,25 @@ MUTANTS: list[tuple[str, str, str, str]] = [
         "        if a.root != b.root:",
         "        if False:",
         MS + "test_a_split_view_is_caught_by_comparing_checkpoints",
+    ),
+    (
+        "forum_client/verifier.py",
+        "        if have < self.board_threshold:",
+        "        if False:",
+        BM + "test_a_single_key_operator_entry_is_refused_by_the_sdk",
+    ),
+    (
+        "forum_client/verifier.py",
+        "            if kid not in allowed:",
+        "            if False:",
+        BM + "test_an_entry_of_the_replaced_admin_key_is_refused_by_the_sdk",
+    ),
+    (
+        "forum_client/verifier.py",
+        "            if have_new < body.threshold:",
+        "            if False:",
+        "tests/integration/test_board.py::"
+        "test_rotation_signed_only_by_the_new_keys_is_refused_and_old_keys_die",
     ),
 ]
 

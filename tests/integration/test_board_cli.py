@@ -156,3 +156,34 @@ def test_expired_and_foreign_proposals_are_refused(
         assert admin(forum, "submit", str(foreign_path)) != 0
         assert "is for forum 'another.forum'" in capsys.readouterr().err
         assert size(forum) == before
+
+
+def test_init_names_a_board_in_genesis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from forum_server.app import running_server
+
+    k = board_keys(tmp_path, 2)
+    directory = tmp_path / "forum"
+    keys = ["--board-key", f"{k[0]}.pub", "--board-key", f"{k[1]}.pub"]
+    bad = ["init", str(tmp_path / "x"), "--name", "N", "--threshold", "4", *keys]
+    assert admin_main(bad) != 0
+    assert "needs at least 3 --board-key" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    args = ["init", str(directory), "--name", "Board forum", "--threshold", "2", *keys]
+    assert admin_main(args) == 0
+    assert "board:    2-of-3" in capsys.readouterr().out
+    with running_server(directory / "server", port=0) as running:
+        profile = ["--profile", str(directory / "operator"), "--server", running.address]
+        proposal = str(tmp_path / "taxonomy.json")
+        assert admin_main([*profile, "propose", "taxonomy", "--default", "--out", proposal]) == 0
+        assert (
+            admin_main(["sign", proposal, "--key", str(directory / "operator" / "admin.key")]) == 0
+        )
+        assert admin_main([*profile, "submit", proposal]) != 0  # one of two
+        assert admin_main(["sign", proposal, "--key", str(k[0])]) == 0
+        assert admin_main([*profile, "submit", proposal]) == 0
+        capsys.readouterr()
+        assert admin_main([*profile, "board", "show", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["threshold"] == 2
+        assert admin_main([*profile, "taxonomy", "show", "--json"]) == 0
+        assert "behaviour:terrorist-publication" in capsys.readouterr().out
+        assert running.handle.sequencer.size == 2

@@ -79,10 +79,15 @@ def test_an_incident_is_declared_updated_concluded_and_its_label_then_refused(
     db = tmp_path / "carol.db"
     with forum.client("carol") as carol:
         carol.sync(LocalStore(db))
-    [row] = client_json(capsys, "incidents", "--db", str(db), "--json")
+    [row] = client_json(capsys, "incidents", "--db", str(db), "--json", "--signals")
     assert row["incident_id"] == "attack-1" and row["level_name"] == "crisis protocol"
     assert row["signals"] == 2 and row["updates"] == 1 and row["debrief"] is True
     assert row["concluded"] is not None and row["minutes_to_first_hash"] is not None
+    listed = row["signal_list"]
+    assert [(x["value"], x["member_id"]) for x in listed] == [
+        ("a" * 32, "alice"),
+        ("b" * 32, "alice"),
+    ]  # type: ignore[union-attr]
 
 
 def test_a_dispute_is_opened_answered_escalated_and_decided(
@@ -178,3 +183,35 @@ def test_the_board_files_a_dispute_for_an_outside_appellant(
     [record] = store.disputes()
     assert record.status == "retracted" and record.opener == "operator"
     assert store.lookup("md5", value) is None or not store.lookup("md5", value).active  # type: ignore[union-attr]
+
+
+def test_follow_prints_incident_events_before_the_round_summary(
+    board_forum: tuple[LocalForum, list[SigningKey]], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    forum, board = board_forum
+    argv = [sys.executable, "-m", "forum_client.cli", "--profile"]
+    argv += [str(forum.members["carol"].bundle_path), "sync", "--db", str(tmp_path / "f.db")]
+    proc = subprocess.Popen(
+        [*argv, "--follow", "--json", "--no-progress"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())  # the initial catch-up
+        assert "event" not in first
+        decide(forum, board, incident(e.IncidentStage.DECLARED, title="Attack", level=2))
+        event = json.loads(proc.stdout.readline())
+        summary = json.loads(proc.stdout.readline())
+        assert event["event"] == "incident" and event["stage"] == "declared"
+        assert event["label"] == "incident:attack-1" and "event" not in summary
+        assert summary["size"] == event["index"] + 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

@@ -252,3 +252,19 @@ def test_proposal_refusals_name_the_problem(tmp_path: Path) -> None:
         Proposal.load(path)
     with pytest.raises(InvalidInputError, match="expire immediately"):
         proposal(board, expires=0)
+
+
+def test_a_copy_saved_before_the_board_resumes_as_a_one_of_one_board() -> None:
+    op, log = SigningKey.generate(), SigningKey.generate()
+    root = TrustRoot("forum.test", op.public_bytes, log.public_bytes, "f")
+    genesis = make_genesis(root, op, forum_name="F", created_unix_ms=0)
+    state = LogState.from_genesis(genesis, root)
+    doc = json.loads(state_to_json(state))
+    for name in ("board", "board_threshold", "board_sequences", "concluded", "declared"):
+        doc.pop(name, None)
+    old = state_from_json(genesis.leaf_bytes(), json.dumps(doc))
+    assert old.board == {op.key_id} and old.board_threshold == 1
+    h = e.Header("forum.test", OPERATOR_ID, op.key_id, 1, 0)  # sequence 1 was genesis's
+    body = e.MemberAdmitted(h, "acme", "A", e.Role.MEMBER)
+    with pytest.raises(EntryRejectedError, match="already used"):
+        old.check(1, op.sign(e.payload_type_of(body), e.encode(body)))
