@@ -70,6 +70,9 @@ def main() -> int:
     parser.add_argument("--signals", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--no-fetch", action="store_true", help="exports only (no threatexchange fetch)"
+    )
     args = parser.parse_args()
     client = [sys.executable, "-m", "forum_client.cli"]
     tx = [sys.executable, "-m", "threatexchange"]
@@ -105,10 +108,13 @@ def main() -> int:
                 for fmt in FORMATS:
                     out = base / f"export.{fmt}"
                     cmd = [*client, "export", "--db", str(db), "--format", fmt, "-o", str(out)]
-                    rows.setdefault(f"export {fmt}", []).append(
-                        timed([*cmd, "--quiet"], env, base / "export.log")
-                    )
+                    took = timed([*cmd, "--quiet"], env, base / "export.log")
+                    rows.setdefault(f"export {fmt}", []).append(took)
+                    print(f"round {n + 1}: export {fmt} {took[0]:.1f} s, {took[1]:.0f} MiB",
+                          file=sys.stderr, flush=True)  # fmt: skip
                     out.unlink()
+                if args.no_fetch:
+                    continue
                 collab = f"forum{n}"
                 subprocess.run(
                     [
@@ -123,7 +129,10 @@ def main() -> int:
                 ratios.append(fetch[0] / sync[0])
                 db.unlink()
                 print(
-                    f"round {n + 1}: sync {sync[0]:.1f} s, fetch {fetch[0]:.1f} s", file=sys.stderr
+                    f"round {n + 1}: sync {sync[0]:.1f} s {sync[1]:.0f} MiB, "
+                    f"fetch {fetch[0]:.1f} s {fetch[1]:.0f} MiB",
+                    file=sys.stderr,
+                    flush=True,
                 )
     doc: dict[str, object] = {"signals": args.signals, "rounds": args.rounds}
     for name, runs in rows.items():
@@ -133,7 +142,8 @@ def main() -> int:
             "signals_per_s": summary([args.signals / s for s in seconds]),
             "peak_rss_mib": summary([m for _, m in runs]),
         }
-    doc["fetch_over_sync_time"] = summary(ratios)
+    if ratios:
+        doc["fetch_over_sync_time"] = summary(ratios)
     print(json.dumps(doc, indent=2))
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
