@@ -11,13 +11,13 @@ from typing import IO, Any
 
 import click
 
+from .cli_context import bundle_from as _bundle
+from .cli_context import client_from as _client
 from .cli_errors import run
-from .client import ForumClient
 from .entries import SignalItem
 from .envelope import SigningKey
 from .errors import ForumError
 from .inputfiles import detect_format, read_signals
-from .profile import Bundle
 from .wire import Receipt
 
 
@@ -32,18 +32,6 @@ from .wire import Receipt
 @click.pass_context
 def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
     ctx.obj = {"profile": profile, "server": server}
-
-
-def _bundle(ctx: click.Context) -> Bundle:
-    if ctx.obj["profile"] is None:
-        raise click.UsageError("this command needs --profile BUNDLE")
-    return Bundle.load(ctx.obj["profile"])
-
-
-def _client(ctx: click.Context) -> ForumClient:
-    client = ForumClient(_bundle(ctx), server=ctx.obj["server"])
-    ctx.call_on_close(client.close)
-    return client
 
 
 @cli.command(
@@ -348,7 +336,7 @@ def opine(
     _print_receipt(receipt, 1, as_json, f"opinion {kind}")
 
 
-from .cli_sync import COMMANDS as _SYNC_COMMANDS  # noqa: E402  (they use _client above)
+from .cli_sync import COMMANDS as _SYNC_COMMANDS  # noqa: E402
 
 for _command in _SYNC_COMMANDS:
     cli.add_command(_command)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
+from .cli_context import client_from
 from .gossip import Comparison, compare_checkpoints, compare_with_store
 from .receipts import verify_checkpoint_note
+from .source import GrpcSource
 from .store import LocalStore
-from .sync import GrpcSource
 
 NOTE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -55,7 +56,6 @@ def show_checkpoint(db: Path) -> None:
 def compare_checkpoint(
     ctx: click.Context, note: Path, db: Path | None, other: Path | None, as_json: bool
 ) -> None:
-    from .cli import _client
 
     if (db is None) == (other is None):
         raise click.UsageError("give exactly one of --db or --other")
@@ -66,7 +66,7 @@ def compare_checkpoint(
             result = compare_with_store(store, theirs)
     else:
         assert other is not None
-        client = _client(ctx)
+        client = client_from(ctx)
         mine = other.read_bytes()
         a, b = (verify_checkpoint_note(x, client.trust_root) for x in (theirs, mine))
         proof = None

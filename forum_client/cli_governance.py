@@ -12,9 +12,10 @@ from pathlib import Path
 
 import click
 
+from .cli_context import client_from
 from .envelope import SigningKey
 from .errors import InvalidInputError
-from .report import ALL_TIME, compute_report, parse_period, write_report
+from .report import ALL_TIME, Redacted, compute_report, parse_period, write_report
 from .report_charts import charts_available
 from .store import LocalStore
 
@@ -91,7 +92,7 @@ def report_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 def emit_report(
-    leaves: list[bytes],
+    leaves: list[bytes | Redacted],
     origin: str,
     period_text: str,
     anonymise: bool,
@@ -139,8 +140,20 @@ def report(
         root = store.trust_root()
         if root is None or size == 0:
             raise click.UsageError(f"{db} holds no verified entries yet (sync first)")
-        leaves = [leaf for _, leaf in store.leaves(0, at_size or size)]
+        leaves = copy_leaves(store, at_size or size)
     emit_report(leaves, root.origin, period, anonymise, out, charts)
+
+
+def copy_leaves(store: LocalStore, size: int) -> list[bytes | Redacted]:
+    """The first ``size`` entries of a copy in log order: leaf bytes, or the leaf hash of
+    an entry shared with a group this member is not in."""
+    out: dict[int, bytes | Redacted] = dict(store.leaves(0, size))
+    for index, leaf_hash, _group, _author in store.redacted():
+        if index < size:
+            out[index] = Redacted(leaf_hash)
+    if sorted(out) != list(range(size)):
+        raise InvalidInputError.field("db", "the copy is missing entries (run verify)")
+    return [out[i] for i in range(size)]
 
 
 def incident_events(store: LocalStore, start: int, end: int) -> list[dict[str, object]]:
@@ -295,9 +308,8 @@ def dispute_open(
     key_path: Path,
     answer_within: str,
 ) -> None:
-    from .cli import _client
 
-    receipt = _client(ctx).open_dispute(
+    receipt = client_from(ctx).open_dispute(
         dispute_id,
         {"type": type_, "value": value},
         respondent,
@@ -322,14 +334,13 @@ def dispute_open(
 def dispute_answer(
     ctx: click.Context, dispute_id: str, db: Path, retract: bool, rationale: str, key_path: Path
 ) -> None:
-    from .cli import _client
 
     with _store(db) as store:
         found = [d for d in store.disputes() if d.dispute_id == dispute_id]
     if not found:
         raise InvalidInputError.field("dispute_id", f"no dispute {dispute_id} in {db} (sync?)")
     ref = {"type": found[0].signal_type, "value": found[0].signal_value}
-    receipts = _client(ctx).answer_dispute(
+    receipts = client_from(ctx).answer_dispute(
         dispute_id, retract=retract, rationale=rationale, key=SigningKey.load(key_path), ref=ref
     )
     what = "retracted" if retract else "kept"

@@ -14,17 +14,11 @@ from typing import Any
 
 import click
 
+from .cli_context import bundle_from, client_from
 from .errors import SecurityError
-from .store import LocalStore
-from .sync import (
-    LEAK,
-    GrpcSource,
-    SyncConfig,
-    Syncer,
-    SyncProgress,
-    SyncResult,
-    verify_store,
-)
+from .source import GrpcSource
+from .store import LocalStore, verify_store
+from .sync import LEAK, SyncConfig, Syncer, SyncProgress, SyncResult
 
 DB_OPTION = click.option(
     "--db",
@@ -75,6 +69,7 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
         "entries": r.entries,
         "signals": r.signals,
         "seconds": round(r.seconds, 3),
+        "flagged_times": list(r.flagged_times),
     }
 
 
@@ -108,9 +103,8 @@ def sync(
     no_progress: bool,
     commit_every: int,
 ) -> None:
-    from .cli import _client
 
-    client = _client(ctx)
+    client = client_from(ctx)
     bar = _ProgressBar(not no_progress and not as_json)
 
     def report(r: SyncResult) -> None:
@@ -134,6 +128,14 @@ def sync(
             click.echo(
                 f"synced: {r.size} entries verified (+{r.entries} entries, "
                 f"+{r.signals} signals in {r.seconds:.1f}s), root {r.root.hex()[:16]}"
+            )
+        if r.flagged_times:
+            shown = ", ".join(str(i) for i in r.flagged_times[:10])
+            click.echo(
+                f"warning: {len(r.flagged_times)} entries claim an impossible creation time "
+                f"(before 1970 or in the future), at log indexes {shown}; they verify, but the "
+                "forum's server should have refused them",
+                err=True,
             )
 
     with LocalStore(db) as store:
@@ -175,11 +177,10 @@ def sync(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
-    from .cli import _bundle
 
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db}")
-    root = _bundle(ctx).trust_root if ctx.obj.get("profile") is not None else None
+    root = bundle_from(ctx).trust_root if ctx.obj.get("profile") is not None else None
     with LocalStore(db) as store:
         report = verify_store(store, root)
     if as_json:

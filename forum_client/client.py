@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import grpc
 
@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # sync.py imports nothing from here; keep the import graph on
     from .store import LocalStore
     from .sync import SyncConfig, SyncProgress, SyncResult
 
+_Stub = TypeVar("_Stub")
 MAX_REPORTED_PROBLEMS = 100
 
 
@@ -261,6 +262,11 @@ class ForumClient:
 
     def close(self) -> None:
         self.channel.close()
+
+    def service_stub(self, stub_class: Callable[[grpc.Channel], _Stub]) -> _Stub:
+        """A stub of another ``forum.v1`` service (e.g. ``protocol.services.AdminStub``) on
+        this client's authenticated channel, closed with the client."""
+        return stub_class(self.channel)
 
     # ---- reading ----
 
@@ -613,7 +619,8 @@ class ForumClient:
         the last result.  Raises SyncSecurityError (keeping the evidence in ``store``),
         SecurityError, TransportError, StoreError or ConfigError.
         """
-        from .sync import GrpcSource, Syncer
+        from .source import GrpcSource
+        from .sync import Syncer
 
         syncer = Syncer(
             GrpcSource(self.stub, self.timeout),

@@ -4,7 +4,8 @@ The forum's log is an append-only list of leaf hashes.  The server keeps a :clas
 and serves roots and proofs; the client keeps only a :class:`CompactRange` (one hash per set
 bit of the size) and checks every proof it is shown.  Verification never returns a boolean:
 it returns ``None`` or raises :class:`~forum_client.errors.VerificationError` saying what
-failed.  Bad arguments (an index past the tree, a size that is not there) raise ``ValueError``.
+failed, including for a served index or size that cannot be right (an index past the tree).
+The server's own tree raises ``ValueError`` for bad arguments (a size that is not there).
 
 >>> from forum_client import merkle
 >>> leaves = [merkle.leaf_hash(data) for data in (b"a", b"b", b"c")]
@@ -74,11 +75,11 @@ def root_from_inclusion_proof(
 ) -> bytes:
     """The root implied by an inclusion proof (RFC 9162 section 2.1.3.2).
 
-    Raises ``ValueError`` unless ``0 <= index < size``, and ``VerificationError`` if a hash is
-    not 32 bytes or the proof has the wrong number of hashes for that index and size.
+    Raises ``VerificationError`` unless ``0 <= index < size``, if a hash is not 32 bytes or
+    the proof has the wrong number of hashes for that index and size.
     """
     if not 0 <= index < size <= _MAX_SIZE:
-        raise ValueError(f"inclusion proof: need 0 <= index < size, got {index} and {size}")
+        raise VerificationError(f"inclusion proof: need 0 <= index < size, got {index} and {size}")
     node = _check_hash(leaf_hash, "inclusion proof: leaf hash", VerificationError)
     path = [_check_hash(h, f"inclusion proof[{i}]", VerificationError) for i, h in enumerate(proof)]
     inner = (index ^ (size - 1)).bit_length()
@@ -105,7 +106,7 @@ def verify_inclusion(
 ) -> None:
     """Check that ``leaf_hash`` is leaf ``index`` of the tree of ``size`` leaves with ``root``.
 
-    Raises ``VerificationError`` if it is not, ``ValueError`` unless ``0 <= index < size``.
+    Raises ``VerificationError`` if it is not, or unless ``0 <= index < size``.
     """
     expected = _check_hash(root, "inclusion proof: root", VerificationError)
     if root_from_inclusion_proof(leaf_hash, index, size, proof) != expected:
@@ -118,10 +119,12 @@ def verify_consistency(
     """Check that the tree (``size1``, ``root1``) is a prefix of (``size2``, ``root2``).
 
     RFC 9162 section 2.1.4.2.  Raises ``VerificationError`` if it is not (including an empty
-    tree whose root is not ``EMPTY_ROOT``), ``ValueError`` unless ``0 <= size1 <= size2``.
+    tree whose root is not ``EMPTY_ROOT``), or unless ``0 <= size1 <= size2``.
     """
     if not 0 <= size1 <= size2 <= _MAX_SIZE:
-        raise ValueError(f"consistency proof: need 0 <= size1 <= size2, got {size1}, {size2}")
+        raise VerificationError(
+            f"consistency proof: need 0 <= size1 <= size2, got {size1}, {size2}"
+        )
     first = _check_hash(root1, "consistency proof: root1", VerificationError)
     second = _check_hash(root2, "consistency proof: root2", VerificationError)
     path = [
@@ -164,6 +167,23 @@ def verify_consistency(
         raise VerificationError("consistency proof: computed root1 does not match")
     if sr != second:
         raise VerificationError("consistency proof: computed root2 does not match")
+
+
+def verify_prefix(
+    size: int, root: bytes, checkpoint_size: int, checkpoint_root: bytes, proof: Sequence[bytes]
+) -> None:
+    """Check that the tree (``size``, ``root``) is the signed tree (``checkpoint_size``,
+    ``checkpoint_root``) or a prefix of it: equal roots when the sizes are equal, else
+    ``proof`` must be a consistency proof between the two.
+
+    The one check behind every "these entries are in the signed log" (the sync's commits,
+    its checkpoint updates and the offline audit).  Raises ``VerificationError``.
+    """
+    if size == checkpoint_size:
+        if root != checkpoint_root:
+            raise VerificationError(f"the root of the {size} entries is not the checkpoint's")
+        return
+    verify_consistency(size, checkpoint_size, proof, root, checkpoint_root)
 
 
 class CompactRange:

@@ -88,6 +88,13 @@ def _hours(ms: int) -> float:
     return round(ms / 3_600_000, 2)
 
 
+@dataclass(frozen=True)
+class Redacted:
+    """An entry a member holds as its leaf hash only (shared with a group it is not in)."""
+
+    leaf_hash: bytes
+
+
 @dataclass
 class _Incident:
     incident_id: str
@@ -128,6 +135,7 @@ class _Tally:
         self.disputes: dict[str, _Dispute] = {}
         self.seen_by_type: Counter[str] = Counter()
         self.entries = 0
+        self.group_entries = 0  # shared with a group: counted, never described
 
     def member(self, member_id: str) -> Counter[str]:
         return self.per_member.setdefault(member_id, Counter())
@@ -267,24 +275,36 @@ class _Tally:
                 "by_type": dict(sorted(self.seen_by_type.items())),
             },
             "entries_in_period": self.entries,
+            "entries_shared_in_groups": self.group_entries,
         }
 
 
 def compute_report(
-    leaves: Iterable[bytes], period: Period, *, origin: str, anonymise: bool = False
+    leaves: Iterable[bytes | Redacted], period: Period, *, origin: str, anonymise: bool = False
 ) -> dict[str, Any]:
     """The report over ``leaves`` (the log's first N, in order) for ``period``.
 
-    The result is a JSON-ready dict with sorted keys; :func:`render_json` and
-    :func:`render_markdown` turn it into bytes that depend on nothing else.
-    Raises InvalidInputError if a leaf does not parse.
+    Entries shared with a group (a scope, TLP:AMBER and above) are counted but never
+    described: a member outside the group holds them as a leaf hash only (pass
+    :class:`Redacted`), and the report must not tell outsiders what a group shared, so
+    member and server reports stay identical.  The result is a JSON-ready dict with sorted
+    keys; :func:`render_json` and :func:`render_markdown` turn it into bytes that depend on
+    nothing else.  Raises InvalidInputError if a leaf does not parse.
     """
     tally = _Tally(period)
     tree = MerkleTree()
     for index, leaf in enumerate(leaves):
+        if isinstance(leaf, Redacted):
+            tree.append(leaf.leaf_hash)
+            tally.group_entries += 1
+            continue
         tree.append(leaf_hash(leaf))
         envelope = Envelope.from_leaf_bytes(leaf)
-        tally.add(index, e.decode(envelope.payload_type, envelope.body))
+        body = e.decode(envelope.payload_type, envelope.body)
+        if getattr(body, "scope", ""):
+            tally.group_entries += 1
+            continue
+        tally.add(index, body)
     return {
         "format": REPORT_FORMAT,
         "checkpoint": {
@@ -389,6 +409,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"## Matches reported as seen: {report['matches_seen']['total']}",
         "",
+        f"Entries shared within groups (TLP:AMBER and above, counted over the whole log, "
+        f"never described here): {report['entries_shared_in_groups']}.",
+        "",
         *_table(report["matches_seen"]["by_type"].items(), ("type", "seen")),
         "",
     ]
@@ -418,6 +441,7 @@ __all__ = [
     "ALL_TIME",
     "REPORT_FORMAT",
     "Period",
+    "Redacted",
     "compute_report",
     "parse_period",
     "render_json",

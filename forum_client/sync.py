@@ -46,21 +46,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-import grpc
-
-from . import entries as e
-from ._proto.forum.v1 import forum_pb2 as pb
-from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from .checkpoint import Checkpoint
-from .entries import MEMBER_BODY_TYPES
-from .envelope import Envelope
 from .errors import (
     ConfigError,
     ForumError,
@@ -69,16 +61,12 @@ from .errors import (
     TransportError,
     VerificationError,
 )
-from .merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
+from .merkle import CompactRange, leaf_hash, verify_prefix
 from .receipts import verify_checkpoint_note
-from .rules import BlindLookup, check_content
-from .scopes import ScopeClaim
-from .store import VIEW_TABLES, LocalStore
-from .store_state import state_to_json, write_log_tables
-from .store_view import ViewWriter
-from .transport import call, error_from_rpc
-from .verifier import LogState, TrustRoot
-from .wire import envelope_from_pb, scope_claim_from_pb
+from .replay import LeakedEntry, Replay
+from .source import Batch, ForumSource, Redacted
+from .store import LocalStore, SyncTransaction
+from .verifier import TrustRoot
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +79,14 @@ REJECTED_ENTRY = "entry-rejected"
 ROOT_MISMATCH = "root-mismatch"
 WITHHELD = "withheld"
 LEAK = "leak"  # reported, not blocking: see the module docstring
+CHECKPOINT_POLICY = "checkpoint-policy"
+UNPROVABLE = "unprovable-checkpoint"
+
+# A forum that answers these to a proof request about a checkpoint it signed cannot prove it
+_REFUSALS = frozenset({"INVALID_ARGUMENT", "OUT_OF_RANGE", "FAILED_PRECONDITION", "NOT_FOUND"})
+
+
+MAX_FLAGGED = 100
 
 
 @dataclass(frozen=True)
@@ -103,6 +99,7 @@ class SyncConfig:
     backoff_initial_seconds: float = 0.2  # follow mode: first reconnect delay
     backoff_max_seconds: float = 5.0  # follow mode: reconnect delay doubles up to this
     max_entries_ahead: int = 10_000  # follow mode: entries a checkpoint must cover, at most
+    max_clock_skew_seconds: float = 24 * 3600.0  # entries made later than now + this are flagged
 
 
 @dataclass(frozen=True)
@@ -121,6 +118,11 @@ class SyncResult:
     entries: int
     signals: int
     seconds: float
+    flagged_times: tuple[int, ...] = ()
+    """Indexes (at most :data:`MAX_FLAGGED`) of entries this sync applied whose creation time
+    is impossible: before 1970, or later than this machine's clock plus the allowed skew.
+    They verify (the log's rules do not judge clocks) but the forum should not have taken
+    them: its server refuses member entries far from its own clock."""
 
 
 class SyncSecurityError(VerificationError):
@@ -139,132 +141,12 @@ class SyncSecurityError(VerificationError):
         self.evidence_id = evidence_id
 
 
-@dataclass(frozen=True, slots=True)
-class Redacted:
-    """An entry served as its leaf hash only, with its author's scope claim (if any)."""
+class CheckpointPolicy(Protocol):
+    """What a checkpoint needs beyond the pinned log key's signature (e.g. a quorum of witness
+    cosignatures).  ``check`` raises VerificationError to refuse ``checkpoint`` (its signed
+    ``note`` as served); the sync then fails closed with ``checkpoint-policy`` evidence."""
 
-    leaf_hash: bytes
-    claim: ScopeClaim | None
-
-
-Batch = tuple[list[tuple[int, Envelope | Redacted]], bytes | None]
-"""``([(index, entry, or Redacted)], checkpoint note or None)``."""
-
-
-class ForumSource(Protocol):
-    """Where a sync reads the log: the gRPC forum, or a fake or malicious one in tests."""
-
-    def checkpoint_note(self) -> bytes: ...
-
-    def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]: ...
-
-    def entries(self, start: int, end: int, follow: bool, max_batch: int) -> Iterator[Batch]:
-        """Entries [start, end) (end 0 with ``follow``: keep streaming).  TransportError."""
-
-    def cancel(self) -> None:
-        """End a running :meth:`entries` stream from another thread."""
-
-
-class GrpcSource:
-    """:class:`ForumSource` over the Forum service (the one conversion layer for sync)."""
-
-    def __init__(self, stub: pb_grpc.ForumStub, timeout: float) -> None:
-        self.stub = stub
-        self.timeout = timeout
-        self._call: Any = None  # the running stream (a grpc.Call)
-
-    def checkpoint_note(self) -> bytes:
-        note: bytes = call(self.stub.GetCheckpoint, pb.GetCheckpointRequest(), self.timeout).note
-        return note
-
-    def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]:
-        r = call(
-            self.stub.GetConsistencyProof,
-            pb.GetConsistencyProofRequest(size1=size1, size2=size2),
-            self.timeout,
-        )
-        if r.size1 != size1 or r.size2 != size2:
-            raise VerificationError(
-                f"asked for a consistency proof {size1} -> {size2}, got {r.size1} -> {r.size2}"
-            )
-        return tuple(r.hashes)
-
-    def entries(self, start: int, end: int, follow: bool, max_batch: int) -> Iterator[Batch]:
-        """Without ``follow``, a stream that brings nothing new for ``timeout`` seconds is
-        abandoned (TransportError): a stalling forum cannot hold a sync open."""
-        request = pb.GetEntriesRequest(start=start, end=end, follow=follow, max_batch=max_batch)
-        stream = self.stub.GetEntries(request)
-        self._call = stream
-        watchdog = None if follow else _Watchdog(self.timeout, stream.cancel)
-        try:
-            for message in stream:
-                items: list[tuple[int, Envelope | Redacted]] = [
-                    (
-                        x.index,
-                        envelope_from_pb(x.entry)
-                        if x.HasField("entry")
-                        else Redacted(
-                            x.leaf_hash,
-                            scope_claim_from_pb(x.scope_claim)
-                            if x.HasField("scope_claim")
-                            else None,
-                        ),
-                    )
-                    for x in message.entries
-                ]
-                note = message.checkpoint.note if message.HasField("checkpoint") else None
-                if watchdog is not None and (items or note):
-                    watchdog.reset()
-                yield items, note or None
-        except grpc.RpcError as exc:
-            if watchdog is not None and watchdog.fired:
-                raise TransportError(
-                    f"the entry stream made no progress for {self.timeout:g}s; abandoned",
-                    "DEADLINE_EXCEEDED",
-                ) from None
-            raise error_from_rpc(exc) from None
-        finally:
-            if watchdog is not None:
-                watchdog.close()
-            self._call = None
-
-    def cancel(self) -> None:
-        running = self._call
-        if running is not None:
-            running.cancel()
-
-
-class _Watchdog:
-    """Calls ``expire`` when :meth:`reset` has not been called for ``seconds``."""
-
-    def __init__(self, seconds: float, expire: Callable[[], object]) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self._expire = expire
-        self._lock = threading.Lock()
-        self._deadline = time.monotonic() + seconds
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sync-watchdog", daemon=True)
-        self._thread.start()
-
-    def reset(self) -> None:
-        with self._lock:
-            self._deadline = time.monotonic() + self.seconds
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                left = self._deadline - time.monotonic()
-            if left <= 0:
-                self.fired = True
-                self._expire()
-                return
-            if self._done.wait(left):
-                return
+    def check(self, checkpoint: Checkpoint, note: bytes) -> None: ...
 
 
 class Syncer:
@@ -290,8 +172,11 @@ class Syncer:
         *,
         reader: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        checkpoint_policy: CheckpointPolicy | None = None,
     ) -> None:
         self.source = source
+        self.checkpoint_policy = checkpoint_policy
         self.store = store
         who = reader or store.reader()
         if who is None:
@@ -304,6 +189,8 @@ class Syncer:
         self.config = config or SyncConfig()
         self.progress = progress
         self.clock = clock
+        self.wall_clock = wall_clock
+        self._flagged: list[int] = []
         self._stopped = threading.Event()
         self._entries = 0
         self._signals = 0
@@ -316,20 +203,27 @@ class Syncer:
     def _load(self) -> None:
         """(Re)start from the last committed, verified state."""
         stored = self.store.sync_state()
-        self.state: LogState | None = stored.log_state
-        self.range: CompactRange = stored.compact_range
+        # Groups this member holds redacted entries of: the content rules of their later
+        # entries cannot be checked against signals it never saw (rules.BlindLookup).
+        self.replay = Replay(
+            self.root,
+            stored.log_state,
+            stored.compact_range,
+            self.reader,
+            self.store.redacted_groups(),
+        )
         self.cp_note: bytes | None = stored.checkpoint_note
         self.cp: Checkpoint | None = (
             None
             if stored.checkpoint_note is None
             else verify_checkpoint_note(stored.checkpoint_note, self.root)
         )
-        self.view: ViewWriter | None = None
-        # Groups this member holds redacted entries of: the content rules of their later
-        # entries cannot be checked against signals it never saw (rules.BlindLookup).
-        self.blind: set[str] = {
-            str(g) for (g,) in self.store.con.execute("SELECT DISTINCT group_id FROM redacted")
-        }
+        self.txn: SyncTransaction | None = None
+
+    @property
+    def range(self) -> CompactRange:
+        """The compact range of every entry verified so far (staged ones included)."""
+        return self.replay.range
 
     # ---- public ----
 
@@ -339,17 +233,12 @@ class Syncer:
         self.store.pin(self.root, self.reader)
         self._load()
         self._started, self._entries, self._signals = self.clock(), 0, 0
+        self._flagged = []
         try:
             cp = self._accept_checkpoint(self.source.checkpoint_note())
             started_at = self.range.size
             if self.range.size < cp.size:
-                try:
-                    for batch in self.source.entries(
-                        self.range.size, cp.size, False, self.config.max_batch
-                    ):
-                        self._apply_batch(batch, follow=False)
-                finally:
-                    self.source.cancel()
+                self._stream_to(cp, self.cp_note or b"")
             stopped_at = self.range.size
             # A short stream is a cut connection only if what came is a proven prefix of the
             # checkpoint (then it is kept); otherwise the forum dropped or rewrote entries.
@@ -368,6 +257,24 @@ class Syncer:
             self._rollback()
             raise
         return self._result()
+
+    def _stream_to(self, cp: Checkpoint, note: bytes) -> None:
+        """Apply the entries from the verified size up to checkpoint ``cp``."""
+        start = self.range.size
+        try:
+            for batch in self.source.entries(start, cp.size, False, self.config.max_batch):
+                self._apply_batch(batch, follow=False)
+        except TransportError as exc:
+            if exc.code not in _REFUSALS:
+                raise
+            raise self._fail(
+                UNPROVABLE,
+                f"the forum signed checkpoint {cp.size} but refuses to serve its entries "
+                f"from {start} ({exc.code}: {exc})",
+                served=note,
+            ) from None
+        finally:
+            self.source.cancel()
 
     def follow(self, on_commit: Callable[[SyncResult], None] | None = None) -> None:
         """Sync, then apply new entries as the forum commits them, until :meth:`stop`.
@@ -450,11 +357,17 @@ class Syncer:
         return SyncSecurityError(what, message, index, evidence_id)
 
     def _accept_checkpoint(self, note: bytes) -> Checkpoint:
-        """Verify a served checkpoint and its consistency with the last verified one."""
+        """Verify a served checkpoint, the checkpoint policy, and its consistency with the
+        last verified one: the one place a checkpoint is accepted."""
         try:
             cp = verify_checkpoint_note(note, self.root)
         except VerificationError as exc:
             raise self._fail(BAD_CHECKPOINT, str(exc), served=note) from None
+        if self.checkpoint_policy is not None:
+            try:
+                self.checkpoint_policy.check(cp, note)
+            except VerificationError as exc:
+                raise self._fail(CHECKPOINT_POLICY, str(exc), served=note) from None
         old = self.cp
         if old is not None:
             if cp.size < old.size:
@@ -471,9 +384,9 @@ class Syncer:
                     served=note,
                 )
             if cp.size > old.size:
-                proof = self.source.consistency_proof(old.size, cp.size)
+                proof = self._consistency_proof(old.size, cp, note)
                 try:
-                    verify_consistency(old.size, cp.size, proof, old.root, cp.root)
+                    verify_prefix(old.size, old.root, cp.size, cp.root, proof)
                 except VerificationError as exc:
                     raise self._fail(
                         FORK,
@@ -485,70 +398,59 @@ class Syncer:
         self.cp, self.cp_note = cp, note
         return cp
 
-    def _begin(self) -> ViewWriter:
-        if self.view is None:
-            self.store.con.execute("BEGIN IMMEDIATE")
-            self.view = ViewWriter(self.store.con)
-        return self.view
+    def _consistency_proof(self, size: int, cp: Checkpoint, note: bytes) -> tuple[bytes, ...]:
+        """The forum's proof that ``size`` is a prefix of ``cp``.  A forum that refuses to
+        prove a checkpoint its log key signed (e.g. one of an impossible size) showed
+        misbehaviour: that is evidence (``unprovable-checkpoint``), not a transport error."""
+        try:
+            return self.source.consistency_proof(size, cp.size)
+        except TransportError as exc:
+            if exc.code not in _REFUSALS:
+                raise
+            raise self._fail(
+                UNPROVABLE,
+                f"the forum signed checkpoint {cp.size} but refuses to prove that the "
+                f"verified size {size} is a prefix of it ({exc.code}: {exc})",
+                served=note,
+            ) from None
+
+    def _begin(self) -> SyncTransaction:
+        if self.txn is None:
+            self.txn = self.store.begin_sync(self.replay.size)
+        return self.txn
 
     def _rollback(self) -> None:
-        if self.store.con.in_transaction:
-            self.store.con.execute("ROLLBACK")
+        if self.txn is not None:
+            self.txn.rollback()
         self._load()  # the in-memory state may hold unverified entries
 
     def _apply_batch(self, batch: Batch, follow: bool) -> None:
         items, note = batch
-        view = self._begin()
-        rng, root = self.range, self.root
-        signals_before = view.signals_applied
-        for index, envelope in items:
-            if index != rng.size:
-                raise self._fail(
-                    OUT_OF_ORDER, f"expected entry {rng.size}, the forum sent {index}", index
-                )
-            if self.cp is not None and index >= self.cp.size + (
-                self.config.max_entries_ahead if follow else 0
-            ):
-                raise self._fail(
-                    OUT_OF_ORDER, f"entry {index} is beyond checkpoint {self.cp.size}", index
-                )
-            if isinstance(envelope, Redacted):
-                self._apply_redacted(index, envelope, view)
-                rng.append(envelope.leaf_hash)
+        txn = self._begin()
+        replay = self.replay
+        signals_before = txn.signals_applied
+        latest_ms = int((self.wall_clock() + self.config.max_clock_skew_seconds) * 1000)
+        for index, item in items:
+            self._check_position(index, follow)
+            if isinstance(item, Redacted):
+                self._apply_redacted(index, item, txn)
                 self._entries += 1
                 continue
-            leaf = envelope.leaf_bytes()
-            h = leaf_hash(leaf)
-            state = self.state
+            leaf = item.leaf_bytes()
             try:
-                if state is None:
-                    if index != 0:
-                        raise VerificationError("no genesis")
-                    self.state = LogState.from_genesis(envelope, root)
-                else:
-                    body = state.check(index, envelope)
-                    scope = body.scope if isinstance(body, MEMBER_BODY_TYPES) else ""
-                    if (
-                        isinstance(body, MEMBER_BODY_TYPES)
-                        and scope
-                        and not state.entitled(self.reader, scope, index)
-                    ):
-                        self._report_leak(state, index, h, body, envelope.key_id, view)
-                        rng.append(h)
-                        self._entries += 1
-                        continue
-                    lookup = BlindLookup() if scope in self.blind else view
-                    check_content(state, body, lookup, index)
-                    state.advance(index, envelope, body)
-                    view.apply(index, body, state)
+                body = replay.apply(index, item, leaf, txn)
+            except LeakedEntry as leaked:
+                self._report_leak(leaked, leaf, item.key_id, txn)
             except ForumError as exc:
                 raise self._fail(REJECTED_ENTRY, str(exc), index, entry=leaf) from None
-            view.add_entry(index, leaf)
-            rng.append(h)
+            else:
+                if body is not None and not 0 <= body.header.created_unix_ms <= latest_ms:
+                    self._flag(index, body.header.created_unix_ms)
             self._entries += 1
-        self._signals += view.signals_applied - signals_before
+        self._signals += txn.signals_applied - signals_before
         if note is not None:
             self._accept_checkpoint(note)
+        rng = replay.range
         if self.progress is not None:
             cp_size = self.cp.size if self.cp is not None else 0
             self.progress(
@@ -568,96 +470,87 @@ class Syncer:
             on_commit = self._on_commit
             if on_commit is not None:
                 on_commit(self._result())
-        elif view.rows_staged >= self.config.commit_every_rows and rng.size <= cp.size:
+        elif txn.rows_staged >= self.config.commit_every_rows and rng.size <= cp.size:
             self._commit()
 
-    def _apply_redacted(self, index: int, item: Redacted, view: ViewWriter) -> None:
-        """Verify an entry served as its leaf hash: a scope claim by its author naming a
-        group this member was not in at ``index``; else the forum withheld it."""
-        state = self.state
-        if state is None or item.claim is None or len(item.leaf_hash) != 32:
+    def _apply_redacted(self, index: int, item: Redacted, txn: SyncTransaction) -> None:
+        """An entry served as its leaf hash: its author's scope claim must name a group this
+        member was not in at ``index``; else the forum withheld it."""
+        if item.claim is None:
             raise self._fail(
                 WITHHELD,
                 "served as a leaf hash only, without a scope claim: only entries scoped to a "
                 "group you are not in may be redacted",
                 index,
             )
+        claim = item.claim
         try:
-            group = state.check_redacted(index, item.leaf_hash, item.claim)
+            self.replay.apply_redacted(
+                index, item.leaf_hash, claim.group_id, claim.key_id, claim.signature, txn
+            )
         except ForumError as exc:
             raise self._fail(
-                WITHHELD,
-                f"served as a leaf hash only, with a scope claim that does not hold: {exc}",
-                index,
+                WITHHELD, f"served as a leaf hash only, but it may not be: {exc}", index
             ) from None
-        if state.entitled(self.reader, group.group_id, index):
-            raise self._fail(
-                WITHHELD,
-                f"an entry shared with group {group.group_id}, which {self.reader} is in at "
-                "this index, was served as its leaf hash only: the forum withheld it",
-                index,
-            )
-        state.skip(index)
-        self.blind.add(group.group_id)
-        view.add_redacted(
-            index, item.leaf_hash, group.group_id, item.claim.key_id, item.claim.signature
-        )
 
     def _report_leak(
-        self,
-        state: LogState,
-        index: int,
-        h: bytes,
-        body: e.MemberBody,
-        key_id: bytes,
-        view: ViewWriter,
+        self, leaked: LeakedEntry, leaf: bytes, key_id: bytes, txn: SyncTransaction
     ) -> None:
         """A body this member may not read came in full: keep its leaf hash only and report
         it (without the body) in the same transaction."""
-        state.skip(index)
-        self.blind.add(body.scope)
-        view.add_redacted(index, h, body.scope, key_id, None)
+        self.replay.skip_leaked(leaked, leaf, key_id, txn)
+        body = leaked.body
         message = (
             f"the forum served in full an entry by {body.header.member_id} shared with group "
             f"{body.scope} ({body.tlp.label}), which {self.reader} is not in at this index; "
-            f"its body was not kept (leaf hash {h.hex()})"
+            f"its body was not kept (leaf hash {leaf_hash(leaf).hex()})"
         )
-        log.error("leak at %d: %s", index, message)
-        self.store.insert_evidence(
-            self.store.con, LEAK, message, entry_index=index, served_checkpoint=self.cp_note
+        log.error("leak at %d: %s", leaked.index, message)
+        txn.record_evidence(LEAK, message, entry_index=leaked.index, served_checkpoint=self.cp_note)
+
+    def _flag(self, index: int, created_ms: int) -> None:
+        if len(self._flagged) < MAX_FLAGGED:
+            self._flagged.append(index)
+        log.warning(
+            "entry %d claims an impossible creation time (created_unix_ms %d)", index, created_ms
         )
+
+    def _check_position(self, index: int, follow: bool) -> None:
+        """Entries come in order, each at the next index, and not past what a checkpoint
+        covers (plus ``max_entries_ahead`` in follow mode)."""
+        expected = self.replay.size
+        if index != expected:
+            raise self._fail(
+                OUT_OF_ORDER, f"expected entry {expected}, the forum sent {index}", index
+            )
+        if self.cp is not None and index >= self.cp.size + (
+            self.config.max_entries_ahead if follow else 0
+        ):
+            raise self._fail(
+                OUT_OF_ORDER, f"entry {index} is beyond checkpoint {self.cp.size}", index
+            )
 
     def _commit(self) -> None:
         """Prove the staged prefix is in the signed log, then commit it (or fail closed)."""
-        cp, note, rng, state = self.cp, self.cp_note, self.range, self.state
+        cp, note, replay = self.cp, self.cp_note, self.replay
+        state, rng = replay.state, replay.range
         if cp is None or note is None or state is None:
             raise VerificationError("nothing verified to commit")
-        view = self._begin()
-        view.flush()
-        proof: tuple[bytes, ...] = ()
-        if rng.size == cp.size:
-            if rng.root() != cp.root:
-                raise self._fail(
-                    ROOT_MISMATCH,
-                    f"the entries served do not hash to checkpoint {cp.size}'s root",
-                    served=note,
-                )
-        elif rng.size < cp.size:
-            proof = self.source.consistency_proof(rng.size, cp.size)
-            try:
-                verify_consistency(rng.size, cp.size, proof, rng.root(), cp.root)
-            except VerificationError as exc:
-                raise self._fail(
-                    ROOT_MISMATCH,
-                    f"the entries up to {rng.size} are not a prefix of checkpoint {cp.size}: {exc}",
-                    served=note,
-                    proof=proof,
-                ) from None
-        else:
+        txn = self._begin()
+        if rng.size > cp.size:
             return  # entries beyond the checkpoint stay staged until one covers them
-        self.store.save_sync_state(self.store.con, state, rng, note, cp.size, cp.root, proof)
-        self.store.con.execute("COMMIT")
-        self.view = None
+        proof = () if rng.size == cp.size else self._consistency_proof(rng.size, cp, note)
+        try:
+            verify_prefix(rng.size, rng.root(), cp.size, cp.root, proof)
+        except VerificationError as exc:
+            served = (
+                f"the entries served do not hash to checkpoint {cp.size}'s root"
+                if rng.size == cp.size
+                else f"the entries up to {rng.size} are not a prefix of checkpoint {cp.size}"
+            )
+            raise self._fail(ROOT_MISMATCH, f"{served}: {exc}", served=note, proof=proof) from None
+        txn.commit(state, rng, note, cp.size, cp.root, proof)
+        self.txn = None
 
     def _result(self) -> SyncResult:
         return SyncResult(
@@ -666,210 +559,5 @@ class Syncer:
             self._entries,
             self._signals,
             self.clock() - self._started,
+            tuple(self._flagged),
         )
-
-
-# ---- offline re-verification ----
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What ``forum-client verify`` found: ``problems`` is empty when the copy is intact."""
-
-    size: int
-    root: bytes
-    checkpoint_size: int
-    problems: tuple[str, ...]
-    redacted: int = 0  # entries held as leaf hash + verified scope claim
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-MAX_ROWS_REPORTED = 10
-
-
-def verify_store(
-    store: LocalStore,
-    trust_root: TrustRoot | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> VerifyReport:
-    """Re-verify the whole local copy offline.
-
-    Replays every stored entry through :class:`LogState` and the content rules (every
-    signature again), recomputes the root and checks it against the stored signed checkpoint
-    (directly, or through the stored consistency proof), rebuilds the view and key tables in
-    a scratch database and compares them row by row with the stored ones.  Tampered rows are
-    reported, not fixed.  Raises StoreError when the copy cannot be read at all.
-    """
-    problems: list[str] = []
-    root = store.trust_root()
-    if trust_root is not None and root is not None and root != trust_root:
-        problems.append("the copy is pinned to another forum than the profile's")
-    root = trust_root or root
-    con = store.con
-    row = con.execute(
-        "SELECT size, compact_range, checkpoint_note, proof, log_state FROM sync_state"
-    ).fetchone()
-    if root is None or row is None:  # nothing committed yet: an empty copy is intact
-        stray = con.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
-        found = (f"entries: {stray} rows but no verified sync state",) if stray else ()
-        return VerifyReport(0, EMPTY_ROOT, 0, tuple(problems) + found)
-    size, stored_range, note, proof_bytes, stored_state = row
-    with tempfile.TemporaryDirectory(prefix=".forum-verify-", dir=store.path.parent) as tmp:
-        scratch = LocalStore(f"{tmp}/replay.db", cache_mib=64)
-        try:
-            rng, state = _replay(store, scratch, int(size), root, problems, progress)
-            scratch.con.execute("BEGIN")
-            if state is not None:
-                write_log_tables(scratch.con, state)
-                if state_to_json(state) != stored_state:
-                    problems.append(
-                        "sync_state.log_state: the stored key state is not the replayed one"
-                    )
-            scratch.con.execute("COMMIT")
-            if rng.to_bytes() != bytes(stored_range):
-                problems.append("sync_state.compact_range: not the range of the stored entries")
-            cp_size = _check_checkpoint(bytes(note), bytes(proof_bytes), rng, root, problems)
-            _compare_tables(scratch, store, problems)
-        finally:
-            scratch.close()
-    redacted = int(con.execute("SELECT COUNT(*) FROM redacted").fetchone()[0])
-    return VerifyReport(rng.size, rng.root(), cp_size, tuple(problems), redacted)
-
-
-def _replay(
-    store: LocalStore,
-    scratch: LocalStore,
-    size: int,
-    root: TrustRoot,
-    problems: list[str],
-    progress: Callable[[int, int], None] | None,
-) -> tuple[CompactRange, LogState | None]:
-    rng = CompactRange.empty()
-    state: LogState | None = None
-    reader = store.reader() or ""
-    blind: set[str] = set()
-    scratch.con.execute("BEGIN")
-    view = ViewWriter(scratch.con)
-    # Full entries and redacted ones, merged by index (each index is in one table only).
-    rows = store.con.execute(
-        "SELECT idx, CAST(leaf AS BLOB), NULL, NULL, NULL, NULL FROM entries UNION ALL "
-        "SELECT idx, NULL, leaf_hash, group_id, key_id, signature FROM redacted ORDER BY idx"
-    )
-    for expected, (index, leaf, redacted_hash, group_id, kid, signature) in enumerate(rows):
-        if index != expected:
-            problems.append(f"entries: index {index} where {expected} was expected")
-            break
-        try:
-            if leaf is None:
-                if state is None:
-                    raise VerificationError("genesis is never redacted")
-                h = bytes(redacted_hash)
-                _replay_redacted(state, reader, index, h, group_id, bytes(kid), signature)
-                blind.add(group_id)
-                view.add_redacted(
-                    index, h, group_id, bytes(kid), None if signature is None else bytes(signature)
-                )
-                rng.append(h)
-                continue
-            envelope = Envelope.from_leaf_bytes(bytes(leaf))
-            if state is None:
-                state = LogState.from_genesis(envelope, root)
-            else:
-                body = state.check(index, envelope)
-                scope = body.scope if isinstance(body, MEMBER_BODY_TYPES) else ""
-                if not state.entitled(reader, scope, index):
-                    raise VerificationError(
-                        f"holds the body of an entry shared with group {scope}, which "
-                        f"{reader} is not in"
-                    )
-                check_content(state, body, BlindLookup() if scope in blind else view, index)
-                state.advance(index, envelope, body)
-                view.apply(index, body, state)
-        except (ForumError, ValueError) as exc:
-            problems.append(f"entries: entry {index} does not verify: {exc}")
-            break
-        view.add_entry(index, bytes(leaf))
-        rng.append(leaf_hash(bytes(leaf)))
-        if view.rows_staged >= 100_000:
-            view.flush()
-            view.rows_staged = 0
-        if progress is not None and index % 256 == 0:
-            progress(index, size)
-    view.flush()
-    scratch.con.execute("COMMIT")
-    if rng.size != size:
-        problems.append(f"sync_state.size: {size}, but {rng.size} entries verify")
-    return rng, state
-
-
-def _replay_redacted(
-    state: LogState,
-    reader: str,
-    index: int,
-    h: bytes,
-    group_id: str,
-    kid: bytes,
-    signature: bytes | None,
-) -> None:
-    """Re-verify a redacted row: its scope claim (a leaked entry has none: it verified in
-    full when it came), and that ``reader`` was not entitled to it."""
-    if signature is not None:
-        state.check_redacted(index, h, ScopeClaim(group_id, kid, bytes(signature)))
-    elif group_id not in state.groups:
-        raise VerificationError(f"redacted for a group {group_id!r} the log does not know")
-    if state.entitled(reader, group_id, index):
-        raise VerificationError(f"redacted, but {reader} is in group {group_id} here")
-    state.skip(index)
-
-
-def _check_checkpoint(
-    note: bytes, proof: bytes, rng: CompactRange, root: TrustRoot, problems: list[str]
-) -> int:
-    try:
-        cp = verify_checkpoint_note(note, root)
-    except VerificationError as exc:
-        problems.append(f"sync_state.checkpoint_note: {exc}")
-        return 0
-    try:
-        hashes = tuple(proof[i : i + 32] for i in range(0, len(proof), 32))
-        if rng.size == cp.size:
-            if rng.root() != cp.root:
-                raise VerificationError("the entries' root is not the checkpoint's")
-        else:
-            verify_consistency(rng.size, cp.size, hashes, rng.root(), cp.root)
-    except (VerificationError, ValueError) as exc:
-        problems.append(f"root: the stored entries do not match signed checkpoint {cp.size}: {exc}")
-    return cp.size
-
-
-def _compare_tables(scratch: LocalStore, store: LocalStore, problems: list[str]) -> None:
-    con = scratch.con
-    try:
-        con.execute("ATTACH DATABASE ? AS stored", (f"file:{store.path}?mode=ro",))
-    except sqlite3.Error:
-        con.execute("ATTACH DATABASE ? AS stored", (str(store.path),))
-    try:
-        for table in VIEW_TABLES:
-            for left, right, how in (
-                ("stored", "main", "not what the log says"),
-                ("main", "stored", "missing"),
-            ):
-                rows = con.execute(
-                    f"SELECT * FROM {left}.{table} EXCEPT SELECT * FROM {right}.{table} "
-                    f"LIMIT {MAX_ROWS_REPORTED + 1}"
-                ).fetchall()
-                for r in rows[:MAX_ROWS_REPORTED]:
-                    problems.append(f"{table}: row {_show(r)} {how}")
-                if len(rows) > MAX_ROWS_REPORTED:
-                    problems.append(f"{table}: more rows {how}")
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot compare {store.path} with its replay: {exc}") from exc
-    finally:
-        con.execute("DETACH DATABASE stored")
-
-
-def _show(row: tuple[object, ...]) -> str:
-    return "(" + ", ".join(x.hex()[:16] if isinstance(x, bytes) else repr(x) for x in row) + ")"

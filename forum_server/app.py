@@ -27,9 +27,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from forum_client._proto.forum.v1 import forum_pb2
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError
+from forum_client.protocol import messages as forum_pb2
 
 from .auth import Authenticator
 from .config import ServerConfig
@@ -163,6 +163,7 @@ async def _start(
         SigningKey.load(paths.log_key),
         max_group=config.max_group_entries,
         limiter=limiter,
+        max_clock_skew_seconds=config.max_clock_skew_seconds,
     )
     auth = Authenticator(store, lambda: sequencer.state)
     server = grpc.aio.server(

@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from forum_client import entries as e
+from forum_client.errors import ForumError
 from forum_client.verifier import LogState
 
 from .storage import ServerStore
@@ -26,7 +27,11 @@ from .storage import ServerStore
 MEMBER_URI_PREFIX = "urn:forum:member:"
 
 
-class AuthError(Exception):
+class AuthError(ForumError):
+    """The caller is not who it must be or may not call this: ``code`` is
+    ``UNAUTHENTICATED`` (no valid, registered, unrevoked certificate) or
+    ``PERMISSION_DENIED`` (its member is suspended, or its role may not call the method)."""
+
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from forum_client.cli_errors import run
+from forum_client.tools import run
 
 from .app import serve
 from .config import ServerConfig

@@ -14,6 +14,8 @@ class ServerConfig:
     follow_poll_seconds: float = 15.0  # a follow stream re-checks this often with no news
     grace_seconds: float = 10.0  # in-flight calls get this long on shutdown
     max_group_entries: int = 256  # entries committed by one group commit
+    # A member entry created further than this from the server's clock (either way) is refused.
+    max_clock_skew_seconds: float = 24 * 3600.0
     # Per-member submit rate (token buckets, `burst` seconds deep); 0 disables a limit.
     submit_signals_per_second: float = 200_000.0
     submit_entries_per_second: float = 200.0

@@ -63,8 +63,6 @@ from .view import GroupView, ServerView
 
 log = logging.getLogger(__name__)
 
-ContentCheck = Callable[[LogState, e.Body, int], None]
-
 
 @dataclass
 class _Pending:
@@ -87,14 +85,16 @@ class Sequencer:
         log_key: SigningKey,
         *,
         max_group: int = 256,
-        content_check: ContentCheck | None = None,
         limiter: RateLimiter | None = None,
         replay_chunk: int = 100_000,
+        max_clock_skew_seconds: float = 24 * 3600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.max_clock_skew_ms = int(max_clock_skew_seconds * 1000)
+        self.clock = clock
         self.log_key = log_key
         self.max_group = max_group
-        self.content_check = content_check
         self.limiter = limiter
         self.view = ServerView(store)
         self.replay_chunk = replay_chunk
@@ -461,11 +461,26 @@ class Sequencer:
             if not item.future.done():
                 item.future.set_exception(error)
 
+    def _check_created(self, created_ms: int, now_ms: int) -> None:
+        """A member entry's creation time must be within ``max_clock_skew_seconds`` of the
+        server's clock (so no entry says it was made in 1677 or in ten years)."""
+        skew = created_ms - now_ms
+        if abs(skew) > self.max_clock_skew_ms:
+            when = "ahead of" if skew > 0 else "behind"
+            raise EntryRejectedError(
+                REJECT_BODY,
+                "entry.body.header.created_unix_ms",
+                f"created_unix_ms {created_ms} is {abs(skew) / 3_600_000:.1f} h {when} the "
+                f"server's clock; entries must be made within "
+                f"{self.max_clock_skew_ms / 3_600_000:g} h of it (check this machine's clock)",
+            )
+
     def _prepare(self, group: list[_Pending]) -> _Prepared | None:
         """Check ``group`` against the state after every group already being written;
         answer the rejected entries and the duplicates now (a duplicate of an entry still
         being written is answered when that is)."""
         work = self._spec_state.copy()
+        now_ms = int(self.clock() * 1000)
         view = self.view.group() if self._writing is None else self._writing.view.group()
         accepted: list[_Pending] = []
         seen: dict[bytes, _Pending] = {}
@@ -493,8 +508,8 @@ class Sequencer:
                         f"signed by {body.header.member_id} but sent by {item.author}",
                     )
                 item.claim = _scope_claim(work, item, body, index)
-                if self.content_check is not None:
-                    self.content_check(work, body, index)
+                if item.allowed == e.MEMBER_BODIES:  # operator entries carry their own expiry
+                    self._check_created(body.header.created_unix_ms, now_ms)
                 view.check(work, body, index)
                 if self.limiter is not None and work.members[item.author].role is not Role.OPERATOR:
                     signals = len(body.signals) if isinstance(body, e.Submission) else 0
@@ -524,9 +539,7 @@ class Sequencer:
             StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash, item.claim)
             for i, item in enumerate(accepted)
         ]
-        plan = getattr(self.store, "plan_view", None)
-        if plan is not None:  # the store's own preparation, here rather than on its thread
-            plan(view.delta)
+        self.store.plan_view(view.delta)  # here, rather than on the store's thread
         prepared = _Prepared(accepted, leaves, size, note, view, work, new_range)
         self._spec_state = work
         self._spec_range = new_range

@@ -159,11 +159,11 @@ class GroupView:
             refs = [(r.type, r.value) for r in body.signals]
             self._materialise()  # keep the overlay's order: submissions before this
             if state.members[author].role is e.Role.OPERATOR:
-                self.delta.add(OP_RETRACT_ALL, [(t, v, index) for t, v in refs])
+                self.delta.add(OP_RETRACT_ALL, [(t, v) for t, v in refs])
                 for key in refs:
                     self._reset[key] = gen
             else:
-                self.delta.add(OP_RETRACT_MEMBER, [(t, v, author, index) for t, v in refs])
+                self.delta.add(OP_RETRACT_MEMBER, [(t, v, author) for t, v in refs])
                 for t, v in refs:
                     self._member[(author, t, v)] = (False, gen, body.scope)
             self.delta.add(OP_REFRESH_STATUS, [(t, v) for t, v in refs])

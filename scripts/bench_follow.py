@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 from forum_client.entries import SignalItem
+from forum_client.source import GrpcSource
 from forum_client.store import LocalStore
-from forum_client.sync import GrpcSource, SyncConfig, Syncer
+from forum_client.sync import SyncConfig, Syncer
 from forum_server.testing import local_forum
 
 

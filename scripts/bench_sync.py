@@ -40,7 +40,7 @@ from forum_client.envelope import Envelope, SigningKey
 from forum_client.merkle import CompactRange, leaf_hash
 from forum_client.scopes import ScopeClaim, new_salt, sign_scope_claim
 from forum_client.store import LocalStore
-from forum_client.store_view import ViewWriter
+from forum_client.store.view import ViewWriter
 from forum_client.verifier import LogState
 from forum_server.admin.init import init_forum
 from forum_server.app import running_server

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from ..errors import InvalidInputError, StoreError
 from ..store import LocalStore
-from ..store_scan import SignalRecord
+from ..store.scan import SignalRecord
 
 FORMATS = ("csv", "jsonl", "stix", "misp")
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from ..errors import InvalidInputError
 from ..signals import SIGNAL_TYPES
-from ..store_scan import SignalRecord
+from ..store.scan import SignalRecord
 from .export import Provenance
 from .importing import ImportResult, Skipped, load_json_document
 from .mapping import (

@@ -47,7 +47,7 @@ from ..client import ForumClient
 from ..envelope import SigningKey
 from ..profile import Bundle
 from ..store import LocalStore
-from ..store_scan import SignalRecord
+from ..store.scan import SignalRecord
 from .pytx_signals import EXTENSION_SIGNAL_TYPES
 
 API_NAME = "shared_signal_forum"

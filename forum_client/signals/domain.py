@@ -21,7 +21,7 @@ Normalisation, in order:
    ``localhost`` or ``com`` is not a public domain), and the last label must not look like a
    number (all digits, or ``0x`` + hex: such names are parsed as IPv4 addresses by browsers).
 
->>> from forum_client.signals import normalize
+>>> from forum_client.signals.base import normalize
 >>> normalize("domain", " WWW.Example.COM. ")
 'www.example.com'
 >>> normalize("domain", "straße.de"), normalize("domain", "xn--strae-oqa.de")
@@ -40,7 +40,7 @@ import re
 import idna
 
 from forum_client.errors import InvalidInputError
-from forum_client.signals import ContentType, SignalType, register
+from forum_client.signals.base import ContentType, SignalType, register
 from forum_client.signals.versions import CURRENT, V1
 
 MAX_NAME_LENGTH = 253

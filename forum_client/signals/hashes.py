@@ -3,7 +3,7 @@
 Normal form: surrounding whitespace stripped, hex digits in any case in, lowercase out.  Anything
 else is rejected: empty, wrong length, a non-hex character, or whitespace inside the digest.
 
->>> from forum_client.signals import normalize
+>>> from forum_client.signals.base import normalize
 >>> normalize("sha1", "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709\\n")
 'da39a3ee5e6b4b0d3255bfef95601890afd80709'
 """
@@ -14,7 +14,7 @@ import re
 from typing import ClassVar
 
 from forum_client.errors import InvalidInputError
-from forum_client.signals import ContentType, SignalType, register
+from forum_client.signals.base import ContentType, SignalType, register
 from forum_client.signals.versions import CURRENT
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")

@@ -7,7 +7,7 @@ quality, which is then 0) is a policy for the caller, not a parsing rule.
 
 PDQ also reports a *quality* from 0 to 100; :func:`parse_pdq_quality` validates it.
 
->>> from forum_client.signals import normalize
+>>> from forum_client.signals.base import normalize
 >>> normalize("pdq", "F" * 64) == "f" * 64
 True
 >>> parse_pdq_quality(" 87 ")
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from forum_client.errors import InvalidInputError
-from forum_client.signals import ContentType, register
+from forum_client.signals.base import ContentType, register
 from forum_client.signals.hashes import HexSignalType
 
 MIN_QUALITY = 0

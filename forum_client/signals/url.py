@@ -47,7 +47,7 @@ Every step is this module's own code (splitting, percent-encoding, IP address fo
 ``urllib.parse`` or ``ipaddress`` output, whose behaviour differs between Python versions; see
 :mod:`forum_client.signals.versions`.
 
->>> from forum_client.signals import normalize
+>>> from forum_client.signals.base import normalize
 >>> normalize("url", "HTTP://Example.COM:80/a/./b/../c?x=1#frag")
 'http://example.com/a/c?x=1'
 >>> normalize("url", "https://bücher.example/%7euser/caf%c3%a9 2")
@@ -62,7 +62,7 @@ import ipaddress
 import re
 
 from forum_client.errors import InvalidInputError
-from forum_client.signals import ContentType, SignalType, register
+from forum_client.signals.base import ContentType, SignalType, register
 from forum_client.signals.domain import _ends_in_number, _host_to_ascii
 from forum_client.signals.versions import CURRENT
 

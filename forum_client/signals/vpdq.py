@@ -29,7 +29,7 @@ Limits: 1 to :data:`MAX_FRAMES` frames (about 2 h 46 min at one frame a second) 
 :data:`MAX_INPUT_CHARS` characters of input. Every error names the frame (1-based) and what is
 wrong with it::
 
-    >>> from forum_client.signals import normalize
+    >>> from forum_client.signals.base import normalize
     >>> normalize("vpdq", "0," + "F" * 64 + ",100,0\\n30," + "f" * 64 + ",87,1.0")
     '["ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff,100,0.0", \
 "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff,87,1.0"]'
@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from forum_client.errors import InvalidInputError
-from forum_client.signals import ContentType, SignalType, register
+from forum_client.signals.base import ContentType, SignalType, register
 from forum_client.signals.versions import CURRENT
 
 MAX_FRAMES: Final = 10_000

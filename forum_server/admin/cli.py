@@ -13,11 +13,10 @@ from typing import Any
 import click
 
 from forum_client import entries as e
-from forum_client.cli_errors import run
 from forum_client.envelope import load_public_key
 from forum_client.errors import InvalidInputError
-from forum_client.inputfiles import detect_format, read_signals
 from forum_client.taxonomy import load_labels
+from forum_client.tools import detect_format, read_signals, run
 from forum_client.verifier import GroupRecord
 
 from .cli_board import COMMANDS as BOARD_COMMANDS

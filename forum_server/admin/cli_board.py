@@ -20,6 +20,7 @@ from forum_client.cli_governance import emit_report, parse_duration_ms, report_o
 from forum_client.client import normalize_ref
 from forum_client.envelope import SigningKey, load_public_key
 from forum_client.errors import InvalidInputError
+from forum_client.report import Redacted
 
 from .operator import Operator
 from .proposals import DEFAULT_TTL_MS, Proposal
@@ -490,7 +491,8 @@ def report(
     leaves = op.verified_leaves()
     if at_size is not None and at_size > len(leaves):
         raise InvalidInputError.field("at", f"the log holds {len(leaves)} entries")
-    emit_report(leaves[: at_size or len(leaves)], op.origin, period, anonymise, out, charts)
+    chosen: list[bytes | Redacted] = list(leaves[: at_size or len(leaves)])
+    emit_report(chosen, op.origin, period, anonymise, out, charts)
 
 
 COMMANDS = (propose, sign, submit, pending, board, report)

@@ -18,8 +18,6 @@ from pathlib import Path
 from types import TracebackType
 
 from forum_client import entries as e
-from forum_client._proto.forum.v1 import forum_pb2 as pb
-from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from forum_client.client import ForumClient, SignalInput, normalize_ref
 from forum_client.envelope import SigningKey, key_id, load_public_key_file, verify_possession
 from forum_client.errors import (
@@ -31,6 +29,8 @@ from forum_client.errors import (
     VerificationError,
 )
 from forum_client.profile import Bundle
+from forum_client.protocol import messages as pb
+from forum_client.protocol import services as pb_grpc
 from forum_client.receipts import verify_receipt
 from forum_client.signals.versions import CURRENT as NORMALIZATION
 from forum_client.taxonomy import check_labels
@@ -84,7 +84,7 @@ class Operator:
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
         self.server = server or self.bundle.server  # also what issued bundles point at
         self.forum = ForumClient(self.bundle, server=self.server)
-        self.admin = pb_grpc.AdminStub(self.forum.channel)
+        self.admin = self.forum.service_stub(pb_grpc.AdminStub)
 
     @classmethod
     def open(cls, profile: str | Path, *, server: str | None = None) -> Operator:

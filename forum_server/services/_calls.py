@@ -17,8 +17,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from forum_client import errors
-from forum_client._proto.forum.v1 import forum_pb2
 from forum_client.entries import Role
+from forum_client.protocol import messages as forum_pb2
 
 from ..auth import Authenticator, AuthError, Caller
 from ..ratelimit import RateLimitedError
@@ -46,7 +46,8 @@ MAX_VIOLATIONS = 100
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, list[Any]]:
-    """The gRPC code, message and google.rpc details for a domain error."""
+    """The gRPC code, message and google.rpc details for a domain error.  Anything else is an
+    internal error, logged here with its traceback (call this once per failed call)."""
     if isinstance(exc, AuthError):
         reason = exc.code.name.lower().replace("_", "-")  # unauthenticated, permission-denied
         return exc.code, str(exc), [error_details_pb2.ErrorInfo(reason=reason, domain="forum.v1")]
@@ -81,8 +82,10 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str, list[Any]]:
     return grpc.StatusCode.INTERNAL, "internal error", []
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
-    code, message, details = status_for(exc)
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], mapped: tuple[grpc.StatusCode, str, list[Any]]
+) -> None:
+    code, message, details = mapped
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
     for detail in details:
         status.details.add().Pack(detail)
@@ -181,8 +184,9 @@ def unary(
                 _check_decoded(request)
                 return await handler(self, request, caller)
             except Exception as exc:
-                outcome = status_for(exc)[0].name
-                await _abort(context, exc)
+                mapped = status_for(exc)  # once: an internal error is logged once
+                outcome = mapped[0].name
+                await _abort(context, mapped)
                 raise  # unreachable: abort raises
             finally:
                 _log_call(handler.__name__, member, outcome, started)
@@ -213,8 +217,9 @@ def stream(
                 async for item in handler(self, request, caller):
                     yield item
             except Exception as exc:
-                outcome = status_for(exc)[0].name
-                await _abort(context, exc)
+                mapped = status_for(exc)
+                outcome = mapped[0].name
+                await _abort(context, mapped)
             finally:
                 _log_call(handler.__name__, member, outcome, started)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from forum_client import entries as e
-from forum_client._proto.forum.v1 import forum_pb2 as pb
-from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from forum_client.errors import REJECT_EXPIRED, EntryRejectedError, ForumError, InvalidInputError
+from forum_client.protocol import messages as pb
+from forum_client.protocol import services as pb_grpc
 from forum_client.verifier import check_member_id
 from forum_client.wire import receipt_to_pb
 

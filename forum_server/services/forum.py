@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from forum_client import entries as e
-from forum_client._proto.forum.v1 import forum_pb2 as pb
-from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from forum_client.envelope import Envelope
 from forum_client.errors import InvalidInputError
+from forum_client.protocol import messages as pb
+from forum_client.protocol import services as pb_grpc
 from forum_client.wire import envelope_from_pb, envelope_to_pb, receipt_to_pb, scope_claim_to_pb
 
 from ..auth import Authenticator, Caller

@@ -46,8 +46,8 @@ class AuditRecord:
 # Each names its row shape; see forum_server/view.py for the semantics.
 OP_SIGNAL = "signal"  # (type, value, index): the signal exists and is active
 OP_DESCRIPTOR = "descriptor"  # (type, value, member, labels, content_type, quality, scope, index)
-OP_RETRACT_MEMBER = "retract-member"  # (type, value, member, index): that descriptor inactive
-OP_RETRACT_ALL = "retract-all"  # (type, value, index): every descriptor inactive
+OP_RETRACT_MEMBER = "retract-member"  # (type, value, member): that descriptor inactive
+OP_RETRACT_ALL = "retract-all"  # (type, value): every descriptor inactive
 OP_REFRESH_STATUS = "refresh-status"  # (type, value): active iff an active descriptor remains
 OP_OPINION = "opinion"  # (type, value, member, kind, note, index)
 VIEW_OPS = frozenset(
@@ -119,6 +119,12 @@ class ServerStore(Protocol):
     ) -> None:
         """Durably append contiguous leaves, the checkpoint signed over them and the view
         changes they make, all in one transaction: all of it is written, or none."""
+
+    def plan_view(self, view: ViewDelta) -> None:
+        """Prepare the writes of ``view`` ahead of the :meth:`append` that stores it (the
+        sequencer calls this on its own thread while the group before is being written).
+        A store with nothing to prepare does nothing; :meth:`append` must write ``view``
+        whether or not it was planned."""
 
     def view_size(self) -> int:
         """The log size the stored view reflects (equals ``size()`` unless it needs a replay)."""

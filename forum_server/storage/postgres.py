@@ -139,14 +139,14 @@ _VIEW_SQL: dict[str, tuple[str, Any]] = {
         "scope = excluded.scope, active = 1, idx = excluded.idx",
         None,
     ),
+    # A retracted descriptor keeps the index of the submission that set it (as members' copies do)
     OP_RETRACT_MEMBER: (
-        "UPDATE descriptors SET active = 0, idx = %s "
-        "WHERE type = %s AND value = %s AND member = %s",
-        lambda r: (r[3], r[0], r[1], r[2]),
+        "UPDATE descriptors SET active = 0 WHERE type = %s AND value = %s AND member = %s",
+        None,
     ),
     OP_RETRACT_ALL: (
-        "UPDATE descriptors SET active = 0, idx = %s WHERE type = %s AND value = %s AND active = 1",
-        lambda r: (r[2], r[0], r[1]),
+        "UPDATE descriptors SET active = 0 WHERE type = %s AND value = %s AND active = 1",
+        None,
     ),
     OP_REFRESH_STATUS: (
         "UPDATE signals SET status = CASE WHEN EXISTS (SELECT 1 FROM descriptors d "
@@ -282,6 +282,9 @@ class PostgresStore:
             raise StoreError(f"read from {self!r} failed: {exc}") from exc
 
     # ---- the log ----
+
+    def plan_view(self, view: ViewDelta) -> None:
+        """Nothing to prepare: :meth:`append` writes the view with COPY as it is."""
 
     def append(
         self,

@@ -41,9 +41,10 @@ _VIEW_SQL = {
     "ON CONFLICT (type, value, member) DO UPDATE SET labels = excluded.labels, "
     "content_type = excluded.content_type, quality = excluded.quality, "
     "scope = excluded.scope, active = 1, idx = excluded.idx",
-    OP_RETRACT_MEMBER: "UPDATE descriptors SET active = 0, idx = ?4 "
+    # A retracted descriptor keeps the index of the submission that set it (as members' copies do)
+    OP_RETRACT_MEMBER: "UPDATE descriptors SET active = 0 "
     "WHERE type = ?1 AND value = ?2 AND member = ?3",
-    OP_RETRACT_ALL: "UPDATE descriptors SET active = 0, idx = ?3 "
+    OP_RETRACT_ALL: "UPDATE descriptors SET active = 0 "
     "WHERE type = ?1 AND value = ?2 AND active = 1",
     OP_REFRESH_STATUS: "UPDATE signals SET status = CASE WHEN EXISTS (SELECT 1 FROM descriptors d "
     "WHERE d.type = ?1 AND d.value = ?2 AND d.active = 1) THEN 'active' "
@@ -178,7 +179,7 @@ CREATE TABLE IF NOT EXISTS descriptors (
     quality INTEGER,
     scope TEXT NOT NULL,
     active INTEGER NOT NULL,
-    idx INTEGER NOT NULL,  -- log index of the submission that set it (or retracted it)
+    idx INTEGER NOT NULL,  -- log index of the submission that set it (a retraction keeps it)
     PRIMARY KEY (type, value, member)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS opinions (

@@ -128,6 +128,11 @@ class Tamper:
     def entries(self, up: Upstream, request: pb.GetEntriesRequest) -> Iterator[pb.EntryBatch]:
         yield from up.GetEntries(request)
 
+    def receipt(self, up: Upstream, request: pb.SubmitRequest) -> pb.Receipt:
+        """The receipt of a submission relayed to the real forum (which appends it)."""
+        receipt: pb.Receipt = up.Submit(request)
+        return receipt
+
 
 def batched(entries: Iterable[pb.LogEntry], size: int) -> Iterator[pb.EntryBatch]:
     batch = pb.EntryBatch()
@@ -194,6 +199,10 @@ class _Servicer(pb_grpc.ForumServicer):  # type: ignore[misc]
         self.server.calls.append("GetConsistencyProof")
         up = self.server.upstream
         return self._up(context, lambda: self.server.tamper.consistency(up, request))
+
+    def Submit(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.server.calls.append("Submit")
+        return self._up(context, lambda: self.server.tamper.receipt(self.server.upstream, request))
 
     def GetInclusionProof(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._up(context, lambda: self.server.upstream.GetInclusionProof(request))

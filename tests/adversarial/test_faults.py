@@ -30,8 +30,8 @@ from forum_client.entries import SignalItem
 from forum_client.envelope import Envelope
 from forum_client.errors import StoreError, TransportError
 from forum_client.receipts import verify_checkpoint_note, verify_receipt
-from forum_client.store import LocalStore
-from forum_client.sync import SyncConfig, verify_store
+from forum_client.store import LocalStore, verify_store
+from forum_client.sync import SyncConfig
 from forum_client.wire import Receipt
 from forum_server.testing import LocalForum, local_forum, start_server_process
 

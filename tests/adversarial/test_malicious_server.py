@@ -25,6 +25,7 @@ from forum_client.cli import main as client_main
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import InvalidInputError, TransportError
 from forum_client.gossip import ForkError, compare_checkpoints, compare_with_store
+from forum_client.source import GrpcSource
 from forum_client.store import LocalStore
 from forum_client.sync import (
     FORK,
@@ -32,7 +33,6 @@ from forum_client.sync import (
     REJECTED_ENTRY,
     ROLLBACK,
     ROOT_MISMATCH,
-    GrpcSource,
     SyncConfig,
     Syncer,
     SyncSecurityError,

@@ -20,8 +20,8 @@ from forum_client.envelope import Envelope
 from forum_client.errors import TransportError
 from forum_client.merkle import leaf_hash
 from forum_client.scopes import new_salt, sign_scope_claim
-from forum_client.store import LocalStore
-from forum_client.sync import LEAK, WITHHELD, SyncSecurityError, verify_store
+from forum_client.store import LocalStore, verify_store
+from forum_client.sync import LEAK, WITHHELD, SyncSecurityError
 from forum_client.transport import call
 from forum_client.wire import envelope_to_pb
 from forum_server.testing import LocalForum, local_forum

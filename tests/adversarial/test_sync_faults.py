@@ -22,13 +22,12 @@ from forum_client.checkpoint import Checkpoint, sign_checkpoint
 from forum_client.entries import SignalItem
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import SecurityError
+from forum_client.source import Batch, GrpcSource
 from forum_client.store import LocalStore
 from forum_client.sync import (
     FORK,
     REJECTED_ENTRY,
     ROLLBACK,
-    Batch,
-    GrpcSource,
     Syncer,
     SyncSecurityError,
 )

@@ -14,8 +14,9 @@ import pytest
 
 from forum_client.cli import main as client_main
 from forum_client.match.lookup import Matcher, MatchResult, index_path_for
+from forum_client.source import GrpcSource
 from forum_client.store import LocalStore
-from forum_client.sync import GrpcSource, Syncer
+from forum_client.sync import Syncer
 from forum_server.admin.cli import main as admin_main
 from forum_server.testing import LocalForum, local_forum
 

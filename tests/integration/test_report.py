@@ -37,20 +37,16 @@ def value(kind: str, n: int) -> str:
     return f"{n + 1:0{width}x}"
 
 
-def pipelined(client: ForumClient, envelopes: list[Envelope], window: int = 64) -> None:
-    """Submit in order, up to ``window`` in flight (each receipt verified)."""
-    flight: list[tuple[Envelope, object, int]] = []
+def submit_in_order(client: ForumClient, envelopes: list[Envelope]) -> None:
+    """One at a time, each receipt verified: calls in flight together may reach the
+    sequencer out of order, and a key's sequence numbers must rise."""
     for env in envelopes:
-        flight.append((env, *client._start_submit(env, b"")))  # forum-wide: no scope claim
-        if len(flight) >= window:
-            client._finish_submit(*flight.pop(0))
-    for item in flight:
-        client._finish_submit(*item)
+        client.submit_envelope(env)
 
 
 def generate(forum: LocalForum, n: int, start: int = 0) -> None:
     """About ``n`` entries: alice and bob submit 1-3 signals each, opinions 'seen' by the
-    member, some retractions; entries signed up front and pipelined."""
+    member, some retractions; entries signed up front, then sent."""
     keys = {m: forum.members[m].signing_key for m in ("alice", "bob")}
     for member in ("alice", "bob"):
         with forum.client(member) as client:
@@ -82,11 +78,12 @@ def generate(forum: LocalForum, n: int, start: int = 0) -> None:
                     body = e.Submission(client.header(key, seq), items)
                 envs.append(key.sign(e.payload_type_of(body), e.encode(body)))
                 seq += 1
-            pipelined(client, envs)
+            submit_in_order(client, envs)
 
 
 def governance(forum: LocalForum) -> None:
-    """An incident with signals, and a dispute answered, so every section has numbers."""
+    """An incident with signals, and a dispute answered, so every section has numbers; a
+    group (alice and bob, not carol) with a TLP:AMBER submission that carol sees redacted."""
     admin_key = SigningKey.load(forum.operator_profile / "admin.key")
     with forum.operator() as op:
         p = op.propose(
@@ -105,6 +102,13 @@ def governance(forum: LocalForum) -> None:
         bob.open_dispute("d1", signals[0], "alice", "not terrorist content", bob_key)
     with forum.client("alice") as alice:
         alice.answer_dispute("d1", retract=True, rationale="agreed", key=alice_key, ref=signals[0])
+    with forum.operator() as op:
+        op.create_group("cell", "Crisis cell")
+        op.set_group_member("cell", "alice", member=True)
+        op.set_group_member("cell", "bob", member=True)
+    with forum.client("alice") as alice:
+        secret = [{"type": "md5", "value": "f" * 32, "labels": ["entity:isil"]}]
+        alice.submit(secret, alice_key, group="cell", tlp="amber")
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +146,8 @@ def test_member_and_server_reports_are_byte_identical_and_reproducible(
     assert doc["signals"]["total"] > 3000 and set(doc["signals"]["by_type"]) == set(TYPES)
     assert doc["matches_seen"]["total"] > 250
     assert doc["members"]["activity"]["alice"]["retracted"] > 0
+    assert doc["entries_shared_in_groups"] == 1  # carol holds it as a leaf hash only
+    assert doc["signals"]["by_label"].get("entity:isil", 0) == 880  # the group's one not counted
     [incident] = doc["incidents"]
     assert incident["signals"] == 5 and incident["level_name"] == "content incident"
     assert doc["disputes"]["outcomes"] == {"retracted": 1} and doc["disputes"]["resolved"] == 1

@@ -10,8 +10,7 @@ import pytest
 
 from forum_client.entries import SignalItem, SignalRef
 from forum_client.errors import TransportError
-from forum_client.store import LocalStore
-from forum_client.sync import verify_store
+from forum_client.store import LocalStore, verify_store
 from forum_server.testing import LocalForum, local_forum
 
 pytestmark = pytest.mark.integration

@@ -68,7 +68,7 @@ def _entry(key: SigningKey, body: Any) -> Envelope:
 
 
 def _header(seq: Sequencer, key: SigningKey, sequence: int) -> e.Header:
-    return e.Header(seq.state.origin, "alice", key.key_id, sequence, 0)
+    return e.Header(seq.state.origin, "alice", key.key_id, sequence, int(time.time() * 1000))
 
 
 def _copy_forum(src: Path, dst: Path) -> Path:

@@ -18,8 +18,9 @@ import pytest
 
 from forum_client import sync as sync_module
 from forum_client.entries import OpinionKind, SignalItem, SignalRef
-from forum_client.store import LocalStore
-from forum_client.sync import GrpcSource, SyncConfig, Syncer, verify_store
+from forum_client.source import GrpcSource
+from forum_client.store import LocalStore, verify_store
+from forum_client.sync import SyncConfig, Syncer
 from forum_server.testing import LocalForum, local_forum
 
 pytestmark = pytest.mark.integration

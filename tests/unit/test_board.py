@@ -11,7 +11,7 @@ import pytest
 from forum_client import entries as e
 from forum_client.envelope import LEAF_PREFIX, MULTI_LEAF_PREFIX, Envelope, SigningKey
 from forum_client.errors import EntryRejectedError, InvalidInputError, VerificationError
-from forum_client.store_state import state_from_json, state_to_json
+from forum_client.store.state import state_from_json, state_to_json
 from forum_client.verifier import OPERATOR_ID, LogState, TrustRoot, make_genesis
 from forum_server.admin import proposals as proposals_module
 from forum_server.admin.proposals import Board, Proposal

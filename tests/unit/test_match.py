@@ -18,10 +18,9 @@ from forum_client import entries as e
 from forum_client.cli import main as client_main
 from forum_client.envelope import Envelope
 from forum_client.errors import InvalidInputError
-from forum_client.match import lookup
 from forum_client.match.lookup import Matcher, index_path_for
-from forum_client.store import LocalStore
-from forum_client.store_view import ViewWriter
+from forum_client.store import LocalStore, matching
+from forum_client.store.view import ViewWriter
 
 ORIGIN = "test.forum/match"
 
@@ -96,6 +95,10 @@ class FakeLog:
                 "THEN 'active' ELSE 'retracted' END WHERE type = ? AND value = ?",
                 refs,
             )
+            con.executemany(  # the journal ViewWriter keeps for the PDQ index
+                "INSERT INTO pdq_changes VALUES (?, ?)",
+                [(self.size, v) for t, v in refs if t == "pdq"],
+            )
             self.size += 1
             con.execute("UPDATE sync_state SET size = ?", (self.size,))
 
@@ -125,7 +128,8 @@ def log(store: LocalStore) -> FakeLog:
 
 
 def test_module_example_runs() -> None:
-    assert doctest.testmod(lookup).failed == 0
+    result = doctest.testmod(matching)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_default_threshold_boundary_31_matches_32_does_not(store: LocalStore, log: FakeLog) -> None:

@@ -308,8 +308,8 @@ def test_inclusion_proofs_verify_and_tampering_fails(
 def test_verify_inclusion_rejects_misuse_and_malformed_hashes() -> None:
     leaf, root = TREE_300.leaf_hash_at(3), TREE_300.root(8)
     proof = TREE_300.inclusion_proof(3, 8)
-    for index, size in ((8, 8), (-1, 8), (0, 0)):
-        with pytest.raises(ValueError):
+    for index, size in ((8, 8), (-1, 8), (0, 0)):  # served values: a verification failure
+        with pytest.raises(VerificationError, match="need 0 <= index < size"):
             verify_inclusion(leaf, index, size, proof, root)
     with pytest.raises(VerificationError, match="32-byte"):
         verify_inclusion(leaf, 3, 8, [*proof[:2], proof[2] + b"\x00"], root)
@@ -356,9 +356,9 @@ def test_consistency_proofs_verify_and_tampering_fails(case: tuple[int, int], bi
 
 def test_verify_consistency_rejects_misuse() -> None:
     root = TREE_300.root(4)
-    with pytest.raises(ValueError):
+    with pytest.raises(VerificationError, match="size1 <= size2"):
         verify_consistency(5, 4, [], root, root)
-    with pytest.raises(ValueError):
+    with pytest.raises(VerificationError, match="size1 <= size2"):
         verify_consistency(-1, 4, [], root, root)
     with pytest.raises(VerificationError, match="EMPTY_ROOT"):
         verify_consistency(0, 4, [], root, root)

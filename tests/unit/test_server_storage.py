@@ -140,7 +140,7 @@ def test_view_operations(engine: Opener, rows: int) -> None:
     assert store.signal_count() == rows
     # alice retracts hers: values[0] stays active (bob's), values[2] is retracted
     view = ViewDelta()
-    view.add(OP_RETRACT_MEMBER, [("md5", v, "alice", 3) for v in values[:3]])
+    view.add(OP_RETRACT_MEMBER, [("md5", v, "alice") for v in values[:3]])
     view.add(OP_REFRESH_STATUS, [("md5", v) for v in values[:3]])
     view.add(OP_OPINION, [("md5", values[0], "bob", 1, "changed", 3)])
     store.append(_leaves(3, 1), 4, b"n4", view)
@@ -150,7 +150,7 @@ def test_view_operations(engine: Opener, rows: int) -> None:
     assert [o.note for o in store.opinions("md5", values[0])] == ["changed"]
     # the operator retracts everything on values[0]; a resubmission reactivates values[2]
     view = ViewDelta()
-    view.add(OP_RETRACT_ALL, [("md5", values[0], 4)])
+    view.add(OP_RETRACT_ALL, [("md5", values[0])])
     view.add(OP_REFRESH_STATUS, [("md5", values[0])])
     view.add(OP_SIGNAL, [("md5", values[2], 4)])
     view.add(OP_DESCRIPTOR, [("md5", values[2], "bob", "", "image", None, "", 4)])
@@ -158,8 +158,9 @@ def test_view_operations(engine: Opener, rows: int) -> None:
     assert store.signal_status("md5", values[0]) == "retracted"
     assert [d.active for d in store.descriptors("md5", values[0])] == [False, False]
     assert store.signal_status("md5", values[2]) == "active"
+    # a retracted descriptor keeps the index of the submission that set it
     assert [(d.member_id, d.active, d.index) for d in store.descriptors("md5", values[2])] == [
-        ("alice", False, 3),
+        ("alice", False, 1),
         ("bob", True, 4),
     ]
 

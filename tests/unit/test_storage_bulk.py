@@ -63,9 +63,9 @@ def _deltas(seed: int) -> list[ViewDelta]:
             elif kind < 0.85 and pool:
                 refs = rng.sample(pool, min(len(pool), 20))
                 if rng.random() < 0.5:
-                    delta.add(OP_RETRACT_MEMBER, [("md5", v, member, idx) for v in refs])
+                    delta.add(OP_RETRACT_MEMBER, [("md5", v, member) for v in refs])
                 else:
-                    delta.add(OP_RETRACT_ALL, [("md5", v, idx) for v in refs])
+                    delta.add(OP_RETRACT_ALL, [("md5", v) for v in refs])
                 delta.add(OP_REFRESH_STATUS, [("md5", v) for v in refs])
             elif pool:
                 v = rng.choice(pool)

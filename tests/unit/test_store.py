@@ -3,16 +3,18 @@ round trip, evidence, snapshots for readers."""
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 
 import pytest
 
+import forum_client.store as store_package
 from forum_client import entries as e
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError, StoreError
 from forum_client.store import MIGRATIONS, LocalStore, Rollup
-from forum_client.store_state import state_from_json, state_to_json
-from forum_client.store_view import ViewWriter
+from forum_client.store.state import state_from_json, state_to_json
+from forum_client.store.view import ViewWriter
 from forum_client.taxonomy import DEFAULT_LABELS
 from forum_client.verifier import LogState, TrustRoot, make_genesis
 
@@ -56,11 +58,13 @@ def test_schema_is_migrated_once_and_newer_schemas_are_refused(tmp_path: Path) -
             "sync_state",
             "security_evidence",
             "signal_rollup",
+            "pdq_changes",
         } <= names
         assert store.con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [m.name for m in MIGRATIONS.applied(store.db)] == ["m001_initial", "m002_scopes"]
+        applied = ["m001_initial", "m002_scopes", "m003_pdq_changes"]
+        assert [m.name for m in MIGRATIONS.applied(store.db)] == applied
     with LocalStore(db) as store:  # reopening applies nothing twice
-        assert len(MIGRATIONS.applied(store.db)) == 2
+        assert len(MIGRATIONS.applied(store.db)) == 3
         store.con.execute(
             "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
             "VALUES ('forum_client.store', 'm999_future', 'now')"
@@ -162,3 +166,9 @@ def test_unreadable_file_is_a_store_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError):
         LocalStore(bad)
+
+
+def test_package_example_runs() -> None:
+    """The boundary example in the package docstring (replay into a SyncTransaction)."""
+    result = doctest.testmod(store_package)
+    assert result.attempted > 0 and result.failed == 0

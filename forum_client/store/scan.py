@@ -18,9 +18,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import entries as e
-from .envelope import Envelope
-from .store import Descriptor, Rollup, Signal
+from .. import entries as e
+from ..envelope import Envelope
+from .records import Descriptor, Rollup, Signal
 
 DEFAULT_PAGE = 1000
 

@@ -1,8 +1,10 @@
 """The sync's hot path: applying verified entries to the local copy's view tables.
 
-:class:`ViewWriter` runs inside the sync's open transaction; it is also the
-:class:`~forum_client.rules.SignalLookup` the content rules ask, so it sees the rows staged
-earlier in the same transaction.
+:class:`ViewWriter` runs inside an open write transaction (a sync's
+:class:`~forum_client.store.transaction.SyncTransaction`, or the audit's scratch copy); it is
+also the :class:`~forum_client.rules.SignalLookup` the content rules ask, so it sees the rows
+staged earlier in the same transaction.  Every PDQ value an entry touches is journaled in
+``pdq_changes`` as it is applied, which is how the PDQ index follows the sync.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from . import entries as e
-from .verifier import LogState
+from .. import entries as e
+from ..verifier import LogState
+from .schema import PDQ, pdq_values_of
 
 
 def _labels_json(labels: tuple[str, ...]) -> str:
@@ -33,6 +36,7 @@ class ViewWriter:
     )
     DESCRIPTOR_SQL = "INSERT OR REPLACE INTO descriptors VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
     ENTRY_SQL = "INSERT INTO entries (idx, leaf) VALUES (?, ?)"
+    PDQ_SQL = "INSERT OR IGNORE INTO pdq_changes VALUES (?, ?)"
     REDACTED_SQL = "INSERT INTO redacted VALUES (?, ?, ?, ?, ?)"
 
     def __init__(self, con: sqlite3.Connection) -> None:
@@ -41,6 +45,7 @@ class ViewWriter:
         self.redacted_rows: list[tuple[int, bytes, str, bytes, bytes | None]] = []
         self.signal_rows: list[tuple[str, str, int]] = []
         self.descriptor_rows: list[tuple[Any, ...]] = []
+        self.pdq_rows: list[tuple[int, str]] = []
         self.signals_applied = 0
         self.rows_staged = 0  # entries and signals since this writer began
 
@@ -61,6 +66,9 @@ class ViewWriter:
             con.executemany(self.DESCRIPTOR_SQL, self.descriptor_rows)
             self.signal_rows = []
             self.descriptor_rows = []
+        if self.pdq_rows:
+            con.executemany(self.PDQ_SQL, self.pdq_rows)
+            self.pdq_rows = []
 
     # SignalLookup
     def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
@@ -117,8 +125,10 @@ class ViewWriter:
             ]
             self.signals_applied += len(signals)
             self.rows_staged += len(signals)
+            self.pdq_rows += [(index, s.value) for s in signals if s.type == PDQ]
         elif isinstance(body, e.Retraction):
             self._retract(index, body, state)
+            self.pdq_rows += [(index, v) for v in pdq_values_of(body)]
         elif isinstance(body, e.Opinion):
             self.flush()
             self.con.execute(
@@ -142,6 +152,7 @@ class ViewWriter:
                 "DELETE FROM benign WHERE type = ? AND value = ?",
                 [(r.type, r.value) for r in body.remove],
             )
+            self.pdq_rows += [(index, v) for v in pdq_values_of(body)]
 
     def _retract(self, index: int, body: e.Retraction, state: LogState) -> None:
         self.flush()

@@ -1,344 +1,45 @@
-"""LocalStore: a member's verified SQLite copy of the forum.
-
-Only :mod:`forum_client.sync` writes it, and only what it has verified: every row of the
-view comes from an entry whose signature, key, sequence, membership and content rules were
-checked, under a signed checkpoint whose root the sync recomputed.  Readers (matching, the
-CLI, other processes) may read at any time: the database is in WAL mode, so a reader sees
-the last committed sync, never half of one.
-
-Schema (version-controlled by :data:`MIGRATIONS`, a ``sqlite_utils`` ``Migrations`` set):
-
-=================== =========================================================================
-table               rows
-=================== =========================================================================
-forum               the pinned trust root this copy belongs to (one row)
-entries             ``idx``, ``leaf``: every log entry's canonical leaf bytes, as verified
-signals             ``type``, ``value`` (normalised), ``status`` (``active``/``retracted``),
-                    ``first_index``: primary key ``(type, value)``, so lookups by value are
-                    one index probe
-descriptors         one per member per signal: ``labels`` (JSON list), ``content_type``,
-                    ``quality``, ``scope``, ``active``, ``entry_index``
-retractions         ``entry_index``, ``position``, ``type``, ``value``, ``member_id``, ``reason``
-opinions            the latest opinion of each member on a signal (``kind``, ``note``)
-signal_rollup       (a view) opinions rolled up per signal: ``positive``, ``negative``, ``seen``
-benign              known-benign signals published by the operator
-members, keys,      membership and key history as the log states it (``valid_from`` is the
-member_events       index of the entry that added a key; it signs entries after it)
-checkpoints         every signed checkpoint the sync verified
-sync_state          one row: verified ``size``, ``compact_range`` bytes, the signed checkpoint
-                    it is a verified prefix of, the consistency ``proof`` between the two, and
-                    the replayed key state (``log_state``, JSON) so a sync resumes without
-                    replaying the log
-security_evidence   what a failed verification showed: both checkpoints, the proof, the
-                    offending entry; an unacknowledged row blocks further syncs (except a
-                    ``leak``: a body this member was not entitled to, reported, not kept)
-reader              the member this copy is synced as (one row): what it may read follows
-                    from its group membership, so a copy belongs to one member
-redacted            entries served as a leaf hash only (scoped to a group the reader was not
-                    in at that index): ``idx``, ``leaf_hash``, ``group_id``, the author's
-                    ``key_id`` and scope claim ``signature`` (NULL for a leaked entry, which
-                    verified in full before its body was dropped)
-groups,             sharing groups and their membership history as the log states it
-group_events
-=================== =========================================================================
-
-Scoped descriptors carry their group in ``scope`` ("" for forum-wide) and their TLP level
-in ``tlp`` (``TLP:RED``; "" for entries written before scopes existed).
-
-Roll-up: ``positive`` counts ``agree`` opinions, ``negative`` counts ``disagree`` and
-``false_positive``; the verdict is ``disputed`` when both are non-zero, ``none`` when neither.
-
-    >>> import tempfile, pathlib
-    >>> with tempfile.TemporaryDirectory() as d, LocalStore(pathlib.Path(d) / "f.db") as store:
-    ...     print(store.size, store.lookup("md5", "D41D8CD98F00B204E9800998ECF8427E"))
-    0 None
-
-Raises :class:`~forum_client.errors.StoreError` when the database cannot be opened, read or
-written, or was made by a newer version of the SDK.
-"""
+"""LocalStore: the member's verified SQLite copy (see :mod:`forum_client.store`)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
-from .errors import ConfigError, StoreError
-from .merkle import CompactRange
-from .signals import normalize
-from .store_state import _chunks, split_hashes, state_from_json, state_to_json, write_log_tables
-from .verifier import DisputeRecord, LogState, TrustRoot
+from ..errors import ConfigError, StoreError
+from ..merkle import CompactRange
+from ..signals import normalize
+from ..verifier import DisputeRecord, TrustRoot
+from .records import Descriptor, Evidence, MatchResult, PdqDelta, Rollup, Signal, SyncState
+from .schema import ACTIVE, MIGRATIONS
+from .state import _chunks, split_hashes, state_from_json
+from .transaction import SyncTransaction
 
 if TYPE_CHECKING:
-    from .match.lookup import MatchResult
-    from .store_scan import SignalRecord
-
-MIGRATIONS = Migrations("forum_client.store")
-"""The schema's migration set; each step runs once, in a transaction, in order."""
+    from .matching import Matcher
+    from .scan import SignalRecord
 
 DEFAULT_CACHE_MIB = 128
-ACTIVE, RETRACTED = "active", "retracted"
-VIEW_TABLES = (
-    "signals",
-    "descriptors",
-    "retractions",
-    "opinions",
-    "benign",
-    "members",
-    "keys",
-    "member_events",
-    "groups",
-    "group_events",
-)
-"""Tables derived from ``entries``: ``forum-client verify`` recomputes and compares them."""
-
-
-@MIGRATIONS(name="m001_initial")
-def _m001_initial(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
-        CREATE TABLE forum (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            origin TEXT NOT NULL,
-            operator_public_key TEXT NOT NULL,
-            log_public_key TEXT NOT NULL,
-            log_key_name TEXT NOT NULL
-        );
-        CREATE TABLE entries (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL);
-        CREATE TABLE signals (
-            type TEXT NOT NULL,
-            value TEXT NOT NULL,
-            status TEXT NOT NULL,
-            first_index INTEGER NOT NULL,
-            PRIMARY KEY (type, value)
-        ) WITHOUT ROWID;
-        CREATE TABLE descriptors (
-            type TEXT NOT NULL,
-            value TEXT NOT NULL,
-            member_id TEXT NOT NULL,
-            labels TEXT NOT NULL,
-            content_type TEXT NOT NULL,
-            quality INTEGER,
-            scope TEXT NOT NULL,
-            active INTEGER NOT NULL,
-            entry_index INTEGER NOT NULL,
-            PRIMARY KEY (type, value, member_id)
-        ) WITHOUT ROWID;
-        CREATE TABLE retractions (
-            entry_index INTEGER NOT NULL,
-            position INTEGER NOT NULL,
-            type TEXT NOT NULL,
-            value TEXT NOT NULL,
-            member_id TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            PRIMARY KEY (entry_index, position)
-        );
-        CREATE INDEX retractions_signal ON retractions (type, value);
-        CREATE TABLE opinions (
-            type TEXT NOT NULL,
-            value TEXT NOT NULL,
-            member_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            note TEXT NOT NULL,
-            entry_index INTEGER NOT NULL,
-            PRIMARY KEY (type, value, member_id)
-        ) WITHOUT ROWID;
-        CREATE VIEW signal_rollup AS
-            SELECT type, value,
-                   SUM(kind = 'agree') AS positive,
-                   SUM(kind IN ('disagree', 'false_positive')) AS negative,
-                   SUM(kind = 'seen') AS seen
-            FROM opinions GROUP BY type, value;
-        CREATE TABLE benign (
-            type TEXT NOT NULL,
-            value TEXT NOT NULL,
-            entry_index INTEGER NOT NULL,
-            PRIMARY KEY (type, value)
-        ) WITHOUT ROWID;
-        CREATE TABLE members (
-            member_id TEXT PRIMARY KEY,
-            display_name TEXT NOT NULL,
-            role TEXT NOT NULL,
-            status TEXT NOT NULL,
-            admitted_at INTEGER NOT NULL
-        );
-        CREATE TABLE member_events (
-            member_id TEXT NOT NULL,
-            entry_index INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            PRIMARY KEY (member_id, entry_index)
-        );
-        CREATE TABLE keys (
-            key_id BLOB PRIMARY KEY,
-            member_id TEXT NOT NULL,
-            public_key BLOB NOT NULL,
-            valid_from INTEGER NOT NULL,
-            valid_until INTEGER
-        );
-        CREATE INDEX keys_member ON keys (member_id);
-        CREATE TABLE checkpoints (
-            size INTEGER PRIMARY KEY,
-            root BLOB NOT NULL,
-            note BLOB NOT NULL,
-            verified_unix_ms INTEGER NOT NULL
-        );
-        CREATE TABLE sync_state (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            size INTEGER NOT NULL,
-            compact_range BLOB NOT NULL,
-            checkpoint_note BLOB NOT NULL,
-            proof BLOB NOT NULL,
-            log_state TEXT NOT NULL,
-            updated_unix_ms INTEGER NOT NULL
-        );
-        CREATE TABLE security_evidence (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            detected_unix_ms INTEGER NOT NULL,
-            what TEXT NOT NULL,
-            entry_index INTEGER,
-            message TEXT NOT NULL,
-            stored_checkpoint BLOB,
-            served_checkpoint BLOB,
-            proof BLOB,
-            entry BLOB,
-            acknowledged_unix_ms INTEGER
-        );
-        """
-    )
-
-
-@MIGRATIONS(name="m002_scopes")
-def _m002_scopes(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
-        CREATE TABLE reader (id INTEGER PRIMARY KEY CHECK (id = 1), member_id TEXT NOT NULL);
-        CREATE TABLE redacted (
-            idx INTEGER PRIMARY KEY,
-            leaf_hash BLOB NOT NULL,
-            group_id TEXT NOT NULL,
-            key_id BLOB NOT NULL,
-            signature BLOB
-        );
-        CREATE INDEX redacted_group ON redacted (group_id);
-        ALTER TABLE descriptors ADD COLUMN tlp TEXT NOT NULL DEFAULT '';
-        CREATE TABLE groups (
-            group_id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            description TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            closed_at INTEGER
-        );
-        CREATE TABLE group_events (
-            group_id TEXT NOT NULL,
-            member_id TEXT NOT NULL,
-            entry_index INTEGER NOT NULL,
-            member INTEGER NOT NULL,
-            PRIMARY KEY (group_id, member_id, entry_index)
-        );
-        """
-    )
-
-
-# ---- what readers get ----
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """One member's description of a signal."""
-
-    member_id: str
-    labels: tuple[str, ...]
-    content_type: str
-    quality: int | None
-    scope: str  # "" forum-wide, else the group it was shared with
-    active: bool
-    entry_index: int
-    tlp: str = ""  # "TLP:RED" style; "" for entries written before scopes existed
-
-
-@dataclass(frozen=True)
-class Rollup:
-    """Opinions on a signal, one per member (the latest), rolled up."""
-
-    positive: int = 0
-    negative: int = 0
-    seen: int = 0
-
-    @property
-    def verdict(self) -> str:
-        """``positive``, ``negative``, ``disputed`` (both) or ``none``."""
-        if self.positive and self.negative:
-            return "disputed"
-        if self.positive:
-            return "positive"
-        return "negative" if self.negative else "none"
-
-
-@dataclass(frozen=True)
-class Signal:
-    """A signal as the local copy knows it, with every member's descriptor."""
-
-    type: str
-    value: str
-    status: str
-    first_index: int
-    descriptors: tuple[Descriptor, ...]
-    rollup: Rollup
-
-    @property
-    def active(self) -> bool:
-        return self.status == ACTIVE
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        """Every label of the active descriptors, each once, sorted."""
-        return tuple(sorted({x for d in self.descriptors if d.active for x in d.labels}))
-
-
-@dataclass(frozen=True)
-class SyncState:
-    """What the last committed sync verified (``size`` 0 and no checkpoint for a new copy)."""
-
-    size: int
-    compact_range: CompactRange
-    checkpoint_note: bytes | None
-    proof: tuple[bytes, ...]
-    log_state: LogState | None
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """A verification failure, kept until the member acknowledges it."""
-
-    id: int
-    detected_unix_ms: int
-    what: str
-    entry_index: int | None
-    message: str
-    stored_checkpoint: bytes | None
-    served_checkpoint: bytes | None
-    proof: tuple[bytes, ...]
-    entry: bytes | None
-    acknowledged_unix_ms: int | None
-
-
-# ---- the store ----
+DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
+"""How long a writer waits for another one (e.g. a second sync) before StoreError."""
+_CHUNK = 500  # values per SQL IN (...) statement
 
 
 class LocalStore:
     """The member's SQLite copy.  One writer (the sync); any number of readers.
 
-    Raises StoreError when the file cannot be opened or its schema is newer than this SDK.
+    ``cache_mib``: SQLite page cache (MiB).  ``busy_timeout_seconds``: how long a write waits
+    for another process's write transaction before it gives up with StoreError.  Raises
+    StoreError when the file cannot be opened or its schema is newer than this SDK.
     """
 
     def __init__(
@@ -347,12 +48,17 @@ class LocalStore:
         *,
         cache_mib: int = DEFAULT_CACHE_MIB,
         clock: Callable[[], float] = time.time,
+        busy_timeout_seconds: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
     ) -> None:
         self.path = Path(path)
         self.clock = clock
+        self._matcher: Matcher | None = None
         try:
             self.con = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=30
+                str(self.path),
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_seconds,
             )
             self.con.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: a killed process never loses a committed sync; a power cut may
@@ -380,7 +86,11 @@ class LocalStore:
         self.close()
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            if self._matcher is not None:
+                self._matcher.close()
+        finally:
+            self.con.close()
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -468,8 +178,7 @@ class LocalStore:
     @property
     def size(self) -> int:
         """How many log entries the copy holds (all verified)."""
-        row = self.con.execute("SELECT size FROM sync_state").fetchone()
-        return 0 if row is None else int(row[0])
+        return _size(self.con)
 
     def sync_state(self) -> SyncState:
         """The last committed verified state, with the key state restored from it."""
@@ -489,27 +198,14 @@ class LocalStore:
             raise StoreError(f"{self.path}: sync state is corrupt ({exc})") from exc
         return SyncState(int(size), rng, bytes(note), split_hashes(proof), state)
 
-    def save_sync_state(
-        self,
-        con: sqlite3.Connection,
-        state: LogState,
-        rng: CompactRange,
-        checkpoint_note: bytes,
-        checkpoint_size: int,
-        checkpoint_root: bytes,
-        proof: tuple[bytes, ...],
-    ) -> None:
-        """Inside the sync's write transaction: record what was just verified."""
-        now = self.now_ms()
-        con.execute(
-            "INSERT OR REPLACE INTO sync_state VALUES (1, ?, ?, ?, ?, ?, ?)",
-            (rng.size, rng.to_bytes(), checkpoint_note, b"".join(proof), state_to_json(state), now),
-        )
-        con.execute(
-            "INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?, ?)",
-            (checkpoint_size, checkpoint_root, checkpoint_note, now),
-        )
-        write_log_tables(con, state)
+    def begin_sync(self, expected_size: int | None = None) -> SyncTransaction:
+        """Open the sync's write transaction (see :class:`SyncTransaction`).
+
+        ``expected_size``: the verified size the caller's replay starts from; if another sync
+        moved the copy meanwhile this raises ConcurrentSyncError (a StoreError) instead of
+        staging entries twice.  StoreError if another writer keeps the file locked.
+        """
+        return SyncTransaction(self, expected_size)
 
     # ---- reading the view ----
 
@@ -527,9 +223,16 @@ class LocalStore:
         within Hamming distance ``threshold`` (see :mod:`forum_client.match.lookup`, which
         keeps a PDQ index next to the database and follows the sync).  Raises
         InvalidInputError for a bad type, value or threshold, StoreError."""
-        from .match.lookup import matcher_for
+        return self.matcher().match(type, value, threshold)
 
-        return matcher_for(self).match(type, value, threshold)
+    def matcher(self) -> Matcher:
+        """The matcher this store keeps for :meth:`match` (made on first use, closed with
+        the store)."""
+        if self._matcher is None:
+            from .matching import Matcher
+
+            self._matcher = Matcher(self)
+        return self._matcher
 
     def signal(self, type: str, value: str) -> Signal | None:
         """Like :meth:`lookup` for an already normalised value, from one snapshot."""
@@ -606,12 +309,12 @@ class LocalStore:
     ) -> Iterator[SignalRecord]:
         """Every signal with all the copy knows about it (descriptors, opinions, whether it is
         benign, the last log index that changed it), in ``(type, value)`` order, streamed a
-        page at a time from one read snapshot (:mod:`forum_client.store_scan`).
+        page at a time from one read snapshot (:mod:`forum_client.store.scan`).
 
         ``since`` keeps the signals changed by an entry at or after that log index;
         ``include_retracted=False`` drops retracted signals.  Raises StoreError.
         """
-        from .store_scan import scan
+        from .scan import scan
 
         with self.read() as con:
             for record in scan(con, since, page):
@@ -622,7 +325,7 @@ class LocalStore:
         """The current record of every signal that an entry in ``[start, end)`` touched, once
         each, in the order of the first entry that touched it (memory: the keys of the
         signals changed in that range).  Raises StoreError."""
-        from .store_scan import changed_keys, records
+        from .scan import changed_keys, records
 
         def keys() -> Iterator[tuple[str, str]]:
             seen: set[tuple[str, str]] = set()
@@ -634,6 +337,10 @@ class LocalStore:
         ordered = list(keys())
         with self.read() as con:
             yield from records(con, ordered)
+
+    def redacted_groups(self) -> set[str]:
+        """The groups this copy holds entries of as leaf hashes only."""
+        return {str(g) for (g,) in self.con.execute("SELECT DISTINCT group_id FROM redacted")}
 
     def labelled(self, label: str) -> list[tuple[str, str, str, bool]]:
         """``(type, value, member_id, active)`` of every descriptor carrying ``label``, in
@@ -674,6 +381,98 @@ class LocalStore:
         )
         for idx, leaf in cur:
             yield int(idx), bytes(leaf)
+
+    # ---- what the matcher reads ----
+
+    def matches(self, type: str, candidates: list[tuple[str, int]]) -> list[MatchResult]:
+        """The candidates ``(normalised value, distance)`` that are active, not benign and
+        have an active descriptor, as match results, from one snapshot."""
+        out = []
+        with self.read() as con:
+            for value, dist in candidates:
+                row = con.execute(
+                    "SELECT status, first_index FROM signals WHERE type = ? AND value = ? "
+                    "AND NOT EXISTS (SELECT 1 FROM benign b WHERE b.type = signals.type "
+                    "AND b.value = signals.value)",
+                    (type, value),
+                ).fetchone()
+                if row is None or row[0] != ACTIVE:
+                    continue
+                active = tuple(d for d in self._descriptors(con, type, value) if d.active)
+                if not active:
+                    continue
+                rollup = self._rollup(con, type, value)
+                out.append(MatchResult(type, value, dist, int(row[1]), active, rollup))
+        return out
+
+    def active_values(self, type: str) -> tuple[int, list[str]]:
+        """``(size, values)``: every active, non-benign value of ``type`` and the copy's size,
+        from one snapshot."""
+        with self.read() as con:
+            values = [
+                v
+                for (v,) in con.execute(
+                    "SELECT value FROM signals WHERE type = ? AND status = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM benign b WHERE b.type = signals.type "
+                    "AND b.value = signals.value)",
+                    (type, ACTIVE),
+                )
+            ]
+            return _size(con), values
+
+    def active_pdq_values(self) -> tuple[int, bytes, list[str]]:
+        """``(size, tail, values)``: every active, non-benign PDQ value, with the copy's size
+        and the SHA-256 of its last leaf, from one snapshot."""
+        with self.read() as con:
+            size = _size(con)
+            values = [
+                v
+                for (v,) in con.execute(
+                    "SELECT value FROM signals WHERE type = 'pdq' AND status = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM benign b WHERE b.type = 'pdq' AND b.value = signals.value)",
+                    (ACTIVE,),
+                )
+            ]
+            return size, _leaf_digest(con, size - 1) if size else b"", values
+
+    def has_prefix(self, size: int, tail: bytes) -> bool:
+        """Whether the copy holds at least ``size`` entries, the last of them hashing to
+        ``tail`` (SHA-256 of the leaf; anything for ``size`` 0)."""
+        with self.read() as con:
+            return _size(con) >= size and (size == 0 or _leaf_digest(con, size - 1) == tail)
+
+    def pdq_changes_since(self, size: int, tail: bytes) -> PdqDelta | None:
+        """What the entries after ``size`` changed for the PDQ index (see :class:`PdqDelta`),
+        from the journal the sync writes; None when the copy does not extend ``(size,
+        tail)`` (it was replaced: rebuild)."""
+        with self.read() as con:
+            now = _size(con)
+            if now < size or (size and now and _leaf_digest(con, size - 1) != tail):
+                return None
+            if now == size:
+                return PdqDelta(size, tail, (), frozenset())
+            touched = [
+                v
+                for (v,) in con.execute(
+                    "SELECT value FROM pdq_changes WHERE entry_index >= ? AND entry_index < ? "
+                    "GROUP BY value ORDER BY MIN(entry_index), value",
+                    (size, now),
+                )
+            ]
+            active: set[str] = set()
+            for start in range(0, len(touched), _CHUNK):
+                chunk = touched[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                active.update(
+                    v
+                    for (v,) in con.execute(
+                        f"SELECT value FROM signals WHERE type = 'pdq' AND status = ? "
+                        f"AND value IN ({marks}) AND NOT EXISTS (SELECT 1 FROM benign b "
+                        "WHERE b.type = 'pdq' AND b.value = signals.value)",
+                        (ACTIVE, *chunk),
+                    )
+                )
+            return PdqDelta(now, _leaf_digest(con, now - 1), tuple(touched), frozenset(active))
 
     # ---- security evidence ----
 
@@ -756,3 +555,13 @@ class LocalStore:
                 "WHERE acknowledged_unix_ms IS NULL",
                 (self.now_ms(),),
             ).rowcount
+
+
+def _size(con: sqlite3.Connection) -> int:
+    row = con.execute("SELECT size FROM sync_state").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _leaf_digest(con: sqlite3.Connection, idx: int) -> bytes:
+    row = con.execute("SELECT leaf FROM entries WHERE idx = ?", (idx,)).fetchone()
+    return b"" if row is None else hashlib.sha256(bytes(row[0])).digest()

@@ -7,8 +7,8 @@ import dataclasses
 import json
 import sqlite3
 
-from . import entries as e
-from .verifier import DisputeRecord, GroupRecord, KeyRecord, LogState, MemberRecord
+from .. import entries as e
+from ..verifier import DisputeRecord, GroupRecord, KeyRecord, LogState, MemberRecord
 
 
 def write_log_tables(con: sqlite3.Connection, state: LogState) -> None:
@@ -103,7 +103,7 @@ def state_to_json(state: LogState) -> str:
 
 def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
     """Rebuild a LogState saved by :func:`state_to_json` (the genesis entry is re-verified)."""
-    from .envelope import Envelope
+    from ..envelope import Envelope
 
     state = LogState.from_genesis(Envelope.from_leaf_bytes(genesis_leaf))
     doc = json.loads(text)

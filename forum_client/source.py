@@ -1,0 +1,153 @@
+"""Where a sync reads the log: :class:`ForumSource`, and :class:`GrpcSource` over gRPC.
+
+The gRPC source converts the Forum service's messages into :data:`Batch` items (the one
+conversion layer for sync) and guards a non-follow stream with an idle watchdog, so a
+stalling forum cannot hold a sync open.  Tests use fake and malicious sources with the same
+protocol.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+
+from ._proto.forum.v1 import forum_pb2 as pb
+from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
+from .envelope import Envelope
+from .errors import TransportError, VerificationError
+from .scopes import ScopeClaim
+from .transport import call, error_from_rpc
+from .wire import envelope_from_pb, scope_claim_from_pb
+
+
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """An entry served as its leaf hash only, with its author's scope claim (if any)."""
+
+    leaf_hash: bytes
+    claim: ScopeClaim | None
+
+
+Batch = tuple[list[tuple[int, Envelope | Redacted]], bytes | None]
+"""``([(index, entry, or Redacted)], checkpoint note or None)``."""
+
+
+class ForumSource(Protocol):
+    """Where a sync reads the log: the gRPC forum, or a fake or malicious one in tests."""
+
+    def checkpoint_note(self) -> bytes: ...
+
+    def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]: ...
+
+    def entries(self, start: int, end: int, follow: bool, max_batch: int) -> Iterator[Batch]:
+        """Entries [start, end) (end 0 with ``follow``: keep streaming).  TransportError."""
+
+    def cancel(self) -> None:
+        """End a running :meth:`entries` stream from another thread."""
+
+
+class GrpcSource:
+    """:class:`ForumSource` over the Forum service (the one conversion layer for sync)."""
+
+    def __init__(self, stub: pb_grpc.ForumStub, timeout: float) -> None:
+        self.stub = stub
+        self.timeout = timeout
+        self._call: Any = None  # the running stream (a grpc.Call)
+
+    def checkpoint_note(self) -> bytes:
+        note: bytes = call(self.stub.GetCheckpoint, pb.GetCheckpointRequest(), self.timeout).note
+        return note
+
+    def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]:
+        r = call(
+            self.stub.GetConsistencyProof,
+            pb.GetConsistencyProofRequest(size1=size1, size2=size2),
+            self.timeout,
+        )
+        if r.size1 != size1 or r.size2 != size2:
+            raise VerificationError(
+                f"asked for a consistency proof {size1} -> {size2}, got {r.size1} -> {r.size2}"
+            )
+        return tuple(r.hashes)
+
+    def entries(self, start: int, end: int, follow: bool, max_batch: int) -> Iterator[Batch]:
+        """Without ``follow``, a stream that brings nothing new for ``timeout`` seconds is
+        abandoned (TransportError): a stalling forum cannot hold a sync open."""
+        request = pb.GetEntriesRequest(start=start, end=end, follow=follow, max_batch=max_batch)
+        stream = self.stub.GetEntries(request)
+        self._call = stream
+        watchdog = None if follow else _Watchdog(self.timeout, stream.cancel)
+        try:
+            for message in stream:
+                items: list[tuple[int, Envelope | Redacted]] = [
+                    (
+                        x.index,
+                        envelope_from_pb(x.entry)
+                        if x.HasField("entry")
+                        else Redacted(
+                            x.leaf_hash,
+                            scope_claim_from_pb(x.scope_claim)
+                            if x.HasField("scope_claim")
+                            else None,
+                        ),
+                    )
+                    for x in message.entries
+                ]
+                note = message.checkpoint.note if message.HasField("checkpoint") else None
+                if watchdog is not None and (items or note):
+                    watchdog.reset()
+                yield items, note or None
+        except grpc.RpcError as exc:
+            if watchdog is not None and watchdog.fired:
+                raise TransportError(
+                    f"the entry stream made no progress for {self.timeout:g}s; abandoned",
+                    "DEADLINE_EXCEEDED",
+                ) from None
+            raise error_from_rpc(exc) from None
+        finally:
+            if watchdog is not None:
+                watchdog.close()
+            self._call = None
+
+    def cancel(self) -> None:
+        running = self._call
+        if running is not None:
+            running.cancel()
+
+
+class _Watchdog:
+    """Calls ``expire`` when :meth:`reset` has not been called for ``seconds``."""
+
+    def __init__(self, seconds: float, expire: Callable[[], object]) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._expire = expire
+        self._lock = threading.Lock()
+        self._deadline = time.monotonic() + seconds
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sync-watchdog", daemon=True)
+        self._thread.start()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._deadline = time.monotonic() + self.seconds
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                left = self._deadline - time.monotonic()
+            if left <= 0:
+                self.fired = True
+                self._expire()
+                return
+            if self._done.wait(left):
+                return

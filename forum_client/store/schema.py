@@ -1,0 +1,214 @@
+"""The local copy's schema: the migration set, and the tables the audit recomputes.
+
+Each step of :data:`MIGRATIONS` runs once, in a transaction, in order.  The tables are
+described in :mod:`forum_client.store`.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .. import entries as e
+from ..envelope import Envelope
+
+MIGRATIONS = Migrations("forum_client.store")
+"""The schema's migration set; each step runs once, in a transaction, in order."""
+
+ACTIVE, RETRACTED = "active", "retracted"
+VIEW_TABLES = (
+    "signals",
+    "descriptors",
+    "retractions",
+    "opinions",
+    "benign",
+    "pdq_changes",
+    "members",
+    "keys",
+    "member_events",
+    "groups",
+    "group_events",
+)
+"""Tables derived from ``entries``: ``forum-client verify`` recomputes and compares them."""
+
+
+@MIGRATIONS(name="m001_initial")
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE forum (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            origin TEXT NOT NULL,
+            operator_public_key TEXT NOT NULL,
+            log_public_key TEXT NOT NULL,
+            log_key_name TEXT NOT NULL
+        );
+        CREATE TABLE entries (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL);
+        CREATE TABLE signals (
+            type TEXT NOT NULL,
+            value TEXT NOT NULL,
+            status TEXT NOT NULL,
+            first_index INTEGER NOT NULL,
+            PRIMARY KEY (type, value)
+        ) WITHOUT ROWID;
+        CREATE TABLE descriptors (
+            type TEXT NOT NULL,
+            value TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            quality INTEGER,
+            scope TEXT NOT NULL,
+            active INTEGER NOT NULL,
+            entry_index INTEGER NOT NULL,
+            PRIMARY KEY (type, value, member_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE retractions (
+            entry_index INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            type TEXT NOT NULL,
+            value TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (entry_index, position)
+        );
+        CREATE INDEX retractions_signal ON retractions (type, value);
+        CREATE TABLE opinions (
+            type TEXT NOT NULL,
+            value TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            note TEXT NOT NULL,
+            entry_index INTEGER NOT NULL,
+            PRIMARY KEY (type, value, member_id)
+        ) WITHOUT ROWID;
+        CREATE VIEW signal_rollup AS
+            SELECT type, value,
+                   SUM(kind = 'agree') AS positive,
+                   SUM(kind IN ('disagree', 'false_positive')) AS negative,
+                   SUM(kind = 'seen') AS seen
+            FROM opinions GROUP BY type, value;
+        CREATE TABLE benign (
+            type TEXT NOT NULL,
+            value TEXT NOT NULL,
+            entry_index INTEGER NOT NULL,
+            PRIMARY KEY (type, value)
+        ) WITHOUT ROWID;
+        CREATE TABLE members (
+            member_id TEXT PRIMARY KEY,
+            display_name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            status TEXT NOT NULL,
+            admitted_at INTEGER NOT NULL
+        );
+        CREATE TABLE member_events (
+            member_id TEXT NOT NULL,
+            entry_index INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            PRIMARY KEY (member_id, entry_index)
+        );
+        CREATE TABLE keys (
+            key_id BLOB PRIMARY KEY,
+            member_id TEXT NOT NULL,
+            public_key BLOB NOT NULL,
+            valid_from INTEGER NOT NULL,
+            valid_until INTEGER
+        );
+        CREATE INDEX keys_member ON keys (member_id);
+        CREATE TABLE checkpoints (
+            size INTEGER PRIMARY KEY,
+            root BLOB NOT NULL,
+            note BLOB NOT NULL,
+            verified_unix_ms INTEGER NOT NULL
+        );
+        CREATE TABLE sync_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            size INTEGER NOT NULL,
+            compact_range BLOB NOT NULL,
+            checkpoint_note BLOB NOT NULL,
+            proof BLOB NOT NULL,
+            log_state TEXT NOT NULL,
+            updated_unix_ms INTEGER NOT NULL
+        );
+        CREATE TABLE security_evidence (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            detected_unix_ms INTEGER NOT NULL,
+            what TEXT NOT NULL,
+            entry_index INTEGER,
+            message TEXT NOT NULL,
+            stored_checkpoint BLOB,
+            served_checkpoint BLOB,
+            proof BLOB,
+            entry BLOB,
+            acknowledged_unix_ms INTEGER
+        );
+        """
+    )
+
+
+@MIGRATIONS(name="m002_scopes")
+def _m002_scopes(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE reader (id INTEGER PRIMARY KEY CHECK (id = 1), member_id TEXT NOT NULL);
+        CREATE TABLE redacted (
+            idx INTEGER PRIMARY KEY,
+            leaf_hash BLOB NOT NULL,
+            group_id TEXT NOT NULL,
+            key_id BLOB NOT NULL,
+            signature BLOB
+        );
+        CREATE INDEX redacted_group ON redacted (group_id);
+        ALTER TABLE descriptors ADD COLUMN tlp TEXT NOT NULL DEFAULT '';
+        CREATE TABLE groups (
+            group_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            closed_at INTEGER
+        );
+        CREATE TABLE group_events (
+            group_id TEXT NOT NULL,
+            member_id TEXT NOT NULL,
+            entry_index INTEGER NOT NULL,
+            member INTEGER NOT NULL,
+            PRIMARY KEY (group_id, member_id, entry_index)
+        );
+        """
+    )
+
+
+@MIGRATIONS(name="m003_pdq_changes")
+def _m003_pdq_changes(db: sqlite_utils.Database) -> None:
+    """The PDQ values each entry touched, so the PDQ index follows the sync without
+    re-reading the log; copies made before it are filled from their verified entries."""
+    db.execute(
+        "CREATE TABLE pdq_changes (entry_index INTEGER NOT NULL, value TEXT NOT NULL, "
+        "PRIMARY KEY (entry_index, value)) WITHOUT ROWID"
+    )
+    rows = db.execute("SELECT idx, leaf FROM entries ORDER BY idx")
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO pdq_changes VALUES (?, ?)",
+        ((int(idx), value) for idx, leaf in rows for value in pdq_values(bytes(leaf))),
+    )
+
+
+PDQ = "pdq"
+_PDQ_PAYLOADS = frozenset(e.PAYLOAD_TYPES[t] for t in (e.Submission, e.Retraction, e.BenignList))
+
+
+def pdq_values_of(body: e.Body) -> list[str]:
+    """PDQ values a verified body submits, retracts or (un)lists as benign."""
+    if isinstance(body, e.Submission | e.Retraction):
+        return [s.value for s in body.signals if s.type == PDQ]
+    if isinstance(body, e.BenignList):
+        return [r.value for r in (*body.add, *body.remove) if r.type == PDQ]
+    return []
+
+
+def pdq_values(leaf: bytes) -> list[str]:
+    """:func:`pdq_values_of` a stored (already verified) leaf."""
+    envelope = Envelope.from_leaf_bytes(leaf)
+    if envelope.payload_type not in _PDQ_PAYLOADS:
+        return []
+    return pdq_values_of(e.decode(envelope.payload_type, envelope.body))

@@ -1,0 +1,48 @@
+"""The SDK's kit for command-line tools built on it (``forum-admin`` and ``forum-server`` use
+it): the exit-code contract and the bulk-input readers, public and stable.
+
+- :func:`run` / :func:`exit_with`: run a click command, turning library errors into the
+  exit codes below and one human message (the library itself never exits);
+- :func:`exit_code_for`: the code and label of one error;
+- :func:`detect_format` / :func:`read_signals`: stream CSV or JSON Lines signal files,
+  naming ``FILE:LINE`` in every error.
+
+Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration, 4 the forum
+refused or could not be reached, 5 a security failure, 6 local store failure.
+
+    >>> exit_code_for(StoreError("disk full"))
+    (6, 'store')
+"""
+
+from __future__ import annotations
+
+from .cli_errors import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_SECURITY,
+    EXIT_STORE,
+    EXIT_TRANSPORT,
+    EXIT_USAGE,
+    exit_code_for,
+    exit_with,
+    run,
+)
+from .errors import StoreError
+from .inputfiles import detect_format, read_signals
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_SECURITY",
+    "EXIT_STORE",
+    "EXIT_TRANSPORT",
+    "EXIT_USAGE",
+    "StoreError",
+    "detect_format",
+    "exit_code_for",
+    "exit_with",
+    "read_signals",
+    "run",
+]
