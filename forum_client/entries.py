@@ -708,15 +708,18 @@ def _only_scope_fields(data: bytes) -> bool:
     """Whether ``data`` (already parsed by protobuf) holds only a Submission's scope (3),
     tlp (31) and salt (32) fields."""
     pos, n = 0, len(data)
-    while pos < n:
-        tag, pos = _varint_at(data, pos)
-        if tag == 0x1A or tag == (32 << 3 | 2):
-            length, pos = _varint_at(data, pos)
-            pos += length
-        elif tag == 31 << 3:
-            _, pos = _varint_at(data, pos)
-        else:
-            return False
+    try:
+        while pos < n:
+            tag, pos = _varint_at(data, pos)
+            if tag == 0x1A or tag == (32 << 3 | 2):
+                length, pos = _varint_at(data, pos)
+                pos += length
+            elif tag == 31 << 3:
+                _, pos = _varint_at(data, pos)
+            else:
+                return False
+    except IndexError:  # not field-aligned: the uniform-layout guess was wrong
+        return False
     return pos == n
 
 
