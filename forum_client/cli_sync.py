@@ -94,6 +94,13 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
     show_default=True,
     help="Rows staged before a verified intermediate commit.",
 )
+@click.option(
+    "--signature-threads",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Threads that check entry signatures ahead of the in-order apply "
+    "(default: one per CPU; 0: every signature checked inline).",
+)
 @click.pass_context
 def sync(
     ctx: click.Context,
@@ -102,6 +109,7 @@ def sync(
     as_json: bool,
     no_progress: bool,
     commit_every: int,
+    signature_threads: int | None,
 ) -> None:
 
     client = client_from(ctx)
@@ -143,7 +151,7 @@ def sync(
             GrpcSource(client.stub, client.timeout),
             store,
             client.trust_root,
-            SyncConfig(commit_every_rows=commit_every),
+            SyncConfig(commit_every_rows=commit_every, signature_threads=signature_threads),
             progress=bar,
             reader=client.bundle.member_id,
         )

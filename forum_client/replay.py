@@ -86,13 +86,22 @@ class Replay:
     def size(self) -> int:
         return self.range.size
 
-    def apply(self, index: int, envelope: Envelope, leaf: bytes, view: ViewSink) -> e.Body | None:
+    def apply(
+        self,
+        index: int,
+        envelope: Envelope,
+        leaf: bytes,
+        view: ViewSink,
+        verified_key: bytes | None = None,
+    ) -> e.Body | None:
         """Verify entry ``index`` (``leaf`` is its canonical bytes) and apply it to ``view``;
         return its body (None for the genesis entry).
 
         Raises LeakedEntry (nothing applied; the state unchanged) for an entry the reader
         may not read, VerificationError (an EntryRejectedError for a broken rule) or another
         ForumError the entry's content causes; then nothing was applied or staged.
+        ``verified_key``: a :class:`~forum_client.sigcheck.SignatureChecker` answer for this
+        envelope (see :meth:`LogState.check`: it only spares the Ed25519 call).
         """
         state = self.state
         body: e.Body | None = None
@@ -101,7 +110,7 @@ class Replay:
                 raise VerificationError(f"entry {index} came before the genesis entry")
             self.state = LogState.from_genesis(envelope, self.root)
         else:
-            body = state.check(index, envelope)
+            body = state.check(index, envelope, verified_key)
             scope = body.scope if isinstance(body, MEMBER_BODY_TYPES) else ""
             if scope and not state.entitled(self.reader, scope, index):
                 assert isinstance(body, MEMBER_BODY_TYPES)

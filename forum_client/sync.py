@@ -20,7 +20,11 @@ What one sync does (``../shared/DESIGN.md``, "Sync (client)"):
    stored checkpoint (else the forum forked its history);
 2. stream the entries after the local size; each one must come at the next index, verify
    under the key active at that index (:meth:`LogState.apply`) and pass the content rules
-   (:func:`~forum_client.rules.check_content`, asked against the local view);
+   (:func:`~forum_client.rules.check_content`, asked against the local view). The
+   signatures of each stream message are checked on worker threads while the message before
+   it is applied (:mod:`~forum_client.sigcheck`, ``SyncConfig.signature_threads``); that
+   only saves the Ed25519 call of an entry whose envelope verified under exactly the key
+   the state resolves, in order, so what is accepted and where a failure stops are the same;
 3. extend the compact range with each leaf hash, and commit the staged rows only when they
    are proven part of the signed log: the recomputed root equals the checkpoint's, or (every
    ``commit_every_rows``, so a long first sync keeps its progress) a consistency proof from
@@ -48,11 +52,12 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from .checkpoint import Checkpoint
+from .envelope import Envelope
 from .errors import (
     ConfigError,
     ForumError,
@@ -64,6 +69,7 @@ from .errors import (
 from .merkle import CompactRange, leaf_hash, verify_prefix
 from .receipts import verify_checkpoint_note
 from .replay import LeakedEntry, Replay
+from .sigcheck import PendingChecks, SignatureChecker, default_threads
 from .source import Batch, ForumSource, Redacted
 from .store import LocalStore, SyncTransaction
 from .verifier import TrustRoot
@@ -100,6 +106,8 @@ class SyncConfig:
     backoff_max_seconds: float = 5.0  # follow mode: reconnect delay doubles up to this
     max_entries_ahead: int = 10_000  # follow mode: entries a checkpoint must cover, at most
     max_clock_skew_seconds: float = 24 * 3600.0  # entries made later than now + this are flagged
+    signature_threads: int | None = None  # threads checking signatures ahead; None = 1 per CPU,
+    # 0 = none (every signature checked inline, in the apply)
 
 
 @dataclass(frozen=True)
@@ -261,9 +269,11 @@ class Syncer:
     def _stream_to(self, cp: Checkpoint, note: bytes) -> None:
         """Apply the entries from the verified size up to checkpoint ``cp``."""
         start = self.range.size
+        checker = self._signature_checker()
         try:
-            for batch in self.source.entries(start, cp.size, False, self.config.max_batch):
-                self._apply_batch(batch, follow=False)
+            batches = self.source.entries(start, cp.size, False, self.config.max_batch)
+            for batch, checks in self._checked_ahead(batches, checker):
+                self._apply_batch(batch, follow=False, checks=checks)
         except TransportError as exc:
             if exc.code not in _REFUSALS:
                 raise
@@ -274,6 +284,8 @@ class Syncer:
                 served=note,
             ) from None
         finally:
+            if checker is not None:
+                checker.close()
             self.source.cancel()
 
     def follow(self, on_commit: Callable[[SyncResult], None] | None = None) -> None:
@@ -424,7 +436,39 @@ class Syncer:
             self.txn.rollback()
         self._load()  # the in-memory state may hold unverified entries
 
-    def _apply_batch(self, batch: Batch, follow: bool) -> None:
+    def _signature_checker(self) -> SignatureChecker | None:
+        threads = self.config.signature_threads
+        threads = default_threads() if threads is None else threads
+        return SignatureChecker(threads) if threads > 0 else None
+
+    def _checked_ahead(
+        self, batches: Iterator[Batch], checker: SignatureChecker | None
+    ) -> Iterator[tuple[Batch, PendingChecks | None]]:
+        """Each batch with its signature checks, started one batch ahead: the checks of
+        batch k + 1 run on the checker's threads while batch k is applied.  A key is taken
+        from the state before the batch ahead is applied; an entry whose key is not known
+        yet (added in the batch being applied) simply has no pre-check."""
+        waiting: Batch | None = None
+        waiting_checks: PendingChecks | None = None
+        for batch in batches:
+            checks = None
+            state = self.replay.state
+            if checker is not None and state is not None:
+                keys = state.keys
+                checks = checker.submit(
+                    [
+                        (index, env, keys[env.key_id].public_key)
+                        for index, env in batch[0]
+                        if isinstance(env, Envelope) and env.key_id in keys
+                    ]
+                )
+            if waiting is not None:
+                yield waiting, waiting_checks
+            waiting, waiting_checks = batch, checks
+        if waiting is not None:
+            yield waiting, waiting_checks
+
+    def _apply_batch(self, batch: Batch, follow: bool, checks: PendingChecks | None = None) -> None:
         items, note = batch
         txn = self._begin()
         replay = self.replay
@@ -438,7 +482,8 @@ class Syncer:
                 continue
             leaf = item.leaf_bytes()
             try:
-                body = replay.apply(index, item, leaf, txn)
+                verified = None if checks is None else checks.verified_key(index, item)
+                body = replay.apply(index, item, leaf, txn, verified)
             except LeakedEntry as leaked:
                 self._report_leak(leaked, leaf, item.key_id, txn)
             except ForumError as exc:

@@ -377,8 +377,12 @@ class LogState:
 
     # ---- verification ----
 
-    def check(self, index: int, envelope: Envelope) -> e.Body:
+    def check(self, index: int, envelope: Envelope, verified_key: bytes | None = None) -> e.Body:
         """Verify that ``envelope`` may stand at log ``index`` now; return its body.
+
+        ``verified_key``: the public key a :class:`~forum_client.sigcheck.SignatureChecker`
+        already verified this envelope's signature under. The Ed25519 call is skipped only
+        when it is exactly the key this state resolves for the entry; every other check runs.
 
         Pure: changes nothing.  Raises EntryRejectedError naming the rule that failed.
         """
@@ -391,7 +395,8 @@ class LogState:
             return self._check_board_entry(index, envelope)
         key = self._signing_key(index, envelope.key_id, "key_id")
         try:
-            envelope.verify(key.public_key)
+            if verified_key is None or verified_key != key.public_key:
+                envelope.verify(key.public_key)
         except VerificationError as exc:
             raise EntryRejectedError(REJECT_SIGNATURE, "signature", str(exc), index) from None
         try:
@@ -508,9 +513,10 @@ class LogState:
                 )
         return incoming
 
-    def apply(self, index: int, envelope: Envelope) -> e.Body:
-        """Verify the entry at ``index`` and advance the state past it."""
-        body = self.check(index, envelope)
+    def apply(self, index: int, envelope: Envelope, verified_key: bytes | None = None) -> e.Body:
+        """Verify the entry at ``index`` and advance the state past it (``verified_key`` as
+        in :meth:`check`)."""
+        body = self.check(index, envelope, verified_key)
         self.advance(index, envelope, body)
         return body
 

@@ -65,6 +65,9 @@ class ServerView:
     def submitted_by(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
         return self.store.has_active_descriptor(member_id, type, value, scope)
 
+    def descriptor_holders(self, type: str, value: str, scope: str) -> set[str]:
+        return self.store.descriptor_holders(type, value, scope)
+
     def group(self) -> GroupView:
         """A lookup for one group commit: the stored view plus the group's own changes."""
         return GroupView(self)
@@ -80,7 +83,11 @@ class GroupView:
         # The stored view, or (pipelined commits) the group being written under this one.
         self.base = base
         self.delta = ViewDelta()
-        self._exists: set[tuple[str, str, str]] = set()  # (type, value, scope)
+        # (type, value) -> {member: scope of its descriptor}, for descriptors this group set.
+        # A member has one descriptor per signal, so a later submission in another scope moves
+        # it: the signal may then no longer exist in the first scope (as the member's view,
+        # applying entry by entry, sees it).
+        self._scopes: dict[tuple[str, str], dict[str, str]] = {}
         # (member, type, value) -> (active, generation, scope); generation orders it against
         # resets
         self._member: dict[tuple[str, str, str], tuple[bool, int, str]] = {}
@@ -97,7 +104,15 @@ class GroupView:
 
     def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
         self._materialise()
-        return (type, value, scope) in self._exists or self.base.signal_exists(type, value, scope)
+        if (type, value) not in self._scopes:
+            return self.base.signal_exists(type, value, scope)
+        return bool(self.descriptor_holders(type, value, scope))
+
+    def descriptor_holders(self, type: str, value: str, scope: str) -> set[str]:
+        self._materialise()
+        touched = self._scopes.get((type, value), {})
+        mine = {m for m, s in touched.items() if s == scope}
+        return mine | (self.base.descriptor_holders(type, value, scope) - touched.keys())
 
     def submitted_by(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
         self._materialise()
@@ -115,7 +130,7 @@ class GroupView:
         for author, body, gen in self._submissions:
             scope = body.scope
             for s in body.signals:
-                self._exists.add((s.type, s.value, scope))
+                self._scopes.setdefault((s.type, s.value), {})[author] = scope
                 self._member[(author, s.type, s.value)] = (True, gen, scope)
         self._submissions.clear()
 

@@ -1,30 +1,50 @@
 """Benchmark forum_client's PDQIndex against python-threatexchange's default PDQ index.
 
-    .venv/bin/python scripts/bench_pdq.py --n 1000000 --queries 1000 --json bench_pdq.json
+    .venv/bin/python scripts/bench_pdq.py --n 1000000 --queries 1000 --runs 3 \
+        --json bench-out/pdq.json --markdown bench-out/pdq.md
 
-Each index is measured in a fresh subprocess (clean RSS numbers) on the same random hashes
-(fixed seed): build, query latency (near-duplicates: a stored hash with 5-31 bits flipped;
-random hashes), add and remove per operation, memory (RSS delta), save and load. The
-threatexchange default (``PdqSignal.get_index_cls()``, faiss IndexBinaryMultiHash) has no
-remove, and each add rebuilds an id map over the whole index, so it is timed on a few adds.
-Needs the ``bench`` extra (threatexchange, faiss-cpu, psutil).
+Two data sets of ``n`` hashes each, made once by ``scripts/pdq_data.py`` and cached under
+``bench-out/``: *realistic* (real PDQ hashes of generated images and their edits, replicated
+with bit flips into clusters of uneven size) and *uniform* (random bits). For each set and
+each run, three fresh subprocesses measure, side by side: ours, threatexchange with one
+OpenMP thread (``OMP_NUM_THREADS=1``) and threatexchange with its default threads. Ratios are
+taken within a run (peer / ours), then the median and the min-max spread over runs.
+
+Measured per index: build; query latency (p50, p99) of *hits* (a stored hash with 5-31 bits
+flipped) and *misses* (real PDQ hashes of unrelated images, or random hashes for the uniform
+set); add and remove per operation; removes inside the largest cluster (rows of the most
+crowded bucket); memory (RSS delta of the build); save and load. The first ``--check``
+queries of each kind are compared with a brute-force scan: recall (found / true matches) and
+extra results (beyond the threshold) are reported for every index.
+
+Left out: batch queries, the SDK's SQLite lookups around the index, and page-cache effects
+(the whole index is in RAM). threatexchange's default index (``PdqSignal.get_index_cls()``,
+faiss IndexBinaryMultiHash) has no remove, and each add rebuilds an id map over the whole
+index, so it is timed on a few adds. Needs the ``bench`` extra (threatexchange, faiss-cpu).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-SEED = 20240601
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pdq_data import bucket_sizes, load_or_make
+
+THRESHOLD = 31
+DATA_QUERIES = 1000  # queries made and cached with each data set; --queries takes a prefix
 
 
 def _rss_mb() -> float:
@@ -33,19 +53,6 @@ def _rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _data(n: int, queries: int) -> tuple[np.ndarray, list[bytes], list[bytes], list[bytes]]:
-    rng = np.random.default_rng(SEED)
-    hashes = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
-    near = []
-    for _ in range(queries):
-        bits = np.unpackbits(hashes[int(rng.integers(n))])
-        bits[rng.choice(256, size=int(rng.integers(5, 32)), replace=False)] ^= 1
-        near.append(np.packbits(bits).tobytes())
-    rand = [rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(queries)]
-    extra = [rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(queries)]
-    return hashes, near, rand, extra
 
 
 def _stats(times: list[float]) -> dict[str, float]:
@@ -68,45 +75,92 @@ def _time_each(fn: Any, items: list[Any]) -> list[float]:
     return out
 
 
-def run_ours(n: int, queries: int) -> dict[str, Any]:
+def _dataset(args: argparse.Namespace, which: str) -> dict[str, np.ndarray]:
+    data = load_or_make(Path(args.data_dir) / f"pdq-{args.n}.npz", args.n, DATA_QUERIES)
+    k = args.queries
+    return {
+        "hashes": data[which],
+        "near": data[f"{which}_near"][:k],
+        "miss": data[f"{which}_miss"][:k],
+        "extra": data["extra"][:k],
+    }
+
+
+def _truth(hashes: np.ndarray, queries: np.ndarray) -> list[set[int]]:
+    words = np.ascontiguousarray(hashes).view("<u8")
+    out = []
+    for q in np.ascontiguousarray(queries).view("<u8"):
+        dist = np.zeros(len(words), np.uint16)
+        for j in range(4):
+            dist += np.bitwise_count(words[:, j] ^ q[j])
+        out.append(set(np.flatnonzero(dist <= THRESHOLD).tolist()))
+    return out
+
+
+def _accuracy(found: list[set[int]], truth: list[set[int]]) -> dict[str, float]:
+    true = sum(len(t) for t in truth)
+    got = sum(len(f & t) for f, t in zip(found, truth, strict=True))
+    extra = sum(len(f - t) for f, t in zip(found, truth, strict=True))
+    return {"recall": got / true if true else 1.0, "extra": extra, "true_matches": true}
+
+
+def _cluster_rows(hashes: np.ndarray, k: int) -> list[int]:
+    """Up to ``k`` rows of the most crowded bucket (inside the biggest cluster)."""
+    chunks = np.ascontiguousarray(hashes).view("<u2")
+    best = max(range(16), key=lambda c: int(np.bincount(chunks[:, c]).max()))
+    value = int(np.bincount(chunks[:, best]).argmax())
+    rows = np.flatnonzero(chunks[:, best] == value)
+    return np.random.default_rng(7).permutation(rows)[:k].tolist()
+
+
+def run_ours(args: argparse.Namespace, which: str) -> dict[str, Any]:
     from forum_client.match.pdq_index import PDQIndex
 
-    hashes, near, rand, extra = _data(n, queries)
-    ids = np.arange(n, dtype=np.int64)
+    d = _dataset(args, which)
+    hashes = d["hashes"]
+    n = len(hashes)
+    near = [q.tobytes() for q in d["near"]]
+    miss = [q.tobytes() for q in d["miss"]]
     gc.collect()
     rss0 = _rss_mb()
     t = time.perf_counter()
-    index = PDQIndex.build(ids, hashes)
+    index = PDQIndex.build(np.arange(n, dtype=np.int64), hashes)
     build = time.perf_counter() - t
     gc.collect()
-    mem = _rss_mb() - rss0
-    res: dict[str, Any] = {"build_s": build, "memory_mb": mem, "nbytes_mb": index.nbytes / 2**20}
-    hits = sum(1 for q in near[:100] if index.query(q))
-    res["near_recall_first100"] = hits / min(100, len(near))
+    res: dict[str, Any] = {"build_s": build, "memory_mb": _rss_mb() - rss0}
+    res["nbytes_mb"] = index.nbytes / 2**20
     res["query_near"] = _stats(_time_each(index.query, near))
-    res["query_random"] = _stats(_time_each(index.query, rand))
+    res["query_miss"] = _stats(_time_each(index.query, miss))
+    k = args.check
+    found = [{i for i, _ in index.query(q)} for q in near[:k] + miss[:k]]
+    res["accuracy"] = _accuracy(
+        found, _truth(hashes, np.concatenate([d["near"][:k], d["miss"][:k]]))
+    )
+    extra = [q.tobytes() for q in d["extra"]]
     res["add"] = _stats(
         _time_each(lambda a, add=index.add: add(a[0], a[1]), list(enumerate(extra, n)))
     )
-    rng = np.random.default_rng(SEED + 1)
-    victims = rng.choice(n, size=queries, replace=False).tolist()
+    rng = np.random.default_rng(1)
+    victims = rng.choice(n, size=args.queries, replace=False).tolist()
     res["remove"] = _stats(_time_each(index.remove, victims))
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "pdq.npz")
+    crowd = [r for r in _cluster_rows(hashes, 2 * args.queries) if r in index][: args.queries]
+    res["remove_cluster"] = _stats(_time_each(index.remove, crowd))
+    res["largest_bucket"] = int(bucket_sizes(hashes)[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "pdq.npz")
         t = time.perf_counter()
         index.save(path)
         res["save_s"] = time.perf_counter() - t
         del index
         gc.collect()
         t = time.perf_counter()
-        loaded = PDQIndex.load(path)
+        PDQIndex.load(path)
         res["load_s"] = time.perf_counter() - t
         res["file_mb"] = os.path.getsize(path) / 2**20
-        assert len(loaded) == n
     return res
 
 
-def run_store(n: int) -> dict[str, Any]:
+def run_store(args: argparse.Namespace) -> dict[str, Any]:
     """The store-following index (forum_client.match.lookup.Matcher) over a LocalStore of
     ``n`` PDQ signals: rebuild from SQLite vs load the saved index and catch up a tail."""
     import sqlite3
@@ -114,7 +168,8 @@ def run_store(n: int) -> dict[str, Any]:
     from forum_client.match.lookup import Matcher, index_path_for
     from forum_client.store import LocalStore
 
-    hashes, _, _, _ = _data(n, 1)
+    hashes = _dataset(args, "realistic")["hashes"]
+    n = len(hashes)
     res: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "copy.db")
@@ -143,39 +198,42 @@ def run_store(n: int) -> dict[str, Any]:
     return res
 
 
-def run_theirs(n: int, queries: int, adds: int) -> dict[str, Any]:
-    import threatexchange
+def run_theirs(args: argparse.Namespace, which: str) -> dict[str, Any]:
     from threatexchange.signal_type.pdq.signal import PdqSignal
 
     cls = PdqSignal.get_index_cls()
-    hashes, near, rand, extra = _data(n, queries)
-    hexes = [h.tobytes().hex() for h in hashes]
-    del hashes
+    d = _dataset(args, which)
+    n = len(d["hashes"])
+    hexes = [h.tobytes().hex() for h in d["hashes"]]
     gc.collect()
     rss0 = _rss_mb()
     t = time.perf_counter()
     index = cls(zip(hexes, range(n), strict=True))
     build = time.perf_counter() - t
     gc.collect()
-    mem = _rss_mb() - rss0
     res: dict[str, Any] = {
         "class": f"{cls.__module__}.{cls.__qualname__}",
-        "version": getattr(threatexchange, "__version__", "?"),
+        "version": importlib.metadata.version("threatexchange"),
+        "omp_threads": os.environ.get("OMP_NUM_THREADS", "default"),
         "build_s": build,
-        "memory_mb": mem,
+        "memory_mb": _rss_mb() - rss0,
     }
-    near_hex = [q.hex() for q in near]
-    hits = sum(1 for q in near_hex[:100] if index.query(q))
-    res["near_recall_first100"] = hits / min(100, len(near_hex))
-    res["query_near"] = _stats(_time_each(index.query, near_hex))
-    res["query_random"] = _stats(_time_each(index.query, [q.hex() for q in rand]))
-    res["add"] = _stats(
-        _time_each(lambda a, add=index.add: add(a[1].hex(), a[0]), list(enumerate(extra[:adds], n)))
+    del hexes
+    near = [q.tobytes().hex() for q in d["near"]]
+    miss = [q.tobytes().hex() for q in d["miss"]]
+    res["query_near"] = _stats(_time_each(index.query, near))
+    res["query_miss"] = _stats(_time_each(index.query, miss))
+    k = args.check
+    found = [{m.metadata for m in index.query(q)} for q in near[:k] + miss[:k]]
+    res["accuracy"] = _accuracy(
+        found, _truth(d["hashes"], np.concatenate([d["near"][:k], d["miss"][:k]]))
     )
-    res["add"]["note"] = f"only {adds} adds timed: each add rebuilds the id map (O(n))"
+    adds = list(enumerate((q.tobytes().hex() for q in d["extra"][: args.theirs_adds]), n))
+    res["add"] = _stats(_time_each(lambda a, add=index.add: add(a[1], a[0]), adds))
+    res["add"]["note"] = f"only {args.theirs_adds} adds timed: each add rebuilds the id map"
     res["remove"] = {"note": "not supported: removing means rebuilding (see build_s)"}
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "pdq.idx")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "pdq.idx")
         t = time.perf_counter()
         with open(path, "wb") as f:
             index.serialize(f)
@@ -190,101 +248,155 @@ def run_theirs(n: int, queries: int, adds: int) -> dict[str, Any]:
     return res
 
 
-def _child(which: str, n: int, queries: int, adds: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", which, "--n", str(n), "--queries", str(queries)]
-    cmd += ["--theirs-adds", str(adds)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+PEERS = {"ours": None, "theirs-1t": "1", "theirs-default": None}
+
+
+def _child(args: argparse.Namespace, which: str, data: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", which, "--set", data, "--n", str(args.n)]
+    cmd += ["--queries", str(args.queries), "--check", str(args.check)]
+    cmd += ["--theirs-adds", str(args.theirs_adds), "--data-dir", args.data_dir]
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    if PEERS.get(which):
+        env["OMP_NUM_THREADS"] = str(PEERS[which])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
+METRICS = [
+    ("build (s)", ("build_s",)),
+    ("hit p50 (us)", ("query_near", "p50_us")),
+    ("hit p99 (us)", ("query_near", "p99_us")),
+    ("miss p50 (us)", ("query_miss", "p50_us")),
+    ("miss p99 (us)", ("query_miss", "p99_us")),
+    ("add mean (us)", ("add", "mean_us")),
+    ("remove mean (us)", ("remove", "mean_us")),
+    ("remove p99 (us)", ("remove", "p99_us")),
+    ("remove in largest cluster, mean (us)", ("remove_cluster", "mean_us")),
+    ("remove in largest cluster, p99 (us)", ("remove_cluster", "p99_us")),
+    ("memory, RSS delta of build (MB)", ("memory_mb",)),
+    ("load (s)", ("load_s",)),
+]
+
+
+def _get(result: dict[str, Any], path: tuple[str, ...]) -> float:
+    value: Any = result
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return float("nan")
+        value = value[key]
+    return float(value)
+
+
+def _fmt(values: list[float], digits: int = 1) -> str:
+    """median [min-max] of the runs."""
+    vals = [v for v in values if v == v]
+    if not vals:
+        return "n/a"
+    med = statistics.median(vals)
+    if len(vals) == 1:
+        return f"{med:,.{digits}f}"
+    return f"{med:,.{digits}f} [{min(vals):,.{digits}f}-{max(vals):,.{digits}f}]"
+
+
+def _ratio(values: list[float]) -> str:
+    shown = _fmt(values)
+    return shown if shown == "n/a" else shown + "x"
+
+
+def _table(data: str, runs: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> list[str]:
+    first = runs[0]
+    md = [
+        f"### PDQ, {data} hashes, n={args.n:,}, {args.queries} hits + {args.queries} misses, "
+        f"{len(runs)} runs",
+        "",
+        f"Peer: `{first['theirs-1t']['class']}` {first['theirs-1t']['version']}. "
+        f"Largest bucket: {first['ours']['largest_bucket']:,} rows. Values: median "
+        "[min-max] over runs; ratios are peer / ours within each run.",
+        "",
+        "| metric | ours | peer 1 thread | peer default threads | ratio 1 thread | ratio default |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, path in METRICS:
+        ours = [_get(r["ours"], path) for r in runs]
+        one = [_get(r["theirs-1t"], path) for r in runs]
+        many = [_get(r["theirs-default"], path) for r in runs]
+        r1 = [b / a if a > 0 else float("nan") for a, b in zip(ours, one, strict=True)]
+        rd = [b / a if a > 0 else float("nan") for a, b in zip(ours, many, strict=True)]
+        digits = 3 if name.endswith("(s)") else 0
+        md.append(
+            f"| {name} | {_fmt(ours, digits)} | {_fmt(one, digits)} | {_fmt(many, digits)} | "
+            f"{_ratio(r1)} | {_ratio(rd)} |"
+        )
+    acc = "; ".join(
+        f"{who}: recall {r['accuracy']['recall']:.4f}, {r['accuracy']['extra']} extra of "
+        f"{r['accuracy']['true_matches']:,} true matches"
+        for who, r in runs[0].items()
+    )
+    md += ["", f"Checked against brute force on the first {args.check} hits and misses: {acc}."]
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--n", type=int, default=1_000_000, help="hashes in the index")
-    p.add_argument("--queries", type=int, default=1000, help="queries (and adds/removes) timed")
+    p.add_argument("--n", type=int, default=1_000_000, help="hashes in each data set")
+    p.add_argument(
+        "--queries", type=int, default=1000, help="hits and misses timed (each, at most 1000)"
+    )
+    p.add_argument("--runs", type=int, default=3, help="runs (fresh processes) per data set")
+    p.add_argument("--sets", default="realistic,uniform", help="data sets, comma-separated")
+    p.add_argument("--check", type=int, default=100, help="queries checked by brute force")
     p.add_argument("--theirs-adds", type=int, default=5, help="adds timed on threatexchange")
+    p.add_argument("--data-dir", default="bench-out", help="where generated data is cached")
     p.add_argument("--json", help="write all results to this file")
-    p.add_argument("--child", choices=["ours", "theirs", "store"], help=argparse.SUPPRESS)
-    p.add_argument("--markdown", help="also write the table as markdown to this file")
+    p.add_argument("--markdown", help="also write the tables as markdown to this file")
+    p.add_argument("--store", action="store_true", help="also time the store-following index")
+    p.add_argument("--child", choices=[*PEERS, "store"], help=argparse.SUPPRESS)
+    p.add_argument("--set", choices=["realistic", "uniform"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.child == "ours":
-        print(json.dumps(run_ours(args.n, args.queries)))
-        return 0
     if args.child == "store":
-        print(json.dumps(run_store(args.n)))
+        print(json.dumps(run_store(args)))
         return 0
-    if args.child == "theirs":
-        print(json.dumps(run_theirs(args.n, args.queries, args.theirs_adds)))
+    if args.child:
+        run = run_ours if args.child == "ours" else run_theirs
+        print(json.dumps(run(args, args.set)))
         return 0
 
-    ours = _child("ours", args.n, args.queries, args.theirs_adds)
-    theirs = _child("theirs", args.n, args.queries, args.theirs_adds)
-    store = _child("store", args.n, args.queries, args.theirs_adds)
-    rows = [
-        ("build (s)", ours["build_s"], theirs["build_s"]),
-        ("query near p50 (us)", ours["query_near"]["p50_us"], theirs["query_near"]["p50_us"]),
-        ("query near p99 (us)", ours["query_near"]["p99_us"], theirs["query_near"]["p99_us"]),
-        ("query random p50 (us)", ours["query_random"]["p50_us"], theirs["query_random"]["p50_us"]),
-        ("query random p99 (us)", ours["query_random"]["p99_us"], theirs["query_random"]["p99_us"]),
-        ("add mean (us)", ours["add"]["mean_us"], theirs["add"]["mean_us"]),
-        ("add p99 (us)", ours["add"]["p99_us"], theirs["add"]["p99_us"]),
-        ("remove mean (us)", ours["remove"]["mean_us"], float("nan")),
-        ("remove p99 (us)", ours["remove"]["p99_us"], float("nan")),
-        ("memory RSS delta (MB)", ours["memory_mb"], theirs["memory_mb"]),
-        ("save (s)", ours["save_s"], theirs["save_s"]),
-        ("load (s)", ours["load_s"], theirs["load_s"]),
-        ("file (MB)", ours["file_mb"], theirs["file_mb"]),
-    ]
-    print(f"PDQ index benchmark, n={args.n:,}, {args.queries} queries; theirs: {theirs['class']}")
-    print(f"{'metric':24s} {'ours':>12s} {'theirs':>12s} {'theirs/ours':>12s}")
-    for name, a, b in rows:
-        ratio = b / a if a and a == a and b == b else float("nan")
-        print(f"{name:24s} {a:12.3f} {b:12.3f} {ratio:12.1f}")
-    print(
-        f"near-duplicate recall (first 100): ours {ours['near_recall_first100']:.2f}, "
-        f"theirs {theirs['near_recall_first100']:.2f}"
-    )
-    print(f"theirs add: {theirs['add']['note']}; remove: {theirs['remove']['note']}")
-    print(
-        f"ours, index arrays: {ours['nbytes_mb']:.1f} MB; store-following index at n={args.n:,}: "
-        f"rebuild from SQLite {store['rebuild_s']:.2f} s, load saved file + catch up "
-        f"{store['load_s']:.2f} s ({store['index_file_mb']:.0f} MB file)"
-    )
-    md = [
-        f"PDQ index at {args.n:,} random hashes, {args.queries} queries each "
-        f"(`scripts/bench pdq`); theirs: `{theirs['class']}` {theirs['version']}",
-        "",
-        "| metric | ours | theirs | theirs / ours |",
-        "|---|---:|---:|---:|",
-    ]
-    for name, a, b in rows:
-        ratio = b / a if a and a == a and b == b else float("nan")
-        shown_b = "n/a" if b != b else f"{b:,.3f}"
-        shown_r = "n/a" if ratio != ratio else f"{ratio:,.1f}x"
-        md.append(f"| {name} | {a:,.3f} | {shown_b} | {shown_r} |")
-    md += [
-        "",
-        f"Store-following index (`Matcher`): rebuild from SQLite {store['rebuild_s']:.2f} s, "
-        f"load the saved index and catch up {store['load_s']:.2f} s.",
-    ]
-    print()
-    print("\n".join(md))
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write("\n".join(md) + "\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "n": args.n,
-                    "queries": args.queries,
-                    "ours": ours,
-                    "theirs": theirs,
-                    "store": store,
-                },
-                f,
-                indent=2,
+    sets = [s for s in args.sets.split(",") if s]
+    load_or_make(Path(args.data_dir) / f"pdq-{args.n}.npz", args.n, DATA_QUERIES)  # cache once
+    results: dict[str, Any] = {"n": args.n, "queries": args.queries, "runs": args.runs}
+    md: list[str] = []
+    for data in sets:
+        runs: list[dict[str, dict[str, Any]]] = []
+        for i in range(args.runs):
+            run = {who: _child(args, who, data) for who in PEERS}
+            runs.append(run)
+            o, t1 = run["ours"], run["theirs-1t"]
+            print(
+                f"{data} run {i + 1}: hit p50 {o['query_near']['p50_us']:.0f} vs "
+                f"{t1['query_near']['p50_us']:.0f} us, miss p50 {o['query_miss']['p50_us']:.0f} "
+                f"vs {t1['query_miss']['p50_us']:.0f} us (ours vs peer, 1 thread)",
+                flush=True,
             )
+            results[data] = runs
+            if args.json:  # after every run: a long benchmark that is stopped keeps its runs
+                Path(args.json).write_text(json.dumps(results, indent=2))
+        md += [*_table(data, runs, args), ""]
+    if args.store:
+        store = _child(args, "store", "realistic")
+        results["store"] = store
+        md.append(
+            f"Store-following index (`Matcher`) over {args.n:,} realistic hashes: rebuild from "
+            f"SQLite {store['rebuild_s']:.2f} s, load the saved index and catch up "
+            f"{store['load_s']:.2f} s ({store['index_file_mb']:.0f} MB file)."
+        )
+    text = "\n".join(md)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 
 

@@ -2,12 +2,19 @@
 """Benchmark: durable, verified submissions in 10,000-signal batches vs raw SQLite inserts.
 
     .venv/bin/python scripts/bench_submit.py [--batches 20] [--clients 2] [--out bench.json]
+        [--prefill 1000000] [--profile bench-out/submit-profile.txt]
 
 Starts a real forum (init, server on port 0, real mTLS, members enrolled), then each client
 thread normalises, signs and submits 10,000-signal batches and verifies every receipt; the
 rate is accepted signals per second of wall time.  In the same run it inserts the same
 signal and descriptor rows into the same schema with plain ``executemany`` in one
 transaction (the raw rate), and prints the ratio.  Results go to JSON (``--out``).
+
+``--prefill N`` first submits N other signals through the same server (untimed), and fills the
+raw database with the same N rows (untimed), so both rates are measured into a forum that
+already holds N signals.  ``--profile FILE`` samples the server process with py-spy during the
+timed phase and writes where its time goes (own time and total time per function).
+Left out: network latency (loopback), other members reading at the same time.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import hashlib
 import json
 import multiprocessing as mp
 import platform
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,14 +74,89 @@ def _client_process(
         out.put(("done", total, started, time.perf_counter()))
 
 
-def bench_forum(directory: Path, batches: int, clients: int, size: int) -> dict[str, float]:
+def prefill_rows(n: int, size: int) -> list[list[dict[str, object]]]:
+    return [
+        make_batch("prefill", b, min(size, n - b * size)) for b in range((n + size - 1) // size)
+    ]
+
+
+def _prefill(bundle_path: str, key_path: str, address: str, n: int, size: int) -> None:
+    if not n:
+        return
+    bundle = Bundle.load(bundle_path)
+    key = SigningKey.load(key_path)
+    with ForumClient(bundle, server=address) as client:
+        done = 0
+        for count, _receipt in client.submit_batches(
+            (s for batch in prefill_rows(n, size) for s in batch), key, batch_size=size
+        ):
+            done += count
+            if done % (20 * size) == 0:
+                print(f"  prefilled {done:,} signals", file=sys.stderr, flush=True)
+
+
+def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "50",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def summarize_profile(raw: Path, out: Path, top: int = 40) -> None:
+    """Collapsed py-spy stacks -> the functions with most own and total samples."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        samples += n
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + n
+    lines = [f"{samples} samples of the server process (all threads)", "", "own time:"]
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"{100 * n / samples:6.1f}%  {name}")
+    lines += ["", "total time (function and what it calls):"]
+    for name, n in sorted(total.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"{100 * n / samples:6.1f}%  {name}")
+    out.write_text("\n".join(lines) + "\n")
+
+
+def bench_forum(
+    directory: Path,
+    batches: int,
+    clients: int,
+    size: int,
+    prefill: int = 0,
+    profile: Path | None = None,
+) -> dict[str, float]:
     """A real server process; each member submits from its own process (as members do)."""
     members = [f"member{i}" for i in range(clients)]
     with local_forum(directory, members=members, observers=[]) as forum:
         enrolled = {m: forum.members[m] for m in members}
         data_dir = forum.directory / "server"
     proc, address = start_server_process(data_dir)
+    spy = None
     try:
+        first = enrolled[members[0]]
+        _prefill(str(first.bundle_path), str(first.key_path), address, prefill, size)
+        if profile is not None:
+            spy = _profile(proc.pid, profile.with_suffix(".raw"))
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
         procs = [
@@ -100,14 +184,22 @@ def bench_forum(directory: Path, batches: int, clients: int, size: int) -> dict[
         ended = max(r[3] for r in done)
         accepted = sum(r[1] for r in done)
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            spy.wait(timeout=60)
         proc.terminate()
         proc.wait(timeout=60)
+    if profile is not None and profile.with_suffix(".raw").exists():
+        summarize_profile(profile.with_suffix(".raw"), profile)
     elapsed = ended - started
     return {"signals": accepted, "seconds": elapsed, "signals_per_second": accepted / elapsed}
 
 
-def bench_raw(directory: Path, batches: int, clients: int, size: int) -> dict[str, float]:
-    """The same signal and descriptor rows, same schema and pragmas, executemany."""
+def bench_raw(
+    directory: Path, batches: int, clients: int, size: int, prefill: int = 0
+) -> dict[str, float]:
+    """The same signal and descriptor rows, same schema and pragmas, executemany (into a
+    database already holding the ``prefill`` rows, written untimed)."""
     rows_s, rows_d = [], []
     for c in range(clients):
         member = f"member{c}"
@@ -124,6 +216,18 @@ def bench_raw(directory: Path, batches: int, clients: int, size: int) -> dict[st
     ):
         con.execute(f"PRAGMA {pragma}")
     con.executescript(_SCHEMA)
+    if prefill:
+        pre_s, pre_d = [], []
+        for n, batch in enumerate(prefill_rows(prefill, size)):
+            for item in batch:
+                pre_s.append((item["type"], item["value"], n))
+                pre_d.append((item["type"], item["value"], "prefill", LABEL, "image", None, "", n))
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany(_VIEW_SQL[OP_SIGNAL], pre_s)
+        con.executemany(_VIEW_SQL[OP_DESCRIPTOR], pre_d)
+        con.execute("COMMIT")
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        del pre_s, pre_d
     started = time.perf_counter()
     con.execute("BEGIN IMMEDIATE")
     con.executemany(_VIEW_SQL[OP_SIGNAL], rows_s)
@@ -140,10 +244,14 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2, help="concurrent submitting members")
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=Path("bench_submit.json"))
+    parser.add_argument("--prefill", type=int, default=0, help="signals in the forum before")
+    parser.add_argument("--profile", type=Path, help="py-spy summary of the server (needs py-spy)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-submit-") as tmp:
-        forum = bench_forum(Path(tmp), args.batches, args.clients, args.batch_size)
-        raw = bench_raw(Path(tmp), args.batches, args.clients, args.batch_size)
+        forum = bench_forum(
+            Path(tmp), args.batches, args.clients, args.batch_size, args.prefill, args.profile
+        )
+        raw = bench_raw(Path(tmp), args.batches, args.clients, args.batch_size, args.prefill)
     result = {
         "benchmark": "durable verified submissions, 10,000-signal batches",
         "command": " ".join(["scripts/bench_submit.py", *sys.argv[1:]]),
@@ -153,6 +261,7 @@ def main() -> int:
         "batches": args.batches,
         "clients": args.clients,
         "batch_size": args.batch_size,
+        "prefill": args.prefill,
         "forum": forum,
         "raw_executemany": raw,
         "ratio": forum["signals_per_second"] / raw["signals_per_second"],

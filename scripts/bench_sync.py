@@ -11,6 +11,12 @@ observer, then times ``forum-client sync`` in a subprocess (its peak RSS is that
 alone).  In the same run it times plain ``executemany`` inserts of the same rows (entries,
 signals, descriptors) into the same schema in one transaction, and prints the ratio.
 
+``--per-entry 1`` (or 10) makes a log of small submissions, where signatures dominate: the
+same run then also times this machine's Ed25519 limit, every submission's signature checked
+with ``Ed25519PublicKey.verify`` on two threads (nothing else), and reports the sync's
+entries per second against it.  Left out: network latency (loopback), a server busy with
+submissions, the PDQ index (no PDQ signals).
+
 With ``--redacted-fraction F`` (issue #10) that share of the submissions is scoped to a
 group (TLP:RED, salted, with the author's scope claim) that one reader is in and another is
 not; both sync the same log in the same run, one after the other: the member outside the
@@ -33,6 +39,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_sigcheck import raw_rate
 
 from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
@@ -59,10 +67,11 @@ def build_log(
     seed: int,
     redacted_fraction: float = 0.0,
     group_members: tuple[str, ...] = (),
-) -> int:
-    """Append the admission, key and submissions to the server's store; return the size.
-    With ``redacted_fraction``, first a group holding the bench member and
-    ``group_members``, and that share of the submissions scoped to it."""
+) -> tuple[int, bytes, list[Envelope]]:
+    """Append the admission, key and submissions to the server's store; return the size,
+    the member's public key and its submissions.  With ``redacted_fraction``, first a group
+    holding the bench member and ``group_members``, and that share of the submissions scoped
+    to it."""
     server = root / "server"
     store = SQLiteStore(server / "forum.db")
     admin = SigningKey.load(root / "operator" / "admin.key")
@@ -112,6 +121,7 @@ def build_log(
             flush([sign(admin, lambda h, who=who: e.GroupMember(h, GROUP, who, True))])
     rand = random.Random(seed)
     batch: list[Envelope] = []
+    submissions: list[Envelope] = []
     for i in range(signals // per_entry):
         items = tuple(
             e.SignalItem("sha256", rand.randbytes(32).hex(), (LABEL,), "image")
@@ -124,13 +134,14 @@ def build_log(
         batch.append(
             sign(key, lambda h, it=items, s=scope, t=tlp, x=salt: e.Submission(h, it, s, t, x))
         )
+        submissions.append(batch[-1])
         if len(batch) == 50:
             flush(batch)
             batch = []
     if batch:
         flush(batch)
     store.close()
-    return rng.size
+    return rng.size, key.public_bytes, submissions
 
 
 def raw_insert_rate(db: Path, source: Path) -> tuple[float, int]:
@@ -208,6 +219,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--inline-too",
+        action="store_true",
+        help="also time the sync with --signature-threads 0 (every signature inline)",
+    )
+    parser.add_argument(
         "--redacted-fraction",
         type=float,
         default=0.0,
@@ -219,6 +235,7 @@ def main() -> int:
         parser.error("--redacted-fraction is in [0, 1)")
     if args.redacted_fraction:
         return redacted_run(args)
+    inline: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         base = Path(tmp)
         forum_dir = base / "forum"
@@ -226,12 +243,36 @@ def main() -> int:
             forum_dir, name="Bench", address="127.0.0.1:0", now=dt.datetime.now(dt.UTC)
         )
         t0 = time.perf_counter()
-        size = build_log(forum_dir, args.signals, args.per_entry, args.seed)
+        size, member_key, submissions = build_log(
+            forum_dir, args.signals, args.per_entry, args.seed
+        )
         build_seconds = time.perf_counter() - t0
         with running_server(forum_dir / "server") as running:
             forum = LocalForum(forum_dir, trust_root, running)
             reader = forum.enroll("bench-reader", e.Role.OBSERVER)
             db = base / "synced.db"
+            if args.inline_too:  # the same sync with every signature checked inline, first
+                inline_db = base / "inline.db"
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "forum_client.cli",
+                    "--profile",
+                    str(reader.bundle_path),
+                    "sync",
+                    "--db",
+                    str(inline_db),
+                    "--json",
+                    "--no-progress",
+                    "--signature-threads",
+                    "0",
+                ]
+                done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+                if done.returncode != 0:
+                    print(done.stderr, file=sys.stderr)
+                    return 1
+                inline = json.loads(done.stdout.splitlines()[-1])
+                inline_db.unlink()
             cmd = [
                 sys.executable,
                 "-m",
@@ -253,7 +294,9 @@ def main() -> int:
             result = json.loads(done.stdout.splitlines()[-1])
         peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         raw_seconds, rows = raw_insert_rate(base / "raw.db", db)
+        verify_2 = raw_rate(member_key, submissions, 2)
     synced = result["signals"]
+    entries_per_s = result["entries"] / result["seconds"]
     doc = {
         "signals": synced,
         "entries": size,
@@ -266,7 +309,14 @@ def main() -> int:
         "raw_insert_seconds": round(raw_seconds, 2),
         "raw_insert_signals_per_s": round(rows / raw_seconds),
         "ratio_sync_to_raw": round((synced / result["seconds"]) / (rows / raw_seconds), 3),
+        "sync_entries_per_s": round(entries_per_s),
+        "verify_2_threads_per_s": round(verify_2),
+        "ratio_entries_to_verify_2": round(entries_per_s / verify_2, 3),
     }
+    if args.inline_too:
+        inline_rate = inline["entries"] / inline["seconds"]
+        doc["inline_entries_per_s"] = round(inline_rate)
+        doc["ratio_inline_to_verify_2"] = round(inline_rate / verify_2, 3)
     if args.json:
         print(json.dumps(doc))
     else:
@@ -289,7 +339,7 @@ def redacted_run(args: argparse.Namespace) -> int:
             outside = forum.enroll("bench-outside", e.Role.OBSERVER)
             inside = forum.enroll("bench-inside", e.Role.OBSERVER)
         t0 = time.perf_counter()
-        size = build_log(
+        size, _, _ = build_log(
             forum_dir,
             args.signals,
             args.per_entry,

@@ -133,7 +133,11 @@ class ServerStore(Protocol):
         """Apply view changes of already stored leaves (a replay) and record ``size``."""
 
     def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
-        """Whether the signal was ever submitted in ``scope`` ("" forum-wide, else a group)."""
+        """Whether some member's descriptor of the signal is in ``scope`` ("" forum-wide, else
+        a group), active or not."""
+
+    def descriptor_holders(self, type: str, value: str, scope: str) -> set[str]:
+        """The members whose descriptor of the signal is in ``scope``, active or not."""
 
     def has_active_descriptor(
         self, member_id: str, type: str, value: str, scope: str = ""

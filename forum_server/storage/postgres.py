@@ -379,6 +379,13 @@ class PostgresStore:
             is not None
         )
 
+    def descriptor_holders(self, type: str, value: str, scope: str) -> set[str]:
+        rows = self._all(
+            "SELECT member FROM descriptors WHERE type = %s AND value = %s AND scope = %s",
+            (type, value, scope),
+        )
+        return {str(r[0]) for r in rows}
+
     def has_active_descriptor(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
         return (
             self._one(

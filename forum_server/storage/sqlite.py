@@ -399,6 +399,15 @@ class SQLiteStore:
             is not None
         )
 
+    def descriptor_holders(self, type: str, value: str, scope: str) -> set[str]:
+        return {
+            m
+            for (m,) in self._connect().execute(
+                "SELECT member FROM descriptors WHERE type = ? AND value = ? AND scope = ?",
+                (type, value, scope),
+            )
+        }
+
     def has_active_descriptor(self, member_id: str, type: str, value: str, scope: str = "") -> bool:
         return (
             self._connect()

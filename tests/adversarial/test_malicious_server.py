@@ -152,6 +152,39 @@ def test_one_altered_byte_in_an_entry_is_refused(
     assert kept.leaf_bytes() != real_leaves(forum)[target]
 
 
+def test_a_forged_copy_sent_before_the_genuine_entry_at_the_same_index_is_refused(
+    forum: LocalForum, tmp_path: Path
+) -> None:
+    """The stream carries index i twice in one message: a forged envelope (body altered,
+    the genuine signature kept), then the genuine one.  The signatures of that message are
+    checked ahead on worker threads (``SignatureChecker``), and the genuine copy verifies
+    there; that answer must not stand in for the forged copy applied first.
+
+    Check: forum_client/sigcheck.py:PendingChecks.verified_key (an answer belongs to the
+    envelope object checked, and only to an index's first envelope), then
+    forum_client/verifier.py:LogState.check verifies the forged copy inline: REJECTED_ENTRY.
+    """
+    store = honest_store(forum, tmp_path / "c.db")
+    submit_alternately(forum, 10, 3)
+    target = store.size + 1
+
+    def edit(entries: list[pb.LogEntry]) -> list[pb.LogEntry]:
+        out = []
+        for x in entries:
+            if x.index == target:
+                forged = pb.LogEntry()
+                forged.CopyFrom(x)
+                _flip(forged, "body")
+                out.append(forged)
+            out.append(x)
+        return out
+
+    with malicious_forum(forum, EditEntries(edit)) as evil:
+        err = refused(store, lambda: sync_via(evil, store), REJECTED_ENTRY)
+    assert err.index == target and "signature" in str(err)
+    assert store.lookup("md5", md5(10)) is None
+
+
 def test_a_dropped_entry_is_refused(forum: LocalForum, tmp_path: Path) -> None:
     """The stream skips one entry (keeping the other indexes).
 

@@ -206,7 +206,9 @@ def test_corrupt_or_mismatched_file_rejected(tmp_path: Path) -> None:
     meta = members["meta"].copy()
     import zlib
 
-    meta[7 + pdq_index._FILE_ARRAYS.index("ids")] = zlib.crc32(members["ids"].data)
+    meta[pdq_index._META_FIELDS + pdq_index._FILE_ARRAYS.index("ids")] = zlib.crc32(
+        members["ids"].data
+    )
     members["meta"] = meta
     np.savez(tmp_path / "mismatch.npz", **members)
     members["meta"] = meta.copy()
@@ -235,3 +237,129 @@ def test_remove_unknown_and_bad_input() -> None:
     with pytest.raises(InvalidInputError):
         PDQIndex.build(np.arange(3), np.zeros((3, 31), np.uint8))
     assert index.query_many(np.zeros((2, 32), np.uint8)) == [[], []]
+
+
+# ---------------------------------------------------------------- split (crowded) buckets
+
+
+def _clustered(rng: np.random.Generator, clusters: int, per: int, flips: int) -> np.ndarray:
+    """``clusters`` centres with ``per`` near-copies each (0..flips bits flipped), plus as
+    many uniform hashes: the shape real PDQ lists have (a few huge buckets)."""
+    centres = rng.integers(0, 256, size=(clusters, 32), dtype=np.uint8)
+    out = [rng.integers(0, 256, size=(clusters * per, 32), dtype=np.uint8)]
+    for c in centres:
+        copies = np.repeat(c[None, :], per, axis=0)
+        for row in copies:
+            for b in rng.choice(256, size=int(rng.integers(0, flips + 1)), replace=False):
+                row[b // 8] ^= 1 << (b % 8)
+        out.append(copies)
+    return np.concatenate(out)
+
+
+def _model_of(index_ids: np.ndarray, hashes: np.ndarray) -> dict[int, bytes]:
+    return {int(i): h.tobytes() for i, h in zip(index_ids, hashes, strict=True)}
+
+
+def _queries(model: dict[int, bytes], rng: np.random.Generator, k: int) -> list[bytes]:
+    keys = sorted(model)
+    near = [
+        _at_distance(model[keys[int(rng.integers(len(keys)))]], int(rng.integers(0, 40)), rng)
+        for _ in range(k)
+    ]
+    return near + [rng.integers(0, 256, 32, dtype=np.uint8).tobytes() for _ in range(k)]
+
+
+def test_split_buckets_equal_brute_force_on_clustered_data_through_removals() -> None:
+    rng = np.random.default_rng(11)
+    hashes = _clustered(rng, clusters=4, per=150, flips=12)
+    ids = np.arange(len(hashes), dtype=np.int64) * 3
+    index = PDQIndex.build(ids, hashes, split_at=16)
+    assert index._n_splits > 0  # the clusters' buckets really were split
+    model = _model_of(ids, hashes)
+    for q in _queries(model, rng, 40):
+        for threshold in (0, 8, 31, 40, 47, 50):
+            assert index.query(q, threshold) == _brute(model, q, threshold)
+    for victim in rng.choice(ids, size=400, replace=False).tolist():
+        assert index.remove(victim)
+        del model[victim]
+    for q in _queries(model, rng, 40):
+        for threshold in (0, 31, 47):
+            assert index.query(q, threshold) == _brute(model, q, threshold)
+
+
+def test_buckets_split_while_adding_equal_brute_force_and_build() -> None:
+    """Adds grow buckets past split_at one by one (splits happen during add), with removes
+    and re-adds in between; the result equals brute force and a fresh build."""
+    rng = np.random.default_rng(12)
+    hashes = _clustered(rng, clusters=3, per=200, flips=10)
+    order = rng.permutation(len(hashes))
+    index = PDQIndex(split_at=20)
+    model: dict[int, bytes] = {}
+    for step, i in enumerate(order.tolist()):
+        index.add(i, hashes[i].tobytes())
+        model[i] = hashes[i].tobytes()
+        if step % 5 == 4:
+            victim = sorted(model)[int(rng.integers(len(model)))]
+            assert index.remove(victim)
+            del model[victim]
+        if step % 7 == 0:  # re-add an id with another hash
+            again = sorted(model)[int(rng.integers(len(model)))]
+            model[again] = hashes[int(rng.integers(len(hashes)))].tobytes()
+            index.add(again, model[again])
+    assert index._n_splits > 0
+    built = PDQIndex.build(
+        np.array(list(model), np.int64),
+        np.frombuffer(b"".join(model.values()), np.uint8).reshape(-1, 32),
+        split_at=20,
+    )
+    for q in _queries(model, rng, 40):
+        for threshold in (0, 31, 45):
+            want = _brute(model, q, threshold)
+            assert index.query(q, threshold) == want
+            assert built.query(q, threshold) == want
+
+
+def test_split_index_save_load_round_trip_and_corrupt_split_rejected(tmp_path: Path) -> None:
+    rng = np.random.default_rng(13)
+    hashes = _clustered(rng, clusters=2, per=120, flips=8)
+    ids = np.arange(len(hashes), dtype=np.int64)
+    index = PDQIndex.build(ids, hashes, split_at=10)
+    for victim in range(0, len(hashes), 9):
+        index.remove(victim)
+    path = tmp_path / "split.npz"
+    index.save(path)
+    loaded = PDQIndex.load(path)
+    assert loaded._n_splits == index._n_splits > 0 and len(loaded) == len(index)
+    for q in hashes[::13]:
+        assert loaded.query(q.tobytes(), 31) == index.query(q.tobytes(), 31)
+    loaded.add(10**6, hashes[1].tobytes())  # still updatable (and splittable) after loading
+    assert (10**6, 0) in loaded.query(hashes[1].tobytes(), 0)
+
+    import zlib
+
+    with np.load(path) as npz:
+        members = {k: npz[k] for k in npz.files}
+    split = members["split"].copy()
+    split[np.flatnonzero(split >= 0)[0]] = -1  # a split bucket forgotten: its rows unreachable
+    members["split"] = split
+    meta = members["meta"].copy()
+    meta[pdq_index._META_FIELDS + pdq_index._FILE_ARRAYS.index("split")] = zlib.crc32(split.data)
+    members["meta"] = meta
+    np.savez(tmp_path / "bad.npz", **members)
+    with pytest.raises(PDQIndexFileError, match="split"):
+        PDQIndex.load(tmp_path / "bad.npz")
+    with pytest.raises(InvalidInputError):
+        PDQIndex(split_at=0)
+
+
+class ClusteredIndexMatchesBruteForce(IndexMatchesBruteForce):
+    """The same state machine with tiny split_at: most buckets split, and near-copies
+    (``add_near``) keep landing in split buckets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index = PDQIndex(split_at=2)
+
+
+ClusteredIndexMatchesBruteForce.TestCase.settings = IndexMatchesBruteForce.TestCase.settings
+TestClusteredIndexMatchesBruteForce = ClusteredIndexMatchesBruteForce.TestCase
