@@ -30,23 +30,9 @@ from typing import IO, Any
 from ..errors import InvalidInputError, StoreError
 from ..store import LocalStore
 from ..store.scan import SignalRecord
+from .provenance import Provenance
 
 FORMATS = ("csv", "jsonl", "stix", "misp")
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where an export comes from: the forum and the verified state it was read at."""
-
-    origin: str
-    log_size: int
-    """The verified log size of the copy (entries ``[0, log_size)``)."""
-    root: str
-    """Hex Merkle root of those entries, recomputed by the sync."""
-    checkpoint: str
-    """The signed checkpoint note the copy verified (its size may be above ``log_size``:
-    the copy is then a proven prefix of it)."""
-    exported_unix_ms: int
 
 
 def provenance(store: LocalStore) -> Provenance:

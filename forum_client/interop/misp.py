@@ -28,7 +28,6 @@ from typing import IO, Any
 from ..errors import InvalidInputError
 from ..signals import SIGNAL_TYPES
 from ..store.scan import SignalRecord
-from .export import Provenance
 from .importing import ImportResult, Skipped, load_json_document
 from .mapping import (
     MISP_FORUM_TYPES,
@@ -38,6 +37,7 @@ from .mapping import (
     tag_to_label,
     type_from_tags,
 )
+from .provenance import Provenance
 
 NAMESPACE = uuid.UUID("0d7d6c1a-8b8e-4b8c-a6f5-2c3d9c1f7e21")
 

@@ -30,9 +30,9 @@ from typing import IO, Any
 from ..errors import InvalidInputError
 from ..signals import SIGNAL_TYPES
 from ..store.scan import SignalRecord
-from .export import Provenance
 from .importing import ImportResult, Skipped, load_json_document
 from .mapping import STIX_HASH_TYPES, STIX_OBJECT_PATHS, stix_hash_name
+from .provenance import Provenance
 
 NAMESPACE = uuid.UUID("5b2f1c59-2d0e-4b0e-9e43-6f1b9b3e0c15")
 OPINIONS = {
