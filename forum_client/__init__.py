@@ -12,7 +12,7 @@ Everything not listed in ``__all__`` (and every ``_``-prefixed module) may chang
 from __future__ import annotations
 
 from .client import ForumClient, Status
-from .entries import MemberStatus, OpinionKind, Role, SignalItem, SignalRef
+from .entries import MemberStatus, OpinionKind, Role, SignalItem, SignalRef, Tlp
 from .envelope import SigningKey
 from .errors import (
     ConfigError,
@@ -54,6 +54,7 @@ __all__ = [
     "StoreError",
     "SyncResult",
     "SyncSecurityError",
+    "Tlp",
     "TransportError",
     "TrustRoot",
     "VerificationError",

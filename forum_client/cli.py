@@ -79,12 +79,14 @@ def status(ctx: click.Context, as_json: bool) -> None:
         "origin": s.origin,
         "log_size": cp.size,
         "root": cp.root.hex(),
+        "groups": list(s.groups),
     }
     if as_json:
         click.echo(json.dumps(doc))
         return
     for k, v in doc.items():
-        click.echo(f"{k + ':':<11} {v}")
+        shown = ", ".join(v) or "-" if isinstance(v, list) else v
+        click.echo(f"{k + ':':<11} {shown}")
 
 
 def _key(path: Path) -> SigningKey:

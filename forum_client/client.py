@@ -226,6 +226,7 @@ class Status:
     forum_name: str
     log_size: int
     last_sequence_by_key_id: dict[str, int]
+    groups: tuple[str, ...] = ()  # open sharing groups the member is in (the server's word)
 
 
 class ForumClient:
@@ -286,6 +287,7 @@ class ForumClient:
             r.forum_name,
             r.log_size,
             dict(r.last_sequence_by_key_id),
+            tuple(r.groups),
         )
 
     def checkpoint(self) -> Checkpoint:

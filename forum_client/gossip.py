@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from .checkpoint import Checkpoint
 from .errors import InvalidInputError, SecurityError, VerificationError
-from .merkle import CompactRange, leaf_hash, verify_consistency
+from .merkle import CompactRange, verify_consistency
 from .receipts import verify_checkpoint_note
 from .verifier import TrustRoot
 
@@ -120,8 +120,8 @@ def compare_with_store(store: LocalStore, note: bytes) -> Comparison:
     if other.size > mine.size:
         return compare_checkpoints(mine.checkpoint_note, note, trust_root)
     rng = CompactRange.empty()
-    for _index, leaf in store.leaves(0, other.size):
-        rng.append(leaf_hash(leaf))
+    for _index, h in store.leaf_hashes(0, other.size):
+        rng.append(h)
     if rng.size != other.size:
         raise InvalidInputError.field("db", f"{store.path} holds only {rng.size} entries")
     if rng.root() != other.root:

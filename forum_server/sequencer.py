@@ -262,6 +262,8 @@ class Sequencer:
         size, note = latest
         leaves = await asyncio.to_thread(lambda: list(self.store.leaves(start, size)))
         claims = await asyncio.to_thread(lambda: dict(self.store.scope_claims(start)))
+        if self.tree.size != start:  # another catch-up (GetStatus, the follower loop) won
+            return 0
         if [x.index for x in leaves] != list(range(start, size)):
             raise StoreError(f"the store holds a checkpoint at {size} but not entries {start}..")
         state = self.state.copy()

@@ -230,6 +230,11 @@ def main() -> int:
         help="share of the submissions scoped to a group the measured member is not in; "
         "compared with a member in the group, same log, same run",
     )
+    parser.add_argument(
+        "--visible-first",
+        action="store_true",
+        help="with --redacted-fraction: sync the fully visible copy first (default: second)",
+    )
     args = parser.parse_args()
     if not 0.0 <= args.redacted_fraction < 1.0:
         parser.error("--redacted-fraction is in [0, 1)")
@@ -349,13 +354,20 @@ def redacted_run(args: argparse.Namespace) -> int:
         )
         build_seconds = time.perf_counter() - t0
         with running_server(forum_dir / "server") as again:
-            redacted = timed_sync(outside.bundle_path, again.address, base / "outside.db")
-            visible = timed_sync(inside.bundle_path, again.address, base / "inside.db")
+            order = [("redacted", outside), ("visible", inside)]
+            if args.visible_first:
+                order.reverse()
+            timed = {
+                name: timed_sync(who.bundle_path, again.address, base / f"{name}.db")
+                for name, who in order
+            }
+            redacted, visible = timed["redacted"], timed["visible"]
     doc = {
         "signals_in_log": args.signals,
         "entries": size,
         "per_entry": args.per_entry,
         "redacted_fraction": args.redacted_fraction,
+        "first": "visible" if args.visible_first else "redacted",
         "build_seconds": round(build_seconds, 1),
         "redacted": redacted,
         "visible": visible,

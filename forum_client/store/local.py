@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 
 from ..errors import ConfigError, StoreError
-from ..merkle import CompactRange
+from ..merkle import CompactRange, leaf_hash
 from ..signals import normalize
 from ..verifier import DisputeRecord, TrustRoot
 from .records import Descriptor, Evidence, MatchResult, PdqDelta, Rollup, Signal, SyncState
@@ -372,6 +372,31 @@ class LocalStore:
             )
         ]
 
+    def leaf_hashes(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """``(index, leaf hash)`` of every stored entry in order, redacted ones included:
+        what the log's root is computed from."""
+        for idx, leaf, redacted_hash in self.log_leaves(start, end):
+            yield idx, leaf_hash(leaf) if leaf is not None else redacted_hash or b""
+
+    def log_leaves(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, bytes | None, bytes | None]]:
+        """``(index, leaf bytes, None)`` of each full entry and ``(index, None, leaf hash)``
+        of each redacted one, in log order."""
+        stop = self.size if end is None else end
+        cur = self.con.execute(
+            "SELECT idx, CAST(leaf AS BLOB), NULL FROM entries WHERE idx >= ?1 AND idx < ?2 "
+            "UNION ALL SELECT idx, NULL, leaf_hash FROM redacted WHERE idx >= ?1 AND idx < ?2 "
+            "ORDER BY idx",
+            (start, stop),
+        )
+        for idx, leaf, redacted_hash in cur:
+            yield (
+                int(idx),
+                None if leaf is None else bytes(leaf),
+                None if redacted_hash is None else bytes(redacted_hash),
+            )
+
     def leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Stored ``(index, leaf bytes)`` in order (streamed)."""
         stop = self.size if end is None else end
@@ -564,4 +589,6 @@ def _size(con: sqlite3.Connection) -> int:
 
 def _leaf_digest(con: sqlite3.Connection, idx: int) -> bytes:
     row = con.execute("SELECT leaf FROM entries WHERE idx = ?", (idx,)).fetchone()
+    if row is None:  # an entry held redacted: its leaf hash stands for it
+        row = con.execute("SELECT leaf_hash FROM redacted WHERE idx = ?", (idx,)).fetchone()
     return b"" if row is None else hashlib.sha256(bytes(row[0])).digest()

@@ -322,7 +322,12 @@ def group() -> None:
     pass
 
 
-@group.command("create", help="Create group GROUP_ID (1-63 of a-z 0-9 . _ -).")
+@group.command(
+    "create",
+    short_help="Create a sharing group.",
+    help="Create sharing group GROUP_ID (1-63 of a-z 0-9 . _ -, starting a-z or 0-9); add "
+    "members with `group add`.",
+)
 @click.argument("group_id")
 @click.option("--name", required=True, help="A short name members see.")
 @click.option("--description", default="", help="What the group is for.")

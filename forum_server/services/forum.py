@@ -54,6 +54,11 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
             forum_name=state.forum_name,
             log_size=self.sequencer.size,
             last_sequence_by_key_id=keys,
+            groups=sorted(
+                g.group_id
+                for g in state.groups.values()
+                if g.closed_at is None and g.member_at(caller.member_id, state.size)
+            ),
         )
 
     @unary(EVERYONE)

@@ -10,6 +10,7 @@ import pytest
 
 from forum_client.entries import SignalItem, SignalRef
 from forum_client.errors import TransportError
+from forum_client.gossip import compare_with_store
 from forum_client.store import LocalStore, verify_store
 from forum_server.testing import LocalForum, local_forum
 
@@ -86,6 +87,11 @@ def test_red_pdq_shared_with_a_group(forum: LocalForum, tmp_path: Path) -> None:
         assert held.fetchone()[0] == 0
         report = verify_store(carol)
         assert report.ok and report.redacted == 1
+        # comparing checkpoints recomputes the root from the copy, redacted leaves included
+        with LocalStore(bob_db) as bob:
+            bob_note = bob.sync_state().checkpoint_note
+        assert bob_note is not None
+        assert compare_with_store(carol, bob_note).how == "recomputed from the local copy"
     body, signature = _body_of(forum, index)
     on_disk = _copy_bytes(carol_db)
     for secret in (body, signature, body[-32:], RED_PDQ.encode(), RED_PDQ.upper().encode()):
@@ -213,6 +219,9 @@ def test_the_clis(forum: LocalForum, tmp_path: Path, capsys: pytest.CaptureFixtu
         m = forum.members[name]
         return ["--profile", str(m.bundle_path)]
 
+    capsys.readouterr()
+    assert client_main([*member("bob"), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"] == ["g", "h"]
     key = ["--key", str(forum.members["bob"].key_path)]
     sig = ["--type", "pdq", "--value", RED_PDQ, "--label", PUB]
     assert client_main([*member("bob"), "submit", *key, *sig, "--group", "h", "--tlp", "red"]) == 0
@@ -240,3 +249,39 @@ def test_the_clis(forum: LocalForum, tmp_path: Path, capsys: pytest.CaptureFixtu
         assert ("1 entries held redacted" in report and "h (1)" in report) is (name == "carol")
     retract = ["retract", *key, "--type", "pdq", "--value", RED_PDQ, "--reason", "wrong"]
     assert client_main([*member("bob"), *retract, "--group", "h", "--tlp", "red"]) == 0
+
+
+def test_the_transparency_report_is_the_same_for_insiders_outsiders_and_the_server(
+    forum: LocalForum, tmp_path: Path
+) -> None:
+    """Entries shared with a group are counted, not read, by every report, so bob (in g),
+    carol (outside, holding them redacted) and the operator compute the same bytes."""
+    import datetime as dt
+
+    from forum_client.cli import main as client_main
+    from forum_server.admin.cli import main as admin_main
+
+    with forum.client("dave") as dave:
+        dave.submit([SignalItem("md5", OPEN_MD5, (PUB,))], forum.members["dave"].signing_key)
+    _share(forum, "alice", RED_PDQ)
+    _share(forum, "bob", LATER_PDQ)
+    now = dt.datetime.now(dt.UTC)
+    period = f"{now.year}-Q{(now.month - 1) // 3 + 1}"
+    out: dict[str, Path] = {}
+    for name in ("bob", "carol"):
+        db = tmp_path / f"{name}.db"
+        _sync(forum, name, db)
+        out[name] = tmp_path / f"report-{name}"
+        argv = ["report", "--db", str(db), "--period", period, "--no-charts"]
+        assert client_main([*argv, "--out", str(out[name])]) == 0
+    out["server"] = tmp_path / "report-server"
+    admin = ["--profile", str(forum.operator_profile), "--server", forum.address]
+    argv = ["report", "--period", period, "--no-charts", "--out", str(out["server"])]
+    assert admin_main([*admin, *argv]) == 0
+    docs = {k: (v / "report.json").read_bytes() for k, v in out.items()}
+    assert docs["bob"] == docs["carol"] == docs["server"]
+    import json
+
+    doc = json.loads(docs["carol"])
+    assert doc["entries_shared_in_groups"] == 2
+    assert doc["signals"]["total"] == 1  # dave's forum-wide md5 only

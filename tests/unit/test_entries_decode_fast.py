@@ -73,3 +73,11 @@ def test_fast_decode_equals_the_generated_parser(
         body[position % len(body)] = byte
     fast, slow = _both(bytes(body))
     assert fast == slow
+
+
+def test_a_misaligned_tail_takes_the_generated_path() -> None:
+    """The uniform-batch guess can end inside a field: its tail check must not read past
+    the end (found by the property above)."""
+    assert not e._only_scope_fields(b"\xc2\x80\xc2\x80\xf0\x90\x80\x80\xf0\x90\x80\x80")
+    assert not e._only_scope_fields(b"\x1a\x05ab")
+    assert e._only_scope_fields(b"\x1a\x01g\xf8\x01\x05\x82\x02\x02ab")

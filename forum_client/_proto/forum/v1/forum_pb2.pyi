@@ -73,7 +73,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("member_id", "role", "status", "origin", "forum_name", "log_size", "last_sequence_by_key_id")
+    __slots__ = ("member_id", "role", "status", "origin", "forum_name", "log_size", "last_sequence_by_key_id", "groups")
     class LastSequenceByKeyIdEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class GetStatusResponse(_message.Message):
     FORUM_NAME_FIELD_NUMBER: _ClassVar[int]
     LOG_SIZE_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_BY_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     role: Role
     status: MemberStatus
@@ -95,7 +96,8 @@ class GetStatusResponse(_message.Message):
     forum_name: str
     log_size: int
     last_sequence_by_key_id: _containers.ScalarMap[str, int]
-    def __init__(self, member_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., status: _Optional[_Union[MemberStatus, str]] = ..., origin: _Optional[str] = ..., forum_name: _Optional[str] = ..., log_size: _Optional[int] = ..., last_sequence_by_key_id: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, member_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., status: _Optional[_Union[MemberStatus, str]] = ..., origin: _Optional[str] = ..., forum_name: _Optional[str] = ..., log_size: _Optional[int] = ..., last_sequence_by_key_id: _Optional[_Mapping[str, int]] = ..., groups: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
     __slots__ = ()
