@@ -70,6 +70,10 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
         "signals": r.signals,
         "seconds": round(r.seconds, 3),
         "flagged_times": list(r.flagged_times),
+        "witnesses": [
+            {"name": w.name, "outcome": w.outcome, "size": w.size, "detail": w.detail}
+            for w in r.witnesses
+        ],
     }
 
 
@@ -145,6 +149,9 @@ def sync(
                 "forum's server should have refused them",
                 err=True,
             )
+            for w in r.witnesses:
+                held = "" if w.size is None else f" (holds size {w.size})"
+                click.echo(f"  witness {w.name}: {w.outcome}{held} {w.detail}".rstrip())
 
     with LocalStore(db) as store:
         syncer = Syncer(
@@ -157,7 +164,7 @@ def sync(
         )
         if not follow:
             try:
-                result = syncer.sync()
+                result = syncer.gossip(syncer.sync())
             finally:
                 bar.done()
             report(result)
@@ -236,9 +243,12 @@ def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
 def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) -> None:
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db}")
+    from .cli_gossip import witness_summary
+
     with LocalStore(db) as store:
         items = store.evidence(include_acknowledged=show_all)
         acknowledged = store.acknowledge_evidence() if acknowledge else 0
+        summary = witness_summary(store)
         redacted = store.redacted()
     if as_json:
         click.echo(
@@ -265,6 +275,8 @@ def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) 
             )
         )
     else:
+        if summary:
+            click.echo(f"verified checkpoint {summary}")
         if not items:
             click.echo("no open security failures")
         for x in items:

@@ -633,7 +633,7 @@ class ForumClient:
             reader=self.bundle.member_id,
         )
         if not follow:
-            return syncer.sync()
+            return syncer.gossip(syncer.sync())
         last: list[SyncResult] = []
         try:
             syncer.follow(last.append)

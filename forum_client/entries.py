@@ -348,6 +348,23 @@ class DisputeDecision:
     rationale: str
 
 
+@dataclass(frozen=True, slots=True)
+class WitnessInfo:
+    name: str
+    public_key: bytes
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessSet:
+    """The witness policy (issue #9): every witness, and how many must cosign."""
+
+    header: Header
+    version: int
+    witnesses: tuple[WitnessInfo, ...]
+    quorum: int
+
+
 Body: TypeAlias = (
     Genesis
     | MemberAdmitted
@@ -367,6 +384,7 @@ Body: TypeAlias = (
     | Dispute
     | DisputeAnswer
     | DisputeDecision
+    | WitnessSet
 )
 MemberBody: TypeAlias = Submission | Retraction | Opinion
 
@@ -390,6 +408,7 @@ PAYLOAD_TYPES: dict[type[Any], str] = {
     Dispute: _PREFIX + "dispute.v1",
     DisputeAnswer: _PREFIX + "dispute-answer.v1",
     DisputeDecision: _PREFIX + "dispute-decision.v1",
+    WitnessSet: _PREFIX + "witness-set.v1",
 }
 BODY_TYPES: dict[str, type[Any]] = {v: k for k, v in PAYLOAD_TYPES.items()}
 OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
@@ -407,6 +426,7 @@ OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
         GroupClosed,
         BoardRotation,
         DisputeDecision,
+        WitnessSet,
     }
 )
 MEMBER_BODIES: frozenset[type[Any]] = frozenset(
@@ -547,6 +567,9 @@ def _decode_message(m: Any) -> Body:
         return DisputeAnswer(h, m.dispute_id, m.retract, m.rationale)
     if isinstance(m, pb.DisputeDecision):
         return DisputeDecision(h, m.dispute_id, m.remove, m.rationale)
+    if isinstance(m, pb.WitnessSet):
+        witnesses = tuple(WitnessInfo(w.name, w.public_key, w.url) for w in m.witnesses)
+        return WitnessSet(h, m.version, witnesses, m.quorum)
     raise AssertionError(f"unhandled message {type(m).__name__}")  # pragma: no cover
 
 
@@ -874,6 +897,11 @@ def _to_message(b: Body) -> Any:
         return pb.DisputeDecision(
             header=h, dispute_id=b.dispute_id, remove=b.remove, rationale=b.rationale
         )
+    if isinstance(b, WitnessSet):
+        witnesses = [
+            pb.WitnessInfo(name=w.name, public_key=w.public_key, url=w.url) for w in b.witnesses
+        ]
+        return pb.WitnessSet(header=h, version=b.version, witnesses=witnesses, quorum=b.quorum)
     raise AssertionError(f"unhandled body {type(b).__name__}")  # pragma: no cover
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .cosignature import WitnessPolicy, witness_from_vkey
+from .errors import ConfigError, InvalidInputError
 from .files import PRIVATE, write_new_file
 from .verifier import TrustRoot
 
@@ -66,7 +67,14 @@ class Bundle:
             raise ConfigError(f"{path}: not a readable credentials bundle ({exc})") from None
         try:
             return cls._from_doc(doc)
-        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            binascii.Error,
+            InvalidInputError,
+        ) as exc:
             raise ConfigError(f"{path}: malformed credentials bundle ({exc!r})") from None
 
     @classmethod
@@ -83,19 +91,36 @@ class Bundle:
         )
 
 
-def trust_root_to_dict(root: TrustRoot) -> dict[str, str]:
-    return {
+def trust_root_to_dict(root: TrustRoot) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "origin": root.origin,
         "operator_public_key": base64.b64encode(root.operator_public_key).decode(),
         "log_public_key": base64.b64encode(root.log_public_key).decode(),
         "log_key_name": root.log_key_name,
     }
+    policy = root.witness_policy
+    if policy.version:
+        doc["witness_policy"] = {
+            "version": policy.version,
+            "quorum": policy.quorum,
+            "witnesses": [{"vkey": w.vkey, "url": w.url} for w in policy.witnesses],
+        }
+    return doc
 
 
 def trust_root_from_dict(doc: dict[str, Any]) -> TrustRoot:
+    policy = WitnessPolicy()
+    if "witness_policy" in doc:
+        wp = doc["witness_policy"]
+        policy = WitnessPolicy(
+            tuple(witness_from_vkey(w["vkey"], str(w.get("url", ""))) for w in wp["witnesses"]),
+            int(wp["quorum"]),
+            int(wp["version"]),
+        )
     return TrustRoot(
         origin=str(doc["origin"]),
         operator_public_key=base64.b64decode(doc["operator_public_key"], validate=True),
         log_public_key=base64.b64decode(doc["log_public_key"], validate=True),
         log_key_name=str(doc["log_key_name"]),
+        witness_policy=policy,
     )

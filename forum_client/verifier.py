@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import entries as e
+from .cosignature import Witness, WitnessPolicy
 from .envelope import (
     Envelope,
     SigningKey,
@@ -76,12 +77,29 @@ def check_member_id(member_id: str) -> str:
 
 @dataclass(frozen=True)
 class TrustRoot:
-    """What a member pins: the forum's origin and the operator's and log's public keys."""
+    """What a member pins: the forum's origin and the operator's and log's public keys, and
+    the witness policy the log stated when the bundle was issued (a newer one learnt from
+    the verified log replaces it; it is not part of the forum's identity, so equality
+    ignores it)."""
 
     origin: str
     operator_public_key: bytes
     log_public_key: bytes
     log_key_name: str
+    witness_policy: WitnessPolicy = field(default_factory=WitnessPolicy, compare=False)
+
+
+def policy_from_entry(body: e.WitnessSet) -> WitnessPolicy:
+    """The :class:`WitnessPolicy` a witness-set entry states.
+
+    Raises:
+        InvalidInputError: a bad witness name, URL, key, or quorum.
+    """
+    for w in body.witnesses:
+        if len(w.url) > 2048 or (w.url and not w.url.startswith(("http://", "https://"))):
+            raise InvalidInputError.field("witnesses.url", f"{w.url[:80]!r} is not an http(s) URL")
+    witnesses = tuple(Witness(w.name, w.public_key, w.url) for w in body.witnesses)
+    return WitnessPolicy(witnesses, body.quorum, body.version)
 
 
 @dataclass
@@ -253,6 +271,7 @@ class LogState:
         self.debriefed: set[str] = set()
         self.declared: set[str] = set()  # declared by the crisis protocol (not legacy)
         self.disputes: dict[str, DisputeRecord] = {}
+        self.witness_policy = WitnessPolicy()  # no witnesses until an operator names some
         self.groups: dict[str, GroupRecord] = {}
 
     @classmethod
@@ -636,6 +655,18 @@ class LogState:
             self._check_dispute(index, body)
         elif isinstance(body, (e.GroupCreated, e.GroupMember, e.GroupClosed)):
             self._check_group(index, body)
+        elif isinstance(body, e.WitnessSet):
+            if body.version <= self.witness_policy.version:
+                raise bad(
+                    "version",
+                    f"version {body.version} is not above {self.witness_policy.version}",
+                    REJECT_CONFLICT,
+                )
+            try:
+                policy_from_entry(body)
+            except InvalidInputError as exc:
+                field = exc.violations[0].field if exc.violations else "witnesses"
+                raise bad(field, str(exc)) from None
         elif isinstance(body, e.Incident):
             if not INCIDENT_ID_RE.fullmatch(body.incident_id):
                 raise bad("incident_id", f"{body.incident_id!r} is not 1-63 of a-z 0-9 -")
@@ -941,3 +972,5 @@ class LogState:
                     self.keys[kid] = KeyRecord(kid, OPERATOR_ID, pk, index)
             self.board = set(incoming)
             self.board_threshold = body.threshold
+        elif isinstance(body, e.WitnessSet):
+            self.witness_policy = policy_from_entry(body)

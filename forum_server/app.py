@@ -33,6 +33,7 @@ from forum_client.protocol import messages as forum_pb2
 
 from .auth import Authenticator
 from .config import ServerConfig
+from .cosigner import Cosigner
 from .leadership import Leadership, LeaseConfig
 from .ratelimit import RateLimiter
 from .sequencer import Sequencer
@@ -110,6 +111,7 @@ class ForumServer:
     sequencer: Sequencer
     store: ServerStore
     config: ServerConfig
+    cosigner: Cosigner
     leadership: Leadership | None = None
     leadership_task: asyncio.Task[None] | None = None
 
@@ -117,6 +119,7 @@ class ForumServer:
         """Health NOT_SERVING first, then let in-flight calls finish within the grace."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
+        await self.cosigner.stop()
         if self.leadership_task is not None:
             self.leadership_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -165,6 +168,7 @@ async def _start(
         limiter=limiter,
         max_clock_skew_seconds=config.max_clock_skew_seconds,
     )
+    cosigner = Cosigner(sequencer, config)
     auth = Authenticator(store, lambda: sequencer.state)
     server = grpc.aio.server(
         options=[
@@ -174,7 +178,7 @@ async def _start(
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    add_service(server, ForumService(sequencer, auth, config), "Forum")
+    add_service(server, ForumService(sequencer, auth, config, cosigner), "Forum")
     add_service(server, AdminService(sequencer, auth, config), "Admin")
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -212,12 +216,13 @@ async def _start(
             LeaseConfig(config.lease_seconds, config.follow_store_seconds),
         )
         task = asyncio.get_running_loop().create_task(leadership.run(), name="leadership")
+    cosigner.start()
     for name in names[:2]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "forum %s serving on port %d (log size %d)", sequencer.state.origin, port, sequencer.size
     )
-    return ForumServer(server, port, health, sequencer, store, config, leadership, task)
+    return ForumServer(server, port, health, sequencer, store, config, cosigner, leadership, task)
 
 
 async def serve(

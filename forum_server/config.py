@@ -23,3 +23,8 @@ class ServerConfig:
     # Several servers over one PostgreSQL database (ignored with SQLite).
     lease_seconds: float = 3.0  # a leader silent this long is replaced
     follow_store_seconds: float = 0.1  # a non-leader looks for new entries this often
+    # Witnesses (issue #9): see cosigner.py.
+    witness_timeout_seconds: float = 5.0  # one add-checkpoint call, at most
+    witness_straggler_seconds: float = 0.25  # a round waits this long past its quorum
+    witness_refresh_seconds: float = 300.0  # an idle log's checkpoint is re-cosigned this often
+    witness_backoff_max_seconds: float = 30.0  # a failing witness is retried at most this late

@@ -233,6 +233,44 @@ def start_server_process(
     return proc, line.rsplit(" ", 1)[1].strip()
 
 
+def start_witness_process(
+    data_dir: Path | str,
+    log_vkey_files: Iterable[Path | str],
+    *,
+    log_level: str = "WARNING",
+    stderr: int | None = subprocess.DEVNULL,
+) -> tuple[subprocess.Popen[str], str]:
+    """Start a real ``forum-witness serve`` process on a free port of 127.0.0.1; return it
+    and its URL (``http://127.0.0.1:PORT``) once it is listening."""
+    logs = [arg for path in log_vkey_files for arg in ("--log", str(path))]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "forum_server.witness.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            log_level,
+            *logs,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the witness prints its URL once it is ready
+    if "listening on" not in line:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"forum-witness did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[1].strip()
+
+
 try:
     import pytest
 except ImportError:  # pragma: no cover - pytest is only needed for the fixture

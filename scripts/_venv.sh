@@ -10,7 +10,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-extras=${EXTRAS:-dev,media,postgres,metrics,report,pytx,stix,misp}
+extras=${EXTRAS:-dev,media,postgres,metrics,report,witness,pytx,stix,misp}
 stamp=.venv/.installed-$( { cat pyproject.toml; echo "$extras"; } | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
 if [ ! -e "$stamp" ]; then
     echo "installing the project and its dependencies into .venv (log: .venv/install.log)" >&2

@@ -21,6 +21,7 @@ from forum_client.verifier import GroupRecord
 
 from .cli_board import COMMANDS as BOARD_COMMANDS
 from .cli_board import operator_from
+from .cli_witness import witness
 from .init import DEFAULT_ADDRESS, init_forum
 
 
@@ -540,6 +541,7 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 for _command in BOARD_COMMANDS:
     cli.add_command(_command)
+cli.add_command(witness)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

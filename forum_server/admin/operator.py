@@ -193,13 +193,11 @@ class Operator:
             ),
             self.forum.timeout,
         )
+        from .witnesses import current_policy  # the policy the log states now
+
+        trust_root = replace(self.bundle.trust_root, witness_policy=current_policy(self))
         Bundle(
-            member_id,
-            self.server,
-            self.ca.cert_pem,
-            cert.cert_pem,
-            cert.key_pem,
-            self.bundle.trust_root,
+            member_id, self.server, self.ca.cert_pem, cert.cert_pem, cert.key_pem, trust_root
         ).save(out)
         return int(response.revoked)
 
@@ -239,7 +237,8 @@ class Operator:
         """The log's state replayed from its entries, every one verified (genesis against
         the pinned trust root)."""
         state: LogState | None = None
-        for index, envelope in self.forum.entries():
+        # the whole log, not only up to the newest witnessed checkpoint
+        for index, envelope in self.forum.entries(0, self.forum.status().log_size):
             if state is None:
                 state = LogState.from_genesis(envelope, self.bundle.trust_root)
             else:
@@ -336,7 +335,8 @@ class Operator:
         operator_key = self.bundle.trust_root.operator_public_key
         version = 0
         labels: tuple[e.Label, ...] = ()
-        for _, envelope in self.forum.entries():
+        # the whole log, not only up to the newest witnessed checkpoint
+        for _, envelope in self.forum.entries(0, self.forum.status().log_size):
             if envelope.payload_type != wanted:
                 continue
             envelope.verify(operator_key)

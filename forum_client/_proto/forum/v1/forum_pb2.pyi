@@ -616,3 +616,25 @@ class GroupClosed(_message.Message):
     group_id: str
     reason: str
     def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., group_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WitnessInfo(_message.Message):
+    __slots__ = ("name", "public_key", "url")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    public_key: bytes
+    url: str
+    def __init__(self, name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., url: _Optional[str] = ...) -> None: ...
+
+class WitnessSet(_message.Message):
+    __slots__ = ("header", "version", "witnesses", "quorum")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WITNESSES_FIELD_NUMBER: _ClassVar[int]
+    QUORUM_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    version: int
+    witnesses: _containers.RepeatedCompositeFieldContainer[WitnessInfo]
+    quorum: int
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., version: _Optional[int] = ..., witnesses: _Optional[_Iterable[_Union[WitnessInfo, _Mapping]]] = ..., quorum: _Optional[int] = ...) -> None: ...
