@@ -226,6 +226,15 @@ _FORMAT = click.option(
     type=click.Choice(["csv", "jsonl"]),
     help="Input format (default: from the file name).",
 )
+_SUBMIT_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "stix", "misp"]),
+    help="Input format (default: from the file name). stix: a STIX 2.1 bundle; misp: a "
+    "MISP event. For these two, each object that cannot be represented (a pattern or type "
+    "the forum has no signal type for, a malformed pattern, an invalid value) is reported "
+    "with the reason and skipped whole.",
+)
 
 
 _GROUP = click.option(
@@ -268,7 +277,7 @@ _TLP = click.option(
 @_GROUP
 @_TLP
 @_INPUT
-@_FORMAT
+@_SUBMIT_FORMAT
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 10_000),
@@ -316,11 +325,39 @@ def submit(
         client = _client(ctx)
         _print_receipt(client.submit([item], key, group=group, tlp=tlp), 1, as_json, "submitted")
         return
+    if fmt in ("stix", "misp"):
+        _submit_import(ctx, _key(key_path), input_path, fmt, group, tlp, batch_size, as_json)
+        return
     if type_ or value or labels or content_type or quality is not None:
         raise click.UsageError(
             "--input cannot be combined with --type/--value/--label/--content-type/--quality"
         )
     _submit_file(ctx, _key(key_path), input_path, fmt, group, tlp, batch_size, as_json, quiet)
+
+
+def _submit_import(
+    ctx: click.Context,
+    key: SigningKey,
+    path: Path,
+    fmt: str,
+    group: str,
+    tlp: str | None,
+    batch_size: int,
+    as_json: bool,
+) -> None:
+    """A STIX bundle or MISP event: its indicators, reported, then sent in batches."""
+    from .cli_interop import read_import, report_import
+
+    found = read_import(path, fmt)
+    report_import(found)
+    if not found.signals:
+        click.echo("nothing to submit", err=True)
+        return
+    client = _client(ctx)
+    for batches, (count, receipt) in enumerate(
+        client.submit_batches(found.signals, key, group=group, tlp=tlp, batch_size=batch_size), 1
+    ):
+        _print_receipt(receipt, count, as_json, f"batch {batches}")
 
 
 def _submit_file(
@@ -489,6 +526,11 @@ for _command in _MATCH_COMMANDS:
 from .cli_gossip import COMMANDS as _GOSSIP_COMMANDS  # noqa: E402
 
 for _command in _GOSSIP_COMMANDS:
+    cli.add_command(_command)
+
+from .cli_interop import COMMANDS as _INTEROP_COMMANDS  # noqa: E402
+
+for _command in _INTEROP_COMMANDS:
     cli.add_command(_command)
 
 from .cli_governance import COMMANDS as _GOVERNANCE_COMMANDS  # noqa: E402

@@ -49,6 +49,7 @@ from .profile import Bundle
 from .receipts import verify_checkpoint_note, verify_receipt
 from .scopes import new_salt, sharing, sign_scope_claim
 from .signals import SIGNAL_TYPES, get_signal_type
+from .signals.versions import CURRENT as NORMALIZATION
 from .transport import MAX_MESSAGE_BYTES, call, error_from_rpc, open_channel
 from .verifier import MAX_SEQUENCE, LogState
 from .wire import Receipt, envelope_from_pb, envelope_to_pb, receipt_from_pb
@@ -318,6 +319,7 @@ class ForumClient:
             key.key_id,
             seq,
             int(time.time() * 1000),
+            normalization=NORMALIZATION,
         )
 
     def append(self, body: e.Body, key: SigningKey) -> Receipt:

@@ -114,12 +114,15 @@ class Header:
     sequence: int
     created_unix_ms: int
     expires_unix_ms: int = 0  # the server refuses the entry after this (0 = never)
+    normalization: int = 0
+    """The normalisation version of the signal values in the body (0 means version 1;
+    :mod:`forum_client.signals.versions`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_batch_signals: int = 10_000
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 64 * 1024 * 1024  # what the server and SDK use (was 16 MiB)
     max_labels_per_signal: int = 16
 
 
@@ -455,7 +458,15 @@ def payload_type_of(body: Body) -> str:
 
 
 def _header(m: pb.EntryHeader) -> Header:
-    return Header(m.origin, m.member_id, m.key_id, m.sequence, m.created_unix_ms, m.expires_unix_ms)
+    return Header(
+        m.origin,
+        m.member_id,
+        m.key_id,
+        m.sequence,
+        m.created_unix_ms,
+        m.expires_unix_ms,
+        m.normalization,
+    )
 
 
 def _refs(items: Any) -> tuple[SignalRef, ...]:
@@ -764,6 +775,7 @@ def _header_pb(h: Header) -> pb.EntryHeader:
         sequence=h.sequence,
         created_unix_ms=h.created_unix_ms,
         expires_unix_ms=h.expires_unix_ms,
+        normalization=h.normalization,
     )
 
 

@@ -26,6 +26,9 @@ from .entries import SignalItem
 from .errors import InvalidInputError, Violation
 
 FORMATS = ("csv", "jsonl")
+MAX_LINE_CHARS = 1024 * 1024
+"""The longest input line read (a signal row is far below it); a longer one is an error, so
+a file with one huge line never has to fit in memory."""
 COLUMNS = ("type", "value", "labels", "content_type", "quality")
 
 
@@ -45,6 +48,26 @@ def _bad(where: str, reason: str) -> InvalidInputError:
     return InvalidInputError(f"{where}: {reason}", [Violation(where, reason)])
 
 
+def bounded_lines(stream: IO[str], name: str, limit: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """The lines of ``stream``, each read with at most ``limit`` characters in memory.
+
+    Raises:
+        InvalidInputError: ``name:LINE``, for a line longer than ``limit`` characters.
+    """
+    number = 0
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit:
+            raise _bad(
+                f"{name}:{number}",
+                f"line longer than {limit:,} characters (is this the right file and format?)",
+            )
+        yield line
+
+
 class _BadLine(Exception):
     """A line that cannot be read as a signal; reading goes on with the next line."""
 
@@ -58,7 +81,7 @@ def _rows(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, dict[str,
     one; a bad header (or broken CSV quoting, after which no line number can be trusted)
     raises InvalidInputError."""
     if fmt == "csv":
-        reader = csv.DictReader(stream)
+        reader = csv.DictReader(bounded_lines(stream, name))
         try:
             header = [h.strip().lower() for h in reader.fieldnames or []]
             missing = [c for c in ("type", "value") if c not in header]
@@ -91,7 +114,7 @@ def _rows(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, dict[str,
         except csv.Error as exc:  # e.g. a stray carriage return, an oversize field
             raise _bad(f"{name}:{reader.line_num}", f"not valid CSV: {exc}") from None
     elif fmt == "jsonl":
-        for number, line in enumerate(stream, 1):
+        for number, line in enumerate(bounded_lines(stream, name), 1):
             if not line.strip():
                 continue
             where = f"{name}:{number}"

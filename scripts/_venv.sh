@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # EXTRAS picks the optional extras (default: everything the tests need); EXTRAS= (empty)
 # installs only what serving needs.  SHOW_INSTALL=1 shows pip's progress as it works.
-extras=${EXTRAS-dev,media,postgres,metrics,report,witness}
+extras=${EXTRAS-dev,media,postgres,metrics,report,witness,pytx,stix,misp}
 spec=.
 [ -n "$extras" ] && spec=".[$extras]"
 stamp=.venv/.installed-$( { cat pyproject.toml; echo "$extras"; } | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')

@@ -32,6 +32,7 @@ from forum_client.profile import Bundle
 from forum_client.protocol import messages as pb
 from forum_client.protocol import services as pb_grpc
 from forum_client.receipts import verify_receipt
+from forum_client.signals.versions import CURRENT as NORMALIZATION
 from forum_client.taxonomy import check_labels
 from forum_client.tools import MAX_PEM_BYTES, FileTooLargeError, read_bounded
 from forum_client.transport import call
@@ -320,7 +321,17 @@ class Operator:
         now_ms = int(self.now().timestamp() * 1000)
         first = max(state.board_last_sequence + 1, now_ms)
         bodies = [
-            make(e.Header(self.origin, OPERATOR_ID, b"", first + i, now_ms, now_ms + ttl_ms))
+            make(
+                e.Header(
+                    self.origin,
+                    OPERATOR_ID,
+                    b"",
+                    first + i,
+                    now_ms,
+                    now_ms + ttl_ms,
+                    normalization=NORMALIZATION,
+                )
+            )
             for i, make in enumerate(makes)
         ]
         return Proposal.create(bodies, self.board(state), summary, now_ms=now_ms)

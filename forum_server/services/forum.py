@@ -123,15 +123,16 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
             await self.cosigner.wait_beyond(start, timeout=self.config.follow_poll_seconds)
 
     def _read_batch(self, start: int, stop: int, max_count: int) -> list[StoredLeaf]:
-        """Up to ``max_count`` leaves from ``start``, and at most ``batch_bytes`` of them
-        (always at least one)."""
+        """Up to ``max_count`` leaves from ``start`` holding at most ``batch_bytes``, or the
+        first leaf alone when it is larger: a message never exceeds the larger of
+        ``batch_bytes`` and one entry (docs/protocol.md, section 7)."""
         leaves: list[StoredLeaf] = []
         size = 0
         for leaf in self.sequencer.store.leaves(start, min(stop, start + max_count)):
+            if leaves and size + len(leaf.leaf_bytes) > self.config.batch_bytes:
+                break
             leaves.append(leaf)
             size += len(leaf.leaf_bytes)
-            if size >= self.config.batch_bytes:
-                break
         return leaves
 
     @unary(EVERYONE)

@@ -296,6 +296,10 @@ NOT_YET_SWEPT: frozenset[tuple[str, tuple[str, ...], str]] = frozenset(
         ("admin", ("witness", "add"), "--quorum"),
         ("admin", ("witness", "remove"), "NAME"),
         ("admin", ("witness", "remove"), "--quorum"),
+        ("client", ("export",), "--db"),
+        ("client", ("export",), "--format"),
+        ("client", ("export",), "--since"),
+        ("client", ("export",), "--output"),
     }
 )
 

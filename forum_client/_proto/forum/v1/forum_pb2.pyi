@@ -294,20 +294,22 @@ class Receipt(_message.Message):
     def __init__(self, index: _Optional[int] = ..., leaf_hash: _Optional[bytes] = ..., checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., proof: _Optional[_Union[InclusionProof, _Mapping]] = ...) -> None: ...
 
 class EntryHeader(_message.Message):
-    __slots__ = ("origin", "member_id", "key_id", "sequence", "created_unix_ms", "expires_unix_ms")
+    __slots__ = ("origin", "member_id", "key_id", "sequence", "created_unix_ms", "expires_unix_ms", "normalization")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     origin: str
     member_id: str
     key_id: bytes
     sequence: int
     created_unix_ms: int
     expires_unix_ms: int
-    def __init__(self, origin: _Optional[str] = ..., member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., sequence: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., expires_unix_ms: _Optional[int] = ...) -> None: ...
+    normalization: int
+    def __init__(self, origin: _Optional[str] = ..., member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., sequence: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., expires_unix_ms: _Optional[int] = ..., normalization: _Optional[int] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_batch_signals", "max_message_bytes", "max_labels_per_signal")
