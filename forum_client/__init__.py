@@ -11,9 +11,9 @@ Everything not listed in ``__all__`` (and every ``_``-prefixed module) may chang
 
 from __future__ import annotations
 
-from .client import ForumClient, Status
-from .entries import MemberStatus, OpinionKind, Role, SignalItem, SignalRef, Tlp
-from .envelope import SigningKey
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ConfigError,
     EntryRejectedError,
@@ -25,12 +25,49 @@ from .errors import (
     VerificationError,
     WeakKeyError,
 )
-from .profile import Bundle
-from .signals import ContentType, Signal
-from .store import LocalStore
-from .sync import SyncResult, SyncSecurityError
-from .verifier import TrustRoot
-from .wire import Receipt
+
+if TYPE_CHECKING:
+    from .client import ForumClient, Status
+    from .entries import MemberStatus, OpinionKind, Role, SignalItem, SignalRef, Tlp
+    from .envelope import SigningKey
+    from .profile import Bundle
+    from .signals import ContentType, Signal
+    from .store import LocalStore
+    from .sync import SyncResult, SyncSecurityError
+    from .verifier import TrustRoot
+    from .wire import Receipt
+
+# Loaded on first use (PEP 562), so that importing a light module of the package (the CLI's
+# --help, hashing) does not load grpc, SQLite and numpy.
+_LAZY = {
+    "ForumClient": "client",
+    "Status": "client",
+    "MemberStatus": "entries",
+    "OpinionKind": "entries",
+    "Role": "entries",
+    "SignalItem": "entries",
+    "SignalRef": "entries",
+    "Tlp": "entries",
+    "SigningKey": "envelope",
+    "Bundle": "profile",
+    "ContentType": "signals",
+    "Signal": "signals",
+    "LocalStore": "store",
+    "SyncResult": "sync",
+    "SyncSecurityError": "sync",
+    "TrustRoot": "verifier",
+    "Receipt": "wire",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forum_client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Bundle",

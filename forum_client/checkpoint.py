@@ -272,8 +272,9 @@ def _verify_note_signatures(
 ) -> None:
     """Require one valid signature by ``(name, public_key)``; ignore other keys' lines.
 
-    A line with our name and key id that does not verify rejects the note, as does the same
-    key signing twice (c2sp.org/signed-note; Go's sumdb/note does the same).
+    Every line with our name and key id must verify, or the note is rejected.  The same
+    key's signature repeated is accepted (each copy is verified): a repeat adds no trust and
+    hides nothing, and Go's sumdb/note accepts it too (it drops the repeat).
     """
     expected_id = note_key_id(name, public_key)
     message = text.encode("utf-8")
@@ -281,8 +282,6 @@ def _verify_note_signatures(
     for sig_name, blob in signatures:
         if sig_name != name or blob[:NOTE_KEY_ID_SIZE] != expected_id:
             continue
-        if found:
-            raise VerificationError(f"note: repeated signature by {name}+{expected_id.hex()}")
         signature = blob[NOTE_KEY_ID_SIZE:]
         if len(signature) != SIGNATURE_SIZE:
             raise VerificationError(
@@ -300,6 +299,22 @@ def _verify_note_signatures(
         raise VerificationError(f"note: no signature by {name}+{expected_id.hex()}")
 
 
+def parse_unverified(note: bytes) -> tuple[Checkpoint, list[tuple[str, bytes]]]:
+    """Parse a checkpoint note WITHOUT verifying any signature (the witness and the log's
+    cosigner read a note's origin and size before they verify it).  Returns the checkpoint
+    and ``(name, key id || signature)`` for each signature line.
+
+    Raises:
+        VerificationError: the note or its checkpoint body is malformed.
+    """
+    return _parse_unverified(note)
+
+
+def key_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid signed-note key name, or None if it is."""
+    return _name_problem(name)
+
+
 __all__ = [
     "ALG_ED25519",
     "MAX_NOTE_BYTES",
@@ -308,7 +323,9 @@ __all__ = [
     "NOTE_KEY_ID_SIZE",
     "ROOT_SIZE",
     "Checkpoint",
+    "key_name_problem",
     "note_key_id",
+    "parse_unverified",
     "sign_checkpoint",
     "verify_checkpoint",
     "vkey",

@@ -1,35 +1,97 @@
-"""``forum-client``: the member's command line, a thin shell over the SDK."""
+"""``forum-client``: the member's command line, a thin shell over the SDK.
+
+Imports are lazy: ``--help``, ``keygen`` and ``hash`` never load grpc or SQLite, so they
+answer in a fraction of a second.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from .cli_context import bundle_from as _bundle
 from .cli_context import client_from as _client
-from .cli_errors import run
-from .envelope import SigningKey
-from .errors import ForumError
-from .inputfiles import detect_format, read_signals
-from .wire import Receipt
+from .cli_context import show_progress
+from .cli_errors import run, version_option
+from .cli_types import (
+    ADDRESS,
+    CONTENT_TYPE,
+    GROUP_ID,
+    LABEL,
+    MEMBER_ID,
+    ORIGIN,
+    REQUIRED_TEXT,
+    SIGNAL_TYPE,
+    TEXT,
+    bad_signal_option,
+    signal_option,
+)
+from .errors import ForumError, InvalidInputError
+
+if TYPE_CHECKING:
+    from .envelope import SigningKey
+    from .wire import Receipt
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @click.group(help="A member's client for a Shared-Signal Forum: keys, status, submit, sync, match.")
+@version_option()
 @click.option(
     "--profile",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, exists=True),
     envvar="FORUM_PROFILE",
     help="Your credentials bundle from the operator (or set FORUM_PROFILE).",
 )
-@click.option("--server", help="HOST:PORT of the forum, overriding the bundle's address.")
+@click.option(
+    "--server",
+    type=ADDRESS,
+    help="HOST:PORT of the forum, overriding the bundle's address (e.g. through a tunnel).",
+)
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="No progress lines or notes on stderr (errors are still printed).",
+)
+@click.option(
+    "--verbose",
+    "-v",
+    count=True,
+    help="More log output on stderr: -v for INFO, -vv for DEBUG (gRPC's own logs included).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Log level on stderr (default WARNING; overrides -v).",
+)
 @click.pass_context
-def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
-    ctx.obj = {"profile": profile, "server": server}
+def cli(
+    ctx: click.Context,
+    profile: Path | None,
+    server: str | None,
+    quiet: bool,
+    verbose: int,
+    log_level: str | None,
+) -> None:
+    level = (log_level or ("DEBUG" if verbose >= 2 else "INFO" if verbose else "WARNING")).upper()
+    configure_logging(level)
+    ctx.obj = {"profile": profile, "server": server, "quiet": quiet}
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``; gRPC's C core logs only at DEBUG (it reads its level
+    from the environment once, when grpc is first imported, which is after this)."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if level == "DEBUG":
+        os.environ["GRPC_VERBOSITY"] = "DEBUG"
 
 
 @cli.command(
@@ -44,18 +106,36 @@ def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Path of the private key; the public key goes to OUT.pub.",
 )
-@click.option("--member-id", help="Your member id, as agreed with the operator.")
-@click.option("--origin", help="The forum's origin, as the operator told you.")
+@click.option("--member-id", type=MEMBER_ID, help="Your member id, as agreed with the operator.")
+@click.option("--origin", type=ORIGIN, help="The forum's origin, as the operator told you.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
-def keygen(ctx: click.Context, out: Path, member_id: str | None, origin: str | None) -> None:
+def keygen(
+    ctx: click.Context, out: Path, member_id: str | None, origin: str | None, as_json: bool
+) -> None:
+    from .envelope import SigningKey
+
     if ctx.obj["profile"] is not None:
         bundle = _bundle(ctx)
         member_id = member_id or bundle.member_id
         origin = origin or bundle.trust_root.origin
     if not member_id or not origin:
         raise click.UsageError("keygen needs --member-id and --origin (or --profile BUNDLE)")
+    for path in (out, Path(f"{out}.pub")):
+        if path.exists():
+            raise click.BadParameter(f"{path} exists: refusing to overwrite", param_hint="--out")
     key = SigningKey.generate()
     key.save(out, possession=[(origin, member_id)])
+    if as_json:
+        doc = {
+            "private_key": str(out),
+            "public_key": f"{out}.pub",
+            "key_id": key.key_id.hex(),
+            "member_id": member_id,
+            "origin": origin,
+        }
+        click.echo(json.dumps(doc))
+        return
     click.echo(
         f"wrote {out} (private, keep it) and {out}.pub (send to the operator); "
         f"key id {key.key_id.hex()[:16]}"
@@ -88,7 +168,14 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 def _key(path: Path) -> SigningKey:
-    return SigningKey.load(path)
+    from .envelope import SigningKey
+
+    try:
+        return SigningKey.load(path)
+    except InvalidInputError as exc:
+        raise click.BadParameter(
+            exc.violations[0].reason if exc.violations else str(exc), param_hint="--key"
+        ) from None
 
 
 def _print_receipt(r: Receipt, count: int, as_json: bool, what: str) -> None:
@@ -112,6 +199,8 @@ def _print_receipt(r: Receipt, count: int, as_json: bool, what: str) -> None:
 
 
 def _open_input(path: Path, fmt: str | None) -> tuple[IO[str], str]:
+    from .inputfiles import detect_format
+
     chosen = fmt or detect_format(path)
     return path.open(newline="", encoding="utf-8"), chosen
 
@@ -137,12 +226,22 @@ _FORMAT = click.option(
     type=click.Choice(["csv", "jsonl"]),
     help="Input format (default: from the file name).",
 )
+_SUBMIT_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "stix", "misp"]),
+    help="Input format (default: from the file name). stix: a STIX 2.1 bundle; misp: a "
+    "MISP event. For these two, each object that cannot be represented (a pattern or type "
+    "the forum has no signal type for, a malformed pattern, an invalid value) is reported "
+    "with the reason and skipped whole.",
+)
 
 
 _GROUP = click.option(
     "--group",
     default="",
     metavar="GROUP",
+    type=GROUP_ID,
     help="Share with this sharing group only (you must be in it); members outside it get "
     "the entry as a leaf hash. Retractions and opinions on a group's signal name its group. "
     "Default: the whole forum.",
@@ -157,22 +256,28 @@ _TLP = click.option(
 
 
 @cli.command(
-    help="Submit signals: one by --type/--value, or many from --input (streamed, "
-    "signed and sent in batches, a progress line on stderr). Values are "
-    "normalised before signing; each batch returns a verified receipt."
+    help="Submit signals: one by --type/--value, or many from --input. A file is checked "
+    "whole first (every bad line reported as FILE:LINE, nothing sent), then signed and sent "
+    "in batches, each returning a verified receipt. If a batch is refused, fix the lines "
+    "named and run the same command again: the batches already in the log are skipped "
+    "(FILE.forum-progress remembers them)."
 )
 @_KEY
-@click.option("--type", "type_", help="Signal type: pdq, vpdq, md5, sha1, sha256, url, domain.")
+@click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
 @click.option("--value", help="The signal's value.")
-@click.option("--label", "labels", multiple=True, help="A taxonomy label id (repeatable).")
 @click.option(
-    "--content-type", help="image, video, audio, pdf, text, url or other (default: the type's)."
+    "--label", "labels", type=LABEL, multiple=True, help="A taxonomy label id (repeatable)."
 )
-@click.option("--quality", type=int, help="PDQ quality, 0-100.")
+@click.option(
+    "--content-type",
+    type=CONTENT_TYPE,
+    help="What the signal was computed from (default: the type's).",
+)
+@click.option("--quality", type=click.IntRange(0, 100), help="PDQ quality, 0-100.")
 @_GROUP
 @_TLP
 @_INPUT
-@_FORMAT
+@_SUBMIT_FORMAT
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 10_000),
@@ -180,6 +285,7 @@ _TLP = click.option(
     show_default=True,
     help="Signals per signed entry.",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
 @_JSON
 @click.pass_context
 def submit(
@@ -195,50 +301,136 @@ def submit(
     input_path: Path | None,
     fmt: str | None,
     batch_size: int,
+    quiet: bool,
     as_json: bool,
 ) -> None:
-    key = _key(key_path)
     if input_path is None:
         if not type_ or not value:
             raise click.UsageError("give --type and --value, or --input FILE")
-        item = {
-            "type": type_,
-            "value": value,
-            "labels": labels,
-            "content_type": content_type,
-            "quality": quality,
-        }
+        from .client import normalize_item
+
+        try:
+            item = normalize_item(
+                {
+                    "type": type_,
+                    "value": value,
+                    "labels": labels,
+                    "content_type": content_type,
+                    "quality": quality,
+                }
+            )
+        except InvalidInputError as exc:
+            raise bad_signal_option(exc) from None
+        key = _key(key_path)
         client = _client(ctx)
         _print_receipt(client.submit([item], key, group=group, tlp=tlp), 1, as_json, "submitted")
         return
-    if type_ or value or labels:
-        raise click.UsageError("--input cannot be combined with --type/--value/--label")
+    if fmt in ("stix", "misp"):
+        _submit_import(ctx, _key(key_path), input_path, fmt, group, tlp, batch_size, as_json)
+        return
+    if type_ or value or labels or content_type or quality is not None:
+        raise click.UsageError(
+            "--input cannot be combined with --type/--value/--label/--content-type/--quality"
+        )
+    _submit_file(ctx, _key(key_path), input_path, fmt, group, tlp, batch_size, as_json, quiet)
+
+
+def _submit_import(
+    ctx: click.Context,
+    key: SigningKey,
+    path: Path,
+    fmt: str,
+    group: str,
+    tlp: str | None,
+    batch_size: int,
+    as_json: bool,
+) -> None:
+    """A STIX bundle or MISP event: its indicators, reported, then sent in batches."""
+    from .cli_interop import read_import, report_import
+
+    found = read_import(path, fmt)
+    report_import(found)
+    if not found.signals:
+        click.echo("nothing to submit", err=True)
+        return
     client = _client(ctx)
-    stream, chosen = _open_input(input_path, fmt)
-    total = batches = 0
+    for batches, (count, receipt) in enumerate(
+        client.submit_batches(found.signals, key, group=group, tlp=tlp, batch_size=batch_size), 1
+    ):
+        _print_receipt(receipt, count, as_json, f"batch {batches}")
+
+
+def _submit_file(
+    ctx: click.Context,
+    key: SigningKey,
+    path: Path,
+    fmt: str | None,
+    group: str,
+    tlp: str | None,
+    batch_size: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    from .bulk_submit import BulkSubmission, progress_path
+
+    chatty = not quiet and not (ctx.find_root().obj or {}).get("quiet")
+    live = chatty and show_progress(ctx)
+    client = _client(ctx)
+    known = client.status().labels  # the forum's vocabulary now: checked before signing
+    job = BulkSubmission(
+        client,
+        key,
+        path,
+        fmt,
+        group=group,
+        tlp=tlp,
+        batch_size=batch_size,
+        known_labels=known.__contains__,
+    )
+    found = job.check()
+    if chatty:
+        click.echo(f"{path}: {found.signals:,} signals checked", err=True)
     started = time.monotonic()
-    with stream:
-        signals = read_signals(stream, chosen, name=str(input_path))
-        try:
-            for count, receipt in client.submit_batches(
-                signals, key, group=group, tlp=tlp, batch_size=batch_size
-            ):
-                total += count
-                batches += 1
-                _print_receipt(receipt, count, as_json, f"batch {batches}")
-                rate = total / max(time.monotonic() - started, 1e-9)
+    done = None
+    try:
+        for done in job.run():
+            if done.number == 1 and job.skipped and chatty:
                 click.echo(
-                    f"\r{total:,} signals in {batches} batch(es), {rate:,.0f}/s", err=True, nl=False
-                )
-        except ForumError as exc:
-            if batches:
-                click.echo(
-                    f"\nstopped after {batches} accepted batch(es) ({total:,} signals, "
-                    "each with its receipt above)",
+                    f"resuming: the first {job.skipped:,} signals are already in the log",
                     err=True,
                 )
-            raise exc from None
-    click.echo(f"\rsubmitted {total:,} signals in {batches} batch(es)" + " " * 20, err=True)
+            _print_receipt(done.receipt, done.signals, as_json, f"batch {done.number}")
+            if live:
+                rate = (done.total - job.skipped) / max(time.monotonic() - started, 1e-9)
+                click.echo(
+                    f"\r{done.total:,}/{found.signals:,} signals, {rate:,.0f}/s",
+                    err=True,
+                    nl=False,
+                )
+    except ForumError:
+        accepted = done.total if done else job.skipped
+        if accepted and chatty:
+            where = (
+                f"{progress_path(path)} remembers them"
+                if job.progress_saved
+                else "(the progress file could not be written)"
+            )
+            click.echo(
+                f"\n{accepted:,} of {found.signals:,} signals are in the log (receipts above); "
+                f"{where}. Fix the lines named below and run the same command again to send "
+                "the rest.",
+                err=True,
+            )
+        raise
+    if done is None and job.skipped:
+        click.echo(f"all {found.signals:,} signals were already in the log", err=True)
+        return
+    if chatty:
+        click.echo(
+            ("\r" if live else "") + f"submitted {found.signals - job.skipped:,} signals in "
+            f"{done.number if done else 0} batch(es)",
+            err=True,
+        )
 
 
 @cli.command(
@@ -246,9 +438,11 @@ def submit(
     "reason: one by --type/--value or many from --input."
 )
 @_KEY
-@click.option("--type", "type_", help="Signal type.")
+@click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
 @click.option("--value", help="The signal's value.")
-@click.option("--reason", required=True, help="Why (recorded in the signed entry).")
+@click.option(
+    "--reason", type=REQUIRED_TEXT, required=True, help="Why (recorded in the signed entry)."
+)
 @_GROUP
 @_TLP
 @_INPUT
@@ -267,16 +461,20 @@ def retract(
     fmt: str | None,
     as_json: bool,
 ) -> None:
-    key = _key(key_path)
     refs: list[Any]
     if input_path is None:
         if not type_ or not value:
             raise click.UsageError("give --type and --value, or --input FILE")
-        refs = [{"type": type_, "value": value}]
+        refs = [signal_option(type_, value)]
     else:
+        if type_ or value:
+            raise click.UsageError("--input cannot be combined with --type/--value")
+        from .inputfiles import read_signals
+
         stream, chosen = _open_input(input_path, fmt)
         with stream:
             refs = list(read_signals(stream, chosen, name=str(input_path)))
+    key = _key(key_path)
     receipt = _client(ctx).retract(refs, key, reason, group=group, tlp=tlp)
     _print_receipt(receipt, len(refs), as_json, "retracted")
 
@@ -286,7 +484,7 @@ def retract(
     "(replaces your earlier opinion on it)."
 )
 @_KEY
-@click.option("--type", "type_", required=True, help="Signal type.")
+@click.option("--type", "type_", type=SIGNAL_TYPE, required=True, help="Signal type.")
 @click.option("--value", required=True, help="The signal's value.")
 @click.option(
     "--kind",
@@ -294,7 +492,7 @@ def retract(
     type=click.Choice(["agree", "disagree", "false-positive", "seen"]),
     help="Your opinion of the signal.",
 )
-@click.option("--note", default="", help="A short note.")
+@click.option("--note", type=TEXT, default="", help="A short note.")
 @_GROUP
 @_TLP
 @_JSON
@@ -310,9 +508,8 @@ def opine(
     tlp: str | None,
     as_json: bool,
 ) -> None:
-    receipt = _client(ctx).opine(
-        {"type": type_, "value": value}, kind, _key(key_path), note, group=group, tlp=tlp
-    )
+    ref = signal_option(type_, value)
+    receipt = _client(ctx).opine(ref, kind, _key(key_path), note, group=group, tlp=tlp)
     _print_receipt(receipt, 1, as_json, f"opinion {kind}")
 
 
@@ -329,6 +526,11 @@ for _command in _MATCH_COMMANDS:
 from .cli_gossip import COMMANDS as _GOSSIP_COMMANDS  # noqa: E402
 
 for _command in _GOSSIP_COMMANDS:
+    cli.add_command(_command)
+
+from .cli_interop import COMMANDS as _INTEROP_COMMANDS  # noqa: E402
+
+for _command in _INTEROP_COMMANDS:
     cli.add_command(_command)
 
 from .cli_governance import COMMANDS as _GOVERNANCE_COMMANDS  # noqa: E402

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .cli_context import client_from
-from .envelope import SigningKey
 from .errors import InvalidInputError
-from .report import ALL_TIME, Redacted, compute_report, parse_period, write_report
-from .report_charts import charts_available
-from .store import LocalStore
+
+if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
+    from .report import Redacted
+    from .store import LocalStore
 
 _DURATION = re.compile(r"(\d+)([smhd])")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -32,6 +33,8 @@ def parse_duration_ms(text: str) -> int:
 
 
 def _store(db: Path) -> LocalStore:
+    from .store import LocalStore
+
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db} (run `forum-client sync --db {db}`)")
     return LocalStore(db)
@@ -99,6 +102,9 @@ def emit_report(
     out: Path | None,
     charts: bool,
 ) -> None:
+    from .report import compute_report, parse_period, write_report
+    from .report_charts import charts_available
+
     period = parse_period(period_text)
     report = compute_report(leaves, period, origin=origin, anonymise=anonymise)
     out = out or Path(f"report-{period.name}")
@@ -147,6 +153,8 @@ def report(
 def copy_leaves(store: LocalStore, size: int) -> list[bytes | Redacted]:
     """The first ``size`` entries of a copy in log order: leaf bytes, or the leaf hash of
     an entry shared with a group this member is not in."""
+    from .report import Redacted
+
     out: dict[int, bytes | Redacted] = dict(store.leaves(0, size))
     for index, leaf_hash, _group, _author in store.redacted():
         if index < size:
@@ -208,6 +216,8 @@ def incidents(db: Path, as_json: bool, with_signals: bool) -> None:
             if with_signals
             else {}
         )
+    from .report import ALL_TIME, compute_report
+
     doc = compute_report(leaves, ALL_TIME, origin=root.origin if root else "")
     if not doc["incidents"] and not as_json:
         click.echo("no incidents")
@@ -308,6 +318,7 @@ def dispute_open(
     key_path: Path,
     answer_within: str,
 ) -> None:
+    from .envelope import SigningKey
 
     receipt = client_from(ctx).open_dispute(
         dispute_id,
@@ -334,6 +345,7 @@ def dispute_open(
 def dispute_answer(
     ctx: click.Context, dispute_id: str, db: Path, retract: bool, rationale: str, key_path: Path
 ) -> None:
+    from .envelope import SigningKey
 
     with _store(db) as store:
         found = [d for d in store.disputes() if d.dispute_id == dispute_id]

@@ -10,17 +10,25 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from .cli_types import SIGNAL_TYPE, FiniteRange, signal_option
 from .errors import InvalidInputError
-from .inputfiles import detect_format
-from .match.lookup import DEFAULT_THRESHOLD, Matcher, MatchResult
-from .match.media import DEFAULT_MIN_QUALITY, MediaHashes, hash_file
+from .match.extra import DEFAULT_MIN_QUALITY
 from .match.video import DEFAULT_SECONDS_PER_HASH
-from .match.video_index import DEFAULT_COMPARED_MATCH, DEFAULT_QUERY_MATCH
-from .store import LocalStore
+
+if TYPE_CHECKING:
+    from .match.lookup import Matcher, MatchResult
+    from .match.media import MediaHashes
+    from .store import LocalStore
+
+# The library's defaults (match.pdq_index.DEFAULT_THRESHOLD, match.video_index.DEFAULT_*_MATCH;
+# a test keeps them equal), written here so that --help and hash need neither numpy nor SQLite.
+DEFAULT_THRESHOLD = 31
+DEFAULT_QUERY_MATCH = 80.0
+DEFAULT_COMPARED_MATCH = 80.0
 
 
 def _emit(doc: dict[str, Any]) -> None:
@@ -29,6 +37,8 @@ def _emit(doc: dict[str, Any]) -> None:
 
 def _hash_with_progress(path: Path, min_quality: int, seconds_per_hash: float) -> MediaHashes:
     """``hash_file`` with a progress bar on stderr for videos, when stderr is a terminal."""
+    from .match.media import hash_file
+
     if not sys.stderr.isatty():
         return hash_file(path, min_quality=min_quality, seconds_per_hash=seconds_per_hash)
     bar: Any = None
@@ -53,7 +63,7 @@ def _hash_with_progress(path: Path, min_quality: int, seconds_per_hash: float) -
 
 _SECONDS_PER_HASH = click.option(
     "--seconds-per-hash",
-    type=click.FloatRange(0, 3600),
+    type=FiniteRange(0, 3600),
     default=DEFAULT_SECONDS_PER_HASH,
     show_default=True,
     help="Videos: hash one frame every this many seconds (vPDQ; 0 hashes every frame).",
@@ -91,6 +101,8 @@ def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, s
 
 
 def _open_store(db: Path) -> LocalStore:
+    from .store import LocalStore
+
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db} (run `forum-client sync --db {db}`)")
     return LocalStore(db)
@@ -113,7 +125,7 @@ def _open_store(db: Path) -> LocalStore:
     type=click.Path(path_type=Path, dir_okay=False),
     help="The local copy made by `forum-client sync` (its PDQ index is kept at FILE.pdqidx.npz).",
 )
-@click.option("--type", "type_", help="Signal type: pdq, vpdq, md5, sha1, sha256, url, domain.")
+@click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
 @click.option(
     "--value",
     help="The signal's value (hex in any case; URLs in any spelling; vpdq: the JSON array of "
@@ -140,14 +152,14 @@ def _open_store(db: Path) -> LocalStore:
 )
 @click.option(
     "--query-match",
-    type=click.FloatRange(0, 100),
+    type=FiniteRange(0, 100),
     default=DEFAULT_QUERY_MATCH,
     show_default=True,
     help="vPDQ: percent of the query's frames that must match frames of a shared video.",
 )
 @click.option(
     "--compared-match",
-    type=click.FloatRange(0, 100),
+    type=FiniteRange(0, 100),
     default=DEFAULT_COMPARED_MATCH,
     show_default=True,
     help="vPDQ: percent of a shared video's frames that must match frames of the query.",
@@ -179,6 +191,10 @@ def match(
         raise click.UsageError("give --type and --value, or --input FILE, or image FILES")
     if (type_ or value) and not (type_ and value):
         raise click.UsageError("--type and --value go together")
+    from .match.lookup import Matcher
+
+    if type_ and value:
+        value = signal_option(type_, value).value
     shares = {"query_match": query_match, "compared_match": compared_match}
     with _open_store(db) as store, Matcher(store) as matcher:
         disputes = _disputes_by_signal(store)
@@ -226,6 +242,8 @@ def _match_input(
     shares: dict[str, float],
     disputes: Disputes,
 ) -> None:
+    from .inputfiles import detect_format
+
     chosen = fmt or detect_format(path)
     errors = 0
     with path.open(newline="", encoding="utf-8") as stream:

@@ -10,15 +10,18 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .cli_context import bundle_from, client_from
 from .errors import SecurityError
-from .source import GrpcSource
-from .store import LocalStore, verify_store
-from .sync import LEAK, SyncConfig, Syncer, SyncProgress, SyncResult
+
+if TYPE_CHECKING:
+    from .sync import SyncProgress, SyncResult
+
+# sync.SyncConfig.commit_every_rows (a test keeps them equal), here so --help stays light.
+COMMIT_EVERY_ROWS = 100_000
 
 DB_OPTION = click.option(
     "--db",
@@ -70,6 +73,10 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
         "signals": r.signals,
         "seconds": round(r.seconds, 3),
         "flagged_times": list(r.flagged_times),
+        "witnesses": [
+            {"name": w.name, "outcome": w.outcome, "size": w.size, "detail": w.detail}
+            for w in r.witnesses
+        ],
     }
 
 
@@ -86,11 +93,16 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
     is_flag=True,
     help="Print results as JSON (one object per commit with --follow).",
 )
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No progress bar on stderr (there is none when stderr is not a terminal, or with "
+    "forum-client --quiet).",
+)
 @click.option(
     "--commit-every",
     type=click.IntRange(min=1),
-    default=SyncConfig.commit_every_rows,
+    default=COMMIT_EVERY_ROWS,
     show_default=True,
     help="Rows staged before a verified intermediate commit.",
 )
@@ -111,9 +123,13 @@ def sync(
     commit_every: int,
     signature_threads: int | None,
 ) -> None:
+    from .cli_context import show_progress
+    from .source import GrpcSource
+    from .store import LocalStore
+    from .sync import SyncConfig, Syncer
 
     client = client_from(ctx)
-    bar = _ProgressBar(not no_progress and not as_json)
+    bar = _ProgressBar(not no_progress and not as_json and show_progress(ctx))
 
     def report(r: SyncResult) -> None:
         bar.done()
@@ -145,6 +161,9 @@ def sync(
                 "forum's server should have refused them",
                 err=True,
             )
+            for w in r.witnesses:
+                held = "" if w.size is None else f" (holds size {w.size})"
+                click.echo(f"  witness {w.name}: {w.outcome}{held} {w.detail}".rstrip())
 
     with LocalStore(db) as store:
         syncer = Syncer(
@@ -157,7 +176,7 @@ def sync(
         )
         if not follow:
             try:
-                result = syncer.sync()
+                result = syncer.gossip(syncer.sync())
             finally:
                 bar.done()
             report(result)
@@ -185,6 +204,7 @@ def sync(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
+    from .store import LocalStore, verify_store
 
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db}")
@@ -234,11 +254,17 @@ def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include acknowledged ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) -> None:
+    from .store import LocalStore
+    from .sync import LEAK
+
     if not db.is_file():
         raise click.UsageError(f"no local copy at {db}")
+    from .cli_gossip import witness_summary
+
     with LocalStore(db) as store:
         items = store.evidence(include_acknowledged=show_all)
         acknowledged = store.acknowledge_evidence() if acknowledge else 0
+        summary = witness_summary(store)
         redacted = store.redacted()
     if as_json:
         click.echo(
@@ -265,6 +291,8 @@ def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) 
             )
         )
     else:
+        if summary:
+            click.echo(f"verified checkpoint {summary}")
         if not items:
             click.echo("no open security failures")
         for x in items:

@@ -49,8 +49,9 @@ from .profile import Bundle
 from .receipts import verify_checkpoint_note, verify_receipt
 from .scopes import new_salt, sharing, sign_scope_claim
 from .signals import SIGNAL_TYPES, get_signal_type
+from .signals.versions import CURRENT as NORMALIZATION
 from .transport import MAX_MESSAGE_BYTES, call, error_from_rpc, open_channel
-from .verifier import LogState
+from .verifier import MAX_SEQUENCE, LogState
 from .wire import Receipt, envelope_from_pb, envelope_to_pb, receipt_from_pb
 
 if TYPE_CHECKING:  # sync.py imports nothing from here; keep the import graph one-way
@@ -226,6 +227,7 @@ class Status:
     log_size: int
     last_sequence_by_key_id: dict[str, int]
     groups: tuple[str, ...] = ()  # open sharing groups the member is in (the server's word)
+    labels: frozenset[str] = frozenset()  # what submissions may carry now (unverified hint)
 
 
 class ForumClient:
@@ -287,6 +289,7 @@ class ForumClient:
             r.log_size,
             dict(r.last_sequence_by_key_id),
             tuple(r.groups),
+            frozenset(r.labels),
         )
 
     def checkpoint(self) -> Checkpoint:
@@ -299,6 +302,12 @@ class ForumClient:
     def next_sequence(self, key: SigningKey) -> int:
         """The next sequence number for ``key`` (one above the last the log holds)."""
         last = self.status().last_sequence_by_key_id.get(key.key_id.hex(), 0)
+        if last >= MAX_SEQUENCE:
+            raise InvalidInputError.field(
+                "key",
+                f"key {key.key_id.hex()[:16]} has used every sequence number: ask the operator "
+                "to rotate your key (forum-admin member rotate-key)",
+            )
         return last + 1
 
     def header(self, key: SigningKey, sequence: int | None = None) -> e.Header:
@@ -310,6 +319,7 @@ class ForumClient:
             key.key_id,
             seq,
             int(time.time() * 1000),
+            normalization=NORMALIZATION,
         )
 
     def append(self, body: e.Body, key: SigningKey) -> Receipt:
@@ -631,7 +641,7 @@ class ForumClient:
             reader=self.bundle.member_id,
         )
         if not follow:
-            return syncer.sync()
+            return syncer.gossip(syncer.sync())
         last: list[SyncResult] = []
         try:
             syncer.follow(last.append)

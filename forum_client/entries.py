@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, TypeAlias
 
 from google.protobuf.message import DecodeError
@@ -35,6 +36,9 @@ class Role(enum.IntEnum):
     def label(self) -> str:
         return self.name.lower()
 
+    def __str__(self) -> str:  # print(status.role) shows "member", not "2"
+        return self.label
+
     @classmethod
     def parse(cls, text: str) -> Role:
         try:
@@ -53,6 +57,9 @@ class MemberStatus(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+    def __str__(self) -> str:
+        return self.label
 
 
 class Tlp(enum.IntEnum):
@@ -107,12 +114,15 @@ class Header:
     sequence: int
     created_unix_ms: int
     expires_unix_ms: int = 0  # the server refuses the entry after this (0 = never)
+    normalization: int = 0
+    """The normalisation version of the signal values in the body (0 means version 1;
+    :mod:`forum_client.signals.versions`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_batch_signals: int = 10_000
-    max_message_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 64 * 1024 * 1024  # what the server and SDK use (was 16 MiB)
     max_labels_per_signal: int = 16
 
 
@@ -345,6 +355,23 @@ class DisputeDecision:
     rationale: str
 
 
+@dataclass(frozen=True, slots=True)
+class WitnessInfo:
+    name: str
+    public_key: bytes
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessSet:
+    """The witness policy (issue #9): every witness, and how many must cosign."""
+
+    header: Header
+    version: int
+    witnesses: tuple[WitnessInfo, ...]
+    quorum: int
+
+
 Body: TypeAlias = (
     Genesis
     | MemberAdmitted
@@ -364,6 +391,7 @@ Body: TypeAlias = (
     | Dispute
     | DisputeAnswer
     | DisputeDecision
+    | WitnessSet
 )
 MemberBody: TypeAlias = Submission | Retraction | Opinion
 
@@ -387,6 +415,7 @@ PAYLOAD_TYPES: dict[type[Any], str] = {
     Dispute: _PREFIX + "dispute.v1",
     DisputeAnswer: _PREFIX + "dispute-answer.v1",
     DisputeDecision: _PREFIX + "dispute-decision.v1",
+    WitnessSet: _PREFIX + "witness-set.v1",
 }
 BODY_TYPES: dict[str, type[Any]] = {v: k for k, v in PAYLOAD_TYPES.items()}
 OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
@@ -404,6 +433,7 @@ OPERATOR_BODIES: frozenset[type[Any]] = frozenset(
         GroupClosed,
         BoardRotation,
         DisputeDecision,
+        WitnessSet,
     }
 )
 MEMBER_BODIES: frozenset[type[Any]] = frozenset(
@@ -428,7 +458,15 @@ def payload_type_of(body: Body) -> str:
 
 
 def _header(m: pb.EntryHeader) -> Header:
-    return Header(m.origin, m.member_id, m.key_id, m.sequence, m.created_unix_ms, m.expires_unix_ms)
+    return Header(
+        m.origin,
+        m.member_id,
+        m.key_id,
+        m.sequence,
+        m.created_unix_ms,
+        m.expires_unix_ms,
+        m.normalization,
+    )
 
 
 def _refs(items: Any) -> tuple[SignalRef, ...]:
@@ -536,6 +574,9 @@ def _decode_message(m: Any) -> Body:
         return DisputeAnswer(h, m.dispute_id, m.retract, m.rationale)
     if isinstance(m, pb.DisputeDecision):
         return DisputeDecision(h, m.dispute_id, m.remove, m.rationale)
+    if isinstance(m, pb.WitnessSet):
+        witnesses = tuple(WitnessInfo(w.name, w.public_key, w.url) for w in m.witnesses)
+        return WitnessSet(h, m.version, witnesses, m.quorum)
     raise AssertionError(f"unhandled message {type(m).__name__}")  # pragma: no cover
 
 
@@ -734,6 +775,7 @@ def _header_pb(h: Header) -> pb.EntryHeader:
         sequence=h.sequence,
         created_unix_ms=h.created_unix_ms,
         expires_unix_ms=h.expires_unix_ms,
+        normalization=h.normalization,
     )
 
 
@@ -862,6 +904,11 @@ def _to_message(b: Body) -> Any:
         return pb.DisputeDecision(
             header=h, dispute_id=b.dispute_id, remove=b.remove, rationale=b.rationale
         )
+    if isinstance(b, WitnessSet):
+        witnesses = [
+            pb.WitnessInfo(name=w.name, public_key=w.public_key, url=w.url) for w in b.witnesses
+        ]
+        return pb.WitnessSet(header=h, version=b.version, witnesses=witnesses, quorum=b.quorum)
     raise AssertionError(f"unhandled body {type(b).__name__}")  # pragma: no cover
 
 
@@ -899,27 +946,18 @@ def _encode_submission(b: Submission) -> bytes | None:
     varints = _VARINTS
     header = _header_pb(b.header).SerializeToString(deterministic=True)
     parts = [b"\x0a", _varint(len(header)), header]
-    for s in b.signals:
+    uniform = _encode_uniform_signals(b.signals)
+    if uniform is not None:
+        parts.append(uniform)
+    for s in () if uniform is not None else b.signals:
         value = s.value
         key = (s.type, s.labels, s.content_type, s.quality)
         template = templates.get(key)
         if template is None:
-            type_, labels, content_type, quality = key
-            if (
-                type(type_) is not str
-                or type(labels) is not tuple
-                or type(content_type) is not str
-                or any(type(x) is not str for x in labels)
-                or not (quality is None or (type(quality) is int and 0 <= quality <= _UINT32_MAX))
-            ):
+            made = _signal_template_bytes(key)
+            if made is None:
                 return None
-            head = _string_field(0x0A, type_) if type_ else b""
-            tail = b"".join(_string_field(0x1A, x) for x in labels)
-            if content_type:
-                tail += _string_field(0x22, content_type)
-            if quality is not None:
-                tail += b"\x28" + _varint(quality)
-            template = templates[key] = (head, tail)
+            template = templates[key] = made
         if type(value) is not str:
             return None
         head, tail = template
@@ -942,6 +980,56 @@ def _encode_submission(b: Submission) -> bytes | None:
     if b.salt:
         parts.append(b"\x82\x02" + _varint(len(b.salt)) + b.salt)
     return b"".join(parts)
+
+
+_SIGNAL_KEY = attrgetter("type", "labels", "content_type", "quality")
+_SIGNAL_VALUE = attrgetter("value")
+
+
+def _signal_template_bytes(key: tuple[object, ...]) -> tuple[bytes, bytes] | None:
+    """The bytes of a signal before and after its value, or None for an unusual one."""
+    type_, labels, content_type, quality = key
+    if (
+        type(type_) is not str
+        or type(labels) is not tuple
+        or type(content_type) is not str
+        or any(type(x) is not str for x in labels)
+        or not (quality is None or (type(quality) is int and 0 <= quality <= _UINT32_MAX))
+    ):
+        return None
+    head = _string_field(0x0A, type_) if type_ else b""
+    tail = b"".join(_string_field(0x1A, x) for x in labels)
+    if content_type:
+        tail += _string_field(0x22, content_type)
+    if quality is not None:
+        tail += b"\x28" + _varint(quality)
+    return head, tail
+
+
+def _encode_uniform_signals(signals: tuple[SignalItem, ...]) -> bytes | None:
+    """The common batch, encoded in C: every signal alike but for an ASCII value, all of one
+    length.  The same bytes as the loop in :func:`_encode_submission`; None otherwise."""
+    if len(signals) < 2:
+        return None
+    keys = set(map(_SIGNAL_KEY, signals))
+    if len(keys) != 1:
+        return None
+    values = list(map(_SIGNAL_VALUE, signals))
+    if any(type(v) is not str for v in values) or len(set(map(len, values))) != 1:
+        return None
+    width = len(values[0])
+    joined = "".join(values)
+    if not width or not joined.isascii():
+        return None
+    template = _signal_template_bytes(next(iter(keys)))
+    if template is None:
+        return None
+    head, tail = template
+    item_length = len(head) + 1 + len(_varint(width)) + width + len(tail)
+    prefix = b"\x12" + _varint(item_length) + head + b"\x12" + _varint(width)
+    # latin-1 maps bytes 0-255 to the same code points, so the join happens on str in C
+    between = (tail + prefix).decode("latin-1")
+    return prefix + between.join(values).encode("latin-1") + tail
 
 
 def encode(body: Body) -> bytes:

@@ -48,6 +48,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from forum_client.errors import InvalidInputError, VerificationError, WeakKeyError
+from forum_client.files import FileTooLargeError
+from forum_client.files import read_bounded as _read_bounded
 from forum_client.files import write_new_file as _write_new_file
 
 PUBLIC_KEY_SIZE = 32
@@ -681,11 +683,10 @@ def _pub_path(path: StrPath) -> Path:
 
 
 def _read_small(path: Path, field: str) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(MAX_KEY_FILE_BYTES + 1)
-    if len(data) > MAX_KEY_FILE_BYTES:
-        raise InvalidInputError.field(field, f"larger than {MAX_KEY_FILE_BYTES} bytes")
-    return data
+    try:
+        return _read_bounded(path, MAX_KEY_FILE_BYTES, "a key file")
+    except FileTooLargeError as exc:
+        raise InvalidInputError.field(field, str(exc)) from None
 
 
 __all__ = [

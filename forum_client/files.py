@@ -8,6 +8,34 @@ from pathlib import Path
 PRIVATE = 0o600
 PUBLIC = 0o644
 
+# Size limits of the small files the tools read whole (units: bytes).  A bundle holds three
+# PEM certificates/keys and the trust root (about 4 KiB); the limits leave room for long
+# certificate chains but stop `--profile /dev/zero` or a misplaced video from being read.
+MAX_BUNDLE_BYTES = 1024 * 1024
+MAX_PEM_BYTES = 1024 * 1024
+MAX_NOTE_BYTES = 64 * 1024
+MAX_TAXONOMY_BYTES = 16 * 1024 * 1024
+
+
+class FileTooLargeError(ValueError):
+    """A file is larger than the limit for its kind (or endless, like ``/dev/zero``)."""
+
+
+def read_bounded(path: Path | str, limit: int, what: str) -> bytes:
+    """Read the whole of ``path``, refusing more than ``limit`` bytes.
+
+    Raises FileTooLargeError naming ``what``, the path and the limit (reading stops after
+    ``limit + 1`` bytes, so a device or a huge file costs no time), and OSError as ``open``
+    does.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLargeError(
+            f"{path}: larger than {limit:,} bytes, too large for {what} (is it the right file?)"
+        )
+    return data
+
 
 def write_new_file(path: Path | str, data: bytes, mode: int) -> None:
     """Create ``path`` with ``mode`` holding ``data``, atomically and without overwriting.

@@ -31,7 +31,7 @@ sizes differ and no proof or local copy can decide.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -103,12 +103,50 @@ def compare_checkpoints(
     return Comparison(a.size, b.size, "consistency proof")
 
 
-def compare_with_store(store: LocalStore, note: bytes) -> Comparison:
+UNREACHABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "UNKNOWN"})
+"""Transport failures that say nothing about the forum's history (it was not reached)."""
+
+
+def fetch_proof_or_evidence(
+    fetch: Callable[[int, int], Sequence[bytes]],
+    note_a: bytes,
+    note_b: bytes,
+    trust_root: TrustRoot,
+) -> Sequence[bytes]:
+    """The consistency proof between the two notes' sizes from ``fetch`` (the forum).
+
+    The forum signed both checkpoints, so an honest one can always prove the smaller is a
+    prefix of the larger: a forum that answers but refuses is itself evidence of a fork
+    (:class:`ForkError`).  A forum that cannot be reached raises TransportError.
+    """
+    from .errors import TransportError
+
+    a = verify_checkpoint_note(note_a, trust_root)
+    b = verify_checkpoint_note(note_b, trust_root)
+    small, large = sorted((a.size, b.size))
+    try:
+        return fetch(small, large)
+    except TransportError as exc:
+        if exc.code in UNREACHABLE:
+            raise
+        raise ForkError(
+            f"the forum signed checkpoints {small} and {large} but refuses to prove one extends "
+            f"the other ({exc.code}: {exc})",
+            note_a,
+            note_b,
+        ) from None
+
+
+def compare_with_store(
+    store: LocalStore,
+    note: bytes,
+    fetch_proof: Callable[[int, int], Sequence[bytes]] | None = None,
+) -> Comparison:
     """Check another member's signed checkpoint against a verified local copy.
 
     When ``note`` is no larger than the copy, its root is recomputed from the stored
-    (verified) leaves: no server is asked.  A larger one needs a consistency proof (use
-    :func:`compare_checkpoints` with the copy's checkpoint and a proof from the forum).
+    (verified) leaves: no server is asked.  A larger one needs a consistency proof from
+    the copy's size, asked of ``fetch_proof`` (the forum); without it InvalidInputError.
     The note is verified with the trust root the copy is pinned to.  Raises StoreError
     when the copy cannot be read.
     """
@@ -118,7 +156,10 @@ def compare_with_store(store: LocalStore, note: bytes) -> Comparison:
         raise InvalidInputError.field("db", f"{store.path} holds no verified checkpoint yet")
     other: Checkpoint = verify_checkpoint_note(note, trust_root)
     if other.size > mine.size:
-        return compare_checkpoints(mine.checkpoint_note, note, trust_root)
+        proof = None
+        if fetch_proof is not None:
+            proof = fetch_proof_or_evidence(fetch_proof, mine.checkpoint_note, note, trust_root)
+        return compare_checkpoints(mine.checkpoint_note, note, trust_root, proof)
     rng = CompactRange.empty()
     for _index, h in store.leaf_hashes(0, other.size):
         rng.append(h)
@@ -134,4 +175,10 @@ def compare_with_store(store: LocalStore, note: bytes) -> Comparison:
     return Comparison(mine.size, other.size, "recomputed from the local copy")
 
 
-__all__ = ["Comparison", "ForkError", "compare_checkpoints", "compare_with_store"]
+__all__ = [
+    "Comparison",
+    "ForkError",
+    "compare_checkpoints",
+    "compare_with_store",
+    "fetch_proof_or_evidence",
+]

@@ -36,6 +36,7 @@ from typing import Protocol
 from . import entries as e
 from .errors import REJECT_PERMISSION, EntryRejectedError, InvalidInputError, Violations
 from .signals import SIGNAL_TYPES, ContentType
+from .signals.versions import parse_version
 from .verifier import LogState
 
 MAX_VIOLATIONS = 100
@@ -73,18 +74,18 @@ def _no_such(scope: str) -> str:
     return f"no such signal in group {scope}" if scope else "no such signal"
 
 
-def _check_ref(p: Violations, field: str, type_: str, value: str) -> bool:
+def _check_ref(p: Violations, field: str, type_: str, value: str, version: int) -> bool:
     kind = SIGNAL_TYPES.get(type_)
     if kind is None:
         p.add(f"{field}.type", f"unknown signal type {type_!r}")
         return False
     try:
-        normal = kind.normalize(value)
+        normal = kind.normalize(value, version)
     except InvalidInputError as exc:
         p.add(f"{field}.value", exc.violations[0].reason if exc.violations else str(exc))
         return False
     if normal != value:
-        p.add(f"{field}.value", f"not normalised (expected {normal!r})")
+        p.add(f"{field}.value", f"not normalised (expected {normal!r}, rules version {version})")
         return False
     return True
 
@@ -113,6 +114,7 @@ def _submission_clean(state: LogState, body: e.Submission) -> bool:
     """
     limits = state.limits
     signals = body.signals
+    version = parse_version(body.header.normalization)
     n = len(signals)
     if n == 0 or n > limits.max_batch_signals or len(body.scope) > MAX_TEXT:
         return False
@@ -137,7 +139,7 @@ def _submission_clean(state: LogState, body: e.Submission) -> bool:
             by_type[t].append(v)
     for type_, group in by_type.items():
         kind = SIGNAL_TYPES.get(type_)
-        if kind is None or not kind.all_canonical(group):
+        if kind is None or not kind.all_canonical(group, version):
             return False
     return len(set(zip(types, values, strict=True))) == n
 
@@ -148,6 +150,7 @@ def check_submission(state: LogState, body: e.Submission) -> None:
             return
     except Exception:  # odd input: the item-by-item checks below decide
         pass
+    version = parse_version(body.header.normalization)
     p = Violations(MAX_VIOLATIONS)
     limits = state.limits
     _check_count(p, len(body.signals), limits.max_batch_signals)
@@ -155,7 +158,7 @@ def check_submission(state: LogState, body: e.Submission) -> None:
     seen: set[tuple[str, str]] = set()
     for i, s in enumerate(body.signals):
         field = f"signals[{i}]"
-        if _check_ref(p, field, s.type, s.value):
+        if _check_ref(p, field, s.type, s.value, version):
             if (s.type, s.value) in seen:
                 p.add(f"{field}.value", "the same signal twice in one submission")
             seen.add((s.type, s.value))
@@ -185,6 +188,7 @@ def check_submission(state: LogState, body: e.Submission) -> None:
 def check_retraction(
     state: LogState, body: e.Retraction, lookup: SignalLookup, index: int | None = None
 ) -> None:
+    version = parse_version(body.header.normalization)
     p = Violations(MAX_VIOLATIONS)
     _check_count(p, len(body.signals), state.limits.max_batch_signals)
     _check_text(p, "reason", body.reason, required=True)
@@ -193,7 +197,7 @@ def check_retraction(
     is_operator = state.members[author].role is e.Role.OPERATOR
     for i, ref in enumerate(body.signals):
         field = f"signals[{i}]"
-        if not _check_ref(p, field, ref.type, ref.value):
+        if not _check_ref(p, field, ref.type, ref.value, version):
             continue
         if is_operator:
             if not lookup.signal_exists(ref.type, ref.value, scope):
@@ -212,9 +216,10 @@ def check_retraction(
 
 
 def check_opinion(state: LogState, body: e.Opinion, lookup: SignalLookup) -> None:
+    version = parse_version(body.header.normalization)
     p = Violations(MAX_VIOLATIONS)
     ref = body.signal
-    if _check_ref(p, "signal", ref.type, ref.value) and not lookup.signal_exists(
+    if _check_ref(p, "signal", ref.type, ref.value, version) and not lookup.signal_exists(
         ref.type, ref.value, body.scope
     ):
         p.add("signal", _no_such(body.scope))
@@ -224,9 +229,10 @@ def check_opinion(state: LogState, body: e.Opinion, lookup: SignalLookup) -> Non
 
 def check_dispute(body: e.Dispute, lookup: SignalLookup) -> None:
     """A dispute names a signal the respondent has an active descriptor on, and a reason."""
+    version = parse_version(body.header.normalization)
     p = Violations(MAX_VIOLATIONS)
     ref = body.signal
-    if _check_ref(p, "signal", ref.type, ref.value):
+    if _check_ref(p, "signal", ref.type, ref.value, version):
         if not lookup.signal_exists(ref.type, ref.value):
             p.add("signal", "no such signal")
         elif not lookup.submitted_by(body.respondent, ref.type, ref.value):
@@ -237,10 +243,11 @@ def check_dispute(body: e.Dispute, lookup: SignalLookup) -> None:
 
 
 def check_benign_list(body: e.BenignList) -> None:
+    version = parse_version(body.header.normalization)
     p = Violations(MAX_VIOLATIONS)
     for name, refs in (("add", body.add), ("remove", body.remove)):
         for i, ref in enumerate(refs):
-            _check_ref(p, f"{name}[{i}]", ref.type, ref.value)
+            _check_ref(p, f"{name}[{i}]", ref.type, ref.value, version)
     p.raise_if_any("benign list")
 
 

@@ -48,6 +48,7 @@ acknowledges it (``forum-client security-report --acknowledge``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -57,6 +58,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .checkpoint import Checkpoint
+from .cosignature import QuorumVerdict, WitnessPolicy, verify_quorum
 from .envelope import Envelope
 from .errors import (
     ConfigError,
@@ -73,6 +75,7 @@ from .sigcheck import PendingChecks, SignatureChecker, default_threads
 from .source import Batch, ForumSource, Redacted
 from .store import LocalStore, SyncTransaction
 from .verifier import TrustRoot
+from .witness_gossip import WitnessView, ask_witnesses
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,8 @@ WITHHELD = "withheld"
 LEAK = "leak"  # reported, not blocking: see the module docstring
 CHECKPOINT_POLICY = "checkpoint-policy"
 UNPROVABLE = "unprovable-checkpoint"
+UNWITNESSED = "unwitnessed-checkpoint"
+WITNESS_DISAGREES = "witness-disagrees"
 
 # A forum that answers these to a proof request about a checkpoint it signed cannot prove it
 _REFUSALS = frozenset({"INVALID_ARGUMENT", "OUT_OF_RANGE", "FAILED_PRECONDITION", "NOT_FOUND"})
@@ -106,6 +111,12 @@ class SyncConfig:
     backoff_max_seconds: float = 5.0  # follow mode: reconnect delay doubles up to this
     max_entries_ahead: int = 10_000  # follow mode: entries a checkpoint must cover, at most
     max_clock_skew_seconds: float = 24 * 3600.0  # entries made later than now + this are flagged
+    # Witnesses (issue #9): a checkpoint needs the policy's quorum of cosignatures, each
+    # no older than this and not ahead of this machine's clock by more than the skew.
+    witness_max_age_seconds: int = 3600
+    witness_clock_skew_seconds: int = 60
+    ask_witnesses: bool = True  # after a sync, ask each witness what it holds (gossip)
+    witness_timeout_seconds: float = 10.0  # one request to a witness, at most
     signature_threads: int | None = None  # threads checking signatures ahead; None = 1 per CPU,
     # 0 = none (every signature checked inline, in the apply)
 
@@ -131,6 +142,7 @@ class SyncResult:
     is impossible: before 1970, or later than this machine's clock plus the allowed skew.
     They verify (the log's rules do not judge clocks) but the forum should not have taken
     them: its server refuses member entries far from its own clock."""
+    witnesses: tuple[WitnessView, ...] = ()  # what each witness said (after a sync)
 
 
 class SyncSecurityError(VerificationError):
@@ -184,6 +196,7 @@ class Syncer:
         checkpoint_policy: CheckpointPolicy | None = None,
     ) -> None:
         self.source = source
+        self.witnessed: QuorumVerdict | None = None
         self.checkpoint_policy = checkpoint_policy
         self.store = store
         who = reader or store.reader()
@@ -407,8 +420,67 @@ class Syncer:
                         served=note,
                         proof=proof,
                     ) from None
+        self._check_witnesses(cp, note)
         self.cp, self.cp_note = cp, note
         return cp
+
+    # ---- witnesses (issue #9) ----
+
+    def gossip(self, result: SyncResult) -> SyncResult:
+        """Ask each witness of the policy what it holds (:mod:`forum_client.witness_gossip`)
+        and return ``result`` with their answers.  A witness holding another history than
+        the verified copy is evidence: kept, and SyncSecurityError raised."""
+        policy = self.witness_policy()
+        note = self.cp_note
+        if not (self.config.ask_witnesses and policy.enforced) or note is None:
+            return result
+        views = ask_witnesses(
+            policy,
+            note,
+            self.source.consistency_proof,
+            timeout=self.config.witness_timeout_seconds,
+        )
+        for view in views:
+            if view.outcome == "disagrees":
+                message = (
+                    f"witness {view.name} holds another history than checkpoint "
+                    f"{result.size} (at its size {view.size}: {view.detail})"
+                )
+                evidence_id = self.store.record_evidence(
+                    WITNESS_DISAGREES, message, stored_checkpoint=note
+                )
+                log.error("security failure %s: %s", WITNESS_DISAGREES, message)
+                raise SyncSecurityError(WITNESS_DISAGREES, message, None, evidence_id)
+        return dataclasses.replace(result, witnesses=tuple(views))
+
+    def witness_policy(self) -> WitnessPolicy:
+        """The policy in force: the newer of the one pinned in the trust root and the one
+        the verified log states."""
+        pinned = self.root.witness_policy
+        state = self.replay.state
+        learnt = state.witness_policy if state is not None else pinned
+        return learnt if learnt.version >= pinned.version else pinned
+
+    def _check_witnesses(self, cp: Checkpoint, note: bytes) -> None:
+        """The quorum check (pure: :func:`~forum_client.cosignature.verify_quorum`); fails
+        closed with ``unwitnessed-checkpoint`` evidence naming what was missing."""
+        policy = self.witness_policy()
+        if not policy.enforced:
+            return
+        verdict = verify_quorum(
+            note,
+            policy,
+            now=int(self.wall_clock()),
+            max_age=self.config.witness_max_age_seconds,
+            skew=self.config.witness_clock_skew_seconds,
+        )
+        if not verdict.ok:
+            raise self._fail(
+                UNWITNESSED,
+                f"checkpoint {cp.size} is not witnessed: {verdict.explain()}",
+                served=note,
+            )
+        self.witnessed = verdict
 
     def _consistency_proof(self, size: int, cp: Checkpoint, note: bytes) -> tuple[bytes, ...]:
         """The forum's proof that ``size`` is a prefix of ``cp``.  A forum that refuses to
@@ -594,6 +666,9 @@ class Syncer:
                 else f"the entries up to {rng.size} are not a prefix of checkpoint {cp.size}"
             )
             raise self._fail(ROOT_MISMATCH, f"{served}: {exc}", served=note, proof=proof) from None
+        # The checkpoint must also carry a quorum of the policy the entries it covers state
+        # (a member whose bundle predates the witness policy learns it here, before commit).
+        self._check_witnesses(cp, note)
         txn.commit(state, rng, note, cp.size, cp.root, proof)
         self.txn = None
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .entries import Label
 from .errors import InvalidInputError
+from .files import MAX_TAXONOMY_BYTES, read_bounded
 
 KINDS = ("behaviour", "entity", "incident")
 LABEL_ID_RE = re.compile(r"(behaviour|entity|incident):[a-z0-9][a-z0-9-]{0,62}")
@@ -87,7 +88,7 @@ def check_labels(labels: tuple[Label, ...]) -> None:
 def load_labels(path: Path) -> tuple[Label, ...]:
     """Read a vocabulary file: a JSON list of {id, kind, title, description}."""
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = json.loads(read_bounded(path, MAX_TAXONOMY_BYTES, "a taxonomy file"))
         labels = tuple(
             Label(str(x["id"]), str(x["kind"]), str(x["title"]), str(x.get("description", "")))
             for x in doc

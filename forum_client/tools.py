@@ -5,7 +5,11 @@ it): the exit-code contract and the bulk-input readers, public and stable.
   exit codes below and one human message (the library itself never exits);
 - :func:`exit_code_for`: the code and label of one error;
 - :func:`detect_format` / :func:`read_signals`: stream CSV or JSON Lines signal files,
-  naming ``FILE:LINE`` in every error.
+  naming ``FILE:LINE`` in every error;
+- :func:`version_option`, :func:`connection_hint` and the option types (``ADDRESS``,
+  ``MEMBER_ID``...) that check every value while the command line is parsed (exit 2 naming
+  the option);
+- :func:`read_bounded`: read a small file whole, refusing more than a limit.
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration, 4 the forum
 refused or could not be reached, 5 a security failure, 6 local store failure.
@@ -24,14 +28,34 @@ from .cli_errors import (
     EXIT_STORE,
     EXIT_TRANSPORT,
     EXIT_USAGE,
+    connection_hint,
     exit_code_for,
     exit_with,
     run,
+    version_option,
+)
+from .cli_types import (
+    ADDRESS,
+    DATABASE,
+    HOST,
+    INCIDENT_ID,
+    MEMBER_ID,
+    NAME,
+    ORIGIN,
+    REQUIRED_GROUP_ID,
+    REQUIRED_TEXT,
+    SIGNAL_TYPE,
+    TEXT,
+    FiniteRange,
+    signal_option,
 )
 from .errors import StoreError
+from .files import MAX_PEM_BYTES, FileTooLargeError, read_bounded
 from .inputfiles import detect_format, read_signals
 
 __all__ = [
+    "ADDRESS",
+    "DATABASE",
     "EXIT_CONFIG",
     "EXIT_FAILURE",
     "EXIT_OK",
@@ -39,10 +63,26 @@ __all__ = [
     "EXIT_STORE",
     "EXIT_TRANSPORT",
     "EXIT_USAGE",
+    "HOST",
+    "INCIDENT_ID",
+    "MAX_PEM_BYTES",
+    "MEMBER_ID",
+    "NAME",
+    "ORIGIN",
+    "REQUIRED_GROUP_ID",
+    "REQUIRED_TEXT",
+    "SIGNAL_TYPE",
+    "TEXT",
+    "FileTooLargeError",
+    "FiniteRange",
     "StoreError",
+    "connection_hint",
     "detect_format",
     "exit_code_for",
     "exit_with",
+    "read_bounded",
     "read_signals",
     "run",
+    "signal_option",
+    "version_option",
 ]

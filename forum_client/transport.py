@@ -16,6 +16,10 @@ from .profile import Bundle
 T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""The largest request sent: the default genesis ``Limits.max_message_bytes``."""
+RECEIVE_MARGIN_BYTES = 1024 * 1024
+"""What a response may hold beyond one largest entry: a ``GetEntries`` batch is at most
+4 MiB, or one entry alone when that entry is larger, plus framing and a checkpoint."""
 
 
 def open_channel(bundle: Bundle, server: str | None = None) -> grpc.Channel:
@@ -26,7 +30,7 @@ def open_channel(bundle: Bundle, server: str | None = None) -> grpc.Channel:
         certificate_chain=bundle.client_certificate,
     )
     options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES + RECEIVE_MARGIN_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.keepalive_time_ms", 30_000),
     ]

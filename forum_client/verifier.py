@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import entries as e
+from .cosignature import Witness, WitnessPolicy
 from .envelope import (
     Envelope,
     SigningKey,
@@ -57,6 +58,11 @@ from .scopes import SALT_BYTES, ScopeClaim, verify_scope_claim
 from .taxonomy import check_labels
 
 OPERATOR_ID = "operator"
+# Sequence numbers: signed 64-bit (SQLite's INTEGER), and each entry may step at most
+# MAX_SEQUENCE_STEP above its key's last, so no single entry can use up a key: it takes
+# 2^43 entries to reach the bound.
+MAX_SEQUENCE = 2**63 - 1
+MAX_SEQUENCE_STEP = 2**20
 MEMBER_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")
 INCIDENT_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 GROUP_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -76,12 +82,29 @@ def check_member_id(member_id: str) -> str:
 
 @dataclass(frozen=True)
 class TrustRoot:
-    """What a member pins: the forum's origin and the operator's and log's public keys."""
+    """What a member pins: the forum's origin and the operator's and log's public keys, and
+    the witness policy the log stated when the bundle was issued (a newer one learnt from
+    the verified log replaces it; it is not part of the forum's identity, so equality
+    ignores it)."""
 
     origin: str
     operator_public_key: bytes
     log_public_key: bytes
     log_key_name: str
+    witness_policy: WitnessPolicy = field(default_factory=WitnessPolicy, compare=False)
+
+
+def policy_from_entry(body: e.WitnessSet) -> WitnessPolicy:
+    """The :class:`WitnessPolicy` a witness-set entry states.
+
+    Raises:
+        InvalidInputError: a bad witness name, URL, key, or quorum.
+    """
+    for w in body.witnesses:
+        if len(w.url) > 2048 or (w.url and not w.url.startswith(("http://", "https://"))):
+            raise InvalidInputError.field("witnesses.url", f"{w.url[:80]!r} is not an http(s) URL")
+    witnesses = tuple(Witness(w.name, w.public_key, w.url) for w in body.witnesses)
+    return WitnessPolicy(witnesses, body.quorum, body.version)
 
 
 @dataclass
@@ -193,6 +216,21 @@ def make_genesis(
     return operator_key.sign(e.payload_type_of(body), e.encode(body))
 
 
+def _check_canonical(index: int, envelope: Envelope, body: e.Body) -> None:
+    """A signed body must be the one canonical encoding of what it says (decode, re-encode,
+    compare): fields in number order, each once, minimal varints, no unknown fields and no
+    default values written out.  Otherwise an author could hide bytes in a signed entry that
+    every member then stores."""
+    if e.encode(body) != envelope.body:
+        raise EntryRejectedError(
+            REJECT_BODY,
+            "body",
+            "not in canonical encoding (unknown or repeated fields, fields out of order, "
+            "non-minimal varints or explicit defaults)",
+            index,
+        )
+
+
 def board_problem(public_keys: tuple[bytes, ...], threshold: int) -> str | None:
     """Why ``public_keys`` with ``threshold`` is not a valid board, or None if it is: 1 to
     32 distinct acceptable Ed25519 keys and 1 <= threshold <= their number."""
@@ -253,6 +291,7 @@ class LogState:
         self.debriefed: set[str] = set()
         self.declared: set[str] = set()  # declared by the crisis protocol (not legacy)
         self.disputes: dict[str, DisputeRecord] = {}
+        self.witness_policy = WitnessPolicy()  # no witnesses until an operator names some
         self.groups: dict[str, GroupRecord] = {}
 
     @classmethod
@@ -268,6 +307,7 @@ class LogState:
             raise EntryRejectedError(REJECT_BODY, "body", f"genesis: {exc}", 0) from None
         if not isinstance(body, e.Genesis):
             raise EntryRejectedError(REJECT_BODY, "payload_type", "entry 0 is not genesis", 0)
+        _check_canonical(0, envelope, body)
         if key_id(body.operator_public_key) not in envelope.signer_ids:
             raise EntryRejectedError(
                 REJECT_UNKNOWN_KEY, "key_id", "genesis not signed by its operator key", 0
@@ -403,6 +443,7 @@ class LogState:
             body = e.decode(envelope.payload_type, envelope.body)
         except InvalidInputError as exc:
             raise EntryRejectedError(REJECT_BODY, "body", str(exc), index) from None
+        _check_canonical(index, envelope, body)
         self._check_header(index, envelope, key, body)
         self._check_body(index, body)
         if isinstance(body, e.MEMBER_BODY_TYPES):
@@ -425,6 +466,7 @@ class LogState:
             body = e.decode(envelope.payload_type, envelope.body)  # unverified until counted
         except InvalidInputError as exc:
             raise reject(REJECT_BODY, "body", str(exc)) from None
+        _check_canonical(index, envelope, body)
         allowed = self.board_keys()
         incoming: dict[bytes, bytes] = {}
         if isinstance(body, e.BoardRotation):
@@ -483,11 +525,11 @@ class LogState:
             raise reject(
                 REJECT_PERMISSION, "header.key_id", "the key named in the header did not sign"
             )
-        if h.sequence in self.board_sequences or h.sequence == 0:
+        if h.sequence in self.board_sequences or not 0 < h.sequence <= MAX_SEQUENCE:
             raise reject(
                 REJECT_SEQUENCE,
                 "header.sequence",
-                f"board sequence {h.sequence} is already used (or 0)",
+                f"board sequence {h.sequence} is already used (or 0, or above {MAX_SEQUENCE})",
             )
         if type(body) is e.Genesis:
             raise reject(REJECT_BODY, "payload_type", "a second genesis")
@@ -555,6 +597,14 @@ class LogState:
                 REJECT_SEQUENCE,
                 "header.sequence",
                 f"sequence {h.sequence} is not above {last}, the last of this key",
+                index,
+            )
+        if h.sequence > MAX_SEQUENCE or h.sequence - last > MAX_SEQUENCE_STEP:
+            raise EntryRejectedError(
+                REJECT_SEQUENCE,
+                "header.sequence",
+                f"sequence {h.sequence} jumps more than {MAX_SEQUENCE_STEP} above {last}, the "
+                f"last of this key, or above {MAX_SEQUENCE}",
                 index,
             )
         author = self.members[key.member_id]
@@ -636,6 +686,18 @@ class LogState:
             self._check_dispute(index, body)
         elif isinstance(body, (e.GroupCreated, e.GroupMember, e.GroupClosed)):
             self._check_group(index, body)
+        elif isinstance(body, e.WitnessSet):
+            if body.version <= self.witness_policy.version:
+                raise bad(
+                    "version",
+                    f"version {body.version} is not above {self.witness_policy.version}",
+                    REJECT_CONFLICT,
+                )
+            try:
+                policy_from_entry(body)
+            except InvalidInputError as exc:
+                field = exc.violations[0].field if exc.violations else "witnesses"
+                raise bad(field, str(exc)) from None
         elif isinstance(body, e.Incident):
             if not INCIDENT_ID_RE.fullmatch(body.incident_id):
                 raise bad("incident_id", f"{body.incident_id!r} is not 1-63 of a-z 0-9 -")
@@ -941,3 +1003,5 @@ class LogState:
                     self.keys[kid] = KeyRecord(kid, OPERATOR_ID, pk, index)
             self.board = set(incoming)
             self.board_threshold = body.threshold
+        elif isinstance(body, e.WitnessSet):
+            self.witness_policy = policy_from_entry(body)

@@ -30,10 +30,13 @@ from grpc_reflection.v1alpha import reflection
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError
 from forum_client.protocol import messages as forum_pb2
+from forum_client.tools import MAX_PEM_BYTES, read_bounded
 
 from .auth import Authenticator
 from .config import ServerConfig
+from .cosigner import Cosigner
 from .leadership import Leadership, LeaseConfig
+from .limits import ConcurrencyLimiter, ConcurrencyLimits
 from .ratelimit import RateLimiter
 from .sequencer import Sequencer
 from .services._calls import add_service
@@ -113,6 +116,7 @@ class ForumServer:
     sequencer: Sequencer
     store: ServerStore
     config: ServerConfig
+    cosigner: Cosigner
     leadership: Leadership | None = None
     leadership_task: asyncio.Task[None] | None = None
     metrics: ServerMetrics | None = None
@@ -121,6 +125,7 @@ class ForumServer:
         """Health NOT_SERVING first, then let in-flight calls finish within the grace."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.config.grace_seconds if grace is None else grace)
+        await self.cosigner.stop()
         if self.leadership_task is not None:
             self.leadership_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,6 +176,7 @@ async def _start(
         limiter=limiter,
         max_clock_skew_seconds=config.max_clock_skew_seconds,
     )
+    cosigner = Cosigner(sequencer, config)
     auth = Authenticator(store, lambda: sequencer.state)
     server = grpc.aio.server(
         options=[
@@ -180,11 +186,15 @@ async def _start(
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
-    services = ForumService(sequencer, auth, config), AdminService(sequencer, auth, config)
-    for service in services:
-        service.before_call = sequencer.refresh
-    add_service(server, services[0], "Forum")
-    add_service(server, services[1], "Admin")
+    shares = ConcurrencyLimiter(ConcurrencyLimits.from_config(config))
+    services = (
+        ForumService(sequencer, auth, config, cosigner),
+        AdminService(sequencer, auth, config),
+    )
+    for servicer, name in zip(services, ("Forum", "Admin"), strict=True):
+        servicer.limiter = shares
+        servicer.before_call = sequencer.refresh
+        add_service(server, servicer, name)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [
@@ -194,10 +204,14 @@ async def _start(
         reflection.SERVICE_NAME,
     ]
     reflection.enable_server_reflection(names, server)
+    try:
+        key = read_bounded(paths.server_key, MAX_PEM_BYTES, "the server key")
+        cert = read_bounded(paths.server_cert, MAX_PEM_BYTES, "the server certificate")
+        ca = read_bounded(paths.ca_cert, MAX_PEM_BYTES, "the CA certificate")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{paths.root}: cannot read the server's TLS files ({exc})") from None
     credentials = grpc.ssl_server_credentials(
-        [(paths.server_key.read_bytes(), paths.server_cert.read_bytes())],
-        root_certificates=paths.ca_cert.read_bytes(),
-        require_client_auth=True,
+        [(key, cert)], root_certificates=ca, require_client_auth=True
     )
     try:
         port = server.add_secure_port(listen, credentials)
@@ -233,12 +247,15 @@ async def _start(
             LeaseConfig(config.lease_seconds, config.follow_store_seconds),
         )
         task = asyncio.get_running_loop().create_task(leadership.run(), name="leadership")
+    cosigner.start()
     for name in names[:2]:
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "forum %s serving on port %d (log size %d)", sequencer.state.origin, port, sequencer.size
     )
-    return ForumServer(server, port, health, sequencer, store, config, leadership, task, metrics)
+    return ForumServer(
+        server, port, health, sequencer, store, config, cosigner, leadership, task, metrics
+    )
 
 
 async def serve(

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from forum_client.errors import ConfigError
-from forum_client.tools import run
+from forum_client.tools import ADDRESS, DATABASE, FiniteRange, run, version_option
 
 from .app import serve
 from .check import run_checks
@@ -19,6 +19,7 @@ from .config import ServerConfig
 
 
 @click.group(help="Run a Shared-Signal Forum server.")
+@version_option()
 def cli() -> None:
     pass
 
@@ -27,11 +28,12 @@ def cli() -> None:
 @click.option(
     "--data-dir",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="The server directory made by `forum-admin init` (DIR/server).",
 )
 @click.option(
     "--listen",
+    type=ADDRESS,
     default="127.0.0.1:7443",
     show_default=True,
     help="HOST:PORT to bind; port 0 picks a free port and prints it.",
@@ -40,19 +42,20 @@ def cli() -> None:
     "--grace",
     default=10.0,
     show_default=True,
-    type=float,
-    help="Seconds in-flight calls get to finish on shutdown.",
+    type=FiniteRange(0, 3600),
+    help="Seconds in-flight calls get to finish on shutdown (0-3600).",
 )
 @click.option(
     "--log-level",
     default="INFO",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     help="One log line per call at INFO.",
 )
 @click.option(
     "--database",
     metavar="URL",
+    type=DATABASE,
     envvar="FORUM_DATABASE_URL",
     help="postgresql://USER@HOST:PORT/DB to serve (default: what `forum-admin init` "
     "recorded, else DATA_DIR/forum.db). Any number of servers can share one PostgreSQL "
@@ -63,7 +66,7 @@ def cli() -> None:
     "--lease",
     default=3.0,
     show_default=True,
-    type=click.FloatRange(min=0.5),
+    type=FiniteRange(min=0.5),
     help="PostgreSQL only: seconds after which a silent leader is replaced.",
 )
 @click.option(
@@ -83,7 +86,9 @@ def serve_command(
     lease: float,
     metrics_listen: str,
 ) -> None:
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     config = ServerConfig(grace_seconds=grace, lease_seconds=lease, metrics_listen=metrics_listen)
     host = listen.rsplit(":", 1)[0]
 

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ServerConfig:
     max_message_bytes: int = 64 * 1024 * 1024  # largest request the server accepts
-    max_concurrent_rpcs: int = 1024
+    max_concurrent_rpcs: int = 1024  # gRPC's one pool of call slots, for everyone
+    # Each member's share of it (forum_server.limits): open streams, unary calls in flight;
+    # all streams together leave `reserved_calls` slots for unary calls and health checks.
+    streams_per_member: int = 16
+    calls_per_member: int = 64
+    reserved_calls: int = 128
     entries_per_message: int = 256  # entries in one GetEntries batch, at most
     batch_bytes: int = 4 * 1024 * 1024  # a GetEntries batch stops growing past this size
     follow_poll_seconds: float = 15.0  # a follow stream re-checks this often with no news
@@ -24,3 +29,8 @@ class ServerConfig:
     lease_seconds: float = 3.0  # a leader silent this long is replaced
     follow_store_seconds: float = 0.1  # a non-leader looks for new entries this often
     metrics_listen: str = ""  # HOST:PORT to serve Prometheus /metrics on; empty: none
+    # Witnesses (issue #9): see cosigner.py.
+    witness_timeout_seconds: float = 5.0  # one add-checkpoint call, at most
+    witness_straggler_seconds: float = 0.25  # a round waits this long past its quorum
+    witness_refresh_seconds: float = 300.0  # an idle log's checkpoint is re-cosigned this often
+    witness_backoff_max_seconds: float = 30.0  # a failing witness is retried at most this late

@@ -78,7 +78,9 @@ class LocalForum:
 
     def operator(self) -> Operator:
         """An operator session (close it, or use it as a context manager)."""
-        return Operator.open(self.operator_profile, server=self.address)
+        return Operator.open(
+            self.operator_profile, server=self.address, member_address=self.address
+        )
 
     def enroll(self, member_id: str, role: Role = Role.MEMBER) -> EnrolledMember:
         """Admit a member the way a real one is: own key, proof of possession, bundle."""
@@ -230,6 +232,44 @@ def start_server_process(
         proc.kill()
         proc.wait()
         raise RuntimeError(f"forum-server did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[1].strip()
+
+
+def start_witness_process(
+    data_dir: Path | str,
+    log_vkey_files: Iterable[Path | str],
+    *,
+    log_level: str = "WARNING",
+    stderr: int | None = subprocess.DEVNULL,
+) -> tuple[subprocess.Popen[str], str]:
+    """Start a real ``forum-witness serve`` process on a free port of 127.0.0.1; return it
+    and its URL (``http://127.0.0.1:PORT``) once it is listening."""
+    logs = [arg for path in log_vkey_files for arg in ("--log", str(path))]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "forum_server.witness.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            log_level,
+            *logs,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the witness prints its URL once it is ready
+    if "listening on" not in line:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"forum-witness did not start: {line!r}")
     return proc, line.rsplit(" ", 1)[1].strip()
 
 

@@ -10,13 +10,27 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-extras=${EXTRAS:-dev,media,postgres,metrics,report}
+# EXTRAS picks the optional extras (default: everything the tests need); EXTRAS= (empty)
+# installs only what serving needs.  SHOW_INSTALL=1 shows pip's progress as it works.
+extras=${EXTRAS-dev,media,postgres,metrics,report,witness,pytx,stix,misp}
+spec=.
+[ -n "$extras" ] && spec=".[$extras]"
 stamp=.venv/.installed-$( { cat pyproject.toml; echo "$extras"; } | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
 if [ ! -e "$stamp" ]; then
-    echo "installing the project and its dependencies into .venv (log: .venv/install.log)" >&2
-    if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
-           .venv/bin/python -m pip install --disable-pip-version-check -e ".[$extras]"; } \
-        >.venv/install.log 2>&1; then
+    echo "installing the project${extras:+ with extras $extras} into .venv (log: .venv/install.log;" \
+        "about a minute on a fresh clone)" >&2
+    install() {
+        .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+            .venv/bin/python -m pip install --disable-pip-version-check -e "$spec"
+    }
+    if [ "${SHOW_INSTALL:-0}" = 1 ]; then
+        install 2>&1 | tee .venv/install.log | grep --line-buffered -E \
+            '^(Collecting|Building|Installing|Successfully|  Building|ERROR)' >&2 || true
+        ok=${PIPESTATUS[0]}
+    else
+        install >.venv/install.log 2>&1 && ok=0 || ok=$?
+    fi
+    if [ "$ok" != 0 ]; then
         tail -n 30 .venv/install.log >&2
         echo "error: installing the project into .venv failed (see .venv/install.log)" >&2
         exit 1

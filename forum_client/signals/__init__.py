@@ -25,7 +25,7 @@ import list below.
 from __future__ import annotations
 
 # The built-in types register themselves on import.
-from forum_client.signals import domain, hashes, pdq, url, vpdq
+from forum_client.signals import domain, hashes, pdq, url, versions, vpdq
 from forum_client.signals.base import (
     SIGNAL_TYPES,
     ContentType,
@@ -48,5 +48,6 @@ __all__ = [
     "pdq",
     "register",
     "url",
+    "versions",
     "vpdq",
 ]

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import ClassVar, TypeVar
 
 from forum_client.errors import InvalidInputError
+from forum_client.signals.versions import CURRENT
 
 
 class ContentType(StrEnum):
@@ -34,21 +35,22 @@ class SignalType(ABC):
     """The content type assumed when a submission does not say."""
 
     @abstractmethod
-    def normalize(self, value: str) -> str:
-        """Return the canonical form of ``value``.
+    def normalize(self, value: str, version: int = CURRENT) -> str:
+        """Return the canonical form of ``value`` under normalisation ``version``
+        (:mod:`forum_client.signals.versions`; types whose rule never changed ignore it).
 
         Raises:
             InvalidInputError: field ``"value"``, if ``value`` can never be a valid signal.
         """
 
-    def all_canonical(self, values: list[str]) -> bool:
-        """Whether every value is already in canonical form (``normalize(v) == v``).
+    def all_canonical(self, values: list[str], version: int = CURRENT) -> bool:
+        """Whether every value is already in canonical form (``normalize(v, version) == v``).
 
         A fast path for checking whole batches; False says only that some value is not (the
         caller then finds which, and why, one by one).
         """
         try:
-            return all(self.normalize(v) == v for v in values)
+            return all(self.normalize(v, version) == v for v in values)
         except InvalidInputError:
             return False
 
@@ -99,13 +101,14 @@ def get_signal_type(name: str) -> SignalType:
     )
 
 
-def normalize(type_name: str, value: str) -> str:
-    """Normalise ``value`` as a signal of type ``type_name``.
+def normalize(type_name: str, value: str, version: int = CURRENT) -> str:
+    """Normalise ``value`` as a signal of type ``type_name`` (under ``version``, by default the
+    current rules).
 
     Raises:
         InvalidInputError: field ``"type"`` for an unknown type, ``"value"`` for a bad value.
     """
-    return get_signal_type(type_name).normalize(value)
+    return get_signal_type(type_name).normalize(value, version)
 
 
 @dataclass(frozen=True, slots=True)

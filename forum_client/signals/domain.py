@@ -7,11 +7,13 @@ Normalisation, in order:
    in brackets).
 2. Drop one trailing dot (``example.com.`` -> ``example.com``).
 3. Split into labels on ``.`` and on the IDNA dots U+3002, U+FF0E, U+FF61.
-4. Convert each label to ASCII: an ASCII label is lowercased; any other label goes through IDNA
-   2003 ``ToASCII`` (the stdlib ``encodings.idna`` codec: nameprep, then punycode with the
-   ``xn--`` prefix), then is lowercased.  So ``Bücher.example`` -> ``xn--bcher-kva.example``.
-   IDNA 2003 maps some characters that IDNA 2008 keeps (``ß`` -> ``ss``, ``ς`` -> ``σ``), and
-   it deletes a few invisible ones (soft hyphen, zero-width joiner).
+4. Convert each label to ASCII.  An ASCII label is lowercased.  Any other label, under the
+   current rule (normalisation version 2), goes through UTS #46 non-transitional processing and
+   IDNA 2008 with the ``idna`` package (``straße.de`` -> ``xn--strae-oqa.de``, ``ß`` kept as
+   the IDNA 2008 standard and every browser now do).  Under version 1, the rule of the first
+   release kept so that old log entries still verify, it went through IDNA 2003 ``ToASCII``
+   (``encodings.idna``: nameprep, which maps ``ß`` -> ``ss`` and ``ς`` -> ``σ``).  See
+   :mod:`forum_client.signals.versions`.
 5. Check each ASCII label: 1 to 63 characters from ``a-z``, ``0-9`` and ``-``, not starting or
    ending with ``-``.  A label starting with ``xn--`` must be valid punycode that round-trips
    through IDNA ``ToUnicode``.
@@ -22,6 +24,10 @@ Normalisation, in order:
 >>> from forum_client.signals.base import normalize
 >>> normalize("domain", " WWW.Example.COM. ")
 'www.example.com'
+>>> normalize("domain", "straße.de"), normalize("domain", "xn--strae-oqa.de")
+('xn--strae-oqa.de', 'xn--strae-oqa.de')
+>>> normalize("domain", "straße.de", version=1)
+'strasse.de'
 """
 
 from __future__ import annotations
@@ -31,8 +37,11 @@ import functools
 import ipaddress
 import re
 
+import idna
+
 from forum_client.errors import InvalidInputError
 from forum_client.signals.base import ContentType, SignalType, register
+from forum_client.signals.versions import CURRENT, V1
 
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
@@ -49,8 +58,12 @@ def _invalid(reason: str) -> InvalidInputError:
 
 
 @functools.lru_cache(maxsize=4096)
-def _idna_to_ascii(label: str) -> str:
-    """IDNA 2003 ToASCII of a non-ASCII label, lowercased (cached: IDNA costs ~50 µs)."""
+def _idna2003_to_ascii(label: str) -> str:
+    """Version 1: IDNA 2003 ToASCII of a non-ASCII label, lowercased (cached: IDNA costs ~50 µs).
+
+    ``encodings.idna`` runs nameprep on the Unicode 3.2 tables (``unicodedata.ucd_3_2_0``), the
+    same on every Python version.
+    """
     try:
         return encodings.idna.ToASCII(label).decode("ascii").lower()
     except UnicodeError as exc:
@@ -58,20 +71,42 @@ def _idna_to_ascii(label: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _check_a_label(label: str) -> None:
-    """Reject an ``xn--`` label that is not valid punycode (cached like ToASCII)."""
+def _idna2008_to_ascii(label: str) -> str:
+    """Version 2: UTS #46 non-transitional mapping, then IDNA 2008 ToASCII, of one label."""
     try:
-        encodings.idna.ToUnicode(label)
-    except UnicodeError as exc:
+        encoded = idna.encode(label, uts46=True, std3_rules=True, transitional=False)
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise _invalid(f"label {label[:70]!r} is not a valid IDNA 2008 label: {exc}") from None
+    ascii_label = encoded.decode("ascii")
+    if "." in ascii_label:  # UTS #46 maps a few characters (U+2488 '⒈') to a dot
+        raise _invalid(f"label {label[:70]!r} maps to more than one label under UTS #46")
+    return ascii_label
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_a_label(label: str, version: int) -> None:
+    """Reject an ``xn--`` label that is not valid punycode for ``version`` (cached)."""
+    try:
+        if version == V1:
+            encodings.idna.ToUnicode(label)
+            return
+        unicode_label = idna.decode(label)
+        if idna.encode(unicode_label) != label.encode("ascii"):
+            raise idna.IDNAError("does not round-trip")
+    except (idna.IDNAError, UnicodeError) as exc:
         raise _invalid(f"label {label!r} is not valid punycode: {exc}") from None
 
 
-def _label_to_ascii(label: str, *, allow_underscore: bool) -> str:
+def _label_to_ascii(label: str, *, allow_underscore: bool, version: int) -> str:
     """One label in ASCII (lowercase), or InvalidInputError."""
     if not label:
         raise _invalid("empty label (leading dot or two dots in a row)")
     from_unicode = not label.isascii()
-    ascii_label = _idna_to_ascii(label) if from_unicode else label.lower()
+    if from_unicode:
+        to_ascii = _idna2003_to_ascii if version == V1 else _idna2008_to_ascii
+        ascii_label = to_ascii(label)
+    else:
+        ascii_label = label.lower()
     if len(ascii_label) > MAX_LABEL_LENGTH:
         raise _invalid(
             f"label {ascii_label[:20]!r}... is {len(ascii_label)} characters in ASCII "
@@ -89,11 +124,13 @@ def _label_to_ascii(label: str, *, allow_underscore: bool) -> str:
                 )
         raise _invalid(f"label {ascii_label!r} must not start or end with '-'")
     if not from_unicode and ascii_label.startswith("xn--"):  # ToASCII output is valid already
-        _check_a_label(ascii_label)
+        _check_a_label(ascii_label, version)
     return ascii_label
 
 
-def _host_to_ascii(host: str, *, allow_underscore: bool = False) -> list[str]:
+def _host_to_ascii(
+    host: str, *, allow_underscore: bool = False, version: int = CURRENT
+) -> list[str]:
     """The ASCII labels of ``host`` (one trailing dot dropped), or InvalidInputError.
 
     Shared with :mod:`forum_client.signals.url`, which allows ``_`` in labels as browsers do.
@@ -103,7 +140,7 @@ def _host_to_ascii(host: str, *, allow_underscore: bool = False) -> list[str]:
     if not host:
         raise _invalid("empty host name")
     labels = [
-        _label_to_ascii(label, allow_underscore=allow_underscore)
+        _label_to_ascii(label, allow_underscore=allow_underscore, version=version)
         for label in _IDNA_DOTS.split(host)
     ]
     length = sum(map(len, labels)) + len(labels) - 1
@@ -134,7 +171,7 @@ class Domain(SignalType):
     name = "domain"
     default_content_type = ContentType.URL
 
-    def normalize(self, value: str) -> str:
+    def normalize(self, value: str, version: int = CURRENT) -> str:
         if not isinstance(value, str):
             raise _invalid(f"domain must be a string, got {type(value).__name__}")
         text = value.strip()
@@ -148,7 +185,7 @@ class Domain(SignalType):
             raise _invalid("an IP address is not a domain")
         if "/" in text or ":" in text:
             raise _invalid("a domain has no scheme, port or path: use the 'url' type for URLs")
-        labels = _host_to_ascii(text)
+        labels = _host_to_ascii(text, version=version)
         if len(labels) < 2:
             raise _invalid(
                 f"single-label name {labels[0]!r} is not a public domain "

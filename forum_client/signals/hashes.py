@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from forum_client.errors import InvalidInputError
 from forum_client.signals.base import ContentType, SignalType, register
+from forum_client.signals.versions import CURRENT
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _LOWER_HEX = b"0123456789abcdef"
@@ -31,21 +32,22 @@ class HexSignalType(SignalType):
         if "hex_digits" in cls.__dict__:
             cls._pattern = re.compile(f"[0-9a-fA-F]{{{cls.hex_digits}}}")
 
-    def all_canonical(self, values: list[str]) -> bool:
+    def all_canonical(self, values: list[str], version: int = CURRENT) -> bool:
         # One regex over the whole batch: every value exactly ``hex_digits`` long, and all of
         # them together nothing but lowercase hex digits.
         if not values:
             return True
         if set(map(type, values)) != {str}:
-            return super().all_canonical(values)
+            return super().all_canonical(values, version)
         if set(map(len, values)) != {self.hex_digits}:
             return False
         joined = "".join(values)
         # ASCII, and nothing left once every lowercase hex digit is deleted.
         return joined.isascii() and not joined.encode("ascii").translate(None, _LOWER_HEX)
 
-    def normalize(self, value: str) -> str:
-        # Hot path: one precompiled fullmatch and one lower() for already-clean input.
+    def normalize(self, value: str, version: int = CURRENT) -> str:
+        # The same rule in every version.  Hot path: one precompiled fullmatch and one
+        # lower() for already-clean input.
         if type(value) is str:
             if self._pattern.fullmatch(value) is not None:
                 return value.lower()

@@ -14,9 +14,12 @@ order:
    * userinfo (``user:password@``) is rejected: credentials must never be shared;
    * the host is required; percent-escapes in the host are rejected;
    * a bracketed IPv6 literal is kept in brackets in its RFC 5952 form (lowercase, compressed:
-     ``[2001:DB8:0::1]`` -> ``[2001:db8::1]``); zone identifiers and IPvFuture are rejected;
+     ``[2001:DB8:0::1]`` -> ``[2001:db8::1]``), always in hexadecimal groups as browsers write
+     it, IPv4-mapped ones too (``[::ffff:192.0.2.1]`` -> ``[::ffff:c000:201]``); zone
+     identifiers and IPvFuture are rejected;
    * any other host is converted per label like the ``domain`` type (one trailing dot dropped,
-     IDNA dots, lowercase, IDNA 2003 ``ToASCII``: ``Bücher.example`` -> ``xn--bcher-kva.example``),
+     IDNA dots, lowercase, UTS #46 + IDNA 2008 under version 2, IDNA 2003 under version 1:
+     ``Bücher.example`` -> ``xn--bcher-kva.example``),
      except that ``_`` is allowed in labels and a single label (``localhost``) is accepted;
    * a host whose last label is numeric must be a dotted-quad IPv4 address (``127.0.0.1``);
      other numeric forms (``127.1``, ``0x7f.0.0.1``, leading zeros) are rejected as ambiguous;
@@ -40,22 +43,28 @@ order:
 
 The result is ``scheme://host[:port]path[?query]``, pure ASCII.
 
+Every step is this module's own code (splitting, percent-encoding, IP address formatting), not
+``urllib.parse`` or ``ipaddress`` output, whose behaviour differs between Python versions; see
+:mod:`forum_client.signals.versions`.
+
 >>> from forum_client.signals.base import normalize
 >>> normalize("url", "HTTP://Example.COM:80/a/./b/../c?x=1#frag")
 'http://example.com/a/c?x=1'
 >>> normalize("url", "https://bücher.example/%7euser/caf%c3%a9 2")
 'https://xn--bcher-kva.example/~user/caf%C3%A9%202'
+>>> normalize("url", "http://[::FFFF:192.0.2.1]:8080/")
+'http://[::ffff:c000:201]:8080/'
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import quote, urlsplit
 
 from forum_client.errors import InvalidInputError
 from forum_client.signals.base import ContentType, SignalType, register
 from forum_client.signals.domain import _ends_in_number, _host_to_ascii
+from forum_client.signals.versions import CURRENT
 
 MAX_URL_LENGTH = 8192
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -78,6 +87,71 @@ def _invalid(reason: str) -> InvalidInputError:
     return InvalidInputError.field("value", reason)
 
 
+def _percent_encode(text: str, safe: str) -> str:
+    """Percent-encode (UTF-8, upper-case hex) every character neither unreserved nor in ``safe``.
+
+    Pinned here rather than ``urllib.parse.quote`` (same output today, but its safe set has
+    changed before).  Raises UnicodeEncodeError for a lone surrogate.
+    """
+    keep = _UNRESERVED.union(safe)
+    out: list[str] = []
+    for char in text:
+        if char in keep:
+            out.append(char)
+        else:
+            out.extend(f"%{byte:02X}" for byte in char.encode("utf-8"))
+    return "".join(out)
+
+
+def _split(text: str, scheme_end: int) -> tuple[str, str, str]:
+    """``(netloc, path, query)`` of ``scheme://netloc path ?query #fragment``.
+
+    ``text[scheme_end:]`` starts with ``//``.  The netloc runs to the first ``/``, ``?`` or
+    ``#``; the fragment is dropped (RFC 3986 appendix B, what ``urlsplit`` does for http).
+    """
+    rest = text[scheme_end + 2 :]
+    rest = rest.partition("#")[0]
+    cut = len(rest)
+    for stop in "/?":
+        index = rest.find(stop)
+        if 0 <= index < cut:
+            cut = index
+    netloc, rest = rest[:cut], rest[cut:]
+    path, _, query = rest.partition("?")
+    return netloc, path, query
+
+
+def _ipv6_text(packed: bytes) -> str:
+    """RFC 5952 text of a 16-byte address in hexadecimal groups (WHATWG URL serialisation):
+    the first longest run of two or more zero groups becomes ``::``."""
+    groups = [int.from_bytes(packed[i : i + 2], "big") for i in range(0, 16, 2)]
+    best_start, best_len, start = -1, 0, -1
+    for i, group in enumerate([*groups, 1]):
+        if group == 0 and start < 0:
+            start = i
+        elif group != 0 and start >= 0:
+            if i - start > best_len:
+                best_start, best_len = start, i - start
+            start = -1
+    texts = [f"{g:x}" for g in groups]
+    if best_len < 2:
+        return ":".join(texts)
+    return ":".join(texts[:best_start]) + "::" + ":".join(texts[best_start + best_len :])
+
+
+def _ipv4_text(dotted: str) -> str | None:
+    """``a.b.c.d`` if ``dotted`` is a dotted quad (each 0-255, no leading zeros), else None."""
+    parts = dotted.split(".")
+    if len(parts) != 4:
+        return None
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or len(part) > 3:
+            return None
+        if (len(part) > 1 and part[0] == "0") or int(part) > 255:
+            return None
+    return dotted
+
+
 def _fix_escape(match: re.Match[str]) -> str:
     escape = match.group()
     char = chr(int(escape[1:], 16))
@@ -95,7 +169,7 @@ def _normalize_component(text: str, safe: str, clean: re.Pattern[str], where: st
             "(encode a literal '%' as %25)"
         )
     try:
-        text = quote(text, safe=safe)
+        text = _percent_encode(text, safe)
     except UnicodeError:
         raise _invalid(f"the {where} is not valid Unicode (lone surrogate)") from None
     if "%" in text:
@@ -124,7 +198,7 @@ def _remove_dot_segments(path: str) -> str:
     return "/" + "/".join(output)
 
 
-def _normalize_host(host: str) -> str:
+def _normalize_host(host: str, version: int) -> str:
     if not host:
         raise _invalid("missing host")
     if host.startswith("["):
@@ -136,21 +210,21 @@ def _normalize_host(host: str) -> str:
         if literal[:1] in ("v", "V"):
             raise _invalid("IPvFuture host literals are not supported")
         try:
-            return f"[{ipaddress.IPv6Address(literal).compressed}]"
+            return f"[{_ipv6_text(ipaddress.IPv6Address(literal).packed)}]"
         except ValueError as exc:
             raise _invalid(f"invalid IPv6 address in brackets: {exc}") from None
     if "%" in host:
         raise _invalid("percent-escapes are not allowed in the host")
-    labels = _host_to_ascii(host, allow_underscore=True)
+    labels = _host_to_ascii(host, allow_underscore=True, version=version)
     if _ends_in_number(labels):
         dotted = ".".join(labels)
-        try:
-            return str(ipaddress.IPv4Address(dotted))
-        except ValueError:
-            raise _invalid(
-                f"numeric host {dotted!r} is not a dotted-quad IPv4 address (a.b.c.d, "
-                "each 0-255 without leading zeros)"
-            ) from None
+        address = _ipv4_text(dotted)
+        if address is not None:
+            return address
+        raise _invalid(
+            f"numeric host {dotted!r} is not a dotted-quad IPv4 address (a.b.c.d, "
+            "each 0-255 without leading zeros)"
+        )
     return ".".join(labels)
 
 
@@ -203,7 +277,7 @@ class Url(SignalType):
     name = "url"
     default_content_type = ContentType.URL
 
-    def normalize(self, value: str) -> str:
+    def normalize(self, value: str, version: int = CURRENT) -> str:
         if not isinstance(value, str):
             raise _invalid(f"url must be a string, got {type(value).__name__}")
         text = value.strip()
@@ -220,17 +294,14 @@ class Url(SignalType):
             cut = min((i for i in (text.find("?"), text.find("#")) if i >= 0), default=len(text))
             text = text[:cut].replace("\\", "/") + text[cut:]
         scheme = _check_scheme(text)
-        try:
-            parts = urlsplit(text)
-        except ValueError as exc:
-            raise _invalid(f"unparseable url: {exc}") from None
-        if "@" in parts.netloc:
+        netloc, raw_path, raw_query = _split(text, len(scheme) + 1)
+        if "@" in netloc:
             raise _invalid("userinfo ('user:password@') is not allowed: never share credentials")
-        host, port = _split_host_port(parts.netloc)
-        authority = _normalize_host(host) + _normalize_port(port, scheme)
-        path = _normalize_component(parts.path, _PATH_SAFE, _CLEAN_PATH, "path")
+        host, port = _split_host_port(netloc)
+        authority = _normalize_host(host, version) + _normalize_port(port, scheme)
+        path = _normalize_component(raw_path, _PATH_SAFE, _CLEAN_PATH, "path")
         path = _remove_dot_segments(path) if path else "/"
-        query = _normalize_component(parts.query, _QUERY_SAFE, _CLEAN_QUERY, "query")
+        query = _normalize_component(raw_query, _QUERY_SAFE, _CLEAN_QUERY, "query")
         result = (
             f"{scheme}://{authority}{path}?{query}" if query else f"{scheme}://{authority}{path}"
         )

@@ -50,6 +50,7 @@ from typing import Final
 
 from forum_client.errors import InvalidInputError
 from forum_client.signals.base import ContentType, SignalType, register
+from forum_client.signals.versions import CURRENT
 
 MAX_FRAMES: Final = 10_000
 """The most frames one vpdq signal may carry (about 800 KB of value)."""
@@ -182,7 +183,7 @@ class Vpdq(SignalType):
     name = "vpdq"
     default_content_type = ContentType.VIDEO
 
-    def normalize(self, value: str) -> str:
+    def normalize(self, value: str, version: int = CURRENT) -> str:  # one rule in every version
         return frames_to_value(parse_frames(value))
 
 

@@ -26,6 +26,7 @@ from .transaction import SyncTransaction
 
 if TYPE_CHECKING:
     from .matching import Matcher
+    from .scan import SignalRecord
 
 DEFAULT_CACHE_MIB = 128
 DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
@@ -302,6 +303,40 @@ class LocalStore:
         }
         with self.read() as con:
             return {k: int(con.execute(sql).fetchone()[0]) for k, sql in queries.items()}
+
+    def scan(
+        self, *, since: int = 0, include_retracted: bool = True, page: int = 1000
+    ) -> Iterator[SignalRecord]:
+        """Every signal with all the copy knows about it (descriptors, opinions, whether it is
+        benign, the last log index that changed it), in ``(type, value)`` order, streamed a
+        page at a time from one read snapshot (:mod:`forum_client.store.scan`).
+
+        ``since`` keeps the signals changed by an entry at or after that log index;
+        ``include_retracted=False`` drops retracted signals.  Raises StoreError.
+        """
+        from .scan import scan
+
+        with self.read() as con:
+            for record in scan(con, since, page):
+                if include_retracted or record.signal.active:
+                    yield record
+
+    def changed(self, start: int, end: int | None = None) -> Iterator[SignalRecord]:
+        """The current record of every signal that an entry in ``[start, end)`` touched, once
+        each, in the order of the first entry that touched it (memory: the keys of the
+        signals changed in that range).  Raises StoreError."""
+        from .scan import changed_keys, records
+
+        def keys() -> Iterator[tuple[str, str]]:
+            seen: set[tuple[str, str]] = set()
+            for _, key in changed_keys(self.leaves(start, end)):
+                if key not in seen:
+                    seen.add(key)
+                    yield key
+
+        ordered = list(keys())
+        with self.read() as con:
+            yield from records(con, ordered)
 
     def redacted_groups(self) -> set[str]:
         """The groups this copy holds entries of as leaf hashes only."""

@@ -8,6 +8,7 @@ import json
 import sqlite3
 
 from .. import entries as e
+from ..cosignature import Witness, WitnessPolicy
 from ..verifier import DisputeRecord, GroupRecord, KeyRecord, LogState, MemberRecord
 
 
@@ -97,6 +98,9 @@ def state_to_json(state: LogState) -> str:
         "debriefed": sorted(state.debriefed),
         "declared": sorted(state.declared),
         "disputes": [dataclasses.astuple(d) for d in state.disputes.values()],
+        "witness_version": state.witness_policy.version,
+        "witnesses": [[w.name, w.public_key.hex(), w.url] for w in state.witness_policy.witnesses],
+        "witness_quorum": state.witness_policy.quorum,
     }
     return json.dumps(doc, separators=(",", ":"))
 
@@ -157,6 +161,11 @@ def state_from_json(genesis_leaf: bytes, text: str) -> LogState:
     state.debriefed = set(doc.get("debriefed", []))
     state.declared = set(doc.get("declared", []))
     state.disputes = {d[0]: DisputeRecord(*d) for d in doc.get("disputes", [])}
+    state.witness_policy = WitnessPolicy(  # the keys are absent before issue #9
+        tuple(Witness(n, bytes.fromhex(k), u) for n, k, u in doc.get("witnesses", [])),
+        int(doc.get("witness_quorum", 0)),
+        int(doc.get("witness_version", 0)),
+    )
     return state
 
 

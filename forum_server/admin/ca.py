@@ -22,6 +22,10 @@ from forum_server.auth import member_uri
 CA_DAYS = 3650
 SERVER_DAYS = 825
 CLIENT_DAYS = 397
+# A member certificate lives at least a day (0 would be born expired and lock the member
+# out) and never outlives the CA.
+MIN_CERT_DAYS = 1
+MAX_CERT_DAYS = CA_DAYS
 
 
 @dataclass(frozen=True)

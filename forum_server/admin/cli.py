@@ -17,23 +17,56 @@ from forum_client import entries as e
 from forum_client.envelope import load_public_key
 from forum_client.errors import InvalidInputError
 from forum_client.taxonomy import load_labels
-from forum_client.tools import detect_format, read_signals, run
+from forum_client.tools import (
+    ADDRESS,
+    HOST,
+    INCIDENT_ID,
+    MEMBER_ID,
+    NAME,
+    ORIGIN,
+    REQUIRED_GROUP_ID,
+    REQUIRED_TEXT,
+    SIGNAL_TYPE,
+    TEXT,
+    detect_format,
+    read_signals,
+    run,
+    signal_option,
+    version_option,
+)
 from forum_client.verifier import GroupRecord
 
 from .backup import backup_forum, restore_forum
+from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS
 from .cli_board import COMMANDS as BOARD_COMMANDS
 from .cli_board import operator_from
+from .cli_witness import witness
 from .init import DEFAULT_ADDRESS, init_forum
+
+_DAYS = click.option(
+    "--days",
+    default=CLIENT_DAYS,
+    show_default=True,
+    type=click.IntRange(MIN_CERT_DAYS, MAX_CERT_DAYS),
+    help=f"Days the member's certificate is valid ({MIN_CERT_DAYS}-{MAX_CERT_DAYS}).",
+)
 
 
 @click.group(help="Administer a Shared-Signal Forum: the operator's tool.")
+@version_option()
 @click.option(
     "--profile",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
     envvar="FORUM_ADMIN_PROFILE",
     help="The operator profile directory (DIR/operator from `init`); or set FORUM_ADMIN_PROFILE.",
 )
-@click.option("--server", help="HOST:PORT of the forum, overriding the profile's address.")
+@click.option(
+    "--server",
+    type=ADDRESS,
+    help="HOST:PORT to reach the forum at, instead of the profile's address (the one `init "
+    "--address` set). Bundles that `member add` and `credentials reissue` write point at this "
+    "address too, so use it only when members reach the forum there as well.",
+)
 @click.pass_context
 def cli(ctx: click.Context, profile: Path | None, server: str | None) -> None:
     ctx.obj = {"profile": profile, "server": server}
@@ -47,21 +80,28 @@ _operator = operator_from
     "Refuses if DIR already holds a forum."
 )
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--name", required=True, help="The forum's display name.")
-@click.option("--origin", help="The log's origin (default: derived from --name).")
+@click.option("--name", type=NAME, required=True, help="The forum's display name.")
+@click.option(
+    "--origin",
+    type=ORIGIN,
+    help="The log's origin (default: derived from --name, with a random tag).",
+)
 @click.option(
     "--host",
     "hosts",
+    type=HOST,
     multiple=True,
     help="Extra DNS name or IP for the server certificate (repeatable); "
     "localhost and 127.0.0.1 are always included.",
 )
 @click.option(
     "--address",
+    type=ADDRESS,
     default=DEFAULT_ADDRESS,
     show_default=True,
-    help="HOST:PORT members' bundles point at; several servers: HOST:PORT,HOST:PORT,... "
-    "(the SDK spreads calls over them and skips one that is down).",
+    help="HOST:PORT members' bundles (and the operator profile) point at; several servers: "
+    "HOST:PORT,HOST:PORT,... (the SDK spreads calls over them and skips one that is down). "
+    "Serve the forum there with `forum-server serve --listen`.",
 )
 @click.option(
     "--database",
@@ -111,6 +151,8 @@ def init(
         board_keys=tuple(load_public_key(p) for p in board_key_files),
         threshold=threshold,
     )
+    host, _, port = address.split(",")[0].rpartition(":")
+    listen = address if host in ("127.0.0.1", "localhost", "[::1]") else f"0.0.0.0:{port}"
     click.echo(f"created forum {root.origin!r} in {directory}")
     if board_key_files:
         n = 1 + len(board_key_files)
@@ -121,9 +163,16 @@ def init(
             "--default --out taxonomy.json, then sign by the board and submit"
         )
     click.echo(
-        f"  server:   forum-server serve --data-dir {directory / 'server'} --listen {address}"
+        f"  server:   forum-server serve --data-dir {directory / 'server'} --listen {listen}"
     )
-    click.echo(f"  operator: forum-admin --profile {directory / 'operator'} member list")
+    click.echo(f"  members reach it at {address} (their bundles point there)")
+    local = "" if listen == address else f" --server 127.0.0.1:{port}"
+    click.echo(f"  operator: forum-admin --profile {directory / 'operator'}{local} member list")
+    if local:
+        click.echo(
+            f"            ({local.strip()} reaches the server from its own machine, before "
+            f"{host} resolves; bundles still point at {address})"
+        )
 
 
 @cli.group(help="Admit, list, suspend and reinstate members; rotate their keys.")
@@ -136,12 +185,12 @@ def member() -> None:
     help="Admit MEMBER_ID with its signing key (KEY.pub from "
     "`forum-client keygen`) and write its credentials bundle.",
 )
-@click.argument("member_id")
-@click.option("--name", "display_name", required=True, help="The member's display name.")
+@click.argument("member_id", type=MEMBER_ID)
+@click.option("--name", "display_name", type=NAME, required=True, help="The member's display name.")
 @click.option(
     "--signing-key",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="The member's public key file, with its proof of possession.",
 )
 @click.option(
@@ -157,7 +206,7 @@ def member() -> None:
     show_default=True,
     help="Observers sync and match but cannot submit.",
 )
-@click.option("--days", default=397, show_default=True, help="Certificate validity.")
+@_DAYS
 @click.pass_context
 def member_add(
     ctx: click.Context,
@@ -168,7 +217,8 @@ def member_add(
     role: str,
     days: int,
 ) -> None:
-    receipt = _operator(ctx).add_member(
+    op = _operator(ctx)
+    receipt = op.add_member(
         member_id,
         display_name=display_name,
         role=e.Role.parse(role),
@@ -176,7 +226,12 @@ def member_add(
         out=out,
         days=days,
     )
-    click.echo(f"admitted {member_id} ({role}) at log index {receipt.index}; bundle: {out}")
+    admitted = op.admitted.index if op.admitted else "?"
+    click.echo(
+        f"admitted {member_id} ({role}) at log index {admitted} (what `member list` shows as "
+        f"since #{admitted}), its key at log index {receipt.index}; bundle: {out} (pointing "
+        f"at {op.member_address})"
+    )
 
 
 @member.command("list", help="List members with role, status and active keys.")
@@ -196,8 +251,10 @@ def member_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @member.command("suspend", help="Suspend MEMBER_ID: its calls are refused from the next one.")
-@click.argument("member_id")
-@click.option("--reason", required=True, help="Recorded in the signed log entry.")
+@click.argument("member_id", type=MEMBER_ID)
+@click.option(
+    "--reason", type=REQUIRED_TEXT, required=True, help="Recorded in the signed log entry."
+)
 @click.pass_context
 def member_suspend(ctx: click.Context, member_id: str, reason: str) -> None:
     r = _operator(ctx).set_status(member_id, e.MemberStatus.SUSPENDED, reason)
@@ -205,9 +262,13 @@ def member_suspend(ctx: click.Context, member_id: str, reason: str) -> None:
 
 
 @member.command("reinstate", help="Reinstate a suspended MEMBER_ID.")
-@click.argument("member_id")
+@click.argument("member_id", type=MEMBER_ID)
 @click.option(
-    "--reason", default="reinstated", show_default=True, help="Recorded in the signed log entry."
+    "--reason",
+    type=REQUIRED_TEXT,
+    default="reinstated",
+    show_default=True,
+    help="Recorded in the signed log entry.",
 )
 @click.pass_context
 def member_reinstate(ctx: click.Context, member_id: str, reason: str) -> None:
@@ -220,11 +281,11 @@ def member_reinstate(ctx: click.Context, member_id: str, reason: str) -> None:
     help="Replace MEMBER_ID's signing key; the old key stays valid "
     "for entries before the rotation's log index.",
 )
-@click.argument("member_id")
+@click.argument("member_id", type=MEMBER_ID)
 @click.option(
     "--signing-key",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="The new public key file, with its proof of possession.",
 )
 @click.pass_context
@@ -243,14 +304,14 @@ def credentials() -> None:
     help="Issue MEMBER_ID a new certificate and bundle; its older "
     "certificates stop working at once.",
 )
-@click.argument("member_id")
+@click.argument("member_id", type=MEMBER_ID)
 @click.option(
     "--out",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where to write the new credentials bundle (mode 0600).",
 )
-@click.option("--days", default=397, show_default=True, help="Certificate validity.")
+@_DAYS
 @click.pass_context
 def credentials_reissue(ctx: click.Context, member_id: str, out: Path, days: int) -> None:
     revoked = _operator(ctx).reissue_credentials(member_id, out, days)
@@ -298,8 +359,8 @@ def incident() -> None:
 
 
 @incident.command("open", help="Open incident ID (1-63 of a-z 0-9 -).")
-@click.argument("incident_id")
-@click.option("--title", required=True, help="What happened, for members.")
+@click.argument("incident_id", type=INCIDENT_ID)
+@click.option("--title", type=REQUIRED_TEXT, required=True, help="What happened, for members.")
 @click.pass_context
 def incident_open(ctx: click.Context, incident_id: str, title: str) -> None:
     r = _operator(ctx).set_incident(incident_id, open=True, title=title)
@@ -309,7 +370,7 @@ def incident_open(ctx: click.Context, incident_id: str, title: str) -> None:
 
 
 @incident.command("close", help="Close incident ID (its label stays valid for history).")
-@click.argument("incident_id")
+@click.argument("incident_id", type=INCIDENT_ID)
 @click.pass_context
 def incident_close(ctx: click.Context, incident_id: str) -> None:
     r = _operator(ctx).set_incident(incident_id, open=False)
@@ -330,9 +391,9 @@ def group() -> None:
     help="Create sharing group GROUP_ID (1-63 of a-z 0-9 . _ -, starting a-z or 0-9); add "
     "members with `group add`.",
 )
-@click.argument("group_id")
-@click.option("--name", required=True, help="A short name members see.")
-@click.option("--description", default="", help="What the group is for.")
+@click.argument("group_id", type=REQUIRED_GROUP_ID)
+@click.option("--name", type=NAME, required=True, help="A short name members see.")
+@click.option("--description", type=TEXT, default="", help="What the group is for.")
 @click.pass_context
 def group_create(ctx: click.Context, group_id: str, name: str, description: str) -> None:
     r = _operator(ctx).create_group(group_id, name, description)
@@ -344,8 +405,8 @@ def group_create(ctx: click.Context, group_id: str, name: str, description: str)
     help="Add MEMBER_IDs to GROUP_ID (one signed entry each). They read the group's entries "
     "from the next log index on; earlier ones stay redacted for them.",
 )
-@click.argument("group_id")
-@click.argument("member_ids", nargs=-1, required=True)
+@click.argument("group_id", type=REQUIRED_GROUP_ID)
+@click.argument("member_ids", type=MEMBER_ID, nargs=-1, required=True)
 @click.pass_context
 def group_add(ctx: click.Context, group_id: str, member_ids: tuple[str, ...]) -> None:
     _set_group_members(ctx, group_id, member_ids, member=True)
@@ -366,16 +427,16 @@ def _set_group_members(
     help="Remove MEMBER_IDs from GROUP_ID: the group's later entries reach them redacted; "
     "what they already read stays theirs.",
 )
-@click.argument("group_id")
-@click.argument("member_ids", nargs=-1, required=True)
+@click.argument("group_id", type=REQUIRED_GROUP_ID)
+@click.argument("member_ids", type=MEMBER_ID, nargs=-1, required=True)
 @click.pass_context
 def group_remove(ctx: click.Context, group_id: str, member_ids: tuple[str, ...]) -> None:
     _set_group_members(ctx, group_id, member_ids, member=False)
 
 
 @group.command("close", help="Close GROUP_ID: nothing more may be shared with it.")
-@click.argument("group_id")
-@click.option("--reason", default="", help="Why (recorded in the signed entry).")
+@click.argument("group_id", type=REQUIRED_GROUP_ID)
+@click.option("--reason", type=TEXT, default="", help="Why (recorded in the signed entry).")
 @click.pass_context
 def group_close(ctx: click.Context, group_id: str, reason: str) -> None:
     r = _operator(ctx).close_group(group_id, reason)
@@ -415,7 +476,7 @@ def group_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @group.command("show", help="Show GROUP_ID with its membership history by log index.")
-@click.argument("group_id")
+@click.argument("group_id", type=REQUIRED_GROUP_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def group_show(ctx: click.Context, group_id: str, as_json: bool) -> None:
@@ -452,10 +513,13 @@ def _benign_refs(
     if input_path is None:
         if not type_ or not value:
             raise click.UsageError("give --type and --value, or --input FILE")
-        yield {"type": type_, "value": value}
-        return
+        return iter([signal_option(type_, value)])
     if type_ or value:
         raise click.UsageError("--input cannot be combined with --type/--value")
+    return _read_refs(input_path, fmt)
+
+
+def _read_refs(input_path: Path, fmt: str | None) -> Iterator[Any]:
     with input_path.open(newline="", encoding="utf-8") as stream:
         yield from read_signals(stream, fmt or detect_format(input_path), name=str(input_path))
 
@@ -476,7 +540,7 @@ def _benign_publish(ctx: click.Context, refs: Iterator[Any], adding: bool) -> No
 
 
 _BENIGN_OPTIONS = [
-    click.option("--type", "type_", help="Signal type: pdq, vpdq, md5, sha1, sha256, url, domain."),
+    click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type."),
     click.option("--value", help="The signal's value (normalised before signing)."),
     click.option(
         "--input",
@@ -615,7 +679,9 @@ def restore(
 
 
 @cli.command(help="List the audit log: every admin action, who, what, when, outcome.")
-@click.option("--limit", default=0, help="Only the last N records (0 = all).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=0, help="Only the last N records (0 = all)."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
 def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
@@ -631,6 +697,7 @@ def audit(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 for _command in BOARD_COMMANDS:
     cli.add_command(_command)
+cli.add_command(witness)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

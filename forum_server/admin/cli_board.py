@@ -21,6 +21,7 @@ from forum_client.client import normalize_ref
 from forum_client.envelope import SigningKey, load_public_key
 from forum_client.errors import InvalidInputError
 from forum_client.report import Redacted
+from forum_client.tools import connection_hint
 
 from .operator import Operator
 from .proposals import DEFAULT_TTL_MS, Proposal
@@ -32,6 +33,15 @@ def operator_from(ctx: click.Context) -> Operator:
     if profile is None:
         raise click.UsageError("this command needs --profile DIR/operator")
     op = Operator.open(profile, server=ctx.obj["server"])
+    where = str(Path(profile) / "bundle.json")
+    op.bundle.check_certificate(dt.datetime.now(dt.UTC), where)
+    ctx.find_root().obj["explain"] = lambda exc: connection_hint(
+        exc,
+        bundle=where,
+        server=op.server,
+        origin=op.origin,
+        member=op.bundle.member_id,
+    )
     ctx.call_on_close(lambda: op.__exit__(None, None, None))
     return op
 

@@ -32,14 +32,24 @@ from forum_client.profile import Bundle
 from forum_client.protocol import messages as pb
 from forum_client.protocol import services as pb_grpc
 from forum_client.receipts import verify_receipt
+from forum_client.signals.versions import CURRENT as NORMALIZATION
 from forum_client.taxonomy import check_labels
+from forum_client.tools import MAX_PEM_BYTES, FileTooLargeError, read_bounded
 from forum_client.transport import call
 from forum_client.verifier import GROUP_ID_RE, OPERATOR_ID, GroupRecord, LogState, check_member_id
 from forum_client.wire import Receipt, envelope_to_pb, receipt_from_pb
 
-from .ca import CLIENT_DAYS, KeyAndCert, issue_member_cert
+from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS, KeyAndCert, issue_member_cert
 from .init import OperatorPaths
 from .proposals import DEFAULT_TTL_MS, Board, Proposal
+
+
+def check_days(days: int) -> None:
+    """A certificate validity the CA may issue.  Raises InvalidInputError naming ``days``."""
+    if not MIN_CERT_DAYS <= days <= MAX_CERT_DAYS:
+        raise InvalidInputError.field(
+            "days", f"{days}: a certificate is valid {MIN_CERT_DAYS}-{MAX_CERT_DAYS} days"
+        )
 
 
 @dataclass(frozen=True)
@@ -71,23 +81,40 @@ class Operator:
         paths: OperatorPaths,
         *,
         server: str | None = None,
+        member_address: str | None = None,
         now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.paths = paths
+        if not paths.root.is_dir():
+            raise ConfigError(
+                f"{paths.root}: no operator profile there (it is DIR/operator, made by "
+                "`forum-admin init DIR`)"
+            )
         self.bundle = Bundle.load(paths.bundle)
         try:
             self.admin_key = SigningKey.load(paths.admin_key)
-            self.ca = KeyAndCert(paths.ca_key.read_bytes(), paths.ca_cert.read_bytes())
+            self.ca = KeyAndCert(
+                read_bounded(paths.ca_key, MAX_PEM_BYTES, "the CA key"),
+                read_bounded(paths.ca_cert, MAX_PEM_BYTES, "the CA certificate"),
+            )
         except FileNotFoundError as exc:
             raise ConfigError(f"{paths.root} is not an operator profile ({exc})") from None
+        except (FileTooLargeError, InvalidInputError) as exc:
+            raise ConfigError(f"{paths.root}: {exc}") from None
+        self.admitted: Receipt | None = None
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
-        self.server = server or self.bundle.server  # also what issued bundles point at
+        self.server = server or self.bundle.server  # where this session connects
+        # What issued bundles point at: where members reach the forum (init's --address),
+        # whatever address this session uses to reach it.
+        self.member_address = member_address or self.bundle.server
         self.forum = ForumClient(self.bundle, server=self.server)
         self.admin = self.forum.service_stub(pb_grpc.AdminStub)
 
     @classmethod
-    def open(cls, profile: str | Path, *, server: str | None = None) -> Operator:
-        return cls(OperatorPaths(Path(profile)), server=server)
+    def open(
+        cls, profile: str | Path, *, server: str | None = None, member_address: str | None = None
+    ) -> Operator:
+        return cls(OperatorPaths(Path(profile)), server=server, member_address=member_address)
 
     def __enter__(self) -> Operator:
         return self
@@ -154,15 +181,19 @@ class Operator:
         out: str | Path,
         days: int = CLIENT_DAYS,
     ) -> Receipt:
-        """Admit a member with its signing key and write its credentials bundle to ``out``."""
+        """Admit a member with its signing key and write its credentials bundle to ``out``.
+
+        Returns the key entry's receipt; the admission entry's (the index ``members()``
+        reports as ``admitted_at_index``) is kept in ``self.admitted``."""
         check_member_id(member_id)
+        check_days(days)
         if role is e.Role.OPERATOR:
             raise InvalidInputError.field("role", "members are members or observers")
         out = Path(out)
         if out.exists():
             raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
         admitted, key_added = self.admission(member_id, display_name, role, signing_key)
-        self._append(admitted)
+        self.admitted = self._append(admitted)
         receipt = self._append(key_added)
         self._issue_bundle(member_id, out, days, revoke_others=False)
         return receipt
@@ -181,6 +212,7 @@ class Operator:
         ]
 
     def _issue_bundle(self, member_id: str, out: Path, days: int, revoke_others: bool) -> int:
+        check_days(days)
         cert = issue_member_cert(self.ca, member_id, self.now(), days)
         response = call(
             self.admin.RegisterCredential,
@@ -192,13 +224,16 @@ class Operator:
             ),
             self.forum.timeout,
         )
+        from .witnesses import current_policy  # the policy the log states now
+
+        trust_root = replace(self.bundle.trust_root, witness_policy=current_policy(self))
         Bundle(
             member_id,
-            self.server,
+            self.member_address,
             self.ca.cert_pem,
             cert.cert_pem,
             cert.key_pem,
-            self.bundle.trust_root,
+            trust_root,
         ).save(out)
         return int(response.revoked)
 
@@ -227,6 +262,7 @@ class Operator:
         """A new certificate and bundle; every older certificate of the member stops working.
         Returns how many were revoked."""
         check_member_id(member_id)
+        check_days(days)
         out = Path(out)
         if out.exists():
             raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
@@ -238,7 +274,8 @@ class Operator:
         """The log's state replayed from its entries, every one verified (genesis against
         the pinned trust root)."""
         state: LogState | None = None
-        for index, envelope in self.forum.entries():
+        # the whole log, not only up to the newest witnessed checkpoint
+        for index, envelope in self.forum.entries(0, self.forum.status().log_size):
             if state is None:
                 state = LogState.from_genesis(envelope, self.bundle.trust_root)
             else:
@@ -284,7 +321,17 @@ class Operator:
         now_ms = int(self.now().timestamp() * 1000)
         first = max(state.board_last_sequence + 1, now_ms)
         bodies = [
-            make(e.Header(self.origin, OPERATOR_ID, b"", first + i, now_ms, now_ms + ttl_ms))
+            make(
+                e.Header(
+                    self.origin,
+                    OPERATOR_ID,
+                    b"",
+                    first + i,
+                    now_ms,
+                    now_ms + ttl_ms,
+                    normalization=NORMALIZATION,
+                )
+            )
             for i, make in enumerate(makes)
         ]
         return Proposal.create(bodies, self.board(state), summary, now_ms=now_ms)
@@ -325,7 +372,8 @@ class Operator:
         operator_key = self.bundle.trust_root.operator_public_key
         version = 0
         labels: tuple[e.Label, ...] = ()
-        for _, envelope in self.forum.entries():
+        # the whole log, not only up to the newest witnessed checkpoint
+        for _, envelope in self.forum.entries(0, self.forum.status().log_size):
             if envelope.payload_type != wanted:
                 continue
             envelope.verify(operator_key)

@@ -4,6 +4,7 @@ errors to precise gRPC statuses (with ``google.rpc`` details), and log one line 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -21,6 +22,7 @@ from forum_client.entries import Role
 from forum_client.protocol import messages as forum_pb2
 
 from ..auth import Authenticator, AuthError, Caller
+from ..limits import ConcurrencyLimiter
 from ..ratelimit import RateLimitedError
 
 log = logging.getLogger("forum_server.calls")
@@ -164,6 +166,12 @@ class Guarded:
     # Awaited before every call: a follower takes in what the leader committed, so that
     # no call sees the log (or the membership) older than something already acknowledged.
     before_call: Callable[[], Awaitable[None]] | None = None
+    limiter: ConcurrencyLimiter | None = None  # each member's share of the call slots
+
+    def _hold(self, member: str, streaming: bool) -> contextlib.AbstractContextManager[None]:
+        if self.limiter is None:
+            return contextlib.nullcontext()
+        return self.limiter.hold(member, streaming=streaming)
 
 
 S = TypeVar("S", bound=Guarded)
@@ -189,7 +197,8 @@ def unary(
                 caller = _identify(self.auth, context, roles)
                 member = caller.member_id
                 _check_decoded(request)
-                return await handler(self, request, caller)
+                with self._hold(member, streaming=False):
+                    return await handler(self, request, caller)
             except Exception as exc:
                 mapped = status_for(exc)  # once: an internal error is logged once
                 outcome = mapped[0].name
@@ -223,8 +232,9 @@ def stream(
                 caller = _identify(self.auth, context, roles)
                 member = caller.member_id
                 _check_decoded(request)
-                async for item in handler(self, request, caller):
-                    yield item
+                with self._hold(member, streaming=True):
+                    async for item in handler(self, request, caller):
+                        yield item
             except Exception as exc:
                 mapped = status_for(exc)
                 outcome = mapped[0].name

@@ -14,6 +14,7 @@ from forum_client.wire import envelope_from_pb, envelope_to_pb, receipt_to_pb, s
 
 from ..auth import Authenticator, Caller
 from ..config import ServerConfig
+from ..cosigner import Cosigner
 from ..sequencer import Sequencer
 from ..storage import StoredLeaf
 from ._calls import EVERYONE, WRITERS, Guarded, stream, unary
@@ -28,10 +29,17 @@ def envelope_from_request(entry: pb.Entry, limit: int) -> Envelope:
 
 
 class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
-    def __init__(self, sequencer: Sequencer, auth: Authenticator, config: ServerConfig) -> None:
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        auth: Authenticator,
+        config: ServerConfig,
+        cosigner: Cosigner,
+    ) -> None:
         self.sequencer = sequencer
         self.auth = auth
         self.config = config
+        self.cosigner = cosigner
 
     @unary(EVERYONE)
     async def GetStatus(self, request: pb.GetStatusRequest, caller: Caller) -> pb.GetStatusResponse:
@@ -54,6 +62,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
             forum_name=state.forum_name,
             log_size=self.sequencer.size,
             last_sequence_by_key_id=keys,
+            labels=sorted([*state.labels, *(f"incident:{i}" for i in state.incidents)]),
             groups=sorted(
                 g.group_id
                 for g in state.groups.values()
@@ -65,7 +74,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
     async def GetCheckpoint(
         self, request: pb.GetCheckpointRequest, caller: Caller
     ) -> pb.SignedCheckpoint:
-        return pb.SignedCheckpoint(note=self.sequencer.checkpoint_note)
+        return pb.SignedCheckpoint(note=self.cosigner.checkpoint()[1])
 
     @stream(EVERYONE)
     async def GetEntries(
@@ -83,8 +92,10 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
                 "end", f"end {end} is beyond the log's size {self.sequencer.size}"
             )
         while True:
-            # size and note change together in the sequencer (no await between them)
-            stop, note = end or self.sequencer.size, self.sequencer.checkpoint_note
+            # size and note change together (no await between them); with witnesses, the
+            # newest checkpoint a quorum cosigned
+            served_size, note = self.cosigner.checkpoint()
+            stop = end or served_size
             while start < stop:
                 leaves = await asyncio.to_thread(self._read_batch, start, stop, batch_size)
                 batch = pb.EntryBatch()
@@ -109,18 +120,19 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
                 yield batch
             if not request.follow or end:
                 return
-            await self.sequencer.wait_for_growth(start, timeout=self.config.follow_poll_seconds)
+            await self.cosigner.wait_beyond(start, timeout=self.config.follow_poll_seconds)
 
     def _read_batch(self, start: int, stop: int, max_count: int) -> list[StoredLeaf]:
-        """Up to ``max_count`` leaves from ``start``, and at most ``batch_bytes`` of them
-        (always at least one)."""
+        """Up to ``max_count`` leaves from ``start`` holding at most ``batch_bytes``, or the
+        first leaf alone when it is larger: a message never exceeds the larger of
+        ``batch_bytes`` and one entry (docs/protocol.md, section 7)."""
         leaves: list[StoredLeaf] = []
         size = 0
         for leaf in self.sequencer.store.leaves(start, min(stop, start + max_count)):
+            if leaves and size + len(leaf.leaf_bytes) > self.config.batch_bytes:
+                break
             leaves.append(leaf)
             size += len(leaf.leaf_bytes)
-            if size >= self.config.batch_bytes:
-                break
         return leaves
 
     @unary(EVERYONE)

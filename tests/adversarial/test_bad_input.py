@@ -153,6 +153,21 @@ def _field(number: int, data: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(data)) + data
 
 
+NOT_CANONICAL = ("INVALID_ARGUMENT", "invalid-body")
+
+
+def _non_minimal(body: bytes) -> bytes:
+    """The header's length written as two varint bytes instead of one."""
+    assert body[0] == 0x0A and body[1] < 0x80
+    return body[:1] + bytes([body[1] | 0x80, 0]) + body[2:]
+
+
+def _out_of_order(body: bytes) -> bytes:
+    """The header (field 1) moved after the signals (field 2)."""
+    header_end = 2 + body[1]
+    return body[header_end:] + body[:header_end]
+
+
 def envelope_cases(forum: LocalForum) -> list[tuple[str, pb.SubmitRequest | bytes, str, str]]:
     """(name, request, expected code, expected field or reason) for alice's channel."""
     key = forum.members["alice"].signing_key
@@ -283,6 +298,28 @@ def envelope_cases(forum: LocalForum) -> list[tuple[str, pb.SubmitRequest | byte
             "FAILED_PRECONDITION",
             "stale-sequence",
         ),
+        (
+            "sequence 2**63",
+            _signed(key, body(forum, "alice", key, sequence=2**63)),
+            "FAILED_PRECONDITION",
+            "stale-sequence",
+        ),
+        (
+            "sequence 2**64-1",
+            _signed(key, body(forum, "alice", key, sequence=2**64 - 1)),
+            "FAILED_PRECONDITION",
+            "stale-sequence",
+        ),
+        (
+            "sequence jumping more than the step bound (one entry would use up the key)",
+            _signed(key, body(forum, "alice", key, sequence=_next_seq(forum, key) + 2**20)),
+            "FAILED_PRECONDITION",
+            "stale-sequence",
+        ),
+        ("body with an unknown field", _signed(key, good + _field(99, b"x")), *NOT_CANONICAL),
+        ("body with a repeated header", _signed(key, good + _field(1, b"")), *NOT_CANONICAL),
+        ("body with a non-minimal varint", _signed(key, _non_minimal(good)), *NOT_CANONICAL),
+        ("body with fields out of order", _signed(key, _out_of_order(good)), *NOT_CANONICAL),
         (
             "body without a header",
             _signed(

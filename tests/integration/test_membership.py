@@ -67,8 +67,13 @@ def test_enrollment_through_the_clis(
         == 0
     )
     assert bundle.stat().st_mode & 0o777 == 0o600
+    # --server changed only where forum-admin connected: the bundle points at the forum's
+    # own address (init's --address), so the member reaches this test server with --server.
+    assert Bundle.load(bundle).server == Bundle.load(forum.operator_profile).server
     capsys.readouterr()
-    assert client_main(["--profile", str(bundle), "status", "--json"]) == 0
+    assert (
+        client_main(["--profile", str(bundle), "--server", forum.address, "status", "--json"]) == 0
+    )
     status = json.loads(capsys.readouterr().out)
     assert status["member_id"] == "dana"
     assert status["role"] == "member"

@@ -131,3 +131,28 @@ def test_fast_decode_takes_the_uniform_path() -> None:
     data = e.encode(body)
     items = e._submission_items(data, 100)
     assert items == body.signals
+
+
+@pytest.mark.parametrize(
+    ("width", "labels", "quality", "value_char"),
+    [
+        (32, ("behaviour:x",), None, "a"),
+        (1, (), 300, "b"),  # quality's varint has bytes >= 0x80
+        (127, ("é-label", "x"), 2**32 - 1, "c"),  # non-ASCII label bytes around the values
+        (128, (), 0, "d"),  # the value's length takes two varint bytes
+        (5000, ("l",) * 3, 7, "e"),  # so does each signal's
+        (8, (), None, "é"),  # non-ASCII values take the general loop
+    ],
+)
+def test_uniform_batches_encode_as_the_generated_code(
+    width: int, labels: tuple[str, ...], quality: int | None, value_char: str
+) -> None:
+    header = e.Header("o", "m", b"k" * 32, 9, 1)
+    items = tuple(
+        e.SignalItem("md5", (value_char * width)[:-1] + str(i % 10), labels, "image", quality)
+        for i in range(50)
+    )
+    body = e.Submission(header, items, "scope")
+    fast = e._encode_submission(body)
+    assert fast == e._to_message(body).SerializeToString(deterministic=True)
+    assert e.decode(e.PAYLOAD_TYPES[e.Submission], fast) == body

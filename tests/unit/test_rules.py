@@ -84,3 +84,27 @@ def test_retraction_permissions(state: LogState) -> None:
     with pytest.raises(InvalidInputError) as info:
         check_content(state, e.Retraction(op, (ref,), "x"), Lookup({}))
     assert fields(info.value) == ["signals[0]"]
+
+
+def _domains(header: e.Header, *values: str) -> e.Submission:
+    return e.Submission(header, tuple(e.SignalItem("domain", v) for v in values))
+
+
+@pytest.mark.parametrize("many", [False, True])  # one item: item by item; many: the batch path
+def test_values_are_checked_under_the_normalisation_version_in_the_header(
+    state: LogState, many: bool
+) -> None:
+    """An old entry (header without a version: rules version 1) keeps verifying after the
+    rules changed, and the same value under the new rules is refused."""
+    pad = tuple(f"d{i}.example" for i in range(40)) if many else ()
+    legacy = ("strasse.de", "xn--ls8h.la", *pad)  # ß -> ss and an emoji label: IDNA 2003
+    check_content(state, _domains(H, *legacy), Lookup({}))
+    v2 = e.Header("t.test", "alice", b"k" * 32, 1, 0, normalization=2)
+    with pytest.raises(InvalidInputError, match=r"signals\[1\].value: label .xn--ls8h"):
+        check_content(state, _domains(v2, *legacy), Lookup({}))
+    check_content(state, _domains(v2, "xn--strae-oqa.de", *pad), Lookup({}))
+    with pytest.raises(InvalidInputError, match="xn--strae-oqa"):  # version 1 refused it
+        check_content(state, _domains(H, "xn--strae-oqa.de", *pad), Lookup({}))
+    unknown = e.Header("t.test", "alice", b"k" * 32, 1, 0, normalization=9)
+    with pytest.raises(InvalidInputError, match="unknown normalisation version 9"):
+        check_content(state, _domains(unknown, "example.com"), Lookup({}))

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from forum_client import entries as e
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import EntryRejectedError, VerificationError
-from forum_client.verifier import OPERATOR_ID, LogState, TrustRoot, make_genesis
+from forum_client.verifier import (
+    MAX_SEQUENCE_STEP,
+    OPERATOR_ID,
+    LogState,
+    TrustRoot,
+    make_genesis,
+)
 
 ORIGIN = "test.forum"
 
@@ -171,3 +179,42 @@ def test_key_added_needs_proof_of_possession_for_this_member() -> None:
     with pytest.raises(EntryRejectedError) as info:
         log.append(log.op, body)
     assert info.value.field == "possession_signature"
+
+
+def test_sequence_is_bounded_and_one_entry_cannot_use_up_a_key() -> None:
+    log = Log()
+    key = log.admit("acme")
+    for seq in (2**63, 2**64 - 1, MAX_SEQUENCE_STEP + 1):
+        bad = log.signed(key, log.submission(key, "acme", seq))
+        with pytest.raises(EntryRejectedError) as caught:
+            log.state.check(log.state.size, bad)
+        assert caught.value.reason == "stale-sequence"
+    log.append(key, log.submission(key, "acme", MAX_SEQUENCE_STEP))  # the largest step
+    log.append(key, log.submission(key, "acme", MAX_SEQUENCE_STEP + 1))
+
+
+def _nonminimal(body: bytes) -> bytes:
+    assert body[0] == 0x0A and body[1] < 0x80
+    return body[:1] + bytes([body[1] | 0x80, 0]) + body[2:]
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda b: b + b"\xfa\x06\x01x",  # unknown field 111
+        lambda b: b + b"\x0a\x00",  # a second (empty) header, which protobuf would merge
+        _nonminimal,  # the header's length in two varint bytes
+        lambda b: b[2 + b[1] :] + b[: 2 + b[1]],  # header after the signals
+    ],
+    ids=["unknown-field", "repeated-header", "non-minimal-varint", "out-of-order"],
+)
+def test_only_canonical_bodies_verify(mangle: Any) -> None:
+    """What a member's sync runs on every entry the forum serves, signed by its author."""
+    log = Log()
+    key = log.admit("acme")
+    body = log.submission(key, "acme")
+    raw = mangle(e.encode(body))
+    assert e.decode(e.payload_type_of(body), raw) == body  # protobuf itself accepts it
+    with pytest.raises(EntryRejectedError, match="canonical") as caught:
+        log.state.check(log.state.size, key.sign(e.payload_type_of(body), raw))
+    assert caught.value.reason == "invalid-body"

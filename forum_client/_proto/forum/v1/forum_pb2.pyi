@@ -73,7 +73,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("member_id", "role", "status", "origin", "forum_name", "log_size", "last_sequence_by_key_id", "groups")
+    __slots__ = ("member_id", "role", "status", "origin", "forum_name", "log_size", "last_sequence_by_key_id", "labels", "groups")
     class LastSequenceByKeyIdEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class GetStatusResponse(_message.Message):
     FORUM_NAME_FIELD_NUMBER: _ClassVar[int]
     LOG_SIZE_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_BY_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     role: Role
@@ -96,8 +97,9 @@ class GetStatusResponse(_message.Message):
     forum_name: str
     log_size: int
     last_sequence_by_key_id: _containers.ScalarMap[str, int]
+    labels: _containers.RepeatedScalarFieldContainer[str]
     groups: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, member_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., status: _Optional[_Union[MemberStatus, str]] = ..., origin: _Optional[str] = ..., forum_name: _Optional[str] = ..., log_size: _Optional[int] = ..., last_sequence_by_key_id: _Optional[_Mapping[str, int]] = ..., groups: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, member_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., status: _Optional[_Union[MemberStatus, str]] = ..., origin: _Optional[str] = ..., forum_name: _Optional[str] = ..., log_size: _Optional[int] = ..., last_sequence_by_key_id: _Optional[_Mapping[str, int]] = ..., labels: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetCheckpointRequest(_message.Message):
     __slots__ = ()
@@ -292,20 +294,22 @@ class Receipt(_message.Message):
     def __init__(self, index: _Optional[int] = ..., leaf_hash: _Optional[bytes] = ..., checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., proof: _Optional[_Union[InclusionProof, _Mapping]] = ...) -> None: ...
 
 class EntryHeader(_message.Message):
-    __slots__ = ("origin", "member_id", "key_id", "sequence", "created_unix_ms", "expires_unix_ms")
+    __slots__ = ("origin", "member_id", "key_id", "sequence", "created_unix_ms", "expires_unix_ms", "normalization")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     origin: str
     member_id: str
     key_id: bytes
     sequence: int
     created_unix_ms: int
     expires_unix_ms: int
-    def __init__(self, origin: _Optional[str] = ..., member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., sequence: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., expires_unix_ms: _Optional[int] = ...) -> None: ...
+    normalization: int
+    def __init__(self, origin: _Optional[str] = ..., member_id: _Optional[str] = ..., key_id: _Optional[bytes] = ..., sequence: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., expires_unix_ms: _Optional[int] = ..., normalization: _Optional[int] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_batch_signals", "max_message_bytes", "max_labels_per_signal")
@@ -614,3 +618,25 @@ class GroupClosed(_message.Message):
     group_id: str
     reason: str
     def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., group_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WitnessInfo(_message.Message):
+    __slots__ = ("name", "public_key", "url")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    public_key: bytes
+    url: str
+    def __init__(self, name: _Optional[str] = ..., public_key: _Optional[bytes] = ..., url: _Optional[str] = ...) -> None: ...
+
+class WitnessSet(_message.Message):
+    __slots__ = ("header", "version", "witnesses", "quorum")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WITNESSES_FIELD_NUMBER: _ClassVar[int]
+    QUORUM_FIELD_NUMBER: _ClassVar[int]
+    header: EntryHeader
+    version: int
+    witnesses: _containers.RepeatedCompositeFieldContainer[WitnessInfo]
+    quorum: int
+    def __init__(self, header: _Optional[_Union[EntryHeader, _Mapping]] = ..., version: _Optional[int] = ..., witnesses: _Optional[_Iterable[_Union[WitnessInfo, _Mapping]]] = ..., quorum: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,137 @@
+"""``forum-client export``: the verified local copy in the formats other tools read, and the
+``submit --format stix|misp`` import helper (a thin shell over :mod:`forum_client.interop`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
+    from .interop.importing import ImportResult
+
+# interop.export.FORMATS (a test keeps them equal), here so that --help stays light.
+FORMATS = ("csv", "jsonl", "stix", "misp")
+
+
+class _Progress:
+    """A self-rewriting count on stderr (when stderr is a terminal or forced)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+
+    def __call__(self, count: int) -> None:
+        if self.enabled:
+            rate = count / max(time.monotonic() - self.started, 1e-9)
+            click.echo(f"\rexported {count:,} signals, {rate:,.0f}/s", err=True, nl=False)
+
+
+@click.command(
+    "export",
+    help="Export the verified local copy (--db, filled by `forum-client sync`) as CSV, JSON "
+    "Lines, a STIX 2.1 bundle or a MISP event, streamed (flat memory at millions of "
+    "signals), with the forum's provenance: origin, log indexes, and the verified log size "
+    "and root. Retracted signals are left out unless --include-retracted. Reads only the "
+    "local copy: run `forum-client sync` first for the latest state.",
+)
+@click.option(
+    "--db",
+    "db",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The local SQLite copy.",
+)
+@click.option(
+    "--format", "fmt", required=True, type=click.Choice(FORMATS), help="The output format."
+)
+@click.option(
+    "--since",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Only signals changed by a log entry at or after this index.",
+)
+@click.option(
+    "--include-retracted",
+    is_flag=True,
+    help="Also export retracted signals (STIX revoked, MISP deleted, status column).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False, writable=True),
+    help="Write to this file (default: standard output). Written to FILE.partial, then "
+    "renamed, so an interrupted export never leaves a truncated FILE.",
+)
+@click.option("--quiet", is_flag=True, help="No progress line on stderr.")
+def export_command(
+    db: Path, fmt: str, since: int, include_retracted: bool, output: Path | None, quiet: bool
+) -> None:
+    progress = _Progress(not quiet and (output is not None or not sys.stdout.isatty()))
+    from .interop.export import export
+    from .store import LocalStore
+
+    with LocalStore(db) as store:
+        if output is None:
+            result = export(
+                store,
+                sys.stdout,
+                fmt,
+                since=since,
+                include_retracted=include_retracted,
+                progress=progress,
+            )
+        else:
+            partial = output.with_name(output.name + ".partial")
+            try:
+                with partial.open("w", encoding="utf-8", newline="") as out:
+                    result = export(
+                        store,
+                        out,
+                        fmt,
+                        since=since,
+                        include_retracted=include_retracted,
+                        progress=progress,
+                    )
+                partial.replace(output)
+            finally:
+                partial.unlink(missing_ok=True)
+    if progress.enabled:
+        click.echo("", err=True)
+    click.echo(
+        f"exported {result.signals:,} signals ({result.objects:,} {fmt} objects) from "
+        f"{result.provenance.origin} at verified log size {result.provenance.log_size}",
+        err=True,
+    )
+
+
+def read_import(path: Path, fmt: str) -> ImportResult:
+    """Read a STIX bundle or MISP event for ``submit --format stix|misp``."""
+    if fmt == "stix":
+        from .interop.stix import read_stix
+
+        return read_stix(path)
+    from .interop.misp import read_misp
+
+    return read_misp(path)
+
+
+def report_import(result: ImportResult, out: IO[str] | None = None) -> None:
+    """Print per object what was skipped and why, and the label notes, on stderr."""
+    for item in result.skipped:
+        click.echo(f"skipped {item.object}: {item.reason}", err=True, file=out)
+    for item in result.notes:
+        click.echo(f"note {item.object}: {item.reason}", err=True, file=out)
+    click.echo(
+        f"{result.objects} indicator object(s): {len(result.signals)} signal(s) to submit, "
+        f"{len(result.skipped)} skipped",
+        err=True,
+        file=out,
+    )
+
+
+COMMANDS = [export_command]

@@ -1,0 +1,263 @@
+"""The log collects witness cosignatures: after each commit it asks every witness of the
+policy the log states (``witness-set`` entries) to cosign the newest checkpoint, and serves
+the newest checkpoint that carries a quorum of them.
+
+One *round* takes the sequencer's newest checkpoint and asks all witnesses concurrently
+(``POST <url>/add-checkpoint``, c2sp.org/tlog-witness).  A witness that is behind answers
+409 with its size; it is sent a consistency proof from that size at once.  A witness that
+fails (refused, unreachable, slower than ``witness_timeout_seconds``) is left out of the
+next rounds for a backoff that doubles up to ``witness_backoff_max_seconds``.  A round ends
+when every witness asked has answered, or ``witness_straggler_seconds`` after the quorum was
+reached: a slow or dead witness never blocks submissions (they never wait for a round) and
+delays a cosigned checkpoint by at most that.  When the log is idle, the checkpoint is sent
+again every ``witness_refresh_seconds`` so its cosignatures stay fresh for members.
+
+Without witnesses (no witness-set entry yet, or quorum 0) the sequencer's checkpoint is
+served as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from forum_client.checkpoint import parse_unverified
+from forum_client.cosignature import (
+    Witness,
+    WitnessPolicy,
+    add_signature_lines,
+    cosignature_lines,
+    verify_quorum,
+)
+from forum_client.errors import VerificationError
+
+from .config import ServerConfig
+
+if TYPE_CHECKING:
+    from .sequencer import Sequencer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _WitnessState:
+    known_size: int | None = None  # what the witness last told us it holds
+    next_try: float = 0.0  # monotonic time before which the witness is not asked
+    backoff: float = 0.0
+    last_error: str = ""
+
+
+class Cosigner:
+    """Gathers cosignatures for the sequencer's checkpoints; :meth:`checkpoint` is what the
+    forum serves."""
+
+    def __init__(self, sequencer: Sequencer, config: ServerConfig) -> None:
+        self.sequencer = sequencer
+        self.config = config
+        self._served: tuple[int, bytes] | None = None  # (size, note with cosignatures)
+        self._changed = asyncio.Condition()
+        self._witnesses: dict[str, _WitnessState] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._session: Any = None
+
+    # ---- what the forum serves ----
+
+    @property
+    def policy(self) -> WitnessPolicy:
+        return self.sequencer.state.witness_policy
+
+    def checkpoint(self) -> tuple[int, bytes]:
+        """The newest checkpoint to serve, ``(size, note)``: the sequencer's own while the
+        policy names no witnesses, else the newest one cosigned by a quorum (the
+        sequencer's plain one until a first quorum is reached: members refuse it)."""
+        if not self.policy.enforced:
+            return self.sequencer.size, self.sequencer.checkpoint_note
+        if self._served is None:
+            return self.sequencer.size, self.sequencer.checkpoint_note
+        return self._served
+
+    async def wait_beyond(self, size: int, timeout: float) -> bool:
+        """Wait until :meth:`checkpoint` is larger than ``size``; False on timeout."""
+        if not self.policy.enforced:
+            return await self.sequencer.wait_for_growth(size, timeout)
+        async with self._changed:
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.checkpoint()[0] > size), timeout
+                )
+            except TimeoutError:
+                return False
+        return True
+
+    def status(self) -> dict[str, str]:
+        """Per witness: the size it holds, or the last error (for logs and operators)."""
+        return {
+            name: s.last_error or f"holds {s.known_size}" for name, s in self._witnesses.items()
+        }
+
+    # ---- the rounds ----
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="cosigner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _run(self) -> None:
+        last: bytes | None = None
+        sent_at = 0.0
+        while True:
+            policy = self.policy
+            note = self.sequencer.checkpoint_note
+            due = time.monotonic() - sent_at >= self.config.witness_refresh_seconds
+            if not policy.enforced or (note == last and not due):
+                await self.sequencer.wait_for_growth(
+                    self.sequencer.size, timeout=self._idle_wait(policy)
+                )
+                continue
+            try:
+                got = await self.round(policy, note)
+            except Exception:  # a bug here must not end cosigning for good
+                log.exception("cosigning round failed")
+                got = False
+                await asyncio.sleep(1.0)
+            if got:
+                last, sent_at = note, time.monotonic()
+            else:  # no quorum: wait for the first backoff to expire, or for a new commit
+                await self.sequencer.wait_for_growth(
+                    self.sequencer.size, timeout=self._idle_wait(policy)
+                )
+
+    def _idle_wait(self, policy: WitnessPolicy) -> float:
+        if not policy.enforced:
+            return 5.0  # a witness-set entry may arrive; re-read the policy now and then
+        failing = [s.next_try for s in self._witnesses.values() if s.next_try]
+        wait = self.config.witness_refresh_seconds
+        if failing:
+            wait = min(wait, max(0.05, min(failing) - time.monotonic()))
+        return wait
+
+    async def round(self, policy: WitnessPolicy, note: bytes) -> bool:
+        """Ask the witnesses to cosign ``note``; serve it if a quorum did.  True if served."""
+        cp, _ = parse_unverified(note)
+        now = time.monotonic()
+        asked = [w for w in policy.witnesses if self._state(w).next_try <= now]
+        lines: list[str] = []
+        tasks = {asyncio.ensure_future(self._ask(w, cp.size, note)): w for w in asked}
+        pending = set(tasks)
+        deadline: float | None = None
+        while pending:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, pending = await asyncio.wait(
+                pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                break  # stragglers after the quorum: left for the next round
+            for task in done:
+                lines += task.result()
+            if deadline is None and self._count(policy, note, lines) >= policy.quorum:
+                deadline = time.monotonic() + self.config.witness_straggler_seconds
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        cosigned = add_signature_lines(note, lines)
+        if self._count(policy, note, lines) < policy.quorum:
+            log.warning(
+                "checkpoint %d: %d of %d witness cosignatures (%s)",
+                cp.size,
+                self._count(policy, note, lines),
+                policy.quorum,
+                "; ".join(f"{k}: {v}" for k, v in self.status().items()),
+            )
+            return False
+        async with self._changed:
+            if self._served is None or cp.size >= self._served[0]:
+                self._served = (cp.size, cosigned)
+            self._changed.notify_all()
+        return True
+
+    def _count(self, policy: WitnessPolicy, note: bytes, lines: list[str]) -> int:
+        cosigned = add_signature_lines(note, lines)
+        verdict = verify_quorum(cosigned, policy, now=int(time.time()), max_age=None, skew=300)
+        return len(verdict.agreed)
+
+    def _state(self, witness: Witness) -> _WitnessState:
+        return self._witnesses.setdefault(witness.name, _WitnessState())
+
+    async def _ask(self, witness: Witness, size: int, note: bytes) -> list[str]:
+        """One witness's cosignature lines for ``note`` ([] if it would not give them)."""
+        state = self._state(witness)
+        try:
+            for _attempt in range(2):  # a 409 with the witness's size: resend once from it
+                old = state.known_size if state.known_size is not None else 0
+                if old > size:
+                    raise _Failed(f"holds size {old}, beyond this log's {size}: a fork?")
+                status, body, ctype = await self._post(witness, self._request(old, size, note))
+                if status == 200:
+                    lines = cosignature_lines(body, witness)
+                    if not lines:
+                        raise _Failed("answered 200 without its cosignature")
+                    state.known_size, state.backoff, state.next_try = size, 0.0, 0.0
+                    state.last_error = ""
+                    return lines
+                if status == 409 and ctype.startswith("text/x.tlog.size"):
+                    state.known_size = int(body.decode("ascii").strip())
+                    continue
+                raise _Failed(f"HTTP {status}: {body[:200].decode('utf-8', 'replace').strip()}")
+            raise _Failed("kept answering 409")
+        except asyncio.CancelledError:
+            raise
+        except (_Failed, VerificationError, ValueError, OSError, TimeoutError) as exc:
+            self._failed(witness, state, str(exc) or type(exc).__name__)
+        except Exception as exc:  # aiohttp.ClientError and the like
+            self._failed(witness, state, f"{type(exc).__name__}: {exc}")
+        return []
+
+    def _failed(self, witness: Witness, state: _WitnessState, why: str) -> None:
+        cfg = self.config
+        state.backoff = min(cfg.witness_backoff_max_seconds, max(0.5, state.backoff * 2))
+        state.next_try = time.monotonic() + state.backoff
+        state.known_size = None  # ask again from 0: it answers 409 with its size
+        state.last_error = why
+        log.warning("witness %s: %s (next try in %.1f s)", witness.name, why, state.backoff)
+
+    def _request(self, old: int, size: int, note: bytes) -> bytes:
+        proof = self.sequencer.tree.consistency_proof(old, size) if 0 < old < size else []
+        lines = "".join(base64.b64encode(node).decode("ascii") + "\n" for node in proof)
+        return f"old {old}\n{lines}\n".encode() + note
+
+    async def _post(self, witness: Witness, body: bytes) -> tuple[int, bytes, str]:
+        import aiohttp  # the 'witness' extra
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.config.witness_timeout_seconds)
+            )
+        url = witness.url + "/add-checkpoint"
+        try:
+            async with self._session.post(url, data=body) as resp:
+                return resp.status, await resp.read(), resp.headers.get("Content-Type", "")
+        except aiohttp.ServerDisconnectedError:  # a kept-alive connection the witness closed
+            async with self._session.post(url, data=body) as resp:
+                return resp.status, await resp.read(), resp.headers.get("Content-Type", "")
+
+
+class _Failed(Exception):
+    pass
+
+
+__all__ = ["Cosigner"]

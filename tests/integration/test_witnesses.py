@@ -1,0 +1,327 @@
+"""A forum with 3 real witness processes and quorum 2 (issue #9): the log collects
+cosignatures, members enforce the quorum, a split view cannot gather one, witnesses going
+down degrade and then fail closed, with evidence."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from forum_client.checkpoint import vkey
+from forum_client.cli import main as client_main
+from forum_client.client import ForumClient
+from forum_client.cosignature import verify_quorum
+from forum_client.entries import SignalItem
+from forum_client.errors import SecurityError
+from forum_client.store import LocalStore
+from forum_client.sync import UNWITNESSED, SyncConfig, SyncSecurityError
+from forum_server.admin.witnesses import add_witness, current_policy, remove_witness
+from forum_server.config import ServerConfig
+from forum_server.testing import (
+    LocalForum,
+    local_forum,
+    start_server_process,
+    start_witness_process,
+)
+from forum_server.witness.service import init_witness
+
+from .test_witness_process import post
+
+pytestmark = pytest.mark.integration
+PUB = "behaviour:terrorist-publication"
+CONFIG = ServerConfig(witness_timeout_seconds=2.0, witness_backoff_max_seconds=1.0)
+
+
+@dataclass
+class WitnessProc:
+    name: str
+    vkey: str
+    url: str
+    proc: subprocess.Popen[str]
+    directory: Path
+
+
+@dataclass
+class Witnessed:
+    forum: LocalForum
+    witnesses: list[WitnessProc]
+    log_vkey_file: Path
+
+
+@contextlib.contextmanager
+def witnessed_forum(tmp_path: Path, n: int = 3, quorum: int = 2) -> Iterator[Witnessed]:
+    with local_forum(tmp_path, members=["alice", "bob", "dave"], config=CONFIG) as forum:
+        log_vkey_file = tmp_path / "log.vkey"
+        root = forum.trust_root
+        log_vkey_file.write_text(vkey(root.log_key_name, root.log_public_key) + "\n")
+        witnesses = []
+        try:
+            for i in range(1, n + 1):
+                directory = tmp_path / f"w{i}"
+                wkey = init_witness(directory, f"witness.test/w{i}")
+                proc, url = start_witness_process(directory, [log_vkey_file])
+                witnesses.append(WitnessProc(f"witness.test/w{i}", wkey, url, proc, directory))
+            with forum.operator() as op:
+                for i, w in enumerate(witnesses):
+                    add_witness(op, w.vkey, url=w.url, quorum=min(i + 1, quorum))
+                assert current_policy(op).quorum == quorum
+            # Bundles carry the policy the log states when they are issued.
+            forum.enroll("erin")
+            yield Witnessed(forum, witnesses, log_vkey_file)
+        finally:
+            for w in witnesses:
+                w.proc.kill()
+                w.proc.wait()
+
+
+def wait_cosigned(forum: LocalForum, timeout: float = 30.0) -> tuple[int, bytes]:
+    """Until the forum serves a quorum-cosigned checkpoint of its whole log."""
+    handle = forum.running.handle
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        size, note = handle.cosigner.checkpoint()
+        if size == handle.sequencer.size and b"witness.test" in note:
+            return size, note
+        time.sleep(0.05)
+    raise AssertionError(f"no cosigned checkpoint: {handle.cosigner.status()}")
+
+
+def submit(client: ForumClient, forum: LocalForum, member: str, value: str) -> int:
+    receipt = client.submit([SignalItem("md5", value, (PUB,))], forum.members[member].signing_key)
+    return receipt.index
+
+
+def test_a_member_accepts_only_a_quorum_and_the_bundle_pins_the_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        bundle = forum.members["erin"].bundle
+        assert bundle.trust_root.witness_policy.quorum == 2
+        assert len(bundle.trust_root.witness_policy.witnesses) == 3
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "a" * 32)
+        size, note = wait_cosigned(forum)
+        policy = bundle.trust_root.witness_policy
+        verdict = verify_quorum(note, policy, now=int(time.time()), max_age=600, skew=5)
+        assert verdict.ok and len(verdict.agreed) >= 2
+        with forum.client("erin") as erin, LocalStore(tmp_path / "erin.db") as store:
+            result = erin.sync(store)
+            assert result.size >= size
+            # Gossip: every witness was asked and holds a view consistent with erin's.
+            assert sorted((v.name, v.outcome) for v in result.witnesses) == [
+                (f"witness.test/w{i}", "consistent") for i in (1, 2, 3)
+            ]
+            assert store.lookup("md5", "a" * 32) is not None
+        capsys.readouterr()
+        db = str(tmp_path / "erin.db")
+        assert client_main(["show-checkpoint", "--db", db]) == 0
+        shown = capsys.readouterr()
+        assert shown.out.count("\u2014 witness.test/w") >= 2  # the note carries them
+        assert "cosigned (quorum 2, policy version 3)" in shown.err
+        assert client_main(["security-report", "--db", db]) == 0
+        report = capsys.readouterr().out
+        assert "agreed: witness.test/w" in report
+        assert "no open security failures" in report
+
+
+def test_a_split_view_gathers_no_quorum_and_a_new_member_refuses_it(tmp_path: Path) -> None:
+    """The operator's server forks: view A on the real server, view B on a second server
+    run from a copy of the same data (same log key). Witnesses cosign A; B never gets a
+    quorum, and both a brand-new member and an existing one shown B refuse it."""
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "1" * 32)
+        wait_cosigned(forum)
+        with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
+            bob.sync(store)
+        # Copy the server's data as it is now: the fork point.
+        fork_dir = tmp_path / "fork-server"
+        shutil.copytree(
+            forum.running.data_dir, fork_dir, ignore=shutil.ignore_patterns("forum.db*")
+        )
+        with (
+            sqlite3.connect(forum.running.data_dir / "forum.db") as src,
+            sqlite3.connect(fork_dir / "forum.db") as dst,
+        ):
+            src.backup(dst)
+        # View A grows and is cosigned first.
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "a" * 32)
+        size_a, note_a = wait_cosigned(forum)
+        # View B: the same log key, another history.
+        proc, address_b = start_server_process(fork_dir)
+        try:
+            with ForumClient(forum.members["alice"].bundle.with_server(address_b)) as alice_b:
+                submit(alice_b, forum, "alice", "b" * 32)
+                time.sleep(0.5)  # give B's cosigner time to try (and fail)
+                checkpoint_b = alice_b.checkpoint()
+                assert checkpoint_b.size == size_a  # a true split view: same size, other root
+            raw_b = _raw_checkpoint(forum, "alice", address_b)
+            policy = forum.members["erin"].bundle.trust_root.witness_policy
+            assert not verify_quorum(raw_b, policy, now=int(time.time()), max_age=None).ok
+            assert verify_quorum(note_a, policy, now=int(time.time()), max_age=None).ok
+            # No witness will cosign B, whatever B sends: at most one view has a quorum.
+            for wp in w.witnesses:
+                status, body, _ = post(wp.url, f"old {size_a}\n\n".encode() + raw_b)
+                assert status == 409, body
+            # The brand-new member (never synced, its bundle pins the policy) shown view B
+            # refuses it, with evidence.
+            new_bundle = forum.members["erin"].bundle.with_server(address_b)
+            with ForumClient(new_bundle) as erin, LocalStore(tmp_path / "erin.db") as store:
+                with pytest.raises(SyncSecurityError) as caught:
+                    erin.sync(store)
+                assert caught.value.what == UNWITNESSED
+                assert "0 of the required 2" in str(caught.value)
+                evidence = store.evidence()
+                assert evidence[0].what == UNWITNESSED
+                assert evidence[0].served_checkpoint == raw_b
+                assert store.size == 0  # nothing from view B was kept
+            # A new member whose bundle predates the witnesses learns the policy from the
+            # entries and refuses B before committing anything.
+            old_policy_bundle = forum.members["dave"].bundle.with_server(address_b)
+            assert not old_policy_bundle.trust_root.witness_policy.enforced
+            with ForumClient(old_policy_bundle) as dave, LocalStore(tmp_path / "d.db") as store:
+                with pytest.raises(SyncSecurityError) as caught:
+                    dave.sync(store)
+                assert caught.value.what == UNWITNESSED
+                assert store.size == 0
+            # The existing member shown B refuses it too.
+            old_bundle = forum.members["bob"].bundle.with_server(address_b)
+            with (
+                ForumClient(old_bundle) as bob_b,
+                LocalStore(tmp_path / "bob.db") as store,
+                pytest.raises(SecurityError),
+            ):
+                bob_b.sync(store)
+            # The same brand-new member shown view A accepts it.
+            with forum.client("dave") as dave, LocalStore(tmp_path / "dave-a.db") as store:
+                assert dave.sync(store).size == size_a
+            # Compare-checkpoint proves the fork even from the smaller view: B grows past A,
+            # and the forum (A) cannot prove B's larger checkpoint extends dave's copy.
+            with ForumClient(forum.members["alice"].bundle.with_server(address_b)) as alice_b:
+                submit(alice_b, forum, "alice", "c" * 32)
+            (tmp_path / "b.note").write_bytes(_raw_checkpoint(forum, "alice", address_b))
+            (tmp_path / "a.note").write_bytes(note_a)
+            profile = ["--profile", str(forum.members["dave"].bundle_path)]
+            compare = [*profile, "compare-checkpoint", str(tmp_path / "b.note")]
+            assert client_main([*compare, "--db", str(tmp_path / "dave-a.db")]) == 5
+            assert client_main([*compare, "--other", str(tmp_path / "a.note")]) == 5
+            # Without a forum to ask, the copy alone cannot decide a larger note: usage error.
+            assert (
+                client_main(
+                    [
+                        "compare-checkpoint",
+                        str(tmp_path / "b.note"),
+                        "--db",
+                        str(tmp_path / "dave-a.db"),
+                    ]
+                )
+                == 2
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _raw_checkpoint(forum: LocalForum, member: str, address: str) -> bytes:
+    from forum_client._proto.forum.v1 import forum_pb2 as pb
+
+    with ForumClient(forum.members[member].bundle.with_server(address)) as c:
+        return bytes(c.stub.GetCheckpoint(pb.GetCheckpointRequest(), timeout=30).note)
+
+
+def test_one_witness_down_goes_on_two_down_fails_closed(tmp_path: Path) -> None:
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        w.witnesses[0].proc.kill()
+        w.witnesses[0].proc.wait()
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "1" * 32)
+        size, note = wait_cosigned(forum)
+        assert b"witness.test/w1 " not in note.split(b"\n\n")[1]
+        with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
+            assert bob.sync(store).size == size
+            # Two down: submissions still go on; no new checkpoint can be cosigned.
+            w.witnesses[1].proc.kill()
+            w.witnesses[1].proc.wait()
+            with forum.client("alice") as alice:
+                index = submit(alice, forum, "alice", "2" * 32)
+            assert index == size
+            time.sleep(1.0)
+            assert forum.running.handle.cosigner.checkpoint()[0] == size  # still the old one
+            # A member whose freshness limit has passed refuses it and says why.
+            time.sleep(2.5)
+            config = SyncConfig(witness_max_age_seconds=2)
+            with pytest.raises(SyncSecurityError) as caught:
+                bob.sync(store, config=config)
+            message = str(caught.value)
+            assert caught.value.what == UNWITNESSED
+            assert "freshness limit 2 s" in message
+            assert "witness.test/w1: no cosignature" in message
+            assert store.size == size
+
+
+def test_witness_remove_and_list_through_the_admin_cli(tmp_path: Path) -> None:
+    from forum_server.admin.cli import main as admin_main
+
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        profile = ["--profile", str(forum.operator_profile), "--server", forum.address]
+        assert admin_main([*profile, "witness", "remove", "witness.test/w3", "--quorum", "3"]) == 2
+        with forum.operator() as op:
+            policy, _ = remove_witness(op, "witness.test/w3")
+        assert [x.name for x in policy.witnesses] == ["witness.test/w1", "witness.test/w2"]
+        assert admin_main([*profile, "witness", "list"]) == 0
+        assert admin_main([*profile, "witness", "add", w.witnesses[0].vkey, "--url", "x"]) == 2
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "1" * 32)
+        wait_cosigned(forum)
+
+
+def test_a_multi_key_board_changes_witnesses_by_proposal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a 2-of-3 operator board (issue #11), the witness set changes only through a
+    proposal signed by two board keys; one key alone is refused."""
+    from forum_client.envelope import SigningKey
+    from forum_server.admin.cli import main as admin_main
+
+    with local_forum(tmp_path / "f", members=["alice"], observers=[]) as forum:
+        base = ["--profile", str(forum.operator_profile), "--server", forum.address]
+        keys = []
+        for i in range(3):
+            path = tmp_path / f"board{i}.key"
+            SigningKey.generate().save(path)
+            keys.append(path)
+        rot = tmp_path / "rotate.json"
+        pubs = [x for p in keys for x in ("--key", f"{p}.pub")]
+        args = [*base, "propose", "rotate-board", "--threshold", "2", "--out", str(rot), *pubs]
+        assert admin_main(args) == 0
+        for key in (forum.operator_profile / "admin.key", keys[0], keys[1]):
+            assert admin_main(["sign", str(rot), "--key", str(key)]) == 0
+        assert admin_main([*base, "submit", str(rot)]) == 0
+        wkey = init_witness(tmp_path / "w1", "witness.test/w1")
+        # The one-key command is refused now; the proposal path works.
+        assert admin_main([*base, "witness", "add", wkey, "--url", "http://127.0.0.1:9"]) != 0
+        prop = tmp_path / "witness.json"
+        add = [*base, "propose", "witness-add", wkey, "--url", "http://127.0.0.1:9"]
+        assert admin_main([*add, "--out", str(prop)]) == 0
+        assert admin_main(["sign", str(prop), "--key", str(keys[0])]) == 0
+        assert admin_main([*base, "submit", str(prop)]) != 0  # one signature of two
+        assert admin_main(["sign", str(prop), "--key", str(keys[2])]) == 0
+        capsys.readouterr()
+        assert admin_main([*base, "submit", str(prop)]) == 0
+        assert admin_main([*base, "witness", "list"]) == 0
+        assert "quorum 1 of 1" in capsys.readouterr().out
+        policy = forum.running.handle.sequencer.state.witness_policy
+        assert [w.name for w in policy.witnesses] == ["witness.test/w1"]
