@@ -45,7 +45,7 @@ from forum_client.wire import Receipt
 from forum_server.storage.postgres import PostgresStore
 from forum_server.testing import local_forum, start_server_process
 
-pytestmark = [pytest.mark.adversarial, pytest.mark.slow]
+pytestmark = [pytest.mark.adversarial, pytest.mark.slow, pytest.mark.serial]
 
 SERVERS = 3
 CLIENTS = 20

@@ -27,7 +27,7 @@ from forum_server.storage import NotLeaderError, StoredLeaf
 from forum_server.storage.postgres import PostgresStore
 from forum_server.testing import LocalForum, local_forum
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 FAST = ServerConfig(lease_seconds=1.0, follow_store_seconds=0.05, grace_seconds=1.0)
 
