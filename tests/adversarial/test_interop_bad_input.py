@@ -28,10 +28,15 @@ def forum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalForum]:
 
 
 # forum-client's main, printing its own peak RSS (KiB) on stderr at exit.
+# The peak of this process image: VmHWM starts afresh at exec, while ru_maxrss keeps the
+# high-water mark of the forked parent (a pytest-xdist worker may be 400 MB by then).
 _MAIN_WITH_PEAK_RSS = (
-    "import atexit, resource, sys\n"
-    "atexit.register(lambda: print('PEAK_RSS_KIB', "
-    "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
+    "import atexit, sys\n"
+    "def peak():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            return int(line.split()[1])\n"
+    "atexit.register(lambda: print('PEAK_RSS_KIB', peak(), file=sys.stderr))\n"
     "from forum_client.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
