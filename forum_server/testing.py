@@ -197,21 +197,21 @@ def local_forum(
         yield forum
 
 
-def start_server_process(
+def _serve_process(
+    module: str,
+    what: str,
     data_dir: Path | str,
-    *,
-    log_level: str = "WARNING",
-    stderr: int | None = subprocess.DEVNULL,
-    extra_args: Iterable[str] = (),
-    listen: str = "127.0.0.1:0",
+    listen: str,
+    log_level: str,
+    stderr: int | None,
+    extra_args: Iterable[str],
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start a real ``forum-server serve`` process on ``listen`` (a free port of 127.0.0.1
-    by default; crash and restart tests); return it and its address once it listens."""
+    """Start ``python -m MODULE serve`` and wait for the line naming where it listens."""
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "forum_server.cli",
+            module,
             "serve",
             "--data-dir",
             str(data_dir),
@@ -227,12 +227,27 @@ def start_server_process(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline()  # the server prints its address once it is ready
+    line = proc.stdout.readline()  # the process prints where it listens once it is ready
     if "listening on" not in line:
         proc.kill()
         proc.wait()
-        raise RuntimeError(f"forum-server did not start: {line!r}")
+        raise RuntimeError(f"{what} did not start: {line!r}")
     return proc, line.rsplit(" ", 1)[1].strip()
+
+
+def start_server_process(
+    data_dir: Path | str,
+    *,
+    log_level: str = "WARNING",
+    stderr: int | None = subprocess.DEVNULL,
+    extra_args: Iterable[str] = (),
+    listen: str = "127.0.0.1:0",
+) -> tuple[subprocess.Popen[str], str]:
+    """Start a real ``forum-server serve`` process on ``listen`` (a free port of 127.0.0.1
+    by default; crash and restart tests); return it and its address once it listens."""
+    return _serve_process(
+        "forum_server.cli", "forum-server", data_dir, listen, log_level, stderr, extra_args
+    )
 
 
 def start_witness_process(
@@ -245,32 +260,15 @@ def start_witness_process(
     """Start a real ``forum-witness serve`` process on a free port of 127.0.0.1; return it
     and its URL (``http://127.0.0.1:PORT``) once it is listening."""
     logs = [arg for path in log_vkey_files for arg in ("--log", str(path))]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forum_server.witness.cli",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            log_level,
-            *logs,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    return _serve_process(
+        "forum_server.witness.cli",
+        "forum-witness",
+        data_dir,
+        "127.0.0.1:0",
+        log_level,
+        stderr,
+        logs,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the witness prints its URL once it is ready
-    if "listening on" not in line:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"forum-witness did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1].strip()
 
 
 try:
