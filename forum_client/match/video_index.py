@@ -115,13 +115,10 @@ def _as_arrays(frames: Iterable[Frame] | FrameArrays) -> FrameArrays:
 
 
 def matchable(frames: Iterable[Frame], min_quality: int = MIN_FRAME_QUALITY) -> list[bytes]:
-    """The distinct 32-byte hashes of the frames of quality ``min_quality`` or better, in
-    order of first appearance."""
-    seen: dict[bytes, None] = {}
-    for f in frames:
-        if f.quality >= min_quality:
-            seen.setdefault(bytes.fromhex(f.pdq), None)
-    return list(seen)
+    """The distinct 32-byte hashes of the frames of quality ``min_quality`` or better (what
+    both sides of a comparison count), sorted."""
+    hashes, qualities = frame_arrays(frames)
+    return [row.tobytes() for row in _distinct(hashes[qualities >= min_quality])]
 
 
 def check_shares(query_match: float, compared_match: float) -> None:
