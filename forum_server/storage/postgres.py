@@ -11,13 +11,15 @@ Several servers, one writer (see :mod:`forum_server.leadership`): the ``leadersh
 an epoch, the holder's name and the PostgreSQL backend pid of its lease connection; the
 ``lease`` row (its own row, so that renewing never waits for an append) holds the same epoch
 and pid and when the lease expires, on PostgreSQL's clock.  A server takes the leadership over
-when the lease has expired
-or when the holder's lease connection is gone (a ``kill -9``-ed process closes its socket, so
-PostgreSQL ends that backend at once); taking it over increments the epoch.  Every append
+when the lease has expired or when the holder's lease connection is gone (a ``kill -9``-ed
+process closes its socket, so PostgreSQL ends that backend at once); taking it over
+increments the epoch.  Every append
 locks the row (``FOR SHARE``) and checks that the epoch is still the writer's, so a paused old
 leader that resumes cannot commit anything after a new one took over: its transaction fails.
-Idle transactions are ended by the server after ``IDLE_TRANSACTION_SECONDS``, so a paused
-leader cannot keep the row locked either.
+Idle transactions are ended by the server after ``IDLE_TRANSACTION_SECONDS``, and a server
+taking over an expired lease ends the backends of appends still in flight (a leader paused
+halfway through a ``COPY`` is neither idle nor cancellable), so a paused leader cannot keep
+the row locked either.
 
 A non-leader hands a ``Submit`` to the leader through the ``forwarded`` table; the leader
 sequences it and writes the outcome back (see ``forward`` / ``take_forwarded``).
@@ -29,6 +31,7 @@ transaction-level advisory lock so that servers starting together migrate once.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -61,12 +64,19 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
         "PostgreSQL support needs the 'postgres' extra: pip install 'shared-signal-forum[postgres]'"
     ) from exc
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 3
 IDLE_TRANSACTION_SECONDS = 2  # the server ends a session idle this long inside a transaction
-# A statement may run this long.  A leader frozen halfway through sending an append (its COPY
-# is "active", so the idle timeout does not end it) keeps the fence row locked until then.
-STATEMENT_SECONDS = 15
+STATEMENT_SECONDS = 15  # a statement may run this long
 _MIGRATION_LOCK = 0x666F72756D  # "forum": the advisory lock that serialises migrations
+# Every fenced write also holds this advisory lock (shared; the second key is the leadership
+# table's oid, so forums in other schemas of one database are apart).  A leader frozen halfway
+# through sending an append keeps the fence row locked, and neither timeout ends it: the
+# backend waits for COPY data, which is neither idle nor interruptible by statement_timeout.
+# A server taking over an expired lease ends those backends (pg_terminate_backend is
+# honoured even there) instead of waiting on them for ever.
+_APPEND_LOCK = 0x464F5255  # "FORU"
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -337,7 +347,11 @@ class PostgresStore:
     def _fence(self, cur: psycopg.Cursor[Any]) -> None:
         if self.epoch is None:
             return
-        cur.execute("SELECT epoch FROM leadership WHERE id = 1 FOR SHARE")
+        cur.execute(
+            "SELECT epoch, pg_advisory_xact_lock_shared(%s, 'leadership'::regclass::oid::int) "
+            "FROM leadership WHERE id = 1 FOR SHARE",
+            (_APPEND_LOCK,),
+        )
         row = cur.fetchone()
         if row is None or int(row[0]) != self.epoch:
             raise NotLeaderError(
@@ -545,6 +559,7 @@ class PostgresStore:
                 elif not row[1]:
                     return None  # a live lease
                 else:
+                    self._end_stale_appends(con)
                     # Waits for appends in flight (they hold the row): none commits after.
                     taken = con.execute(
                         "UPDATE leadership SET epoch = epoch + 1, holder = %(holder)s, "
@@ -567,6 +582,25 @@ class PostgresStore:
         except psycopg.Error as exc:
             self._drop_broken_lease_connection()
             raise StoreError(f"leadership check on {self!r} failed: {exc}") from exc
+
+    def _end_stale_appends(self, con: psycopg.Connection[Any]) -> None:
+        """End the backends of the previous leader's writes still in flight (its lease is over:
+        they could only fail on the fence, but a frozen one would hold the row for ever)."""
+        try:
+            with con.transaction():  # a savepoint: a refusal must not abort the takeover
+                ended = con.execute(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "AND classid = %s AND objid = 'leadership'::regclass::oid AND objsubid = 2",
+                    (_APPEND_LOCK,),
+                ).fetchone()
+        except psycopg.errors.InsufficientPrivilege as exc:
+            log.warning("cannot end the previous leader's writes (it may hold the log): %s", exc)
+            return
+        if ended and ended[0]:
+            log.warning("ended %d write(s) of the previous leader still in flight", ended[0])
 
     def renew(self, epoch: int, lease_seconds: float) -> bool:
         """Extend the lease of ``epoch``; False once another server holds the leadership."""

@@ -7,12 +7,14 @@ leader do.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -141,6 +143,63 @@ def test_a_stale_leader_cannot_append(postgres_url: str) -> None:
         with pytest.raises(NotLeaderError):
             b.append([StoredLeaf(2, b"w", b"k" * 32)], 3, b"note 3")
     finally:
+        a.close()
+        b.close()
+
+
+class _FrozenHalfway(Sequence[StoredLeaf]):
+    """Leaves that stop after the first one until released: an append frozen halfway through
+    its ``COPY``, as a leader stopped with SIGSTOP leaves it."""
+
+    def __init__(self, leaf: StoredLeaf) -> None:
+        self.leaf = leaf
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __iter__(self) -> Iterator[StoredLeaf]:
+        yield self.leaf
+        self.started.set()
+        self.release.wait(60)
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> StoredLeaf:  # type: ignore[override]
+        return [self.leaf][i]
+
+
+def test_a_leader_frozen_inside_an_append_does_not_hold_the_log(postgres_url: str) -> None:
+    # The backend waiting for COPY data is neither idle (idle_in_transaction_session_timeout)
+    # nor cancelled by statement_timeout: without the takeover ending it, the fence row stays
+    # locked and no other server can ever lead.
+    a, b = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    frozen = _FrozenHalfway(StoredLeaf(0, b"x", b"h" * 32))
+    failed: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            a.append(frozen, 1, b"note 1")
+        except StoreError as exc:
+            failed.append(exc)
+
+    writer = threading.Thread(target=append, daemon=True)
+    try:
+        a.epoch = a.try_lead("a", 0.5)
+        writer.start()
+        assert frozen.started.wait(10)
+        deadline = time.monotonic() + 10  # under STATEMENT_SECONDS: no timeout helps here
+        epoch = None
+        while epoch is None and time.monotonic() < deadline:
+            with contextlib.suppress(StoreError):  # lock_timeout: the frozen append holds it
+                epoch = b.try_lead("b", 30.0)
+            time.sleep(0.05)
+        assert epoch == 2
+        frozen.release.set()
+        writer.join(30)
+        assert failed, "the frozen append was ended, it must not report success"
+        assert b.size() == 0 and b.latest_checkpoint() is None
+    finally:
+        frozen.release.set()
         a.close()
         b.close()
 
