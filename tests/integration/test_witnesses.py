@@ -23,7 +23,7 @@ from forum_client.cosignature import verify_quorum
 from forum_client.entries import SignalItem
 from forum_client.errors import QuorumUnavailableError, SecurityError
 from forum_client.store import LocalStore
-from forum_client.sync import UNWITNESSED, SyncSecurityError
+from forum_client.sync import UNWITNESSED, SyncConfig, SyncSecurityError
 from forum_server.admin.witnesses import add_witness, current_policy, remove_witness
 from forum_server.app import running_server
 from forum_server.config import ServerConfig
@@ -327,6 +327,34 @@ def test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why(
         assert client_main([*profile, "sync", "--db", erin_db]) == 0
         with LocalStore(tmp_path / "erin.db") as store:
             assert store.size == size + 1 and store.lookup("md5", "2" * 32) is not None
+
+
+def test_a_stale_cosignature_is_refused_with_the_freshness_limit(tmp_path: Path) -> None:
+    """A member whose freshness limit has passed refuses the served checkpoint and says
+    why (--witness-freshness on the CLI; witness_max_age_seconds in the SDK)."""
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "1" * 32)
+        _size, note = wait_cosigned(forum)
+        stamps = verify_quorum(
+            note, forum.members["erin"].bundle.trust_root.witness_policy, now=2**62, max_age=None
+        ).timestamps
+        _wait(lambda: time.time() > max(stamps.values()) + 2, "the cosignatures are 2 s old")
+        with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
+            with pytest.raises(SyncSecurityError) as caught:
+                bob.sync(store, config=SyncConfig(witness_max_age_seconds=1))
+            message = str(caught.value)
+            assert caught.value.what == UNWITNESSED
+            assert "freshness limit 1 s" in message
+            assert store.size == 0
+            store.acknowledge_evidence()
+        profile = ["--profile", str(forum.members["erin"].bundle_path)]
+        db = str(tmp_path / "erin.db")
+        assert client_main([*profile, "sync", "--db", db, "--witness-freshness", "1"]) == 5
+        assert client_main([*profile, "sync", "--db", db, "--witness-freshness", "3600"]) == 5
+        assert client_main([*profile, "security-report", "--db", db, "--acknowledge"]) == 0
+        assert client_main([*profile, "sync", "--db", db, "--witness-freshness", "3600"]) == 0
 
 
 def test_witness_remove_and_list_through_the_admin_cli(tmp_path: Path) -> None:
