@@ -4,6 +4,7 @@ down degrade and then fail closed, with evidence."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import shutil
@@ -355,6 +356,59 @@ def test_a_stale_cosignature_is_refused_with_the_freshness_limit(tmp_path: Path)
         assert client_main([*profile, "sync", "--db", db, "--witness-freshness", "3600"]) == 5
         assert client_main([*profile, "security-report", "--db", db, "--acknowledge"]) == 0
         assert client_main([*profile, "sync", "--db", db, "--witness-freshness", "3600"]) == 0
+
+
+def test_verify_rechecks_the_stored_cosignatures_and_catches_tampering(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The offline audit re-checks the quorum of the stored checkpoint against the policy
+    the copy's log states: cosignatures removed or altered in the SQLite file fail it."""
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "1" * 32)
+        wait_cosigned(forum)
+        db = tmp_path / "erin.db"
+        profile = ["--profile", str(forum.members["erin"].bundle_path)]
+        assert client_main([*profile, "sync", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert client_main(["verify", "--db", str(db)]) == 0  # offline: the forum is gone
+    assert capsys.readouterr().out.startswith("ok: ")
+    with sqlite3.connect(db) as con:
+        (note,) = con.execute("SELECT checkpoint_note FROM sync_state").fetchone()
+    note = bytes(note)
+    text, signatures = note.split(b"\n\n")
+    lines = signatures.decode().splitlines()
+    log_line = [x for x in lines if "witness.test/" not in x]
+    cosigs = [x for x in lines if "witness.test/" in x]
+    assert len(log_line) == 1 and len(cosigs) >= 2
+
+    def tampered(new_lines: list[str]) -> str:
+        with sqlite3.connect(db) as con:
+            forged = text + b"\n\n" + "".join(x + "\n" for x in new_lines).encode()
+            con.execute("UPDATE sync_state SET checkpoint_note = ?", (forged,))
+        capsys.readouterr()
+        assert client_main(["verify", "--db", str(db)]) == 5
+        return capsys.readouterr().out
+
+    # Every cosignature stripped: the log's own signature still verifies, the quorum does not.
+    out = tampered(log_line)
+    assert "TAMPERED sync_state.checkpoint_note: not witnessed by the policy's quorum" in out
+    assert "0 of the required 2" in out
+    # One cosignature left, the others' signatures altered (one byte of each blob).
+    altered = []
+    for line in cosigs[1:]:
+        dash, name, blob = line.split(" ")
+        raw = bytearray(base64.b64decode(blob))
+        raw[-1] ^= 1
+        altered.append(f"{dash} {name} {base64.b64encode(bytes(raw)).decode()}")
+    out = tampered([*log_line, cosigs[0], *altered])
+    assert "1 of the required 2" in out and "cosignature does not verify" in out
+    # The genuine note again: intact.
+    tampered_back = note
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE sync_state SET checkpoint_note = ?", (tampered_back,))
+    assert client_main(["verify", "--db", str(db)]) == 0
 
 
 def test_witness_remove_and_list_through_the_admin_cli(tmp_path: Path) -> None:
