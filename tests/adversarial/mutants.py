@@ -206,7 +206,8 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ),
     (
         "forum_client/sync.py",
-        "        self._check_extends(cp, newer, pending.note, \" (the forum's pending checkpoint)\")",
+        "        self._check_extends(cp, newer, pending.note, "
+        '" (the forum\'s pending checkpoint)")',
         "        pass",
         WQ + "test_a_forged_pending_checkpoint_is_evidence_an_older_one_is_ignored",
     ),
