@@ -363,6 +363,15 @@ def propose_dispute_decide(
 # ---- sign, submit, pending, board ----
 
 
+def _load_proposal(path: Path) -> Proposal:
+    """The proposal at ``path``; a file that is not one is a bad PROPOSAL_PATH (exit 2)."""
+    try:
+        return Proposal.load(path)
+    except InvalidInputError as exc:
+        reason = exc.violations[0].reason if exc.violations else str(exc)
+        raise click.BadParameter(reason, param_hint="'PROPOSAL_PATH'") from None
+
+
 @click.command(
     "sign",
     help="Add your signature (--key, your private board key file) to PROPOSAL. Works "
@@ -378,7 +387,7 @@ def propose_dispute_decide(
     help="Your private board key file.",
 )
 def sign(proposal_path: Path, key_path: Path) -> None:
-    proposal = Proposal.load(proposal_path)
+    proposal = _load_proposal(proposal_path)
     signed = proposal.signed(SigningKey.load(key_path), now_ms=_now_ms())
     signed.save(proposal_path, overwrite=True)
     missing = signed.missing_signatures()
@@ -394,7 +403,7 @@ def sign(proposal_path: Path, key_path: Path) -> None:
 @click.argument("proposal_path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.pass_context
 def submit(ctx: click.Context, proposal_path: Path) -> None:
-    proposal = Proposal.load(proposal_path)
+    proposal = _load_proposal(proposal_path)
     op = operator_from(ctx)
     receipts = op.submit(proposal)
     indexes = tuple(r.index for r in receipts)
