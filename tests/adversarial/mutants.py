@@ -86,9 +86,15 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ),
     (
         "forum_client/verifier.py",
-        "        if h.origin != self.origin:",
-        "        if False:",
+        "        if h.origin != self.origin:\n            raise EntryRejectedError(",
+        "        if False:\n            raise EntryRejectedError(",
         T + "test_bad_input.py::test_replay_into_another_forum_is_refused",
+    ),
+    (
+        "forum_client/verifier.py",
+        "        if h.origin != self.origin:\n            raise reject(",
+        "        if False:\n            raise reject(",
+        "tests/integration/test_board_cli.py::test_expired_and_foreign_proposals_are_refused",
     ),
     (
         "forum_client/verifier.py",
