@@ -7,21 +7,21 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from .cli_context import client_from
 from .cli_files import LOCAL_COPY, OUTPUT_DIR
 from .cli_types import (
+    DAY_MS,
+    DISPUTE_ID,
     MEMBER_ID,
     PERIOD,
     REQUIRED_TEXT,
     SIGNAL_TYPE,
-    _Checked,
-    _regex,
+    Duration,
     signal_option,
 )
 from .errors import InvalidInputError
@@ -29,17 +29,6 @@ from .errors import InvalidInputError
 if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
     from .report import Redacted
     from .store import LocalStore
-
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def parse_duration_ms(text: str) -> int:
-    """``30m``, ``12h``, ``7d``... in milliseconds.  Raises InvalidInputError otherwise."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise InvalidInputError.field("duration", f"{text!r}: use a positive 30m, 12h or 7d")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
 def _store(db: Path) -> LocalStore:
@@ -297,30 +286,9 @@ def disputes(db: Path, as_json: bool) -> None:
             )
 
 
-class _AnswerWithin(click.ParamType[Any, Any]):
-    name = "DURATION"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from .client import MAX_ANSWER_WITHIN_MS
-
-        if isinstance(value, int):
-            return value
-        try:
-            ms = parse_duration_ms(str(value))
-        except InvalidInputError as exc:
-            self.fail(exc.violations[0].reason, param, ctx)
-        if ms > MAX_ANSWER_WITHIN_MS:
-            self.fail(f"{value!r} is longer than 365 days", param, ctx)
-        return ms
-
-
-_ANSWER_WITHIN = _AnswerWithin()
-_DISPUTE_ID = _Checked(
-    "DISPUTE_ID",
-    _regex(
-        "forum_client.verifier.INCIDENT_ID_RE", "a dispute id (1-63 of a-z 0-9 -, starting a-z 0-9)"
-    ),
-)
+# client.MAX_ANSWER_WITHIN_MS, here so that --help does not import the SDK (a test keeps
+# them equal)
+_ANSWER_WITHIN = Duration(365 * DAY_MS)
 
 
 @click.group(help="Dispute a signal, or answer a dispute on yours.")
@@ -333,7 +301,7 @@ def dispute() -> None:
     help="Dispute the signal --type/--value that RESPONDENT submitted, with a reason. The "
     "respondent answers; unsettled after --answer-within, the board may decide.",
 )
-@click.argument("dispute_id", type=_DISPUTE_ID)
+@click.argument("dispute_id", type=DISPUTE_ID)
 @click.option("--type", "type_", type=SIGNAL_TYPE, required=True, help="Signal type.")
 @click.option("--value", required=True, help="Signal value.")
 @click.option(
@@ -386,7 +354,7 @@ def dispute_open(
     help="Answer DISPUTE_ID on your signal: --retract (the signal is retracted, then the "
     "answer recorded) or --keep, with a rationale. Reads the dispute from your synced copy.",
 )
-@click.argument("dispute_id", type=_DISPUTE_ID)
+@click.argument("dispute_id", type=DISPUTE_ID)
 @_DB
 @click.option("--retract/--keep", required=True, help="Retract the signal, or keep it.")
 @click.option("--rationale", type=REQUIRED_TEXT, required=True, help="Why (recorded in the log).")

@@ -7,8 +7,9 @@ it): the exit-code contract and the bulk-input readers, public and stable.
 - :func:`detect_format` / :func:`read_signals`: stream CSV or JSON Lines signal files,
   naming ``FILE:LINE`` in every error;
 - :func:`version_option`, :func:`connection_hint` and the option types (``ADDRESS``,
-  ``MEMBER_ID``...) and files (``LOCAL_COPY``, ``NOTE_FILE``, ``OUTPUT_FILE``...) that check
-  every value while the command line is parsed (exit 2 naming the option);
+  ``MEMBER_ID``, ``NEW_FILE``, ``Duration``...) and files (``LOCAL_COPY``, ``NOTE_FILE``,
+  ``OUTPUT_FILE``...) that check every value while the command line is parsed (exit 2 naming
+  the option);
 - :func:`read_bounded`: read a small file whole, refusing more than a limit.
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration, 4 the forum
@@ -40,17 +41,25 @@ from .cli_files import LOCAL_COPY, NOTE_FILE, OUTPUT_DIR, OUTPUT_FILE
 from .cli_types import (
     ADDRESS,
     DATABASE,
+    DISPUTE_ID,
     HOST,
+    HTTP_URL,
     INCIDENT_ID,
     MEMBER_ID,
     NAME,
+    NEW_FILE,
     OPTIONAL_LISTEN,
     ORIGIN,
+    PUBLIC_KEY_FILE,
     REQUIRED_GROUP_ID,
     REQUIRED_TEXT,
     SIGNAL_TYPE,
     TEXT,
+    WITNESS_NAME,
+    WITNESS_VKEY,
+    Duration,
     FiniteRange,
+    parse_duration_ms,
     signal_option,
 )
 from .errors import StoreError
@@ -60,6 +69,7 @@ from .inputfiles import detect_format, read_signals
 __all__ = [
     "ADDRESS",
     "DATABASE",
+    "DISPUTE_ID",
     "EXIT_CONFIG",
     "EXIT_FAILURE",
     "EXIT_NO_QUORUM",
@@ -69,20 +79,26 @@ __all__ = [
     "EXIT_TRANSPORT",
     "EXIT_USAGE",
     "HOST",
+    "HTTP_URL",
     "INCIDENT_ID",
     "LOCAL_COPY",
     "MAX_PEM_BYTES",
     "MEMBER_ID",
     "NAME",
+    "NEW_FILE",
     "NOTE_FILE",
     "OPTIONAL_LISTEN",
     "ORIGIN",
     "OUTPUT_DIR",
     "OUTPUT_FILE",
+    "PUBLIC_KEY_FILE",
     "REQUIRED_GROUP_ID",
     "REQUIRED_TEXT",
     "SIGNAL_TYPE",
     "TEXT",
+    "WITNESS_NAME",
+    "WITNESS_VKEY",
+    "Duration",
     "FileTooLargeError",
     "FiniteRange",
     "StoreError",
@@ -90,6 +106,7 @@ __all__ = [
     "detect_format",
     "exit_code_for",
     "exit_with",
+    "parse_duration_ms",
     "read_bounded",
     "read_signals",
     "run",
