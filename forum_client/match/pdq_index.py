@@ -23,19 +23,33 @@ A member matches its own media locally against every PDQ hash in its copy of the
 uncompressed ``.npz`` with a CRC-32 per array, so start-up loads them instead of rebuilding;
 a truncated, corrupt or mismatched file raises :class:`PDQIndexFileError` (a ``ValueError``).
 
-Design (chosen by measurement at 1M random hashes on the 2-core reference machine)
-----------------------------------------------------------------------------------
+Design (chosen by measurement at 1M hashes on the 2-core reference machine)
+----------------------------------------------------------------------------
 *Multi-index hashing.* The 256 bits are split into 16 chunks of 16 bits. By pigeonhole, two
 hashes at distance ``d`` have some chunk differing in at most ``d // 16`` bits, so probing,
 for every chunk, the query's chunk value and all values within ``r = threshold // 16`` bits
 finds every hash within ``threshold <= 16 * (r + 1) - 1``. We probe with ``r <= 2``, so the
 index is exact up to :data:`MAX_INDEXED_THRESHOLD` (47): 16 x 17 = 272 bucket probes for the
-default threshold 31 (~4,000 random candidates at 1M), 2,192 probes at 32..47. Above 47 the
+default threshold 31 (~4,100 random candidates at 1M), 2,192 probes at 32..47. Above 47 the
 query is a full vectorised popcount scan, so every result is exact whatever the threshold.
-Candidates are verified with ``np.bitwise_count`` on the stored 64-bit words; the whole query
-is ~15 numpy calls, no Python loop over buckets or candidates. Fewer, wider chunks (8 x 32
-bits) would need radius-3 probing of 32-bit keys (5,489 probes per chunk); more, narrower ones
-(32 x 8 bits) give ~125,000 candidates per query.
+Fewer, wider chunks (8 x 32 bits) would need radius-3 probing of 32-bit keys (5,489 probes
+per chunk); more, narrower ones (32 x 8 bits) give ~125,000 candidates per query; 12-15
+chunks of 17-21 bits with mixed radii give as many random reads (more probes, fewer
+candidates) and need 2-4x the bucket heads.
+
+*What a query costs.* A miss is bound by memory and by numpy's per-call cost, not by
+arithmetic: ~272 random reads of bucket heads and pool slices and one random 32-byte read per
+candidate (~2,300 on realistic data, ~4,100 on uniform), then ~20 numpy calls. So a query
+does the least of both: one int64 per bucket head holds (start, length), gathered by one 1-D
+take (a (n, 2) fancy index was 8x slower per call); the candidate rows are one ``np.take`` of
+whole rows (column-major storage cost four cache misses per candidate); the distance is one
+``bitwise_count`` of the xor with the query (tiled: a flat xor is ~2x faster than
+broadcasting over rows of four words) and one multiply by 0x01010101 that sums each row's
+four word counts in the top byte of a uint32 (mod 256, so the exact complement of the query,
+distance 256, is dropped from the hits by its packed counts). A two-stage popcount (word 0
+first) was not taken: it still pays the cache miss of every candidate, which is most of the
+gather. :meth:`PDQIndex.query_many` answers up to 64 queries per round of calls (fewer when
+they would gather over 128k candidates, to bound the temporaries).
 
 *Crowded buckets are split by distance to a pivot.* Real PDQ lists are far from uniform:
 near-copies of one image (re-encodes, crops, captions) share most chunk values, so on
@@ -43,37 +57,37 @@ realistic data (``scripts/pdq_data.py``) the biggest buckets hold 10,000-110,000
 against ~15 for random hashes, and one probe of such a bucket gathers them all. A bucket
 that grows past :data:`SPLIT_AT` rows is split into 65 sub-buckets by each row's Hamming
 distance ``e`` to a pivot (the bitwise majority of the bucket's rows; distances of 64 or more
-share the last sub-bucket). A query at distance ``D`` from the pivot can only match rows with
-``|D - e| <= threshold`` (triangle inequality), so it reads only those sub-buckets: a miss
-far from a cluster skips the cluster, and a row is removed by scanning one sub-bucket
-instead of the whole cluster. Measured on 1M realistic hashes (``scripts/bench_pdq.py``,
-2 shared cores): hits there return ~25,000 near-copies each and building the result
-dominates (p50 4.6 ms unsplit, 3.1 ms split, side by side in one process); removal inside
-the largest cluster (112,855 rows) takes a p50 of ~90 us (the issue measured 5.5 ms before
-splitting); misses gain little (88 -> 72 us
-with ``SPLIT_AT`` 48 instead of 512, for 30% more memory, so 512 stays). Not chosen: a
-sorted-array layout (bucket = sorted run, binary-searched) needs O(bucket) shifts per add;
-a different chunk split (12 chunks of ~21 bits: ~1,300 instead of ~4,100 random candidates
-at 1M) needs 12 x 2M dense bucket heads (~400 MB); a two-stage popcount (word 0 first)
-still pays one cache miss per candidate, which is most of the gather cost.
+share the last sub-bucket); its head then holds the length ``-1 - which``. A query at
+distance ``D`` from the pivot can only match rows with ``|D - e| <= threshold`` (triangle
+inequality), so it reads only those sub-buckets: a miss far from a cluster skips the
+cluster, and a row is removed by scanning one sub-bucket instead of the whole cluster. A miss
+typically probes 1-3 split buckets; those are expanded with Python integers (``bit_count``
+of the xor with the pivot, one slice of the 65 contiguous sub-bucket heads), cheaper than
+the ~20 numpy calls of the vectorised form that hits inside clusters use. A hit there
+gathers each near-copy from up to 16 buckets: when the candidates outnumber a 16th of the
+index they are de-duplicated first, by a scatter into a mask and a scan (no sort), which
+also makes the gather read forward. Removal inside the largest cluster (112,855 rows) takes
+a p50 of ~90 us (the issue measured 5.5 ms before splitting).
 
-*Buckets with slack instead of a rebuild.* All 16 x 65,536 buckets live in one ``int32``
-pool of row numbers; each bucket has a start, a length and a capacity (built with a little
-slack). Adding a hash appends its row to its 16 buckets (a bucket that is full moves to the
-end of the pool with double capacity: O(1) amortised); removing swaps the row out of its 16
-buckets and puts the row on a free list. Nothing is ever copied in full on add or remove,
-apart from amortised doubling of the arrays and a compaction of the pool when more than half
-of it is abandoned space (both rare, O(n), and counted as such by the benchmark). We compared
-this against a compact CSR base plus a brute-force-scanned delta of recent additions: the
-delta must be merged by an O(n) rebuild every few thousand adds to keep queries fast, which
-makes add latency spiky; the slack buckets keep every add at ~10-20 us.
+*Buckets with slack instead of a rebuild.* All buckets live in one ``int32`` pool of row
+numbers; each bucket has a start, a length and a capacity (built with ~3% slack, none for an
+empty bucket). Adding a hash appends its row to its 16 buckets (a bucket that is full moves
+to the end of the pool with double capacity: O(1) amortised); removing swaps the row out of
+its 16 buckets and puts the row on a free list. Nothing is ever copied in full on add or
+remove, apart from amortised doubling of the arrays and a compaction of the pool when more
+than half of it is abandoned space (both rare, O(n), and counted as such by the benchmark).
+We compared this against a compact CSR base plus a brute-force-scanned delta of recent
+additions: the delta must be merged by an O(n) rebuild every few thousand adds to keep
+queries fast, which makes add latency spiky; the slack buckets keep every add at ~10-20 us.
 
-*Storage.* Hashes are rows of four ``uint64`` words (gathering ~4,000 candidate rows with
-``np.take`` costs ~30 us; column-major storage made it ~150 us, four cache misses per
-candidate), ids are ``int64``, and ids map to rows in a numpy open-addressing hash table (a
-Python dict of 1M ints costs ~100 MB; this costs ~25 MB). At 1M hashes the index holds
-~150 MB, about 150 bytes per hash (:attr:`PDQIndex.nbytes`); builds keep no per-chunk column
-copies, so the process's resident memory grows by little more than that.
+*Memory.* Per hash: 32 bytes of hash, 16 x 4 bytes of pool entries, an ``int64`` id, a live
+flag, and 4 bytes in the id table (open addressing over row numbers only: a slot's key is
+read back through ``ids[row]``, so the ids are not stored twice; a Python dict of 1M ints
+costs ~100 MB). Per bucket (1M of them): an int64 head and an int32 capacity. At 1M hashes
+that is ~130 MB of arrays (:attr:`PDQIndex.nbytes`, which also counts headroom that was never
+written and so is not resident). Builds keep no per-chunk column copies; a loaded index uses
+the arrays read from the file as its storage (no second copy); arrays grow into zeroed
+memory, whose untouched pages cost nothing until used.
 
 Thread safety: none; guard an index shared between threads with a lock.
 """
@@ -857,7 +871,7 @@ class PDQIndex:
             or live_rows.size != count
             or (live_rows.size and int(live_rows.max()) >= n)
             or not bool(np.all(alive[live_rows]))
-            or np.unique(ids[live_rows]).size != count
+            or _has_repeats(ids[live_rows])
             or not live_rows.size <= map_used <= 7 * cap // 10
         ):
             raise bad("id table disagrees with the rows")
@@ -895,6 +909,13 @@ def _grown(arr: npt.NDArray[Any], used: int) -> npt.NDArray[Any]:
     out = np.zeros((used + used // 2 + 1024, *arr.shape[1:]), arr.dtype)
     out[:used] = arr[:used]
     return out
+
+
+def _has_repeats(values: _I64) -> bool:
+    """Whether any value occurs twice (a sort: numpy 2's hash-based ``unique`` took 3 s and
+    ~50 MB of scratch for 1M ids)."""
+    ordered = np.sort(values)
+    return bool(np.any(ordered[1:] == ordered[:-1]))
 
 
 def _with_slack(counts: _I64) -> _I32:
