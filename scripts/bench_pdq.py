@@ -368,9 +368,9 @@ def _table(data: str, runs: list[dict[str, dict[str, Any]]], args: argparse.Name
         f"{peer_line}Largest bucket: {first['ours']['largest_bucket']:,} rows. Values: median "
         "[min-max] over runs; ratios are peer / ours within each run.",
         "",
-        "| metric | ours | "
-        + "".join(f"{names[p]} | " for p in peers)
-        + "".join(f"{ratios[p]} | " for p in peers),
+        "| "
+        + " | ".join(["metric", "ours", *(names[p] for p in peers), *(ratios[p] for p in peers)])
+        + " |",
         "|---|---:|" + "---:|" * (2 * len(peers)),
     ]
     for name, path in METRICS:
