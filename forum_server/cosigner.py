@@ -24,7 +24,10 @@ quorum vouches for, and which witnesses did not cosign them, and fails closed sa
 Over PostgreSQL with several servers only the leader asks the witnesses: it writes what it
 serves (cosigned and pending checkpoints, the witnesses' status) to the shared store, and the
 other servers serve that (:meth:`Cosigner._follow_store`).  A server promoted after a
-failover starts from what the old leader stored and goes on cosigning.
+failover starts from what the old leader stored and goes on cosigning.  A single server
+(SQLite) stores it too: restarted, it serves the last cosigned checkpoint at once, not its
+plain one, which members would refuse as unwitnessed until the witnesses answered (or
+forever, with too few of them reachable).
 """
 
 from __future__ import annotations
@@ -154,6 +157,7 @@ class Cosigner:
     async def _run(self) -> None:
         last: bytes | None = None
         sent_at = 0.0
+        await self._load_stored()
         while True:
             if not self.sequencer.leading:  # several servers: the leader asks the witnesses
                 await self._follow_store()
@@ -240,9 +244,9 @@ class Cosigner:
     # ---- several servers (PostgreSQL): the leader publishes, the others serve ----
 
     async def _publish(self) -> None:
-        """The leader writes what it serves to the shared store (nothing without one)."""
-        shared = self.sequencer.shared
-        if shared is None or self._served is None:
+        """The leader stores what it serves: for the other servers (several over PostgreSQL)
+        and for itself after a restart."""
+        if self._served is None:
             return
         doc = {
             "cosigned": [self._served[0], base64.b64encode(self._served[1]).decode("ascii")],
@@ -254,19 +258,25 @@ class Cosigner:
             doc["pending"] = [pending[0], base64.b64encode(pending[1]).decode("ascii")]
             doc["status"] = pending[2]
         try:
-            await asyncio.to_thread(shared.save_witnessed, json.dumps(doc), self._served[0])
+            await asyncio.to_thread(
+                self.sequencer.store.save_witnessed, json.dumps(doc), self._served[0]
+            )
         except Exception as exc:  # the store down: members still get it from this server
             log.warning("cannot store the cosigned checkpoint: %s", exc)
 
     async def _follow_store(self) -> None:
-        """A server that does not lead serves the checkpoints the leader stored: the
-        cosigned one once this server's own copy of the log has caught up with it."""
-        shared = self.sequencer.shared
+        """A server that does not lead serves the checkpoints the leader stored."""
         await asyncio.sleep(self.config.follow_store_seconds)
-        if shared is None:
-            return
+        if self.sequencer.shared is not None:
+            await self._load_stored()
+
+    async def _load_stored(self) -> None:
+        """Serve the checkpoints stored last (by the leader, or by this server before it
+        restarted): the cosigned one once this server's own copy of the log has caught up
+        with it.  Without this a restarted server would serve its plain checkpoint until the
+        witnesses answer, and members would refuse it as unwitnessed."""
         try:
-            raw = await asyncio.to_thread(shared.witnessed)
+            raw = await asyncio.to_thread(self.sequencer.store.witnessed)
         except Exception as exc:
             log.warning("cannot read the cosigned checkpoint: %s", exc)
             return

@@ -184,6 +184,16 @@ class ServerStore(Protocol):
 
     def audit(self, limit: int = 0) -> list[AuditRecord]: ...
 
+    def save_witnessed(self, doc: str, cosigned_size: int) -> None:
+        """Store what the (leading) cosigner serves (a JSON document: the newest cosigned
+        checkpoint of size ``cosigned_size``, the pending one, the witnesses' status) for the
+        other servers and for this server after a restart; a document with a smaller
+        cosigned size than the stored one is ignored (a stale leader cannot take the served
+        checkpoint back)."""
+
+    def witnessed(self) -> str | None:
+        """The document :meth:`save_witnessed` stored last, or None."""
+
     def close(self) -> None: ...
 
 
@@ -210,15 +220,6 @@ class SharedStore(ServerStore, Protocol):
     def finish_forwarded(
         self, ticket: int, index: int | None, error: dict[str, Any] | None
     ) -> None: ...
-
-    def save_witnessed(self, doc: str, cosigned_size: int) -> None:
-        """Store what the leader's cosigner serves (a JSON document: the newest cosigned
-        checkpoint of size ``cosigned_size``, the pending one, the witnesses' status) for the
-        other servers; a document with a smaller cosigned size than the stored one is
-        ignored (a stale leader cannot take the served checkpoint back)."""
-
-    def witnessed(self) -> str | None:
-        """The document :meth:`save_witnessed` stored last, or None."""
 
 
 def is_database_url(location: str) -> bool:

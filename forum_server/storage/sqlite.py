@@ -195,6 +195,13 @@ CREATE TABLE IF NOT EXISTS view_meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+-- Issue #9: what the cosigner serves (the newest checkpoint a quorum of witnesses
+-- cosigned, the pending one), so that a restarted server serves it at once.
+CREATE TABLE IF NOT EXISTS witnessed (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cosigned_size INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time_ms INTEGER NOT NULL,
@@ -559,6 +566,22 @@ class SQLiteStore:
         if limit:
             sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
         return [AuditRecord(*row) for row in self._connect().execute(sql)]
+
+    def save_witnessed(self, doc: str, cosigned_size: int) -> None:
+        self._write(
+            [
+                (
+                    "INSERT INTO witnessed (id, cosigned_size, doc) VALUES (1, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET cosigned_size = excluded.cosigned_size, "
+                    "doc = excluded.doc WHERE witnessed.cosigned_size <= excluded.cosigned_size",
+                    [(cosigned_size, doc)],
+                )
+            ]
+        )
+
+    def witnessed(self) -> str | None:
+        row = self._connect().execute("SELECT doc FROM witnessed WHERE id = 1").fetchone()
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         self._checkpointer.stop()

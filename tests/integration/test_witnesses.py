@@ -341,6 +341,31 @@ def test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why(
             assert store.size == size + 1 and store.lookup("md5", "2" * 32) is not None
 
 
+def test_a_restarted_server_serves_its_last_cosigned_checkpoint_at_once(tmp_path: Path) -> None:
+    """The server stores what its cosigner serves: restarted while no witness answers, it
+    serves the last quorum-cosigned checkpoint, not its plain one, which every member
+    syncing in that window would refuse as unwitnessed (blocking evidence)."""
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "3" * 32)
+        size, note = wait_cosigned(forum)
+        bob = forum.members["bob"].bundle
+        with forum.client("bob") as client, LocalStore(tmp_path / "bob.db") as store:
+            assert client.sync(store).size == size
+    # The server is stopped and every witness is down; the server comes back alone.
+    with (
+        running_server(forum.directory / "server", port=0, config=CONFIG) as again,
+        ForumClient(bob, server=again.address) as client,
+    ):
+        assert again.handle.cosigner.checkpoint() == (size, note)
+        with LocalStore(tmp_path / "bob.db") as store:
+            assert client.sync(store).size == size
+            assert store.evidence() == []
+        with LocalStore(tmp_path / "new.db") as store:  # a new copy verifies the quorum
+            assert client.sync(store).size == size
+
+
 class _Follower:
     """``member`` follows the forum (SDK follow mode) on a thread of its own, into ``db``;
     ``error`` is what ended it."""
