@@ -10,11 +10,15 @@ staged earlier in the same transaction.  Every PDQ value an entry touches is jou
 from __future__ import annotations
 
 import sqlite3
+from operator import itemgetter
 from typing import Any
 
 from .. import entries as e
 from ..verifier import LogState
 from .schema import PDQ, pdq_values_of
+
+_KEY = itemgetter(0, 1)
+"""``(type, value)``: the leading primary-key columns of signal and descriptor rows."""
 
 
 def _labels_json(labels: tuple[str, ...]) -> str:
@@ -62,6 +66,12 @@ class ViewWriter:
             con.executemany(self.REDACTED_SQL, self.redacted_rows)
             self.redacted_rows = []
         if self.signal_rows:
+            # In key order (a stable sort: a later row for the same key still lands later, so
+            # the upserts mean the same): random hash keys otherwise touch a random leaf page
+            # of each index per row, and once a grown copy's indexes outgrow the page cache
+            # every row reads and dirties a page of its own (see docs/benchmarks.md, #13).
+            self.signal_rows.sort(key=_KEY)
+            self.descriptor_rows.sort(key=_KEY)
             con.executemany(self.SIGNAL_SQL, self.signal_rows)
             con.executemany(self.DESCRIPTOR_SQL, self.descriptor_rows)
             self.signal_rows = []
