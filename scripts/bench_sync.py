@@ -252,14 +252,18 @@ def main() -> int:
         trust_root = init_forum(
             forum_dir, name="Bench", address="127.0.0.1:0", now=dt.datetime.now(dt.UTC)
         )
+        # Enrolled first: issuing a bundle replays the whole log (every signature), which on
+        # a busy machine outlasts the operator's deadline once the log is long.
+        with running_server(forum_dir / "server") as running:
+            reader = LocalForum(forum_dir, trust_root, running).enroll(
+                "bench-reader", e.Role.OBSERVER
+            )
         t0 = time.perf_counter()
         size, member_key, submissions = build_log(
             forum_dir, args.signals, args.per_entry, args.seed
         )
         build_seconds = time.perf_counter() - t0
         with running_server(forum_dir / "server", start_timeout_seconds=3600) as running:
-            forum = LocalForum(forum_dir, trust_root, running)
-            reader = forum.enroll("bench-reader", e.Role.OBSERVER)
             db = base / "synced.db"
             if args.inline_too:  # the same sync with every signature checked inline, first
                 inline_db = base / "inline.db"
@@ -269,6 +273,8 @@ def main() -> int:
                     "forum_client.cli",
                     "--profile",
                     str(reader.bundle_path),
+                    "--server",
+                    running.address,
                     "sync",
                     "--db",
                     str(inline_db),
@@ -289,6 +295,8 @@ def main() -> int:
                 "forum_client.cli",
                 "--profile",
                 str(reader.bundle_path),
+                "--server",
+                running.address,
                 "sync",
                 "--db",
                 str(db),
