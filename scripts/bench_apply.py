@@ -2,6 +2,7 @@
 """Benchmark: the sync's own per-entry work on a log of one-signal submissions, in one process.
 
     .venv/bin/python scripts/bench_apply.py --entries 5000 --runs 5
+    .venv/bin/python scripts/bench_apply.py --entries 200 --per-entry 1000 --runs 3
 
 What a sync does per entry besides the signature, without a server or a network: the log
 (real keys and signatures, built in memory) is served to a real :class:`Syncer` by a stub
@@ -140,6 +141,9 @@ def verify_cpu(public_key: bytes, envs: list[Envelope]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=5000)
+    parser.add_argument(
+        "--per-entry", type=int, default=1, help="signals per submission (1, 10, 1000...)"
+    )
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     log = Log()
@@ -164,8 +168,11 @@ def main() -> int:
     rand = random.Random(7)
     subs = []
     for _ in range(args.entries):
-        item = e.SignalItem("sha256", rand.randbytes(32).hex(), (LABEL,), "image")
-        subs.append(log.signed(key, e.Submission(log.header(key, "bench"), (item,))))
+        items = tuple(
+            e.SignalItem("sha256", rand.randbytes(32).hex(), (LABEL,), "image")
+            for _ in range(args.per_entry)
+        )
+        subs.append(log.signed(key, e.Submission(log.header(key, "bench"), items)))
     stub = serve(log, genesis, admin, subs)
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
@@ -177,6 +184,7 @@ def main() -> int:
             runs.append(
                 {
                     "apply_cpu_us": round(apply_cpu / n * 1e6, 1),
+                    "apply_cpu_us_per_signal": round(apply_cpu / n / args.per_entry * 1e6, 2),
                     "verify_cpu_us": round(v1 / n * 1e6, 1),
                     "apply_per_verify": round(apply_cpu / v1, 3),
                     "ahead_us": round(ahead / n * 1e6, 1),
@@ -186,7 +194,8 @@ def main() -> int:
             )
             print(json.dumps(runs[-1]), file=sys.stderr)
     summary = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    print(json.dumps({"entries": args.entries, "runs": runs, "median": summary}))
+    doc = {"entries": args.entries, "per_entry": args.per_entry, "runs": runs, "median": summary}
+    print(json.dumps(doc))
     return 0
 
 
