@@ -218,6 +218,22 @@ class Envelope:
     cosignatures: tuple[tuple[bytes, bytes], ...] = ()
 
     def __post_init__(self) -> None:
+        if (  # the common entry, one signature (a sync builds one per entry it receives)
+            self.cosignatures == ()
+            and type(self.payload_type) is str
+            and type(self.body) is bytes
+            and type(self.key_id) is bytes
+            and type(self.signature) is bytes
+            and len(self.payload_type) <= 0x3FFF  # at most 4 UTF-8 bytes a character
+            and len(self.body) <= 0xFFFFFFFF
+            and len(self.key_id) <= 0xFF
+            and len(self.signature) <= 0xFF
+        ):
+            _encode_type(self.payload_type)  # raises for text UTF-8 cannot encode
+            return
+        self._check_fields()
+
+    def _check_fields(self) -> None:
         if not isinstance(self.payload_type, str):
             raise InvalidInputError.field("payload_type", "must be str")
         for name in ("body", "key_id", "signature"):

@@ -118,6 +118,19 @@ def _submission_clean(state: LogState, body: e.Submission) -> bool:
     n = len(signals)
     if n == 0 or n > limits.max_batch_signals or len(body.scope) > MAX_TEXT:
         return False
+    if n == 1:  # the crisis case, one hash an entry: the same checks without the sets
+        s = signals[0]
+        labels = s.labels
+        kind = SIGNAL_TYPES.get(s.type)
+        return (
+            s.quality is None
+            and s.content_type in _CONTENT_TYPES_OR_NONE
+            and len(labels) <= limits.max_labels_per_signal
+            and len(set(labels)) == len(labels)
+            and all(map(state.label_known, labels))
+            and kind is not None
+            and kind.all_canonical([s.value], version)
+        )
     if set(map(_QUALITY, signals)) != {None}:
         return False  # quality is rare (pdq only): checked item by item
     if not set(map(_CONTENT_TYPE, signals)) <= _CONTENT_TYPES_OR_NONE:

@@ -609,6 +609,7 @@ class Syncer:
         replay = self.replay
         signals_before = txn.signals_applied
         latest_ms = int((self.wall_clock() + self.config.max_clock_skew_seconds) * 1000)
+        answers = {} if checks is None else checks.verified_keys()
         for index, item in items:
             self._check_position(index, follow)
             if isinstance(item, Redacted):
@@ -617,7 +618,8 @@ class Syncer:
                 continue
             leaf = item.leaf_bytes()
             try:
-                verified = None if checks is None else checks.verified_key(index, item)
+                answer = answers.get(index)
+                verified = answer[1] if answer is not None and answer[0] is item else None
                 body = replay.apply(index, item, leaf, txn, verified)
             except LeakedEntry as leaked:
                 self._report_leak(leaked, leaf, item.key_id, txn)

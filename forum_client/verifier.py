@@ -223,13 +223,17 @@ def _check_canonical(index: int, envelope: Envelope, body: e.Body) -> None:
     default values written out.  Otherwise an author could hide bytes in a signed entry that
     every member then stores."""
     if e.encode(body) != envelope.body:
-        raise EntryRejectedError(
-            REJECT_BODY,
-            "body",
-            "not in canonical encoding (unknown or repeated fields, fields out of order, "
-            "non-minimal varints or explicit defaults)",
-            index,
-        )
+        raise _not_canonical(index)
+
+
+def _not_canonical(index: int) -> EntryRejectedError:
+    return EntryRejectedError(
+        REJECT_BODY,
+        "body",
+        "not in canonical encoding (unknown or repeated fields, fields out of order, "
+        "non-minimal varints or explicit defaults)",
+        index,
+    )
 
 
 def board_problem(public_keys: tuple[bytes, ...], threshold: int) -> str | None:
@@ -441,10 +445,11 @@ class LogState:
         except VerificationError as exc:
             raise EntryRejectedError(REJECT_SIGNATURE, "signature", str(exc), index) from None
         try:
-            body = e.decode(envelope.payload_type, envelope.body)
+            body, canonical = e.decode_canonical(envelope.payload_type, envelope.body)
         except InvalidInputError as exc:
             raise EntryRejectedError(REJECT_BODY, "body", str(exc), index) from None
-        _check_canonical(index, envelope, body)
+        if not canonical:  # as _check_canonical
+            raise _not_canonical(index)
         self._check_header(index, envelope, key, body)
         self._check_body(index, body)
         if isinstance(body, e.MEMBER_BODY_TYPES):

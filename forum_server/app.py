@@ -307,8 +307,12 @@ def running_server(
     host: str = "127.0.0.1",
     config: ServerConfig | None = None,
     database: str | None = None,
+    start_timeout_seconds: float = 60.0,
 ) -> Iterator[RunningForum]:
-    """Run a real server on ``host:port`` (0 = a free port) in a background thread."""
+    """Run a real server on ``host:port`` (0 = a free port) in a background thread.
+
+    ``start_timeout_seconds``: how long opening the store and rebuilding the log may take
+    (a benchmark's forum of millions of signals on a busy machine needs more)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="forum-server", daemon=True)
     thread.start()
@@ -316,7 +320,7 @@ def running_server(
         future = asyncio.run_coroutine_threadsafe(
             start_server(Path(data_dir), f"{host}:{port}", config, database), loop
         )
-        handle = future.result(timeout=60)
+        handle = future.result(timeout=start_timeout_seconds)
         running = RunningForum(handle.port, f"{host}:{handle.port}", Path(data_dir), handle, loop)
         try:
             yield running

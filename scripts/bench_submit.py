@@ -115,7 +115,9 @@ def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def summarize_profile(raw: Path, out: Path, top: int = 40) -> None:
+def summarize_profile(
+    raw: Path, out: Path, top: int = 40, what: str = "the server process"
+) -> None:
     """Collapsed py-spy stacks -> the functions with most own and total samples."""
     own: dict[str, int] = {}
     total: dict[str, int] = {}
@@ -128,7 +130,7 @@ def summarize_profile(raw: Path, out: Path, top: int = 40) -> None:
         own[frames[-1]] = own.get(frames[-1], 0) + n
         for frame in set(frames):
             total[frame] = total.get(frame, 0) + n
-    lines = [f"{samples} samples of the server process (all threads)", "", "own time:"]
+    lines = [f"{samples} samples of {what} (all threads)", "", "own time:"]
     for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"{100 * n / samples:6.1f}%  {name}")
     lines += ["", "total time (function and what it calls):"]

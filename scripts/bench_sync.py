@@ -41,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_sigcheck import raw_rate
+from bench_submit import _profile, summarize_profile
 
 from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
@@ -223,6 +224,11 @@ def main() -> int:
         help="also time the sync with --signature-threads 0 (every signature inline)",
     )
     parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy summary of the measured sync process (needs py-spy in .venv)",
+    )
+    parser.add_argument(
         "--redacted-fraction",
         type=float,
         default=0.0,
@@ -246,14 +252,18 @@ def main() -> int:
         trust_root = init_forum(
             forum_dir, name="Bench", address="127.0.0.1:0", now=dt.datetime.now(dt.UTC)
         )
+        # Enrolled first: issuing a bundle replays the whole log (every signature), which on
+        # a busy machine outlasts the operator's deadline once the log is long.
+        with running_server(forum_dir / "server") as running:
+            reader = LocalForum(forum_dir, trust_root, running).enroll(
+                "bench-reader", e.Role.OBSERVER
+            )
         t0 = time.perf_counter()
         size, member_key, submissions = build_log(
             forum_dir, args.signals, args.per_entry, args.seed
         )
         build_seconds = time.perf_counter() - t0
-        with running_server(forum_dir / "server") as running:
-            forum = LocalForum(forum_dir, trust_root, running)
-            reader = forum.enroll("bench-reader", e.Role.OBSERVER)
+        with running_server(forum_dir / "server", start_timeout_seconds=3600) as running:
             db = base / "synced.db"
             if args.inline_too:  # the same sync with every signature checked inline, first
                 inline_db = base / "inline.db"
@@ -263,6 +273,8 @@ def main() -> int:
                     "forum_client.cli",
                     "--profile",
                     str(reader.bundle_path),
+                    "--server",
+                    running.address,
                     "sync",
                     "--db",
                     str(inline_db),
@@ -283,6 +295,8 @@ def main() -> int:
                 "forum_client.cli",
                 "--profile",
                 str(reader.bundle_path),
+                "--server",
+                running.address,
                 "sync",
                 "--db",
                 str(db),
@@ -290,8 +304,22 @@ def main() -> int:
                 "--no-progress",
             ]
             start = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+            )
+            spy = (
+                None
+                if args.profile is None
+                else _profile(proc.pid, args.profile.with_suffix(".raw"))
+            )
+            out, err = proc.communicate()
             sync_seconds = time.perf_counter() - start
+            if spy is not None:
+                spy.wait()  # py-spy ends with the process it samples
+                summarize_profile(
+                    args.profile.with_suffix(".raw"), args.profile, what="the sync process"
+                )
+            done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
             if done.returncode != 0:
                 print(done.stderr, file=sys.stderr)
                 return 1
@@ -338,7 +366,7 @@ def redacted_run(args: argparse.Namespace) -> int:
         trust_root = init_forum(
             forum_dir, name="Bench", address="127.0.0.1:0", now=dt.datetime.now(dt.UTC)
         )
-        with running_server(forum_dir / "server") as running:
+        with running_server(forum_dir / "server", start_timeout_seconds=3600) as running:
             forum = LocalForum(forum_dir, trust_root, running)
             outside = forum.enroll("bench-outside", e.Role.OBSERVER)
             inside = forum.enroll("bench-inside", e.Role.OBSERVER)
@@ -352,7 +380,7 @@ def redacted_run(args: argparse.Namespace) -> int:
             (inside.member_id,),
         )
         build_seconds = time.perf_counter() - t0
-        with running_server(forum_dir / "server") as again:
+        with running_server(forum_dir / "server", start_timeout_seconds=3600) as again:
             order = [("redacted", outside), ("visible", inside)]
             if args.visible_first:
                 order.reverse()

@@ -22,6 +22,15 @@ if TYPE_CHECKING:
     from .local import LocalStore
 
 
+def _outgrew_cache(con: sqlite3.Connection) -> bool:
+    """Whether the database file is larger than the connection's page cache."""
+    pages = con.execute("PRAGMA page_count").fetchone()[0]
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    cache = con.execute("PRAGMA cache_size").fetchone()[0]  # pages, or -KiB if negative
+    cache_bytes = -cache * 1024 if cache < 0 else cache * page_size
+    return bool(pages * page_size > cache_bytes)
+
+
 class ConcurrentSyncError(StoreError):
     """Another sync advanced the same local copy while this one was running."""
 
@@ -45,7 +54,7 @@ class SyncTransaction(ViewWriter):
                 f"cannot write {store.path}: {exc} (another sync or forum-client process is "
                 "writing it; wait for it to finish)"
             ) from exc
-        super().__init__(con)
+        super().__init__(con, key_order=_outgrew_cache(con))
         self.store = store
         if expected_size is not None:
             size = store.size

@@ -10,11 +10,15 @@ staged earlier in the same transaction.  Every PDQ value an entry touches is jou
 from __future__ import annotations
 
 import sqlite3
+from operator import itemgetter
 from typing import Any
 
 from .. import entries as e
 from ..verifier import LogState
 from .schema import PDQ, pdq_values_of
+
+_KEY = itemgetter(0, 1)
+"""``(type, value)``: the leading primary-key columns of signal and descriptor rows."""
 
 
 def _labels_json(labels: tuple[str, ...]) -> str:
@@ -39,8 +43,14 @@ class ViewWriter:
     PDQ_SQL = "INSERT OR IGNORE INTO pdq_changes VALUES (?, ?)"
     REDACTED_SQL = "INSERT INTO redacted VALUES (?, ?, ?, ?, ?)"
 
-    def __init__(self, con: sqlite3.Connection) -> None:
+    def __init__(self, con: sqlite3.Connection, key_order: bool = False) -> None:
         self.con = con
+        # Write signal and descriptor rows in key order: random hash keys otherwise touch a
+        # random leaf page of each table per row, and once the tables outgrow the page cache
+        # a page can be read, evicted and read again within one commit (2.2x the CPU into a
+        # 1M-row table, docs/benchmarks.md #13).  Sorting costs more than it saves while the
+        # tables fit in the cache, so the transaction asks for it only then.
+        self.key_order = key_order
         self.entry_rows: list[tuple[int, bytes]] = []
         self.redacted_rows: list[tuple[int, bytes, str, bytes, bytes | None]] = []
         self.signal_rows: list[tuple[str, str, int]] = []
@@ -62,6 +72,11 @@ class ViewWriter:
             con.executemany(self.REDACTED_SQL, self.redacted_rows)
             self.redacted_rows = []
         if self.signal_rows:
+            if self.key_order:
+                # A stable sort: a later row for the same key still lands later, so the
+                # upserts mean the same (see ``key_order``).
+                self.signal_rows.sort(key=_KEY)
+                self.descriptor_rows.sort(key=_KEY)
             con.executemany(self.SIGNAL_SQL, self.signal_rows)
             con.executemany(self.DESCRIPTOR_SQL, self.descriptor_rows)
             self.signal_rows = []

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 
 from forum_client import entries as e
+from forum_client._proto.forum.v1 import forum_pb2 as pb
+from forum_client.errors import InvalidInputError
 
 TEXT = ["", "a", "sha256", "ünï", "\U0001f600", "x" * 200, "y" * 20000, "\x00"]
 
@@ -156,3 +159,65 @@ def test_uniform_batches_encode_as_the_generated_code(
     fast = e._encode_submission(body)
     assert fast == e._to_message(body).SerializeToString(deterministic=True)
     assert e.decode(e.PAYLOAD_TYPES[e.Submission], fast) == body
+
+
+def _mangled(data: bytes) -> list[bytes]:
+    """``data`` (a canonical Submission) and variants protobuf still parses, each breaking
+    the canonical encoding in one way (or, for some, not at all)."""
+    header_len = data[1]
+    header = data[2 : 2 + header_len]
+    rest = data[2 + header_len :]
+    return [
+        data,
+        data + b"\xfa\x06\x01x",  # an unknown field at the end
+        data + b"\x0a\x00",  # the header again (protobuf merges it)
+        data[:1] + bytes([header_len | 0x80, 0]) + data[2:],  # a non-minimal length
+        rest + data[: 2 + header_len],  # the header after the signals
+        data + b"\x1a\x00",  # an explicit empty scope
+        data + b"\xf8\x01\x00",  # an explicit TLP 0
+        data + b"\x82\x02\x00",  # an explicit empty salt
+        # an unknown field inside the header, at its end (survives a plain re-serialisation)
+        b"\x0a" + bytes([header_len + 3]) + header + b"\xa0\x06\x01" + rest,
+        # an unknown field at the end of the last signal
+        data + b"\x12\x2a\x0a\x03md5\x12\x20" + b"e" * 32 + b"\xa0\x06\x01",
+        data + b"\x12\x27\x0a\x03md5\x12\x20" + b"e" * 32,  # a well-formed extra signal
+        data + b"\x12\x29\x0a\x03md5\x12\x20" + b"e" * 32 + b"\x28\x00",  # quality 0, present
+        data + b"\x12\x27\x12\x20" + b"e" * 32 + b"\x0a\x03md5",  # value before type
+    ]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_decode_canonical_answers_as_encoding_again(seed: int) -> None:
+    """decode_canonical's answer for a Submission (checked on the parsed message, in C) is
+    exactly ``encode(decode(data)) == data``, the check every verifier ran before."""
+    rng = random.Random(seed)
+    n = rng.choice([1, 1, 2, 10, 40, 200])
+    body = _batch(rng, n, uniform=seed % 2 == 0)
+    if seed % 3 == 0:
+        body = e.Submission(body.header, body.signals, "eu", e.Tlp.RED, b"s" * 32)
+    accepted = 0
+    for data in _mangled(e.encode(body)):
+        try:
+            expected = e.encode(e.decode(e.PAYLOAD_TYPES[e.Submission], data)) == data
+        except InvalidInputError:
+            with pytest.raises(InvalidInputError):
+                e.decode_canonical(e.PAYLOAD_TYPES[e.Submission], data)
+            continue
+        decoded, canonical = e.decode_canonical(e.PAYLOAD_TYPES[e.Submission], data)
+        assert decoded == e.decode(e.PAYLOAD_TYPES[e.Submission], data)
+        assert canonical is expected, data
+        accepted += canonical
+    assert e.decode_canonical(e.PAYLOAD_TYPES[e.Submission], e.encode(body)) == (body, True)
+    assert accepted >= 1 + (body.scope == "")  # with no field after them, an extra signal too
+
+
+def test_every_submission_field_survives_decoding() -> None:
+    """What decode_canonical relies on: a Submission's dataclasses carry every field its
+    message has, so ``encode(decode(m))`` re-serialises all of ``m``'s known fields."""
+    for message, cls in (
+        (pb.Submission, e.Submission),
+        (pb.EntryHeader, e.Header),
+        (pb.SignalItem, e.SignalItem),
+    ):
+        wire = {f.name for f in message.DESCRIPTOR.fields}
+        assert wire == {f.name for f in dataclasses.fields(cls)}, message.DESCRIPTOR.name

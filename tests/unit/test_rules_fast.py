@@ -121,3 +121,19 @@ def test_all_canonical_matches_normalize(name: str) -> None:
             expected = False
         assert kind.all_canonical([v]) is expected, v
         assert kind.all_canonical(["0" * 32, v]) is (expected and kind.all_canonical(["0" * 32]))
+
+
+@pytest.mark.parametrize("mutation", range(len(MUTATIONS) + 1))
+def test_single_signal_fast_path_agrees(state: LogState, mutation: int) -> None:
+    """One signal an entry (its own branch of the fast path): every mutation, both scopes."""
+    for seed in range(8):
+        item = _good(random.Random(seed), 1)[0]
+        if mutation < len(MUTATIONS):
+            item = MUTATIONS[mutation](item)
+        for scope in ("", "x" * 1025):
+            body = e.Submission(H, (item,), scope)
+            slow = _slow(state, body)
+            if rules._submission_clean(state, body):
+                assert slow is None
+            else:  # an unmutated signal in a forum-wide entry takes the fast path
+                assert mutation < len(MUTATIONS) or scope

@@ -120,3 +120,28 @@ def test_an_answer_belongs_to_the_envelope_checked_not_to_its_index() -> None:
         assert checks.verified_key(9, good) == key.public_bytes
         assert checks.verified_key(9, forged) is None
         assert checks.verified_key(9, copy) is None
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 64])
+def test_all_answers_at_once_equal_the_answers_one_by_one(chunk: int) -> None:
+    """verified_keys() (what the sync uses, one wait per batch) answers exactly as
+    verified_key() for every envelope, repeated and forged indexes included."""
+    key, other = SigningKey.generate(), SigningKey.generate()
+    good = [key.sign("forum.v1.Test", b"entry %d" % i) for i in range(40)]
+    forged = [_tampered(env, i % 5, other) for i, env in enumerate(good)]
+    items = []
+    for i in range(40):
+        if i % 7 == 3:  # the same index twice: forged first, then genuine
+            items += [(i, forged[i], key.public_bytes), (i, good[i], key.public_bytes)]
+        elif i % 7 == 5:  # genuine first, then forged
+            items += [(i, good[i], key.public_bytes), (i, forged[i], key.public_bytes)]
+        else:
+            items.append((i, forged[i] if i % 3 == 0 else good[i], key.public_bytes))
+    with SignatureChecker(threads=2, chunk=chunk) as checker:
+        checks = checker.submit(items)
+        answers = checks.verified_keys()
+        for index, env, _ in items:
+            found = answers.get(index)
+            at_once = found[1] if found is not None and found[0] is env else None
+            assert at_once == checks.verified_key(index, env)
+    assert 10 < len(answers) < 40
