@@ -582,7 +582,10 @@ class Sequencer:
         try:
             await asyncio.to_thread(self.store.append, p.leaves, p.size, p.note, p.view.delta)
         except Exception as exc:  # the store failed: nobody is acknowledged
-            log.exception("commit of %d entries failed", len(p.accepted))
+            if isinstance(exc, StoreError):  # the database is down or restarting: one line
+                log.error("commit of %d entries failed: %s", len(p.accepted), exc)
+            else:
+                log.exception("commit of %d entries failed", len(p.accepted))
             self._last_error = exc
             self._resync = True
             self._reset_pipeline()
