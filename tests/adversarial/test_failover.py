@@ -10,9 +10,9 @@ Checked at the end, against the database itself:
 - the resumed old leader appended nothing after a new one took over (its epoch is fenced
   off), and a fresh member copy synced from the survivors verifies.
 
-The PostgreSQL "restart" case ends every connection the forum holds
-(``pg_terminate_backend`` on the forum's own ``application_name``): restarting the shared
-PostgreSQL server itself would break other test runs on the machine.
+Then every connection the forum holds is cut under load (``pg_terminate_backend`` on the
+forum's own ``application_name``); a real ``pg_ctl restart`` of a cluster of its own is in
+``test_postgres_restart.py`` (the machine's shared PostgreSQL is never restarted).
 """
 
 from __future__ import annotations
