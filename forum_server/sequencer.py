@@ -455,6 +455,10 @@ class Sequencer:
                 group.append(self._queue.get_nowait())
             try:
                 prepared = self._prepare(group)
+            except StoreError as exc:  # the view could not be read: the database is down
+                log.error("checking %d entries failed: %s", len(group), exc)
+                prepared = None
+                self._fail(group, exc)
             except Exception as exc:  # pragma: no cover - a bug: nobody is acknowledged
                 log.exception("checking %d entries failed", len(group))
                 prepared = None
