@@ -353,19 +353,25 @@ class Sequencer:
         shared = self.shared
         after = 0
         pending: set[asyncio.Task[None]] = set()
-        while True:
-            try:
-                taken = await asyncio.to_thread(shared.take_forwarded, after)
-            except StoreError as exc:
-                log.warning("cannot read forwarded entries: %s", exc)
-                taken = []
-            for item in taken:
-                after = max(after, item.ticket)
-                task = asyncio.get_running_loop().create_task(self._answer_forwarded(item))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            if not taken:
-                await asyncio.sleep(self.forward_poll)
+        try:
+            while True:
+                try:
+                    taken = await asyncio.to_thread(shared.take_forwarded, after)
+                except StoreError as exc:
+                    log.warning("cannot read forwarded entries: %s", exc)
+                    taken = []
+                for item in taken:
+                    after = max(after, item.ticket)
+                    task = asyncio.get_running_loop().create_task(self._answer_forwarded(item))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                if not taken:
+                    await asyncio.sleep(self.forward_poll)
+        finally:
+            # Stepping down: the entries not answered yet stay in the table for the next
+            # leader (cancelled, not dropped while pending with nothing holding them).
+            for task in pending:
+                task.cancel()
 
     async def _answer_forwarded(self, item: ForwardedEntry) -> None:
         assert self.shared is not None
