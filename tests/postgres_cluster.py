@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -66,7 +66,7 @@ class PrivateCluster:
     bin: Path
     directory: Path
     port: int
-    password: str
+    password: str = field(repr=False)
     run_as: str | None  # "postgres" when the tests run as root
 
     @property
