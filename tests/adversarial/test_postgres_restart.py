@@ -15,6 +15,8 @@ at the same moment.
 
 from __future__ import annotations
 
+import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,7 @@ def test_postgresql_restarted_under_load(tmp_path: Path, private_postgres: Priva
         watcher = f.members["watcher"].bundle
     servers = Servers(data_dir, tmp_path, lease="1.5")
     load: Load | None = None
+    pauses: dict[str, tuple[float, float]] = {}  # mode -> (pg_ctl restart, longest pause)
     try:
         for slot in range(SERVERS):
             servers.start(slot)
@@ -52,7 +55,9 @@ def test_postgresql_restarted_under_load(tmp_path: Path, private_postgres: Priva
         wait_for(lambda: len(acked.receipts) >= PROGRESS, 60, "first acknowledgements")
 
         for mode in ("fast", "immediate"):
+            began = time.monotonic()
             pg.restart(mode)
+            restarted = time.monotonic() - began
             after = len(acked.receipts)
             wait_for(
                 lambda n=after: len(acked.receipts) >= n + PROGRESS,  # type: ignore[misc]
@@ -60,6 +65,8 @@ def test_postgresql_restarted_under_load(tmp_path: Path, private_postgres: Priva
                 f"acknowledgements after pg_ctl restart -m {mode}",
             )
             assert not acked.errors, acked.errors[:3]
+            times = [t for t in sorted(acked.times) if t >= began - 1.0]
+            pauses[mode] = (restarted, max(b - a for a, b in itertools.pairwise(times)))
 
         store = PostgresStore(url)
         try:
@@ -87,5 +94,9 @@ def test_postgresql_restarted_under_load(tmp_path: Path, private_postgres: Priva
     assert "Traceback" not in server_logs, server_logs[-3000:]
     print(
         f"\n{len(acked.receipts)} entries acknowledged across two PostgreSQL restarts; "
-        f"resends after: {dict(acked.retried)}"
+        f"resends after: {dict(acked.retried)}; "
+        + ", ".join(
+            f"-m {mode}: restart {took:.2f} s, longest pause in acknowledgements {pause:.2f} s"
+            for mode, (took, pause) in pauses.items()
+        )
     )
