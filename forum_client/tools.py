@@ -7,12 +7,13 @@ it): the exit-code contract and the bulk-input readers, public and stable.
 - :func:`detect_format` / :func:`read_signals`: stream CSV or JSON Lines signal files,
   naming ``FILE:LINE`` in every error;
 - :func:`version_option`, :func:`connection_hint` and the option types (``ADDRESS``,
-  ``MEMBER_ID``...) that check every value while the command line is parsed (exit 2 naming
-  the option);
+  ``MEMBER_ID``, ``NEW_FILE``, ``Duration``...) that check every value while the command line
+  is parsed (exit 2 naming the option);
 - :func:`read_bounded`: read a small file whole, refusing more than a limit.
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration, 4 the forum
-refused or could not be reached, 5 a security failure, 6 local store failure.
+refused or could not be reached, 5 a security failure, 6 local store failure, 7 no witness
+quorum for the forum's newest entries (the copy stays at the last quorum checkpoint).
 
     >>> exit_code_for(StoreError("disk full"))
     (6, 'store')
@@ -23,6 +24,7 @@ from __future__ import annotations
 from .cli_errors import (
     EXIT_CONFIG,
     EXIT_FAILURE,
+    EXIT_NO_QUORUM,
     EXIT_OK,
     EXIT_SECURITY,
     EXIT_STORE,
@@ -37,16 +39,24 @@ from .cli_errors import (
 from .cli_types import (
     ADDRESS,
     DATABASE,
+    DISPUTE_ID,
     HOST,
+    HTTP_URL,
     INCIDENT_ID,
     MEMBER_ID,
     NAME,
+    NEW_FILE,
     ORIGIN,
+    PUBLIC_KEY_FILE,
     REQUIRED_GROUP_ID,
     REQUIRED_TEXT,
     SIGNAL_TYPE,
     TEXT,
+    WITNESS_NAME,
+    WITNESS_VKEY,
+    Duration,
     FiniteRange,
+    parse_duration_ms,
     signal_option,
 )
 from .errors import StoreError
@@ -56,23 +66,31 @@ from .inputfiles import detect_format, read_signals
 __all__ = [
     "ADDRESS",
     "DATABASE",
+    "DISPUTE_ID",
     "EXIT_CONFIG",
     "EXIT_FAILURE",
+    "EXIT_NO_QUORUM",
     "EXIT_OK",
     "EXIT_SECURITY",
     "EXIT_STORE",
     "EXIT_TRANSPORT",
     "EXIT_USAGE",
     "HOST",
+    "HTTP_URL",
     "INCIDENT_ID",
     "MAX_PEM_BYTES",
     "MEMBER_ID",
     "NAME",
+    "NEW_FILE",
     "ORIGIN",
+    "PUBLIC_KEY_FILE",
     "REQUIRED_GROUP_ID",
     "REQUIRED_TEXT",
     "SIGNAL_TYPE",
     "TEXT",
+    "WITNESS_NAME",
+    "WITNESS_VKEY",
+    "Duration",
     "FileTooLargeError",
     "FiniteRange",
     "StoreError",
@@ -80,6 +98,7 @@ __all__ = [
     "detect_format",
     "exit_code_for",
     "exit_with",
+    "parse_duration_ms",
     "read_bounded",
     "read_signals",
     "run",
