@@ -8,6 +8,7 @@ import base64
 import contextlib
 import dataclasses
 import shutil
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
