@@ -8,14 +8,17 @@ is exit 2 with a message naming the option, and no proposal file is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from forum_client import entries as e
 from forum_client.cosignature import cosigner_vkey
 from forum_client.envelope import SigningKey
+from forum_client.errors import EntryRejectedError, InvalidInputError
 from forum_server.admin.cli import main as admin_main
+from forum_server.admin.proposals import MAX_TTL_MS
 from forum_server.testing import LocalForum, local_forum
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
@@ -93,3 +96,28 @@ def test_a_good_proposal_is_still_written(
     ]
     assert admin_main(argv) == 0, capfd.readouterr()
     assert out.exists()
+
+
+def _incident(stage: e.IncidentStage) -> Callable[[e.Header], e.Body]:
+    is_open = stage is e.IncidentStage.UPDATE
+    return lambda h: e.Incident(h, "crisis", "", is_open, stage, 0, "text")
+
+
+def test_the_library_checks_the_expiry_and_the_log_without_changing_its_state(
+    forum: LocalForum,
+) -> None:
+    update = _incident(e.IncidentStage.UPDATE)
+    conclude = _incident(e.IncidentStage.CONCLUDED)
+    debrief = _incident(e.IncidentStage.DEBRIEF)
+    header = e.Header(forum.trust_root.origin, "operator", b"", 1, 0)
+    with forum.operator() as op:
+        for ttl in (0, -1, MAX_TTL_MS + 1):
+            with pytest.raises(InvalidInputError, match="expires_in"):
+                op.propose([update], "x", ttl_ms=ttl)
+        state = op.log_state()
+        with pytest.raises(EntryRejectedError, match="debrief follows the conclusion"):
+            state.check_proposal([debrief(header)])
+        # Checked in order (a conclusion, then its debrief), on a copy of the state.
+        state.check_proposal([conclude(header), debrief(header)])
+        assert "crisis" not in state.concluded and state.size == op.log_state().size
+        assert len(op.propose([conclude, debrief], "conclude and debrief").bodies()) == 2
