@@ -10,6 +10,8 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
+from .cli_files import LOCAL_COPY, OUTPUT_FILE
+
 if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
     from .interop.importing import ImportResult
 
@@ -42,7 +44,7 @@ class _Progress:
     "--db",
     "db",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    type=LOCAL_COPY,
     help="The local SQLite copy.",
 )
 @click.option(
@@ -63,7 +65,7 @@ class _Progress:
 @click.option(
     "--output",
     "-o",
-    type=click.Path(path_type=Path, dir_okay=False, writable=True),
+    type=OUTPUT_FILE,
     help="Write to this file (default: standard output). Written to FILE.partial, then "
     "renamed, so an interrupted export never leaves a truncated FILE.",
 )
