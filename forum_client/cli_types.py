@@ -55,7 +55,20 @@ def check_database(text: str) -> str:
     """A ``postgresql://`` URL or an existing SQLite file.  Raises ValueError."""
     if text.startswith(("postgresql://", "postgres://")) or Path(text).is_file():
         return text
-    raise ValueError(f"{text!r} is neither a postgresql:// URL nor an existing SQLite file")
+    raise ValueError(
+        f"{without_password(text)!r} is neither a postgresql:// URL nor an existing SQLite file"
+    )
+
+
+_URL_PASSWORD_RE = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
+_KEYWORD_PASSWORD_RE = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
+
+
+def without_password(text: str) -> str:
+    """``text`` with any password in it (``scheme://user:PASSWORD@host``, ``password=...``)
+    replaced by ``***``: for messages about a database URL that may be wrong."""
+    text = _URL_PASSWORD_RE.sub(r"\1:***@", text)
+    return _KEYWORD_PASSWORD_RE.sub(r"\1***", text)
 
 
 _DURATION = re.compile(r"(\d+)([smhd])")

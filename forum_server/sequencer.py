@@ -62,6 +62,9 @@ from .storage import ForwardedEntry, NotLeaderError, ServerStore, SharedStore, S
 from .view import GroupView, ServerView
 
 log = logging.getLogger(__name__)
+# A leader that finds the store ahead of its tree waits this long for its own commit in
+# flight to land in the tree before it concludes another server leads now.
+LEADER_CATCH_UP_SECONDS = 1.0
 
 
 @dataclass
@@ -309,13 +312,27 @@ class Sequencer:
     async def refresh(self) -> None:
         """On a follower, take in what the leader committed before answering a read, so a
         member that reads after its own write (or reads a second server after a first)
-        never sees the log older than a checkpoint already handed out.  A leader is
-        current by construction.  Raises StoreError (the call is answered UNAVAILABLE, and the
-        client tries again, maybe on another server) when the store cannot be read: an
-        answer from an older state could show a member the log going backwards."""
-        if self.leading or self.shared is None:
+        never sees the log older than a checkpoint already handed out.  A leader is current
+        unless its leadership ended without its knowing yet (another server took over while
+        its lease connection was gone, e.g. across a PostgreSQL restart; it finds out at its
+        next renewal): when the store holds more than its tree, and its own commit in flight
+        does not explain it, it answers nothing.  Raises StoreError (the call is answered
+        UNAVAILABLE, and the client tries again, maybe on another server) when the store
+        cannot be read or this server is behind it: an answer from an older state could show
+        a member the log going backwards (a rollback, or a proof refused)."""
+        if self.shared is None:
             return
-        await self.catch_up()
+        if not self.leading:
+            await self.catch_up()
+            return
+        latest = await asyncio.to_thread(self.store.latest_checkpoint)
+        if latest is None or latest[0] <= self.tree.size:
+            return
+        if not await self.wait_for_growth(latest[0] - 1, timeout=LEADER_CATCH_UP_SECONDS):
+            raise StoreError(
+                f"this server's log ({self.tree.size}) is behind the stored one ({latest[0]}): "
+                "another server sequences now"
+            )
 
     async def _forward(
         self, envelope: Envelope, allowed: frozenset[type], author: str, scope_signature: bytes
@@ -353,19 +370,25 @@ class Sequencer:
         shared = self.shared
         after = 0
         pending: set[asyncio.Task[None]] = set()
-        while True:
-            try:
-                taken = await asyncio.to_thread(shared.take_forwarded, after)
-            except StoreError as exc:
-                log.warning("cannot read forwarded entries: %s", exc)
-                taken = []
-            for item in taken:
-                after = max(after, item.ticket)
-                task = asyncio.get_running_loop().create_task(self._answer_forwarded(item))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            if not taken:
-                await asyncio.sleep(self.forward_poll)
+        try:
+            while True:
+                try:
+                    taken = await asyncio.to_thread(shared.take_forwarded, after)
+                except StoreError as exc:
+                    log.warning("cannot read forwarded entries: %s", exc)
+                    taken = []
+                for item in taken:
+                    after = max(after, item.ticket)
+                    task = asyncio.get_running_loop().create_task(self._answer_forwarded(item))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                if not taken:
+                    await asyncio.sleep(self.forward_poll)
+        finally:
+            # Stepping down: the entries not answered yet stay in the table for the next
+            # leader (cancelled, not dropped while pending with nothing holding them).
+            for task in pending:
+                task.cancel()
 
     async def _answer_forwarded(self, item: ForwardedEntry) -> None:
         assert self.shared is not None
@@ -455,6 +478,10 @@ class Sequencer:
                 group.append(self._queue.get_nowait())
             try:
                 prepared = self._prepare(group)
+            except StoreError as exc:  # the view could not be read: the database is down
+                log.error("checking %d entries failed: %s", len(group), exc)
+                prepared = None
+                self._fail(group, exc)
             except Exception as exc:  # pragma: no cover - a bug: nobody is acknowledged
                 log.exception("checking %d entries failed", len(group))
                 prepared = None
@@ -582,7 +609,10 @@ class Sequencer:
         try:
             await asyncio.to_thread(self.store.append, p.leaves, p.size, p.note, p.view.delta)
         except Exception as exc:  # the store failed: nobody is acknowledged
-            log.exception("commit of %d entries failed", len(p.accepted))
+            if isinstance(exc, StoreError):  # the database is down or restarting: one line
+                log.error("commit of %d entries failed: %s", len(p.accepted), exc)
+            else:
+                log.exception("commit of %d entries failed", len(p.accepted))
             self._last_error = exc
             self._resync = True
             self._reset_pipeline()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
+from forum_client.cli_types import without_password
 from forum_client.entries import Limits
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError, InvalidInputError, StoreError
@@ -99,7 +100,8 @@ def init_forum(
     """
     if database is not None and not is_database_url(database):
         raise InvalidInputError.field(
-            "database", f"{database!r} is not a postgresql:// URL (leave it out for SQLite)"
+            "database",
+            f"{without_password(database)!r} is not a postgresql:// URL (leave it out for SQLite)",
         )
     directory = Path(directory)
     for part in ("server", "operator"):

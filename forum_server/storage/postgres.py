@@ -35,6 +35,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from forum_client.cli_types import without_password
 from forum_client.errors import ConfigError, StoreError
 from forum_client.scopes import ScopeClaim
 
@@ -243,7 +244,7 @@ class PostgresStore:
             # Fail fast with a clear message on a wrong URL, host or password.
             psycopg.connect(url, connect_timeout=int(connect_timeout)).close()
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+            raise StoreError(_cannot_connect(url, exc)) from exc
         self._pool: ConnectionPool[Any] = ConnectionPool(
             _with_options(
                 url,
@@ -630,9 +631,7 @@ class PostgresStore:
                     connect_timeout=5,
                 )
             except psycopg.Error as exc:
-                raise StoreError(
-                    f"cannot connect to PostgreSQL at {redact(self.url)}: {exc}"
-                ) from exc
+                raise StoreError(_cannot_connect(self.url, exc)) from exc
         return self._lease
 
     def _drop_broken_lease_connection(self) -> None:
@@ -753,6 +752,11 @@ def _with_options(url: str, options: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(url)
     existing = str(info.get("options", "") or "")
     return psycopg.conninfo.make_conninfo(url, options=f"{existing} {options}".strip())
+
+
+def _cannot_connect(url: str, exc: psycopg.Error) -> str:
+    # psycopg quotes an unparsable URL whole in its message: keep the password out of it.
+    return f"cannot connect to PostgreSQL at {redact(url)}: {without_password(str(exc))}"
 
 
 def redact(url: str) -> str:

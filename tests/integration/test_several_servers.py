@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from forum_client.client import ForumClient
@@ -112,6 +113,39 @@ def test_when_the_leader_stops_the_other_server_takes_over(
                 second = client.submit([{"type": "md5", "value": "c" * 32}], key)
                 assert second.index > first.index
                 client.verify_consistent(first_cp := client.checkpoint(), first_cp)
+
+
+def test_a_leader_deposed_without_knowing_it_serves_nothing_older(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # A renews its lease every 200 s, so after losing it (its lease connection cut, as a
+    # PostgreSQL restart does) it goes on believing it leads while B sequences.  Reads from
+    # A must not show members the log older than B's checkpoints: it answers UNAVAILABLE.
+    slow = ServerConfig(lease_seconds=600.0, follow_store_seconds=0.05, grace_seconds=1.0)
+    with local_forum(tmp_path, database=postgres_url, config=slow, observers=[]) as f:
+        key = f.members["alice"].signing_key
+        bundle = f.members["alice"].bundle
+        with running_server(f.directory / "server", config=slow) as b:
+            a = f.running
+            assert a.handle.sequencer.leading
+            with psycopg.connect(postgres_url, autocommit=True) as con:
+                cut = con.execute("SELECT pg_terminate_backend(holder_pid) FROM lease").fetchone()
+            assert cut == (True,)
+            _wait(lambda: b.handle.sequencer.leading)
+            assert a.handle.sequencer.leading  # it does not know yet
+            with ForumClient(bundle, server=b.address) as client:
+                older = client.checkpoint()
+                client.submit([{"type": "md5", "value": "d" * 32}], key)
+                newer = client.checkpoint()
+            assert newer.size > a.handle.sequencer.size
+            with ForumClient(bundle, server=a.address, timeout=10) as stale:
+                with pytest.raises(TransportError) as refused:
+                    stale.checkpoint()  # not its own older one: a member would see a rollback
+                assert refused.value.code == "UNAVAILABLE"
+                with pytest.raises(TransportError) as refused:
+                    stale.verify_consistent(older, newer)  # not "no such size": a fork alarm
+                assert refused.value.code == "UNAVAILABLE"
+            assert a.handle.sequencer.leading  # still unaware: nothing above was luck
 
 
 def test_a_stale_leader_cannot_append(postgres_url: str) -> None:

@@ -27,12 +27,14 @@ from forum_client.errors import QuorumUnavailableError, SecurityError
 from forum_client.source import GrpcSource
 from forum_client.store import LocalStore
 from forum_client.sync import UNWITNESSED, SyncConfig, Syncer, SyncSecurityError
+from forum_server.admin.backup import backup_forum, restore_forum
 from forum_server.admin.witnesses import add_witness, current_policy, remove_witness
 from forum_server.app import running_server
 from forum_server.config import ServerConfig
 from forum_server.testing import (
     LocalForum,
     local_forum,
+    postgres_database,
     start_server_process,
     start_witness_process,
 )
@@ -146,11 +148,25 @@ def test_a_member_accepts_only_a_quorum_and_the_bundle_pins_the_policy(
         assert "no open security failures" in report
 
 
+def _fork(data_dir: Path, tmp_path: Path, stack: contextlib.ExitStack) -> Path:
+    """A second server directory holding the same log key and log as ``data_dir`` now (a
+    copy through backup and restore, so it works for either engine; on PostgreSQL the copy
+    gets a database of its own)."""
+    fork_dir = tmp_path / "fork-server"
+    shutil.copytree(data_dir, fork_dir, ignore=shutil.ignore_patterns("forum.db*", "database.*"))
+    if (data_dir / "database.url").exists():
+        url = stack.enter_context(postgres_database())
+        (fork_dir / "database.url").write_text(url + "\n")
+    backup_forum(data_dir, tmp_path / "fork.backup")
+    restore_forum(tmp_path / "fork.backup", fork_dir)
+    return fork_dir
+
+
 def test_a_split_view_gathers_no_quorum_and_a_new_member_refuses_it(tmp_path: Path) -> None:
     """The operator's server forks: view A on the real server, view B on a second server
     run from a copy of the same data (same log key). Witnesses cosign A; B never gets a
     quorum, and both a brand-new member and an existing one shown B refuse it."""
-    with witnessed_forum(tmp_path) as w:
+    with witnessed_forum(tmp_path) as w, contextlib.ExitStack() as stack:
         forum = w.forum
         with forum.client("alice") as alice:
             submit(alice, forum, "alice", "1" * 32)
@@ -158,15 +174,7 @@ def test_a_split_view_gathers_no_quorum_and_a_new_member_refuses_it(tmp_path: Pa
         with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
             bob.sync(store)
         # Copy the server's data as it is now: the fork point.
-        fork_dir = tmp_path / "fork-server"
-        shutil.copytree(
-            forum.running.data_dir, fork_dir, ignore=shutil.ignore_patterns("forum.db*")
-        )
-        with (
-            sqlite3.connect(forum.running.data_dir / "forum.db") as src,
-            sqlite3.connect(fork_dir / "forum.db") as dst,
-        ):
-            src.backup(dst)
+        fork_dir = _fork(forum.running.data_dir, tmp_path, stack)
         # View A grows and is cosigned first.
         with forum.client("alice") as alice:
             submit(alice, forum, "alice", "a" * 32)
