@@ -158,6 +158,15 @@ def test_the_calls_hma_makes_fetch_deltas_and_resume(forum: LocalForum, tmp_path
     size = deltas[-1].checkpoint.log_size
     with LocalStore(tmp_path / "hma.db") as store:
         assert size == store.size
+        # Changes since a size come in chunks closed by the log size they cover
+        from forum_client.store.scan import changed_keys
+
+        touched = {key for _, key in changed_keys(store.leaves(2, size))}
+        chunks = list(store.changed(2, chunk=2))
+        uptos = [upto for upto, _ in chunks]
+        assert len(chunks) > 1 and uptos == sorted(set(uptos)) and uptos[-1] == size
+        got = [(r.signal.type, r.signal.value) for _, records in chunks for r in records]
+        assert set(got) == touched
     assert ("pdq", RETRACTED) not in state and ("pdq", BENIGN) not in state
     from threatexchange.signal_type.url_md5 import UrlMD5Signal
 
@@ -179,6 +188,6 @@ def test_the_calls_hma_makes_fetch_deltas_and_resume(forum: LocalForum, tmp_path
     meta = delta[-1].updates[("pdq", KEPT)]
     assert (
         meta is not None
-        and meta.negative_members == ["bob"]
+        and meta.negative_members == ("bob",)
         and delta[-1].checkpoint.log_size == size + 1
     )
