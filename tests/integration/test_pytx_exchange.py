@@ -50,7 +50,8 @@ class TX:
         home.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "HOME": str(home)}
 
-    def __call__(self, *args: str, ok: bool = True) -> str:
+    def __call__(self, *args: str, ok: bool = True, stderr: bool = False) -> str:
+        """The command's stdout (its stderr with ``stderr``)."""
         done = subprocess.run(
             [sys.executable, "-m", "threatexchange", *args],
             env=self.env,
@@ -60,7 +61,7 @@ class TX:
         )
         if ok:
             assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done.stdout
+        return done.stderr if stderr else done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,8 @@ def test_threatexchange_fetch_match_label_through_the_extension(
         "--profile", str(alice.bundle_path), "--db", str(tmp_path / "copy.db"),
         "--key", str(alice.key_path),
     )  # fmt: skip
-    tx("fetch")
+    first = tx("-v", "fetch", stderr=True)
+    assert "deltas from log size 0" in first, first
     found = tx("match", "-H", "photo", "--", near(KEPT, 5))
     assert found.startswith("pdq 5 (forum) POSITIVE_CLASS"), found
     assert GLORY in found and PUB in found
@@ -122,7 +124,12 @@ def test_threatexchange_fetch_match_label_through_the_extension(
         )
     with forum.client("alice") as client:
         client.retract([{"type": "pdq", "value": KEPT}], alice.signing_key, "withdrawn")
-    tx("fetch")
+    with LocalStore(tmp_path / "copy.db") as store:
+        fetched = store.size
+    second = tx("-v", "fetch", stderr=True)
+    # incremental: the deltas start at the size the first fetch reached, and carry 2 signals
+    assert f"deltas from log size {fetched}" in second, second
+    assert "fetch() with 2 new records" in second, second
     assert "(forum) POSITIVE_CLASS" in tx("match", "-H", "photo", "--", near(LATER, 3))
     # bob's descriptor on KEPT is still active: it matches, with bob's label only
     still = tx("match", "-H", "photo", "--", near(KEPT, 1))
