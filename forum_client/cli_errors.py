@@ -2,7 +2,9 @@
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration (profile,
 bundle, forum directory), 4 the forum refused or could not be reached, 5 a security failure
-(something did not verify: investigate, do not retry blindly), 6 local store failure.
+(something did not verify: investigate, do not retry blindly), 6 local store failure,
+7 no witness quorum (the forum's log grew beyond the last checkpoint a quorum of its witnesses
+cosigned: the copy stays at that checkpoint; sync again once they cosign).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .errors import (
     ConfigError,
     ForumError,
     InvalidInputError,
+    QuorumUnavailableError,
     SecurityError,
     StoreError,
     TransportError,
@@ -30,6 +33,7 @@ EXIT_CONFIG = 3
 EXIT_TRANSPORT = 4
 EXIT_SECURITY = 5
 EXIT_STORE = 6
+EXIT_NO_QUORUM = 7
 
 _CODES: list[tuple[type[ForumError], int, str]] = [
     (SecurityError, EXIT_SECURITY, "security"),
@@ -37,6 +41,7 @@ _CODES: list[tuple[type[ForumError], int, str]] = [
     (ConfigError, EXIT_CONFIG, "configuration"),
     (TransportError, EXIT_TRANSPORT, "forum"),
     (StoreError, EXIT_STORE, "store"),
+    (QuorumUnavailableError, EXIT_NO_QUORUM, "witness quorum"),
 ]
 
 

@@ -20,8 +20,11 @@ from .errors import SecurityError
 if TYPE_CHECKING:
     from .sync import SyncProgress, SyncResult
 
-# sync.SyncConfig.commit_every_rows (a test keeps them equal), here so --help stays light.
+# sync.SyncConfig.commit_every_rows and witness_max_age_seconds (a test keeps them equal),
+# here so --help stays light.
 COMMIT_EVERY_ROWS = 100_000
+WITNESS_FRESHNESS_SECONDS = 3600
+MAX_WITNESS_FRESHNESS_SECONDS = 366 * 24 * 3600
 
 DB_OPTION = click.option(
     "--db",
@@ -83,7 +86,10 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
 @click.command(
     help="Sync the forum into a local SQLite copy, verifying every entry, the "
     "checkpoint and the root before anything is written. With --follow, keep "
-    "applying new entries as they commit (Ctrl-C to stop)."
+    "applying new entries as they commit (Ctrl-C to stop). When the forum names "
+    "witnesses, a checkpoint needs a quorum of fresh cosignatures; if the forum's log "
+    "has grown beyond the last checkpoint a quorum cosigned, the copy stays there and "
+    "the command exits 7 naming the witnesses that did not cosign."
 )
 @DB_OPTION
 @click.option("--follow", is_flag=True, help="Keep the stream open and apply new entries.")
@@ -113,6 +119,16 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
     help="Threads that check entry signatures ahead of the in-order apply "
     "(default: one per CPU; 0: every signature checked inline).",
 )
+@click.option(
+    "--witness-freshness",
+    "witness_freshness",
+    type=click.IntRange(min=1, max=MAX_WITNESS_FRESHNESS_SECONDS),
+    default=WITNESS_FRESHNESS_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="Witness cosignatures older than this many seconds do not count toward the "
+    "quorum (a forum whose witnesses stopped cosigning is refused after this long).",
+)
 @click.pass_context
 def sync(
     ctx: click.Context,
@@ -122,6 +138,7 @@ def sync(
     no_progress: bool,
     commit_every: int,
     signature_threads: int | None,
+    witness_freshness: int,
 ) -> None:
     from .cli_context import show_progress
     from .source import GrpcSource
@@ -161,6 +178,7 @@ def sync(
                 "forum's server should have refused them",
                 err=True,
             )
+        if not as_json:
             for w in r.witnesses:
                 held = "" if w.size is None else f" (holds size {w.size})"
                 click.echo(f"  witness {w.name}: {w.outcome}{held} {w.detail}".rstrip())
@@ -170,7 +188,11 @@ def sync(
             GrpcSource(client.stub, client.timeout),
             store,
             client.trust_root,
-            SyncConfig(commit_every_rows=commit_every, signature_threads=signature_threads),
+            SyncConfig(
+                commit_every_rows=commit_every,
+                signature_threads=signature_threads,
+                witness_max_age_seconds=witness_freshness,
+            ),
             progress=bar,
             reader=client.bundle.member_id,
         )

@@ -101,6 +101,35 @@ class TransportError(ForumError):
         self.retry_after = retry_after
 
 
+class QuorumUnavailableError(ForumError):
+    """The forum's log holds entries beyond the newest checkpoint a quorum of its witnesses
+    cosigned: the witnesses of the policy named in ``missing`` (name -> why it does not
+    count) did not cosign checkpoint ``log_size``.  The member refuses those entries (fails
+    closed) and its copy stays at the last verified quorum checkpoint, ``cosigned_size``.
+
+    Not proof that the forum misbehaves (witnesses go down), so no evidence blocks later
+    syncs: sync again once a quorum cosigns.  ``forum_says`` is what the server reports of
+    each witness (its word, unverified).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        log_size: int,
+        cosigned_size: int,
+        missing: dict[str, str],
+        agreed: tuple[str, ...] = (),
+        forum_says: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.log_size = log_size
+        self.cosigned_size = cosigned_size
+        self.missing = dict(missing)
+        self.agreed = agreed
+        self.forum_says = dict(forum_says or {})
+
+
 class EntryRejectedError(VerificationError):
     """An entry that the log's rules do not allow at its position.
 
@@ -134,6 +163,7 @@ __all__ = [
     "EntryRejectedError",
     "ForumError",
     "InvalidInputError",
+    "QuorumUnavailableError",
     "SecurityError",
     "StoreError",
     "TransportError",

@@ -37,10 +37,24 @@ Batch = tuple[list[tuple[int, Envelope | Redacted]], bytes | None]
 """``([(index, entry, or Redacted)], checkpoint note or None)``."""
 
 
+@dataclass(frozen=True, slots=True)
+class PendingCheckpoint:
+    """What a forum with witnesses says beside its checkpoint when its log has grown beyond
+    the newest one a quorum cosigned: the newer checkpoint ``note`` (log-signed, with the
+    cosignatures it got) and its word on each witness (``witness_status``, unverified)."""
+
+    note: bytes
+    witness_status: dict[str, str]
+
+
 class ForumSource(Protocol):
     """Where a sync reads the log: the gRPC forum, or a fake or malicious one in tests."""
 
     def checkpoint_note(self) -> bytes: ...
+
+    def pending_checkpoint(self) -> PendingCheckpoint | None:
+        """What the last :meth:`checkpoint_note` answer said of a newer checkpoint that no
+        quorum of witnesses cosigned (None: nothing)."""
 
     def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]: ...
 
@@ -58,10 +72,20 @@ class GrpcSource:
         self.stub = stub
         self.timeout = timeout
         self._call: Any = None  # the running stream (a grpc.Call)
+        self._pending: PendingCheckpoint | None = None
 
     def checkpoint_note(self) -> bytes:
-        note: bytes = call(self.stub.GetCheckpoint, pb.GetCheckpointRequest(), self.timeout).note
+        answer = call(self.stub.GetCheckpoint, pb.GetCheckpointRequest(), self.timeout)
+        self._pending = (
+            PendingCheckpoint(bytes(answer.pending_note), dict(answer.witness_status))
+            if answer.pending_note
+            else None
+        )
+        note: bytes = answer.note
         return note
+
+    def pending_checkpoint(self) -> PendingCheckpoint | None:
+        return self._pending
 
     def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]:
         r = call(

@@ -63,6 +63,7 @@ from .envelope import Envelope
 from .errors import (
     ConfigError,
     ForumError,
+    QuorumUnavailableError,
     SecurityError,
     StoreError,
     TransportError,
@@ -72,7 +73,7 @@ from .merkle import CompactRange, leaf_hash, verify_prefix
 from .receipts import verify_checkpoint_note
 from .replay import LeakedEntry, Replay
 from .sigcheck import PendingChecks, SignatureChecker, default_threads
-from .source import Batch, ForumSource, Redacted
+from .source import Batch, ForumSource, PendingCheckpoint, Redacted
 from .store import LocalStore, SyncTransaction
 from .verifier import TrustRoot
 from .witness_gossip import WitnessView, ask_witnesses
@@ -277,6 +278,9 @@ class Syncer:
         except BaseException:
             self._rollback()
             raise
+        pending = self.source.pending_checkpoint()
+        if pending is not None:
+            self._refuse_unwitnessed_growth(cp, pending)
         return self._result()
 
     def _stream_to(self, cp: Checkpoint, note: bytes) -> None:
@@ -402,27 +406,33 @@ class Syncer:
                     f"size {old.size}",
                     served=note,
                 )
-            if cp.size == old.size and cp.root != old.root:
-                raise self._fail(
-                    FORK,
-                    f"two checkpoints of size {cp.size} with different roots",
-                    served=note,
-                )
-            if cp.size > old.size:
-                proof = self._consistency_proof(old.size, cp, note)
-                try:
-                    verify_prefix(old.size, old.root, cp.size, cp.root, proof)
-                except VerificationError as exc:
-                    raise self._fail(
-                        FORK,
-                        f"checkpoint {cp.size} does not extend the verified checkpoint "
-                        f"{old.size}: {exc}",
-                        served=note,
-                        proof=proof,
-                    ) from None
+            self._check_extends(old, cp, note)
         self._check_witnesses(cp, note)
         self.cp, self.cp_note = cp, note
         return cp
+
+    def _check_extends(self, old: Checkpoint, cp: Checkpoint, note: bytes, whose: str = "") -> None:
+        """``cp`` (served as ``note``, not smaller than ``old``) is ``old`` or a proven
+        extension of it; else ``fork`` evidence.  ``whose`` says which checkpoints these are."""
+        if cp.size == old.size:
+            if cp.root != old.root:
+                raise self._fail(
+                    FORK,
+                    f"two checkpoints of size {cp.size} with different roots{whose}",
+                    served=note,
+                )
+            return
+        proof = self._consistency_proof(old.size, cp, note)
+        try:
+            verify_prefix(old.size, old.root, cp.size, cp.root, proof)
+        except VerificationError as exc:
+            raise self._fail(
+                FORK,
+                f"checkpoint {cp.size} does not extend the verified checkpoint {old.size}"
+                f"{whose}: {exc}",
+                served=note,
+                proof=proof,
+            ) from None
 
     # ---- witnesses (issue #9) ----
 
@@ -452,6 +462,54 @@ class Syncer:
                 log.error("security failure %s: %s", WITNESS_DISAGREES, message)
                 raise SyncSecurityError(WITNESS_DISAGREES, message, None, evidence_id)
         return dataclasses.replace(result, witnesses=tuple(views))
+
+    def _refuse_unwitnessed_growth(self, cp: Checkpoint, pending: PendingCheckpoint) -> None:
+        """The forum says its log has grown beyond ``cp`` (the newest checkpoint a quorum
+        cosigned, verified and committed) but no quorum cosigned the newer checkpoint: fail
+        closed at once, naming the witnesses that did not cosign it.  The newer checkpoint
+        must be log-signed and extend ``cp`` (else it is evidence of a fork); its entries
+        are never fetched."""
+        policy = self.witness_policy()
+        if not policy.enforced:
+            return
+        try:
+            newer = verify_checkpoint_note(pending.note, self.root)
+        except VerificationError as exc:
+            raise self._fail(
+                BAD_CHECKPOINT, f"the forum's pending checkpoint: {exc}", served=pending.note
+            ) from None
+        if newer.size < cp.size:
+            return  # older than what a quorum cosigned since: nothing to refuse
+        self._check_extends(cp, newer, pending.note, " (the forum's pending checkpoint)")
+        if newer.size == cp.size:
+            return
+        verdict = verify_quorum(
+            pending.note,
+            policy,
+            now=int(self.wall_clock()),
+            max_age=self.config.witness_max_age_seconds,
+            skew=self.config.witness_clock_skew_seconds,
+        )
+        if verdict.ok:
+            return  # a quorum cosigned it after all: the next sync takes it
+        says = "; ".join(f"{name}: {why}" for name, why in sorted(pending.witness_status.items()))
+        message = (
+            f"the forum's log holds {newer.size} entries, but its newest checkpoint cosigned "
+            f"by a quorum of witnesses is {cp.size}: the {newer.size - cp.size} newer entries "
+            f"are refused (fail closed; this copy stays verified at {cp.size}). Checkpoint "
+            f"{newer.size} has {verdict.explain()}"
+            + (f". The forum says: {says}" if says else "")
+            + ". Sync again once a quorum cosigns; ask the operator about its witnesses."
+        )
+        log.error("no witness quorum: %s", message)
+        raise QuorumUnavailableError(
+            message,
+            log_size=newer.size,
+            cosigned_size=cp.size,
+            missing=verdict.missing,
+            agreed=verdict.agreed,
+            forum_says=pending.witness_status,
+        )
 
     def witness_policy(self) -> WitnessPolicy:
         """The policy in force: the newer of the one pinned in the trust root and the one

@@ -12,7 +12,8 @@ it): the exit-code contract and the bulk-input readers, public and stable.
 - :func:`read_bounded`: read a small file whole, refusing more than a limit.
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration, 4 the forum
-refused or could not be reached, 5 a security failure, 6 local store failure.
+refused or could not be reached, 5 a security failure, 6 local store failure, 7 no witness
+quorum for the forum's newest entries (the copy stays at the last quorum checkpoint).
 
     >>> exit_code_for(StoreError("disk full"))
     (6, 'store')
@@ -23,6 +24,7 @@ from __future__ import annotations
 from .cli_errors import (
     EXIT_CONFIG,
     EXIT_FAILURE,
+    EXIT_NO_QUORUM,
     EXIT_OK,
     EXIT_SECURITY,
     EXIT_STORE,
@@ -58,6 +60,7 @@ __all__ = [
     "DATABASE",
     "EXIT_CONFIG",
     "EXIT_FAILURE",
+    "EXIT_NO_QUORUM",
     "EXIT_OK",
     "EXIT_SECURITY",
     "EXIT_STORE",

@@ -14,6 +14,17 @@ again every ``witness_refresh_seconds`` so its cosignatures stay fresh for membe
 
 Without witnesses (no witness-set entry yet, or quorum 0) the sequencer's checkpoint is
 served as it is.
+
+When a round falls short of the quorum, its checkpoint is kept as the *pending* one, with the
+cosignatures it did get (:meth:`Cosigner.pending`): ``GetCheckpoint`` serves it beside the
+last quorum-cosigned checkpoint, so a member learns at once that the log holds entries no
+quorum vouches for, and which witnesses did not cosign them, and fails closed saying so
+(instead of waiting for its freshness window to expire).
+
+Over PostgreSQL with several servers only the leader asks the witnesses: it writes what it
+serves (cosigned and pending checkpoints, the witnesses' status) to the shared store, and the
+other servers serve that (:meth:`Cosigner._follow_store`).  A server promoted after a
+failover starts from what the old leader stored and goes on cosigning.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -60,6 +72,10 @@ class Cosigner:
         self.sequencer = sequencer
         self.config = config
         self._served: tuple[int, bytes] | None = None  # (size, note with cosignatures)
+        # The newest checkpoint a round could not get cosigned by a quorum, with the
+        # cosignatures it got, and the witnesses' status then (see the module docstring).
+        self._pending: tuple[int, bytes] | None = None
+        self._pending_status: dict[str, str] = {}
         self._changed = asyncio.Condition()
         self._witnesses: dict[str, _WitnessState] = {}
         self._task: asyncio.Task[None] | None = None
@@ -80,6 +96,17 @@ class Cosigner:
         if self._served is None:
             return self.sequencer.size, self.sequencer.checkpoint_note
         return self._served
+
+    def pending(self) -> tuple[int, bytes, dict[str, str]] | None:
+        """The log's newest checkpoint when the last round for it fell short of the quorum
+        (and no quorum has cosigned it or a later one since): ``(size, note with the
+        cosignatures it got, witness name -> status)``; None when there is none."""
+        pending = self._pending
+        if not self.policy.enforced or pending is None:
+            return None
+        if self._served is not None and self._served[0] >= pending[0]:
+            return None
+        return pending[0], pending[1], dict(self._pending_status)
 
     async def wait_beyond(self, size: int, timeout: float) -> bool:
         """Wait until :meth:`checkpoint` is larger than ``size``; False on timeout."""
@@ -120,6 +147,10 @@ class Cosigner:
         last: bytes | None = None
         sent_at = 0.0
         while True:
+            if not self.sequencer.leading:  # several servers: the leader asks the witnesses
+                await self._follow_store()
+                last, sent_at = None, 0.0
+                continue
             policy = self.policy
             note = self.sequencer.checkpoint_note
             due = time.monotonic() - sent_at >= self.config.witness_refresh_seconds
@@ -134,6 +165,7 @@ class Cosigner:
                 log.exception("cosigning round failed")
                 got = False
                 await asyncio.sleep(1.0)
+            await self._publish()
             if got:
                 last, sent_at = note, time.monotonic()
             else:  # no quorum: wait for the first backoff to expire, or for a new commit
@@ -176,6 +208,10 @@ class Cosigner:
             await asyncio.gather(*pending, return_exceptions=True)
         cosigned = add_signature_lines(note, lines)
         if self._count(policy, note, lines) < policy.quorum:
+            async with self._changed:
+                if self._pending is None or cp.size >= self._pending[0]:
+                    self._pending = (cp.size, cosigned)
+                    self._pending_status = self.status()
             log.warning(
                 "checkpoint %d: %d of %d witness cosignatures (%s)",
                 cp.size,
@@ -189,6 +225,53 @@ class Cosigner:
                 self._served = (cp.size, cosigned)
             self._changed.notify_all()
         return True
+
+    # ---- several servers (PostgreSQL): the leader publishes, the others serve ----
+
+    async def _publish(self) -> None:
+        """The leader writes what it serves to the shared store (nothing without one)."""
+        shared = self.sequencer.shared
+        if shared is None or self._served is None:
+            return
+        doc = {
+            "cosigned": [self._served[0], base64.b64encode(self._served[1]).decode("ascii")],
+            "pending": None,
+            "status": self.status(),
+        }
+        pending = self.pending()
+        if pending is not None:
+            doc["pending"] = [pending[0], base64.b64encode(pending[1]).decode("ascii")]
+            doc["status"] = pending[2]
+        try:
+            await asyncio.to_thread(shared.save_witnessed, json.dumps(doc), self._served[0])
+        except Exception as exc:  # the store down: members still get it from this server
+            log.warning("cannot store the cosigned checkpoint: %s", exc)
+
+    async def _follow_store(self) -> None:
+        """A server that does not lead serves the checkpoints the leader stored: the
+        cosigned one once this server's own copy of the log has caught up with it."""
+        shared = self.sequencer.shared
+        await asyncio.sleep(self.config.follow_store_seconds)
+        if shared is None:
+            return
+        try:
+            raw = await asyncio.to_thread(shared.witnessed)
+        except Exception as exc:
+            log.warning("cannot read the cosigned checkpoint: %s", exc)
+            return
+        if raw is None:
+            return
+        doc = json.loads(raw)
+        size, note = int(doc["cosigned"][0]), base64.b64decode(doc["cosigned"][1])
+        async with self._changed:
+            if size <= self.sequencer.size and (self._served is None or size >= self._served[0]):
+                self._served = (size, note)
+                self._changed.notify_all()
+            if doc["pending"] is None:
+                self._pending, self._pending_status = None, {}
+            else:
+                self._pending = (int(doc["pending"][0]), base64.b64decode(doc["pending"][1]))
+                self._pending_status = {str(k): str(v) for k, v in doc["status"].items()}
 
     def _count(self, policy: WitnessPolicy, note: bytes, lines: list[str]) -> int:
         cosigned = add_signature_lines(note, lines)

@@ -256,15 +256,17 @@ def start_witness_process(
     *,
     log_level: str = "WARNING",
     stderr: int | None = subprocess.DEVNULL,
+    listen: str = "127.0.0.1:0",
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start a real ``forum-witness serve`` process on a free port of 127.0.0.1; return it
-    and its URL (``http://127.0.0.1:PORT``) once it is listening."""
+    """Start a real ``forum-witness serve`` process on ``listen`` (default: a free port of
+    127.0.0.1; a witness restarted at its old URL passes that); return it and its URL
+    (``http://127.0.0.1:PORT``) once it is listening."""
     logs = [arg for path in log_vkey_files for arg in ("--log", str(path))]
     return _serve_process(
         "forum_server.witness.cli",
         "forum-witness",
         data_dir,
-        "127.0.0.1:0",
+        listen,
         log_level,
         stderr,
         logs,

@@ -3,17 +3,20 @@
 Every stored entry is replayed again through the one :class:`~forum_client.replay.Replay`
 the sync uses (every signature, key, sequence and content rule), into a scratch copy next to
 the database; its root is checked against the stored signed checkpoint with the same
-:func:`~forum_client.merkle.verify_prefix`, and the rebuilt view and key tables are compared
-row by row with the stored ones.  Tampered rows are reported, never fixed.
+:func:`~forum_client.merkle.verify_prefix`, the checkpoint's witness cosignatures against the
+quorum of the witness policy the copy's log states (issue #9), and the rebuilt view and key
+tables are compared row by row with the stored ones.  Tampered rows are reported, never fixed.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..cosignature import WitnessPolicy, verify_quorum
 from ..envelope import Envelope
 from ..errors import ForumError, StoreError, VerificationError
 from ..merkle import EMPTY_ROOT, CompactRange, verify_prefix
@@ -41,20 +44,29 @@ class VerifyReport:
 
 
 MAX_ROWS_REPORTED = 10
+AUDIT_CLOCK_SKEW_SECONDS = 24 * 3600
+"""A stored cosignature may carry a time up to this far ahead of the auditing machine's
+clock (the audit checks signatures and the quorum; freshness was the sync's to check)."""
 
 
 def verify_store(
     store: LocalStore,
     trust_root: TrustRoot | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    now: float | None = None,
 ) -> VerifyReport:
     """Re-verify the whole local copy offline.
 
     Replays every stored entry through :class:`LogState` and the content rules (every
     signature again), recomputes the root and checks it against the stored signed checkpoint
-    (directly, or through the stored consistency proof), rebuilds the view and key tables in
-    a scratch database and compares them row by row with the stored ones.  Tampered rows are
-    reported, not fixed.  Raises StoreError when the copy cannot be read at all.
+    (directly, or through the stored consistency proof), checks that checkpoint carries a
+    quorum of valid cosignatures by the witnesses of the policy in force (the newer of the
+    pinned one and the one the replayed log states; their age is not judged: ``now``, default
+    this machine's clock, only bounds timestamps from the future), rebuilds the view and key
+    tables in a scratch database and compares them row by row with the stored ones.
+    Tampered rows are reported, not fixed.  Raises StoreError when the copy cannot be read
+    at all.
     """
     problems: list[str] = []
     root = store.trust_root()
@@ -82,6 +94,10 @@ def verify_store(
             if rng.to_bytes() != bytes(stored_range):
                 problems.append("sync_state.compact_range: not the range of the stored entries")
             cp_size = _check_checkpoint(bytes(note), bytes(proof_bytes), rng, root, problems)
+            learnt = state.witness_policy if state is not None else root.witness_policy
+            pinned = root.witness_policy
+            policy = learnt if learnt.version >= pinned.version else pinned  # as the sync
+            _check_cosignatures(bytes(note), policy, now, problems)
             _compare_tables(scratch, store, problems)
         finally:
             scratch.close()
@@ -151,6 +167,30 @@ def _check_checkpoint(
     except VerificationError as exc:
         problems.append(f"root: the stored entries do not match signed checkpoint {cp.size}: {exc}")
     return cp.size
+
+
+def _check_cosignatures(
+    note: bytes, policy: WitnessPolicy, now: float | None, problems: list[str]
+) -> None:
+    """The stored checkpoint still carries the quorum the sync required of it."""
+    if not policy.enforced:
+        return
+    try:
+        verdict = verify_quorum(
+            note,
+            policy,
+            now=int(time.time() if now is None else now),
+            max_age=None,
+            skew=AUDIT_CLOCK_SKEW_SECONDS,
+        )
+    except VerificationError as exc:
+        problems.append(f"sync_state.checkpoint_note: {exc}")
+        return
+    if not verdict.ok:
+        problems.append(
+            f"sync_state.checkpoint_note: not witnessed by the policy's quorum "
+            f"(policy version {policy.version}): {verdict.explain()}"
+        )
 
 
 def _compare_tables(scratch: LocalStore, store: LocalStore, problems: list[str]) -> None:

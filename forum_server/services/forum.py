@@ -74,7 +74,12 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
     async def GetCheckpoint(
         self, request: pb.GetCheckpointRequest, caller: Caller
     ) -> pb.SignedCheckpoint:
-        return pb.SignedCheckpoint(note=self.cosigner.checkpoint()[1])
+        answer = pb.SignedCheckpoint(note=self.cosigner.checkpoint()[1])
+        pending = self.cosigner.pending()
+        if pending is not None:  # the log grew beyond what a quorum cosigned: say so
+            _size, answer.pending_note, status = pending
+            answer.witness_status.update(status)
+        return answer
 
     @stream(EVERYONE)
     async def GetEntries(

@@ -211,6 +211,15 @@ class SharedStore(ServerStore, Protocol):
         self, ticket: int, index: int | None, error: dict[str, Any] | None
     ) -> None: ...
 
+    def save_witnessed(self, doc: str, cosigned_size: int) -> None:
+        """Store what the leader's cosigner serves (a JSON document: the newest cosigned
+        checkpoint of size ``cosigned_size``, the pending one, the witnesses' status) for the
+        other servers; a document with a smaller cosigned size than the stored one is
+        ignored (a stale leader cannot take the served checkpoint back)."""
+
+    def witnessed(self) -> str | None:
+        """The document :meth:`save_witnessed` stored last, or None."""
+
 
 def is_database_url(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))

@@ -693,6 +693,25 @@ class PostgresStore:
                 (index, None if error is None else json.dumps(error), ticket),
             )
 
+    # ---- witnesses (issue #9): what the leader's cosigner serves, for the others ----
+
+    def save_witnessed(self, doc: str, cosigned_size: int) -> None:
+        """One ``forum_meta`` row (no schema change); never replaced by a smaller size."""
+        try:
+            with self._pool.connection() as con:
+                con.execute(
+                    "INSERT INTO forum_meta (key, value) VALUES ('witnessed', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value "
+                    "WHERE (forum_meta.value::jsonb -> 'cosigned' ->> 0)::bigint <= %s",
+                    (doc, cosigned_size),
+                )
+        except psycopg.Error as exc:
+            raise StoreError(f"write to {self!r} failed: {exc}") from exc
+
+    def witnessed(self) -> str | None:
+        row = self._one("SELECT value FROM forum_meta WHERE key = 'witnessed'")
+        return None if row is None else str(row[0])
+
     def close(self) -> None:
         self._drop_lease_connection()
         self._pool.close()

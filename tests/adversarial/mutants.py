@@ -20,6 +20,8 @@ T = "tests/adversarial/"
 MS = T + "test_malicious_server.py::"
 SC = T + "test_scopes.py::"
 BM = T + "test_board_malicious.py::"
+WQ = T + "test_witness_quorum.py::"
+WI = "tests/integration/test_witnesses.py::"
 
 MUTANTS: list[tuple[str, str, str, str]] = [
     (
@@ -86,9 +88,15 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ),
     (
         "forum_client/verifier.py",
-        "        if h.origin != self.origin:",
-        "        if False:",
+        "        if h.origin != self.origin:\n            raise EntryRejectedError(",
+        "        if False:\n            raise EntryRejectedError(",
         T + "test_bad_input.py::test_replay_into_another_forum_is_refused",
+    ),
+    (
+        "forum_client/verifier.py",
+        "        if h.origin != self.origin:\n            raise reject(",
+        "        if False:\n            raise reject(",
+        "tests/integration/test_board_cli.py::test_expired_and_foreign_proposals_are_refused",
     ),
     (
         "forum_client/verifier.py",
@@ -163,6 +171,38 @@ MUTANTS: list[tuple[str, str, str, str]] = [
         "            if False:",
         "tests/integration/test_board.py::"
         "test_rotation_signed_only_by_the_new_keys_is_refused_and_old_keys_die",
+    ),
+    # issue #9: witnesses. The quorum check weakened: one short of it, or one witness's
+    # repeated cosignature counted once per line.
+    (
+        "forum_client/cosignature.py",
+        "        return len(self.agreed) >= self.quorum\n",
+        "        return len(self.agreed) >= self.quorum - 1\n",
+        WQ + "test_one_short_of_the_quorum_or_one_witness_repeated_is_refused",
+    ),
+    (
+        "forum_client/cosignature.py",
+        "            agreed.append(witness.name)\n",
+        "            agreed.extend([witness.name] * len(checked))\n",
+        WQ + "test_one_short_of_the_quorum_or_one_witness_repeated_is_refused",
+    ),
+    (
+        "forum_client/cosignature.py",
+        "        return len(self.agreed) >= self.quorum\n",
+        "        return len(self.agreed) > self.quorum\n",
+        WQ + "test_exactly_a_quorum_of_cosignatures_is_accepted",
+    ),
+    (
+        "forum_client/sync.py",
+        "        if pending is not None:\n            self._refuse_unwitnessed_growth(cp, pending)",
+        "        if False:\n            self._refuse_unwitnessed_growth(cp, pending)",
+        WI + "test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why",
+    ),
+    (
+        "forum_client/store/audit.py",
+        "            _check_cosignatures(bytes(note), policy, now, problems)",
+        "            pass",
+        WI + "test_verify_rechecks_the_stored_cosignatures_and_catches_tampering",
     ),
 ]
 

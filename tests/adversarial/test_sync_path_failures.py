@@ -32,7 +32,7 @@ from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import StoreError, TransportError, VerificationError
 from forum_client.merkle import leaf_hash
 from forum_client.receipts import verify_receipt
-from forum_client.source import Batch, GrpcSource
+from forum_client.source import Batch, GrpcSource, PendingCheckpoint
 from forum_client.store import ConcurrentSyncError, LocalStore
 from forum_client.sync import UNPROVABLE, Syncer, SyncSecurityError
 from forum_client.verifier import TrustRoot, make_genesis
@@ -229,6 +229,9 @@ def test_a_second_sync_into_the_same_copy_says_another_sync_holds_it(
         class FirstSyncRunsMeanwhile:
             def checkpoint_note(self) -> bytes:
                 return source.checkpoint_note()
+
+            def pending_checkpoint(self) -> PendingCheckpoint | None:
+                return source.pending_checkpoint()
 
             def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]:
                 return source.consistency_proof(size1, size2)

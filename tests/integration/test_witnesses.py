@@ -4,12 +4,14 @@ down degrade and then fail closed, with evidence."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +22,11 @@ from forum_client.cli import main as client_main
 from forum_client.client import ForumClient
 from forum_client.cosignature import verify_quorum
 from forum_client.entries import SignalItem
-from forum_client.errors import SecurityError
+from forum_client.errors import QuorumUnavailableError, SecurityError
 from forum_client.store import LocalStore
 from forum_client.sync import UNWITNESSED, SyncConfig, SyncSecurityError
 from forum_server.admin.witnesses import add_witness, current_policy, remove_witness
+from forum_server.app import running_server
 from forum_server.config import ServerConfig
 from forum_server.testing import (
     LocalForum,
@@ -57,8 +60,16 @@ class Witnessed:
 
 
 @contextlib.contextmanager
-def witnessed_forum(tmp_path: Path, n: int = 3, quorum: int = 2) -> Iterator[Witnessed]:
-    with local_forum(tmp_path, members=["alice", "bob", "dave"], config=CONFIG) as forum:
+def witnessed_forum(
+    tmp_path: Path,
+    n: int = 3,
+    quorum: int = 2,
+    config: ServerConfig = CONFIG,
+    database: str | None = None,
+) -> Iterator[Witnessed]:
+    with local_forum(
+        tmp_path, members=["alice", "bob", "dave"], config=config, database=database
+    ) as forum:
         log_vkey_file = tmp_path / "log.vkey"
         root = forum.trust_root
         log_vkey_file.write_text(vkey(root.log_key_name, root.log_public_key) + "\n")
@@ -240,35 +251,164 @@ def _raw_checkpoint(forum: LocalForum, member: str, address: str) -> bytes:
         return bytes(c.stub.GetCheckpoint(pb.GetCheckpointRequest(), timeout=30).note)
 
 
-def test_one_witness_down_goes_on_two_down_fails_closed(tmp_path: Path) -> None:
+def _wait(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not reached: {what}")
+
+
+def test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kill one witness process: submissions and syncs go on. Kill a second: submissions go
+    on, and members refuse the newer checkpoint at once (not when their freshness window
+    ends), naming the witnesses that did not cosign, the cosigned size and the log's size,
+    with exit code 7; their copies stay at the last quorum checkpoint. A witness back at
+    its URL: syncs go on again."""
     with witnessed_forum(tmp_path) as w:
         forum = w.forum
+        cosigner = forum.running.handle.cosigner
+        profile = ["--profile", str(forum.members["erin"].bundle_path)]
+        erin_db = str(tmp_path / "erin.db")
         w.witnesses[0].proc.kill()
         w.witnesses[0].proc.wait()
         with forum.client("alice") as alice:
             submit(alice, forum, "alice", "1" * 32)
         size, note = wait_cosigned(forum)
         assert b"witness.test/w1 " not in note.split(b"\n\n")[1]
+        assert cosigner.pending() is None
+        assert client_main([*profile, "sync", "--db", erin_db]) == 0  # one down: the CLI too
         with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
             assert bob.sync(store).size == size
             # Two down: submissions still go on; no new checkpoint can be cosigned.
-            w.witnesses[1].proc.kill()
-            w.witnesses[1].proc.wait()
+            w2 = w.witnesses[1]
+            w2.proc.kill()
+            w2.proc.wait()
             with forum.client("alice") as alice:
                 index = submit(alice, forum, "alice", "2" * 32)
             assert index == size
-            time.sleep(1.0)
-            assert forum.running.handle.cosigner.checkpoint()[0] == size  # still the old one
-            # A member whose freshness limit has passed refuses it and says why.
-            time.sleep(2.5)
-            config = SyncConfig(witness_max_age_seconds=2)
+            _wait(lambda: cosigner.pending() is not None, "the cosigner's round fell short")
+            assert cosigner.checkpoint()[0] == size  # the served one is still the old one
+            # The SDK refuses at once (the cosignatures are fresh) and says why.
+            with pytest.raises(QuorumUnavailableError) as caught:
+                bob.sync(store)
+            refused = caught.value
+            assert (refused.log_size, refused.cosigned_size) == (size + 1, size)
+            assert refused.agreed == ("witness.test/w3",)
+            assert refused.missing == {
+                "witness.test/w1": "no cosignature",
+                "witness.test/w2": "no cosignature",
+            }
+            assert "witness.test/w2" in refused.forum_says  # the server's word, shown too
+            assert store.size == size and store.lookup("md5", "2" * 32) is None
+            assert store.evidence() == []  # an outage is not evidence: nothing blocks later
+        # The CLI: exit 7, the same facts on stderr, the copy left at the quorum checkpoint.
+        capsys.readouterr()
+        assert client_main([*profile, "sync", "--db", erin_db]) == 7
+        err = capsys.readouterr().err
+        assert "witness quorum error" in err and "Traceback" not in err
+        assert f"log holds {size + 1} entries" in err
+        assert f"cosigned by a quorum of witnesses is {size}" in err
+        assert "1 of the required 2 witness cosignatures; agreed: witness.test/w3" in err
+        assert "witness.test/w1: no cosignature; witness.test/w2: no cosignature" in err
+        with LocalStore(tmp_path / "erin.db") as store:
+            assert store.size == size
+        assert client_main([*profile, "verify", "--db", erin_db]) == 0
+        # Follow mode fails closed the same way (it starts with a sync).
+        assert client_main([*profile, "sync", "--db", erin_db, "--follow"]) == 7
+        # The second witness comes back at its URL: a quorum again, members sync on.
+        host_port = w2.url.removeprefix("http://")
+        w2.proc, _ = start_witness_process(w2.directory, [w.log_vkey_file], listen=host_port)
+        size2, _ = wait_cosigned(forum)
+        assert size2 == size + 1 and cosigner.pending() is None
+        capsys.readouterr()
+        assert client_main([*profile, "sync", "--db", erin_db]) == 0
+        with LocalStore(tmp_path / "erin.db") as store:
+            assert store.size == size + 1 and store.lookup("md5", "2" * 32) is not None
+
+
+def test_a_stale_cosignature_is_refused_with_the_freshness_limit(tmp_path: Path) -> None:
+    """A member whose freshness limit has passed refuses the served checkpoint and says
+    why (--witness-freshness on the CLI; witness_max_age_seconds in the SDK)."""
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "1" * 32)
+        _size, note = wait_cosigned(forum)
+        stamps = verify_quorum(
+            note, forum.members["erin"].bundle.trust_root.witness_policy, now=2**62, max_age=None
+        ).timestamps
+        _wait(lambda: time.time() > max(stamps.values()) + 2, "the cosignatures are 2 s old")
+        with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
             with pytest.raises(SyncSecurityError) as caught:
-                bob.sync(store, config=config)
+                bob.sync(store, config=SyncConfig(witness_max_age_seconds=1))
             message = str(caught.value)
             assert caught.value.what == UNWITNESSED
-            assert "freshness limit 2 s" in message
-            assert "witness.test/w1: no cosignature" in message
-            assert store.size == size
+            assert "freshness limit 1 s" in message
+            assert store.size == 0
+            store.acknowledge_evidence()
+        profile = ["--profile", str(forum.members["erin"].bundle_path)]
+        db = str(tmp_path / "erin.db")
+        assert client_main([*profile, "sync", "--db", db, "--witness-freshness", "1"]) == 5
+        assert client_main([*profile, "sync", "--db", db, "--witness-freshness", "3600"]) == 5
+        assert client_main([*profile, "security-report", "--db", db, "--acknowledge"]) == 0
+        assert client_main([*profile, "sync", "--db", db, "--witness-freshness", "3600"]) == 0
+
+
+def test_verify_rechecks_the_stored_cosignatures_and_catches_tampering(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The offline audit re-checks the quorum of the stored checkpoint against the policy
+    the copy's log states: cosignatures removed or altered in the SQLite file fail it."""
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "1" * 32)
+        wait_cosigned(forum)
+        db = tmp_path / "erin.db"
+        profile = ["--profile", str(forum.members["erin"].bundle_path)]
+        assert client_main([*profile, "sync", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert client_main(["verify", "--db", str(db)]) == 0  # offline: the forum is gone
+    assert capsys.readouterr().out.startswith("ok: ")
+    with sqlite3.connect(db) as con:
+        (note,) = con.execute("SELECT checkpoint_note FROM sync_state").fetchone()
+    note = bytes(note)
+    text, signatures = note.split(b"\n\n")
+    lines = signatures.decode().splitlines()
+    log_line = [x for x in lines if "witness.test/" not in x]
+    cosigs = [x for x in lines if "witness.test/" in x]
+    assert len(log_line) == 1 and len(cosigs) >= 2
+
+    def tampered(new_lines: list[str]) -> str:
+        with sqlite3.connect(db) as con:
+            forged = text + b"\n\n" + "".join(x + "\n" for x in new_lines).encode()
+            con.execute("UPDATE sync_state SET checkpoint_note = ?", (forged,))
+        capsys.readouterr()
+        assert client_main(["verify", "--db", str(db)]) == 5
+        return capsys.readouterr().out
+
+    # Every cosignature stripped: the log's own signature still verifies, the quorum does not.
+    out = tampered(log_line)
+    assert "TAMPERED sync_state.checkpoint_note: not witnessed by the policy's quorum" in out
+    assert "0 of the required 2" in out
+    # One cosignature left, the others' signatures altered (one byte of each blob).
+    altered = []
+    for line in cosigs[1:]:
+        dash, name, blob = line.split(" ")
+        raw = bytearray(base64.b64decode(blob))
+        raw[-1] ^= 1
+        altered.append(f"{dash} {name} {base64.b64encode(bytes(raw)).decode()}")
+    out = tampered([*log_line, cosigs[0], *altered])
+    assert "1 of the required 2" in out and "cosignature does not verify" in out
+    # The genuine note again: intact.
+    tampered_back = note
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE sync_state SET checkpoint_note = ?", (tampered_back,))
+    assert client_main(["verify", "--db", str(db)]) == 0
 
 
 def test_witness_remove_and_list_through_the_admin_cli(tmp_path: Path) -> None:
@@ -325,3 +465,60 @@ def test_a_multi_key_board_changes_witnesses_by_proposal(
         assert "quorum 1 of 1" in capsys.readouterr().out
         policy = forum.running.handle.sequencer.state.witness_policy
         assert [w.name for w in policy.witnesses] == ["witness.test/w1"]
+
+
+@pytest.mark.serial
+def test_several_servers_only_the_leader_asks_and_a_new_leader_goes_on_cosigning(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two servers over one PostgreSQL database, 3 witness processes, quorum 2: only the
+    leader asks the witnesses; the follower serves the cosigned checkpoint the leader
+    stored (a member syncing from it gets a quorum); when the leader stops, the other server
+    takes over and goes on cosigning."""
+    config = dataclasses.replace(
+        CONFIG, lease_seconds=1.0, follow_store_seconds=0.05, grace_seconds=1.0
+    )
+    with witnessed_forum(tmp_path, config=config, database=postgres_url) as w:
+        forum = w.forum
+        first = forum.running
+        assert first.handle.sequencer.leading  # it started alone and took the lease
+        with running_server(forum.directory / "server", config=config) as other:
+            assert not other.handle.sequencer.leading
+            bundle = forum.members["alice"].bundle
+            with ForumClient(bundle, server=other.address) as alice:  # forwarded
+                submit(alice, forum, "alice", "1" * 32)
+            size, note = wait_cosigned(forum)
+            _wait(
+                lambda: other.handle.cosigner.checkpoint() == (size, note),
+                "the follower serves the leader's cosigned checkpoint",
+            )
+            assert other.handle.cosigner.status() == {}  # it never asked a witness
+            erin = forum.members["erin"].bundle
+            with (
+                ForumClient(erin, server=other.address) as client,
+                LocalStore(tmp_path / "erin.db") as store,
+            ):
+                assert client.sync(store).size == size
+                assert client.checkpoint().size == size
+            # The leader goes away: the other server leads and cosigns what it commits.
+            first.call(first.handle.stop(grace=0.5))
+            _wait(lambda: other.handle.sequencer.leading, "the other server leads")
+            with ForumClient(bundle, server=other.address) as alice:
+                index = submit(alice, forum, "alice", "2" * 32)
+            assert index >= size
+            handle = other.handle
+            _wait(
+                lambda: (
+                    handle.cosigner.checkpoint()[0] == handle.sequencer.size > index
+                    and b"witness.test" in handle.cosigner.checkpoint()[1]
+                ),
+                "the new leader's checkpoint is cosigned",
+            )
+            assert handle.cosigner.status()  # it asks the witnesses now
+            with (
+                ForumClient(erin, server=other.address) as client,
+                LocalStore(tmp_path / "erin.db") as store,
+            ):
+                result = client.sync(store)
+                assert result.size == handle.sequencer.size
+                assert store.lookup("md5", "2" * 32) is not None

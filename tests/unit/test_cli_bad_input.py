@@ -123,6 +123,7 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("client", ("sync",), "--db"): "{dir}",
     ("client", ("sync",), "--commit-every"): "0",
     ("client", ("sync",), "--signature-threads"): "-1",
+    ("client", ("sync",), "--witness-freshness"): "0",
     ("client", ("verify",), "--db"): "{dir}",
     ("client", ("security-report",), "--db"): "{dir}",
     ("client", ("match",), "--db"): "{dir}",

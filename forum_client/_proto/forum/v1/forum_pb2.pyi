@@ -256,10 +256,21 @@ class LogEntry(_message.Message):
     def __init__(self, index: _Optional[int] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., leaf_hash: _Optional[bytes] = ..., scope_claim: _Optional[_Union[ScopeClaim, _Mapping]] = ...) -> None: ...
 
 class SignedCheckpoint(_message.Message):
-    __slots__ = ("note",)
+    __slots__ = ("note", "pending_note", "witness_status")
+    class WitnessStatusEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_NOTE_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_STATUS_FIELD_NUMBER: _ClassVar[int]
     note: bytes
-    def __init__(self, note: _Optional[bytes] = ...) -> None: ...
+    pending_note: bytes
+    witness_status: _containers.ScalarMap[str, str]
+    def __init__(self, note: _Optional[bytes] = ..., pending_note: _Optional[bytes] = ..., witness_status: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class InclusionProof(_message.Message):
     __slots__ = ("index", "tree_size", "hashes")
