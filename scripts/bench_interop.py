@@ -5,10 +5,11 @@ the same N signals through the extension against our own ``forum-client sync``, 
     .venv/bin/python scripts/bench_interop.py --signals 1000000 --rounds 3 \
         --json bench-out/interop.json
 
+Needs GNU time (``/usr/bin/time``, Debian's ``time``) for each command's peak RSS.
 Builds the log offline with real signatures (``bench_sync.build_log``: 1,000-signal
 submissions of sha256 values with one label), serves it on port 0 with mTLS and enrolls an
 observer.  Then, ``--rounds`` times, each command in its own process (its peak RSS is that
-process's alone, from ``wait4``):
+process's alone, from GNU time):
 
 - ``forum-client sync`` into a fresh copy;
 - ``forum-client export --format F`` of that copy, for csv, jsonl, stix and misp;
@@ -48,16 +49,26 @@ FORMATS = ("csv", "jsonl", "stix", "misp")
 
 
 def timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
-    """Run ``cmd``; return (seconds, peak RSS MiB of that process).  Raises on failure."""
+    """Run ``cmd``; return (seconds, peak RSS MiB of that process).  Raises on failure.
+
+    The peak comes from GNU time (``%M``): this script's own ``wait4`` would report at least
+    this process's RSS, since ``subprocess`` starts the child by vfork and Linux carries the
+    parent's high-water mark through exec into ``ru_maxrss`` (every export read 160 MiB).
+    """
+    rss = log.with_suffix(".rss")
     with log.open("w") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        done = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", str(rss), *cmd], stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+        )  # fmt: skip
         seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{log.read_text()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{log.read_text()[-3000:]}")
+    return seconds, int(rss.read_text().split()[-1]) / 1024
+
+
+GNU_TIME = "/usr/bin/time"  # Debian's package "time"
 
 
 def summary(values: list[float]) -> dict[str, float]:
