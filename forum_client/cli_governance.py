@@ -7,29 +7,18 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from .cli_context import client_from
+from .cli_types import parse_duration_ms
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
     from .report import Redacted
     from .store import LocalStore
-
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def parse_duration_ms(text: str) -> int:
-    """``30m``, ``12h``, ``7d``... in milliseconds.  Raises InvalidInputError otherwise."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise InvalidInputError.field("duration", f"{text!r}: use a positive 30m, 12h or 7d")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
 def _store(db: Path) -> LocalStore:

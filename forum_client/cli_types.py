@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import re
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import click
 
@@ -51,11 +53,116 @@ def check_address(text: str) -> str:
 
 def check_database(text: str) -> str:
     """A ``postgresql://`` URL or an existing SQLite file.  Raises ValueError."""
-    from pathlib import Path
-
     if text.startswith(("postgresql://", "postgres://")) or Path(text).is_file():
         return text
     raise ValueError(f"{text!r} is neither a postgresql:// URL nor an existing SQLite file")
+
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+DAY_MS = _UNIT_MS["d"]
+
+
+def parse_duration_ms(text: str) -> int:
+    """``30m``, ``12h``, ``7d``... in milliseconds.  Raises InvalidInputError otherwise."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise InvalidInputError.field("duration", f"{text!r}: use a positive 30m, 12h or 7d")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def check_http_url(text: str) -> str:
+    """An ``http(s)://HOST[:PORT][/PATH]`` URL (no query, no credentials).  Raises
+    ValueError."""
+    try:
+        parts = urlsplit(text)
+        _port = parts.port  # ValueError when out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an http(s) URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http(s)://HOST:PORT URL")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{text!r}: no credentials, query or fragment in a witness URL")
+    check_host(parts.hostname)
+    return text
+
+
+def check_witness_name(text: str) -> str:
+    """A signed-note key name (a witness's): no spaces, control characters or '+'.  Raises
+    ValueError."""
+    from .checkpoint import _name_problem
+
+    problem = _name_problem(text)
+    if problem is not None:
+        raise ValueError(f"{text!r} is not a witness name: {problem}")
+    return text
+
+
+def check_witness_vkey(text: str) -> str:
+    """A witness's ``cosignature/v1`` verifier key (``name+keyid+base64``, from
+    ``forum-witness init``).  Raises ValueError (an InvalidInputError naming the part)."""
+    from .cosignature import witness_from_vkey
+
+    witness_from_vkey(text)
+    return text
+
+
+class Duration(click.ParamType[Any, Any]):
+    """``30m``, ``12h``, ``7d`` converted to milliseconds, at most ``most_ms``."""
+
+    name = "DURATION"
+
+    def __init__(self, most_ms: int) -> None:
+        self.most_ms = most_ms
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int):
+            return value
+        try:
+            ms = parse_duration_ms(str(value))
+        except InvalidInputError as exc:
+            self.fail(exc.violations[0].reason, param, ctx)
+        if ms > self.most_ms:
+            self.fail(f"{value!r} is longer than {self.most_ms // DAY_MS} days", param, ctx)
+        return ms
+
+
+class NewFile(click.Path):
+    """A file to create: refuses an existing file (never overwritten) and a missing parent
+    directory, while the command line is parsed rather than after the work is done."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = cast(Path, super().convert(value, param, ctx))  # path_type=Path
+        if path.exists():
+            self.fail(f"{str(path)!r} exists: refusing to overwrite", param, ctx)
+        parent = path.parent
+        if not parent.is_dir():
+            what = "is a file, not a directory" if parent.exists() else "does not exist"
+            self.fail(f"the directory {str(parent)!r} {what}", param, ctx)
+        return path
+
+
+class PublicKeyFile(click.Path):
+    """An existing ``.pub`` file (``forum-client keygen``), its format and key checked."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, dir_okay=False, exists=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .envelope import load_public_key_file
+
+        path = cast(Path, super().convert(value, param, ctx))  # path_type=Path
+        try:
+            load_public_key_file(path)
+        except InvalidInputError as exc:
+            reason = exc.violations[0].reason if exc.violations else str(exc)
+            self.fail(f"{str(path)!r}: {reason}", param, ctx)
+        except OSError as exc:
+            self.fail(f"{str(path)!r}: {exc.strerror or exc}", param, ctx)
+        return path
 
 
 class _Checked(click.ParamType[Any, Any]):
@@ -148,6 +255,18 @@ LABEL = _Checked(
         "a label id (behaviour:..., entity:... or incident:...)",
     ),
 )
+DISPUTE_ID = _Checked(
+    "DISPUTE_ID",
+    _regex(
+        "forum_client.verifier.INCIDENT_ID_RE",
+        "a dispute id (1-63 of a-z 0-9 -, starting a-z 0-9)",
+    ),
+)
+HTTP_URL = _Checked("URL", check_http_url)
+WITNESS_NAME = _Checked("NAME", check_witness_name)
+WITNESS_VKEY = _Checked("VKEY", check_witness_vkey)
+NEW_FILE = NewFile()
+PUBLIC_KEY_FILE = PublicKeyFile()
 TEXT = _Checked("TEXT", _text(required=False))
 REQUIRED_TEXT = _Checked("TEXT", _text(required=True))
 NAME = _Checked("NAME", _text(required=True, limit=256))

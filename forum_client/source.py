@@ -53,8 +53,9 @@ class ForumSource(Protocol):
     def checkpoint_note(self) -> bytes: ...
 
     def pending_checkpoint(self) -> PendingCheckpoint | None:
-        """What the last :meth:`checkpoint_note` answer said of a newer checkpoint that no
-        quorum of witnesses cosigned (None: nothing)."""
+        """What the last :meth:`checkpoint_note` answer (or, while following, the last
+        checkpoint the stream carried) said of a newer checkpoint that no quorum of
+        witnesses cosigned (None: nothing)."""
 
     def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, ...]: ...
 
@@ -76,11 +77,7 @@ class GrpcSource:
 
     def checkpoint_note(self) -> bytes:
         answer = call(self.stub.GetCheckpoint, pb.GetCheckpointRequest(), self.timeout)
-        self._pending = (
-            PendingCheckpoint(bytes(answer.pending_note), dict(answer.witness_status))
-            if answer.pending_note
-            else None
-        )
+        self._pending = _pending_from(answer)
         note: bytes = answer.note
         return note
 
@@ -122,7 +119,10 @@ class GrpcSource:
                     )
                     for x in message.entries
                 ]
-                note = message.checkpoint.note if message.HasField("checkpoint") else None
+                note = None
+                if message.HasField("checkpoint"):
+                    note = message.checkpoint.note
+                    self._pending = _pending_from(message.checkpoint)
                 if watchdog is not None and (items or note):
                     watchdog.reset()
                 yield items, note or None
@@ -142,6 +142,12 @@ class GrpcSource:
         running = self._call
         if running is not None:
             running.cancel()
+
+
+def _pending_from(message: pb.SignedCheckpoint) -> PendingCheckpoint | None:
+    if not message.pending_note:
+        return None
+    return PendingCheckpoint(bytes(message.pending_note), dict(message.witness_status))
 
 
 class _Watchdog:

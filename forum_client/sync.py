@@ -309,7 +309,8 @@ class Syncer:
         """Sync, then apply new entries as the forum commits them, until :meth:`stop`.
 
         Reconnects with exponential backoff when the forum is unreachable or restarts;
-        security failures end it (raised).
+        security failures end it (raised), and so does the forum saying its log grew beyond
+        what a quorum of witnesses cosigned (QuorumUnavailableError, as in :meth:`sync`).
         """
         self._stopped.clear()
         self._on_commit = on_commit
@@ -330,6 +331,10 @@ class Syncer:
                 for batch in self.source.entries(self.range.size, 0, True, self.config.max_batch):
                     self._apply_batch(batch, follow=True)
                     delay = self.config.backoff_initial_seconds
+                    pending = self.source.pending_checkpoint()
+                    if pending is not None and self.txn is None and self.cp is not None:
+                        self.source.cancel()
+                        self._refuse_unwitnessed_growth(self.cp, pending)
             except TransportError as exc:
                 self._rollback()
                 if self._stopped.is_set():

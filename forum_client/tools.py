@@ -7,8 +7,8 @@ it): the exit-code contract and the bulk-input readers, public and stable.
 - :func:`detect_format` / :func:`read_signals`: stream CSV or JSON Lines signal files,
   naming ``FILE:LINE`` in every error;
 - :func:`version_option`, :func:`connection_hint` and the option types (``ADDRESS``,
-  ``MEMBER_ID``...) that check every value while the command line is parsed (exit 2 naming
-  the option);
+  ``MEMBER_ID``, ``NEW_FILE``, ``Duration``...) that check every value while the command line
+  is parsed (exit 2 naming the option);
 - :func:`read_bounded`: read a small file whole, refusing more than a limit.
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration, 4 the forum
@@ -39,16 +39,24 @@ from .cli_errors import (
 from .cli_types import (
     ADDRESS,
     DATABASE,
+    DISPUTE_ID,
     HOST,
+    HTTP_URL,
     INCIDENT_ID,
     MEMBER_ID,
     NAME,
+    NEW_FILE,
     ORIGIN,
+    PUBLIC_KEY_FILE,
     REQUIRED_GROUP_ID,
     REQUIRED_TEXT,
     SIGNAL_TYPE,
     TEXT,
+    WITNESS_NAME,
+    WITNESS_VKEY,
+    Duration,
     FiniteRange,
+    parse_duration_ms,
     signal_option,
 )
 from .errors import StoreError
@@ -58,6 +66,7 @@ from .inputfiles import detect_format, read_signals
 __all__ = [
     "ADDRESS",
     "DATABASE",
+    "DISPUTE_ID",
     "EXIT_CONFIG",
     "EXIT_FAILURE",
     "EXIT_NO_QUORUM",
@@ -67,15 +76,21 @@ __all__ = [
     "EXIT_TRANSPORT",
     "EXIT_USAGE",
     "HOST",
+    "HTTP_URL",
     "INCIDENT_ID",
     "MAX_PEM_BYTES",
     "MEMBER_ID",
     "NAME",
+    "NEW_FILE",
     "ORIGIN",
+    "PUBLIC_KEY_FILE",
     "REQUIRED_GROUP_ID",
     "REQUIRED_TEXT",
     "SIGNAL_TYPE",
     "TEXT",
+    "WITNESS_NAME",
+    "WITNESS_VKEY",
+    "Duration",
     "FileTooLargeError",
     "FiniteRange",
     "StoreError",
@@ -83,6 +98,7 @@ __all__ = [
     "detect_format",
     "exit_code_for",
     "exit_with",
+    "parse_duration_ms",
     "read_bounded",
     "read_signals",
     "run",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import entries as e
@@ -449,6 +450,24 @@ class LogState:
         if isinstance(body, e.MEMBER_BODY_TYPES):
             self._check_scope(index, body)
         return body
+
+    def check_proposal(self, bodies: Sequence[e.Body]) -> None:
+        """Check operator ``bodies`` against the log's rules as if appended next, in order,
+        before the board signs them (a proposal): the same body, rotation and scope rules
+        as :meth:`check`, without signatures, sequence numbers or the clock.
+
+        Pure: works on a copy.  Raises EntryRejectedError naming the field that failed.
+        """
+        state = self.copy()
+        for body in bodies:
+            index = state.size
+            if isinstance(body, e.BoardRotation):
+                state._check_rotation(index, body)
+            state._check_body(index, body)
+            if isinstance(body, e.MEMBER_BODY_TYPES):
+                state._check_scope(index, body)
+            state._apply(index, body)
+            state.size = index + 1
 
     def board_keys(self) -> dict[bytes, bytes]:
         """The board in force after this prefix: key id -> public key."""

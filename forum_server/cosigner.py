@@ -108,15 +108,23 @@ class Cosigner:
             return None
         return pending[0], pending[1], dict(self._pending_status)
 
-    async def wait_beyond(self, size: int, timeout: float) -> bool:
-        """Wait until :meth:`checkpoint` is larger than ``size``; False on timeout."""
+    async def wait_beyond(
+        self, size: int, timeout: float, pending_beyond: int | None = None
+    ) -> bool:
+        """Wait until :meth:`checkpoint` is larger than ``size`` (or, with
+        ``pending_beyond``, until :meth:`pending` is larger than that); False on timeout."""
         if not self.policy.enforced:
             return await self.sequencer.wait_for_growth(size, timeout)
+
+        def news() -> bool:
+            if self.checkpoint()[0] > size:
+                return True
+            pending = self.pending() if pending_beyond is not None else None
+            return pending is not None and pending[0] > (pending_beyond or 0)
+
         async with self._changed:
             try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self.checkpoint()[0] > size), timeout
-                )
+                await asyncio.wait_for(self._changed.wait_for(news), timeout)
             except TimeoutError:
                 return False
         return True
@@ -212,6 +220,7 @@ class Cosigner:
                 if self._pending is None or cp.size >= self._pending[0]:
                     self._pending = (cp.size, cosigned)
                     self._pending_status = self.status()
+                    self._changed.notify_all()  # follow streams tell their members
             log.warning(
                 "checkpoint %d: %d of %d witness cosignatures (%s)",
                 cp.size,
@@ -272,6 +281,7 @@ class Cosigner:
             else:
                 self._pending = (int(doc["pending"][0]), base64.b64decode(doc["pending"][1]))
                 self._pending_status = {str(k): str(v) for k, v in doc["status"].items()}
+                self._changed.notify_all()
 
     def _count(self, policy: WitnessPolicy, note: bytes, lines: list[str]) -> int:
         cosigned = add_signature_lines(note, lines)

@@ -9,22 +9,38 @@ and ``pending`` (offline) lists what still awaits signatures.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from forum_client import entries as e
-from forum_client.cli_governance import emit_report, parse_duration_ms, report_options
-from forum_client.client import normalize_ref
+from forum_client.cli_governance import emit_report, report_options
 from forum_client.envelope import SigningKey, load_public_key
 from forum_client.errors import InvalidInputError
 from forum_client.report import Redacted
-from forum_client.tools import connection_hint
+from forum_client.tools import (
+    DISPUTE_ID,
+    INCIDENT_ID,
+    MEMBER_ID,
+    NAME,
+    NEW_FILE,
+    PUBLIC_KEY_FILE,
+    REQUIRED_TEXT,
+    SIGNAL_TYPE,
+    TEXT,
+    Duration,
+    connection_hint,
+    signal_option,
+)
 
 from .operator import Operator
-from .proposals import DEFAULT_TTL_MS, Proposal
+from .proposals import MAX_TTL_MS, Proposal
+
+DAY_MS = 86_400_000
 
 
 def operator_from(ctx: click.Context) -> Operator:
@@ -46,10 +62,6 @@ def operator_from(ctx: click.Context) -> Operator:
     return op
 
 
-def _duration_ms(text: str) -> int:
-    return parse_duration_ms(text)
-
-
 def _now_ms() -> int:
     return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
 
@@ -59,6 +71,53 @@ def _when(unix_ms: int) -> str:
 
 
 # ---- propose ----
+
+MAX_ANSWER_WITHIN_MS = 365 * DAY_MS
+"""The longest deadline a dispute's respondent can be given."""
+
+# The field a library error names (found once the operator profile and the log are read:
+# proof of possession, an unknown member, an incident that is not open...) -> the parameter
+# of the command that carries it, so that the message names the option the user typed.
+_FIELD_PARAMS: dict[str, tuple[str, ...]] = {
+    "public_key": ("signing_key", "key_files"),
+    "public_key_file": ("signing_key", "key_files"),
+    "possession_signature": ("signing_key",),
+    "public_keys": ("key_files",),
+    "board": ("key_files",),
+    "status": ("suspend",),
+    "stage": ("incident_id",),
+    "open": ("incident_id",),
+    "deadline_unix_ms": ("answer_within",),
+    "witnesses": ("vkey",),
+    "expires": ("expires_in",),
+    "taxonomy": ("file",),
+    "labels": ("file",),
+}
+
+
+def _named_by_option(f: Callable[..., None]) -> Callable[..., None]:
+    """Re-raise a library InvalidInputError as a click error naming the command's option or
+    argument that the field came from (exit 2 either way; the message is what changes)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            f(*args, **kwargs)
+        except InvalidInputError as exc:
+            ctx = click.get_current_context()
+            field = exc.violations[0].field.split(".")[0].split("[")[0] if exc.violations else ""
+            params = {p.name: p for p in ctx.command.params}
+            for name in (field, *_FIELD_PARAMS.get(field, ())):
+                if name in params:
+                    param = params[name]
+                    hint = None
+                    if isinstance(param, click.Option):  # both sides of --suspend/--reinstate
+                        hint = [*param.opts, *param.secondary_opts]
+                    reason = exc.violations[0].reason
+                    raise click.BadParameter(reason, ctx, param, hint) from None
+            raise
+
+    return wrapper
 
 
 @click.group(
@@ -72,18 +131,20 @@ def propose() -> None:
 def _propose_options(f: Callable[..., None]) -> Callable[..., None]:
     f = click.option(
         "--expires-in",
+        "ttl_ms",
         default="7d",
         show_default=True,
-        help="How long the proposal can be signed and submitted (30m, 12h, 7d...). The "
-        "expiry is signed: the forum refuses the entries after it.",
+        type=Duration(MAX_TTL_MS),
+        help="How long the proposal can be signed and submitted (30m, 12h, 7d...; at most "
+        f"{MAX_TTL_MS // DAY_MS}d). The expiry is signed: the forum refuses the entries after it.",
     )(f)
     f = click.option(
         "--out",
         required=True,
-        type=click.Path(path_type=Path, dir_okay=False),
+        type=NEW_FILE,
         help="The proposal file to write (refuses to overwrite).",
     )(f)
-    return click.pass_context(f)
+    return click.pass_context(_named_by_option(f))
 
 
 def _write(
@@ -91,12 +152,11 @@ def _write(
     makes: list[Callable[[e.Header], e.Body]],
     summary: str,
     out: Path,
-    expires_in: str,
+    ttl_ms: int,
 ) -> None:
-    ttl = _duration_ms(expires_in) if expires_in else DEFAULT_TTL_MS
     if out.exists():
         raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
-    proposal = operator_from(ctx).propose(makes, summary, ttl_ms=ttl)
+    proposal = operator_from(ctx).propose(makes, summary, ttl_ms=ttl_ms)
     proposal.save(out)
     board = proposal.board
     click.echo(
@@ -108,12 +168,12 @@ def _write(
 
 
 @propose.command("member-add", help="Admit MEMBER_ID with its signing key (KEY.pub).")
-@click.argument("member_id")
-@click.option("--name", "display_name", required=True, help="The member's display name.")
+@click.argument("member_id", type=MEMBER_ID)
+@click.option("--name", "display_name", type=NAME, required=True, help="The member's display name.")
 @click.option(
     "--signing-key",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=PUBLIC_KEY_FILE,
     help="The member's public key file, with its proof of possession.",
 )
 @click.option(
@@ -131,25 +191,25 @@ def propose_member_add(
     signing_key: Path,
     role: str,
     out: Path,
-    expires_in: str,
+    ttl_ms: int,
 ) -> None:
     makes = operator_from(ctx).admission(member_id, display_name, e.Role.parse(role), signing_key)
-    _write(ctx, makes, f"admit {member_id} ({role})", out, expires_in)
+    _write(ctx, makes, f"admit {member_id} ({role})", out, ttl_ms)
 
 
 @propose.command("member-status", help="Suspend or reinstate MEMBER_ID.")
-@click.argument("member_id")
+@click.argument("member_id", type=MEMBER_ID)
 @click.option("--suspend/--reinstate", required=True, help="The new status.")
-@click.option("--reason", required=True, help="Recorded in the signed entry.")
+@click.option("--reason", type=REQUIRED_TEXT, required=True, help="Recorded in the signed entry.")
 @_propose_options
 def propose_member_status(
-    ctx: click.Context, member_id: str, suspend: bool, reason: str, out: Path, expires_in: str
+    ctx: click.Context, member_id: str, suspend: bool, reason: str, out: Path, ttl_ms: int
 ) -> None:
     status = e.MemberStatus.SUSPENDED if suspend else e.MemberStatus.ACTIVE
     makes: list[Callable[[e.Header], e.Body]] = [
         lambda h: e.MemberStatusChanged(h, member_id, status, reason)
     ]
-    _write(ctx, makes, f"{status.label} {member_id}", out, expires_in)
+    _write(ctx, makes, f"{status.label} {member_id}", out, ttl_ms)
 
 
 @propose.command(
@@ -162,11 +222,16 @@ def propose_member_status(
     "key_files",
     multiple=True,
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    type=PUBLIC_KEY_FILE,
     help="A new board member's public key file (repeat for each).",
 )
-@click.option("--threshold", required=True, type=int, help="Signatures the new board needs.")
-@click.option("--reason", default="", help="Recorded in the signed entry.")
+@click.option(
+    "--threshold",
+    required=True,
+    type=click.IntRange(min=1),
+    help="Signatures the new board needs (at most the number of --key).",
+)
+@click.option("--reason", type=TEXT, default="", help="Recorded in the signed entry.")
 @_propose_options
 def propose_rotate_board(
     ctx: click.Context,
@@ -174,31 +239,36 @@ def propose_rotate_board(
     threshold: int,
     reason: str,
     out: Path,
-    expires_in: str,
+    ttl_ms: int,
 ) -> None:
     from forum_client.verifier import board_problem
 
+    if threshold > len(key_files):
+        raise click.BadParameter(
+            f"{threshold} signatures of {len(key_files)} key(s): give more --key",
+            param_hint="--threshold",
+        )
     keys = tuple(load_public_key(p) for p in key_files)
     problem = board_problem(keys, threshold)
     if problem is not None:
-        raise InvalidInputError.field("board", problem)
+        raise click.BadParameter(problem, param_hint="--key")
     makes: list[Callable[[e.Header], e.Body]] = [
         lambda h: e.BoardRotation(h, keys, threshold, reason)
     ]
-    _write(ctx, makes, f"rotate the board to {threshold}-of-{len(keys)}", out, expires_in)
+    _write(ctx, makes, f"rotate the board to {threshold}-of-{len(keys)}", out, ttl_ms)
 
 
 @propose.command("retract", help="An operator retraction: the signal is removed for everyone.")
-@click.option("--type", "type_", required=True, help="Signal type (pdq, md5, ..., url, domain).")
+@click.option("--type", "type_", type=SIGNAL_TYPE, required=True, help="Signal type.")
 @click.option("--value", required=True, help="The signal's value.")
-@click.option("--reason", required=True, help="Recorded in the signed entry.")
+@click.option("--reason", type=REQUIRED_TEXT, required=True, help="Recorded in the signed entry.")
 @_propose_options
 def propose_retract(
-    ctx: click.Context, type_: str, value: str, reason: str, out: Path, expires_in: str
+    ctx: click.Context, type_: str, value: str, reason: str, out: Path, ttl_ms: int
 ) -> None:
-    ref = normalize_ref({"type": type_, "value": value}, "signal")
+    ref = signal_option(type_, value)
     makes: list[Callable[[e.Header], e.Body]] = [lambda h: e.Retraction(h, (ref,), reason)]
-    _write(ctx, makes, f"retract {ref.type}:{ref.value}", out, expires_in)
+    _write(ctx, makes, f"retract {ref.type}:{ref.value}", out, ttl_ms)
 
 
 @propose.command(
@@ -206,11 +276,13 @@ def propose_retract(
     help="Publish a vocabulary: FILE (labels JSON, as for `taxonomy publish`) or --default "
     "(the built-in one), as the next version.",
 )
-@click.argument("file", required=False, type=click.Path(path_type=Path, exists=True))
+@click.argument(
+    "file", required=False, type=click.Path(path_type=Path, dir_okay=False, exists=True)
+)
 @click.option("--default", "use_default", is_flag=True, help="The built-in vocabulary.")
 @_propose_options
 def propose_taxonomy(
-    ctx: click.Context, file: Path | None, use_default: bool, out: Path, expires_in: str
+    ctx: click.Context, file: Path | None, use_default: bool, out: Path, ttl_ms: int
 ) -> None:
     from forum_client.taxonomy import DEFAULT_LABELS, check_labels, load_labels
 
@@ -220,7 +292,7 @@ def propose_taxonomy(
     check_labels(labels)
     version = operator_from(ctx).log_state().taxonomy_version + 1
     makes: list[Callable[[e.Header], e.Body]] = [lambda h: e.Taxonomy(h, version, labels)]
-    _write(ctx, makes, f"taxonomy version {version} ({len(labels)} labels)", out, expires_in)
+    _write(ctx, makes, f"taxonomy version {version} ({len(labels)} labels)", out, ttl_ms)
 
 
 # ---- incidents: the crisis protocol ----
@@ -233,19 +305,38 @@ def _incident_text_command(stage: e.IncidentStage, verb: str, what: str) -> clic
         if stage is not e.IncidentStage.DEBRIEF
         else "Record the debrief of concluded incident INCIDENT_ID (once).",
     )
-    @click.argument("incident_id")
-    @click.option("--text", required=True, help=f"The {what}, for members and the record.")
+    @click.argument("incident_id", type=INCIDENT_ID)
+    @click.option(
+        "--text", type=REQUIRED_TEXT, required=True, help=f"The {what}, for members and the record."
+    )
     @_propose_options
-    def command(
-        ctx: click.Context, incident_id: str, text: str, out: Path, expires_in: str
-    ) -> None:
+    def command(ctx: click.Context, incident_id: str, text: str, out: Path, ttl_ms: int) -> None:
         is_open = stage is e.IncidentStage.UPDATE
         makes: list[Callable[[e.Header], e.Body]] = [
             lambda h: e.Incident(h, incident_id, "", is_open, stage, 0, text)
         ]
-        _write(ctx, makes, f"incident {incident_id}: {what}", out, expires_in)
+        _write(ctx, makes, f"incident {incident_id}: {what}", out, ttl_ms)
 
     return command
+
+
+OCCURRED_SKEW = dt.timedelta(days=1)
+"""How far ahead of this machine's clock (UTC) --occurred may be: a time zone's worth."""
+
+
+class _Occurred(click.DateTime):
+    """When an attack happened: a UTC date (and time), not before 1970 nor in the future."""
+
+    def __init__(self) -> None:
+        super().__init__(["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"])
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        when = super().convert(value, param, ctx).replace(tzinfo=dt.UTC)
+        if when.year < 1970:
+            self.fail(f"{value!r} is before 1970", param, ctx)
+        if when > dt.datetime.now(dt.UTC) + OCCURRED_SKEW:
+            self.fail(f"{value!r} is in the future (UTC)", param, ctx)
+        return when
 
 
 @propose.command(
@@ -253,8 +344,8 @@ def _incident_text_command(stage: e.IncidentStage, verb: str, what: str) -> clic
     help="Declare incident INCIDENT_ID (1-63 of a-z 0-9 -): while open, its label "
     "incident:ID is valid on submissions; once concluded it is refused.",
 )
-@click.argument("incident_id")
-@click.option("--title", required=True, help="What happened, for members.")
+@click.argument("incident_id", type=INCIDENT_ID)
+@click.option("--title", type=REQUIRED_TEXT, required=True, help="What happened, for members.")
 @click.option(
     "--level",
     type=click.IntRange(1, 3),
@@ -263,8 +354,8 @@ def _incident_text_command(stage: e.IncidentStage, verb: str, what: str) -> clic
 )
 @click.option(
     "--occurred",
-    type=click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]),
-    help="When the attack happened (UTC; default: now).",
+    type=_Occurred(),
+    help="When the attack happened (UTC, not in the future; default: now).",
 )
 @_propose_options
 def propose_incident_declare(
@@ -274,16 +365,16 @@ def propose_incident_declare(
     level: int,
     occurred: dt.datetime | None,
     out: Path,
-    expires_in: str,
+    ttl_ms: int,
 ) -> None:
-    when = occurred.replace(tzinfo=dt.UTC) if occurred else dt.datetime.now(dt.UTC)
+    when = occurred or dt.datetime.now(dt.UTC)
     occurred_ms = int(when.timestamp() * 1000)
     makes: list[Callable[[e.Header], e.Body]] = [
         lambda h: e.Incident(
             h, incident_id, title, True, e.IncidentStage.DECLARED, level, "", occurred_ms
         )
     ]
-    _write(ctx, makes, f"declare incident {incident_id} (level {level})", out, expires_in)
+    _write(ctx, makes, f"declare incident {incident_id} (level {level})", out, ttl_ms)
 
 
 for _stage, _verb, _what in (
@@ -302,14 +393,25 @@ for _stage, _verb, _what in (
     help="Open dispute DISPUTE_ID on behalf of an outside appellant (a user whose content "
     "was removed, a civil-society organisation) against RESPONDENT's signal.",
 )
-@click.argument("dispute_id")
-@click.option("--type", "type_", required=True, help="Signal type.")
+@click.argument("dispute_id", type=DISPUTE_ID)
+@click.option("--type", "type_", type=SIGNAL_TYPE, required=True, help="Signal type.")
 @click.option("--value", required=True, help="Signal value.")
-@click.option("--respondent", required=True, help="The member whose submission is disputed.")
-@click.option("--reason", required=True, help="The appeal, recorded in the log.")
-@click.option("--appellant", required=True, help="Who appealed (as it may be published).")
 @click.option(
-    "--answer-within", default="14d", show_default=True, help="The respondent's deadline."
+    "--respondent", type=MEMBER_ID, required=True, help="The member whose submission is disputed."
+)
+@click.option(
+    "--reason", type=REQUIRED_TEXT, required=True, help="The appeal, recorded in the log."
+)
+@click.option(
+    "--appellant", type=NAME, required=True, help="Who appealed (as it may be published)."
+)
+@click.option(
+    "--answer-within",
+    "within_ms",
+    default="14d",
+    show_default=True,
+    type=Duration(MAX_ANSWER_WITHIN_MS),
+    help=f"The respondent's deadline (at most {MAX_ANSWER_WITHIN_MS // DAY_MS}d).",
 )
 @_propose_options
 def propose_dispute_open(
@@ -320,18 +422,17 @@ def propose_dispute_open(
     respondent: str,
     reason: str,
     appellant: str,
-    answer_within: str,
+    within_ms: int,
     out: Path,
-    expires_in: str,
+    ttl_ms: int,
 ) -> None:
-    ref = normalize_ref({"type": type_, "value": value}, "signal")
-    within = parse_duration_ms(answer_within)
+    ref = signal_option(type_, value)
     makes: list[Callable[[e.Header], e.Body]] = [
         lambda h: e.Dispute(
-            h, dispute_id, ref, respondent, reason, appellant, h.created_unix_ms + within
+            h, dispute_id, ref, respondent, reason, appellant, h.created_unix_ms + within_ms
         )
     ]
-    _write(ctx, makes, f"open dispute {dispute_id} for {appellant}", out, expires_in)
+    _write(ctx, makes, f"open dispute {dispute_id} for {appellant}", out, ttl_ms)
 
 
 @propose.command(
@@ -340,12 +441,12 @@ def propose_dispute_open(
     "passed: --uphold keeps the signal; --remove adds an operator retraction that removes it "
     "for every member.",
 )
-@click.argument("dispute_id")
+@click.argument("dispute_id", type=DISPUTE_ID)
 @click.option("--uphold/--remove", required=True, help="Keep the signal, or remove it.")
-@click.option("--rationale", required=True, help="Why, recorded in the log.")
+@click.option("--rationale", type=REQUIRED_TEXT, required=True, help="Why, recorded in the log.")
 @_propose_options
 def propose_dispute_decide(
-    ctx: click.Context, dispute_id: str, uphold: bool, rationale: str, out: Path, expires_in: str
+    ctx: click.Context, dispute_id: str, uphold: bool, rationale: str, out: Path, ttl_ms: int
 ) -> None:
     record = operator_from(ctx).log_state().disputes.get(dispute_id)
     if record is None:
@@ -357,7 +458,7 @@ def propose_dispute_decide(
     if not uphold:
         makes.append(lambda h: e.Retraction(h, (ref,), f"dispute {dispute_id}: {rationale}"))
     verdict = "uphold" if uphold else "remove"
-    _write(ctx, makes, f"decide dispute {dispute_id}: {verdict}", out, expires_in)
+    _write(ctx, makes, f"decide dispute {dispute_id}: {verdict}", out, ttl_ms)
 
 
 # ---- sign, submit, pending, board ----

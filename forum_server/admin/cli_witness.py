@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from forum_client.cosignature import WitnessPolicy
+from forum_client.tools import HTTP_URL, WITNESS_NAME, WITNESS_VKEY
 
 from . import witnesses
 from .cli_board import _propose_options, _write, propose
@@ -84,28 +85,34 @@ def log_vkey(ctx: click.Context) -> None:
 
 
 @click.command("witness-add", help="Propose adding the witness with verifier key VKEY.")
-@click.argument("vkey")
-@click.option("--url", required=True, help="Where the forum reaches it: http(s)://HOST:PORT.")
-@click.option("--quorum", type=click.IntRange(min=1), help="New quorum (default: unchanged).")
+@click.argument("vkey", type=WITNESS_VKEY)
+@click.option(
+    "--url", type=HTTP_URL, required=True, help="Where the forum reaches it: http(s)://HOST:PORT."
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(min=1),
+    help="New quorum, at most the number of witnesses (default: unchanged).",
+)
 @_propose_options
 def propose_witness_add(
-    ctx: click.Context, vkey: str, url: str, quorum: int | None, out: Path, expires_in: str
+    ctx: click.Context, vkey: str, url: str, quorum: int | None, out: Path, ttl_ms: int
 ) -> None:
     policy = witnesses.policy_with(_operator(ctx), vkey, url=url, quorum=quorum)
     summary = f"witness add {policy.witnesses[-1].name} (quorum {policy.quorum})"
-    _write(ctx, [witnesses.entry_for(policy)], summary, out, expires_in)
+    _write(ctx, [witnesses.entry_for(policy)], summary, out, ttl_ms)
 
 
 @click.command("witness-remove", help="Propose removing witness NAME.")
-@click.argument("name")
+@click.argument("name", type=WITNESS_NAME)
 @click.option("--quorum", type=click.IntRange(min=0), help="New quorum (default: unchanged).")
 @_propose_options
 def propose_witness_remove(
-    ctx: click.Context, name: str, quorum: int | None, out: Path, expires_in: str
+    ctx: click.Context, name: str, quorum: int | None, out: Path, ttl_ms: int
 ) -> None:
     policy = witnesses.policy_without(_operator(ctx), name, quorum=quorum)
     summary = f"witness remove {name} (quorum {policy.quorum})"
-    _write(ctx, [witnesses.entry_for(policy)], summary, out, expires_in)
+    _write(ctx, [witnesses.entry_for(policy)], summary, out, ttl_ms)
 
 
 propose.add_command(propose_witness_add)

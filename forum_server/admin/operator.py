@@ -24,6 +24,7 @@ from forum_client.errors import (
     REJECT_SEQUENCE,
     REJECT_THRESHOLD,
     ConfigError,
+    EntryRejectedError,
     InvalidInputError,
     TransportError,
     VerificationError,
@@ -41,7 +42,7 @@ from forum_client.wire import Receipt, envelope_to_pb, receipt_from_pb
 
 from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS, KeyAndCert, issue_member_cert
 from .init import OperatorPaths
-from .proposals import DEFAULT_TTL_MS, Board, Proposal
+from .proposals import DEFAULT_TTL_MS, MAX_TTL_MS, Board, Proposal
 
 
 def check_days(days: int) -> None:
@@ -308,15 +309,25 @@ class Operator:
         summary: str,
         *,
         ttl_ms: int = DEFAULT_TTL_MS,
+        check: bool = True,
     ) -> Proposal:
         """An unsigned proposal of the entries ``makes`` build, for the board in force.
 
         Each entry gets its own board sequence number (above every one the log holds, and
         the clock in ms, so proposals written at the same time do not collide) and the
-        signed expiry ``now + ttl_ms``.
+        signed expiry ``now + ttl_ms``.  The entries are checked against the log's rules
+        first (an unknown member, an incident that is not open...), so that the board never
+        signs what the forum would refuse now; ``check=False`` skips that (an entry that
+        builds on another proposal not submitted yet; the server checks again either way).
+
+        Raises:
+            InvalidInputError: a TTL out of range, or an entry the log would refuse now
+                (naming its field).
         """
-        if ttl_ms <= 0:
-            raise InvalidInputError.field("expires_in", "must be positive")
+        if not 0 < ttl_ms <= MAX_TTL_MS:
+            raise InvalidInputError.field(
+                "expires_in", f"must be positive and at most {MAX_TTL_MS // 86_400_000} days"
+            )
         state = self.log_state()
         now_ms = int(self.now().timestamp() * 1000)
         first = max(state.board_last_sequence + 1, now_ms)
@@ -334,6 +345,12 @@ class Operator:
             )
             for i, make in enumerate(makes)
         ]
+        try:
+            if check:
+                state.check_proposal(bodies)
+        except EntryRejectedError as exc:
+            reason = str(exc).removeprefix(f"entry {exc.index}: ")
+            raise InvalidInputError.field(exc.field, f"{reason} (in the log now)") from None
         return Proposal.create(bodies, self.board(state), summary, now_ms=now_ms)
 
     def submit(self, proposal: Proposal) -> list[Receipt]:

@@ -41,6 +41,8 @@ FORMAT = "forum-proposal-v1"
 MAX_PROPOSAL_BYTES = 64 * 1024 * 1024
 DEFAULT_TTL_MS = 7 * 24 * 3600 * 1000
 """A proposal not submitted within a week expires (``--expires-in`` changes it)."""
+MAX_TTL_MS = 365 * 24 * 3600 * 1000
+"""At most a year: an expiry further off would hardly be one."""
 
 
 @dataclass(frozen=True)

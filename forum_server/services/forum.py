@@ -96,6 +96,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
             raise InvalidInputError.field(
                 "end", f"end {end} is beyond the log's size {self.sequencer.size}"
             )
+        told_pending = 0  # follow: the pending checkpoint this stream last told about
         while True:
             # size and note change together (no await between them); with witnesses, the
             # newest checkpoint a quorum cosigned
@@ -125,7 +126,19 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
                 yield batch
             if not request.follow or end:
                 return
-            await self.cosigner.wait_beyond(start, timeout=self.config.follow_poll_seconds)
+            pending = self.cosigner.pending()
+            if pending is not None and pending[0] > told_pending:
+                # The log grew beyond what a quorum cosigned: tell the follower at once
+                # (an empty batch carrying both checkpoints, as GetCheckpoint does).
+                told_pending = pending[0]
+                batch = pb.EntryBatch()
+                batch.checkpoint.note = note
+                batch.checkpoint.pending_note = pending[1]
+                batch.checkpoint.witness_status.update(pending[2])
+                yield batch
+            await self.cosigner.wait_beyond(
+                start, timeout=self.config.follow_poll_seconds, pending_beyond=told_pending
+            )
 
     def _read_batch(self, start: int, stop: int, max_count: int) -> list[StoredLeaf]:
         """Up to ``max_count`` leaves from ``start`` holding at most ``batch_bytes``, or the

@@ -63,7 +63,7 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ),
     (
         "forum_client/sync.py",
-        "            if cp.size == old.size and cp.root != old.root:",
+        "            if cp.root != old.root:",
         "            if False:",
         MS + "test_rewritten_history_is_refused",
     ),
@@ -197,6 +197,19 @@ MUTANTS: list[tuple[str, str, str, str]] = [
         "        if pending is not None:\n            self._refuse_unwitnessed_growth(cp, pending)",
         "        if False:\n            self._refuse_unwitnessed_growth(cp, pending)",
         WI + "test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why",
+    ),
+    (
+        "forum_client/sync.py",
+        "                    if pending is not None and self.txn is None and self.cp is not None:",
+        "                    if False:",
+        WI + "test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why",
+    ),
+    (
+        "forum_client/sync.py",
+        "        self._check_extends(cp, newer, pending.note, "
+        '" (the forum\'s pending checkpoint)")',
+        "        pass",
+        WQ + "test_a_forged_pending_checkpoint_is_evidence_an_older_one_is_ignored",
     ),
     (
         "forum_client/store/audit.py",

@@ -10,6 +10,7 @@ import dataclasses
 import shutil
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ from forum_client.client import ForumClient
 from forum_client.cosignature import verify_quorum
 from forum_client.entries import SignalItem
 from forum_client.errors import QuorumUnavailableError, SecurityError
+from forum_client.source import GrpcSource
 from forum_client.store import LocalStore
-from forum_client.sync import UNWITNESSED, SyncConfig, SyncSecurityError
+from forum_client.sync import UNWITNESSED, SyncConfig, Syncer, SyncSecurityError
 from forum_server.admin.witnesses import add_witness, current_policy, remove_witness
 from forum_server.app import running_server
 from forum_server.config import ServerConfig
@@ -281,8 +283,10 @@ def test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why(
         assert b"witness.test/w1 " not in note.split(b"\n\n")[1]
         assert cosigner.pending() is None
         assert client_main([*profile, "sync", "--db", erin_db]) == 0  # one down: the CLI too
+        follower = _Follower(forum, "dave", tmp_path / "dave.db")
         with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
             assert bob.sync(store).size == size
+            assert follower.ready.wait(30)  # dave follows, at the cosigned size
             # Two down: submissions still go on; no new checkpoint can be cosigned.
             w2 = w.witnesses[1]
             w2.proc.kill()
@@ -305,6 +309,13 @@ def test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why(
             assert "witness.test/w2" in refused.forum_says  # the server's word, shown too
             assert store.size == size and store.lookup("md5", "2" * 32) is None
             assert store.evidence() == []  # an outage is not evidence: nothing blocks later
+        # The follower was told on its open stream and ended the same way, by itself.
+        follower.thread.join(30)
+        assert not follower.thread.is_alive()
+        assert isinstance(follower.error, QuorumUnavailableError), follower.error
+        assert (follower.error.log_size, follower.error.cosigned_size) == (size + 1, size)
+        with LocalStore(tmp_path / "dave.db") as store:
+            assert store.size == size
         # The CLI: exit 7, the same facts on stderr, the copy left at the quorum checkpoint.
         capsys.readouterr()
         assert client_main([*profile, "sync", "--db", erin_db]) == 7
@@ -328,6 +339,27 @@ def test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why(
         assert client_main([*profile, "sync", "--db", erin_db]) == 0
         with LocalStore(tmp_path / "erin.db") as store:
             assert store.size == size + 1 and store.lookup("md5", "2" * 32) is not None
+
+
+class _Follower:
+    """``member`` follows the forum (SDK follow mode) on a thread of its own, into ``db``;
+    ``error`` is what ended it."""
+
+    def __init__(self, forum: LocalForum, member: str, db: Path) -> None:
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(forum, member, db), daemon=True)
+        self.thread.start()
+
+    def _run(self, forum: LocalForum, member: str, db: Path) -> None:
+        try:
+            with forum.client(member) as client, LocalStore(db) as store:
+                syncer = Syncer(
+                    GrpcSource(client.stub, 30), store, client.trust_root, reader=member
+                )
+                syncer.follow(lambda _result: self.ready.set())
+        except BaseException as exc:
+            self.error = exc
 
 
 def test_a_stale_cosignature_is_refused_with_the_freshness_limit(tmp_path: Path) -> None:

@@ -5,13 +5,16 @@ connection is made (no server runs in this test; a connection would be exit 4)."
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 
 import click
 import pytest
 
+from forum_client.checkpoint import vkey
 from forum_client.cli import cli as client_cli
 from forum_client.cli import main as client_main
+from forum_client.cosignature import cosigner_vkey
 from forum_client.envelope import SigningKey
 from forum_server.admin.cli import cli as admin_cli
 from forum_server.admin.cli import main as admin_main
@@ -200,6 +203,150 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("server", ("serve",), "--lease"): "0.1",
 }
 
+# ---- part B: `forum-admin propose ...` (board proposals, issues #11 and #13) ----
+# Each proposal command checks its values while the command line is parsed; what needs the
+# operator profile (proof of possession) is checked before any connection; what needs the
+# log (an unknown member, an incident not open, the witness set) is in
+# tests/integration/test_propose_bad_input.py, with a real forum.
+
+WITNESS = cosigner_vkey("w1.example", SigningKey.from_seed(bytes(range(32))).public_bytes)
+_OUT = ["--out", "{dir}/p.json"]
+_SIGNAL = ["--type", "md5", "--value", MD5]
+BASE.update(
+    {
+        ("admin", ("propose", "member-add")): [
+            *("propose", "member-add", "acme", "--name", "Acme", "--signing-key", "{mpub}"),
+            *_OUT,
+        ],
+        ("admin", ("propose", "member-status")): [
+            *("propose", "member-status", "acme", "--suspend", "--reason", "r", *_OUT)
+        ],
+        ("admin", ("propose", "rotate-board")): [
+            *("propose", "rotate-board", "--key", "{pub}", "--threshold", "1", *_OUT)
+        ],
+        ("admin", ("propose", "retract")): ["propose", "retract", *_SIGNAL, "--reason", "r", *_OUT],
+        ("admin", ("propose", "taxonomy")): ["propose", "taxonomy", "{labels}", *_OUT],
+        ("admin", ("propose", "incident-declare")): [
+            *("propose", "incident-declare", "crisis", "--title", "t", "--level", "3", *_OUT)
+        ],
+        **{
+            ("admin", ("propose", f"incident-{verb}")): [
+                *("propose", f"incident-{verb}", "crisis", "--text", "t", *_OUT)
+            ]
+            for verb in ("update", "conclude", "debrief")
+        },
+        ("admin", ("propose", "dispute-open")): [
+            *("propose", "dispute-open", "d1", *_SIGNAL, "--respondent", "acme"),
+            *("--reason", "r", "--appellant", "A user", *_OUT),
+        ],
+        ("admin", ("propose", "dispute-decide")): [
+            *("propose", "dispute-decide", "d1", "--uphold", "--rationale", "r", *_OUT)
+        ],
+        ("admin", ("propose", "witness-add")): [
+            *("propose", "witness-add", WITNESS, "--url", "http://127.0.0.1:7444", *_OUT)
+        ],
+        ("admin", ("propose", "witness-remove")): [
+            *("propose", "witness-remove", "w1.example", *_OUT)
+        ],
+    }
+)
+
+
+def _propose(command: str, option: str) -> tuple[str, tuple[str, ...], str]:
+    return ("admin", ("propose", command), option)
+
+
+PROPOSE_BAD: dict[tuple[str, tuple[str, ...], str], str] = {
+    _propose("member-add", "MEMBER_ID"): "Bad Id!",
+    _propose("member-add", "--name"): "",
+    _propose("member-add", "--signing-key"): "{file}",  # not a .pub file
+    _propose("member-add", "--role"): "operator",
+    _propose("member-add", "--out"): "{dir}/missing/p.json",
+    _propose("member-add", "--expires-in"): "0d",
+    _propose("member-status", "MEMBER_ID"): "Acme Corp",
+    _propose("member-status", "--reason"): "",
+    _propose("member-status", "--out"): "{file}",  # exists
+    _propose("member-status", "--expires-in"): "-1d",
+    _propose("rotate-board", "--key"): "{key}",  # the private key, not its .pub
+    _propose("rotate-board", "--threshold"): "2",  # one key
+    _propose("rotate-board", "--reason"): "\x1b[31m",
+    _propose("rotate-board", "--out"): "{dir}",
+    _propose("rotate-board", "--expires-in"): "400d",
+    _propose("retract", "--type"): "sha512",
+    _propose("retract", "--value"): "not-hex",
+    _propose("retract", "--reason"): "   ",
+    _propose("retract", "--out"): "{file}/p.json",  # the parent is a file
+    _propose("retract", "--expires-in"): "forever",
+    _propose("taxonomy", "FILE"): "{file}",  # not JSON
+    _propose("taxonomy", "--out"): "{dir}/missing/p.json",
+    _propose("taxonomy", "--expires-in"): "99999999999999d",
+    _propose("incident-declare", "INCIDENT_ID"): "Bad_Id",
+    _propose("incident-declare", "--title"): "",
+    _propose("incident-declare", "--level"): "4",
+    _propose("incident-declare", "--occurred"): "2999-01-01",
+    _propose("incident-declare", "--out"): "{file}",
+    _propose("incident-declare", "--expires-in"): "2w",
+    _propose("incident-update", "INCIDENT_ID"): "crisis!",
+    _propose("incident-update", "--text"): "",
+    _propose("incident-update", "--out"): "{dir}",
+    _propose("incident-update", "--expires-in"): "0m",
+    _propose("incident-conclude", "INCIDENT_ID"): "UPPER",
+    _propose("incident-conclude", "--text"): "\x07",
+    _propose("incident-conclude", "--out"): "{dir}/missing/p.json",
+    _propose("incident-conclude", "--expires-in"): "1.5d",
+    _propose("incident-debrief", "INCIDENT_ID"): "a_b",
+    _propose("incident-debrief", "--text"): "x" * 5000,
+    _propose("incident-debrief", "--out"): "{file}",
+    _propose("incident-debrief", "--expires-in"): "-7d",
+    _propose("dispute-open", "DISPUTE_ID"): "Bad Id!",
+    _propose("dispute-open", "--type"): "sha512",
+    _propose("dispute-open", "--value"): "not-hex",
+    _propose("dispute-open", "--respondent"): "Not A Member",
+    _propose("dispute-open", "--reason"): "",
+    _propose("dispute-open", "--appellant"): "",
+    _propose("dispute-open", "--answer-within"): "0d",
+    _propose("dispute-open", "--out"): "{file}",
+    _propose("dispute-open", "--expires-in"): "366d",
+    _propose("dispute-decide", "DISPUTE_ID"): "d_1",
+    _propose("dispute-decide", "--rationale"): "",
+    _propose("dispute-decide", "--out"): "{dir}",
+    _propose("dispute-decide", "--expires-in"): "",
+    _propose("witness-add", "VKEY"): "garbage",
+    _propose("witness-add", "--url"): "ftp://127.0.0.1:7444",
+    _propose("witness-add", "--quorum"): "0",
+    _propose("witness-add", "--out"): "{file}/p.json",
+    _propose("witness-add", "--expires-in"): "0s",
+    _propose("witness-remove", "NAME"): "w 1",
+    _propose("witness-remove", "--quorum"): "-1",
+    _propose("witness-remove", "--out"): "{file}",
+    _propose("witness-remove", "--expires-in"): "7 days",
+}
+BAD.update(PROPOSE_BAD)
+
+# More bad values for the same options: the mistakes an operator makes most.
+PROPOSE_MORE: list[tuple[tuple[str, tuple[str, ...], str], str]] = [
+    (_propose("member-add", "--signing-key"), MISSING),
+    (_propose("member-add", "--signing-key"), "{dir}"),
+    (_propose("member-add", "--signing-key"), "{key}"),  # the private key
+    (_propose("member-add", "--signing-key"), "{pub}"),  # its proof is for another forum
+    (_propose("member-add", "MEMBER_ID"), "x"),  # too short
+    (_propose("rotate-board", "--key"), MISSING),
+    (_propose("rotate-board", "--threshold"), "0"),
+    (_propose("taxonomy", "FILE"), MISSING),
+    (_propose("taxonomy", "FILE"), "{dir}"),
+    (_propose("taxonomy", "FILE"), "{badlabels}"),  # JSON, but a label id is not one
+    (_propose("incident-declare", "--occurred"), "1969-12-31"),
+    (_propose("incident-declare", "--occurred"), "yesterday"),
+    (_propose("incident-declare", "--level"), "0"),
+    (_propose("dispute-open", "--answer-within"), "400d"),
+    (_propose("dispute-open", "--answer-within"), "soon"),
+    (_propose("witness-add", "VKEY"), "{logvkey}"),  # an Ed25519 note key, not a cosigner's
+    (_propose("witness-add", "--url"), "http://127.0.0.1:99999"),
+    (_propose("witness-add", "--url"), "https://user:pw@w1.example"),
+    (_propose("witness-add", "--url"), "http://"),
+    (_propose("witness-remove", "NAME"), "w1+abc"),
+]
+
 # Options other issues added after this sweep was written (board proposals, governance
 # reports, disputes): not swept yet.  The completeness test keeps this list exact, so a new
 # option is either swept above or consciously added here.
@@ -233,57 +380,6 @@ NOT_YET_SWEPT: frozenset[tuple[str, tuple[str, ...], str]] = frozenset(
         ("client", ("dispute", "answer"), "--db"),
         ("client", ("dispute", "answer"), "--rationale"),
         ("client", ("dispute", "answer"), "--key"),
-        ("admin", ("propose", "member-add"), "MEMBER_ID"),
-        ("admin", ("propose", "member-add"), "--name"),
-        ("admin", ("propose", "member-add"), "--signing-key"),
-        ("admin", ("propose", "member-add"), "--role"),
-        ("admin", ("propose", "member-add"), "--out"),
-        ("admin", ("propose", "member-add"), "--expires-in"),
-        ("admin", ("propose", "member-status"), "MEMBER_ID"),
-        ("admin", ("propose", "member-status"), "--reason"),
-        ("admin", ("propose", "member-status"), "--out"),
-        ("admin", ("propose", "member-status"), "--expires-in"),
-        ("admin", ("propose", "rotate-board"), "--key"),
-        ("admin", ("propose", "rotate-board"), "--threshold"),
-        ("admin", ("propose", "rotate-board"), "--reason"),
-        ("admin", ("propose", "rotate-board"), "--out"),
-        ("admin", ("propose", "rotate-board"), "--expires-in"),
-        ("admin", ("propose", "retract"), "--type"),
-        ("admin", ("propose", "retract"), "--value"),
-        ("admin", ("propose", "retract"), "--reason"),
-        ("admin", ("propose", "retract"), "--out"),
-        ("admin", ("propose", "retract"), "--expires-in"),
-        ("admin", ("propose", "incident-declare"), "INCIDENT_ID"),
-        ("admin", ("propose", "incident-declare"), "--title"),
-        ("admin", ("propose", "incident-declare"), "--level"),
-        ("admin", ("propose", "incident-declare"), "--occurred"),
-        ("admin", ("propose", "incident-declare"), "--out"),
-        ("admin", ("propose", "incident-declare"), "--expires-in"),
-        ("admin", ("propose", "incident-update"), "INCIDENT_ID"),
-        ("admin", ("propose", "incident-update"), "--text"),
-        ("admin", ("propose", "incident-update"), "--out"),
-        ("admin", ("propose", "incident-update"), "--expires-in"),
-        ("admin", ("propose", "incident-conclude"), "INCIDENT_ID"),
-        ("admin", ("propose", "incident-conclude"), "--text"),
-        ("admin", ("propose", "incident-conclude"), "--out"),
-        ("admin", ("propose", "incident-conclude"), "--expires-in"),
-        ("admin", ("propose", "incident-debrief"), "INCIDENT_ID"),
-        ("admin", ("propose", "incident-debrief"), "--text"),
-        ("admin", ("propose", "incident-debrief"), "--out"),
-        ("admin", ("propose", "incident-debrief"), "--expires-in"),
-        ("admin", ("propose", "dispute-open"), "DISPUTE_ID"),
-        ("admin", ("propose", "dispute-open"), "--type"),
-        ("admin", ("propose", "dispute-open"), "--value"),
-        ("admin", ("propose", "dispute-open"), "--respondent"),
-        ("admin", ("propose", "dispute-open"), "--reason"),
-        ("admin", ("propose", "dispute-open"), "--appellant"),
-        ("admin", ("propose", "dispute-open"), "--answer-within"),
-        ("admin", ("propose", "dispute-open"), "--out"),
-        ("admin", ("propose", "dispute-open"), "--expires-in"),
-        ("admin", ("propose", "dispute-decide"), "DISPUTE_ID"),
-        ("admin", ("propose", "dispute-decide"), "--rationale"),
-        ("admin", ("propose", "dispute-decide"), "--out"),
-        ("admin", ("propose", "dispute-decide"), "--expires-in"),
         ("admin", ("sign",), "PROPOSAL_PATH"),
         ("admin", ("sign",), "--key"),
         ("admin", ("submit",), "PROPOSAL_PATH"),
@@ -291,18 +387,6 @@ NOT_YET_SWEPT: frozenset[tuple[str, tuple[str, ...], str]] = frozenset(
         ("admin", ("report",), "--period"),
         ("admin", ("report",), "--at"),
         ("admin", ("report",), "--out"),
-        ("admin", ("propose", "taxonomy"), "FILE"),
-        ("admin", ("propose", "taxonomy"), "--out"),
-        ("admin", ("propose", "taxonomy"), "--expires-in"),
-        ("admin", ("propose", "witness-add"), "VKEY"),
-        ("admin", ("propose", "witness-add"), "--url"),
-        ("admin", ("propose", "witness-add"), "--quorum"),
-        ("admin", ("propose", "witness-add"), "--out"),
-        ("admin", ("propose", "witness-add"), "--expires-in"),
-        ("admin", ("propose", "witness-remove"), "NAME"),
-        ("admin", ("propose", "witness-remove"), "--quorum"),
-        ("admin", ("propose", "witness-remove"), "--out"),
-        ("admin", ("propose", "witness-remove"), "--expires-in"),
         ("admin", ("witness", "add"), "VKEY"),
         ("admin", ("witness", "add"), "--url"),
         ("admin", ("witness", "add"), "--quorum"),
@@ -361,10 +445,15 @@ def test_the_sweep_covers_every_option() -> None:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("sweep")
-    init_forum(root / "forum", name="Sweep", now=dt.datetime.now(dt.UTC))
+    trust = init_forum(root / "forum", name="Sweep", now=dt.datetime.now(dt.UTC))
     key = SigningKey.generate()
     key.save(root / "m.key", possession=[("o", "acme")])
     (root / "some.file").write_text("x\n")
+    # part B: a key with its proof for this forum, a vocabulary, a bad one, the log's vkey
+    SigningKey.generate().save(root / "acme.key", possession=[(trust.origin, "acme")])
+    label = {"id": "behaviour:x", "kind": "behaviour", "title": "X"}
+    (root / "labels.json").write_text(json.dumps([label]))
+    (root / "bad-labels.json").write_text(json.dumps([label | {"id": "Bad Label"}]))
     work = root / "work"
     work.mkdir()
     return {
@@ -374,6 +463,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "pub": str(root / "m.key.pub"),
         "file": str(root / "some.file"),
         "dir": str(work),
+        "mpub": str(root / "acme.key.pub"),
+        "labels": str(root / "labels.json"),
+        "badlabels": str(root / "bad-labels.json"),
+        "logvkey": vkey(trust.log_key_name, trust.log_public_key),
     }
 
 
@@ -414,7 +507,32 @@ def test_bad_value_is_exit_2_naming_the_option(
     files: dict[str, str],
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    argv = _argv(cli, path, option, BAD[(cli, path, option)], files)
+    _assert_refused(cli, path, option, BAD[(cli, path, option)], files, capfd)
+
+
+@pytest.mark.parametrize(
+    ("param", "bad"),
+    PROPOSE_MORE,
+    ids=[f"{' '.join(p[1])}:{p[2]}={bad[:24]}" for p, bad in PROPOSE_MORE],
+)
+def test_more_bad_proposal_values(
+    param: tuple[str, tuple[str, ...], str],
+    bad: str,
+    files: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    _assert_refused(*param, bad, files, capfd)
+
+
+def _assert_refused(
+    cli: str,
+    path: tuple[str, ...],
+    option: str,
+    bad: str,
+    files: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    argv = _argv(cli, path, option, bad, files)
     rc = CLIS[cli][1](argv)
     out, err = capfd.readouterr()
     assert rc == 2, f"{argv}: exit {rc}\n{out}{err}"
