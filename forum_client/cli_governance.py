@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING
 import click
 
 from .cli_context import client_from
-from .cli_types import parse_duration_ms
+from .cli_files import LOCAL_COPY, OUTPUT_DIR
+from .cli_types import (
+    DAY_MS,
+    DISPUTE_ID,
+    MEMBER_ID,
+    PERIOD,
+    REQUIRED_TEXT,
+    SIGNAL_TYPE,
+    Duration,
+    signal_option,
+)
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
@@ -24,15 +34,13 @@ if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
 def _store(db: Path) -> LocalStore:
     from .store import LocalStore
 
-    if not db.is_file():
-        raise click.UsageError(f"no local copy at {db} (run `forum-client sync --db {db}`)")
-    return LocalStore(db)
+    return LocalStore(db)  # --db is a LOCAL_COPY: checked while parsing
 
 
 _DB = click.option(
     "--db",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LOCAL_COPY,
     help="Your verified local copy (from `forum-client sync`).",
 )
 
@@ -53,6 +61,7 @@ def report_options(f: click.decorators.FC) -> click.decorators.FC:
             click.option(
                 "--period",
                 required=True,
+                type=PERIOD,
                 help="2026 (a year), 2026-Q3 (a quarter) or 2026-07 (a month), UTC.",
             ),
             click.option(
@@ -68,7 +77,7 @@ def report_options(f: click.decorators.FC) -> click.decorators.FC:
             ),
             click.option(
                 "--out",
-                type=click.Path(path_type=Path, file_okay=False),
+                type=OUTPUT_DIR,
                 help="Directory for report.md, report.json and charts (default report-PERIOD).",
             ),
             click.option(
@@ -277,6 +286,11 @@ def disputes(db: Path, as_json: bool) -> None:
             )
 
 
+# client.MAX_ANSWER_WITHIN_MS, here so that --help does not import the SDK (a test keeps
+# them equal)
+_ANSWER_WITHIN = Duration(365 * DAY_MS)
+
+
 @click.group(help="Dispute a signal, or answer a dispute on yours.")
 def dispute() -> None:
     pass
@@ -287,14 +301,28 @@ def dispute() -> None:
     help="Dispute the signal --type/--value that RESPONDENT submitted, with a reason. The "
     "respondent answers; unsettled after --answer-within, the board may decide.",
 )
-@click.argument("dispute_id")
-@click.option("--type", "type_", required=True, help="Signal type.")
+@click.argument("dispute_id", type=DISPUTE_ID)
+@click.option("--type", "type_", type=SIGNAL_TYPE, required=True, help="Signal type.")
 @click.option("--value", required=True, help="Signal value.")
-@click.option("--respondent", required=True, help="The member whose submission you dispute.")
-@click.option("--reason", required=True, help="Why the signal is wrong (recorded in the log).")
+@click.option(
+    "--respondent",
+    type=MEMBER_ID,
+    required=True,
+    help="The member whose submission you dispute.",
+)
+@click.option(
+    "--reason",
+    type=REQUIRED_TEXT,
+    required=True,
+    help="Why the signal is wrong (recorded in the log).",
+)
 @_KEY
 @click.option(
-    "--answer-within", default="14d", show_default=True, help="The respondent's deadline."
+    "--answer-within",
+    default="14d",
+    show_default=True,
+    type=_ANSWER_WITHIN,
+    help="The respondent's deadline (30m, 12h, 14d...; at most 365d).",
 )
 @click.pass_context
 def dispute_open(
@@ -305,17 +333,18 @@ def dispute_open(
     respondent: str,
     reason: str,
     key_path: Path,
-    answer_within: str,
+    answer_within: int,
 ) -> None:
     from .envelope import SigningKey
 
+    ref = signal_option(type_, value)  # a bad --value is named before any connection
     receipt = client_from(ctx).open_dispute(
         dispute_id,
-        {"type": type_, "value": value},
+        {"type": ref.type, "value": ref.value},
         respondent,
         reason,
         SigningKey.load(key_path),
-        answer_within_ms=parse_duration_ms(answer_within),
+        answer_within_ms=answer_within,
     )
     click.echo(f"opened dispute {dispute_id} at log index {receipt.index}")
 
@@ -325,10 +354,10 @@ def dispute_open(
     help="Answer DISPUTE_ID on your signal: --retract (the signal is retracted, then the "
     "answer recorded) or --keep, with a rationale. Reads the dispute from your synced copy.",
 )
-@click.argument("dispute_id")
+@click.argument("dispute_id", type=DISPUTE_ID)
 @_DB
 @click.option("--retract/--keep", required=True, help="Retract the signal, or keep it.")
-@click.option("--rationale", required=True, help="Why (recorded in the log).")
+@click.option("--rationale", type=REQUIRED_TEXT, required=True, help="Why (recorded in the log).")
 @_KEY
 @click.pass_context
 def dispute_answer(

@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
+from .cli_files import LOCAL_COPY, OUTPUT_FILE_OR_DIR
 from .errors import InvalidInputError
 
 if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
@@ -47,7 +48,7 @@ class _Progress:
     "--db",
     "db",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    type=LOCAL_COPY,
     help="The local SQLite copy.",
 )
 @click.option(
@@ -68,7 +69,7 @@ class _Progress:
 @click.option(
     "--output",
     "-o",
-    type=click.Path(path_type=Path, writable=True),
+    type=OUTPUT_FILE_OR_DIR,
     help="Write to this file (default: standard output), or for misp-feed this directory "
     "(new, or a feed this command wrote, which is replaced). Written to FILE.partial, then "
     "renamed, so an interrupted export never leaves a truncated FILE.",

@@ -224,7 +224,7 @@ def _text(required: bool, limit: int | None = None) -> Any:
 
 ADDRESS = _Checked("HOST:PORT", check_address)
 HOST = _Checked("HOST", check_host)
-DATABASE = _Checked("URL", check_database)
+DATABASE = _Checked("URL", lambda text: _check_database_file(text))
 MEMBER_ID = _Checked(
     "MEMBER_ID",
     _regex(
@@ -299,3 +299,35 @@ def signal_option(type_: str, value: str) -> Any:
         return normalize_ref({"type": type_, "value": value})
     except InvalidInputError as exc:
         raise bad_signal_option(exc) from None
+
+
+def _check_period(text: str) -> str:
+    from .report import parse_period
+
+    parse_period(text)  # InvalidInputError (a ValueError) names what is wrong
+    return text
+
+
+def _check_listen(text: str) -> str:
+    """One ``HOST:PORT`` to listen on, or empty (none).  Raises ValueError."""
+    if text and ("," in text or not check_address(text)):
+        raise ValueError(f"{text!r} is not one HOST:PORT")
+    return text
+
+
+def _check_database_file(text: str) -> str:
+    """:func:`check_database`, and a SQLite file must really be one (not a text file)."""
+    from pathlib import Path
+
+    from .cli_files import sqlite_problem
+
+    check_database(text)
+    if not text.startswith(("postgresql://", "postgres://")):
+        problem = sqlite_problem(Path(text))
+        if problem is not None:
+            raise ValueError(f"{text!r} {problem}")
+    return text
+
+
+PERIOD = _Checked("PERIOD", _check_period)
+OPTIONAL_LISTEN = _Checked("HOST:PORT", _check_listen)

@@ -62,6 +62,8 @@ if TYPE_CHECKING:  # sync.py imports nothing from here; keep the import graph on
 
 _Stub = TypeVar("_Stub")
 MAX_REPORTED_PROBLEMS = 100
+MAX_ANSWER_WITHIN_MS = 365 * 24 * 3600 * 1000
+"""A dispute's deadline is at most a year ahead (``forum-client dispute open --answer-within``)."""
 
 
 class SignalLike(Protocol):
@@ -547,9 +549,12 @@ class ForumClient:
             raise InvalidInputError.field("reason", "required")
         if answer_within_ms <= 0:
             raise InvalidInputError.field("deadline", "must be in the future")
+        if answer_within_ms > MAX_ANSWER_WITHIN_MS:
+            raise InvalidInputError.field("deadline", "at most 365 days ahead")
+        signal = normalize_ref(ref)  # before the header: a bad signal costs no round trip
         header = self.header(key)
         deadline = header.created_unix_ms + answer_within_ms
-        body = e.Dispute(header, dispute_id, normalize_ref(ref), respondent, reason, "", deadline)
+        body = e.Dispute(header, dispute_id, signal, respondent, reason, "", deadline)
         return self.append(body, key)
 
     def answer_dispute(

@@ -37,6 +37,7 @@ from .verifier import OPERATOR_ID
 
 REPORT_FORMAT = "forum-transparency-report-v1"
 _PERIOD = re.compile(r"(\d{4})(?:-(Q[1-4]|\d{2}))?")
+FIRST_YEAR, LAST_YEAR = 1970, 9998  # entry times are Unix ms; the period's end must be a date
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,10 @@ def parse_period(text: str) -> Period:
     if match is None:
         raise InvalidInputError.field("period", f"{text!r}: use 2026, 2026-Q3 or 2026-07")
     year, part = int(match.group(1)), match.group(2)
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise InvalidInputError.field(
+            "period", f"{text!r}: the year must be {FIRST_YEAR}-{LAST_YEAR}"
+        )
     if part is None:
         first, months = 1, 12
     elif part.startswith("Q"):

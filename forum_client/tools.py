@@ -7,8 +7,9 @@ it): the exit-code contract and the bulk-input readers, public and stable.
 - :func:`detect_format` / :func:`read_signals`: stream CSV or JSON Lines signal files,
   naming ``FILE:LINE`` in every error;
 - :func:`version_option`, :func:`connection_hint` and the option types (``ADDRESS``,
-  ``MEMBER_ID``, ``NEW_FILE``, ``Duration``...) that check every value while the command line
-  is parsed (exit 2 naming the option);
+  ``MEMBER_ID``, ``NEW_FILE``, ``Duration``...) and files (``LOCAL_COPY``, ``NOTE_FILE``,
+  ``OUTPUT_FILE``...) that check every value while the command line is parsed (exit 2 naming
+  the option);
 - :func:`read_bounded`: read a small file whole, refusing more than a limit.
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration, 4 the forum
@@ -36,6 +37,7 @@ from .cli_errors import (
     run,
     version_option,
 )
+from .cli_files import LOCAL_COPY, NOTE_FILE, OUTPUT_DIR, OUTPUT_FILE
 from .cli_types import (
     ADDRESS,
     DATABASE,
@@ -46,6 +48,7 @@ from .cli_types import (
     MEMBER_ID,
     NAME,
     NEW_FILE,
+    OPTIONAL_LISTEN,
     ORIGIN,
     PUBLIC_KEY_FILE,
     REQUIRED_GROUP_ID,
@@ -78,11 +81,16 @@ __all__ = [
     "HOST",
     "HTTP_URL",
     "INCIDENT_ID",
+    "LOCAL_COPY",
     "MAX_PEM_BYTES",
     "MEMBER_ID",
     "NAME",
     "NEW_FILE",
+    "NOTE_FILE",
+    "OPTIONAL_LISTEN",
     "ORIGIN",
+    "OUTPUT_DIR",
+    "OUTPUT_FILE",
     "PUBLIC_KEY_FILE",
     "REQUIRED_GROUP_ID",
     "REQUIRED_TEXT",

@@ -28,7 +28,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from forum_client.envelope import SigningKey
-from forum_client.errors import ConfigError
+from forum_client.errors import ConfigError, InvalidInputError
 from forum_client.protocol import messages as forum_pb2
 from forum_client.tools import MAX_PEM_BYTES, read_bounded
 
@@ -147,7 +147,8 @@ async def start_server(
     ``database`` overrides the store the data dir names (a ``postgresql://`` URL or a SQLite
     path).  Over PostgreSQL the server competes for the leadership and follows meanwhile.
     Raises ConfigError for a missing or broken data dir, StoreError for a store that cannot
-    be opened or does not hold this forum, and OSError when the address is taken.
+    be opened or does not hold this forum, OSError when the address is taken, and
+    InvalidInputError when ``config.metrics_listen`` cannot be bound.
     """
     config = config or ServerConfig()
     paths = ServerPaths(Path(data_dir))
@@ -232,7 +233,14 @@ async def _start(
         host, _, metrics_port = config.metrics_listen.rpartition(":")
         if not metrics_port.isdigit():
             raise ConfigError(f"--metrics-listen {config.metrics_listen!r} is not HOST:PORT")
-        bound = metrics.serve(host or "127.0.0.1", int(metrics_port))
+        try:
+            bound = metrics.serve(host or "127.0.0.1", int(metrics_port))
+        except OSError as exc:  # taken, not this machine's, or a name that does not resolve
+            reason = getattr(exc.__cause__, "strerror", None) or str(exc)
+            raise InvalidInputError.field(
+                "metrics_listen",
+                f"--metrics-listen {config.metrics_listen}: cannot serve metrics there ({reason})",
+            ) from None
         log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", bound)
     await server.start()
     leadership: Leadership | None = None

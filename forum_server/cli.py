@@ -11,7 +11,14 @@ from pathlib import Path
 import click
 
 from forum_client.errors import ConfigError
-from forum_client.tools import ADDRESS, DATABASE, FiniteRange, run, version_option
+from forum_client.tools import (
+    ADDRESS,
+    DATABASE,
+    OPTIONAL_LISTEN,
+    FiniteRange,
+    run,
+    version_option,
+)
 
 from .app import serve
 from .check import run_checks
@@ -71,7 +78,7 @@ def cli() -> None:
 )
 @click.option(
     "--metrics-listen",
-    metavar="HOST:PORT",
+    type=OPTIONAL_LISTEN,
     default="",
     help="Serve Prometheus metrics at http://HOST:PORT/metrics (requests by method and "
     "status, latency, sequencer queue and group size, commit time, log size, leader). "
@@ -109,12 +116,13 @@ serve_command.name = "serve"
 @click.option(
     "--data-dir",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="The server directory made by `forum-admin init` (DIR/server).",
 )
 @click.option(
     "--database",
     metavar="URL",
+    type=DATABASE,
     envvar="FORUM_DATABASE_URL",
     help="The database to check instead of the one the data dir names.",
 )

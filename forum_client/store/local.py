@@ -20,7 +20,7 @@ from ..merkle import CompactRange, leaf_hash
 from ..signals import normalize
 from ..verifier import DisputeRecord, TrustRoot
 from .records import Descriptor, Evidence, MatchResult, PdqDelta, Rollup, Signal, SyncState
-from .schema import ACTIVE, MIGRATIONS
+from .schema import ACTIVE, MIGRATIONS, is_foreign
 from .state import _chunks, split_hashes, state_from_json
 from .transaction import SyncTransaction
 
@@ -60,6 +60,12 @@ class LocalStore:
                 check_same_thread=False,
                 timeout=busy_timeout_seconds,
             )
+            if is_foreign(self.con):
+                self.con.close()
+                raise StoreError(
+                    f"{self.path} is a SQLite database but not a forum local copy: refusing "
+                    "to change it (give the file `forum-client sync --db` made, or a new one)"
+                )
             self.con.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: a killed process never loses a committed sync; a power cut may
             # lose the last ones, which the next sync fetches again.

@@ -6,6 +6,8 @@ described in :mod:`forum_client.store`.
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
@@ -14,6 +16,21 @@ from ..envelope import Envelope
 
 MIGRATIONS = Migrations("forum_client.store")
 """The schema's migration set; each step runs once, in a transaction, in order."""
+
+
+def is_foreign(con: sqlite3.Connection) -> bool:
+    """Whether the database holds tables but none of this schema's migrations: another
+    program's database (a server's ``forum.db``...), which migrating would alter.  Reads only."""
+    tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
+    if not tables:
+        return False
+    if "_sqlite_migrations" not in tables:
+        return True
+    ours = con.execute(
+        "SELECT 1 FROM _sqlite_migrations WHERE migration_set = ? LIMIT 1", [MIGRATIONS.name]
+    ).fetchone()
+    return ours is None
+
 
 ACTIVE, RETRACTED = "active", "retracted"
 VIEW_TABLES = (

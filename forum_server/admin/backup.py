@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from forum_client.checkpoint import verify_checkpoint
 from forum_client.envelope import Envelope, SigningKey
-from forum_client.errors import ConfigError, ForumError, StoreError
+from forum_client.errors import ConfigError, ForumError, InvalidInputError, StoreError
 from forum_client.merkle import CompactRange, leaf_hash
 from forum_client.verifier import LogState
 
@@ -40,6 +43,7 @@ from ..storage import Credential, ServerStore, StoredLeaf, open_store
 from ..view import ServerView
 
 FORMAT = "forum-backup/1"
+MAX_RECORD_CHARS = 128 * 1024 * 1024  # a leaf (at most a 64 MiB message) in base64, with room
 Progress = Callable[[int, int], None]  # (entries done, entries in all)
 
 
@@ -120,19 +124,67 @@ def _write_backup(
         progress(size, size)
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
+def _bad_backup(path: Path, reason: str, number: int | None = None) -> InvalidInputError:
+    where = f"{path}:{number}" if number is not None else str(path)
+    return InvalidInputError.field("backup_file", f"{where}: {reason}")
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The backup's records with their line numbers.  Raises InvalidInputError for a file that
+    is not gzip, not UTF-8 or not JSON lines (a truncated or damaged backup included)."""
     try:
         with gzip.open(path, "rt", encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
+            for number in itertools.count(1):
+                line = f.readline(MAX_RECORD_CHARS + 1)
+                if not line:
+                    return
+                if len(line) > MAX_RECORD_CHARS:
+                    raise _bad_backup(path, "a record larger than any backup holds", number)
                 try:
                     doc = json.loads(line)
                 except ValueError as exc:
-                    raise ConfigError(f"{path}:{number}: not a backup record: {exc}") from exc
+                    raise _bad_backup(path, f"not a backup record: {exc}", number) from None
                 if not isinstance(doc, dict):
-                    raise ConfigError(f"{path}:{number}: not a backup record")
-                yield doc
-    except (OSError, EOFError) as exc:
-        raise ConfigError(f"{path}: not a readable forum backup ({exc})") from exc
+                    raise _bad_backup(path, "not a backup record", number)
+                yield number, doc
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+        raise _bad_backup(path, f"not a readable forum backup ({exc})") from None
+
+
+@dataclass(frozen=True)
+class BackupHeader:
+    """What a backup's first record says: its forum, and the checkpoint it was taken at."""
+
+    origin: str
+    log_key_name: str
+    size: int
+    checkpoint: bytes
+
+
+def read_header(path: Path) -> BackupHeader:
+    """The header of the backup at ``path`` (only its first record is read).
+
+    Raises InvalidInputError for a file that is not a forum backup."""
+    return _header(path, _records(path))
+
+
+def _header(path: Path, records: Iterator[tuple[int, dict[str, Any]]]) -> BackupHeader:
+    first = next(records, None)
+    if first is None or first[1].get("format") != FORMAT:
+        raise _bad_backup(path, f"not a {FORMAT} file")
+    try:
+        doc = first[1]
+        header = BackupHeader(
+            str(doc["origin"]),
+            str(doc["log_key_name"]),
+            int(doc["size"]),
+            _unb64(doc["checkpoint"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _bad_backup(path, f"a damaged header ({exc!r})", first[0]) from None
+    if header.size < 1:
+        raise _bad_backup(path, "a damaged header (size < 1)", first[0])
+    return header
 
 
 def restore_forum(
@@ -146,18 +198,23 @@ def restore_forum(
 ) -> tuple[int, bytes]:
     """Restore ``backup`` into the (empty) store of ``data_dir``; return its checkpoint.
 
-    Raises ConfigError for a file that is not a backup, or a rollback not accepted;
-    StoreError for a store that is not empty; VerificationError (or ConfigError) for a backup
-    that does not verify, before anything is written.
+    Raises InvalidInputError for a file that is not a backup (or is damaged) and for a
+    ``latest`` checkpoint this forum's log key did not sign; ConfigError for a directory
+    that is not a server's and for a rollback not accepted; StoreError for a store that is
+    not empty; VerificationError (or ConfigError) for a backup that does not verify, before
+    anything is written.
     """
     paths = ServerPaths(data_dir)
+    if not paths.log_key.is_file():
+        raise ConfigError(
+            f"{data_dir} is not a forum server directory (no log.key): restore into the "
+            "server directory of the forum the backup is of (DIR/server)"
+        )
     log_key = SigningKey.load(paths.log_key)
     records = _records(backup)
-    header = next(records, None)
-    if header is None or header.get("format") != FORMAT:
-        raise ConfigError(f"{backup} is not a {FORMAT} file")
-    size, note = int(header["size"]), _unb64(header["checkpoint"])
-    origin, name = str(header["origin"]), str(header["log_key_name"])
+    header = _header(backup, records)
+    size, note = header.size, header.checkpoint
+    origin, name = header.origin, header.log_key_name
     theirs = None
     if latest is not None:
         try:
@@ -165,7 +222,10 @@ def restore_forum(
                 latest, origin=origin, name=name, public_key=log_key.public_bytes
             )
         except ForumError as exc:
-            raise ConfigError(f"the latest checkpoint given does not verify: {exc}") from exc
+            raise InvalidInputError.field(
+                "latest_checkpoint",
+                f"the latest checkpoint given is not one this forum's log key signed: {exc}",
+            ) from exc
         if theirs.size > size and not accept_rollback:
             raise ConfigError(
                 f"the backup ends at {size} entries but the forum signed a checkpoint at "
@@ -188,26 +248,38 @@ def restore_forum(
         leaves: list[StoredLeaf] = []
         checkpoints: dict[int, bytes] = {}
         credentials: list[Credential] = []
-        audit: list[dict[str, Any]] = []
-        for doc in records:
-            if "leaf" in doc:
-                data = _unb64(doc["bytes"])
-                leaves.append(StoredLeaf(int(doc["leaf"]), data, leaf_hash(data)))
-            elif "checkpoint" in doc:
-                checkpoints[int(doc["checkpoint"])] = _unb64(doc["note"])
-            elif "credential" in doc:
-                credentials.append(
-                    Credential(
-                        bytes.fromhex(doc["credential"]),
-                        str(doc["member"]),
-                        int(doc["created_ms"]),
-                        None if doc["revoked_ms"] is None else int(doc["revoked_ms"]),
+        audit: list[tuple[int, str, str, str, str, str]] = []
+        for number, doc in records:
+            try:
+                if "leaf" in doc:
+                    data = _unb64(doc["bytes"])
+                    leaves.append(StoredLeaf(int(doc["leaf"]), data, leaf_hash(data)))
+                elif "checkpoint" in doc:
+                    checkpoints[int(doc["checkpoint"])] = _unb64(doc["note"])
+                elif "credential" in doc:
+                    credentials.append(
+                        Credential(
+                            bytes.fromhex(doc["credential"]),
+                            str(doc["member"]),
+                            int(doc["created_ms"]),
+                            None if doc["revoked_ms"] is None else int(doc["revoked_ms"]),
+                        )
                     )
-                )
-            elif "audit" in doc:
-                audit.append(doc)
+                elif "audit" in doc:
+                    audit.append(
+                        (
+                            int(doc["audit"]),
+                            str(doc["actor"]),
+                            str(doc["action"]),
+                            str(doc["target"]),
+                            str(doc["outcome"]),
+                            str(doc["detail"]),
+                        )
+                    )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise _bad_backup(backup, f"a damaged record ({exc!r})", number) from None
         if [x.index for x in leaves] != list(range(size)):
-            raise ConfigError(f"{backup}: the entries are not 0..{size - 1}")
+            raise _bad_backup(backup, f"the entries are not 0..{size - 1} (a damaged backup)")
         checkpoints[size] = note
         # Verify everything first, then write: a backup that does not verify leaves the
         # store as it was (empty).
@@ -215,10 +287,8 @@ def restore_forum(
         _replay(store, leaves, checkpoints, {}, log_key, progress)
         for c in credentials:
             store.restore_credential(c)
-        for a in audit:
-            store.record_audit(
-                int(a["audit"]), a["actor"], a["action"], a["target"], a["outcome"], a["detail"]
-            )
+        for time_ms, actor, action, target, outcome, detail in audit:
+            store.record_audit(time_ms, actor, action, target, outcome, detail)
         store.record_audit(
             int(time.time() * 1000), "operator", "restore", origin, "ok", f"{size} entries"
         )

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -19,11 +19,14 @@ from forum_client.errors import InvalidInputError
 from forum_client.taxonomy import load_labels
 from forum_client.tools import (
     ADDRESS,
+    DATABASE,
     HOST,
     INCIDENT_ID,
     MEMBER_ID,
     NAME,
+    NOTE_FILE,
     ORIGIN,
+    OUTPUT_FILE,
     REQUIRED_GROUP_ID,
     REQUIRED_TEXT,
     SIGNAL_TYPE,
@@ -36,7 +39,7 @@ from forum_client.tools import (
 )
 from forum_client.verifier import GroupRecord
 
-from .backup import backup_forum, restore_forum
+from .backup import backup_forum, read_header, restore_forum
 from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS
 from .cli_board import COMMANDS as BOARD_COMMANDS
 from .cli_board import operator_from
@@ -589,6 +592,21 @@ def benign_remove(
     _benign_publish(ctx, _benign_refs(type_, value, input_path, fmt), adding=False)
 
 
+class _BackupFile(click.Path):
+    """A backup file (its header is read and checked: exit 2 naming BACKUP_FILE)."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, dir_okay=False, exists=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = cast(Path, super().convert(value, param, ctx))  # path_type=Path
+        try:
+            read_header(path)
+        except InvalidInputError as exc:
+            self.fail(exc.violations[0].reason if exc.violations else str(exc), param, ctx)
+        return path
+
+
 def _progress_bar(label: str) -> tuple[Any, Callable[[int, int], None]]:
     bar = click.progressbar(length=1, label=label, file=sys.stderr)
     done = [0]
@@ -610,16 +628,19 @@ def _progress_bar(label: str) -> tuple[Any, Callable[[int, int], None]]:
 @click.option(
     "--out",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=OUTPUT_FILE,
     help="The backup file to write (refuses to overwrite one).",
 )
 @click.option(
     "--database",
     metavar="URL",
+    type=DATABASE,
     envvar="FORUM_DATABASE_URL",
     help="The database to back up instead of the one DATA_DIR names.",
 )
 def backup(data_dir: Path, out: Path, database: str | None) -> None:
+    if out.exists():
+        raise click.BadParameter(f"{str(out)!r} exists: refusing to overwrite", param_hint="--out")
     bar, update = _progress_bar("backing up")
     with bar:
         size, _ = backup_forum(data_dir, out, database=database, progress=update)
@@ -632,17 +653,19 @@ def backup(data_dir: Path, out: Path, database: str | None) -> None:
     "synced past the backup see a rollback and refuse the log: give --latest-checkpoint to "
     "have that refused unless --accept-rollback."
 )
-@click.argument("backup_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("backup_file", type=_BackupFile())
 @click.argument("data_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option(
     "--database",
     metavar="URL",
+    type=DATABASE,
     envvar="FORUM_DATABASE_URL",
     help="Restore into this (empty) PostgreSQL database instead of the one DATA_DIR names.",
 )
 @click.option(
     "--latest-checkpoint",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    "latest",
+    type=NOTE_FILE,
     help="The newest checkpoint note the forum is known to have signed "
     "(e.g. `forum-client show-checkpoint` from a member).",
 )
@@ -655,10 +678,9 @@ def restore(
     backup_file: Path,
     data_dir: Path,
     database: str | None,
-    latest_checkpoint: Path | None,
+    latest: bytes | None,
     accept_rollback: bool,
 ) -> None:
-    latest = latest_checkpoint.read_bytes() if latest_checkpoint else None
     bar, update = _progress_bar("restoring")
     with bar:
         size, _ = restore_forum(

@@ -19,6 +19,7 @@ import click
 
 from forum_client import entries as e
 from forum_client.cli_governance import emit_report, report_options
+from forum_client.client import MAX_ANSWER_WITHIN_MS
 from forum_client.envelope import SigningKey, load_public_key
 from forum_client.errors import InvalidInputError
 from forum_client.report import Redacted
@@ -72,7 +73,6 @@ def _when(unix_ms: int) -> str:
 
 # ---- propose ----
 
-MAX_ANSWER_WITHIN_MS = 365 * DAY_MS
 """The longest deadline a dispute's respondent can be given."""
 
 # The field a library error names (found once the operator profile and the log are read:
@@ -464,6 +464,15 @@ def propose_dispute_decide(
 # ---- sign, submit, pending, board ----
 
 
+def _load_proposal(path: Path) -> Proposal:
+    """The proposal at ``path``; a file that is not one is a bad PROPOSAL_PATH (exit 2)."""
+    try:
+        return Proposal.load(path)
+    except InvalidInputError as exc:
+        reason = exc.violations[0].reason if exc.violations else str(exc)
+        raise click.BadParameter(reason, param_hint="'PROPOSAL_PATH'") from None
+
+
 @click.command(
     "sign",
     help="Add your signature (--key, your private board key file) to PROPOSAL. Works "
@@ -479,7 +488,7 @@ def propose_dispute_decide(
     help="Your private board key file.",
 )
 def sign(proposal_path: Path, key_path: Path) -> None:
-    proposal = Proposal.load(proposal_path)
+    proposal = _load_proposal(proposal_path)
     signed = proposal.signed(SigningKey.load(key_path), now_ms=_now_ms())
     signed.save(proposal_path, overwrite=True)
     missing = signed.missing_signatures()
@@ -495,7 +504,7 @@ def sign(proposal_path: Path, key_path: Path) -> None:
 @click.argument("proposal_path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.pass_context
 def submit(ctx: click.Context, proposal_path: Path) -> None:
-    proposal = Proposal.load(proposal_path)
+    proposal = _load_proposal(proposal_path)
     op = operator_from(ctx)
     receipts = op.submit(proposal)
     indexes = tuple(r.index for r in receipts)

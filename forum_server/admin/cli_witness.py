@@ -42,8 +42,10 @@ def _describe(policy: WitnessPolicy) -> str:
 
 
 @witness.command("add", help="Add the witness with verifier key VKEY (from forum-witness init).")
-@click.argument("vkey")
-@click.option("--url", required=True, help="Where the forum reaches it: http(s)://HOST:PORT.")
+@click.argument("vkey", type=WITNESS_VKEY)
+@click.option(
+    "--url", type=HTTP_URL, required=True, help="Where the forum reaches it: http(s)://HOST:PORT."
+)
 @click.option(
     "--quorum",
     type=click.IntRange(min=1),
@@ -57,7 +59,7 @@ def add(ctx: click.Context, vkey: str, url: str, quorum: int | None) -> None:
 
 
 @witness.command("remove", help="Remove witness NAME (its key name) from the set.")
-@click.argument("name")
+@click.argument("name", type=WITNESS_NAME)
 @click.option("--quorum", type=click.IntRange(min=0), help="New quorum (default: unchanged).")
 @click.pass_context
 def remove(ctx: click.Context, name: str, quorum: int | None) -> None:

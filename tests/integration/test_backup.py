@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gzip
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from forum_client.client import ForumClient
 from forum_client.store import LocalStore
 from forum_server.admin.cli import main as admin_main
+from forum_server.admin.init import init_forum
 from forum_server.app import running_server
 from forum_server.testing import local_forum, postgres_database
 
@@ -113,3 +116,39 @@ def test_an_old_backup_is_a_rollback_and_a_tampered_one_is_refused(
     assert "Traceback" not in err and err.strip()
     # nothing was written: the good backup restores into the same store afterwards
     assert admin_main(["restore", str(tmp_path / "old.gz"), str(target)]) == 0
+
+
+def _damaged(lines: list[str], number: int, change: Callable[[dict[str, Any]], None]) -> bytes:
+    doc = json.loads(lines[number - 1])
+    change(doc)
+    out = [*lines[: number - 1], json.dumps(doc), *lines[number:]]
+    return gzip.compress(("\n".join(out) + "\n").encode())
+
+
+def test_a_damaged_backup_is_bad_input_naming_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backup whose records were cut or edited is exit 2 naming the file and the line,
+    before anything is written (it used to be a KeyError or binascii traceback)."""
+    init_forum(tmp_path / "forum", name="Damaged", now=dt.datetime.now(dt.UTC))
+    server = tmp_path / "forum" / "server"
+    assert admin_main(["backup", str(server), "--out", str(tmp_path / "ok.gz")]) == 0
+    lines = gzip.decompress((tmp_path / "ok.gz").read_bytes()).decode().splitlines()
+    leaf = next(i for i, line in enumerate(lines, 1) if '"leaf"' in line)
+    damaged = {
+        "header without size": _damaged(lines, 1, lambda d: d.pop("size")),
+        "header size not a number": _damaged(lines, 1, lambda d: d.update(size="x")),
+        "leaf not base64": _damaged(lines, leaf, lambda d: d.update(bytes="%%%")),
+        "leaf index missing": _damaged(lines, leaf, lambda d: d.pop("leaf")),
+        "cut short": (tmp_path / "ok.gz").read_bytes()[:-20],
+    }
+    target = _new_server_dir(server, tmp_path / "target")
+    for what, data in damaged.items():
+        path = tmp_path / f"{what}.gz"
+        path.write_bytes(data)
+        capsys.readouterr()
+        assert admin_main(["restore", str(path), str(target)]) == 2, what
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and str(path) in err, (what, err)
+    # nothing was written: the good backup restores into the same (still empty) store
+    assert admin_main(["restore", str(tmp_path / "ok.gz"), str(target)]) == 0

@@ -44,8 +44,11 @@ def test_problems_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 3
     assert "FAIL log key" in out and "make it 600" in out
     assert "FAIL tls" in out and "does not belong to server.crt" in out
-    code, out = _check(capsys, "--data-dir", str(tmp_path / "nothing"))
+    (tmp_path / "empty").mkdir()
+    code, out = _check(capsys, "--data-dir", str(tmp_path / "empty"))
     assert code == 3 and "FAIL files" in out
+    # a directory that does not exist is a typo, refused like `serve --data-dir` (exit 2)
+    assert _check(capsys, "--data-dir", str(tmp_path / "nothing"))[0] == 2
 
 
 def test_postgres_forum_ready_and_wrong_databases(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -10,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from forum_client.errors import TransportError
+from forum_server.admin.init import init_forum
 from forum_server.app import RunningForum, running_server
 from forum_server.config import ServerConfig
 from forum_server.testing import local_forum
@@ -63,3 +68,32 @@ def test_only_the_leader_says_it_leads(tmp_path: Path, postgres_url: str) -> Non
         with other as second:
             assert scrape(f.running)[("forum_leader", ())] == 1
             assert scrape(second)[("forum_leader", ())] == 0
+
+
+def test_a_metrics_address_that_cannot_be_bound_is_bad_input(tmp_path: Path) -> None:
+    """A taken --metrics-listen port is exit 2 naming the option (it was exit 1 with a
+    message that named neither the option nor what to change)."""
+    init_forum(tmp_path / "forum", name="Metrics", now=dt.datetime.now(dt.UTC))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "forum_server.cli",
+                "serve",
+                "--data-dir",
+                str(tmp_path / "forum" / "server"),
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stderr
+    assert "--metrics-listen" in done.stderr and "Traceback" not in done.stderr

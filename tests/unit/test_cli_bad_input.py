@@ -5,8 +5,11 @@ connection is made (no server runs in this test; a connection would be exit 4)."
 from __future__ import annotations
 
 import datetime as dt
+import doctest
+import gzip
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 import pytest
@@ -87,6 +90,54 @@ BASE: dict[tuple[str, tuple[str, ...]], list[str]] = {
     ("admin", ("group", "show")): ["group", "show", "g1"],
     ("server", ("serve",)): ["serve", "--data-dir", "{dir}"],
 }
+
+# ---- sweep part A: backup/restore, board files, reports, witnesses, server check, the
+# client's governance and export commands.  {srv} the server directory, {backup} its backup,
+# {copy} a member's local copy, {proposal} a board proposal.
+BASE.update(
+    {
+        ("admin", ("backup",)): ["backup", "{srv}", "--out", "{dir}/new.backup"],
+        ("admin", ("restore",)): ["restore", "{backup}", "{srv}"],
+        ("admin", ("sign",)): ["sign", "{proposal}", "--key", "{key}"],
+        ("admin", ("submit",)): ["submit", "{proposal}"],
+        ("admin", ("pending",)): ["pending", "{dir}"],
+        ("admin", ("report",)): ["report", "--period", "2026"],
+        ("admin", ("witness", "add")): ["witness", "add", "{witness}", "--url", "https://w1.ex"],
+        ("admin", ("witness", "remove")): ["witness", "remove", "w1.example"],
+        ("server", ("check",)): ["check", "--data-dir", "{srv}"],
+        ("client", ("report",)): ["report", "--db", "{copy}", "--period", "2026"],
+        ("client", ("incidents",)): ["incidents", "--db", "{copy}"],
+        ("client", ("disputes",)): ["disputes", "--db", "{copy}"],
+        ("client", ("dispute", "open")): [
+            "dispute",
+            "open",
+            "d1",
+            "--type",
+            "md5",
+            "--value",
+            MD5,
+            "--respondent",
+            "acme",
+            "--reason",
+            "r",
+            "--key",
+            "{key}",
+        ],
+        ("client", ("dispute", "answer")): [
+            "dispute",
+            "answer",
+            "d1",
+            "--db",
+            "{copy}",
+            "--keep",
+            "--rationale",
+            "r",
+            "--key",
+            "{key}",
+        ],
+        ("client", ("export",)): ["export", "--db", "{copy}", "--format", "csv"],
+    }
+)
 
 # (cli, command path, parameter name) -> a bad value.  Arguments are named by their
 # metavar-style name (FILES, MEMBER_ID ...).
@@ -347,57 +398,83 @@ PROPOSE_MORE: list[tuple[tuple[str, tuple[str, ...], str], str]] = [
     (_propose("witness-remove", "NAME"), "w1+abc"),
 ]
 
-# Options other issues added after this sweep was written (board proposals, governance
-# reports, disputes): not swept yet.  The completeness test keeps this list exact, so a new
-# option is either swept above or consciously added here.
-NOT_YET_SWEPT: frozenset[tuple[str, tuple[str, ...], str]] = frozenset(
+# ---- sweep part A (see BASE above).  {big} is a file larger than any note, {srvdb} the
+# server's SQLite database (a SQLite file, but no local copy).
+BAD.update(
     {
-        # issue #12 (backup, restore, check, metrics): landed after the sweep was written
-        ("admin", ("backup",), "DATA_DIR"),
-        ("admin", ("backup",), "--out"),
-        ("admin", ("backup",), "--database"),
-        ("admin", ("restore",), "BACKUP_FILE"),
-        ("admin", ("restore",), "DATA_DIR"),
-        ("admin", ("restore",), "--database"),
-        ("admin", ("restore",), "--latest-checkpoint"),
-        ("server", ("serve",), "--metrics-listen"),
-        ("server", ("check",), "--data-dir"),
-        ("server", ("check",), "--database"),
-        ("client", ("report",), "--db"),
-        ("client", ("report",), "--period"),
-        ("client", ("report",), "--at"),
-        ("client", ("report",), "--out"),
-        ("client", ("incidents",), "--db"),
-        ("client", ("disputes",), "--db"),
-        ("client", ("dispute", "open"), "DISPUTE_ID"),
-        ("client", ("dispute", "open"), "--type"),
-        ("client", ("dispute", "open"), "--value"),
-        ("client", ("dispute", "open"), "--respondent"),
-        ("client", ("dispute", "open"), "--reason"),
-        ("client", ("dispute", "open"), "--key"),
-        ("client", ("dispute", "open"), "--answer-within"),
-        ("client", ("dispute", "answer"), "DISPUTE_ID"),
-        ("client", ("dispute", "answer"), "--db"),
-        ("client", ("dispute", "answer"), "--rationale"),
-        ("client", ("dispute", "answer"), "--key"),
-        ("admin", ("sign",), "PROPOSAL_PATH"),
-        ("admin", ("sign",), "--key"),
-        ("admin", ("submit",), "PROPOSAL_PATH"),
-        ("admin", ("pending",), "DIRECTORY"),
-        ("admin", ("report",), "--period"),
-        ("admin", ("report",), "--at"),
-        ("admin", ("report",), "--out"),
-        ("admin", ("witness", "add"), "VKEY"),
-        ("admin", ("witness", "add"), "--url"),
-        ("admin", ("witness", "add"), "--quorum"),
-        ("admin", ("witness", "remove"), "NAME"),
-        ("admin", ("witness", "remove"), "--quorum"),
-        ("client", ("export",), "--db"),
-        ("client", ("export",), "--format"),
-        ("client", ("export",), "--since"),
-        ("client", ("export",), "--output"),
+        ("admin", ("backup",), "DATA_DIR"): "{file}",
+        ("admin", ("backup",), "--out"): MISSING + "/new.backup",
+        ("admin", ("backup",), "--database"): "{file}",
+        ("admin", ("restore",), "BACKUP_FILE"): "{file}",
+        ("admin", ("restore",), "DATA_DIR"): "{file}",
+        ("admin", ("restore",), "--database"): "mysql://nowhere/db",
+        ("admin", ("restore",), "--latest-checkpoint"): "{big}",
+        ("admin", ("sign",), "PROPOSAL_PATH"): "{file}",
+        ("admin", ("sign",), "--key"): "{pub}",
+        ("admin", ("submit",), "PROPOSAL_PATH"): "{key}",
+        ("admin", ("pending",), "DIRECTORY"): "{file}",
+        ("admin", ("report",), "--period"): "2026-13",
+        ("admin", ("report",), "--at"): "0",
+        ("admin", ("report",), "--out"): "{file}/report",
+        ("server", ("serve",), "--metrics-listen"): "127.0.0.1:99999",
+        ("server", ("check",), "--data-dir"): MISSING,
+        ("server", ("check",), "--database"): "mysql://nowhere/db",
+        ("client", ("report",), "--db"): "{file}",
+        ("client", ("report",), "--period"): "0000",
+        ("client", ("report",), "--at"): "0",
+        ("client", ("report",), "--out"): "{file}/report",
+        ("client", ("incidents",), "--db"): "{srvdb}",
+        ("client", ("disputes",), "--db"): MISSING,
+        ("client", ("dispute", "open"), "DISPUTE_ID"): "Bad Id!",
+        ("client", ("dispute", "open"), "--type"): "sha512",
+        ("client", ("dispute", "open"), "--value"): "not-hex",
+        ("client", ("dispute", "open"), "--respondent"): "Bad Id!",
+        ("client", ("dispute", "open"), "--reason"): "   ",
+        ("client", ("dispute", "open"), "--key"): "{pub}",
+        ("client", ("dispute", "open"), "--answer-within"): "0d",
+        ("client", ("dispute", "answer"), "DISPUTE_ID"): "-d",
+        ("client", ("dispute", "answer"), "--db"): "{dir}",
+        ("client", ("dispute", "answer"), "--rationale"): "\x1b[2J",
+        ("client", ("dispute", "answer"), "--key"): MISSING,
+        ("client", ("export",), "--db"): "{srvdb}",
+        ("client", ("export",), "--format"): "xml",
+        ("client", ("export",), "--since"): "-1",
+        ("client", ("export",), "--output"): "{file}/out.csv",
+        ("admin", ("witness", "add"), "VKEY"): "garbage",
+        ("admin", ("witness", "add"), "--url"): "http://",
+        ("admin", ("witness", "add"), "--quorum"): "0",
+        ("admin", ("witness", "remove"), "NAME"): "a b",
+        ("admin", ("witness", "remove"), "--quorum"): "-1",
     }
 )
+
+# More bad values of part A's options: the ones that crashed, hung, connected first, or
+# changed a file before the fix.
+MORE_BAD: list[tuple[str, tuple[str, ...], str, str]] = [
+    ("admin", ("backup",), "--out", "{file}"),  # exists: refused before the work, not after
+    ("admin", ("backup",), "--database", "mysql://nowhere/db"),
+    ("admin", ("restore",), "BACKUP_FILE", "{badgz}"),
+    ("admin", ("restore",), "BACKUP_FILE", "{big}"),
+    ("admin", ("restore",), "--latest-checkpoint", "{file}"),
+    ("server", ("serve",), "--metrics-listen", "127.0.0.1:1,127.0.0.1:2"),
+    ("server", ("check",), "--database", "{file}"),
+    ("server", ("check",), "--data-dir", "{file}"),
+    ("client", ("report",), "--period", "9999"),
+    ("client", ("report",), "--period", "2026-13"),
+    ("client", ("dispute", "open"), "--answer-within", "99999999999999d"),
+    ("client", ("dispute", "answer"), "--db", "{srvdb}"),
+    ("client", ("export",), "--db", "{file}"),
+    ("client", ("export",), "--output", MISSING + "/out.csv"),
+    ("client", ("disputes",), "--db", "{empty}"),
+    ("admin", ("witness", "add"), "VKEY", "{logvkey}"),  # the log's key, not a cosigner's
+    ("admin", ("witness", "add"), "--url", "https://w1.example:99999"),
+    ("admin", ("witness", "remove"), "NAME", "w1+abc"),
+]
+
+# Options added after this sweep was written and not swept yet (none now: parts A and B
+# swept those of issues #11-#13).  The completeness test keeps this list exact, so a new
+# option is either swept above or consciously added here.
+NOT_YET_SWEPT: frozenset[tuple[str, tuple[str, ...], str]] = frozenset()
 
 
 CLIS: dict[str, tuple[click.Group, Callable[[list[str]], int]]] = {
@@ -467,6 +544,39 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "labels": str(root / "labels.json"),
         "badlabels": str(root / "bad-labels.json"),
         "logvkey": vkey(trust.log_key_name, trust.log_public_key),
+        **_part_a_files(root, key),
+    }
+
+
+def _part_a_files(root: Path, key: SigningKey) -> dict[str, str]:
+    """The files part A's commands read: a backup, a proposal, a local copy..."""
+    from forum_client import entries as e
+    from forum_client.files import MAX_NOTE_BYTES
+    from forum_client.store import LocalStore
+    from forum_server.admin.backup import backup_forum
+    from forum_server.admin.proposals import Board, Proposal
+
+    server = root / "forum" / "server"
+    backup_forum(server, root / "forum.backup")
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    header = e.Header("o", "operator", b"", 1, now_ms, expires_unix_ms=now_ms + 3_600_000)
+    board = Board({key.key_id: key.public_bytes}, threshold=1)
+    proposal = Proposal.create([e.Incident(header, "x", "X", True)], board, "x", now_ms=now_ms)
+    proposal.save(root / "x.proposal.json")
+    LocalStore(root / "copy.db").close()
+    (root / "big.note").write_bytes(b"x" * (MAX_NOTE_BYTES + 1))
+    (root / "bad.gz").write_bytes(gzip.compress(b"not json\n"))
+    (root / "empty.db").write_bytes(b"")
+    return {
+        "srv": str(server),
+        "srvdb": str(server / "forum.db"),
+        "backup": str(root / "forum.backup"),
+        "proposal": str(root / "x.proposal.json"),
+        "copy": str(root / "copy.db"),
+        "big": str(root / "big.note"),
+        "badgz": str(root / "bad.gz"),
+        "empty": str(root / "empty.db"),
+        "witness": cosigner_vkey("w1.example", SigningKey.generate().public_bytes),
     }
 
 
@@ -488,8 +598,13 @@ def _argv(cli: str, path: tuple[str, ...], option: str, bad: str, f: dict[str, s
             i = base.index(option)
             return [*prefix, *base[:i], option, value, *base[i + 2 :]]
         return [*prefix, *base, option, value]
-    # an argument: it replaces the base's (right after the command path), or is appended
-    at = len(path)
+    # an argument: it replaces the base's (the arguments follow the command path, in order),
+    # or is appended
+    command = CLIS[cli][0]
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    arguments = [_name(p) for p in command.params if isinstance(p, click.Argument)]
+    at = len(path) + arguments.index(option)
     if at < len(base) and not base[at].startswith("--"):
         return [*prefix, *base[:at], value, *base[at + 1 :]]
     return [*prefix, *base, value]
@@ -524,6 +639,22 @@ def test_more_bad_proposal_values(
     _assert_refused(*param, bad, files, capfd)
 
 
+@pytest.mark.parametrize(
+    ("cli", "path", "option", "bad"),
+    MORE_BAD,
+    ids=[f"{c}:{' '.join(p)}:{o}={b}" for c, p, o, b in MORE_BAD],
+)
+def test_more_bad_values_of_part_a(
+    cli: str,
+    path: tuple[str, ...],
+    option: str,
+    bad: str,
+    files: dict[str, str],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    _assert_refused(cli, path, option, bad, files, capfd)
+
+
 def _assert_refused(
     cli: str,
     path: tuple[str, ...],
@@ -548,3 +679,16 @@ def test_days_zero_is_refused_by_the_library_too(files: dict[str, str]) -> None:
         with pytest.raises(InvalidInputError, match="days"):
             check_days(days)
     check_days(1)
+
+
+def test_the_file_option_types_docstring_runs() -> None:
+    import forum_client.cli_files
+
+    assert doctest.testmod(forum_client.cli_files).failed == 0
+
+
+def test_the_cli_bounds_a_dispute_deadline_as_the_sdk_does() -> None:
+    from forum_client.cli_governance import _ANSWER_WITHIN
+    from forum_client.client import MAX_ANSWER_WITHIN_MS
+
+    assert _ANSWER_WITHIN.most_ms == MAX_ANSWER_WITHIN_MS

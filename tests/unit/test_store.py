@@ -73,6 +73,23 @@ def test_schema_is_migrated_once_and_newer_schemas_are_refused(tmp_path: Path) -
         LocalStore(db)
 
 
+def test_another_programs_database_is_refused_unchanged(tmp_path: Path) -> None:
+    """Opening a SQLite file of another schema (the server's forum.db given as --db) used
+    to add the local copy's migrations table to it, then fail; now it is left as it was."""
+    import sqlite3
+
+    other = tmp_path / "forum.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE leaves (idx INTEGER PRIMARY KEY, leaf BLOB)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    with pytest.raises(StoreError, match="not a forum local copy"):
+        LocalStore(other)
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forum.db"]  # no -wal, no -shm
+
+
 def test_view_follows_the_rules_semantics(tmp_path: Path) -> None:
     state, _ = _state()
     with LocalStore(tmp_path / "v.db") as store:
