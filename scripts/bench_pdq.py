@@ -26,6 +26,8 @@ index, so it is timed on a few adds. Needs the ``bench`` extra (threatexchange, 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import gc
 import importlib.metadata
 import json
@@ -53,6 +55,14 @@ def _rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _trimmed_rss_mb() -> float:
+    """RSS after glibc's ``malloc_trim(0)`` hands freed heap pages back to the OS (the
+    slack that a build's freed temporaries leave in the allocator); plain RSS elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return _rss_mb()
 
 
 def _stats(times: list[float]) -> dict[str, float]:
@@ -128,9 +138,14 @@ def run_ours(args: argparse.Namespace, which: str) -> dict[str, Any]:
     build = time.perf_counter() - t
     gc.collect()
     res: dict[str, Any] = {"build_s": build, "memory_mb": _rss_mb() - rss0}
+    res["memory_trim_mb"] = _trimmed_rss_mb() - rss0
     res["nbytes_mb"] = index.nbytes / 2**20
     res["query_near"] = _stats(_time_each(index.query, near))
     res["query_miss"] = _stats(_time_each(index.query, miss))
+    for kind in ("near", "miss"):  # the batch API: one call for all the queries of a kind
+        t = time.perf_counter()
+        index.query_many(d[kind])
+        res[f"batch_{kind}_us"] = (time.perf_counter() - t) / len(d[kind]) * 1e6
     k = args.check
     found = [{i for i, _ in index.query(q)} for q in near[:k] + miss[:k]]
     res["accuracy"] = _accuracy(
@@ -157,7 +172,32 @@ def run_ours(args: argparse.Namespace, which: str) -> dict[str, Any]:
         PDQIndex.load(path)
         res["load_s"] = time.perf_counter() - t
         res["file_mb"] = os.path.getsize(path) / 2**20
+        res["load_rss_mb"], res["load_rss_trim_mb"] = _load_rss_in_fresh_process(path)
     return res
+
+
+def _load_rss_in_fresh_process(path: str) -> tuple[float, float]:
+    """RSS growth of a new process that loads the saved index (what a member's process
+    holds after start-up; numpy and the module imported before the baseline), as read and
+    after ``malloc_trim``."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[2]); import gc, numpy as np;"
+        "from forum_client.match.pdq_index import PDQIndex;"
+        "from bench_pdq import _rss_mb, _trimmed_rss_mb; gc.collect(); r0 = _rss_mb();"
+        "index = PDQIndex.load(sys.argv[1]); gc.collect();"
+        "print(_rss_mb() - r0, _trimmed_rss_mb() - r0)"
+    )
+    here = str(Path(__file__).resolve().parent)
+    env = dict(os.environ, PYTHONPATH=str(Path(here).parent))
+    out = subprocess.run(
+        [sys.executable, "-c", code, path, here],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    raw, trimmed = out.strip().splitlines()[-1].split()
+    return float(raw), float(trimmed)
 
 
 def run_store(args: argparse.Namespace) -> dict[str, Any]:
@@ -218,6 +258,7 @@ def run_theirs(args: argparse.Namespace, which: str) -> dict[str, Any]:
         "build_s": build,
         "memory_mb": _rss_mb() - rss0,
     }
+    res["memory_trim_mb"] = _trimmed_rss_mb() - rss0
     del hexes
     near = [q.tobytes().hex() for q in d["near"]]
     miss = [q.tobytes().hex() for q in d["miss"]]
@@ -275,7 +316,14 @@ METRICS = [
     ("remove p99 (us)", ("remove", "p99_us")),
     ("remove in largest cluster, mean (us)", ("remove_cluster", "mean_us")),
     ("remove in largest cluster, p99 (us)", ("remove_cluster", "p99_us")),
+    ("hit mean (us)", ("query_near", "mean_us")),
+    ("miss mean (us)", ("query_miss", "mean_us")),
+    ("hit, batch of all hits, per hash (us)", ("batch_near_us",)),
+    ("miss, batch of all misses, per hash (us)", ("batch_miss_us",)),
     ("memory, RSS delta of build (MB)", ("memory_mb",)),
+    ("memory, build after malloc_trim (MB)", ("memory_trim_mb",)),
+    ("memory, RSS delta of a fresh process loading the file (MB)", ("load_rss_mb",)),
+    ("memory, loading process after malloc_trim (MB)", ("load_rss_trim_mb",)),
     ("load (s)", ("load_s",)),
 ]
 
@@ -307,28 +355,33 @@ def _ratio(values: list[float]) -> str:
 
 def _table(data: str, runs: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> list[str]:
     first = runs[0]
+    peers = [p for p in ("theirs-1t", "theirs-default") if p in first]
+    names = {"theirs-1t": "peer 1 thread", "theirs-default": "peer default threads"}
+    ratios = {"theirs-1t": "ratio 1 thread", "theirs-default": "ratio default"}
+    peer_line = (
+        f"Peer: `{first[peers[0]]['class']}` {first[peers[0]]['version']}. " if peers else ""
+    )
     md = [
         f"### PDQ, {data} hashes, n={args.n:,}, {args.queries} hits + {args.queries} misses, "
         f"{len(runs)} runs",
         "",
-        f"Peer: `{first['theirs-1t']['class']}` {first['theirs-1t']['version']}. "
-        f"Largest bucket: {first['ours']['largest_bucket']:,} rows. Values: median "
+        f"{peer_line}Largest bucket: {first['ours']['largest_bucket']:,} rows. Values: median "
         "[min-max] over runs; ratios are peer / ours within each run.",
         "",
-        "| metric | ours | peer 1 thread | peer default threads | ratio 1 thread | ratio default |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| "
+        + " | ".join(["metric", "ours", *(names[p] for p in peers), *(ratios[p] for p in peers)])
+        + " |",
+        "|---|---:|" + "---:|" * (2 * len(peers)),
     ]
     for name, path in METRICS:
         ours = [_get(r["ours"], path) for r in runs]
-        one = [_get(r["theirs-1t"], path) for r in runs]
-        many = [_get(r["theirs-default"], path) for r in runs]
-        r1 = [b / a if a > 0 else float("nan") for a, b in zip(ours, one, strict=True)]
-        rd = [b / a if a > 0 else float("nan") for a, b in zip(ours, many, strict=True)]
+        theirs = {p: [_get(r[p], path) for r in runs] for p in peers}
         digits = 3 if name.endswith("(s)") else 0
-        md.append(
-            f"| {name} | {_fmt(ours, digits)} | {_fmt(one, digits)} | {_fmt(many, digits)} | "
-            f"{_ratio(r1)} | {_ratio(rd)} |"
-        )
+        cells = [_fmt(ours, digits)] + [_fmt(theirs[p], digits) for p in peers]
+        for p in peers:
+            rs = [b / a if a > 0 else float("nan") for a, b in zip(ours, theirs[p], strict=True)]
+            cells.append(_ratio(rs))
+        md.append(f"| {name} | " + " | ".join(cells) + " |")
     acc = "; ".join(
         f"{who}: recall {r['accuracy']['recall']:.4f}, {r['accuracy']['extra']} extra of "
         f"{r['accuracy']['true_matches']:,} true matches"
@@ -352,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write all results to this file")
     p.add_argument("--markdown", help="also write the tables as markdown to this file")
     p.add_argument("--store", action="store_true", help="also time the store-following index")
+    p.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help="indexes to run, comma-separated (ours, theirs-1t, theirs-default); the peer "
+        "takes ~10x our time per run at 1M",
+    )
     p.add_argument("--child", choices=[*PEERS, "store"], help=argparse.SUPPRESS)
     p.add_argument("--set", choices=["realistic", "uniform"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -364,19 +423,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sets = [s for s in args.sets.split(",") if s]
+    peers = [p for p in args.peers.split(",") if p]
+    if "ours" not in peers or not set(peers) <= set(PEERS):
+        p.error(f"--peers: a comma-separated subset of {', '.join(PEERS)} including ours")
     load_or_make(Path(args.data_dir) / f"pdq-{args.n}.npz", args.n, DATA_QUERIES)  # cache once
     results: dict[str, Any] = {"n": args.n, "queries": args.queries, "runs": args.runs}
     md: list[str] = []
     for data in sets:
         runs: list[dict[str, dict[str, Any]]] = []
         for i in range(args.runs):
-            run = {who: _child(args, who, data) for who in PEERS}
-            runs.append(run)
-            o, t1 = run["ours"], run["theirs-1t"]
+            results_of = {who: _child(args, who, data) for who in peers}
+            runs.append(results_of)
+            o = results_of["ours"]
+            t1 = results_of.get("theirs-1t", {})
+            vs = (
+                f" vs {t1['query_near']['p50_us']:.0f} / {t1['query_miss']['p50_us']:.0f} us "
+                "(peer, 1 thread)"
+                if t1
+                else ""
+            )
             print(
-                f"{data} run {i + 1}: hit p50 {o['query_near']['p50_us']:.0f} vs "
-                f"{t1['query_near']['p50_us']:.0f} us, miss p50 {o['query_miss']['p50_us']:.0f} "
-                f"vs {t1['query_miss']['p50_us']:.0f} us (ours vs peer, 1 thread)",
+                f"{data} run {i + 1}: hit / miss p50 {o['query_near']['p50_us']:.0f} / "
+                f"{o['query_miss']['p50_us']:.0f} us (ours){vs}",
                 flush=True,
             )
             results[data] = runs

@@ -13,7 +13,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from forum_client.errors import InvalidInputError
 from forum_client.match import pdq_index
-from forum_client.match.pdq_index import MAX_INDEXED_THRESHOLD, PDQIndex, PDQIndexFileError
+from forum_client.match.pdq_index import (
+    MAX_INDEXED_THRESHOLD,
+    SPLIT_AT,
+    PDQIndex,
+    PDQIndexFileError,
+)
 
 
 def _flip(hash_: bytes, bits: list[int]) -> bytes:
@@ -339,11 +344,12 @@ def test_split_index_save_load_round_trip_and_corrupt_split_rejected(tmp_path: P
 
     with np.load(path) as npz:
         members = {k: npz[k] for k in npz.files}
-    split = members["split"].copy()
-    split[np.flatnonzero(split >= 0)[0]] = -1  # a split bucket forgotten: its rows unreachable
-    members["split"] = split
+    heads = members["heads"].copy()
+    forgotten = np.flatnonzero(heads[: pdq_index._NUM_BUCKETS, 1] < 0)[0]
+    heads[forgotten, 1] = 0  # a split bucket forgotten: its rows unreachable
+    members["heads"] = heads
     meta = members["meta"].copy()
-    meta[pdq_index._META_FIELDS + pdq_index._FILE_ARRAYS.index("split")] = zlib.crc32(split.data)
+    meta[pdq_index._META_FIELDS + pdq_index._FILE_ARRAYS.index("heads")] = zlib.crc32(heads.data)
     members["meta"] = meta
     np.savez(tmp_path / "bad.npz", **members)
     with pytest.raises(PDQIndexFileError, match="split"):
@@ -363,3 +369,83 @@ class ClusteredIndexMatchesBruteForce(IndexMatchesBruteForce):
 
 ClusteredIndexMatchesBruteForce.TestCase.settings = IndexMatchesBruteForce.TestCase.settings
 TestClusteredIndexMatchesBruteForce = ClusteredIndexMatchesBruteForce.TestCase
+
+
+# ---------------------------------------------------------------- batches and query paths
+
+
+def _brute_many(
+    model: dict[int, bytes], queries: list[bytes], threshold: int
+) -> list[list[tuple[int, int]]]:
+    """The brute-force answer for every query, vectorised over the model."""
+    ids = np.array(list(model), np.int64)
+    bits = np.unpackbits(np.frombuffer(b"".join(model.values()), np.uint8).reshape(-1, 32), 1)
+    out = []
+    for q in queries:
+        dist = (bits != np.unpackbits(np.frombuffer(q, np.uint8))).sum(axis=1)
+        keep = np.flatnonzero(dist <= threshold)
+        found = zip(ids[keep].tolist(), dist[keep].tolist(), strict=True)
+        out.append(sorted(found, key=lambda x: (x[1], x[0])))
+    return out
+
+
+@pytest.mark.parametrize("few_split_probes", [0, 10**6], ids=["vectorised", "python"])
+def test_query_many_equals_brute_force_on_random_and_clustered_data_through_removals(
+    monkeypatch: pytest.MonkeyPatch, few_split_probes: int
+) -> None:
+    """query_many (blocks of queries, halved when they gather too many candidates) and query
+    give the brute-force answer on uniform and clustered hashes, before and after removals
+    and re-adds, with split buckets handled by either the per-probe Python path or the
+    vectorised one."""
+    monkeypatch.setattr(pdq_index, "_FEW_SPLIT_PROBES", few_split_probes)
+    monkeypatch.setattr(pdq_index, "_BLOCK_CANDIDATES", 3000)  # force the halving too
+    rng = np.random.default_rng(21)
+    hashes = _clustered(rng, clusters=3, per=300, flips=10)
+    ids = rng.permutation(len(hashes)).astype(np.int64) * 5 - 1000
+    index = PDQIndex.build(ids, hashes, split_at=24)
+    assert index._n_splits > 0
+    model = _model_of(ids, hashes)
+    for _ in range(3):
+        queries = _queries(model, rng, 25)
+        arr = np.frombuffer(b"".join(queries), np.uint8).reshape(-1, 32)
+        for threshold in (0, 9, 31, 47, 52):
+            want = _brute_many(model, queries, threshold)
+            assert index.query_many(arr, threshold) == want
+            assert [index.query(q, threshold) for q in queries] == want
+        for victim in rng.choice(sorted(model), size=len(model) // 4, replace=False).tolist():
+            assert index.remove(victim)
+            del model[victim]
+        for i in rng.choice(sorted(model), size=50, replace=False).tolist():
+            model[i] = _at_distance(model[i], int(rng.integers(0, 20)), rng)
+            index.add(i, model[i])
+    assert index.query_many(np.zeros((0, 32), np.uint8)) == []
+
+
+def test_hits_in_a_big_cluster_equal_brute_force() -> None:
+    """A query inside a cluster gathers each near-copy from up to 16 buckets (more candidate
+    rows than a 16th of the index): those are de-duplicated before the distance check."""
+    rng = np.random.default_rng(22)
+    hashes = _clustered(rng, clusters=2, per=800, flips=4)
+    ids = np.arange(len(hashes), dtype=np.int64)
+    model = _model_of(ids, hashes)
+    for split_at in (SPLIT_AT, 40):
+        index = PDQIndex.build(ids, hashes, split_at=split_at)
+        queries = [_at_distance(hashes[-1].tobytes(), d, rng) for d in (0, 3, 12)]
+        for threshold in (4, 31):
+            want = _brute_many(model, queries, threshold)
+            assert [index.query(q, threshold) for q in queries] == want
+            arr = np.frombuffer(b"".join(queries), np.uint8).reshape(-1, 32)
+            assert index.query_many(arr, threshold) == want
+        assert len(index.query(queries[0])) > 700
+
+
+def test_the_complement_of_a_stored_hash_is_at_distance_256() -> None:
+    """Distances are summed from four per-word counts mod 256: the exact complement (all
+    256 bits differ) must not read as distance 0."""
+    rng = np.random.default_rng(23)
+    base = rng.integers(0, 256, 32, dtype=np.uint8)
+    index = PDQIndex.build(np.array([1, 2]), np.stack([base, ~base]))
+    assert index.query(base.tobytes(), 31) == [(1, 0)]
+    assert index.query_many(base[None, :], 47) == [[(1, 0)]]
+    assert index.query(base.tobytes(), 256) == [(1, 0), (2, 256)]
+    assert index.query((~base).tobytes(), 0) == [(2, 0)]
