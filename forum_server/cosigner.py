@@ -199,21 +199,23 @@ class Cosigner:
         tasks = {asyncio.ensure_future(self._ask(w, cp.size, note)): w for w in asked}
         pending = set(tasks)
         deadline: float | None = None
-        while pending:
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done, pending = await asyncio.wait(
-                pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not done:
-                break  # stragglers after the quorum: left for the next round
-            for task in done:
-                lines += task.result()
-            if deadline is None and self._count(policy, note, lines) >= policy.quorum:
-                deadline = time.monotonic() + self.config.witness_straggler_seconds
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            while pending:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                done, pending = await asyncio.wait(
+                    pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    break  # stragglers after the quorum: left for the next round
+                for task in done:
+                    lines += task.result()
+                if deadline is None and self._count(policy, note, lines) >= policy.quorum:
+                    deadline = time.monotonic() + self.config.witness_straggler_seconds
+        finally:  # also when the round is cancelled (stop): no request outlives the session
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
         cosigned = add_signature_lines(note, lines)
         if self._count(policy, note, lines) < policy.quorum:
             async with self._changed:
