@@ -5,8 +5,9 @@ parsed (exit 2 naming the option) instead of after a connection or half the work
   the SDK's schema, never another SQLite database, which opening as a copy would alter);
 - :data:`NOTE_FILE`: a signed checkpoint note, read with a size limit (``/dev/zero`` is
   refused at once) and parsed, its bytes handed to the command;
-- :data:`OUTPUT_DIR` / :data:`OUTPUT_FILE`: where a command writes, whose nearest existing
-  directory must be one (a path under a regular file, or into a missing directory, is a typo).
+- :data:`OUTPUT_DIR` / :data:`OUTPUT_FILE` / :data:`OUTPUT_FILE_OR_DIR`: where a command
+  writes, whose nearest existing directory must be one (a path under a regular file, or into
+  a missing directory, is a typo).
 
 The store and the checkpoint parser are imported only when a value is checked, so
 ``--help`` stays fast.
@@ -139,10 +140,11 @@ class OutputDir(click.Path):
 
 
 class OutputFile(click.Path):
-    """A file to write (replaced if it exists), in a directory that exists."""
+    """A file to write (replaced if it exists), in a directory that exists; with
+    ``dir_okay``, a file or a directory (``export --format misp-feed`` writes one)."""
 
-    def __init__(self) -> None:
-        super().__init__(path_type=Path, dir_okay=False, writable=True)
+    def __init__(self, dir_okay: bool = False) -> None:
+        super().__init__(path_type=Path, dir_okay=dir_okay, writable=True)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         path = cast(Path, super().convert(value, param, ctx))
@@ -157,3 +159,4 @@ LOCAL_COPY = LocalCopy()
 NOTE_FILE = NoteFile()
 OUTPUT_DIR = OutputDir()
 OUTPUT_FILE = OutputFile()
+OUTPUT_FILE_OR_DIR = OutputFile(dir_okay=True)

@@ -10,13 +10,16 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from .cli_files import LOCAL_COPY, OUTPUT_FILE
+from .cli_files import LOCAL_COPY, OUTPUT_FILE_OR_DIR
+from .errors import InvalidInputError
 
 if TYPE_CHECKING:  # loaded when a command runs, so that --help stays light
+    from .interop.export import ExportResult
     from .interop.importing import ImportResult
 
-# interop.export.FORMATS (a test keeps them equal), here so that --help stays light.
-FORMATS = ("csv", "jsonl", "stix", "misp")
+# interop.export.FORMATS + DIRECTORY_FORMATS (a test keeps them equal), here so that --help
+# stays light.
+FORMATS = ("csv", "jsonl", "stix", "misp", "misp-feed")
 
 
 class _Progress:
@@ -35,10 +38,11 @@ class _Progress:
 @click.command(
     "export",
     help="Export the verified local copy (--db, filled by `forum-client sync`) as CSV, JSON "
-    "Lines, a STIX 2.1 bundle or a MISP event, streamed (flat memory at millions of "
-    "signals), with the forum's provenance: origin, log indexes, and the verified log size "
-    "and root. Retracted signals are left out unless --include-retracted. Reads only the "
-    "local copy: run `forum-client sync` first for the latest state.",
+    "Lines, a STIX 2.1 bundle, a MISP event or a MISP feed directory (misp-feed: "
+    "manifest.json, the event file and hashes.csv; needs -o DIR), streamed (flat memory "
+    "at millions of signals), with the forum's provenance: origin, log indexes, and the "
+    "verified log size and root. Retracted signals are left out unless --include-retracted. "
+    "Reads only the local copy: run `forum-client sync` first for the latest state.",
 )
 @click.option(
     "--db",
@@ -65,8 +69,9 @@ class _Progress:
 @click.option(
     "--output",
     "-o",
-    type=OUTPUT_FILE,
-    help="Write to this file (default: standard output). Written to FILE.partial, then "
+    type=OUTPUT_FILE_OR_DIR,
+    help="Write to this file (default: standard output), or for misp-feed this directory "
+    "(new, or a feed this command wrote, which is replaced). Written to FILE.partial, then "
     "renamed, so an interrupted export never leaves a truncated FILE.",
 )
 @click.option("--quiet", is_flag=True, help="No progress line on stderr.")
@@ -77,6 +82,12 @@ def export_command(
     from .interop.export import export
     from .store import LocalStore
 
+    if fmt == "misp-feed":
+        result = _export_feed(db, output, since, include_retracted, progress)
+        _report(result, fmt, progress)
+        return
+    if output is not None and output.is_dir():
+        raise InvalidInputError.field("output", f"{output} is a directory (only misp-feed is)")
     with LocalStore(db) as store:
         if output is None:
             result = export(
@@ -102,6 +113,10 @@ def export_command(
                 partial.replace(output)
             finally:
                 partial.unlink(missing_ok=True)
+    _report(result, fmt, progress)
+
+
+def _report(result: ExportResult, fmt: str, progress: _Progress) -> None:
     if progress.enabled:
         click.echo("", err=True)
     click.echo(
@@ -109,6 +124,42 @@ def export_command(
         f"{result.provenance.origin} at verified log size {result.provenance.log_size}",
         err=True,
     )
+
+
+def _export_feed(
+    db: Path, output: Path | None, since: int, include_retracted: bool, progress: _Progress
+) -> ExportResult:
+    """Write the feed into DIR.partial, then put it in DIR's place (replacing a feed that
+    an earlier export wrote there, never anything else)."""
+    import shutil
+
+    from .interop.export import export_feed
+    from .interop.misp import FEED_FILES
+    from .store import LocalStore
+
+    if output is None:
+        raise InvalidInputError.field("output", "misp-feed writes a directory: give -o DIR")
+    if output.exists():
+        names = {p.name for p in output.iterdir()} if output.is_dir() else None
+        if names is None or not (not names or set(FEED_FILES) <= names):
+            raise InvalidInputError.field(
+                "output", f"{output} exists and is not a MISP feed this command wrote"
+            )
+    partial = output.with_name(output.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        with LocalStore(db) as store:
+            result = export_feed(
+                store, partial, since=since, include_retracted=include_retracted,
+                progress=progress,
+            )  # fmt: skip
+        if output.exists():
+            shutil.rmtree(output)
+        partial.rename(output)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return result
 
 
 def read_import(path: Path, fmt: str) -> ImportResult:

@@ -5,15 +5,18 @@ the same N signals through the extension against our own ``forum-client sync``, 
     .venv/bin/python scripts/bench_interop.py --signals 1000000 --rounds 3 \
         --json bench-out/interop.json
 
+Needs GNU time (``/usr/bin/time``, Debian's ``time``) for each command's peak RSS.
 Builds the log offline with real signatures (``bench_sync.build_log``: 1,000-signal
 submissions of sha256 values with one label), serves it on port 0 with mTLS and enrolls an
 observer.  Then, ``--rounds`` times, each command in its own process (its peak RSS is that
-process's alone, from ``wait4``):
+process's alone, from GNU time):
 
 - ``forum-client sync`` into a fresh copy;
 - ``forum-client export --format F`` of that copy, for csv, jsonl, stix and misp;
-- ``threatexchange fetch`` with the extension, into another fresh copy (the same verified
-  sync, then the deltas into pytx's own store and its index rebuild).
+- ``threatexchange fetch --skip-index-rebuild`` with the extension, into another fresh copy
+  (the same verified sync, then the deltas into pytx's own in-memory state, pickled to disk),
+  then ``threatexchange dataset --rebuild-indices`` (pytx's own index rebuild, which is what
+  a plain ``threatexchange fetch`` runs next): the two steps of one fetch, timed apart.
 
 Prints the median and the spread (min-max) of each, and the ratio fetch/sync per round.
 """
@@ -24,6 +27,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,16 +49,26 @@ FORMATS = ("csv", "jsonl", "stix", "misp")
 
 
 def timed(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
-    """Run ``cmd``; return (seconds, peak RSS MiB of that process).  Raises on failure."""
+    """Run ``cmd``; return (seconds, peak RSS MiB of that process).  Raises on failure.
+
+    The peak comes from GNU time (``%M``): this script's own ``wait4`` would report at least
+    this process's RSS, since ``subprocess`` starts the child by vfork and Linux carries the
+    parent's high-water mark through exec into ``ru_maxrss`` (every export read 160 MiB).
+    """
+    rss = log.with_suffix(".rss")
     with log.open("w") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        done = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", str(rss), *cmd], stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+        )  # fmt: skip
         seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{log.read_text()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{log.read_text()[-3000:]}")
+    return seconds, int(rss.read_text().split()[-1]) / 1024
+
+
+GNU_TIME = "/usr/bin/time"  # Debian's package "time"
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -78,6 +92,7 @@ def main() -> int:
     tx = [sys.executable, "-m", "threatexchange"]
     rows: dict[str, list[tuple[float, float]]] = {}
     ratios: list[float] = []
+    fetch_ratios: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-interop-") as tmp:
         base = Path(tmp)
         forum_dir = base / "forum"
@@ -124,13 +139,26 @@ def main() -> int:
                     ],
                     env=env, check=True, capture_output=True,
                 )  # fmt: skip
-                fetch = timed([*tx, "fetch", "--only-collab", collab], env, base / "fetch.log")
-                rows.setdefault("threatexchange fetch", []).append(fetch)
-                ratios.append(fetch[0] / sync[0])
+                # pytx's fetch without its index rebuild (our sync and deltas, pytx's merge
+                # and pickled state), then the rebuild alone (pytx's only), each timed.
+                fetch = timed(
+                    [*tx, "fetch", "--only-collab", collab, "--skip-index-rebuild"],
+                    env, base / "fetch.log",
+                )  # fmt: skip
+                rows.setdefault("threatexchange fetch --skip-index-rebuild", []).append(fetch)
+                rebuild = timed([*tx, "dataset", "--rebuild-indices"], env, base / "rebuild.log")
+                rows.setdefault("threatexchange dataset --rebuild-indices", []).append(rebuild)
+                whole = (fetch[0] + rebuild[0], max(fetch[1], rebuild[1]))
+                rows.setdefault("threatexchange fetch (both)", []).append(whole)
+                ratios.append(whole[0] / sync[0])
+                fetch_ratios.append(fetch[0] / sync[0])
                 db.unlink()
+                (base / f"tx-{n}.db").unlink()
+                shutil.rmtree(base / f"home-{n}")
                 print(
                     f"round {n + 1}: sync {sync[0]:.1f} s {sync[1]:.0f} MiB, "
-                    f"fetch {fetch[0]:.1f} s {fetch[1]:.0f} MiB",
+                    f"fetch {fetch[0]:.1f} s {fetch[1]:.0f} MiB, "
+                    f"index rebuild {rebuild[0]:.1f} s {rebuild[1]:.0f} MiB",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -143,7 +171,8 @@ def main() -> int:
             "peak_rss_mib": summary([m for _, m in runs]),
         }
     if ratios:
-        doc["fetch_over_sync_time"] = summary(ratios)
+        doc["fetch_and_rebuild_over_sync_time"] = summary(ratios)
+        doc["fetch_over_sync_time"] = summary(fetch_ratios)
     print(json.dumps(doc, indent=2))
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")

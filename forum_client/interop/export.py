@@ -1,4 +1,5 @@
-"""``forum-client export``: the verified local copy as CSV, JSON Lines, STIX 2.1 or MISP.
+"""``forum-client export``: the verified local copy as CSV, JSON Lines, STIX 2.1, a MISP event
+or a MISP feed directory.
 
 Streamed: :meth:`LocalStore.scan <forum_client.store.LocalStore.scan>` reads one page of
 signals at a time and each writer writes as it goes, so memory stays flat at millions of
@@ -25,6 +26,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InvalidInputError, StoreError
@@ -33,6 +35,9 @@ from ..store.scan import SignalRecord
 from .provenance import Provenance
 
 FORMATS = ("csv", "jsonl", "stix", "misp")
+"""Formats written to one stream (:func:`export`)."""
+DIRECTORY_FORMATS = ("misp-feed",)
+"""Formats written to a directory (:func:`export_feed`)."""
 
 
 def provenance(store: LocalStore) -> Provenance:
@@ -182,13 +187,37 @@ def export(
     CSV/JSON Lines: ``status``).  ``progress`` is called with the running signal count.
     """
     writer = _writer(fmt)
+    prov, counter, records = _read(store, since, include_retracted, progress)
+    objects = writer(records, out, prov)
+    return ExportResult(counter.count, objects, prov)
+
+
+def export_feed(
+    store: LocalStore,
+    directory: Path,
+    *,
+    since: int = 0,
+    include_retracted: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ExportResult:
+    """Write the signals of ``store`` as a MISP feed into the existing, empty ``directory``
+    (:func:`forum_client.interop.misp.write_misp_feed`); the options are :func:`export`'s."""
+    from .misp import write_misp_feed
+
+    prov, counter, records = _read(store, since, include_retracted, progress)
+    objects = write_misp_feed(records, directory, prov)
+    return ExportResult(counter.count, objects, prov)
+
+
+def _read(
+    store: LocalStore, since: int, include_retracted: bool, progress: Callable[[int], None] | None
+) -> tuple[Provenance, _Counter, Iterator[SignalRecord]]:
     if type(since) is not int or since < 0:
         raise InvalidInputError.field("since", f"must be a log index >= 0, got {since!r}")
     prov = provenance(store)
     counter = _Counter(progress)
     records = counter.wrap(store.scan(since=since, include_retracted=include_retracted))
-    objects = writer(records, out, prov)
-    return ExportResult(counter.count, objects, prov)
+    return prov, counter, records
 
 
 class _Counter:
@@ -207,10 +236,12 @@ class _Counter:
 
 
 __all__ = [
+    "DIRECTORY_FORMATS",
     "FORMATS",
     "ExportResult",
     "Provenance",
     "export",
+    "export_feed",
     "provenance",
     "record_doc",
     "write_csv",

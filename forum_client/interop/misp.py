@@ -1,4 +1,4 @@
-"""MISP: one event JSON, both ways.
+"""MISP: one event JSON, both ways, and a MISP feed directory.
 
 Export (:func:`write_misp`, streamed): ``{"Event": {..., "Attribute": [...]}}`` with one
 attribute per signal, of the MISP type of :mod:`.mapping` (``md5``, ``sha1``, ``sha256``,
@@ -9,6 +9,8 @@ MISP has no PDQ type); a signal shared with a group under TLP gets the MISP TLP 
 signals (with ``--include-retracted``) as ``deleted: true``.  Provenance and the forum metadata
 go in the event ``info`` and each attribute's ``comment``.  UUIDs are UUIDv5 of the origin and
 the signal, so exports are stable.  PyMISP's ``MISPEvent.load`` reads the file.
+:func:`write_misp_feed` writes the same event as a MISP feed (``manifest.json``, the event
+file and ``hashes.csv``) that a MISP instance can pull as a feed of format "MISP Feed".
 
 Import (:func:`read_misp`): a MISP event (``{"Event": ...}``, a bare event, or a list of
 them), attributes directly on the event or inside its objects; each attribute of a type with a
@@ -18,6 +20,7 @@ else is skipped with the reason.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -49,10 +52,10 @@ def _uuid(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, chr(0).join(parts)))
 
 
-def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) -> int:
-    """Write one MISP event with one attribute per signal; returns the attribute count."""
+def _event(prov: Provenance) -> dict[str, Any]:
+    """The event's own fields (no attributes) for an export at ``prov``."""
     seconds = prov.exported_unix_ms // 1000
-    event = {
+    return {
         "uuid": _uuid(prov.origin, "event", str(prov.log_size)),
         "info": f"Shared-Signal Forum {prov.origin}: verified log size {prov.log_size}, "
         f"root {prov.root}",
@@ -64,6 +67,12 @@ def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
         "published": False,
         "Orgc": {"name": prov.origin, "uuid": _uuid(prov.origin, "org")},
     }
+
+
+def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) -> int:
+    """Write one MISP event with one attribute per signal; returns the attribute count."""
+    seconds = prov.exported_unix_ms // 1000
+    event = _event(prov)
     head = json.dumps({"Event": event}, ensure_ascii=False)
     # Reopen the event object to stream the attributes into it.
     out.write(head[:-2] + ', "Attribute": [\n')
@@ -104,6 +113,45 @@ def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
         out.write(_ENCODE(attribute))
         count += 1
     out.write("\n]}}\n")
+    return count
+
+
+FEED_FILES = ("manifest.json", "hashes.csv")
+"""Beside the event file ``<event uuid>.json`` in a MISP feed directory."""
+
+
+def write_misp_feed(records: Iterator[SignalRecord], directory: Path, prov: Provenance) -> int:
+    """Write a MISP feed into the existing, empty ``directory``: the event as
+    ``<uuid>.json`` (:func:`write_misp`), ``manifest.json`` (the event's uuid -> its Orgc,
+    Tag, info, date, analysis, threat_level_id and timestamp, as PyMISP's
+    ``MISPEvent.manifest``) and ``hashes.csv`` (``md5 of the value,event uuid`` per
+    attribute, as MISP's feed generator writes for correlation).  Streamed.  Returns the
+    attribute count."""
+    event = _event(prov)
+    manifest = {
+        event["uuid"]: {
+            "Orgc": event["Orgc"],
+            "Tag": [],
+            "info": event["info"],
+            "date": event["date"],
+            "analysis": int(event["analysis"]),
+            "threat_level_id": int(event["threat_level_id"]),
+            "timestamp": int(event["timestamp"]),
+        }
+    }
+    with (
+        (directory / f"{event['uuid']}.json").open("w", encoding="utf-8") as out,
+        (directory / "hashes.csv").open("w", encoding="utf-8", newline="") as hashes,
+    ):
+
+        def hashed(rows: Iterator[SignalRecord]) -> Iterator[SignalRecord]:
+            for record in rows:
+                digest = hashlib.md5(record.signal.value.encode(), usedforsecurity=False)
+                hashes.write(f"{digest.hexdigest()},{event['uuid']}\n")
+                yield record
+
+        count = write_misp(hashed(records), out, prov)
+    (directory / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False) + "\n")
     return count
 
 

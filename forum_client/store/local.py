@@ -327,22 +327,30 @@ class LocalStore:
                 if include_retracted or record.signal.active:
                     yield record
 
-    def changed(self, start: int, end: int | None = None) -> Iterator[SignalRecord]:
-        """The current record of every signal that an entry in ``[start, end)`` touched, once
-        each, in the order of the first entry that touched it (memory: the keys of the
-        signals changed in that range).  Raises StoreError."""
+    def changed(
+        self, start: int, end: int | None = None, *, chunk: int = 10_000
+    ) -> Iterator[tuple[int, list[SignalRecord]]]:
+        """The current records of the signals that entries in ``[start, end)`` touched, a
+        chunk at a time: yields ``(upto, records)`` where every signal an entry in
+        ``[start, upto)`` touched is in these records or earlier ones, so ``upto`` is a
+        checkpoint to resume from.  A chunk closes at an entry boundary once it holds
+        ``chunk`` distinct signals; a signal touched again in a later chunk comes again (its
+        current record both times).  Memory: one chunk; queries: a few per 500 signals, not
+        per signal.  Raises StoreError."""
         from .scan import changed_keys, records
 
-        def keys() -> Iterator[tuple[str, str]]:
-            seen: set[tuple[str, str]] = set()
-            for _, key in changed_keys(self.leaves(start, end)):
-                if key not in seen:
-                    seen.add(key)
-                    yield key
-
-        ordered = list(keys())
+        stop = self.size if end is None else end
         with self.read() as con:
-            yield from records(con, ordered)
+            keys: dict[tuple[str, str], None] = {}
+            last = start - 1
+            for index, key in changed_keys(self.leaves(start, stop)):
+                if index != last and len(keys) >= chunk:
+                    yield index, list(records(con, keys))
+                    keys = {}
+                last = index
+                keys[key] = None
+            if keys or start < stop:
+                yield stop, list(records(con, keys))
 
     def redacted_groups(self) -> set[str]:
         """The groups this copy holds entries of as leaf hashes only."""

@@ -80,19 +80,32 @@ def scan(con: sqlite3.Connection, since: int, page: int) -> Iterator[SignalRecor
             if not rows:
                 break
             first_page = False
-            yield from _page_records(con, rows, type_, rows[0][1], rows[-1][1], since)
+            yield from _page_records(con, rows, _RANGE, (type_, rows[0][1], rows[-1][1]), since)
             after = rows[-1][1]
 
 
 def records(con: sqlite3.Connection, keys: Iterable[_Key]) -> Iterator[SignalRecord]:
-    """The records of ``keys`` (signals the copy does not hold are skipped), in that order."""
-    for key in keys:
-        row = con.execute(
-            "SELECT type, value, status, first_index FROM signals WHERE type = ? AND value = ?",
-            key,
-        ).fetchone()
-        if row is not None:
-            yield from _page_records(con, [row], key[0], key[1], key[1], 0)
+    """The records of ``keys`` (signals the copy does not hold are skipped), by type and value,
+    ``_IN_BATCH`` values of one type per query of each table (not a query per signal)."""
+    by_type: defaultdict[str, set[str]] = defaultdict(set)
+    for type_, value in keys:
+        by_type[type_].add(value)
+    for type_ in sorted(by_type):
+        values = sorted(by_type[type_])
+        for at in range(0, len(values), _IN_BATCH):
+            batch = values[at : at + _IN_BATCH]
+            where = f"WHERE type = ? AND value IN ({','.join('?' * len(batch))})"
+            params = (type_, *batch)
+            rows = con.execute(
+                f"SELECT type, value, status, first_index FROM signals {where} ORDER BY value",
+                params,
+            ).fetchall()
+            if rows:
+                yield from _page_records(con, rows, where, params, 0)
+
+
+_IN_BATCH = 500
+"""Values bound in one ``IN (...)`` query (SQLite allows 32,766 parameters)."""
 
 
 def changed_keys(leaves: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, _Key]]:
@@ -123,10 +136,10 @@ _TOUCHING = frozenset(
 
 
 def _grouped(
-    con: sqlite3.Connection, sql: str, type_: str, first: str, last: str
+    con: sqlite3.Connection, sql: str, params: tuple[str, ...]
 ) -> defaultdict[_Key, list[tuple[Any, ...]]]:
     out: defaultdict[_Key, list[tuple[Any, ...]]] = defaultdict(list)
-    for row in con.execute(sql, (type_, first, last)):
+    for row in con.execute(sql, params):
         out[(row[0], row[1])].append(tuple(row[2:]))
     return out
 
@@ -137,37 +150,31 @@ _RANGE = "WHERE type = ? AND value BETWEEN ? AND ?"
 def _page_records(
     con: sqlite3.Connection,
     rows: list[tuple[str, str, str, int]],
-    type_: str,
-    first: str,
-    last: str,
+    where: str,
+    params: tuple[str, ...],
     since: int,
 ) -> Iterator[SignalRecord]:
+    """The records of ``rows`` (signals of one type), reading each table once with ``where``
+    (which selects at least those signals)."""
+    type_ = rows[0][0] if rows else ""
     descriptors = _grouped(
         con,
         "SELECT type, value, member_id, labels, content_type, quality, scope, active, "
-        f"entry_index, tlp FROM descriptors {_RANGE} ORDER BY type, value, member_id",
-        type_,
-        first,
-        last,
+        f"entry_index, tlp FROM descriptors {where} ORDER BY type, value, member_id",
+        params,
     )
     opinions = _grouped(
         con,
-        f"SELECT type, value, member_id, kind, note, entry_index FROM opinions {_RANGE} "
+        f"SELECT type, value, member_id, kind, note, entry_index FROM opinions {where} "
         "ORDER BY type, value, member_id",
-        type_,
-        first,
-        last,
+        params,
     )
     retracted = _grouped(
         con,
-        f"SELECT type, value, MAX(entry_index) FROM retractions {_RANGE} GROUP BY type, value",
-        type_,
-        first,
-        last,
+        f"SELECT type, value, MAX(entry_index) FROM retractions {where} GROUP BY type, value",
+        params,
     )
-    benign = _grouped(
-        con, f"SELECT type, value, entry_index FROM benign {_RANGE}", type_, first, last
-    )
+    benign = _grouped(con, f"SELECT type, value, entry_index FROM benign {where}", params)
     labels_of = _LABELS_CACHE
     no_rollup = _NO_ROLLUP
     for _, value, status, first_index in rows:

@@ -168,6 +168,40 @@ def test_misp_export_loads_in_pymisp(source: tuple[LocalForum, Path], tmp_path: 
     assert by_value[C].to_ids is False
 
 
+def test_misp_feed_is_what_pymisp_makes_of_its_event(
+    source: tuple[LocalForum, Path], tmp_path: Path
+) -> None:
+    """manifest.json and hashes.csv are what PyMISP's MISPEvent.manifest and
+    attributes_hashes("md5") give for the event file (as MISP's feed generator writes them)."""
+    from pymisp import MISPEvent
+
+    _, db = source
+    feed = export(db, "misp-feed", tmp_path / "feed")
+    manifest = json.loads((feed / "manifest.json").read_text())
+    [uuid] = manifest
+    assert sorted(p.name for p in feed.iterdir()) == sorted(
+        ["manifest.json", "hashes.csv", f"{uuid}.json"]
+    )
+    event = MISPEvent()
+    event.load_file(str(feed / f"{uuid}.json"))
+    assert event.uuid == uuid
+    assert manifest == json.loads(json.dumps(event.manifest))
+    hashes = (feed / "hashes.csv").read_text().splitlines()
+    assert hashes == [f"{h},{uuid}" for h in event.attributes_hashes("md5")]
+    assert {a.value for a in event.attributes} >= {MD5_KEPT, SHA256, A}
+    # Exporting again replaces the feed it wrote; anything else is refused (exit 2)
+    assert export(db, "misp-feed", feed, "--include-retracted") == feed
+    assert len((feed / "hashes.csv").read_text().splitlines()) == len(hashes) + 1
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    args = ["export", "--db", str(db), "--format"]
+    assert client_main([*args, "misp-feed", "-o", str(other)]) == 2
+    assert client_main([*args, "misp-feed"]) == 2
+    assert client_main([*args, "misp", "-o", str(other)]) == 2
+    assert (other / "notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("fmt", ["stix", "misp"])
 def test_round_trip_into_a_second_forum(
     source: tuple[LocalForum, Path], tmp_path: Path, fmt: str

@@ -50,7 +50,8 @@ class TX:
         home.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "HOME": str(home)}
 
-    def __call__(self, *args: str, ok: bool = True) -> str:
+    def __call__(self, *args: str, ok: bool = True, stderr: bool = False) -> str:
+        """The command's stdout (its stderr with ``stderr``)."""
         done = subprocess.run(
             [sys.executable, "-m", "threatexchange", *args],
             env=self.env,
@@ -60,7 +61,7 @@ class TX:
         )
         if ok:
             assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done.stdout
+        return done.stderr if stderr else done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,8 @@ def test_threatexchange_fetch_match_label_through_the_extension(
         "--profile", str(alice.bundle_path), "--db", str(tmp_path / "copy.db"),
         "--key", str(alice.key_path),
     )  # fmt: skip
-    tx("fetch")
+    first = tx("-v", "fetch", stderr=True)
+    assert "deltas from log size 0" in first, first
     found = tx("match", "-H", "photo", "--", near(KEPT, 5))
     assert found.startswith("pdq 5 (forum) POSITIVE_CLASS"), found
     assert GLORY in found and PUB in found
@@ -122,7 +124,12 @@ def test_threatexchange_fetch_match_label_through_the_extension(
         )
     with forum.client("alice") as client:
         client.retract([{"type": "pdq", "value": KEPT}], alice.signing_key, "withdrawn")
-    tx("fetch")
+    with LocalStore(tmp_path / "copy.db") as store:
+        fetched = store.size
+    second = tx("-v", "fetch", stderr=True)
+    # incremental: the deltas start at the size the first fetch reached, and carry 2 signals
+    assert f"deltas from log size {fetched}" in second, second
+    assert "fetch() with 2 new records" in second, second
     assert "(forum) POSITIVE_CLASS" in tx("match", "-H", "photo", "--", near(LATER, 3))
     # bob's descriptor on KEPT is still active: it matches, with bob's label only
     still = tx("match", "-H", "photo", "--", near(KEPT, 1))
@@ -158,6 +165,15 @@ def test_the_calls_hma_makes_fetch_deltas_and_resume(forum: LocalForum, tmp_path
     size = deltas[-1].checkpoint.log_size
     with LocalStore(tmp_path / "hma.db") as store:
         assert size == store.size
+        # Changes since a size come in chunks closed by the log size they cover
+        from forum_client.store.scan import changed_keys
+
+        touched = {key for _, key in changed_keys(store.leaves(2, size))}
+        chunks = list(store.changed(2, chunk=2))
+        uptos = [upto for upto, _ in chunks]
+        assert len(chunks) > 1 and uptos == sorted(set(uptos)) and uptos[-1] == size
+        got = [(r.signal.type, r.signal.value) for _, records in chunks for r in records]
+        assert set(got) == touched
     assert ("pdq", RETRACTED) not in state and ("pdq", BENIGN) not in state
     from threatexchange.signal_type.url_md5 import UrlMD5Signal
 
@@ -179,6 +195,6 @@ def test_the_calls_hma_makes_fetch_deltas_and_resume(forum: LocalForum, tmp_path
     meta = delta[-1].updates[("pdq", KEPT)]
     assert (
         meta is not None
-        and meta.negative_members == ["bob"]
+        and meta.negative_members == ("bob",)
         and delta[-1].checkpoint.log_size == size + 1
     )
