@@ -242,6 +242,9 @@ async def _start(
                 f"--metrics-listen {config.metrics_listen}: cannot serve metrics there ({reason})",
             ) from None
         log.info("metrics on http://%s:%d/metrics", host or "127.0.0.1", bound)
+    await (
+        cosigner.load_stored()
+    )  # before the first call: never the plain checkpoint after a restart
     await server.start()
     leadership: Leadership | None = None
     task: asyncio.Task[None] | None = None

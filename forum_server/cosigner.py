@@ -157,7 +157,6 @@ class Cosigner:
     async def _run(self) -> None:
         last: bytes | None = None
         sent_at = 0.0
-        await self._load_stored()
         while True:
             if not self.sequencer.leading:  # several servers: the leader asks the witnesses
                 await self._follow_store()
@@ -268,9 +267,9 @@ class Cosigner:
         """A server that does not lead serves the checkpoints the leader stored."""
         await asyncio.sleep(self.config.follow_store_seconds)
         if self.sequencer.shared is not None:
-            await self._load_stored()
+            await self.load_stored()
 
-    async def _load_stored(self) -> None:
+    async def load_stored(self) -> None:
         """Serve the checkpoints stored last (by the leader, or by this server before it
         restarted): the cosigned one once this server's own copy of the log has caught up
         with it.  Without this a restarted server would serve its plain checkpoint until the
