@@ -79,9 +79,23 @@ class LocalStore:
                 raise StoreError(
                     f"{self.path}: made by a newer forum_client (migrations {unknown})"
                 )
-            MIGRATIONS.apply(self.db)
+            self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open local store {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Apply the pending migrations and the migrations table itself in one transaction:
+        a process killed while creating a new copy leaves an empty file, never a half-made
+        schema (sqlite-utils commits the migrations table on its own before the first step)."""
+        if not MIGRATIONS.pending(self.db):
+            return
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS.apply(self.db)  # re-reads what is pending under the write lock
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
 
     def __enter__(self) -> LocalStore:
         return self

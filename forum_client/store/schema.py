@@ -21,15 +21,17 @@ MIGRATIONS = Migrations("forum_client.store")
 def is_foreign(con: sqlite3.Connection) -> bool:
     """Whether the database holds tables but none of this schema's migrations: another
     program's database (a server's ``forum.db``...), which migrating would alter.  Reads only."""
-    tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if not tables:
         return False
     if "_sqlite_migrations" not in tables:
         return True
-    ours = con.execute(
-        "SELECT 1 FROM _sqlite_migrations WHERE migration_set = ? LIMIT 1", [MIGRATIONS.name]
-    ).fetchone()
-    return ours is None
+    sets = {r[0] for r in con.execute("SELECT DISTINCT migration_set FROM _sqlite_migrations")}
+    if not sets:
+        # A copy whose creation was killed before its first step committed (an earlier SDK
+        # committed the migrations table on its own first): ours, if it holds nothing else.
+        return tables != {"_sqlite_migrations"}
+    return MIGRATIONS.name not in sets
 
 
 ACTIVE, RETRACTED = "active", "retracted"

@@ -4,9 +4,13 @@ round trip, evidence, snapshots for readers."""
 from __future__ import annotations
 
 import doctest
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 import forum_client.store as store_package
 from forum_client import entries as e
@@ -76,8 +80,6 @@ def test_schema_is_migrated_once_and_newer_schemas_are_refused(tmp_path: Path) -
 def test_another_programs_database_is_refused_unchanged(tmp_path: Path) -> None:
     """Opening a SQLite file of another schema (the server's forum.db given as --db) used
     to add the local copy's migrations table to it, then fail; now it is left as it was."""
-    import sqlite3
-
     other = tmp_path / "forum.db"
     con = sqlite3.connect(other)
     con.execute("CREATE TABLE leaves (idx INTEGER PRIMARY KEY, leaf BLOB)")
@@ -88,6 +90,37 @@ def test_another_programs_database_is_refused_unchanged(tmp_path: Path) -> None:
         LocalStore(other)
     assert other.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["forum.db"]  # no -wal, no -shm
+
+
+def test_a_copy_killed_while_it_is_created_reopens(tmp_path: Path) -> None:
+    """A sync killed (-9) while it created a new copy used to leave the migrations table and
+    no step recorded, which the next open refused as another program's database."""
+    db = tmp_path / "new.db"
+    killer = (
+        "import os, sys\n"
+        "from forum_client.store import schema\n"
+        "step = schema.MIGRATIONS._migrations[1]\n"
+        "def die(db):\n"
+        "    db.execute('CREATE TABLE half_made (x)')\n"
+        "    os._exit(9)\n"
+        "step.fn = die\n"
+        "from forum_client.store import LocalStore\n"
+        "LocalStore(sys.argv[1])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", killer, str(db)], check=False)
+    assert done.returncode == 9
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT name FROM sqlite_master").fetchall() == []  # nothing half-made
+    con.close()
+    with LocalStore(db) as store:
+        assert len(MIGRATIONS.applied(store.db)) == len(MIGRATIONS._migrations)
+
+    earlier = tmp_path / "earlier.db"  # what an earlier SDK left: the migrations table alone
+    con = sqlite3.connect(earlier)
+    MIGRATIONS.ensure_migrations_table(sqlite_utils.Database(con))
+    con.close()
+    with LocalStore(earlier) as store:
+        assert len(MIGRATIONS.applied(store.db)) == len(MIGRATIONS._migrations)
 
 
 def test_view_follows_the_rules_semantics(tmp_path: Path) -> None:
