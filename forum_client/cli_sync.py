@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # sync.SyncConfig.commit_every_rows and witness_max_age_seconds (a test keeps them equal),
 # here so --help stays light.
 COMMIT_EVERY_ROWS = 100_000
+CACHE_MIB = 128  # store.local.DEFAULT_CACHE_MIB (the same test)
 WITNESS_FRESHNESS_SECONDS = 3600
 MAX_WITNESS_FRESHNESS_SECONDS = 366 * 24 * 3600
 
@@ -110,7 +111,16 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
     type=click.IntRange(min=1),
     default=COMMIT_EVERY_ROWS,
     show_default=True,
-    help="Rows staged before a verified intermediate commit.",
+    help="Rows staged before a verified intermediate commit (at least: once the copy "
+    "outgrows its page cache, a step also stages 2 rows per page of the copy).",
+)
+@click.option(
+    "--cache-mib",
+    type=click.IntRange(min=1),
+    default=CACHE_MIB,
+    show_default=True,
+    help="SQLite page cache of the local copy, in MiB (a bound: the sync's memory does not "
+    "grow with the copy).",
 )
 @click.option(
     "--signature-threads",
@@ -137,6 +147,7 @@ def sync(
     as_json: bool,
     no_progress: bool,
     commit_every: int,
+    cache_mib: int,
     signature_threads: int | None,
     witness_freshness: int,
 ) -> None:
@@ -183,7 +194,7 @@ def sync(
                 held = "" if w.size is None else f" (holds size {w.size})"
                 click.echo(f"  witness {w.name}: {w.outcome}{held} {w.detail}".rstrip())
 
-    with LocalStore(db) as store:
+    with LocalStore(db, cache_mib=cache_mib) as store:
         syncer = Syncer(
             GrpcSource(client.stub, client.timeout),
             store,

@@ -75,6 +75,7 @@ from .replay import LeakedEntry, Replay
 from .sigcheck import PendingChecks, SignatureChecker, default_threads
 from .source import Batch, ForumSource, PendingCheckpoint, Redacted
 from .store import LocalStore, SyncTransaction
+from .store.local import SPILL_ROWS
 from .verifier import TrustRoot
 from .witness_gossip import WitnessView, ask_witnesses
 
@@ -107,6 +108,11 @@ class SyncConfig:
 
     max_batch: int = 0  # entries per GetEntries message; 0 = the server's default
     commit_every_rows: int = 100_000  # staged rows before a verified intermediate commit
+    # Once the copy outgrows its page cache, a step stages at least this many rows per page
+    # of the copy before it commits: its rows go into the view in one sorted pass, so each
+    # leaf page is written about once per step, and the pages written per row stay flat as
+    # the copy grows (docs/benchmarks.md, "Growth").  0: every commit_every_rows.
+    rows_per_copy_page: float = 2.0
     timeout_seconds: float = 60.0  # per unary call (checkpoint, proofs)
     backoff_initial_seconds: float = 0.2  # follow mode: first reconnect delay
     backoff_max_seconds: float = 5.0  # follow mode: reconnect delay doubles up to this
@@ -563,7 +569,9 @@ class Syncer:
 
     def _begin(self) -> SyncTransaction:
         if self.txn is None:
-            self.txn = self.store.begin_sync(self.replay.size)
+            # Python holds at most half of the smallest step (see SyncConfig)
+            spill = max(1, min(SPILL_ROWS, self.config.commit_every_rows // 2))
+            self.txn = self.store.begin_sync(self.replay.size, spill_rows=spill)
         return self.txn
 
     def _rollback(self) -> None:
@@ -652,8 +660,15 @@ class Syncer:
             on_commit = self._on_commit
             if on_commit is not None:
                 on_commit(self._result())
-        elif txn.rows_staged >= self.config.commit_every_rows and rng.size <= cp.size:
+        elif txn.rows_staged >= self._step_rows(txn) and rng.size <= cp.size:
             self._commit()
+
+    def _step_rows(self, txn: SyncTransaction) -> int:
+        """Staged rows before a verified intermediate commit (see :class:`SyncConfig`)."""
+        every = self.config.commit_every_rows
+        if not txn.grown:
+            return every
+        return max(every, int(self.config.rows_per_copy_page * txn.copy_pages))
 
     def _apply_redacted(self, index: int, item: Redacted, txn: SyncTransaction) -> None:
         """An entry served as its leaf hash: its author's scope claim must name a group this

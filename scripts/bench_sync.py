@@ -31,12 +31,13 @@ import datetime as dt
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -54,7 +55,7 @@ from forum_client.verifier import LogState
 from forum_server.admin.init import init_forum
 from forum_server.app import ServerPaths, running_server
 from forum_server.storage import StoredLeaf, open_store
-from forum_server.testing import LocalForum
+from forum_server.testing import EnrolledMember, LocalForum
 
 LABEL = "behaviour:terrorist-publication"
 GROUP = "bench-group"
@@ -212,9 +213,19 @@ def timed_sync(bundle: Path, server: str, db: Path) -> dict[str, float]:
     }
 
 
+def _sizes(text: str) -> list[int]:
+    return [int(n) for n in text.split(",")]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--signals", type=int, default=1_000_000)
+    parser.add_argument(
+        "--signals",
+        type=_sizes,
+        default=[1_000_000],
+        help="signals in the log; several (e.g. 1000000,5000000) are synced one after the "
+        "other in the same run, each with its own raw anchor, and compared with the first",
+    )
     parser.add_argument("--per-entry", type=int, default=1_000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=7)
@@ -226,7 +237,14 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="py-spy summary of the measured sync process (needs py-spy in .venv)",
+        help="py-spy summary of the measured sync process (needs py-spy in .venv); with "
+        "several sizes, one file per size (FILE-N)",
+    )
+    parser.add_argument(
+        "--forums",
+        type=Path,
+        help="keep each built forum in this directory and reuse it on the next run "
+        "(the log of N signals is built once; default: a fresh temporary one each run)",
     )
     parser.add_argument(
         "--redacted-fraction",
@@ -244,25 +262,145 @@ def main() -> int:
     if not 0.0 <= args.redacted_fraction < 1.0:
         parser.error("--redacted-fraction is in [0, 1)")
     if args.redacted_fraction:
+        args.signals = args.signals[0]
         return redacted_run(args)
-    inline: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
-        base = Path(tmp)
-        forum_dir = base / "forum"
-        trust_root = init_forum(
-            forum_dir, name="Bench", address="127.0.0.1:0", now=dt.datetime.now(dt.UTC)
-        )
-        # Enrolled first: issuing a bundle replays the whole log (every signature), which on
-        # a busy machine outlasts the operator's deadline once the log is long.
-        with running_server(forum_dir / "server") as running:
-            reader = LocalForum(forum_dir, trust_root, running).enroll(
-                "bench-reader", e.Role.OBSERVER
+    if args.forums is not None:
+        args.forums.mkdir(parents=True, exist_ok=True)
+    docs: list[dict[str, Any]] = []
+    for signals in args.signals:
+        profile = args.profile
+        if profile is not None and len(args.signals) > 1:
+            profile = profile.with_name(f"{profile.stem}-{signals}{profile.suffix}")
+        doc = one_size(args, signals, profile)
+        if doc is None:
+            return 1
+        if docs:
+            first = docs[0]
+            doc["rate_vs_first"] = round(doc["sync_signals_per_s"] / first["sync_signals_per_s"], 3)
+            doc["raw_rate_vs_first"] = round(
+                doc["raw_insert_signals_per_s"] / first["raw_insert_signals_per_s"], 3
             )
-        t0 = time.perf_counter()
-        size, member_key, submissions = build_log(
-            forum_dir, args.signals, args.per_entry, args.seed
+        docs.append(doc)
+        if not args.json:
+            for k, v in doc.items():
+                print(f"{k:28} {v}")
+    if args.json:
+        print(json.dumps(docs[0] if len(docs) == 1 else {"runs": docs}))
+    return 0
+
+
+def forum_of(
+    base: Path, signals: int, per_entry: int, seed: int
+) -> tuple[Path, EnrolledMember, int, bytes, list[Envelope], float]:
+    """The forum holding ``signals`` in ``per_entry`` submissions under ``base`` (built
+    there unless an earlier run with ``--forums`` left it) and its enrolled reader."""
+    forum_dir = base / f"forum-{signals}-{per_entry}-{seed}"
+    built = forum_dir / "bench-built.json"
+    if built.exists():
+        doc = json.loads(built.read_text())
+        key = Path(doc["key"])
+        reader = EnrolledMember(
+            doc["reader"], e.Role.OBSERVER, Path(doc["bundle"]), key, SigningKey.load(key)
         )
-        build_seconds = time.perf_counter() - t0
+        size, member_key, submissions = rebuild_submissions(forum_dir, doc)
+        return forum_dir, reader, size, member_key, submissions, 0.0
+    trust_root = init_forum(
+        forum_dir, name="Bench", address="127.0.0.1:0", now=dt.datetime.now(dt.UTC)
+    )
+    # Enrolled first: issuing a bundle replays the whole log (every signature), which on a
+    # busy machine outlasts the operator's deadline once the log is long.
+    with running_server(forum_dir / "server") as running:
+        reader = LocalForum(forum_dir, trust_root, running).enroll("bench-reader", e.Role.OBSERVER)
+    t0 = time.perf_counter()
+    size, member_key, submissions = build_log(forum_dir, signals, per_entry, seed)
+    build_seconds = time.perf_counter() - t0
+    built.write_text(
+        json.dumps(
+            {
+                "reader": reader.member_id,
+                "bundle": str(reader.bundle_path.resolve()),
+                "key": str(reader.key_path.resolve()),
+                "size": size,
+                "member_key": member_key.hex(),
+            }
+        )
+    )
+    return forum_dir, reader, size, member_key, submissions, build_seconds
+
+
+def rebuild_submissions(forum_dir: Path, doc: dict[str, Any]) -> tuple[int, bytes, list[Envelope]]:
+    """A kept forum's size, member key and submissions (read back from its store)."""
+    store = open_store(ServerPaths(forum_dir / "server").database_location())
+    member_key = bytes.fromhex(doc["member_key"])
+    try:
+        submissions = [
+            env
+            for leaf in store.leaves(0, store.size())
+            if (env := Envelope.from_leaf_bytes(leaf.leaf_bytes)).payload_type
+            == e.PAYLOAD_TYPES[e.Submission]
+        ]
+    finally:
+        store.close()
+    return int(doc["size"]), member_key, submissions
+
+
+class MemorySampler:
+    """Samples a process's memory (``/proc/PID/smaps_rollup``) and a file's size every
+    ``interval`` seconds on a thread: the peak of each, and a coarse timeline."""
+
+    FIELDS = ("Rss", "Anonymous", "RssFile", "RssShmem")
+
+    def __init__(self, pid: int, wal: Path, interval: float = 1.0) -> None:
+        self.pid, self.wal, self.interval = pid, wal, interval
+        self.peak: dict[str, int] = {}
+        self.timeline: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._started = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last_kept = -1e9
+        while not self._stop.wait(self.interval):
+            try:
+                text = Path(f"/proc/{self.pid}/smaps_rollup").read_text()
+            except OSError:
+                return
+            kib = {}
+            for line in text.splitlines():
+                name, _, rest = line.partition(":")
+                if name in self.FIELDS:
+                    kib[name] = int(rest.split()[0])
+            try:
+                kib["wal"] = self.wal.stat().st_size // 1024
+            except OSError:
+                kib["wal"] = 0
+            for name, value in kib.items():
+                self.peak[name] = max(self.peak.get(name, 0), value)
+            at = time.perf_counter() - self._started
+            if at - last_kept >= 15:
+                last_kept = at
+                self.timeline.append(
+                    {"s": round(at), **{k: round(v / 1024) for k, v in kib.items()}}
+                )
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        return {
+            "peak_mib": {k: round(v / 1024) for k, v in self.peak.items()},
+            "timeline_mib": self.timeline,
+        }
+
+
+def one_size(args: argparse.Namespace, signals: int, profile: Path | None) -> dict[str, Any] | None:
+    """Build (or reuse) a forum of ``signals``, time a fresh sync of it and the raw anchor."""
+    inline: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-sync-", dir=args.forums) as tmp:
+        base = Path(tmp)
+        forum_dir, reader, size, member_key, submissions, build_seconds = forum_of(
+            args.forums or base, signals, args.per_entry, args.seed
+        )
         with running_server(forum_dir / "server", start_timeout_seconds=3600) as running:
             db = base / "synced.db"
             if args.inline_too:  # the same sync with every signature checked inline, first
@@ -286,50 +424,39 @@ def main() -> int:
                 done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
                 if done.returncode != 0:
                     print(done.stderr, file=sys.stderr)
-                    return 1
+                    return None
                 inline = json.loads(done.stdout.splitlines()[-1])
                 inline_db.unlink()
-            cmd = [
-                sys.executable,
-                "-m",
-                "forum_client.cli",
-                "--profile",
-                str(reader.bundle_path),
-                "--server",
-                running.address,
-                "sync",
-                "--db",
-                str(db),
-                "--json",
-                "--no-progress",
-            ]
+            cmd = [sys.executable, "-c", _SYNC, "--profile", str(reader.bundle_path)]
+            cmd += ["--server", running.address, "sync", "--db", str(db), "--json"]
             start = time.perf_counter()
             proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+                [*cmd, "--no-progress"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=dict(os.environ),
             )
-            spy = (
-                None
-                if args.profile is None
-                else _profile(proc.pid, args.profile.with_suffix(".raw"))
-            )
+            sampler = MemorySampler(proc.pid, db.with_name(db.name + "-wal"))
+            spy = None if profile is None else _profile(proc.pid, profile.with_suffix(".raw"))
             out, err = proc.communicate()
             sync_seconds = time.perf_counter() - start
-            if spy is not None:
+            memory = sampler.stop()
+            if spy is not None and profile is not None:
                 spy.wait()  # py-spy ends with the process it samples
-                summarize_profile(
-                    args.profile.with_suffix(".raw"), args.profile, what="the sync process"
-                )
-            done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-            if done.returncode != 0:
-                print(done.stderr, file=sys.stderr)
-                return 1
-            result = json.loads(done.stdout.splitlines()[-1])
-        peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+                summarize_profile(profile.with_suffix(".raw"), profile, what="the sync process")
+            if proc.returncode != 0:
+                print(err, file=sys.stderr)
+                return None
+            result = json.loads(out.splitlines()[-1])
+        # The sync process's own peak (ru_maxrss, printed by _SYNC as it exits).
+        peak_rss_mib = json.loads(err.strip().splitlines()[-1])["peak_rss_kib"] / 1024
+        db_mib = db.stat().st_size / 2**20
         raw_seconds, rows = raw_insert_rate(base / "raw.db", db)
         verify_2 = raw_rate(member_key, submissions, 2)
     synced = result["signals"]
     entries_per_s = result["entries"] / result["seconds"]
-    doc = {
+    doc: dict[str, Any] = {
         "signals": synced,
         "entries": size,
         "per_entry": args.per_entry,
@@ -338,23 +465,21 @@ def main() -> int:
         "sync_seconds": result["seconds"],
         "sync_signals_per_s": round(synced / result["seconds"]),
         "sync_peak_rss_mib": round(peak_rss_mib, 1),
+        "copy_mib": round(db_mib),
         "raw_insert_seconds": round(raw_seconds, 2),
         "raw_insert_signals_per_s": round(rows / raw_seconds),
         "ratio_sync_to_raw": round((synced / result["seconds"]) / (rows / raw_seconds), 3),
         "sync_entries_per_s": round(entries_per_s),
         "verify_2_threads_per_s": round(verify_2),
         "ratio_entries_to_verify_2": round(entries_per_s / verify_2, 3),
+        "load_average": os.getloadavg(),
+        "sync_memory": memory,
     }
     if args.inline_too:
         inline_rate = inline["entries"] / inline["seconds"]
         doc["inline_entries_per_s"] = round(inline_rate)
         doc["ratio_inline_to_verify_2"] = round(inline_rate / verify_2, 3)
-    if args.json:
-        print(json.dumps(doc))
-    else:
-        for k, v in doc.items():
-            print(f"{k:28} {v}")
-    return 0
+    return doc
 
 
 def redacted_run(args: argparse.Namespace) -> int:

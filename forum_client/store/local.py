@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .scan import SignalRecord
 
 DEFAULT_CACHE_MIB = 128
+SPILL_ROWS = 20_000
+"""Pending signal rows a grown copy's sync step holds in Python before staging them in SQLite."""
 DEFAULT_BUSY_TIMEOUT_SECONDS = 30.0
 """How long a writer waits for another one (e.g. a second sync) before StoreError."""
 _CHUNK = 500  # values per SQL IN (...) statement
@@ -71,7 +73,9 @@ class LocalStore:
             # lose the last ones, which the next sync fetches again.
             self.con.execute("PRAGMA synchronous=NORMAL")
             self.con.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
-            self.con.execute("PRAGMA temp_store=MEMORY")
+            # Temporary tables and sorts larger than the page cache go to a temporary file
+            # (a grown copy's sync stages its steps there), so memory stays bounded.
+            self.con.execute("PRAGMA temp_store=FILE")
             self.db = sqlite_utils.Database(self.con)
             known = {m.name for m in MIGRATIONS._migrations}
             unknown = [m.name for m in MIGRATIONS.applied(self.db) if m.name not in known]
@@ -218,14 +222,17 @@ class LocalStore:
             raise StoreError(f"{self.path}: sync state is corrupt ({exc})") from exc
         return SyncState(int(size), rng, bytes(note), split_hashes(proof), state)
 
-    def begin_sync(self, expected_size: int | None = None) -> SyncTransaction:
+    def begin_sync(
+        self, expected_size: int | None = None, *, spill_rows: int = SPILL_ROWS
+    ) -> SyncTransaction:
         """Open the sync's write transaction (see :class:`SyncTransaction`).
 
         ``expected_size``: the verified size the caller's replay starts from; if another sync
         moved the copy meanwhile this raises ConcurrentSyncError (a StoreError) instead of
         staging entries twice.  StoreError if another writer keeps the file locked.
+        ``spill_rows``: see :class:`SyncTransaction`.
         """
-        return SyncTransaction(self, expected_size)
+        return SyncTransaction(self, expected_size, spill_rows)
 
     # ---- reading the view ----
 

@@ -22,13 +22,14 @@ if TYPE_CHECKING:
     from .local import LocalStore
 
 
-def _outgrew_cache(con: sqlite3.Connection) -> bool:
-    """Whether the database file is larger than the connection's page cache."""
+def _pages(con: sqlite3.Connection) -> tuple[int, bool]:
+    """The database's size in pages, and whether it is larger than the connection's page
+    cache."""
     pages = con.execute("PRAGMA page_count").fetchone()[0]
     page_size = con.execute("PRAGMA page_size").fetchone()[0]
     cache = con.execute("PRAGMA cache_size").fetchone()[0]  # pages, or -KiB if negative
     cache_bytes = -cache * 1024 if cache < 0 else cache * page_size
-    return bool(pages * page_size > cache_bytes)
+    return int(pages), bool(pages * page_size > cache_bytes)
 
 
 class ConcurrentSyncError(StoreError):
@@ -38,6 +39,9 @@ class ConcurrentSyncError(StoreError):
 class SyncTransaction(ViewWriter):
     """Staged rows of one sync step, on top of the copy's committed, verified state.
 
+    ``spill_rows``: once the copy outgrew its page cache, pending signal rows beyond this
+    many go to SQLite's TEMP stage tables (:class:`~forum_client.store.view.ViewWriter`).
+
     Made by :meth:`LocalStore.begin_sync`, which waits for another writer of the file (up to
     the store's busy timeout) and then checks the copy is still at the size the caller
     verified from: ConcurrentSyncError if another sync moved it, StoreError if the file stays
@@ -45,7 +49,7 @@ class SyncTransaction(ViewWriter):
     :meth:`commit` / :meth:`rollback`.
     """
 
-    def __init__(self, store: LocalStore, expected_size: int | None) -> None:
+    def __init__(self, store: LocalStore, expected_size: int | None, spill_rows: int) -> None:
         con = store.con
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -54,7 +58,13 @@ class SyncTransaction(ViewWriter):
                 f"cannot write {store.path}: {exc} (another sync or forum-client process is "
                 "writing it; wait for it to finish)"
             ) from exc
-        super().__init__(con, key_order=_outgrew_cache(con))
+        pages, grown = _pages(con)
+        super().__init__(con, key_order=grown, spill_rows=spill_rows if grown else 0)
+        self.copy_pages = pages
+        """The copy's size in pages when the transaction began."""
+        self.grown = grown
+        """Whether the copy outgrew its page cache (then its rows are written in key order,
+        and large steps are staged in SQLite)."""
         self.store = store
         if expected_size is not None:
             size = store.size

@@ -43,7 +43,28 @@ class ViewWriter:
     PDQ_SQL = "INSERT OR IGNORE INTO pdq_changes VALUES (?, ?)"
     REDACTED_SQL = "INSERT INTO redacted VALUES (?, ?, ?, ?, ?)"
 
-    def __init__(self, con: sqlite3.Connection, key_order: bool = False) -> None:
+    STAGE_TABLES = (
+        "CREATE TEMP TABLE IF NOT EXISTS stage_signals (type, value, first_index)",
+        "CREATE TEMP TABLE IF NOT EXISTS stage_descriptors "
+        "(type, value, member_id, labels, content_type, quality, scope, entry_index, tlp)",
+    )
+    # A stable sort by key (rowid: the order rows were staged in, i.e. log order), so a later
+    # row for the same key still lands later and the upserts mean what they mean in log order.
+    MERGE_SIGNALS_SQL = (
+        "INSERT INTO signals (type, value, status, first_index) "
+        "SELECT type, value, 'active', first_index FROM temp.stage_signals "
+        "WHERE true ORDER BY type, value, rowid "
+        "ON CONFLICT (type, value) DO UPDATE SET status = 'active' WHERE status != 'active'"
+    )
+    MERGE_DESCRIPTORS_SQL = (
+        "INSERT OR REPLACE INTO descriptors SELECT type, value, member_id, labels, "
+        "content_type, quality, scope, 1, entry_index, tlp FROM temp.stage_descriptors "
+        "ORDER BY type, value, rowid"
+    )
+
+    def __init__(
+        self, con: sqlite3.Connection, key_order: bool = False, spill_rows: int = 0
+    ) -> None:
         self.con = con
         # Write signal and descriptor rows in key order: random hash keys otherwise touch a
         # random leaf page of each table per row, and once the tables outgrow the page cache
@@ -51,6 +72,13 @@ class ViewWriter:
         # 1M-row table, docs/benchmarks.md #13).  Sorting costs more than it saves while the
         # tables fit in the cache, so the transaction asks for it only then.
         self.key_order = key_order
+        # With ``spill_rows`` > 0, pending signal and descriptor rows beyond that many move
+        # to unindexed TEMP tables (appended in log order, held by SQLite in a temporary
+        # file, not in memory) and go into the view in one sorted pass when flushed, so a
+        # step can be far larger than what Python holds: each leaf page of the view is then
+        # written once per step, not once per ``spill_rows``.
+        self.spill_rows = spill_rows
+        self.spilled = 0  # rows in the TEMP stage tables
         self.entry_rows: list[tuple[int, bytes]] = []
         self.redacted_rows: list[tuple[int, bytes, str, bytes, bytes | None]] = []
         self.signal_rows: list[tuple[str, str, int]] = []
@@ -63,7 +91,30 @@ class ViewWriter:
     def pending_rows(self) -> int:
         return len(self.signal_rows) + len(self.entry_rows) + len(self.redacted_rows)
 
-    def flush(self) -> None:
+    def _spill(self) -> None:
+        """Write the pending rows of a large step: entries (and the other tables keyed by
+        log index) straight into their tables, where they append; signal and descriptor
+        rows into the TEMP stage tables, merged by :meth:`flush`."""
+        con = self.con
+        self._write_log_ordered()
+        if not self.spilled:
+            for sql in self.STAGE_TABLES:
+                con.execute(sql)
+        con.executemany("INSERT INTO temp.stage_signals VALUES (?, ?, ?)", self.signal_rows)
+        con.executemany(
+            "INSERT INTO temp.stage_descriptors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.descriptor_rows,
+        )
+        self.spilled += len(self.signal_rows)
+        self.signal_rows = []
+        self.descriptor_rows = []
+
+    def _spill_if_large(self) -> None:
+        if self.spill_rows and self.pending_rows >= self.spill_rows:
+            self._spill()
+
+    def _write_log_ordered(self) -> None:
+        """The pending rows of the tables keyed by log index (they append)."""
         con = self.con
         if self.entry_rows:
             con.executemany(self.ENTRY_SQL, self.entry_rows)
@@ -71,7 +122,23 @@ class ViewWriter:
         if self.redacted_rows:
             con.executemany(self.REDACTED_SQL, self.redacted_rows)
             self.redacted_rows = []
-        if self.signal_rows:
+        if self.pdq_rows:
+            con.executemany(self.PDQ_SQL, self.pdq_rows)
+            self.pdq_rows = []
+
+    def flush(self) -> None:
+        """Write every pending row into the view (inside the open transaction)."""
+        con = self.con
+        self._write_log_ordered()
+        if self.spilled:
+            if self.signal_rows:
+                self._spill()
+            con.execute(self.MERGE_SIGNALS_SQL)
+            con.execute(self.MERGE_DESCRIPTORS_SQL)
+            con.execute("DELETE FROM temp.stage_signals")
+            con.execute("DELETE FROM temp.stage_descriptors")
+            self.spilled = 0
+        elif self.signal_rows:
             if self.key_order:
                 # A stable sort: a later row for the same key still lands later, so the
                 # upserts mean the same (see ``key_order``).
@@ -81,9 +148,6 @@ class ViewWriter:
             con.executemany(self.DESCRIPTOR_SQL, self.descriptor_rows)
             self.signal_rows = []
             self.descriptor_rows = []
-        if self.pdq_rows:
-            con.executemany(self.PDQ_SQL, self.pdq_rows)
-            self.pdq_rows = []
 
     # SignalLookup
     def signal_exists(self, type: str, value: str, scope: str = "") -> bool:
@@ -110,6 +174,7 @@ class ViewWriter:
     def add_entry(self, index: int, leaf: bytes) -> None:
         self.entry_rows.append((index, leaf))
         self.rows_staged += 1
+        self._spill_if_large()
 
     def add_redacted(
         self, index: int, leaf_hash: bytes, group_id: str, key_id: bytes, signature: bytes | None
@@ -117,6 +182,7 @@ class ViewWriter:
         """An entry held as its leaf hash only (``signature`` None: it leaked in full)."""
         self.redacted_rows.append((index, leaf_hash, group_id, key_id, signature))
         self.rows_staged += 1
+        self._spill_if_large()
 
     def apply(self, index: int, body: e.Body, state: LogState) -> None:
         """Apply one verified body (after LogState.apply and the content rules passed)."""
@@ -140,6 +206,7 @@ class ViewWriter:
             ]
             self.signals_applied += len(signals)
             self.rows_staged += len(signals)
+            self._spill_if_large()
             self.pdq_rows += [(index, s.value) for s in signals if s.type == PDQ]
         elif isinstance(body, e.Retraction):
             self._retract(index, body, state)

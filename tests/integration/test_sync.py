@@ -129,8 +129,8 @@ def test_sdk_docstring_example_runs(forum: LocalForum, tmp_path: Path) -> None:
     assert runner.summarize(verbose=False).failed == 0
 
 
-def _fill(forum: LocalForum, entries: int, per_entry: int) -> None:
-    rng = random.Random(4)
+def _fill(forum: LocalForum, entries: int, per_entry: int, seed: int = 4) -> None:
+    rng = random.Random(seed)
     with forum.client("alice") as alice:
         key = forum.members["alice"].signing_key
         for _ in range(entries):
@@ -171,6 +171,81 @@ def test_kill_9_at_random_points_always_converges(forum: LocalForum, tmp_path: P
         assert store.sync_state().compact_range.root() == root
         assert store.counts()["signals"] == 40_000  # no duplicates, no gaps
         assert [i for i, _ in store.leaves()] == list(range(size))
+
+
+def test_kill_9_of_a_grown_copy_always_converges(forum: LocalForum, tmp_path: Path) -> None:
+    """The same with a page cache (1 MiB) the copy outgrows: its steps grow with the copy
+    and stage their rows in SQLite's TEMP tables, merged sorted at each commit."""
+    _fill(forum, entries=40, per_entry=1000)
+    size, root = _server_root(forum)
+    db = tmp_path / "killed.db"
+    profile = str(forum.members["carol"].bundle_path)
+    argv = _cli("--profile", profile, "sync", "--db", str(db), "--no-progress")
+    argv += ["--commit-every", "3000", "--cache-mib", "1"]
+    rng = random.Random(11)
+    sizes = []
+    for _ in range(5):
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with LocalStore(db) as store:
+            sizes.append(store.size)
+            assert verify_store(store, forum.trust_root).problems == ()
+    assert sizes == sorted(sizes)
+    done = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with LocalStore(db) as store:
+        assert store.size == size
+        assert store.sync_state().compact_range.root() == root
+        assert store.counts()["signals"] == 40_000
+        assert verify_store(store, forum.trust_root).problems == ()
+
+
+def test_a_grown_copy_stages_large_steps_and_holds_the_same_view(
+    forum: LocalForum, tmp_path: Path
+) -> None:
+    """A copy larger than its page cache: steps grow with it (2 staged rows per page of the
+    copy), their signal rows are staged in SQLite and merged in key order; the view is the
+    one a copy with a large cache holds, and the audit's recomputation agrees."""
+    _fill(forum, entries=30, per_entry=1000)
+    with forum.client("alice") as alice:  # a retraction mid-log: a lookup inside a step
+        first = random.Random(4).randbytes(32).hex()  # the first signal _fill submitted
+        alice.retract([SignalRef("sha256", first)], forum.members["alice"].signing_key, "x")
+    _fill(forum, entries=10, per_entry=1000, seed=5)
+    seen: list[tuple[bool, int, int]] = []
+    small = tmp_path / "small.db"
+    with forum.client("carol") as carol, LocalStore(small, cache_mib=1) as store:
+        config = SyncConfig(commit_every_rows=2000)
+        syncer = Syncer(GrpcSource(carol.stub, 60), store, forum.trust_root, config, reader="carol")
+
+        def watch(_: object) -> None:
+            txn = syncer.txn
+            if txn is not None:
+                seen.append((txn.grown, txn.spilled, txn.copy_pages))
+
+        syncer.progress = watch
+        syncer.sync()
+        assert verify_store(store, forum.trust_root).problems == ()
+        small_view = _view_rows(store)
+    assert any(grown and spilled for grown, spilled, _ in seen)  # the staged path ran
+    assert max(pages for *_, pages in seen) * 2 > 2000  # and its steps outgrew commit_every
+    with forum.client("carol") as carol, LocalStore(tmp_path / "large.db") as store:
+        carol.sync(store)
+        assert _view_rows(store) == small_view
+
+
+def _view_rows(store: LocalStore) -> list[object]:
+    con = store.con
+    return [
+        list(con.execute(f"SELECT * FROM {table} ORDER BY {order}"))
+        for table, order in [
+            ("signals", "type, value"),
+            ("descriptors", "type, value, member_id"),
+            ("retractions", "entry_index, position"),
+            ("entries", "idx"),
+        ]
+    ]
 
 
 def test_follow_applies_new_entries_within_a_second(forum: LocalForum, tmp_path: Path) -> None:

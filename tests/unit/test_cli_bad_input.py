@@ -176,6 +176,7 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("client", ("opine",), "--note"): "bell\x07",
     ("client", ("sync",), "--db"): "{dir}",
     ("client", ("sync",), "--commit-every"): "0",
+    ("client", ("sync",), "--cache-mib"): "0",
     ("client", ("sync",), "--signature-threads"): "-1",
     ("client", ("sync",), "--witness-freshness"): "0",
     ("client", ("verify",), "--db"): "{dir}",
