@@ -8,6 +8,7 @@ protocol.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -98,7 +99,8 @@ class GrpcSource:
 
     def entries(self, start: int, end: int, follow: bool, max_batch: int) -> Iterator[Batch]:
         """Without ``follow``, a stream that brings nothing new for ``timeout`` seconds is
-        abandoned (TransportError): a stalling forum cannot hold a sync open."""
+        abandoned (TransportError): a stalling forum cannot hold a sync open.  The time the
+        caller spends between messages (e.g. committing a large step) does not count."""
         request = pb.GetEntriesRequest(start=start, end=end, follow=follow, max_batch=max_batch)
         stream = self.stub.GetEntries(request)
         self._call = stream
@@ -123,9 +125,14 @@ class GrpcSource:
                 if message.HasField("checkpoint"):
                     note = message.checkpoint.note
                     self._pending = _pending_from(message.checkpoint)
-                if watchdog is not None and (items or note):
+                if watchdog is None:
+                    yield items, note or None
+                    continue
+                if items or note:
                     watchdog.reset()
+                watchdog.pause()
                 yield items, note or None
+                watchdog.resume()
         except grpc.RpcError as exc:
             if watchdog is not None and watchdog.fired:
                 raise TransportError(
@@ -159,6 +166,7 @@ class _Watchdog:
         self._expire = expire
         self._lock = threading.Lock()
         self._deadline = time.monotonic() + seconds
+        self._left = seconds
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sync-watchdog", daemon=True)
         self._thread.start()
@@ -166,6 +174,16 @@ class _Watchdog:
     def reset(self) -> None:
         with self._lock:
             self._deadline = time.monotonic() + self.seconds
+
+    def pause(self) -> None:
+        """Stop the clock (keeping what is left of it) until :meth:`resume`."""
+        with self._lock:
+            self._left = self._deadline - time.monotonic()
+            self._deadline = math.inf
+
+    def resume(self) -> None:
+        with self._lock:
+            self._deadline = time.monotonic() + self._left
 
     def close(self) -> None:
         self._done.set()
@@ -179,5 +197,5 @@ class _Watchdog:
                 self.fired = True
                 self._expire()
                 return
-            if self._done.wait(left):
+            if self._done.wait(min(left, self.seconds)):  # paused: look again later
                 return

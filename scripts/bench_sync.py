@@ -183,6 +183,30 @@ _SYNC = (
     "print(json.dumps({'peak_rss_kib': peak}), file=sys.stderr)\n"
     "sys.exit(rc)\n"
 )
+# The same, and a thread that reads the process's RSS every 20 ms and notes where the main
+# thread was (its innermost frames) each time the RSS reached a new high.
+_SYNC_LOCATED = (
+    "import json, resource, sys, threading, time, traceback\n"
+    "from forum_client.cli import main\n"
+    "main_id = threading.get_ident()\n"
+    "seen = {'kib': 0, 'at': 0.0, 'where': ''}\n"
+    "start = time.monotonic()\n"
+    "def watch():\n"
+    "    while True:\n"
+    "        with open('/proc/self/status') as f:\n"
+    "            kib = next(int(l.split()[1]) for l in f if l.startswith('VmRSS'))\n"
+    "        if kib > seen['kib'] + 1024:\n"
+    "            frame = sys._current_frames().get(main_id)\n"
+    "            stack = traceback.extract_stack(frame)[-4:] if frame else []\n"
+    "            where = ' < '.join(f'{f.name}:{f.lineno}' for f in reversed(stack))\n"
+    "            seen.update(kib=kib, at=round(time.monotonic() - start, 1), where=where)\n"
+    "        time.sleep(0.02)\n"
+    "threading.Thread(target=watch, daemon=True).start()\n"
+    "rc = main(sys.argv[1:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "print(json.dumps({'peak_rss_kib': peak, 'highest_sampled': seen}), file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
 
 
 def timed_sync(bundle: Path, server: str, db: Path) -> dict[str, float]:
@@ -247,6 +271,12 @@ def main() -> int:
         "(the log of N signals is built once; default: a fresh temporary one each run)",
     )
     parser.add_argument(
+        "--no-anchor",
+        dest="anchor",
+        action="store_false",
+        help="skip the raw executemany anchor (diagnosis only: no ratio to raw)",
+    )
+    parser.add_argument(
         "--redacted-fraction",
         type=float,
         default=0.0,
@@ -277,9 +307,10 @@ def main() -> int:
         if docs:
             first = docs[0]
             doc["rate_vs_first"] = round(doc["sync_signals_per_s"] / first["sync_signals_per_s"], 3)
-            doc["raw_rate_vs_first"] = round(
-                doc["raw_insert_signals_per_s"] / first["raw_insert_signals_per_s"], 3
-            )
+            if args.anchor:
+                doc["raw_rate_vs_first"] = round(
+                    doc["raw_insert_signals_per_s"] / first["raw_insert_signals_per_s"], 3
+                )
         docs.append(doc)
         if not args.json:
             for k, v in doc.items():
@@ -427,7 +458,7 @@ def one_size(args: argparse.Namespace, signals: int, profile: Path | None) -> di
                     return None
                 inline = json.loads(done.stdout.splitlines()[-1])
                 inline_db.unlink()
-            cmd = [sys.executable, "-c", _SYNC, "--profile", str(reader.bundle_path)]
+            cmd = [sys.executable, "-c", _SYNC_LOCATED, "--profile", str(reader.bundle_path)]
             cmd += ["--server", running.address, "sync", "--db", str(db), "--json"]
             start = time.perf_counter()
             proc = subprocess.Popen(
@@ -450,9 +481,10 @@ def one_size(args: argparse.Namespace, signals: int, profile: Path | None) -> di
                 return None
             result = json.loads(out.splitlines()[-1])
         # The sync process's own peak (ru_maxrss, printed by _SYNC as it exits).
-        peak_rss_mib = json.loads(err.strip().splitlines()[-1])["peak_rss_kib"] / 1024
+        peaks = json.loads(err.strip().splitlines()[-1])
+        peak_rss_mib = peaks["peak_rss_kib"] / 1024
         db_mib = db.stat().st_size / 2**20
-        raw_seconds, rows = raw_insert_rate(base / "raw.db", db)
+        raw_seconds, rows = raw_insert_rate(base / "raw.db", db) if args.anchor else (0.0, 0)
         verify_2 = raw_rate(member_key, submissions, 2)
     synced = result["signals"]
     entries_per_s = result["entries"] / result["seconds"]
@@ -467,13 +499,16 @@ def one_size(args: argparse.Namespace, signals: int, profile: Path | None) -> di
         "sync_peak_rss_mib": round(peak_rss_mib, 1),
         "copy_mib": round(db_mib),
         "raw_insert_seconds": round(raw_seconds, 2),
-        "raw_insert_signals_per_s": round(rows / raw_seconds),
-        "ratio_sync_to_raw": round((synced / result["seconds"]) / (rows / raw_seconds), 3),
+        "raw_insert_signals_per_s": round(rows / raw_seconds) if rows else None,
+        "ratio_sync_to_raw": round((synced / result["seconds"]) / (rows / raw_seconds), 3)
+        if rows
+        else None,
         "sync_entries_per_s": round(entries_per_s),
         "verify_2_threads_per_s": round(verify_2),
         "ratio_entries_to_verify_2": round(entries_per_s / verify_2, 3),
         "load_average": os.getloadavg(),
         "sync_memory": memory,
+        "sync_highest_rss_sampled": peaks["highest_sampled"],
     }
     if args.inline_too:
         inline_rate = inline["entries"] / inline["seconds"]
