@@ -284,7 +284,12 @@ class PDQIndex:
     ) -> PDQIndex:
         """An index of ``hashes[i]`` under ``ids[i]``; a repeated id keeps its last hash
         (the same result as calling :meth:`add` in order, ~10x faster)."""
-        split_at = _check_split_at(split_at)
+        index = cls._build(ids, hashes, _check_split_at(split_at))
+        release_free_heap()  # the build's freed temporaries: ~50-80 MB at 1M (see _heap)
+        return index
+
+    @classmethod
+    def _build(cls, ids: npt.ArrayLike, hashes: npt.ArrayLike, split_at: int) -> PDQIndex:
         id_arr = np.asarray(ids)
         hash_arr = np.asarray(hashes)
         if id_arr.ndim != 1 or not np.issubdtype(id_arr.dtype, np.integer):
@@ -324,7 +329,6 @@ class PDQIndex:
             index._split_bucket(bucket)
         if index._garbage:
             index._compact_pool()
-        release_free_heap()  # the build's freed temporaries: ~50-80 MB at 1M (see _heap)
         return index
 
     def _build_buckets(self) -> None:
