@@ -99,6 +99,7 @@ _REFUSALS = frozenset({"INVALID_ARGUMENT", "OUT_OF_RANGE", "FAILED_PRECONDITION"
 
 
 MAX_FLAGGED = 100
+MAX_INDEX = 2**63  # no log grows this large
 
 
 @dataclass(frozen=True)
@@ -290,6 +291,8 @@ class Syncer:
         try:
             batches = self.source.entries(start, cp.size, False, self.config.max_batch)
             for batch, checks in self._checked_ahead(batches, checker):
+                if checks is None and checker is not None:
+                    checks = self._checks_now(batch, checker)
                 self._apply_batch(batch, follow=False, checks=checks)
         except TransportError as exc:
             if exc.code not in _REFUSALS:
@@ -586,22 +589,30 @@ class Syncer:
         waiting: Batch | None = None
         waiting_checks: PendingChecks | None = None
         for batch in batches:
-            checks = None
-            state = self.replay.state
-            if checker is not None and state is not None:
-                keys = state.keys
-                checks = checker.submit(
-                    [
-                        (index, env, keys[env.key_id].public_key)
-                        for index, env in batch[0]
-                        if isinstance(env, Envelope) and env.key_id in keys
-                    ]
-                )
+            checks = None if checker is None else self._checks_now(batch, checker)
             if waiting is not None:
                 yield waiting, waiting_checks
             waiting, waiting_checks = batch, checks
         if waiting is not None:
             yield waiting, waiting_checks
+
+    def _checks_now(self, batch: Batch, checker: SignatureChecker) -> PendingChecks | None:
+        """Start checking ``batch``'s signatures under the keys the state knows now (None
+        before genesis).  Also for a batch that came before the state could name its keys
+        (the first messages of a new copy): its checks start when it is applied, and the
+        checker's threads verify them while this thread waits, instead of this thread
+        verifying each inline."""
+        state = self.replay.state
+        if state is None:
+            return None
+        keys = state.keys
+        return checker.submit(
+            [
+                (index, env, keys[env.key_id].public_key)
+                for index, env in batch[0]
+                if isinstance(env, Envelope) and env.key_id in keys
+            ]
+        )
 
     def _apply_batch(self, batch: Batch, follow: bool, checks: PendingChecks | None = None) -> None:
         items, note = batch
@@ -610,7 +621,22 @@ class Syncer:
         signals_before = txn.signals_applied
         latest_ms = int((self.wall_clock() + self.config.max_clock_skew_seconds) * 1000)
         answers = {} if checks is None else checks.verified_keys()
-        for index, item in items:
+        cp = self.cp  # as _check_position: not past the checkpoint (in follow mode, plus ahead)
+        ahead = self.config.max_entries_ahead if follow else 0
+        end_index = MAX_INDEX if cp is None else cp.size + ahead
+        position, count = 0, len(items)
+        while position < count:
+            if answers:  # a run of small submissions at once (forum_client.replay_bulk)
+                run = replay.apply_run(items, position, answers, txn, end_index)
+                if run:
+                    for index, created_ms in run:
+                        if created_ms > latest_ms:
+                            self._flag(index, created_ms)
+                    position += len(run)
+                    self._entries += len(run)
+                    continue
+            index, item = items[position]
+            position += 1
             self._check_position(index, follow)
             if isinstance(item, Redacted):
                 self._apply_redacted(index, item, txn)

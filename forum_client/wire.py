@@ -38,12 +38,13 @@ def envelope_to_pb(envelope: Envelope) -> pb.Entry:
 
 def envelope_from_pb(entry: pb.Entry) -> Envelope:
     """Raises InvalidInputError for cosignatures out of order or by a key twice."""
+    cosignatures = entry.cosignatures
     return Envelope(
         entry.payload_type,
         entry.body,
         entry.key_id,
         entry.signature,
-        tuple((c.key_id, c.signature) for c in entry.cosignatures),
+        tuple([(c.key_id, c.signature) for c in cosignatures]) if cosignatures else (),
     )
 
 
