@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Final
 
 from . import entries as e
 from .envelope import LEAF_PREFIX, Envelope
+from .errors import InvalidInputError
 from .merkle import CompactRange
 from .rules import signal_shape_clean
 from .signals import SIGNAL_TYPES
@@ -56,9 +57,7 @@ if TYPE_CHECKING:
 
 SUBMISSION_TYPE: Final = e.PAYLOAD_TYPES[e.Submission]
 _LEAF_HEAD: Final = (
-    LEAF_PREFIX
-    + struct.pack(">H", len(SUBMISSION_TYPE.encode()))
-    + SUBMISSION_TYPE.encode()
+    LEAF_PREFIX + struct.pack(">H", len(SUBMISSION_TYPE.encode())) + SUBMISSION_TYPE.encode()
 )
 """A one-signature leaf of a Submission, up to the body length (``Envelope.leaf_bytes``)."""
 _TLP_LABELS: Final = {int(t): t.label for t in e.Tlp}
@@ -143,7 +142,7 @@ def _check_run(
         if version is None:
             try:
                 version = versions[normalization] = parse_version(normalization)
-            except e.InvalidInputError:
+            except InvalidInputError:
                 break
         signals = []
         for template, value in read_signals:
@@ -250,4 +249,3 @@ def _apply(
     view.add_submissions(leaves, rows)
     rng.extend(hashes)
     return created
-

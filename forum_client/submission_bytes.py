@@ -160,10 +160,10 @@ def read_submission(body: bytes, prefix: bytes) -> ReadSubmission | None:
         value_end = value_start + length
         if length <= 0 or value_end > end:
             return None
-        value = body[value_start:value_end]
-        if not value.isascii():
+        raw = body[value_start:value_end]
+        if not raw.isascii():
             return None
-        signals.append((body[q:type_end] + body[value_end:end], value.decode("ascii")))
+        signals.append((body[q:type_end] + body[value_end:end], raw.decode("ascii")))
         p = end
     tlp = 0
     if p + 3 == n and body.startswith(_TLP, p):
