@@ -24,7 +24,6 @@ Pure: no sockets and no SQL here; the view is whatever :class:`ViewSink` the cal
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from . import entries as e
@@ -32,7 +31,7 @@ from .entries import MEMBER_BODY_TYPES
 from .envelope import Envelope
 from .errors import VerificationError
 from .merkle import CompactRange, leaf_hash
-from .replay_bulk import apply_submission_run
+from .replay_bulk import Run, apply_submission_run
 from .rules import BlindLookup, SignalLookup, check_content
 from .scopes import ScopeClaim
 from .verifier import LogState, TrustRoot
@@ -130,22 +129,15 @@ class Replay:
         self.range.append(leaf_hash(leaf))
         return body
 
-    def apply_run(
-        self,
-        items: Sequence[tuple[int, object]],
-        start: int,
-        verified: Mapping[int, tuple[Envelope, bytes]],
-        view: ViewSink,
-        end_index: int,
-    ) -> list[tuple[int, int]]:
-        """Apply ``items[start:]`` while they are small forum-wide submissions whose
-        signatures ``verified`` holds and that pass every check
+    def apply_run(self, run: Run, view: ViewSink) -> list[tuple[int, int]]:
+        """Apply ``run``'s entries while they are small forum-wide submissions whose
+        signatures it holds and that pass every check
         (:func:`~forum_client.replay_bulk.apply_submission_run`: the same checks as
         :meth:`apply`, a run at a time); return ``(index, created_unix_ms)`` of each.  The
         entry it stops at, if any, is the caller's to :meth:`apply`.  Raises nothing."""
         if self.state is None:
             return []
-        return apply_submission_run(self.state, self.range, items, start, verified, view, end_index)
+        return apply_submission_run(self.state, self.range, run, view)
 
     def skip_leaked(self, leaked: LeakedEntry, leaf: bytes, key_id: bytes, view: ViewSink) -> None:
         """Keep a leaked entry as its leaf hash only (no claim: it verified in full)."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from . import entries as e
@@ -72,25 +73,28 @@ _Checked = tuple[
 labels, content type)])``: an entry that passed step 1."""
 
 
-def apply_submission_run(
-    state: LogState,
-    rng: CompactRange,
-    items: Sequence[tuple[int, object]],
-    start: int,
-    verified: Mapping[int, tuple[Envelope, bytes]],
-    view: ViewSink,
-    end_index: int,
-) -> list[tuple[int, int]]:
-    """Replay ``items[start:]`` while they are small forum-wide submissions that pass every
-    check (see the module); return ``(index, created_unix_ms)`` of each entry applied, in
-    order (none: the entry at ``start`` needs :meth:`Replay.apply`).
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Where a run may start: ``items[start:]`` of a stream message, with the signature
+    checker's answers for them (``verified``: log index -> the envelope submitted, the key it
+    verified under; an entry without one ends the run) and ``end_index``, the first index the
+    caller may not apply yet (past its checkpoint)."""
 
-    ``verified``: the signature checker's answers (log index -> the envelope submitted, the
-    key it verified under); an entry without one ends the run.  ``end_index``: the first
-    index the caller may not apply yet (past its checkpoint).  Raises nothing for a bad
-    entry: the run ends before it.
+    items: Sequence[tuple[int, object]]
+    start: int
+    verified: Mapping[int, tuple[Envelope, bytes]]
+    end_index: int
+
+
+def apply_submission_run(
+    state: LogState, rng: CompactRange, run: Run, view: ViewSink
+) -> list[tuple[int, int]]:
+    """Replay ``run``'s entries while they are small forum-wide submissions that pass every
+    check (see the module); return ``(index, created_unix_ms)`` of each entry applied, in
+    order (none: the entry at ``run.start`` needs :meth:`Replay.apply`).  Raises nothing for
+    a bad entry: the run ends before it.
     """
-    checked = _check_run(state, items, start, verified, end_index)
+    checked = _check_run(state, run.items, run.start, run.verified, run.end_index)
     checked = _values_canonical(checked)
     if not checked:
         return []

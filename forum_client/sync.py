@@ -72,6 +72,7 @@ from .errors import (
 from .merkle import CompactRange, leaf_hash, verify_prefix
 from .receipts import verify_checkpoint_note
 from .replay import LeakedEntry, Replay
+from .replay_bulk import Run
 from .sigcheck import PendingChecks, SignatureChecker, default_threads
 from .source import Batch, ForumSource, PendingCheckpoint, Redacted
 from .store import LocalStore, SyncTransaction
@@ -627,7 +628,7 @@ class Syncer:
         position, count = 0, len(items)
         while position < count:
             if answers:  # a run of small submissions at once (forum_client.replay_bulk)
-                run = replay.apply_run(items, position, answers, txn, end_index)
+                run = replay.apply_run(Run(items, position, answers, end_index), txn)
                 if run:
                     for index, created_ms in run:
                         if created_ms > latest_ms:
