@@ -24,7 +24,11 @@ What one sync does (``../shared/DESIGN.md``, "Sync (client)"):
    signatures of each stream message are checked on worker threads while the message before
    it is applied (:mod:`~forum_client.sigcheck`, ``SyncConfig.signature_threads``); that
    only saves the Ed25519 call of an entry whose envelope verified under exactly the key
-   the state resolves, in order, so what is accepted and where a failure stops are the same;
+   the state resolves, in order, so what is accepted and where a failure stops are the same.
+   Runs of small forum-wide submissions (the crisis case, one hash an entry) are checked and
+   applied a run at a time (:mod:`~forum_client.replay_bulk`): the same checks, in log
+   order, and the entry a run stops at goes through the entry-by-entry path, which accepts
+   it or fails exactly as it always did;
 3. extend the compact range with each leaf hash, and commit the staged rows only when they
    are proven part of the signed log: the recomputed root equals the checkpoint's, or (every
    ``commit_every_rows``, so a long first sync keeps its progress) a consistency proof from
