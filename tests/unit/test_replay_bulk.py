@@ -114,16 +114,24 @@ class _Forum:
         self.operator(e.KeyAdded(self._h(op), member, key.public_bytes, pop))
         return key
 
+    def item(self) -> e.SignalItem:
+        """A signal of a random type (pdq too: its values are journaled for the index),
+        with or without a label and a content type."""
+        kind = self.rand.choice(["md5", "md5", "sha256", "pdq"])
+        value = self.value() if kind == "md5" else self.rand.randbytes(32).hex()
+        labels = self.rand.choice([(LABEL,), (LABEL,), ()])
+        return e.SignalItem(kind, value, labels, self.rand.choice(["image", ""]))
+
     def value(self) -> str:
         return self.rand.randbytes(16).hex()
 
     def submit(self, member: str, n: int = 1, *, created: int = 0, **kw: object) -> Envelope:
         key = self.keys[member]
-        items = tuple(e.SignalItem("md5", self.value(), (LABEL,), "image") for _ in range(n))
+        items = tuple(self.item() for _ in range(n))
         body = e.Submission(self._h(key, member, created_unix_ms=created), items, **kw)  # type: ignore[arg-type]
         env = self.append(key, body)
         if not body.scope:
-            self.values += [(s.value, key.key_id) for s in items]
+            self.values += [(s.value, key.key_id) for s in items if s.type == "md5"]
         return env
 
     def mixed(self, rounds: int) -> None:
