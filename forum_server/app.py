@@ -147,8 +147,8 @@ async def start_server(
     ``database`` overrides the store the data dir names (a ``postgresql://`` URL or a SQLite
     path).  Over PostgreSQL the server competes for the leadership and follows meanwhile.
     Raises ConfigError for a missing or broken data dir, StoreError for a store that cannot
-    be opened or does not hold this forum, OSError when the address is taken, and
-    InvalidInputError when ``config.metrics_listen`` cannot be bound.
+    be opened or does not hold this forum, and InvalidInputError when ``listen`` or
+    ``config.metrics_listen`` cannot be bound.
     """
     config = config or ServerConfig()
     paths = ServerPaths(Path(data_dir))
@@ -222,7 +222,10 @@ async def _start(
     else:
         cause = None
     if not port:
-        raise OSError(f"cannot listen on {listen}: address in use or not available ({cause})")
+        raise InvalidInputError.field(
+            "listen",
+            f"--listen {listen}: cannot listen there: address in use or not available ({cause})",
+        )
     metrics = None
     if config.metrics_listen:
         from .metrics import ServerMetrics

@@ -25,6 +25,7 @@ from forum_client.wire import envelope_to_pb
 from forum_server.admin.ca import create_ca, issue_member_cert
 from forum_server.admin.cli import main as admin_main
 from forum_server.app import running_server
+from forum_server.cli import main as server_main
 from forum_server.testing import LocalForum, local_forum
 
 pytestmark = pytest.mark.integration
@@ -344,13 +345,19 @@ def test_health_and_reflection_are_served(local_forum_instance: LocalForum) -> N
     assert {"forum.v1.Forum", "forum.v1.Admin", "grpc.health.v1.Health"} <= services
 
 
-def test_second_server_on_the_same_port_fails(tmp_path: Path) -> None:
+def test_second_server_on_the_same_port_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with local_forum(tmp_path, members=[], observers=[]) as forum:
         with (
-            pytest.raises(OSError, match="cannot listen"),
+            pytest.raises(InvalidInputError, match="cannot listen"),
             running_server(forum.directory / "server", port=forum.running.port),
         ):
             pass
+        taken = f"127.0.0.1:{forum.running.port}"
+        argv = ["serve", "--data-dir", str(forum.directory / "server"), "--listen", taken]
+        assert server_main(argv) == 2  # bad input, with the reason, not a crash (1)
+        assert f"--listen {taken}: cannot listen there" in capsys.readouterr().err
         with forum.operator() as op:  # the first server is unharmed
             assert op.members()[0].member_id == "operator"
 
