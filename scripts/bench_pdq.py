@@ -26,8 +26,6 @@ index, so it is timed on a few adds. Needs the ``bench`` extra (threatexchange, 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import gc
 import importlib.metadata
 import json
@@ -60,8 +58,9 @@ def _rss_mb() -> float:
 def _trimmed_rss_mb() -> float:
     """RSS after glibc's ``malloc_trim(0)`` hands freed heap pages back to the OS (the
     slack that a build's freed temporaries leave in the allocator); plain RSS elsewhere."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    from forum_client.match._heap import release_free_heap
+
+    release_free_heap()
     return _rss_mb()
 
 

@@ -449,3 +449,77 @@ def test_the_complement_of_a_stored_hash_is_at_distance_256() -> None:
     assert index.query_many(base[None, :], 47) == [[(1, 0)]]
     assert index.query(base.tobytes(), 256) == [(1, 0), (2, 256)]
     assert index.query((~base).tobytes(), 0) == [(2, 0)]
+
+
+# ---------------------------------------------------------------- row order and the heap
+
+
+@pytest.mark.parametrize("split_at", [SPLIT_AT, 24])
+def test_build_orders_rows_by_hash_and_equals_brute_force_through_removals_and_re_adds(
+    split_at: int,
+) -> None:
+    """build() stores rows in the order of the hashes' first 8 bytes, not in input order:
+    the same hashes built from two input orders, and added one by one, answer every query
+    as brute force does, on uniform and clustered data, before and after removals and
+    re-adds (which reuse freed rows out of that order)."""
+    rng = np.random.default_rng(31)
+    hashes = _clustered(rng, clusters=3, per=200, flips=10)
+    ids = rng.permutation(len(hashes)).astype(np.int64) * 7 + 3
+    built = PDQIndex.build(ids, hashes, split_at=split_at)
+    shuffle = rng.permutation(len(hashes))
+    reordered = PDQIndex.build(ids[shuffle], hashes[shuffle], split_at=split_at)
+    added = PDQIndex(split_at=split_at)
+    for i, h in zip(ids.tolist(), hashes, strict=True):
+        added.add(i, h.tobytes())
+    first8 = np.ascontiguousarray(hashes).view(">u8")[:, 0]
+    assert np.all(np.diff(built._words[: len(hashes), 0].byteswap()) >= 0)  # really ordered
+    assert not np.array_equal(built._ids[: len(hashes)], ids)  # ...and not in input order
+    assert sorted(first8.tolist()) == built._words[: len(hashes), 0].byteswap().tolist()
+    model = _model_of(ids, hashes)
+    indexes = (built, reordered, added)
+    for round_ in range(3):
+        queries = _queries(model, rng, 20)
+        arr = np.frombuffer(b"".join(queries), np.uint8).reshape(-1, 32)
+        for threshold in (0, 12, 31, 47):
+            want = _brute_many(model, queries, threshold)
+            for index in indexes:
+                assert [index.query(q, threshold) for q in queries] == want, round_
+                assert index.query_many(arr, threshold) == want, round_
+        for victim in rng.choice(sorted(model), size=len(model) // 5, replace=False).tolist():
+            for index in indexes:
+                assert index.remove(victim)
+            del model[victim]
+        for i in rng.choice(sorted(model), size=40, replace=False).tolist():
+            model[i] = _at_distance(model[i], int(rng.integers(0, 25)), rng)
+            for index in indexes:
+                index.add(i, model[i])
+        for i in range(10**6, 10**6 + 30):  # new ids: freed rows are reused
+            model[i] = _at_distance(model[sorted(model)[0]], int(rng.integers(0, 25)), rng)
+            for index in indexes:
+                index.add(i, model[i])
+
+
+def test_single_query_paths_equal_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single query answers misses (early return on the smallest distance), hits, hits
+    whose rows come up in several probes, and the exact complement the same as brute
+    force, with split buckets expanded in Python or vectorised."""
+    rng = np.random.default_rng(32)
+    hashes = _clustered(rng, clusters=2, per=150, flips=6)
+    ids = np.arange(len(hashes), dtype=np.int64)
+    model = _model_of(ids, hashes)
+    complement = (~hashes[5]).tobytes()
+    queries = [complement, hashes[5].tobytes(), hashes[-1].tobytes(), *_queries(model, rng, 30)]
+    for few in (0, 10**6):
+        monkeypatch.setattr(pdq_index, "_FEW_SPLIT_PROBES", few)
+        index = PDQIndex.build(ids, hashes, split_at=8)
+        for q in queries:
+            for threshold in (0, 1, 16, 31, 32, 47):
+                assert index.query(q, threshold) == _brute(model, q, threshold)
+
+
+def test_release_free_heap_trims_where_glibc_is() -> None:
+    import platform
+
+    from forum_client.match._heap import release_free_heap
+
+    assert release_free_heap() is (platform.libc_ver()[0] == "glibc")
