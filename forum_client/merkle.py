@@ -223,9 +223,20 @@ class CompactRange:
         self._size += 1
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        """Append each leaf hash in order."""
+        """Append each leaf hash in order (as :meth:`append`, in one loop: a sync hashes a
+        stream message's leaves at once)."""
+        sha256 = hashlib.sha256
+        hashes = self._hashes
+        size = self._size
         for h in leaf_hashes:
-            self.append(h)
+            node = h if type(h) is bytes and len(h) == HASH_SIZE else _check_hash(h, "leaf hash")
+            n = size
+            while n & 1:
+                node = sha256(b"\x01" + hashes.pop() + node).digest()
+                n >>= 1
+            hashes.append(node)
+            size += 1
+            self._size = size
 
     def root(self) -> bytes:
         return _fold(self._hashes)

@@ -31,6 +31,7 @@ from .entries import MEMBER_BODY_TYPES
 from .envelope import Envelope
 from .errors import VerificationError
 from .merkle import CompactRange, leaf_hash
+from .replay_bulk import Run, apply_submission_run
 from .rules import BlindLookup, SignalLookup, check_content
 from .scopes import ScopeClaim
 from .verifier import LogState, TrustRoot
@@ -45,6 +46,12 @@ class ViewSink(SignalLookup, Protocol):
 
     def add_redacted(
         self, index: int, leaf_hash: bytes, group_id: str, key_id: bytes, signature: bytes | None
+    ) -> None: ...
+
+    def add_submissions(
+        self,
+        leaves: list[tuple[int, bytes]],
+        signals: list[tuple[int, str, str, tuple[str, ...], str, str, str]],
     ) -> None: ...
 
 
@@ -121,6 +128,16 @@ class Replay:
         view.add_entry(index, leaf)
         self.range.append(leaf_hash(leaf))
         return body
+
+    def apply_run(self, run: Run, view: ViewSink) -> list[tuple[int, int]]:
+        """Apply ``run``'s entries while they are small forum-wide submissions whose
+        signatures it holds and that pass every check
+        (:func:`~forum_client.replay_bulk.apply_submission_run`: the same checks as
+        :meth:`apply`, a run at a time); return ``(index, created_unix_ms)`` of each.  The
+        entry it stops at, if any, is the caller's to :meth:`apply`.  Raises nothing."""
+        if self.state is None:
+            return []
+        return apply_submission_run(self.state, self.range, run, view)
 
     def skip_leaked(self, leaked: LeakedEntry, leaf: bytes, key_id: bytes, view: ViewSink) -> None:
         """Keep a leaked entry as its leaf hash only (no claim: it verified in full)."""

@@ -104,6 +104,22 @@ def _check_count(p: Violations, n: int, limit: int) -> None:
         p.add("signals", f"{n} signals: at most {limit} in one entry")
 
 
+def signal_shape_clean(
+    state: LogState, type_: str, labels: tuple[str, ...], content_type: str, quality: int | None
+) -> bool:
+    """True only if a submitted signal's type, labels, content type and quality break no
+    rule of :func:`check_submission` (its value is checked apart, by its type's
+    ``all_canonical``).  False for a quality: rare (pdq only), checked item by item."""
+    return (
+        quality is None
+        and content_type in _CONTENT_TYPES_OR_NONE
+        and len(labels) <= state.limits.max_labels_per_signal
+        and len(set(labels)) == len(labels)
+        and all(map(state.label_known, labels))
+        and type_ in SIGNAL_TYPES
+    )
+
+
 def _submission_clean(state: LogState, body: e.Submission) -> bool:
     """True only if :func:`check_submission` would find nothing wrong with ``body``.
 
@@ -120,14 +136,9 @@ def _submission_clean(state: LogState, body: e.Submission) -> bool:
         return False
     if n == 1:  # the crisis case, one hash an entry: the same checks without the sets
         s = signals[0]
-        labels = s.labels
         kind = SIGNAL_TYPES.get(s.type)
         return (
-            s.quality is None
-            and s.content_type in _CONTENT_TYPES_OR_NONE
-            and len(labels) <= limits.max_labels_per_signal
-            and len(set(labels)) == len(labels)
-            and all(map(state.label_known, labels))
+            signal_shape_clean(state, s.type, s.labels, s.content_type, s.quality)
             and kind is not None
             and kind.all_canonical([s.value], version)
         )

@@ -65,17 +65,19 @@ CheckItem = tuple[int, Envelope, bytes]
 class PendingChecks:
     """The outcome of one :meth:`SignatureChecker.submit`, chunk by chunk as it completes."""
 
-    __slots__ = ("_chunks", "_positions", "_starts")
+    __slots__ = ("_chunks", "_positions", "_starts", "_unique")
 
     def __init__(
         self,
         starts: list[int],
         chunks: list[Future[dict[int, tuple[Envelope, bytes]]]],
         positions: dict[int, int],
+        unique: bool = False,
     ) -> None:
         self._starts = starts  # first list position of each chunk
         self._chunks = chunks
         self._positions = positions  # log index -> list position
+        self._unique = unique  # no index was submitted twice
 
     def verified_key(self, index: int, envelope: Envelope) -> bytes | None:
         """The key ``envelope``'s signature verified under as entry ``index`` (waits for its
@@ -101,6 +103,10 @@ class PendingChecks:
         still compare the envelope by identity, as :meth:`verified_key` does; this spares it
         a lookup and a wait per entry."""
         merged: dict[int, tuple[Envelope, bytes]] = {}
+        if self._unique:  # each index in one chunk only: nothing to tell apart
+            for chunk in self._chunks:
+                merged.update(chunk.result())
+            return merged
         starts, positions = self._starts, self._positions
         for number, chunk in enumerate(self._chunks):
             for index, found in chunk.result().items():
@@ -150,10 +156,10 @@ class SignatureChecker:
         """Start checking ``items`` in chunks of :attr:`chunk`, in order."""
         starts = list(range(0, len(items), self.chunk))
         futures = [self._pool.submit(self._check, items[s : s + self.chunk]) for s in starts]
-        positions: dict[int, int] = {}
-        for pos, (index, _, _) in enumerate(items):
-            positions.setdefault(index, pos)  # a repeated index: only its first envelope
-        return PendingChecks(starts, futures, positions)
+        indexes = [item[0] for item in items]
+        # Filled last to first, so a repeated index keeps its first position (envelope).
+        positions = dict(zip(reversed(indexes), range(len(indexes) - 1, -1, -1), strict=True))
+        return PendingChecks(starts, futures, positions, len(positions) == len(indexes))
 
     def _key(self, public_key: bytes) -> Ed25519PublicKey | None:
         """The loaded key, checked once (None if it is weak or malformed)."""

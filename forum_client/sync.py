@@ -24,7 +24,11 @@ What one sync does (``../shared/DESIGN.md``, "Sync (client)"):
    signatures of each stream message are checked on worker threads while the message before
    it is applied (:mod:`~forum_client.sigcheck`, ``SyncConfig.signature_threads``); that
    only saves the Ed25519 call of an entry whose envelope verified under exactly the key
-   the state resolves, in order, so what is accepted and where a failure stops are the same;
+   the state resolves, in order, so what is accepted and where a failure stops are the same.
+   Runs of small forum-wide submissions (the crisis case, one hash an entry) are checked and
+   applied a run at a time (:mod:`~forum_client.replay_bulk`): the same checks, in log
+   order, and the entry a run stops at goes through the entry-by-entry path, which accepts
+   it or fails exactly as it always did;
 3. extend the compact range with each leaf hash, and commit the staged rows only when they
    are proven part of the signed log: the recomputed root equals the checkpoint's, or (every
    ``commit_every_rows``, so a long first sync keeps its progress) a consistency proof from
@@ -72,6 +76,7 @@ from .errors import (
 from .merkle import CompactRange, leaf_hash, verify_prefix
 from .receipts import verify_checkpoint_note
 from .replay import LeakedEntry, Replay
+from .replay_bulk import Run
 from .sigcheck import PendingChecks, SignatureChecker, default_threads
 from .source import Batch, ForumSource, PendingCheckpoint, Redacted
 from .store import LocalStore, SyncTransaction
@@ -100,6 +105,7 @@ _REFUSALS = frozenset({"INVALID_ARGUMENT", "OUT_OF_RANGE", "FAILED_PRECONDITION"
 
 
 MAX_FLAGGED = 100
+MAX_INDEX = 2**63  # no log grows this large
 
 
 @dataclass(frozen=True)
@@ -296,6 +302,8 @@ class Syncer:
         try:
             batches = self.source.entries(start, cp.size, False, self.config.max_batch)
             for batch, checks in self._checked_ahead(batches, checker):
+                if checks is None and checker is not None:
+                    checks = self._checks_now(batch, checker)
                 self._apply_batch(batch, follow=False, checks=checks)
         except TransportError as exc:
             if exc.code not in _REFUSALS:
@@ -594,22 +602,30 @@ class Syncer:
         waiting: Batch | None = None
         waiting_checks: PendingChecks | None = None
         for batch in batches:
-            checks = None
-            state = self.replay.state
-            if checker is not None and state is not None:
-                keys = state.keys
-                checks = checker.submit(
-                    [
-                        (index, env, keys[env.key_id].public_key)
-                        for index, env in batch[0]
-                        if isinstance(env, Envelope) and env.key_id in keys
-                    ]
-                )
+            checks = None if checker is None else self._checks_now(batch, checker)
             if waiting is not None:
                 yield waiting, waiting_checks
             waiting, waiting_checks = batch, checks
         if waiting is not None:
             yield waiting, waiting_checks
+
+    def _checks_now(self, batch: Batch, checker: SignatureChecker) -> PendingChecks | None:
+        """Start checking ``batch``'s signatures under the keys the state knows now (None
+        before genesis).  Also for a batch that came before the state could name its keys
+        (the first messages of a new copy): its checks start when it is applied, and the
+        checker's threads verify them while this thread waits, instead of this thread
+        verifying each inline."""
+        state = self.replay.state
+        if state is None:
+            return None
+        keys = state.keys
+        return checker.submit(
+            [
+                (index, env, keys[env.key_id].public_key)
+                for index, env in batch[0]
+                if isinstance(env, Envelope) and env.key_id in keys
+            ]
+        )
 
     def _apply_batch(self, batch: Batch, follow: bool, checks: PendingChecks | None = None) -> None:
         items, note = batch
@@ -618,7 +634,22 @@ class Syncer:
         signals_before = txn.signals_applied
         latest_ms = int((self.wall_clock() + self.config.max_clock_skew_seconds) * 1000)
         answers = {} if checks is None else checks.verified_keys()
-        for index, item in items:
+        cp = self.cp  # as _check_position: not past the checkpoint (in follow mode, plus ahead)
+        ahead = self.config.max_entries_ahead if follow else 0
+        end_index = MAX_INDEX if cp is None else cp.size + ahead
+        position, count = 0, len(items)
+        while position < count:
+            if answers:  # a run of small submissions at once (forum_client.replay_bulk)
+                run = replay.apply_run(Run(items, position, answers, end_index), txn)
+                if run:
+                    for index, created_ms in run:
+                        if created_ms > latest_ms:
+                            self._flag(index, created_ms)
+                    position += len(run)
+                    self._entries += len(run)
+                    continue
+            index, item = items[position]
+            position += 1
             self._check_position(index, follow)
             if isinstance(item, Redacted):
                 self._apply_redacted(index, item, txn)

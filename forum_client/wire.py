@@ -36,14 +36,26 @@ def envelope_to_pb(envelope: Envelope) -> pb.Entry:
     )
 
 
+def envelope_into_pb(envelope: Envelope, target: pb.Entry) -> None:
+    """:func:`envelope_to_pb` written into ``target`` (e.g. ``batch.entries.add().entry``),
+    without building a message to copy: a server streams many."""
+    target.payload_type = envelope.payload_type
+    target.body = envelope.body
+    target.key_id = envelope.key_id
+    target.signature = envelope.signature
+    for kid, sig in envelope.cosignatures:
+        target.cosignatures.add(key_id=kid, signature=sig)
+
+
 def envelope_from_pb(entry: pb.Entry) -> Envelope:
     """Raises InvalidInputError for cosignatures out of order or by a key twice."""
+    cosignatures = entry.cosignatures
     return Envelope(
         entry.payload_type,
         entry.body,
         entry.key_id,
         entry.signature,
-        tuple((c.key_id, c.signature) for c in entry.cosignatures),
+        tuple([(c.key_id, c.signature) for c in cosignatures]) if cosignatures else (),
     )
 
 

@@ -20,9 +20,10 @@ CPU time, not wall time, for the first two: a loaded machine stretches wall time
 cores a sync can reach at best ``1 / (1 + apply_per_verify)`` of the 2-thread rate (before
 the server's own work, which shares the cores in ``scripts/bench_sync.py``), so 0.8 needs
 ``apply_per_verify`` <= 0.25.  Left out: the server, gRPC's transport, PDQ signals.  The
-first two messages (512 entries) arrive before the key state exists and are verified inline
-(the same in every version): with 10,000 entries that adds ~5% of a verification to
-``apply_cpu_us``.
+first message (256 entries) arrives before the key state exists and is verified inline; up
+to issue #13's run-at-a-time replay the second one was too (512 entries: with 10,000
+entries ~5% of a verification in ``apply_cpu_us``); now the second is checked on the
+checker's threads when it is applied.
 """
 
 from __future__ import annotations

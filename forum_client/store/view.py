@@ -184,6 +184,37 @@ class ViewWriter:
         self.rows_staged += 1
         self._spill_if_large()
 
+    def add_submissions(
+        self,
+        leaves: list[tuple[int, bytes]],
+        signals: list[tuple[int, str, str, tuple[str, ...], str, str, str]],
+    ) -> None:
+        """Stage a run of verified forum-wide submissions at once
+        (:mod:`~forum_client.replay_bulk`): their ``(index, leaf)`` and each signal as
+        ``(index, type, value, labels, content type, member id, TLP label)``.  The same rows
+        as :meth:`apply` and :meth:`add_entry` entry by entry."""
+        self.entry_rows += leaves
+        self.signal_rows += [(t, v, i) for i, t, v, _, _, _, _ in signals]
+        labels_json: dict[tuple[str, ...], str] = {}
+        self.descriptor_rows += [
+            (
+                t,
+                v,
+                member,
+                labels_json.get(labels) or labels_json.setdefault(labels, _labels_json(labels)),
+                content_type,
+                None,
+                "",
+                i,
+                tlp,
+            )
+            for i, t, v, labels, content_type, member, tlp in signals
+        ]
+        self.pdq_rows += [(i, v) for i, t, v, _, _, _, _ in signals if t == PDQ]
+        self.signals_applied += len(signals)
+        self.rows_staged += len(leaves) + len(signals)
+        self._spill_if_large()
+
     def apply(self, index: int, body: e.Body, state: LogState) -> None:
         """Apply one verified body (after LogState.apply and the content rules passed)."""
         if isinstance(body, e.Submission):

@@ -10,7 +10,12 @@ from forum_client.envelope import Envelope
 from forum_client.errors import InvalidInputError
 from forum_client.protocol import messages as pb
 from forum_client.protocol import services as pb_grpc
-from forum_client.wire import envelope_from_pb, envelope_to_pb, receipt_to_pb, scope_claim_to_pb
+from forum_client.wire import (
+    envelope_from_pb,
+    envelope_into_pb,
+    receipt_to_pb,
+    scope_claim_to_pb,
+)
 
 from ..auth import Authenticator, Caller
 from ..config import ServerConfig
@@ -119,7 +124,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
                         )
                         continue
                     entry = Envelope.from_leaf_bytes(leaf.leaf_bytes)
-                    batch.entries.add(index=leaf.index, entry=envelope_to_pb(entry))
+                    envelope_into_pb(entry, batch.entries.add(index=leaf.index).entry)
                 start += len(leaves)
                 if request.follow and start == stop:
                     batch.checkpoint.note = note

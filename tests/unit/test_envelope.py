@@ -272,6 +272,36 @@ def test_from_leaf_bytes_fuzz_only_raises_invalid_input(data: bytes) -> None:
         assert env.leaf_bytes() == candidate  # anything accepted is canonical
 
 
+def _field_by_field(data: bytes) -> Envelope | str:
+    """What from_leaf_bytes answered before its one-pass reader: the envelope, or the error."""
+    saved = envelope_module._single_signature_fields
+    envelope_module._single_signature_fields = lambda _data: None  # type: ignore[assignment]
+    try:
+        return Envelope.from_leaf_bytes(data)
+    except InvalidInputError as exc:
+        return str(exc)
+    finally:
+        envelope_module._single_signature_fields = saved
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=120), st.data())
+def test_one_pass_leaf_reader_answers_as_the_field_by_field_one(
+    body: bytes, data: st.DataObject
+) -> None:
+    leaf = Envelope("application/vnd.forum.x.v1", body, b"k" * 32, b"s" * 64).leaf_bytes()
+    cut = data.draw(st.integers(0, len(leaf)))
+    extra = data.draw(st.binary(max_size=3))
+    flip = data.draw(st.integers(0, len(leaf) - 1))
+    mangled = leaf[:flip] + bytes([leaf[flip] ^ 0xFF]) + leaf[flip + 1 :]
+    for candidate in (leaf, leaf[:cut], leaf + extra, leaf[:cut] + extra + leaf[cut:], mangled):
+        try:
+            answer: Envelope | str = Envelope.from_leaf_bytes(candidate)
+        except InvalidInputError as exc:
+            answer = str(exc)
+        assert answer == _field_by_field(candidate)
+
+
 # --- weak keys ----------------------------------------------------------------------------------
 
 
@@ -514,3 +544,16 @@ def test_load_public_key_rejects_weak_key(tmp_path: Path) -> None:
 def test_repr_does_not_leak_private_key(key: SigningKey) -> None:
     assert key.key_id.hex() in repr(key)
     assert "PRIVATE" not in repr(key)
+
+
+def test_envelope_written_into_a_message_equals_the_one_built(key: SigningKey) -> None:
+    from forum_client._proto.forum.v1 import forum_pb2 as pb
+    from forum_client.wire import envelope_from_pb, envelope_into_pb, envelope_to_pb
+
+    single = key.sign("application/vnd.forum.x.v1", b"body")
+    cosigned = single.cosigned(SigningKey.generate()).cosigned(SigningKey.generate())
+    for env in (single, cosigned):
+        batch = pb.EntryBatch()
+        envelope_into_pb(env, batch.entries.add(index=3).entry)
+        assert batch.entries[0].entry == envelope_to_pb(env)
+        assert envelope_from_pb(batch.entries[0].entry) == env
