@@ -187,8 +187,9 @@ async def _start(
             # Members' channels ping every 30 s (forum_client.transport).  gRPC's default
             # counts pings more often than every 5 min while the server sends nothing as
             # abuse, and a sync whose client commits a large step for 90 s (so the stream
-            # is stalled by flow control) was cut with "Too many pings".
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+            # is stalled by flow control) was cut with "Too many pings".  (The key is
+            # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS; gRPC ignores unknown ones.)
+            ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )
