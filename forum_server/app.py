@@ -189,7 +189,7 @@ async def _start(
             # abuse, and a sync whose client commits a large step for 90 s (so the stream
             # is stalled by flow control) was cut with "Too many pings".  (The key is
             # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS; gRPC ignores unknown ones.)
-            ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", config.min_ping_interval_ms),
         ],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
     )

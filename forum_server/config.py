@@ -17,6 +17,9 @@ class ServerConfig:
     entries_per_message: int = 256  # entries in one GetEntries batch, at most
     batch_bytes: int = 4 * 1024 * 1024  # a GetEntries batch stops growing past this size
     follow_poll_seconds: float = 15.0  # a follow stream re-checks this often with no news
+    # Keepalive pings a client may send while the server sends nothing (members ping every
+    # 30 s; gRPC's default, 5 min, cuts a stream stalled by a long client commit).
+    min_ping_interval_ms: int = 20_000
     grace_seconds: float = 10.0  # in-flight calls get this long on shutdown
     max_group_entries: int = 256  # entries committed by one group commit
     # A member entry created further than this from the server's clock (either way) is refused.

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,7 @@ from forum_server.admin.ca import create_ca, issue_member_cert
 from forum_server.admin.cli import main as admin_main
 from forum_server.app import running_server
 from forum_server.cli import main as server_main
+from forum_server.config import ServerConfig
 from forum_server.testing import LocalForum, local_forum
 
 pytestmark = pytest.mark.integration
@@ -360,6 +362,37 @@ def test_second_server_on_the_same_port_fails(
         assert f"--listen {taken}: cannot listen there" in capsys.readouterr().err
         with forum.operator() as op:  # the first server is unharmed
             assert op.members()[0].member_id == "operator"
+
+
+def _stalled_follow_survives(tmp_path: Path, min_ping_interval_ms: int) -> bool:
+    """Whether a follow stream with nothing to send outlives 6 s of its client pinging every
+    second (what a member's 30 s pings do to a stream stalled by a long commit, sped up)."""
+    config = ServerConfig(min_ping_interval_ms=min_ping_interval_ms, follow_poll_seconds=60)
+    with local_forum(tmp_path, members=["alice"], observers=[], config=config) as forum:
+        bundle = forum.members["alice"].bundle
+        credentials = grpc.ssl_channel_credentials(
+            bundle.ca_certificate, bundle.client_key, bundle.client_certificate
+        )
+        pings = [
+            ("grpc.keepalive_time_ms", 1000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
+        with grpc.secure_channel(forum.address, credentials, options=pings) as channel:
+            stub = pb_grpc.ForumStub(channel)
+            size = stub.GetStatus(pb.GetStatusRequest(), timeout=10).log_size
+            stream = stub.GetEntries(pb.GetEntriesRequest(start=size, follow=True), timeout=30)
+            time.sleep(6)
+            survived: bool = stream.is_active()
+            stream.cancel()
+            return survived
+
+
+def test_keepalive_pings_do_not_cut_a_stalled_stream(tmp_path: Path) -> None:
+    """A 10M sync was cut with "Too many pings" while its client committed a large step: the
+    server's ping floor is set under gRPC's real option key (an unknown key is ignored)."""
+    assert _stalled_follow_survives(tmp_path / "floor", min_ping_interval_ms=500)
+    assert not _stalled_follow_survives(tmp_path / "default", min_ping_interval_ms=300_000)
 
 
 def test_graceful_shutdown_finishes_an_in_flight_call(tmp_path: Path) -> None:
