@@ -214,17 +214,11 @@ class CompactRange:
 
     def append(self, leaf_hash: bytes) -> None:
         """Add one leaf hash (``ValueError`` unless 32 bytes)."""
-        node = _check_hash(leaf_hash, "leaf hash")
-        size = self._size
-        while size & 1:
-            node = hashlib.sha256(b"\x01" + self._hashes.pop() + node).digest()
-            size >>= 1
-        self._hashes.append(node)
-        self._size += 1
+        self.extend((leaf_hash,))
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        """Append each leaf hash in order (as :meth:`append`, in one loop: a sync hashes a
-        stream message's leaves at once)."""
+        """Add each leaf hash in order, in one loop (a sync hashes a stream message's
+        leaves at once); ``ValueError`` at the first that is not 32 bytes."""
         sha256 = hashlib.sha256
         hashes = self._hashes
         size = self._size

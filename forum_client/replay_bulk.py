@@ -37,16 +37,14 @@ Pure: no sockets and no SQL; the view is the caller's :class:`ViewSink`.  Measur
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from . import entries as e
-from .envelope import LEAF_PREFIX, Envelope
+from .envelope import Envelope
 from .errors import InvalidInputError
-from .merkle import CompactRange
+from .merkle import CompactRange, leaf_hash
 from .rules import signal_shape_clean
 from .signals import SIGNAL_TYPES
 from .signals.versions import parse_version
@@ -57,10 +55,6 @@ if TYPE_CHECKING:
     from .replay import ViewSink
 
 SUBMISSION_TYPE: Final = e.PAYLOAD_TYPES[e.Submission]
-_LEAF_HEAD: Final = (
-    LEAF_PREFIX + struct.pack(">H", len(SUBMISSION_TYPE.encode())) + SUBMISSION_TYPE.encode()
-)
-"""A one-signature leaf of a Submission, up to the body length (``Envelope.leaf_bytes``)."""
 _TLP_LABELS: Final = {int(t): t.label for t in e.Tlp}
 
 SignalRow = tuple[int, str, str, tuple[str, ...], str, str, str]
@@ -224,29 +218,16 @@ def _apply(
     state: LogState, rng: CompactRange, checked: list[_Checked], view: ViewSink
 ) -> list[tuple[int, int]]:
     """Step 3: advance the key state, stage the rows, hash the leaves."""
-    sha256 = hashlib.sha256
-    head = _LEAF_HEAD
     last_sequence = state.last_sequence
     rows: list[SignalRow] = []
     leaves: list[tuple[int, bytes]] = []
     hashes: list[bytes] = []
     created: list[tuple[int, int]] = []
     for at, env, sequence, created_ms, member, tlp, _, signals in checked:
-        body, kid, signature = env.body, env.key_id, env.signature
-        leaf = b"".join(
-            (
-                head,
-                len(body).to_bytes(4, "big"),
-                body,
-                len(kid).to_bytes(1, "big"),
-                kid,
-                len(signature).to_bytes(1, "big"),
-                signature,
-            )
-        )
+        leaf = env.leaf_bytes()
         leaves.append((at, leaf))
-        hashes.append(sha256(b"\x00" + leaf).digest())
-        last_sequence[kid] = sequence
+        hashes.append(leaf_hash(leaf))
+        last_sequence[env.key_id] = sequence
         rows += [(at, t, v, labels, ct, member, tlp) for t, v, labels, ct in signals]
         created.append((at, created_ms))
     state.size = checked[-1][0] + 1

@@ -25,15 +25,9 @@ class Receipt:
 
 
 def envelope_to_pb(envelope: Envelope) -> pb.Entry:
-    return pb.Entry(
-        payload_type=envelope.payload_type,
-        body=envelope.body,
-        key_id=envelope.key_id,
-        signature=envelope.signature,
-        cosignatures=[
-            pb.EntrySignature(key_id=kid, signature=sig) for kid, sig in envelope.cosignatures
-        ],
-    )
+    entry = pb.Entry()
+    envelope_into_pb(envelope, entry)
+    return entry
 
 
 def envelope_into_pb(envelope: Envelope, target: pb.Entry) -> None:
