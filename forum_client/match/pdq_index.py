@@ -206,7 +206,14 @@ def _arange(total: int) -> _I64:
 def _ranges(starts: npt.NDArray[np.integer], lens: npt.NDArray[np.integer]) -> _I64:
     """Concatenation of ``arange(s, s + l)`` for every (s, l), vectorised (``lens`` >= 0)."""
     ends = np.cumsum(lens, dtype=np.int64)
-    total = int(ends[-1]) if ends.size else 0
+    return _ranges_ending(starts, lens, ends, int(ends[-1]) if ends.size else 0)
+
+
+def _ranges_ending(
+    starts: npt.NDArray[np.integer], lens: npt.NDArray[np.integer], ends: _I64, total: int
+) -> _I64:
+    """:func:`_ranges` for a query that has the running ``ends`` of ``lens`` and their
+    ``total`` already."""
     return np.repeat(starts - (ends - lens), lens) + _arange(total)
 
 
@@ -617,16 +624,8 @@ class PDQIndex:
             return []
         if total > self._n_rows // 16 + 4096:  # a hit in a big cluster
             return self._probe_crowded(data, limit, packed, lens, ends)
-        rows = self._pool.take(
-            np.repeat(packed.view(np.int32)[0::2] - ends + lens, lens) + _arange(total)
-        )
-        near = self._words.take(rows, axis=0).reshape(-1)  # one cache line per candidate
-        # xor with the query repeated: a flat pass is ~3x faster than broadcasting over rows
-        np.bitwise_xor(near, np.frombuffer(data * total, "<u8"), out=near)
-        # Four word counts per row, read as one uint32 and multiplied by 0x01010101: the top
-        # byte is their sum mod 256 (2 numpy calls instead of ~12 for four column passes).
-        counts = np.bitwise_count(near).view(np.uint32)
-        summed = counts * 0x01010101
+        rows = self._pool.take(_ranges_ending(packed.view(np.int32)[0::2], lens, ends, total))
+        counts, summed = self._packed_counts(rows, data)
         bound = (limit + 1) << 24
         if int(summed.min()) >= bound:
             return []
@@ -641,19 +640,24 @@ class PDQIndex:
         """A query inside a big cluster gathers each near-copy from up to 16 buckets (more
         candidates than a 16th of the index): they are de-duplicated first, by a scatter
         into a mask and a scan (no sort), which also makes the gather read forward."""
-        total = int(ends[-1])
+        positions = _ranges_ending(packed.view(np.int32)[0::2], lens, ends, int(ends[-1]))
         seen = np.zeros(self._n_rows, bool)
-        seen[
-            self._pool[np.repeat(packed.view(np.int32)[0::2] - ends + lens, lens) + _arange(total)]
-        ] = True
+        seen[self._pool[positions]] = True
         rows = np.flatnonzero(seen)
-        near = np.take(self._words, rows, axis=0).reshape(-1)
-        np.bitwise_xor(near, np.frombuffer(data * len(rows), "<u8"), out=near)
-        counts = np.bitwise_count(near).view(np.uint32)
-        summed = counts * 0x01010101
+        counts, summed = self._packed_counts(rows, data)
         hit = np.flatnonzero(summed < (limit + 1) << 24)
         hit = hit[counts[hit] != _COMPLEMENT]
         return self._result(rows[hit], summed[hit] >> 24)
+
+    def _packed_counts(self, rows: npt.NDArray[np.integer], data: bytes) -> tuple[_U32, _U32]:
+        """The four word popcounts of ``rows``' hashes xor the query, as one uint32 per row,
+        and that times 0x01010101, whose top byte is their sum mod 256 (2 numpy calls instead
+        of ~12 for four column passes; the exact complement reads as 0: ``_COMPLEMENT``)."""
+        near = self._words.take(rows, axis=0).reshape(-1)  # one cache line per candidate
+        # xor with the query repeated: a flat pass is ~3x faster than broadcasting over rows
+        np.bitwise_xor(near, np.frombuffer(data * len(rows), "<u8"), out=near)
+        counts = np.bitwise_count(near).view(np.uint32)
+        return counts, counts * 0x01010101
 
     def _probe(self, queries: npt.NDArray[np.uint8], limit: int) -> list[_Matches]:
         """Answer the queries (m, 32) by bucket probing: every bucket of every chunk within
@@ -679,7 +683,7 @@ class PDQIndex:
             return self._probe(queries[:half], limit) + self._probe(queries[half:], limit)
         if not total:
             return [[] for _ in range(m)]
-        rows = self._pool[np.repeat(starts - (ends - lens), lens) + _arange(total)]
+        rows = self._pool[_ranges_ending(starts, lens, ends, total)]
         near = np.take(self._words, rows, axis=0)  # (k, 4): one cache line per candidate
         owner = np.repeat(owner_of_probe, lens)
         np.bitwise_xor(near, queries.view("<u8")[owner], out=near)
