@@ -57,15 +57,10 @@ def local_copy_problem(path: Path) -> str | None:
         return f"{problem} {hint}"
     if path.stat().st_size == 0:
         return f"is empty: no local copy yet {hint}"
-    from .store.schema import is_foreign
+    from .store.schema import probe_read_only
 
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            foreign = is_foreign(con)
-            empty = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        finally:
-            con.close()
+        foreign, empty = probe_read_only(path)
     except sqlite3.Error as exc:
         return f"cannot be read as SQLite ({exc})"
     if foreign:
