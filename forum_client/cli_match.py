@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from .cli_files import LOCAL_COPY
 from .cli_types import SIGNAL_TYPE, FiniteRange, signal_option
 from .errors import InvalidInputError
 from .match.extra import DEFAULT_MIN_QUALITY
@@ -103,9 +104,7 @@ def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, s
 def _open_store(db: Path) -> LocalStore:
     from .store import LocalStore
 
-    if not db.is_file():
-        raise click.UsageError(f"no local copy at {db} (run `forum-client sync --db {db}`)")
-    return LocalStore(db)
+    return LocalStore(db)  # checked while parsing (LOCAL_COPY)
 
 
 @click.command(
@@ -122,7 +121,7 @@ def _open_store(db: Path) -> LocalStore:
 @click.option(
     "--db",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LOCAL_COPY,
     help="The local copy made by `forum-client sync` (its PDQ index is kept at FILE.pdqidx.npz).",
 )
 @click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")

@@ -48,9 +48,9 @@ BASE: dict[tuple[str, tuple[str, ...]], list[str]] = {
         "agree",
     ],
     ("client", ("sync",)): ["sync", "--db", "{dir}/copy.db"],
-    ("client", ("verify",)): ["verify", "--db", "{file}"],
-    ("client", ("security-report",)): ["security-report", "--db", "{file}"],
-    ("client", ("match",)): ["match", "--db", "{file}"],
+    ("client", ("verify",)): ["verify", "--db", "{copy}"],
+    ("client", ("security-report",)): ["security-report", "--db", "{copy}"],
+    ("client", ("match",)): ["match", "--db", "{copy}"],
     ("client", ("hash",)): ["hash", "{file}"],
     ("client", ("show-checkpoint",)): ["show-checkpoint", "--db", "{copy}"],
     ("client", ("compare-checkpoint",)): ["compare-checkpoint", "{note}", "--db", "{copy}"],
@@ -478,6 +478,12 @@ MORE_BAD: list[tuple[str, tuple[str, ...], str, str]] = [
     ("client", ("compare-checkpoint",), "--db", "{srvdb}"),
     ("client", ("show-checkpoint",), "--db", "{file}"),
     ("client", ("show-checkpoint",), "--db", "{srvdb}"),
+    ("client", ("verify",), "--db", "{file}"),
+    ("client", ("verify",), "--db", "{srvdb}"),
+    ("client", ("security-report",), "--db", "{file}"),
+    ("client", ("security-report",), "--db", "{srvdb}"),
+    ("client", ("match",), "--db", "{file}"),
+    ("client", ("match",), "--db", "{srvdb}"),
 ]
 
 # Options added after this sweep was written and not swept yet (none now: parts A and B
@@ -706,14 +712,26 @@ def test_the_cli_bounds_a_dispute_deadline_as_the_sdk_does() -> None:
     assert _ANSWER_WITHIN.most_ms == MAX_ANSWER_WITHIN_MS
 
 
-@pytest.mark.parametrize("command", ["show-checkpoint", "compare-checkpoint"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["show-checkpoint"],
+        ["compare-checkpoint", "{note}"],
+        ["verify"],
+        ["security-report"],
+        ["match", "--type", "md5", "--value", MD5],
+    ],
+    ids=lambda c: c[0],
+)
 def test_an_empty_file_as_db_is_refused_unchanged(
-    command: str, files: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    command: list[str], files: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """It was opened as a store first: the empty file became a new, empty local copy."""
+    """It was opened as a store first: the empty file became a new, empty local copy (and
+    verify said "ok: 0 entries verified ... matches signed checkpoint 0", match found
+    nothing, both exit 0)."""
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
-    note = [files["note"]] if command == "compare-checkpoint" else []
-    assert client_main([command, *note, "--db", str(empty)]) == 2
+    argv = [x.format(**files) for x in command]
+    assert client_main([*argv, "--db", str(empty)]) == 2
     assert "--db" in capfd.readouterr().err
     assert empty.stat().st_size == 0
