@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from .cli_files import LOCAL_COPY
+from .cli_files import LOCAL_COPY, MEDIA_FILE
 from .cli_types import SIGNAL_TYPE, FiniteRange, signal_option
 from .errors import InvalidInputError
 from .match.extra import DEFAULT_MIN_QUALITY
@@ -171,7 +171,7 @@ def _open_store(db: Path) -> LocalStore:
     help="FILES: drop PDQ hashes (images, video frames) of lower quality.",
 )
 @_SECONDS_PER_HASH
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("files", nargs=-1, type=MEDIA_FILE)
 def match(
     db: Path,
     type_: str | None,
@@ -279,9 +279,7 @@ def _match_input(
     "quality says why).",
 )
 @_SECONDS_PER_HASH
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
-)
+@click.argument("files", nargs=-1, required=True, type=MEDIA_FILE)
 def hash_(min_quality: int, seconds_per_hash: float, files: tuple[Path, ...]) -> None:
     failed = 0
     for path in files:
