@@ -141,6 +141,7 @@ def test_a_leaked_body_is_reported_and_not_kept(forum: LocalForum, tmp_path: Pat
         assert [(x.what, x.entry_index) for x in evidence] == [(LEAK, index)]
         assert "alice" in evidence[0].message and "group g" in evidence[0].message
         assert evidence[0].entry is None  # the evidence keeps no body either
+        assert "TLP" not in evidence[0].message  # nor what the claim does not say (its TLP)
         assert store.lookup("pdq", SECRET) is None and store.match("pdq", SECRET) == []
         assert [(i, g) for i, _, g, _ in store.redacted()] == [(index, "g")]
         assert verify_store(store).ok
