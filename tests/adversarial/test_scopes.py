@@ -76,7 +76,7 @@ def _redact(index: int, claim: pb.ScopeClaim | None) -> EditEntries:
 def test_withholding_an_entry_from_a_group_member_is_detected(
     forum: LocalForum, tmp_path: Path
 ) -> None:
-    """sync.py:Syncer._apply_redacted: a redaction must name a group the reader is not in."""
+    """replay.py:Replay.apply_redacted: a redaction must name a group the reader is not in."""
     index = _share(forum)
     # carol's honest view (the entry redacted, with alice's real claim), served to bob
     with (
@@ -127,7 +127,8 @@ def test_hiding_a_forum_wide_entry_behind_a_redaction_is_detected(
 
 
 def test_a_leaked_body_is_reported_and_not_kept(forum: LocalForum, tmp_path: Path) -> None:
-    """sync.py:Syncer._report_leak: a scoped body for a non-member is dropped and reported."""
+    """replay.py:Replay.apply and sync.py:Syncer._report_leak: a scoped body for a
+    non-member is dropped and reported."""
     index = _share(forum)
     db = tmp_path / "carol.db"
     # bob's view (the entry in full), served to carol
