@@ -1,8 +1,9 @@
 """``scripts/quickstart`` as a newcomer runs it: it serves, a rerun with another FORUM_PORT
 works, and Ctrl-C ends it with exit 0; a first install shows progress the whole time.
 
-The serving test runs in a copy of the scripts beside this checkout's ``.venv`` (its install stamp matches,
-so nothing is installed), so the test needs no network and leaves the checkout alone."""
+The serving test runs in a copy of the scripts beside this checkout's ``.venv`` (its install
+stamp matches, so nothing is installed), so the test needs no network and leaves the
+checkout alone."""
 
 from __future__ import annotations
 
