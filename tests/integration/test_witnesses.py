@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -406,6 +408,35 @@ def test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why(
         assert client_main([*profile, "sync", "--db", erin_db]) == 0
         with LocalStore(tmp_path / "erin.db") as store:
             assert store.size == size + 1 and store.lookup("md5", "2" * 32) is not None
+
+
+def test_a_slow_witness_blocks_neither_submissions_nor_the_cosigned_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """A witness that accepts connections but never answers (its process stopped with
+    SIGSTOP), with a 30 s witness timeout: submissions are answered at once, and the
+    checkpoint is cosigned by the other two and served long before that timeout (a round
+    waits only witness_straggler_seconds past its quorum); members sync it."""
+    config = dataclasses.replace(CONFIG, witness_timeout_seconds=30.0)
+    with witnessed_forum(tmp_path, config=config) as w:
+        forum = w.forum
+        slow = w.witnesses[0]
+        os.kill(slow.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(3):
+                started = time.monotonic()
+                with forum.client("alice") as alice:
+                    submit(alice, forum, "alice", str(i) * 32)
+                assert time.monotonic() - started < 15, "a submission waited for a witness"
+                started = time.monotonic()
+                size, note = wait_cosigned(forum, timeout=15)
+                assert time.monotonic() - started < 15
+                assert b"witness.test/w1 " not in note.split(b"\n\n")[1]
+            with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
+                assert bob.sync(store).size == size
+                assert store.lookup("md5", "2" * 32) is not None
+        finally:
+            os.kill(slow.proc.pid, signal.SIGCONT)
 
 
 def test_a_restarted_server_serves_its_last_cosigned_checkpoint_at_once(tmp_path: Path) -> None:
