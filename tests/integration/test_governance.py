@@ -213,6 +213,12 @@ def test_follow_prints_incident_events_before_the_round_summary(
         assert event["event"] == "incident" and event["stage"] == "declared"
         assert event["label"] == "incident:attack-1" and "event" not in summary
         assert summary["size"] == event["index"] + 1
+        # The next round prints only its own events, not the declaration again.
+        decide(forum, board, incident(e.IncidentStage.UPDATE, text="copies found"))
+        event = json.loads(proc.stdout.readline())
+        summary = json.loads(proc.stdout.readline())
+        assert (event["stage"], event["text"]) == ("update", "copies found")
+        assert "event" not in summary and summary["size"] == event["index"] + 1
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
