@@ -10,6 +10,7 @@ import pytest
 
 from forum_client import entries as e
 from forum_client._proto.forum.v1 import forum_pb2 as pb
+from forum_client.cli import main as client_main
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.wire import envelope_to_pb
 from forum_server.admin.cli import main as admin_main
@@ -29,11 +30,17 @@ def size(forum: LocalForum) -> int:
 
 
 def board_keys(tmp_path: Path, n: int) -> list[Path]:
+    """Board members' keys, made as docs/operator-guide.md says: `forum-client keygen --out`
+    with no member id (a board key carries no proof of possession)."""
     paths = []
     for i in range(n):
         path = tmp_path / f"board{i}.key"
-        SigningKey.generate().save(path)
+        assert client_main(["keygen", "--out", str(path)]) == 0
+        assert Path(f"{path}.pub").read_text().count("\n") == 1  # the key line alone
         paths.append(path)
+    # A member key still needs both: one of them alone is a mistake.
+    half = ["keygen", "--out", str(tmp_path / "half.key"), "--member-id", "acme"]
+    assert client_main(half) == 2 and not (tmp_path / "half.key").exists()
     return paths
 
 
