@@ -132,6 +132,9 @@ def test_a_dispute_is_opened_answered_escalated_and_decided(
     [hit] = client_json(capsys, "match", "--db", str(db), "--type", "md5", "--value", value)
     [m] = hit["matches"]  # type: ignore[misc]
     assert m["disputed"] is True and m["disputes"][0]["status"] == "kept"
+    capsys.readouterr()
+    assert client_main(["disputes", "--db", str(db)]) == 0
+    assert "kept" in (line := capsys.readouterr().out) and "by bob, respondent alice" in line
     # Escalated: a single board key cannot decide; two can, and the removal is for everyone.
     with forum.operator() as op:
         p = op.propose([lambda h: e.DisputeDecision(h, "d1", True, "not verified")], "one key")
