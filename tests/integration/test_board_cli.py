@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -164,6 +165,32 @@ def test_expired_and_foreign_proposals_are_refused(
         assert admin(forum, "submit", str(foreign_path)) != 0
         assert "is for forum 'another.forum'" in capsys.readouterr().err
         assert size(forum) == before
+    # `pending` shows what cannot be submitted for what it is: expired, or invalid (a
+    # signature repeated, or by a key outside the board), never "ready".
+    doc = json.loads(path.read_text())
+    sigs = doc["entries"][0]["signatures"]
+    (tmp_path / "twice.json").write_text(
+        json.dumps({**doc, "entries": [{**doc["entries"][0], "signatures": [sigs[0], sigs[0]]}]})
+    )
+    outsider = SigningKey.generate()
+    [env] = [x for x in Proposal.load(path).envelopes if isinstance(x, Envelope)]
+    [(kid, sig)] = outsider.sign(env.payload_type, env.body).signatures
+    extra = sorted(
+        [*sigs, {"key_id": kid.hex(), "signature": base64.b64encode(sig).decode()}],
+        key=lambda x: x["key_id"],
+    )
+    doc = json.loads(path.read_text())
+    doc["entries"][0]["signatures"] = extra
+    (tmp_path / "outsider.json").write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert admin_main(["pending", str(tmp_path), "--json"]) == 0
+    rows = {Path(r["file"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["late.json"]["status"] == "expired"
+    assert rows["foreign.json"]["status"] == "ready"  # offline; its expiry is past year 9999
+    assert rows["twice.json"]["status"] == "invalid"
+    assert "duplicated signature" in rows["twice.json"]["reason"]
+    assert rows["outsider.json"]["status"] == "invalid"
+    assert "not in the set" in rows["outsider.json"]["reason"]
 
 
 def test_init_names_a_board_in_genesis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
