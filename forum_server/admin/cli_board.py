@@ -162,11 +162,13 @@ def _write(
         raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
     proposal = operator_from(ctx).propose(makes, summary, ttl_ms=ttl_ms)
     proposal.save(out)
-    board = proposal.board
+    board, incoming = proposal.board, proposal.incoming_board()
+    needs = f"{board.threshold} signature(s) of the {len(board.keys)}-key board"
+    if incoming is not None:  # a rotation: a threshold of the old board and of the new one
+        needs += f" and {incoming.threshold} of the {len(incoming.keys)} new keys"
     click.echo(
         f"wrote {out}: {summary} ({len(makes)} entr{'y' if len(makes) == 1 else 'ies'}); "
-        f"needs {proposal.missing_signatures()} signature(s) of the {len(board.keys)}-key "
-        f"board; expires {_when(proposal.expires_unix_ms)}"
+        f"needs {needs}; expires {_when(proposal.expires_unix_ms)}"
     )
     click.echo(f"  next: forum-admin sign {out} --key BOARD_KEY   (each signer)")
 

@@ -67,7 +67,8 @@ def test_a_board_governs_by_proposals_signed_apart(
             )
             == 0
         )
-        assert "needs 2 signature(s)" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "needs 1 signature(s) of the 1-key board and 2 of the 3 new keys" in out
         for key in (admin_key, str(k[0])):
             assert admin_main(["sign", str(rot), "--key", key]) == 0
         assert admin_main(["pending", str(props)]) == 0
