@@ -14,6 +14,7 @@ import click
 
 from .cli_context import client_from
 from .cli_files import LOCAL_COPY, NOTE_FILE
+from .errors import InvalidInputError
 
 if TYPE_CHECKING:
     from .gossip import Comparison
