@@ -743,3 +743,27 @@ def test_an_empty_file_as_db_is_refused_unchanged(
     assert client_main([*argv, "--db", str(empty)]) == 2
     assert "--db" in capfd.readouterr().err
     assert empty.stat().st_size == 0
+
+
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        ("[1, 2]", "labels[0] is not an object"),
+        ('{"id": "entity:x"}', "a JSON dict, not a list"),
+        ('[{"id": "entity:x", "title": "X"}]', 'labels[0] has no "kind"'),
+        ('[{"id": "entity:x", "kind": "entity", "title": 7}]', "labels[0]: id, kind, title"),
+    ],
+)
+def test_a_taxonomy_file_of_the_wrong_shape_says_what_it_should_be(
+    doc: str, says: str, files: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """It said "'int' object is not subscriptable", "string indices must be integers" or
+    just "'kind'" (a KeyError)."""
+    import forum_client.taxonomy
+
+    path = tmp_path / "labels.json"
+    path.write_text(doc)
+    assert admin_main(["--profile", files["op"], "taxonomy", "publish", str(path)]) == 2
+    err = capfd.readouterr().err
+    assert f"{path}: {says}" in err and '{"id", "kind", "title", "description"}' in err, err
+    assert doctest.testmod(forum_client.taxonomy, optionflags=doctest.ELLIPSIS).failed == 0
