@@ -144,21 +144,34 @@ def test_threatexchange_fetch_match_label_through_the_extension(
 
 def test_the_calls_hma_makes_fetch_deltas_and_resume(forum: LocalForum, tmp_path: Path) -> None:
     """HMA's fetcher: for_collab, get_checkpoint_cls, fetch_iter(types, checkpoint) delta by
-    delta, naive_convert_to_signal_type; the checkpoint is the verified log size."""
+    delta, naive_convert_to_signal_type; the checkpoint is the verified log size.  HMA's
+    storage: the collab from ``POST /c/exchanges``'s api_json and the checkpoint through
+    pytx's dataclass_json, each record's metadata pickled (docs/member-quickstart.md)."""
+    import pickle
+
     from threatexchange.cli.main import _DEFAULT_SIGNAL_TYPES
+    from threatexchange.utils import dataclass_json
 
     from forum_client.interop.pytx_exchange import TX_MANIFEST
 
     types = [*_DEFAULT_SIGNAL_TYPES, *TX_MANIFEST.signal_types]
-    collab = ForumCollabConfig(
-        name="forum",
-        api="shared_signal_forum",
-        profile=str(forum.members["carol"].bundle_path),
-        db=str(tmp_path / "hma.db"),
-    )
+    api_json = {"profile": str(forum.members["carol"].bundle_path), "db": str(tmp_path / "hma.db")}
+    # what HMA's exchange_create adds, then how it builds and stores the config
+    api_json.update(name="ACME_FORUM", enabled=True, api="shared_signal_forum")
+    collab = dataclass_json.dataclass_load_dict(api_json, ForumSignalExchangeAPI.get_config_cls())
+    assert isinstance(collab, ForumCollabConfig) and collab.key is None
+    stored = dataclass_json.dataclass_dump_dict(collab)
+    assert dataclass_json.dataclass_load_dict(stored, ForumCollabConfig) == collab
     api = ForumSignalExchangeAPI.for_collab(collab)
     assert ForumSignalExchangeAPI.get_checkpoint_cls() is ForumCheckpoint
     deltas = list(api.fetch_iter(types, None))
+    last = deltas[-1].checkpoint
+    assert dataclass_json.dataclass_dump_dict(last) == {"log_size": last.log_size}
+    assert dataclass_json.dataclass_load_dict({"log_size": last.log_size}, ForumCheckpoint) == last
+    assert not last.is_stale()  # HMA refetches from scratch when a checkpoint is stale
+    for delta in deltas:
+        for value in delta.updates.values():
+            assert value is None or pickle.loads(pickle.dumps(value)) == value
     state: dict[tuple[str, str], ForumSignalMetadata] = {}
     for delta in deltas:
         ForumSignalExchangeAPI.naive_fetch_merge(state, delta.updates)
