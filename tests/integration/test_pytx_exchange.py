@@ -211,3 +211,76 @@ def test_the_calls_hma_makes_fetch_deltas_and_resume(forum: LocalForum, tmp_path
         and meta.negative_members == ("bob",)
         and delta[-1].checkpoint.log_size == size + 1
     )
+
+
+def test_deltas_and_exports_carry_incidents_scopes_and_tlp(
+    forum: LocalForum, tmp_path: Path
+) -> None:
+    """The metadata of a signal shared with a group (scope, TLP) and of one tagged with an
+    incident, in pytx's deltas and in the STIX and MISP exports; a member outside the group
+    gets neither (its entry is redacted for it)."""
+    import io
+    import json
+
+    from threatexchange.cli.main import _DEFAULT_SIGNAL_TYPES
+
+    from forum_client.interop.export import export
+
+    scoped, tagged = pdq(31), pdq(32)
+    with forum.operator() as op:
+        op.set_incident("flood-2", open=True, title="a test incident")
+        op.create_group("cell", "Crisis cell")
+        op.set_group_member("cell", "alice", member=True)
+        op.set_group_member("cell", "bob", member=True)
+    alice = forum.members["alice"]
+    with forum.client("alice") as client:
+        client.submit(
+            [{"type": "pdq", "value": scoped, "labels": [PUB]}],
+            alice.signing_key,
+            group="cell",
+            tlp="red",
+        )
+        client.submit(
+            [{"type": "pdq", "value": tagged, "labels": [PUB, "incident:flood-2"]}],
+            alice.signing_key,
+        )
+
+    def fetched(member: str) -> dict[tuple[str, str], ForumSignalMetadata | None]:
+        collab = ForumCollabConfig(
+            name="forum",
+            api="shared_signal_forum",
+            profile=str(forum.members[member].bundle_path),
+            db=str(tmp_path / f"{member}.db"),
+        )
+        state: dict[tuple[str, str], ForumSignalMetadata | None] = {}
+        for delta in ForumSignalExchangeAPI.for_collab(collab).fetch_iter(
+            _DEFAULT_SIGNAL_TYPES, None
+        ):
+            state.update(delta.updates)
+        return state
+
+    bob = fetched("bob")
+    meta = bob[("pdq", scoped)]
+    assert meta is not None and (meta.scopes, meta.tlp) == (("cell",), ("TLP:RED",))
+    meta = bob[("pdq", tagged)]
+    assert meta is not None and meta.incidents == ("incident:flood-2",)
+    assert meta.scopes == () and meta.tlp == ("TLP:GREEN",)
+    assert ("pdq", scoped) not in fetched("carol")  # outside the group: redacted for it
+
+    with LocalStore(tmp_path / "bob.db") as store:
+        stix, misp = io.StringIO(), io.StringIO()
+        export(store, stix, "stix")
+        export(store, misp, "misp")
+    indicators = {
+        o["pattern"]: o for o in json.loads(stix.getvalue())["objects"] if o["type"] == "indicator"
+    }
+    red = indicators[f"[file:hashes.PDQ = '{scoped}']"]
+    assert (red["x_forum_scopes"], red["x_forum_tlp"]) == (["cell"], ["TLP:RED"])
+    assert indicators[f"[file:hashes.PDQ = '{tagged}']"]["x_forum_incidents"] == [
+        "incident:flood-2"
+    ]
+    attributes = {a["value"]: a for a in json.loads(misp.getvalue())["Event"]["Attribute"]}
+    assert "tlp:red" in {t["name"] for t in attributes[scoped]["Tag"]}
+    assert 'shared-signal-forum:incident="flood-2"' in {
+        t["name"] for t in attributes[tagged]["Tag"]
+    }
