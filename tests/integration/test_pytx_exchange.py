@@ -155,7 +155,10 @@ def test_the_calls_hma_makes_fetch_deltas_and_resume(forum: LocalForum, tmp_path
     from forum_client.interop.pytx_exchange import TX_MANIFEST
 
     types = [*_DEFAULT_SIGNAL_TYPES, *TX_MANIFEST.signal_types]
-    api_json = {"profile": str(forum.members["carol"].bundle_path), "db": str(tmp_path / "hma.db")}
+    api_json: dict[str, object] = {
+        "profile": str(forum.members["carol"].bundle_path),
+        "db": str(tmp_path / "hma.db"),
+    }
     # what HMA's exchange_create adds, then how it builds and stores the config
     api_json.update(name="ACME_FORUM", enabled=True, api="shared_signal_forum")
     collab = dataclass_json.dataclass_load_dict(api_json, ForumSignalExchangeAPI.get_config_cls())
