@@ -207,7 +207,7 @@ def _forum_comment(attribute: dict[str, Any]) -> dict[str, Any]:
     if isinstance(comment, str) and comment.startswith("{"):
         try:
             meta = json.loads(comment)
-        except ValueError:
+        except (ValueError, RecursionError):
             return {}
         return meta if isinstance(meta, dict) else {}
     return {}

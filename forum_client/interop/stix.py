@@ -208,6 +208,8 @@ def signals_of_pattern(pattern: str) -> list[tuple[str, str]] | str:
         parsed = Pattern(pattern).inspect()
     except ParseException as exc:
         return f"malformed pattern: {exc}"
+    except RecursionError:  # "((((...": the pattern parser recurses per level
+        return "malformed pattern: nested too deeply"
     if parsed.observation_ops or parsed.qualifiers:
         return "pattern with several observations or qualifiers cannot be represented"
     join = _JOINS.search(_STRING.sub("''", pattern))

@@ -195,6 +195,31 @@ def test_stix_import_without_the_stix_extra_is_a_configuration_error(
     assert "needs the stix extra" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_deeply_nested_input_is_an_error_naming_it(forum: LocalForum, tmp_path: Path) -> None:
+    """JSON nested 100,000 deep (json's decoder recurses per level) and a STIX pattern nested
+    as deep: a clear error or a skipped object, never a RecursionError traceback."""
+    deep = "[" * 100_000 + "]" * 100_000
+    path = tmp_path / "deep.json"
+    path.write_text(deep)
+    for fmt, what in (("stix", "STIX 2.1 bundle"), ("misp", "MISP event")):
+        done = submit(forum, path, fmt)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert f"not a {what} (JSON nested too deeply)" in done.stderr
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text(f'{{"type": "md5", "value": "{GOOD_MD5}"}}\n{deep}\n')
+    done = submit(forum, lines, "jsonl")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "deep.jsonl:2: not JSON: nested too deeply" in done.stderr
+    pattern = "(" * 50_000 + f"[file:hashes.MD5 = '{'f' * 32}']" + ")" * 50_000
+    bundle = {"type": "bundle", "objects": [indicator("deep", pattern)]}
+    path.write_text(json.dumps(bundle))
+    before = signals(forum, tmp_path / "before.db")
+    done = submit(forum, path, "stix")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "skipped indicator--deep: malformed pattern: nested too deeply" in done.stderr
+    assert signals(forum, tmp_path / "after.db") == before
+
+
 def test_not_a_bundle_and_not_an_event(forum: LocalForum, tmp_path: Path) -> None:
     path = tmp_path / "x.json"
     path.write_text('{"type": "indicator"}')
