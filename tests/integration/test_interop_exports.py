@@ -230,3 +230,23 @@ def test_round_trip_into_a_second_forum(
             assert after[key]["labels"] == doc["labels"], key
     assert after[("pdq", A)]["content_types"] == ["image"]
     assert after[("vpdq", VPDQ)]["content_types"] == ["video"]
+
+
+def test_export_progress_stays_off_a_non_terminal_and_quiet_silences_stderr(
+    source: tuple[LocalForum, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, failure 9: no ``\\r`` progress frames in a CI log (stderr is not a terminal
+    here), and ``--quiet`` (the group's or the command's) leaves stderr to errors."""
+    _, db = source
+    capfd.readouterr()
+    export(db, "csv", tmp_path / "a.csv")
+    err = capfd.readouterr().err
+    assert "\r" not in err, repr(err)
+    assert err.count("exported ") == 1  # the summary line, once
+    for argv in (
+        ["--quiet", "export", "--db", str(db), "--format", "csv", "-o", str(tmp_path / "b.csv")],
+        ["export", "--db", str(db), "--format", "jsonl", "-o", str(tmp_path / "c"), "--quiet"],
+        ["--quiet", "export", "--db", str(db), "--format", "misp-feed", "-o", str(tmp_path / "d")],
+    ):
+        assert client_main(argv) == 0
+        assert capfd.readouterr().err == "", argv
