@@ -93,7 +93,7 @@ def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, s
         where = f"{name}:{number}"
         try:
             doc = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
             doc = None
         if not isinstance(doc, dict):
             yield where, "", ""
