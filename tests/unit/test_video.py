@@ -4,6 +4,7 @@ and agreement with Meta's reference hasher and python-threatexchange's serialisa
 from __future__ import annotations
 
 import doctest
+import io
 import json
 import sys
 from pathlib import Path
@@ -274,3 +275,32 @@ def test_agrees_with_the_reference_hasher_frame_for_frame(videos: dict[str, Path
         assert [(f.pdq, f.quality, f.timestamp) for f in ours] == [
             (t.hex, t.quality, pytest.approx(t.timestamp)) for t in theirs
         ]
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, so the CLI draws its progress bar."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_shows_progress_on_a_terminal_whether_or_not_the_frame_count_is_known(
+    videos: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An MP4 declares its frame count, a Matroska file (or WebM, FLV, MPEG-TS) does not.
+    mkv = reencode(videos["shared"], tmp_path / "shared.mkv")
+    for video, counted in ((videos["shared"], "100%"), (mkv, "250")):
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert client_main(["hash", str(video)]) == 0
+        assert json.loads(capsys.readouterr().out)["frames"] == 10
+        assert f"hashing {video.name}" in terminal.getvalue()
+        assert counted in terminal.getvalue()
+        quiet = _Terminal()
+        monkeypatch.setattr(sys, "stderr", quiet)
+        assert client_main(["--quiet", "hash", str(video)]) == 0
+        assert json.loads(capsys.readouterr().out)["frames"] == 10
+        assert quiet.getvalue() == ""
