@@ -241,6 +241,22 @@ def test_a_truncated_fragment_at_the_end_is_refused(tmp_path: Path) -> None:
         vpdq_of_video(tmp_path / "cut.mp4")
 
 
+@pytest.mark.parametrize("codec", ["libx264", "libvpx"])
+def test_a_truncated_matroska_or_webm_is_refused(tmp_path: Path, codec: str) -> None:
+    """Matroska and WebM declare no frame count, but FFmpeg and mkvmerge write each track's
+    length (its DURATION tag): a file cut short decodes cleanly to its last whole cluster."""
+    src = make_video(tmp_path / "src.mp4", seed=4, seconds=6)
+    whole = reencode(
+        src, tmp_path / ("whole.mkv" if codec == "libx264" else "whole.webm"), codec=codec
+    )
+    assert len(vpdq_of_video(whole).frames) == 6
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut{whole.suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidInputError, match=rf"cut\{whole.suffix}: truncated or damaged: "):
+        vpdq_of_video(cut)
+
+
 def test_missing_extra_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     video = make_video(tmp_path / "v.mp4", seed=5, seconds=1)
     monkeypatch.setitem(sys.modules, "av", None)
