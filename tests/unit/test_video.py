@@ -27,7 +27,7 @@ from forum_client.match.video_index import (
 )
 from forum_client.signals import normalize
 from forum_client.signals.vpdq import Frame, parse_frames
-from tests.videos import make_video, reencode, write_frames
+from tests.videos import decode_rgb, make_video, reencode, write_frames
 
 pytest.importorskip("av")
 
@@ -81,6 +81,17 @@ def test_edited_copies_match_both_ways(videos: dict[str, Path], variant: str) ->
         assert shared_share >= 80
 
 
+def test_three_seconds_trimmed_from_a_20_second_video_match_by_the_default_rule(
+    tmp_path: Path,
+) -> None:
+    shared = make_video(tmp_path / "shared.mp4", seed=6, seconds=20, fps=5, size=(160, 120))
+    trimmed = reencode(shared, tmp_path / "trimmed.mp4", skip_seconds=3)
+    index: VideoIndex[str] = VideoIndex()
+    index.add("shared", vpdq_of_video(shared).frames)
+    [found] = index.query(vpdq_of_video(trimmed).frames)  # 80% each way, distance 31
+    assert (found.key, found.query_match, found.compared_match) == ("shared", 100.0, 85.0)
+
+
 def test_a_different_video_does_not_match(videos: dict[str, Path]) -> None:
     assert shares(videos["different"], videos["shared"]) == (0.0, 0.0)
 
@@ -95,6 +106,20 @@ def test_one_matching_frame_in_ten_fails_the_80_percent_rule() -> None:
     assert (loose.query_match, loose.compared_match, loose.distance) == (10.0, 10.0, 0)
     assert index.query(query) == []
     assert index.query(shared)[0].query_match == 100.0
+
+
+def test_a_video_sharing_one_second_in_ten_fails_the_80_percent_rule(
+    videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same on generated videos: the first second of the shared video, then nine of the
+    different one, so 1 of the 10 sampled frames matches each way."""
+    shared, fps = decode_rgb(videos["shared"])
+    different, _ = decode_rgb(videos["different"])
+    spliced = write_frames(tmp_path / "spliced.mp4", shared[:fps] + different[fps:], fps=fps)
+    assert shares(spliced, videos["shared"]) == (10.0, 10.0)
+    index: VideoIndex[str] = VideoIndex()
+    index.add("shared", vpdq_of_video(videos["shared"]).frames)
+    assert index.query(vpdq_of_video(spliced).frames) == []
 
 
 def flip(h: bytes, bits: int, rng: np.random.Generator) -> bytes:
