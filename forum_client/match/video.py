@@ -127,15 +127,16 @@ def vpdq_of_video(
             raise bad("has no frame rate")
         step = max(1, int(seconds_per_hash * fps))
         expected = int(stream.frames or 0)
+        declared = _declared_seconds(dict(stream.metadata))
         fps32 = np.float32(fps)
         frames: list[Frame] = []
         decoded = dropped = 0
-        ends = 0.0  # where the last decoded frame ends (s), by its own timestamp
+        ends: float | None = None  # where the last decoded frame ends (s), by its timestamp
         try:
             for n, frame in enumerate(container.decode(stream)):
                 decoded = n + 1
                 if frame.time is not None:
-                    ends = max(ends, float(frame.time) + 1 / fps)
+                    ends = max(ends or 0.0, float(frame.time) + 1 / fps)
                 if progress is not None and n % 32 == 0:
                     progress(n, expected)
                 if n % step:
@@ -159,8 +160,8 @@ def vpdq_of_video(
         raise bad("has no frames")
     if expected and decoded < expected:
         raise bad(f"truncated or damaged: decoded {decoded} of its {expected} frames")
-    declared = _declared_seconds(stream.metadata)
-    if declared is not None and ends < declared - max(TRUNCATION_SLACK_SECONDS, 2 / fps):
+    slack = max(TRUNCATION_SLACK_SECONDS, 2 / fps)
+    if declared is not None and ends is not None and ends < declared - slack:
         raise bad(f"truncated or damaged: decoded {ends:.1f} s of its {declared:.1f} s")
     if not frames:
         raise bad(
