@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from .cli_context import show_progress
+from .cli_files import LOCAL_COPY, MEDIA_FILE
 from .cli_types import SIGNAL_TYPE, FiniteRange, signal_option
 from .errors import InvalidInputError
 from .match.extra import DEFAULT_MIN_QUALITY
@@ -100,7 +101,7 @@ def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, s
         where = f"{name}:{number}"
         try:
             doc = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
             doc = None
         if not isinstance(doc, dict):
             yield where, "", ""
@@ -111,9 +112,7 @@ def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, s
 def _open_store(db: Path) -> LocalStore:
     from .store import LocalStore
 
-    if not db.is_file():
-        raise click.UsageError(f"no local copy at {db} (run `forum-client sync --db {db}`)")
-    return LocalStore(db)
+    return LocalStore(db)  # checked while parsing (LOCAL_COPY)
 
 
 @click.command(
@@ -130,7 +129,7 @@ def _open_store(db: Path) -> LocalStore:
 @click.option(
     "--db",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LOCAL_COPY,
     help="The local copy made by `forum-client sync` (its PDQ index is kept at FILE.pdqidx.npz).",
 )
 @click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
@@ -180,7 +179,7 @@ def _open_store(db: Path) -> LocalStore:
     help="FILES: drop PDQ hashes (images, video frames) of lower quality.",
 )
 @_SECONDS_PER_HASH
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("files", nargs=-1, type=MEDIA_FILE)
 def match(
     db: Path,
     type_: str | None,
@@ -288,9 +287,7 @@ def _match_input(
     "quality says why).",
 )
 @_SECONDS_PER_HASH
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
-)
+@click.argument("files", nargs=-1, required=True, type=MEDIA_FILE)
 def hash_(min_quality: int, seconds_per_hash: float, files: tuple[Path, ...]) -> None:
     failed = 0
     for path in files:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_context import bundle_from, client_from
+from .cli_files import LOCAL_COPY
 from .errors import SecurityError
 
 if TYPE_CHECKING:
@@ -33,6 +34,13 @@ DB_OPTION = click.option(
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="The local SQLite copy (created on first sync).",
+)
+COPY_OPTION = click.option(
+    "--db",
+    "db",
+    required=True,
+    type=LOCAL_COPY,
+    help="The local SQLite copy (made by `forum-client sync --db FILE`).",
 )
 
 
@@ -159,13 +167,19 @@ def sync(
     client = client_from(ctx)
     bar = _ProgressBar(not no_progress and not as_json and show_progress(ctx))
 
+    # In follow mode a result counts the entries since the follow began, so the incident
+    # events of a round start where the previous round ended (none is printed twice).
+    shown_to: list[int] = []
+
     def report(r: SyncResult) -> None:
         bar.done()
-        if follow and r.entries:  # incident events first: a crisis is what a follower needs
+        start = shown_to[-1] if shown_to else r.size - r.entries
+        shown_to[:] = [r.size]
+        if follow and r.size > start:  # incident events first: what a follower needs
             from .cli_governance import incident_events
 
             with LocalStore(db) as reader:
-                for event in incident_events(reader, r.size - r.entries, r.size):
+                for event in incident_events(reader, start, r.size):
                     if as_json:
                         click.echo(json.dumps(event))
                     else:
@@ -233,14 +247,12 @@ def sync(
     "the root against the stored signed checkpoint, and every view row "
     "recomputed and compared. Exit 5 if anything was tampered with."
 )
-@DB_OPTION
+@COPY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
     from .store import LocalStore, verify_store
 
-    if not db.is_file():
-        raise click.UsageError(f"no local copy at {db}")
     root = bundle_from(ctx).trust_root if ctx.obj.get("profile") is not None else None
     with LocalStore(db) as store:
         report = verify_store(store, root)
@@ -282,17 +294,14 @@ def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
     help="Show the security failures a sync found (and kept as evidence); "
     "--acknowledge lets syncs run again.",
 )
-@DB_OPTION
+@COPY_OPTION
 @click.option("--acknowledge", is_flag=True, help="Mark every open failure as reviewed.")
 @click.option("--all", "show_all", is_flag=True, help="Include acknowledged ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) -> None:
+    from .cli_gossip import witness_summary
     from .store import LocalStore
     from .sync import LEAK
-
-    if not db.is_file():
-        raise click.UsageError(f"no local copy at {db}")
-    from .cli_gossip import witness_summary
 
     with LocalStore(db) as store:
         items = store.evidence(include_acknowledged=show_all)

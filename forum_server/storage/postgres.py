@@ -35,9 +35,9 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from forum_client.cli_types import without_password
 from forum_client.errors import ConfigError, StoreError
 from forum_client.scopes import ScopeClaim
+from forum_client.tools import without_password
 
 from . import (
     OP_DESCRIPTOR,
