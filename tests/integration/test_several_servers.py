@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import os
+import shlex
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +27,7 @@ from forum_client.client import ForumClient
 from forum_client.errors import StoreError, TransportError
 from forum_client.store import LocalStore
 from forum_server.admin.init import init_forum
+from forum_server.admin.operator import Operator
 from forum_server.app import RunningForum, ServerPaths, running_server
 from forum_server.config import ServerConfig
 from forum_server.storage import NotLeaderError, StoredLeaf
@@ -266,6 +270,56 @@ def test_a_wrong_database_url_is_a_clear_error(
     assert expect in proc.stderr
     assert "Traceback" not in proc.stderr
     assert ServerPaths(tmp_path / "f" / "server").database_location() == postgres_url
+
+
+def test_init_with_several_addresses_prints_a_serve_command_for_each(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # What init prints is what the operator runs: one `serve` per address of the list.
+    ports = [_free_port(), _free_port()]
+    addresses = ",".join(f"127.0.0.1:{port}" for port in ports)
+    init = subprocess.run(
+        [
+            *(sys.executable, "-m", "forum_server.admin.cli", "init", str(tmp_path / "f")),
+            *("--name", "F", "--address", addresses, "--database", postgres_url),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert init.returncode == 0, init.stderr
+    commands = [
+        shlex.split(line[line.index("forum-server serve") :])
+        for line in init.stdout.splitlines()
+        if "forum-server serve" in line
+    ]
+    assert [c[-2:] for c in commands] == [["--listen", a] for a in addresses.split(",")]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for command in commands:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "forum_server.cli", *command[1:]],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            procs.append(proc)
+            assert proc.stdout is not None
+            assert "listening on" in proc.stdout.readline()
+        for address in addresses.split(","):
+            with Operator.open(tmp_path / "f" / "operator", server=address) as op:
+                assert [m.member_id for m in op.members()] == ["operator"]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _now() -> dt.datetime:
