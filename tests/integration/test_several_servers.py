@@ -73,9 +73,15 @@ def test_a_follower_serves_reads_and_forwards_submissions(
             key = f.members["alice"].signing_key
             bundle = f.members["alice"].bundle
             with ForumClient(bundle, server=follower.address) as client:
-                receipt = client.submit([{"type": "md5", "value": "a" * 32}], key)
+                first = client.checkpoint()
+                envelope = client.prepare_submission([{"type": "md5", "value": "a" * 32}], key)
+                receipt = client.submit_envelope(envelope)
                 cp = client.checkpoint()
                 assert cp.size > receipt.index
+                # every read RPC is served by the follower: status, both proofs
+                assert client.status().member_id == "alice"
+                client.verify_included(receipt, envelope, cp)
+                client.verify_consistent(first, cp)
                 # A rejected entry is rejected the same way through the follower.
                 with pytest.raises(TransportError) as bad:
                     stale = client.prepare_submission(
