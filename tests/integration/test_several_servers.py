@@ -7,6 +7,7 @@ leader do.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
@@ -24,12 +25,14 @@ import psycopg
 import pytest
 
 from forum_client.client import ForumClient
+from forum_client.envelope import SigningKey
 from forum_client.errors import StoreError, TransportError
 from forum_client.store import LocalStore
 from forum_server.admin.init import init_forum
 from forum_server.admin.operator import Operator
 from forum_server.app import RunningForum, ServerPaths, running_server
 from forum_server.config import ServerConfig
+from forum_server.sequencer import Sequencer
 from forum_server.storage import NotLeaderError, StoredLeaf
 from forum_server.storage.postgres import PostgresStore
 from forum_server.testing import LocalForum, local_forum
@@ -189,6 +192,57 @@ def test_a_stale_leader_cannot_append(postgres_url: str) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_a_new_leader_checks_the_stored_log_before_it_signs(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # A second server's sequencer, caught up at the start; the leader then commits two more
+    # entries and goes away, and the database is changed under them (the last entry
+    # replaced by the one before it, leaf hash and all).  Taking the leadership, the new
+    # leader replays what it has not seen against the last signed checkpoint: it refuses
+    # to lead, and signs nothing.
+    with local_forum(tmp_path, database=postgres_url, config=FAST, observers=[]) as f:
+        log_key = SigningKey.load(ServerPaths(f.directory / "server").log_key)
+        store = PostgresStore(postgres_url)
+        try:
+
+            async def second_server() -> Sequencer:
+                return Sequencer(store, log_key)
+
+            sequencer = asyncio.run(second_server())
+            start = sequencer.size
+            with f.client("alice") as alice:
+                for n in range(2):
+                    alice.submit(
+                        [{"type": "sha256", "value": sha(f"late-{n}")}],
+                        f.members["alice"].signing_key,
+                    )
+            f.running.call(f.running.handle.stop(grace=0.5))
+            with psycopg.connect(postgres_url, autocommit=True) as con:
+                con.execute(
+                    "UPDATE leaves SET (leaf, leaf_hash) = (SELECT leaf, leaf_hash FROM leaves "
+                    "WHERE idx = %s) WHERE idx = %s",
+                    (start, start + 1),
+                )
+            signed = store.latest_checkpoint()
+            assert signed is not None and signed[0] == start + 2
+            epoch = None
+            deadline = time.monotonic() + 10  # the stopped leader's session ends a moment later
+            while epoch is None and time.monotonic() < deadline:
+                epoch = store.try_lead("second", 30.0)
+                time.sleep(0.02)
+            assert epoch is not None
+
+            async def promote() -> None:
+                with pytest.raises(StoreError, match=f"stored entry {start + 1}"):
+                    await sequencer.promote(epoch)
+
+            asyncio.run(promote())
+            assert sequencer.size == start
+            assert store.latest_checkpoint() == signed
+        finally:
+            store.close()
 
 
 class _FrozenHalfway(Sequence[StoredLeaf]):
