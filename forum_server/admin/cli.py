@@ -39,6 +39,7 @@ from forum_client.tools import (
 )
 from forum_client.verifier import GroupRecord
 
+from ..app import ServerPaths
 from .backup import backup_forum, read_header, restore_forum
 from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS
 from .cli_board import COMMANDS as BOARD_COMMANDS
@@ -709,6 +710,14 @@ def restore(
             progress=update,
         )
     click.echo(f"restored {size} entries, every checkpoint verified")
+    paths = ServerPaths(data_dir)
+    if database and paths.database_location() != database:
+        named = paths.database_url if paths.database_url.is_file() else paths.database
+        click.echo(
+            f"note: {data_dir} still names another store ({named}): serve the restored forum "
+            f"with `forum-server serve --database URL`, or write its URL to {paths.database_url}",
+            err=True,
+        )
     if latest is None:
         click.echo(
             f"warning: members that synced past entry {size} will see a rollback and refuse "
