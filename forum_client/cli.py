@@ -98,7 +98,9 @@ def configure_logging(level: str) -> None:
     help="Make your Ed25519 signing key: OUT (private, 0600, never leaves you) and "
     "OUT.pub (send it to the operator). The .pub carries a proof of possession "
     "for your member id in the forum: give --member-id and --origin, or "
-    "--profile for a new key (rotation)."
+    "--profile for a new key (rotation). With none of them, a key for the operator "
+    "board (no member id, no proof of possession; for `forum-admin propose rotate-board "
+    "--key` or `init --board-key`)."
 )
 @click.option(
     "--out",
@@ -119,13 +121,19 @@ def keygen(
         bundle = _bundle(ctx)
         member_id = member_id or bundle.member_id
         origin = origin or bundle.trust_root.origin
-    if not member_id or not origin:
-        raise click.UsageError("keygen needs --member-id and --origin (or --profile BUNDLE)")
+    possession: list[tuple[str, str]] = []  # none: a key for the operator board
+    if member_id and origin:
+        possession.append((origin, member_id))
+    elif member_id or origin:
+        raise click.UsageError(
+            "keygen needs --member-id and --origin (or --profile BUNDLE) for a member key, "
+            "or neither for an operator board key"
+        )
     for path in (out, Path(f"{out}.pub")):
         if path.exists():
             raise click.BadParameter(f"{path} exists: refusing to overwrite", param_hint="--out")
     key = SigningKey.generate()
-    key.save(out, possession=[(origin, member_id)])
+    key.save(out, possession=possession)
     if as_json:
         doc = {
             "private_key": str(out),
@@ -136,9 +144,10 @@ def keygen(
         }
         click.echo(json.dumps(doc))
         return
+    board = "" if possession else " (an operator board key: no member id, no proof of possession)"
     click.echo(
         f"wrote {out} (private, keep it) and {out}.pub (send to the operator); "
-        f"key id {key.key_id.hex()[:16]}"
+        f"key id {key.key_id.hex()[:16]}{board}"
     )
 
 

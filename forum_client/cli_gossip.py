@@ -119,7 +119,16 @@ def compare_checkpoint(
             client = client_from(ctx)
             fetch = GrpcSource(client.stub, client.timeout).consistency_proof
         with LocalStore(db) as store:
-            result = compare_with_store(store, theirs, fetch)
+            try:
+                result = compare_with_store(store, theirs, fetch)
+            except InvalidInputError as exc:
+                if fetch is not None or not any(v.field == "proof" for v in exc.violations):
+                    raise
+                raise click.UsageError(
+                    f"{exc}. NOTE is larger than your copy: give --profile BUNDLE (before "
+                    "compare-checkpoint) so the forum is asked to prove your checkpoint is a "
+                    "prefix of it; a forum that signed both and will not prove it has forked"
+                ) from None
     else:
         assert other is not None
         client = client_from(ctx)

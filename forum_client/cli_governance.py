@@ -282,7 +282,7 @@ def disputes(db: Path, as_json: bool) -> None:
         else:
             click.echo(
                 f"{d.dispute_id:<20} {d.status:<10} {d.signal_type}:{d.signal_value}  "
-                f"by {d.opener}, answered by {d.respondent}"
+                f"by {d.opener}, respondent {d.respondent}"
             )
 
 

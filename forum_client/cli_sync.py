@@ -159,13 +159,19 @@ def sync(
     client = client_from(ctx)
     bar = _ProgressBar(not no_progress and not as_json and show_progress(ctx))
 
+    # In follow mode a result counts the entries since the follow began, so the incident
+    # events of a round start where the previous round ended (none is printed twice).
+    shown_to: list[int] = []
+
     def report(r: SyncResult) -> None:
         bar.done()
-        if follow and r.entries:  # incident events first: a crisis is what a follower needs
+        start = shown_to[-1] if shown_to else r.size - r.entries
+        shown_to[:] = [r.size]
+        if follow and r.size > start:  # incident events first: what a follower needs
             from .cli_governance import incident_events
 
             with LocalStore(db) as reader:
-                for event in incident_events(reader, r.size - r.entries, r.size):
+                for event in incident_events(reader, start, r.size):
                     if as_json:
                         click.echo(json.dumps(event))
                     else:

@@ -354,8 +354,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Computed at the checkpoint of **size {cp['size']}**, root `{cp['root']}`: the first "
         f"{cp['size']} entries of the log. Check it against a signed checkpoint of that size "
         "(`forum-client verify`, or any member's copy); anyone with a verified copy recomputes "
-        f"this report byte for byte with `forum-client report --period {period['name']} "
-        f"--at {cp['size']}`.",
+        f"this report byte for byte with `forum-client report --db FILE --period {period['name']} "
+        f"--at {cp['size']}{' --anonymise' if report['members']['anonymised'] else ''}`.",
         "",
         f"## Signals shared: {sig['total']}",
         "",

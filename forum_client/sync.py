@@ -725,12 +725,13 @@ class Syncer:
         self, leaked: LeakedEntry, leaf: bytes, key_id: bytes, txn: SyncTransaction
     ) -> None:
         """A body this member may not read came in full: keep its leaf hash only and report
-        it (without the body) in the same transaction."""
+        it in the same transaction, saying no more of the body than a redaction would (its
+        author and group), so not its TLP level."""
         self.replay.skip_leaked(leaked, leaf, key_id, txn)
         body = leaked.body
         message = (
             f"the forum served in full an entry by {body.header.member_id} shared with group "
-            f"{body.scope} ({body.tlp.label}), which {self.reader} is not in at this index; "
+            f"{body.scope}, which {self.reader} is not in at this index; "
             f"its body was not kept (leaf hash {leaf_hash(leaf).hex()})"
         )
         log.error("leak at %d: %s", leaked.index, message)

@@ -345,8 +345,13 @@ class Cosigner:
         return f"old {old}\n{lines}\n".encode() + note
 
     async def _post(self, witness: Witness, body: bytes) -> tuple[int, bytes, str]:
-        import aiohttp  # the 'witness' extra
-
+        try:
+            import aiohttp  # the 'witness' extra
+        except ImportError as exc:  # say which extra, not only that an import failed
+            raise _Failed(
+                "this forum-server cannot ask witnesses: install the 'witness' extra where it "
+                f"runs (pip install 'shared-signal-forum[witness]') ({exc})"
+            ) from None
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.config.witness_timeout_seconds)

@@ -20,8 +20,8 @@ import click
 from forum_client import entries as e
 from forum_client.cli_governance import emit_report, report_options
 from forum_client.client import MAX_ANSWER_WITHIN_MS
-from forum_client.envelope import SigningKey, load_public_key
-from forum_client.errors import InvalidInputError
+from forum_client.envelope import Envelope, SigningKey, load_public_key, verify_signers
+from forum_client.errors import InvalidInputError, VerificationError
 from forum_client.report import Redacted
 from forum_client.tools import (
     DISPUTE_ID,
@@ -39,7 +39,8 @@ from forum_client.tools import (
 )
 
 from .operator import Operator
-from .proposals import MAX_TTL_MS, Proposal
+from .proposals import FORMAT as PROPOSAL_FORMAT
+from .proposals import MAX_PROPOSAL_BYTES, MAX_TTL_MS, Proposal
 
 DAY_MS = 86_400_000
 
@@ -68,7 +69,10 @@ def _now_ms() -> int:
 
 
 def _when(unix_ms: int) -> str:
-    return dt.datetime.fromtimestamp(unix_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return dt.datetime.fromtimestamp(unix_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (ValueError, OverflowError, OSError):  # a file's expiry past the year 9999
+        return f"{unix_ms} ms after 1970"
 
 
 # ---- propose ----
@@ -158,11 +162,13 @@ def _write(
         raise InvalidInputError.field("out", f"{out} exists: refusing to overwrite")
     proposal = operator_from(ctx).propose(makes, summary, ttl_ms=ttl_ms)
     proposal.save(out)
-    board = proposal.board
+    board, incoming = proposal.board, proposal.incoming_board()
+    needs = f"{board.threshold} signature(s) of the {len(board.keys)}-key board"
+    if incoming is not None:  # a rotation: a threshold of the old board and of the new one
+        needs += f" and {incoming.threshold} of the {len(incoming.keys)} new keys"
     click.echo(
         f"wrote {out}: {summary} ({len(makes)} entr{'y' if len(makes) == 1 else 'ies'}); "
-        f"needs {proposal.missing_signatures()} signature(s) of the {len(board.keys)}-key "
-        f"board; expires {_when(proposal.expires_unix_ms)}"
+        f"needs {needs}; expires {_when(proposal.expires_unix_ms)}"
     )
     click.echo(f"  next: forum-admin sign {out} --key BOARD_KEY   (each signer)")
 
@@ -544,11 +550,21 @@ def pending(directory: Path, as_json: bool) -> None:
     for path in sorted(directory.glob("*.json")):
         try:
             proposal = Proposal.load(path)
-        except InvalidInputError:
+        except InvalidInputError as exc:
+            if _claims_to_be_a_proposal(path):  # a damaged or tampered one: say so
+                found += 1
+                _show_invalid(path, str(exc), as_json)
             continue  # not a proposal (bundles, reports...)
         if proposal.submitted:
             continue
         found += 1
+        try:  # what `submit` would refuse offline: a bad signature, a signer outside the board
+            for item in proposal.envelopes:
+                if isinstance(item, Envelope):
+                    verify_signers(item, proposal.allowed_signers())
+        except VerificationError as exc:
+            _show_invalid(path, str(exc), as_json)
+            continue
         missing = proposal.missing_signatures()
         expired = now > proposal.expires_unix_ms
         status = "expired" if expired else ("ready" if not missing else f"needs {missing} more")
@@ -570,6 +586,22 @@ def pending(directory: Path, as_json: bool) -> None:
             )
     if not found and not as_json:
         click.echo(f"no pending proposals in {directory}")
+
+
+def _claims_to_be_a_proposal(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            doc = json.loads(handle.read(MAX_PROPOSAL_BYTES + 1))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == PROPOSAL_FORMAT
+
+
+def _show_invalid(path: Path, reason: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"file": str(path), "status": "invalid", "reason": reason}))
+    else:
+        click.echo(f"{path.name:<32} {'invalid':<14} {reason}")
 
 
 @click.group(help="The operator board: its keys and threshold.")

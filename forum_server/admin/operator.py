@@ -21,6 +21,7 @@ from forum_client import entries as e
 from forum_client.client import ForumClient, SignalInput, normalize_ref
 from forum_client.envelope import SigningKey, key_id, load_public_key_file, verify_possession
 from forum_client.errors import (
+    REJECT_KEY_INACTIVE,
     REJECT_SEQUENCE,
     REJECT_THRESHOLD,
     ConfigError,
@@ -144,7 +145,7 @@ class Operator:
             except TransportError as exc:
                 if exc.reason == REJECT_SEQUENCE and attempt == 0:
                     continue
-                if exc.reason == REJECT_THRESHOLD:
+                if exc.reason in (REJECT_THRESHOLD, REJECT_KEY_INACTIVE):  # a board decides
                     raise TransportError(
                         f"{exc} (this forum's board needs several signatures: "
                         "forum-admin propose ..., then sign and submit)",

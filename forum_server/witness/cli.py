@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from forum_client.errors import ConfigError
-from forum_client.tools import run
+from forum_client.tools import run, version_option
 
 
 @click.group(
@@ -22,6 +22,7 @@ from forum_client.tools import run
     "only after checking each is consistent with the last one it cosigned, so a log cannot "
     "show two members two histories."
 )
+@version_option()
 def cli() -> None:
     pass
 

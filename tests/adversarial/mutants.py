@@ -212,6 +212,19 @@ MUTANTS: list[tuple[str, str, str, str]] = [
         WQ + "test_a_forged_pending_checkpoint_is_evidence_an_older_one_is_ignored",
     ),
     (
+        "forum_server/cosigner.py",
+        "                if deadline is None and self._count(policy, note, lines) "
+        ">= policy.quorum:\n",
+        "                if False:\n",
+        WI + "test_a_slow_witness_blocks_neither_submissions_nor_the_cosigned_checkpoint",
+    ),
+    (
+        "forum_client/sync.py",
+        '            if view.outcome == "disagrees":\n',
+        "            if False:\n",
+        WI + "test_gossip_catches_a_witness_shown_another_history_and_keeps_evidence",
+    ),
+    (
         "forum_client/store/audit.py",
         "            _check_cosignatures(bytes(note), policy, now, problems)",
         "            pass",

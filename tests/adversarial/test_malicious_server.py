@@ -343,7 +343,9 @@ def test_rollback_to_an_older_checkpoint_is_refused(forum: LocalForum, tmp_path:
         refused(store, lambda: sync_via(evil, store), ROLLBACK)
 
 
-def test_a_split_view_is_caught_by_comparing_checkpoints(forum: LocalForum, tmp_path: Path) -> None:
+def test_a_split_view_is_caught_by_comparing_checkpoints(
+    forum: LocalForum, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The server shows carol the real log and alice another one, each consistent on its
     own: both syncs succeed (no single member can tell).  Comparing their checkpoints
     (SDK and ``forum-client compare-checkpoint``) proves the fork, at the same size and at
@@ -387,6 +389,11 @@ def test_a_split_view_is_caught_by_comparing_checkpoints(forum: LocalForum, tmp_
     # larger one: even the forking server cannot make one that links them
     (tmp_path / "carol.note").write_bytes(note_c)
     (tmp_path / "alice2.note").write_bytes(alice.sync_state().checkpoint_note or b"")
+    # carol holds the smaller view: her copy alone cannot decide, the usage error says how
+    capsys.readouterr()
+    smaller = ["compare-checkpoint", str(tmp_path / "alice2.note"), "--db", str(carol.path)]
+    assert client_main(smaller) == 2
+    assert "give --profile BUNDLE" in capsys.readouterr().err
     profile = str(forum.members["carol"].bundle_path)
     with malicious_forum(forum, ServeLog(fork)) as evil:
         argv = [

@@ -76,7 +76,7 @@ def _redact(index: int, claim: pb.ScopeClaim | None) -> EditEntries:
 def test_withholding_an_entry_from_a_group_member_is_detected(
     forum: LocalForum, tmp_path: Path
 ) -> None:
-    """sync.py:Syncer._apply_redacted: a redaction must name a group the reader is not in."""
+    """replay.py:Replay.apply_redacted: a redaction must name a group the reader is not in."""
     index = _share(forum)
     # carol's honest view (the entry redacted, with alice's real claim), served to bob
     with (
@@ -127,7 +127,8 @@ def test_hiding_a_forum_wide_entry_behind_a_redaction_is_detected(
 
 
 def test_a_leaked_body_is_reported_and_not_kept(forum: LocalForum, tmp_path: Path) -> None:
-    """sync.py:Syncer._report_leak: a scoped body for a non-member is dropped and reported."""
+    """replay.py:Replay.apply and sync.py:Syncer._report_leak: a scoped body for a
+    non-member is dropped and reported."""
     index = _share(forum)
     db = tmp_path / "carol.db"
     # bob's view (the entry in full), served to carol
@@ -141,6 +142,7 @@ def test_a_leaked_body_is_reported_and_not_kept(forum: LocalForum, tmp_path: Pat
         assert [(x.what, x.entry_index) for x in evidence] == [(LEAK, index)]
         assert "alice" in evidence[0].message and "group g" in evidence[0].message
         assert evidence[0].entry is None  # the evidence keeps no body either
+        assert "TLP" not in evidence[0].message  # nor what the claim does not say (its TLP)
         assert store.lookup("pdq", SECRET) is None and store.match("pdq", SECRET) == []
         assert [(i, g) for i, _, g, _ in store.redacted()] == [(index, "g")]
         assert verify_store(store).ok
@@ -238,3 +240,51 @@ def test_a_scope_on_an_operator_entry_is_refused(forum: LocalForum) -> None:
             call(op.admin.AppendOperatorEntry, request, 30)
         assert refused.value.code == "INVALID_ARGUMENT"
         assert "fields it does not define" in str(refused.value)
+
+
+@pytest.mark.parametrize("hidden", ["a forum-wide submission", "an operator entry"])
+def test_a_group_member_colluding_with_the_server_can_hide_an_entry_from_outsiders(
+    forum: LocalForum, tmp_path: Path, hidden: str
+) -> None:
+    """A limit, not a defence (docs/security.md, "Not defended (scopes)", item 6).
+
+    A scope claim binds a group and a leaf hash, not the leaf's author or entry type: an
+    outsider sees neither.  So a server that gets one group member (alice) to sign a claim
+    over somebody else's leaf can serve that leaf redacted to every member outside the group,
+    and their copies verify the same root without it, a forum-wide signal or an operator entry
+    included.  The group's members read it in full and are not affected.  If this test
+    fails, the limit is gone: update the docs.
+    """
+    value = "c" * 32
+    with forum.client("bob") as bob:
+        index = bob.submit(
+            [e.SignalItem("md5", value, (PUB,))], forum.members["bob"].signing_key
+        ).index
+    if hidden == "an operator entry":  # the operator lists the signal as benign
+        with forum.operator() as op:
+            index = op.publish_benign(add=[{"type": "md5", "value": value}]).index
+    h = leaf_hash(_stored(forum, index).leaf_bytes())
+    claim = sign_scope_claim(forum.members["alice"].signing_key, forum.trust_root.origin, "g", h)
+    served = pb.ScopeClaim(group_id="g", key_id=claim.key_id, signature=claim.signature)
+    honest_db, fooled_db = tmp_path / "honest.db", tmp_path / "carol.db"
+    with forum.client("carol") as carol, LocalStore(honest_db) as honest:
+        expected = carol.sync(honest)
+    with (
+        malicious_forum(forum, _redact(index, served)) as evil,
+        evil.client("carol") as carol,
+        LocalStore(fooled_db) as fooled,
+    ):
+        result = carol.sync(fooled)  # no security failure: the redaction verifies
+        assert (result.size, result.root) == (expected.size, expected.root)
+        assert fooled.evidence() == []
+        assert [(i, g, a) for i, _, g, a in fooled.redacted()] == [(index, "g", "alice")]
+        assert verify_store(fooled).ok
+    with forum.client("carol") as carol, LocalStore(fooled_db) as fooled:
+        carol.sync(fooled)  # nor does a later honest sync notice
+        with LocalStore(honest_db) as honest:
+            if hidden == "a forum-wide submission":  # carol never gets bob's signal
+                assert honest.lookup("md5", value) is not None
+                assert fooled.lookup("md5", value) is None
+            else:  # carol still matches what the operator listed as benign
+                assert honest.match("md5", value) == []
+                assert fooled.match("md5", value) != []

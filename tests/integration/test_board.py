@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import InvalidInputError, TransportError
 from forum_client.store import LocalStore
 from forum_client.wire import envelope_to_pb
+from forum_server.admin.cli import main as admin_main
 from forum_server.admin.operator import Operator
 from forum_server.testing import LocalForum
 
@@ -123,3 +125,42 @@ def test_rotation_signed_only_by_the_new_keys_is_refused_and_old_keys_die(
 def op_size(forum: LocalForum) -> int:
     with forum.operator() as op:
         return int(op.forum.status().log_size)
+
+
+def test_a_duplicated_signature_does_not_count_twice(
+    board_forum: tuple[LocalForum, list[SigningKey]], tmp_path: Path
+) -> None:
+    """One board key's signature written twice (to pass for a quorum of two): the proposal
+    file is refused by ``forum-admin submit`` and ``sign``, the entry sent raw by the server;
+    nothing is appended."""
+    forum, board = board_forum
+    key0 = tmp_path / "board0.key"
+    board[0].save(key0)
+    with forum.operator() as op:
+        size = op.forum.status().log_size
+        p = op.propose(
+            [lambda h: e.MemberAdmitted(h, "mallory", "Mallory", e.Role.MEMBER)], "admit"
+        )
+        p = p.signed(board[0], now_ms=p.created_unix_ms)
+        [signed] = [x for x in p.envelopes if isinstance(x, Envelope)]
+        payload_type, body = signed.payload_type, signed.body
+        # The file: the signature repeated in the list.
+        path = tmp_path / "admit.json"
+        p.save(path)
+        doc = json.loads(path.read_text())
+        sigs = doc["entries"][0]["signatures"]
+        sigs.append(sigs[0])
+        path.write_text(json.dumps(doc))
+        base = ["--profile", str(forum.operator_profile), "--server", forum.address]
+        assert admin_main([*base, "submit", str(path)]) == 2
+        assert admin_main(["sign", str(path), "--key", str(key0)]) == 2
+        # Raw: the same signature as the entry's signature and as its cosignature.
+        [(kid, sig)] = board[0].sign(payload_type, body).signatures
+        entry = pb.Entry(payload_type=payload_type, body=body, key_id=kid, signature=sig)
+        entry.cosignatures.add(key_id=kid, signature=sig)
+        with pytest.raises(grpc.RpcError) as caught:
+            op.admin.AppendOperatorEntry(pb.AppendOperatorEntryRequest(entry=entry), timeout=30)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "duplicated signature" in str(caught.value.details())
+        assert op.forum.status().log_size == size
+        assert "mallory" not in op.log_state().members

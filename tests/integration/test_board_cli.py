@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from forum_client import entries as e
 from forum_client._proto.forum.v1 import forum_pb2 as pb
+from forum_client.cli import main as client_main
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.wire import envelope_to_pb
 from forum_server.admin.cli import main as admin_main
@@ -29,11 +31,17 @@ def size(forum: LocalForum) -> int:
 
 
 def board_keys(tmp_path: Path, n: int) -> list[Path]:
+    """Board members' keys, made as docs/operator-guide.md says: `forum-client keygen --out`
+    with no member id (a board key carries no proof of possession)."""
     paths = []
     for i in range(n):
         path = tmp_path / f"board{i}.key"
-        SigningKey.generate().save(path)
+        assert client_main(["keygen", "--out", str(path)]) == 0
+        assert Path(f"{path}.pub").read_text().count("\n") == 1  # the key line alone
         paths.append(path)
+    # A member key still needs both: one of them alone is a mistake.
+    half = ["keygen", "--out", str(tmp_path / "half.key"), "--member-id", "acme"]
+    assert client_main(half) == 2 and not (tmp_path / "half.key").exists()
     return paths
 
 
@@ -59,7 +67,8 @@ def test_a_board_governs_by_proposals_signed_apart(
             )
             == 0
         )
-        assert "needs 2 signature(s)" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "needs 1 signature(s) of the 1-key board and 2 of the 3 new keys" in out
         for key in (admin_key, str(k[0])):
             assert admin_main(["sign", str(rot), "--key", key]) == 0
         assert admin_main(["pending", str(props)]) == 0
@@ -77,7 +86,8 @@ def test_a_board_governs_by_proposals_signed_apart(
 
         # The one-key commands no longer work: the admin key left the board.
         assert admin(forum, "member", "suspend", "alice", "--reason", "x") != 0
-        assert "left the operator board" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "left the operator board" in err and "forum-admin propose" in err  # the way on
 
         # Admit a member through a proposal.
         dave = tmp_path / "dave.key"
@@ -156,6 +166,32 @@ def test_expired_and_foreign_proposals_are_refused(
         assert admin(forum, "submit", str(foreign_path)) != 0
         assert "is for forum 'another.forum'" in capsys.readouterr().err
         assert size(forum) == before
+    # `pending` shows what cannot be submitted for what it is: expired, or invalid (a
+    # signature repeated, or by a key outside the board), never "ready".
+    doc = json.loads(path.read_text())
+    sigs = doc["entries"][0]["signatures"]
+    (tmp_path / "twice.json").write_text(
+        json.dumps({**doc, "entries": [{**doc["entries"][0], "signatures": [sigs[0], sigs[0]]}]})
+    )
+    outsider = SigningKey.generate()
+    [env] = [x for x in Proposal.load(path).envelopes if isinstance(x, Envelope)]
+    [(kid, sig)] = outsider.sign(env.payload_type, env.body).signatures
+    extra = sorted(
+        [*sigs, {"key_id": kid.hex(), "signature": base64.b64encode(sig).decode()}],
+        key=lambda x: x["key_id"],
+    )
+    doc = json.loads(path.read_text())
+    doc["entries"][0]["signatures"] = extra
+    (tmp_path / "outsider.json").write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert admin_main(["pending", str(tmp_path), "--json"]) == 0
+    rows = {Path(r["file"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["late.json"]["status"] == "expired"
+    assert rows["foreign.json"]["status"] == "ready"  # offline; its expiry is past year 9999
+    assert rows["twice.json"]["status"] == "invalid"
+    assert "duplicated signature" in rows["twice.json"]["reason"]
+    assert rows["outsider.json"]["status"] == "invalid"
+    assert "not in the set" in rows["outsider.json"]["reason"]
 
 
 def test_init_names_a_board_in_genesis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

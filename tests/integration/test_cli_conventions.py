@@ -24,15 +24,16 @@ from forum_client.sync import SyncConfig
 from forum_server.admin.cli import main as admin_main
 from forum_server.cli import main as server_main
 from forum_server.testing import LocalForum
+from forum_server.witness.cli import main as witness_main
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("main", [client_main, admin_main, server_main])
+@pytest.mark.parametrize("main", [client_main, admin_main, server_main, witness_main])
 def test_version(main: object, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0  # type: ignore[operator]
     out = capsys.readouterr().out
-    assert out.split()[0] in ("forum-client", "forum-admin", "forum-server")
+    assert out.split()[0] in ("forum-client", "forum-admin", "forum-server", "forum-witness")
     assert out.split()[1][0].isdigit()
 
 

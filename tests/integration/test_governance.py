@@ -132,6 +132,9 @@ def test_a_dispute_is_opened_answered_escalated_and_decided(
     [hit] = client_json(capsys, "match", "--db", str(db), "--type", "md5", "--value", value)
     [m] = hit["matches"]  # type: ignore[misc]
     assert m["disputed"] is True and m["disputes"][0]["status"] == "kept"
+    capsys.readouterr()
+    assert client_main(["disputes", "--db", str(db)]) == 0
+    assert "kept" in (line := capsys.readouterr().out) and "by bob, respondent alice" in line
     # Escalated: a single board key cannot decide; two can, and the removal is for everyone.
     with forum.operator() as op:
         p = op.propose([lambda h: e.DisputeDecision(h, "d1", True, "not verified")], "one key")
@@ -213,6 +216,38 @@ def test_follow_prints_incident_events_before_the_round_summary(
         assert event["event"] == "incident" and event["stage"] == "declared"
         assert event["label"] == "incident:attack-1" and "event" not in summary
         assert summary["size"] == event["index"] + 1
+        # The next round prints only its own events, not the declaration again.
+        decide(forum, board, incident(e.IncidentStage.UPDATE, text="copies found"))
+        event = json.loads(proc.stdout.readline())
+        summary = json.loads(proc.stdout.readline())
+        assert (event["stage"], event["text"]) == ("update", "copies found")
+        assert "event" not in summary and summary["size"] == event["index"] + 1
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_an_unanswered_dispute_goes_to_the_board_after_its_deadline(
+    board_forum: tuple[LocalForum, list[SigningKey]], tmp_path: Path
+) -> None:
+    """No answer by the deadline: the board decides (here: upholds), and the settled
+    dispute takes no late answer."""
+    import time
+
+    forum, board = board_forum
+    alice_key, bob_key = forum.members["alice"].signing_key, forum.members["bob"].signing_key
+    ref = {"type": "md5", "value": "f" * 32}
+    with forum.client("alice") as alice:
+        alice.submit([{**ref, "labels": [PUB]}], alice_key)
+    with forum.client("bob") as bob:
+        bob.open_dispute("d2", ref, "alice", "a news photo", bob_key, answer_within_ms=50)
+    time.sleep(0.1)  # the decision's own signed time must be at or after the deadline
+    decide(forum, board, lambda h: e.DisputeDecision(h, "d2", False, "it is propaganda"))
+    with forum.client("alice") as alice, pytest.raises(TransportError, match="is upheld"):
+        alice.answer_dispute("d2", retract=False, rationale="late", key=alice_key, ref=ref)
+    store = LocalStore(tmp_path / "c.db")
+    with forum.client("carol") as carol:
+        carol.sync(store)
+    [record] = store.disputes()
+    assert record.status == "upheld" and record.opener == "bob"
+    assert store.lookup("md5", "f" * 32).active  # type: ignore[union-attr]

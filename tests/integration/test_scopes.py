@@ -100,6 +100,35 @@ def test_red_pdq_shared_with_a_group(forum: LocalForum, tmp_path: Path) -> None:
     assert RED_PDQ.encode() in _copy_bytes(bob_db)  # the check above can find it
 
 
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE redacted SET group_id = 'h'",
+        "UPDATE redacted SET signature = zeroblob(64)",
+        "UPDATE redacted SET leaf_hash = zeroblob(32)",
+        "DELETE FROM redacted",
+    ],
+)
+def test_verify_finds_a_tampered_redacted_row(
+    forum: LocalForum, tmp_path: Path, tamper: str
+) -> None:
+    """forum-client verify re-checks each redacted row: its leaf hash in the tree and the
+    author's claim for it (group, signature), as the sync did."""
+    index = _share(forum, "alice", RED_PDQ)
+    db = tmp_path / "carol.db"
+    _sync(forum, "carol", db)
+    with LocalStore(db) as carol:
+        assert verify_store(carol).ok
+        with carol.con:
+            carol.con.execute(tamper)
+        problems = verify_store(carol).problems
+    assert problems
+    if tamper.startswith("DELETE"):  # the last entry gone: the copy is short of its size
+        assert problems[0] == f"sync_state.size: {index + 1}, but {index} entries verify"
+    else:
+        assert problems[0].startswith(f"entries: entry {index} does not verify")
+
+
 def test_removed_member_gets_later_entries_redacted(forum: LocalForum, tmp_path: Path) -> None:
     early = _share(forum, "alice", RED_PDQ)
     bob_db = tmp_path / "bob.db"

@@ -169,8 +169,17 @@ def test_cosigns_a_consistent_sequence_and_answers_409_with_its_size(witness, lo
 def test_every_bad_input_gets_the_spec_status_and_stores_nothing(witness, log: Log) -> None:  # type: ignore[no-untyped-def]
     url, _w, directory = witness
     log.grow(8)
+    proof_4_8 = log.tree.consistency_proof(4, 8)
+    # The spec: "The proof MUST be empty if the old size is zero" (422), here while the
+    # witness holds nothing yet, and a proof between equal sizes is not empty either.
+    some_proof = b"old 0\n" + base64.b64encode(proof_4_8[0]) + b"\n\n" + log.note(4)
+    assert post(url, some_proof)[0] == 422
+    assert stored(directory) == []
     assert post(url, log.request(0, 4))[0] == 200
     before = stored(directory)
+    equal_with_proof = b"old 4\n" + base64.b64encode(proof_4_8[0]) + b"\n\n" + log.note(4)
+    assert post(url, equal_with_proof)[0] == 422
+    assert stored(directory) == before
     other = Log(origin="other.test/log")
     other.grow(6)
     impostor = Log(origin=ORIGIN)  # right origin, wrong key

@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -18,15 +20,23 @@ from pathlib import Path
 
 import pytest
 
-from forum_client.checkpoint import vkey
+from forum_client.checkpoint import Checkpoint, sign_checkpoint, vkey
 from forum_client.cli import main as client_main
 from forum_client.client import ForumClient
 from forum_client.cosignature import verify_quorum
 from forum_client.entries import SignalItem
+from forum_client.envelope import SigningKey
 from forum_client.errors import QuorumUnavailableError, SecurityError
+from forum_client.merkle import MerkleTree
 from forum_client.source import GrpcSource
 from forum_client.store import LocalStore
-from forum_client.sync import UNWITNESSED, SyncConfig, Syncer, SyncSecurityError
+from forum_client.sync import (
+    UNWITNESSED,
+    WITNESS_DISAGREES,
+    SyncConfig,
+    Syncer,
+    SyncSecurityError,
+)
 from forum_server.admin.backup import backup_forum, restore_forum
 from forum_server.admin.witnesses import add_witness, current_policy, remove_witness
 from forum_server.app import running_server
@@ -254,6 +264,57 @@ def test_a_split_view_gathers_no_quorum_and_a_new_member_refuses_it(tmp_path: Pa
             proc.wait(timeout=30)
 
 
+def test_gossip_catches_a_witness_shown_another_history_and_keeps_evidence(
+    tmp_path: Path,
+) -> None:
+    """Gossip without a human: the log key shows the third witness another history (a
+    checkpoint of the next size that the forum never served), then the forum's real next
+    checkpoint is cosigned by the other two (a quorum). A member syncing it asks every
+    witness what it holds: the third one disagrees, and the sync fails with
+    witness-disagrees evidence, though its checkpoint had a quorum."""
+    with witnessed_forum(tmp_path) as w:
+        forum = w.forum
+        cosigner = forum.running.handle.cosigner
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "1" * 32)
+        size, _ = wait_cosigned(forum)
+        _wait(
+            lambda: cosigner.status().get("witness.test/w3") == f"holds {size}",
+            "the third witness holds the cosigned size",
+        )
+        with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
+            assert bob.sync(store).size == size
+            leaves = [h for _, h in store.leaf_hashes(0, size)]
+        # The same log key signs a one-entry extension that the forum never serves.
+        fork = MerkleTree.from_leaf_hashes([*leaves, bytes([7]) * 32])
+        root = forum.trust_root
+        log_key = SigningKey.load(forum.running.data_dir / "log.key")
+        fork_note = sign_checkpoint(
+            Checkpoint(root.origin, size + 1, fork.root(size + 1)), root.log_key_name, log_key
+        )
+        proof = "".join(
+            base64.b64encode(node).decode() + "\n"
+            for node in fork.consistency_proof(size, size + 1)
+        )
+        w3 = w.witnesses[2]
+        status, body, _ = post(w3.url, f"old {size}\n{proof}\n".encode() + fork_note)
+        assert status == 200, body  # consistent with what it held: it cosigns the fork
+        # The forum's real next checkpoint: w1 and w2 cosign it, w3 refuses (409).
+        with forum.client("alice") as alice:
+            submit(alice, forum, "alice", "2" * 32)
+        size2, note = wait_cosigned(forum)
+        assert size2 == size + 1
+        assert b"witness.test/w3 " not in note.split(b"\n\n")[1]
+        with forum.client("erin") as erin, LocalStore(tmp_path / "erin.db") as store:
+            with pytest.raises(SyncSecurityError) as caught:
+                erin.sync(store)
+            assert caught.value.what == WITNESS_DISAGREES
+            assert "witness.test/w3" in str(caught.value)
+            (evidence,) = store.evidence()
+            assert evidence.what == WITNESS_DISAGREES
+            assert store.size == size2  # the quorum-cosigned checkpoint was verified
+
+
 def _raw_checkpoint(forum: LocalForum, member: str, address: str) -> bytes:
     from forum_client._proto.forum.v1 import forum_pb2 as pb
 
@@ -347,6 +408,35 @@ def test_one_witness_down_goes_on_two_down_fails_closed_at_once_and_says_why(
         assert client_main([*profile, "sync", "--db", erin_db]) == 0
         with LocalStore(tmp_path / "erin.db") as store:
             assert store.size == size + 1 and store.lookup("md5", "2" * 32) is not None
+
+
+def test_a_slow_witness_blocks_neither_submissions_nor_the_cosigned_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """A witness that accepts connections but never answers (its process stopped with
+    SIGSTOP), with a 30 s witness timeout: submissions are answered at once, and the
+    checkpoint is cosigned by the other two and served long before that timeout (a round
+    waits only witness_straggler_seconds past its quorum); members sync it."""
+    config = dataclasses.replace(CONFIG, witness_timeout_seconds=30.0)
+    with witnessed_forum(tmp_path, config=config) as w:
+        forum = w.forum
+        slow = w.witnesses[0]
+        os.kill(slow.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(3):
+                started = time.monotonic()
+                with forum.client("alice") as alice:
+                    submit(alice, forum, "alice", str(i) * 32)
+                assert time.monotonic() - started < 15, "a submission waited for a witness"
+                started = time.monotonic()
+                size, note = wait_cosigned(forum, timeout=15)
+                assert time.monotonic() - started < 15
+                assert b"witness.test/w1 " not in note.split(b"\n\n")[1]
+            with forum.client("bob") as bob, LocalStore(tmp_path / "bob.db") as store:
+                assert bob.sync(store).size == size
+                assert store.lookup("md5", "2" * 32) is not None
+        finally:
+            os.kill(slow.proc.pid, signal.SIGCONT)
 
 
 def test_a_restarted_server_serves_its_last_cosigned_checkpoint_at_once(tmp_path: Path) -> None:

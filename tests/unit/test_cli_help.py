@@ -8,6 +8,7 @@ import pytest
 from forum_client.cli import cli as client_cli
 from forum_server.admin.cli import cli as admin_cli
 from forum_server.cli import cli as server_cli
+from forum_server.witness.cli import cli as witness_cli
 
 
 def _commands(group: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -18,7 +19,11 @@ def _commands(group: click.Command, path: tuple[str, ...] = ()) -> list[tuple[st
     return found
 
 
-CASES = [(cli, path) for cli in (client_cli, admin_cli, server_cli) for path in _commands(cli)]
+CASES = [
+    (cli, path)
+    for cli in (client_cli, admin_cli, server_cli, witness_cli)
+    for path in _commands(cli)
+]
 
 
 @pytest.mark.parametrize(

@@ -59,3 +59,7 @@ def test_a_report_depends_only_on_the_leaves_and_the_period() -> None:
     assert outside["signals"]["total"] == 0 and outside["checkpoint"] == a["checkpoint"]
     hidden = compute_report(leaves, parse_period("2026-Q3"), origin="f.test", anonymise=True)
     assert list(hidden["members"]["activity"]) == ["member-?"]  # acme was never admitted here
+    # Each report names the command that recomputes it (a runnable one: --db is required).
+    again = "`forum-client report --db FILE --period 2026-Q3 --at 3`"
+    assert again in render_markdown(a)
+    assert again.replace("3`", "3 --anonymise`") in render_markdown(hidden)
