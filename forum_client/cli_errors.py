@@ -65,12 +65,15 @@ def version_option() -> Callable[[Any], Any]:
 
 
 def _details(exc: ForumError) -> list[str]:
-    """The violation lines worth printing under the message (not ones it already says)."""
+    """The violation lines worth printing under the message: not ones it already says, nor
+    ones whose reason it already says under a wire field name (``member_id: X`` under
+    ``...: X``); a ``FILE:LINE`` field is kept, it says where."""
     message = str(exc)
     lines = []
     for violation in getattr(exc, "violations", [])[:100]:
         line = f"{violation.field}: {violation.reason}"
-        if line not in message:
+        said = line in message or (violation.reason in message and ":" not in violation.field)
+        if not said:
             lines.append(line)
     return lines
 

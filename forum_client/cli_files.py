@@ -5,6 +5,8 @@ parsed (exit 2 naming the option) instead of after a connection or half the work
   the SDK's schema, never another SQLite database, which opening as a copy would alter);
 - :data:`NOTE_FILE`: a signed checkpoint note, read with a size limit (``/dev/zero`` is
   refused at once) and parsed, its bytes handed to the command;
+- :data:`MEDIA_FILE`: a file to hash whole (any size): a regular file, never a device or a
+  pipe that would be read for ever;
 - :data:`OUTPUT_DIR` / :data:`OUTPUT_FILE` / :data:`OUTPUT_FILE_OR_DIR`: where a command
   writes, whose nearest existing directory must be one (a path under a regular file, or into
   a missing directory, is a typo).
@@ -57,15 +59,10 @@ def local_copy_problem(path: Path) -> str | None:
         return f"{problem} {hint}"
     if path.stat().st_size == 0:
         return f"is empty: no local copy yet {hint}"
-    from .store.schema import is_foreign
+    from .store.schema import probe_read_only
 
     try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            foreign = is_foreign(con)
-            empty = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        finally:
-            con.close()
+        foreign, empty = probe_read_only(path)
     except sqlite3.Error as exc:
         return f"cannot be read as SQLite ({exc})"
     if foreign:
@@ -155,7 +152,21 @@ class OutputFile(click.Path):
         return path
 
 
+class MediaFile(click.Path):
+    """An existing regular file (``forum-client hash`` and ``match`` read it to its end)."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, dir_okay=False, exists=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = cast(Path, super().convert(value, param, ctx))
+        if not path.is_file():
+            self.fail(f"{str(path)!r} is not a regular file (a device or a pipe?)", param, ctx)
+        return path
+
+
 LOCAL_COPY = LocalCopy()
+MEDIA_FILE = MediaFile()
 NOTE_FILE = NoteFile()
 OUTPUT_DIR = OutputDir()
 OUTPUT_FILE = OutputFile()

@@ -13,14 +13,12 @@ from typing import TYPE_CHECKING
 import click
 
 from .cli_context import client_from
+from .cli_files import LOCAL_COPY, NOTE_FILE
 from .errors import InvalidInputError
-from .files import MAX_NOTE_BYTES, FileTooLargeError, read_bounded
 
 if TYPE_CHECKING:
     from .gossip import Comparison
     from .store import LocalStore
-
-NOTE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command(
@@ -28,12 +26,7 @@ NOTE = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="Print the signed checkpoint your local copy is verified against, to send to other "
     "members (they run compare-checkpoint on it).",
 )
-@click.option(
-    "--db",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The local SQLite copy.",
-)
+@click.option("--db", required=True, type=LOCAL_COPY, help="The local SQLite copy.")
 @click.option(
     "--json",
     "as_json",
@@ -92,17 +85,13 @@ def witness_summary(store: LocalStore) -> str | None:
     "differ). A forum that answers but will not prove two checkpoints it signed is "
     "evidence of a fork. Exit 5 when they prove a fork.",
 )
-@click.argument("note", type=NOTE)
-@click.option(
-    "--db",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Your local SQLite copy.",
-)
-@click.option("--other", type=NOTE, help="A second signed checkpoint to compare NOTE with.")
+@click.argument("note", type=NOTE_FILE)
+@click.option("--db", type=LOCAL_COPY, help="Your local SQLite copy.")
+@click.option("--other", type=NOTE_FILE, help="A second signed checkpoint to compare NOTE with.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def compare_checkpoint(
-    ctx: click.Context, note: Path, db: Path | None, other: Path | None, as_json: bool
+    ctx: click.Context, note: bytes, db: Path | None, other: bytes | None, as_json: bool
 ) -> None:
     from .gossip import compare_checkpoints, compare_with_store, fetch_proof_or_evidence
     from .receipts import verify_checkpoint_note
@@ -111,7 +100,7 @@ def compare_checkpoint(
 
     if (db is None) == (other is None):
         raise click.UsageError("give exactly one of --db or --other")
-    theirs = _read_note(note)
+    theirs = note  # read with a size limit and parsed (not yet verified) by NOTE_FILE
     result: Comparison
     if db is not None:
         fetch = None
@@ -132,7 +121,7 @@ def compare_checkpoint(
     else:
         assert other is not None
         client = client_from(ctx)
-        mine = _read_note(other)
+        mine = other
         a, b = (verify_checkpoint_note(x, client.trust_root) for x in (theirs, mine))
         proof = None
         if a.size != b.size:
@@ -152,13 +141,6 @@ def compare_checkpoint(
         )
     else:
         click.echo(f"consistent: sizes {result.size_a} and {result.size_b} ({result.how})")
-
-
-def _read_note(path: Path) -> bytes:
-    try:
-        return read_bounded(path, MAX_NOTE_BYTES, "a signed checkpoint")
-    except FileTooLargeError as exc:
-        raise InvalidInputError.field("note", str(exc)) from None
 
 
 COMMANDS = (show_checkpoint, compare_checkpoint)

@@ -23,10 +23,12 @@ FORMATS = ("csv", "jsonl", "stix", "misp", "misp-feed")
 
 
 class _Progress:
-    """A self-rewriting count on stderr (when stderr is a terminal or forced)."""
+    """A self-rewriting count on stderr (``enabled``: only when stderr is a terminal) and the
+    closing summary line (``chatty``: unless --quiet)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, chatty: bool = True) -> None:
         self.enabled = enabled
+        self.chatty = chatty
         self.started = time.monotonic()
 
     def __call__(self, count: int) -> None:
@@ -74,11 +76,27 @@ class _Progress:
     "(new, or a feed this command wrote, which is replaced). Written to FILE.partial, then "
     "renamed, so an interrupted export never leaves a truncated FILE.",
 )
-@click.option("--quiet", is_flag=True, help="No progress line on stderr.")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="Nothing on stderr but errors (the progress line is shown only on a terminal anyway).",
+)
+@click.pass_context
 def export_command(
-    db: Path, fmt: str, since: int, include_retracted: bool, output: Path | None, quiet: bool
+    ctx: click.Context,
+    db: Path,
+    fmt: str,
+    since: int,
+    include_retracted: bool,
+    output: Path | None,
+    quiet: bool,
 ) -> None:
-    progress = _Progress(not quiet and (output is not None or not sys.stdout.isatty()))
+    from .cli_context import show_progress
+
+    chatty = not quiet and not (ctx.find_root().obj or {}).get("quiet")
+    # the count rewrites itself on a terminal's stderr, unless the export itself goes there
+    live = chatty and show_progress(ctx) and (output is not None or not sys.stdout.isatty())
+    progress = _Progress(live, chatty)
     from .interop.export import export
     from .store import LocalStore
 
@@ -119,6 +137,8 @@ def export_command(
 def _report(result: ExportResult, fmt: str, progress: _Progress) -> None:
     if progress.enabled:
         click.echo("", err=True)
+    if not progress.chatty:
+        return
     click.echo(
         f"exported {result.signals:,} signals ({result.objects:,} {fmt} objects) from "
         f"{result.provenance.origin} at verified log size {result.provenance.log_size}",

@@ -6,6 +6,7 @@ Every result is one JSON object per line (JSON Lines), so output streams into ot
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from .cli_context import show_progress
+from .cli_files import LOCAL_COPY, MEDIA_FILE
 from .cli_types import SIGNAL_TYPE, FiniteRange, signal_option
 from .errors import InvalidInputError
 from .match.extra import DEFAULT_MIN_QUALITY
@@ -36,10 +39,12 @@ def _emit(doc: dict[str, Any]) -> None:
 
 
 def _hash_with_progress(path: Path, min_quality: int, seconds_per_hash: float) -> MediaHashes:
-    """``hash_file`` with a progress bar on stderr for videos, when stderr is a terminal."""
+    """``hash_file`` with a progress bar on stderr for videos, when stderr is a terminal (and
+    not with --quiet). A video whose container does not declare its frame count (Matroska,
+    WebM, FLV, MPEG-TS) gets a bar that counts the frames decoded."""
     from .match.media import hash_file
 
-    if not sys.stderr.isatty():
+    if not show_progress(click.get_current_context()):
         return hash_file(path, min_quality=min_quality, seconds_per_hash=seconds_per_hash)
     bar: Any = None
     try:
@@ -47,9 +52,13 @@ def _hash_with_progress(path: Path, min_quality: int, seconds_per_hash: float) -
         def progress(done: int, expected: int) -> None:
             nonlocal bar
             if bar is None:
-                bar = click.progressbar(
-                    length=expected or None, label=f"hashing {path.name}", file=sys.stderr
-                )
+                label = f"hashing {path.name}"
+                if expected:
+                    bar = click.progressbar(length=expected, label=label, file=sys.stderr)
+                else:  # an iterable of unknown length: click then shows the count
+                    bar = click.progressbar(
+                        itertools.count(), label=label, show_pos=True, file=sys.stderr
+                    )
                 bar.__enter__()
             bar.update(done - bar.pos)
 
@@ -92,7 +101,7 @@ def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, s
         where = f"{name}:{number}"
         try:
             doc = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deeply
             doc = None
         if not isinstance(doc, dict):
             yield where, "", ""
@@ -103,9 +112,7 @@ def _queries(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, str, s
 def _open_store(db: Path) -> LocalStore:
     from .store import LocalStore
 
-    if not db.is_file():
-        raise click.UsageError(f"no local copy at {db} (run `forum-client sync --db {db}`)")
-    return LocalStore(db)
+    return LocalStore(db)  # checked while parsing (LOCAL_COPY)
 
 
 @click.command(
@@ -122,7 +129,7 @@ def _open_store(db: Path) -> LocalStore:
 @click.option(
     "--db",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LOCAL_COPY,
     help="The local copy made by `forum-client sync` (its PDQ index is kept at FILE.pdqidx.npz).",
 )
 @click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
@@ -172,7 +179,7 @@ def _open_store(db: Path) -> LocalStore:
     help="FILES: drop PDQ hashes (images, video frames) of lower quality.",
 )
 @_SECONDS_PER_HASH
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.argument("files", nargs=-1, type=MEDIA_FILE)
 def match(
     db: Path,
     type_: str | None,
@@ -280,9 +287,7 @@ def _match_input(
     "quality says why).",
 )
 @_SECONDS_PER_HASH
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
-)
+@click.argument("files", nargs=-1, required=True, type=MEDIA_FILE)
 def hash_(min_quality: int, seconds_per_hash: float, files: tuple[Path, ...]) -> None:
     failed = 0
     for path in files:

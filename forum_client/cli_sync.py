@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli_context import bundle_from, client_from
+from .cli_files import LOCAL_COPY
 from .errors import SecurityError
 
 if TYPE_CHECKING:
@@ -33,6 +34,13 @@ DB_OPTION = click.option(
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="The local SQLite copy (created on first sync).",
+)
+COPY_OPTION = click.option(
+    "--db",
+    "db",
+    required=True,
+    type=LOCAL_COPY,
+    help="The local SQLite copy (made by `forum-client sync --db FILE`).",
 )
 
 
@@ -239,14 +247,12 @@ def sync(
     "the root against the stored signed checkpoint, and every view row "
     "recomputed and compared. Exit 5 if anything was tampered with."
 )
-@DB_OPTION
+@COPY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
     from .store import LocalStore, verify_store
 
-    if not db.is_file():
-        raise click.UsageError(f"no local copy at {db}")
     root = bundle_from(ctx).trust_root if ctx.obj.get("profile") is not None else None
     with LocalStore(db) as store:
         report = verify_store(store, root)
@@ -288,17 +294,14 @@ def verify(ctx: click.Context, db: Path, as_json: bool) -> None:
     help="Show the security failures a sync found (and kept as evidence); "
     "--acknowledge lets syncs run again.",
 )
-@DB_OPTION
+@COPY_OPTION
 @click.option("--acknowledge", is_flag=True, help="Mark every open failure as reviewed.")
 @click.option("--all", "show_all", is_flag=True, help="Include acknowledged ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def security_report(db: Path, acknowledge: bool, show_all: bool, as_json: bool) -> None:
+    from .cli_gossip import witness_summary
     from .store import LocalStore
     from .sync import LEAK
-
-    if not db.is_file():
-        raise click.UsageError(f"no local copy at {db}")
-    from .cli_gossip import witness_summary
 
     with LocalStore(db) as store:
         items = store.evidence(include_acknowledged=show_all)

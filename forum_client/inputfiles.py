@@ -123,6 +123,9 @@ def _rows(stream: IO[str], fmt: str, name: str) -> Iterator[tuple[str, dict[str,
             except ValueError as exc:
                 yield where, _BadLine(where, f"not JSON: {exc}")
                 continue
+            except RecursionError:  # "[[[[...": json's decoder recurses per level
+                yield where, _BadLine(where, "not JSON: nested too deeply")
+                continue
             if not isinstance(doc, dict):
                 yield where, _BadLine(where, "each line must be a JSON object with type and value")
                 continue

@@ -10,7 +10,10 @@ it): the exit-code contract and the bulk-input readers, public and stable.
   ``MEMBER_ID``, ``NEW_FILE``, ``Duration``...) and files (``LOCAL_COPY``, ``NOTE_FILE``,
   ``OUTPUT_FILE``...) that check every value while the command line is parsed (exit 2 naming
   the option);
-- :func:`read_bounded`: read a small file whole, refusing more than a limit.
+- :func:`read_bounded`: read a small file whole, refusing more than a limit;
+- :func:`without_password`: a database URL or error message fit to print;
+- :func:`report_options` / :func:`emit_report`: the transparency report's options and
+  output, shared by ``forum-client report`` and ``forum-admin report``.
 
 Exit codes: 0 ok, 1 unexpected failure, 2 bad input or usage, 3 configuration, 4 the forum
 refused or could not be reached, 5 a security failure, 6 local store failure, 7 no witness
@@ -38,6 +41,7 @@ from .cli_errors import (
     version_option,
 )
 from .cli_files import LOCAL_COPY, NOTE_FILE, OUTPUT_DIR, OUTPUT_FILE
+from .cli_governance import emit_report, report_options
 from .cli_types import (
     ADDRESS,
     DATABASE,
@@ -61,6 +65,7 @@ from .cli_types import (
     FiniteRange,
     parse_duration_ms,
     signal_option,
+    without_password,
 )
 from .errors import StoreError
 from .files import MAX_PEM_BYTES, FileTooLargeError, read_bounded
@@ -104,12 +109,15 @@ __all__ = [
     "StoreError",
     "connection_hint",
     "detect_format",
+    "emit_report",
     "exit_code_for",
     "exit_with",
     "parse_duration_ms",
     "read_bounded",
     "read_signals",
+    "report_options",
     "run",
     "signal_option",
     "version_option",
+    "without_password",
 ]

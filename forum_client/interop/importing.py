@@ -91,6 +91,10 @@ def load_json_document(path: Path, what: str) -> Any:
         raise InvalidInputError.field("input", f"{path}: not UTF-8: {exc}") from None
     except ValueError as exc:
         raise InvalidInputError.field("input", f"{path}: not a {what} (not JSON: {exc})") from None
+    except RecursionError:  # "[[[[...": json's decoder recurses per level
+        raise InvalidInputError.field(
+            "input", f"{path}: not a {what} (JSON nested too deeply)"
+        ) from None
 
 
 __all__ = ["MAX_IMPORT_BYTES", "ImportResult", "Skipped", "load_json_document"]

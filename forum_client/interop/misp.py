@@ -15,7 +15,8 @@ file and ``hashes.csv``) that a MISP instance can pull as a feed of format "MISP
 Import (:func:`read_misp`): a MISP event (``{"Event": ...}``, a bare event, or a list of
 them), attributes directly on the event or inside its objects; each attribute of a type with a
 forum signal type becomes a signal, with the labels from its tags (and the event's); anything
-else is skipped with the reason.
+else is skipped with the reason (a deleted attribute, one an exported forum marked benign in
+its comment, a type the forum has no signal type for, an invalid value).
 """
 
 from __future__ import annotations
@@ -200,6 +201,18 @@ def read_misp(path: Path) -> ImportResult:
     return result
 
 
+def _forum_comment(attribute: dict[str, Any]) -> dict[str, Any]:
+    """The forum metadata :func:`write_misp` puts in an attribute's comment (``{}`` if none)."""
+    comment = attribute.get("comment")
+    if isinstance(comment, str) and comment.startswith("{"):
+        try:
+            meta = json.loads(comment)
+        except (ValueError, RecursionError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+    return {}
+
+
 def _read_attribute(
     result: ImportResult, where: str, attribute: Any, event_labels: list[str]
 ) -> None:
@@ -210,6 +223,10 @@ def _read_attribute(
     result.objects += 1
     if attribute.get("deleted") in (True, "1", 1):
         result.skipped.append(Skipped(name, "deleted"))
+        return
+    meta = _forum_comment(attribute)
+    if meta.get("benign") is True:
+        result.skipped.append(Skipped(name, "benign (the exporting forum's benign list)"))
         return
     attr_type = attribute.get("type")
     tags = _tag_names(attribute)
@@ -237,15 +254,9 @@ def _read_attribute(
         if tag_to_label(tag) is None:
             result.notes.append(Skipped(name, f"tag {tag[:80]!r} is not a forum label"))
     content_type = None
-    comment = attribute.get("comment")
-    if isinstance(comment, str) and comment.startswith("{"):
-        try:
-            meta = json.loads(comment)
-            types = meta.get("content_types") if isinstance(meta, dict) else None
-            if isinstance(types, list) and types and isinstance(types[0], str):
-                content_type = types[0]
-        except ValueError:
-            pass
+    types = meta.get("content_types")
+    if isinstance(types, list) and types and isinstance(types[0], str):
+        content_type = types[0]
     merged = tuple(dict.fromkeys([*labels, *event_labels]))
     result.add_object(
         name,

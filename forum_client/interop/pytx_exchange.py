@@ -41,6 +41,7 @@ beyond the merged labels (the metadata lists the members).
 """
 
 import logging
+import os
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,14 @@ class ForumCollabConfig(CollaborationConfigWithDefaults, _ForumCollabRequired):
             "(as forum-client sync --commit-every; default 100000)"
         },
     )
+
+    def __post_init__(self) -> None:
+        # pytx saves the collab as given: a relative path would name another file for every
+        # later `threatexchange fetch` run from another directory (a cron job).
+        for name in ("profile", "db", "key"):
+            value = getattr(self, name)
+            if value:
+                setattr(self, name, os.path.abspath(os.path.expanduser(value)))
 
 
 @dataclass

@@ -14,7 +14,8 @@ export time: the log's author clocks are informational and not read per signal.
 Import (:func:`read_stix`): every indicator whose pattern is one comparison, or comparisons
 joined by ``OR``, each ``=`` on a path of :mod:`.mapping`, becomes signals; anything else is
 skipped with the reason (malformed pattern, ``AND``/``FOLLOWEDBY``/qualifiers, an unknown hash
-algorithm, another object type, a revoked indicator).
+algorithm, another object type, a revoked indicator, a ``benign`` one such as an exported
+forum's benign list).  Parsing patterns needs the ``stix`` extra (``stix2-patterns``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import InvalidInputError
+from ..errors import ConfigError, InvalidInputError
 from ..signals import SIGNAL_TYPES
 from ..store.scan import SignalRecord
 from .importing import ImportResult, Skipped, load_json_document
@@ -207,6 +208,8 @@ def signals_of_pattern(pattern: str) -> list[tuple[str, str]] | str:
         parsed = Pattern(pattern).inspect()
     except ParseException as exc:
         return f"malformed pattern: {exc}"
+    except RecursionError:  # "((((...": the pattern parser recurses per level
+        return "malformed pattern: nested too deeply"
     if parsed.observation_ops or parsed.qualifiers:
         return "pattern with several observations or qualifiers cannot be represented"
     join = _JOINS.search(_STRING.sub("''", pattern))
@@ -239,8 +242,16 @@ def signals_of_pattern(pattern: str) -> list[tuple[str, str]] | str:
 def read_stix(path: Path) -> ImportResult:
     """The indicators of the STIX 2.1 bundle at ``path`` as signals, and what was skipped.
 
-    Raises InvalidInputError (field ``input``) if the file is not a STIX bundle at all.
+    Raises InvalidInputError (field ``input``) if the file is not a STIX bundle at all,
+    ConfigError without the ``stix`` extra.
     """
+    try:
+        import stix2patterns.pattern  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "reading STIX patterns needs the stix extra: pip install 'shared-signal-forum[stix]' "
+            "(in a checkout: pip install '.[stix]')"
+        ) from None
     doc = load_json_document(path, "STIX 2.1 bundle")
     if not isinstance(doc, dict) or doc.get("type") != "bundle":
         raise InvalidInputError.field("input", f"{path}: not a STIX bundle (no type 'bundle')")
@@ -261,6 +272,10 @@ def read_stix(path: Path) -> ImportResult:
         result.objects += 1
         if obj.get("revoked") is True:
             result.skipped.append(Skipped(name, "revoked"))
+            continue
+        indicator_types = obj.get("indicator_types")
+        if isinstance(indicator_types, list) and "benign" in indicator_types:
+            result.skipped.append(Skipped(name, "benign (indicator_types 'benign')"))
             continue
         if obj.get("pattern_type", "stix") != "stix":
             result.skipped.append(Skipped(name, f"pattern_type {obj.get('pattern_type')!r}"))

@@ -13,7 +13,12 @@ Normalisation, in order:
    the IDNA 2008 standard and every browser now do).  Under version 1, the rule of the first
    release kept so that old log entries still verify, it went through IDNA 2003 ``ToASCII``
    (``encodings.idna``: nameprep, which maps ``ß`` -> ``ss`` and ``ς`` -> ``σ``).  See
-   :mod:`forum_client.signals.versions`.
+   :mod:`forum_client.signals.versions`.  Version 2 takes only code points assigned in
+   Unicode 14.0 (after the UTS #46 mapping): the ``idna`` package reads the running Python's
+   ``unicodedata`` for its bidi, combining-mark and NFC checks, which is Unicode 14.0 on
+   Python 3.11, 15.0 on 3.12 and 15.1 on 3.13, so without the pin a label of Unicode 15.0
+   letters (``𞓐𞓑.example``, Nag Mundari) was refused on 3.11 and accepted on 3.12: one
+   member's SDK would refuse a log entry another's signed.
 5. Check each ASCII label: 1 to 63 characters from ``a-z``, ``0-9`` and ``-``, not starting or
    ending with ``-``.  A label starting with ``xn--`` must be valid punycode that round-trips
    through IDNA ``ToUnicode``.
@@ -32,6 +37,7 @@ Normalisation, in order:
 
 from __future__ import annotations
 
+import bisect
 import encodings.idna
 import functools
 import ipaddress
@@ -57,6 +63,36 @@ def _invalid(reason: str) -> InvalidInputError:
     return InvalidInputError.field("value", reason)
 
 
+def _assigned_ranges() -> tuple[list[int], list[int]]:
+    from forum_client.signals._unicode14 import ASSIGNED_RANGES
+
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for item in "".join(ASSIGNED_RANGES).split():
+        first, _, last = item.partition("-")
+        firsts.append(int(first, 16))
+        lasts.append(int(last, 16))
+    return firsts, lasts
+
+
+_UNICODE_VERSION = "14.0"
+_FIRSTS, _LASTS = _assigned_ranges()
+
+
+def _check_unicode_version(text: str, label: str) -> None:
+    """Refuse a code point not assigned in Unicode 14.0 (version 2; see the module)."""
+    for char in text:
+        cp = ord(char)
+        if cp < 0x80:
+            continue
+        at = bisect.bisect_right(_FIRSTS, cp) - 1
+        if at < 0 or cp > _LASTS[at]:
+            raise _invalid(
+                f"label {label[:70]!r}: code point U+{cp:04X} is not assigned in Unicode "
+                f"{_UNICODE_VERSION}, the version the forum's rules use on every Python"
+            )
+
+
 @functools.lru_cache(maxsize=4096)
 def _idna2003_to_ascii(label: str) -> str:
     """Version 1: IDNA 2003 ToASCII of a non-ASCII label, lowercased (cached: IDNA costs ~50 µs).
@@ -74,6 +110,7 @@ def _idna2003_to_ascii(label: str) -> str:
 def _idna2008_to_ascii(label: str) -> str:
     """Version 2: UTS #46 non-transitional mapping, then IDNA 2008 ToASCII, of one label."""
     try:
+        _check_unicode_version(idna.uts46_remap(label, std3_rules=True, transitional=False), label)
         encoded = idna.encode(label, uts46=True, std3_rules=True, transitional=False)
     except (idna.IDNAError, UnicodeError) as exc:
         raise _invalid(f"label {label[:70]!r} is not a valid IDNA 2008 label: {exc}") from None
@@ -91,6 +128,7 @@ def _check_a_label(label: str, version: int) -> None:
             encodings.idna.ToUnicode(label)
             return
         unicode_label = idna.decode(label)
+        _check_unicode_version(unicode_label, label)
         if idna.encode(unicode_label) != label.encode("ascii"):
             raise idna.IDNAError("does not round-trip")
     except (idna.IDNAError, UnicodeError) as exc:

@@ -116,6 +116,8 @@ def _json_items(text: str) -> list[tuple[int, str]]:
         doc = json.loads(text)
     except ValueError as exc:
         raise InvalidInputError.field("value", f"vpdq JSON does not parse: {exc}") from None
+    except RecursionError:  # "[[[[...": json's decoder recurses per level
+        raise InvalidInputError.field("value", "vpdq JSON is nested too deeply") from None
     if isinstance(doc, dict):
         return _old_json_items(doc)
     # text starts with "[" or "{", so anything that parsed is an array or an object

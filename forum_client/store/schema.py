@@ -7,6 +7,7 @@ described in :mod:`forum_client.store`.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -32,6 +33,19 @@ def is_foreign(con: sqlite3.Connection) -> bool:
         # committed the migrations table on its own first): ours, if it holds nothing else.
         return tables != {"_sqlite_migrations"}
     return MIGRATIONS.name not in sets
+
+
+def probe_read_only(path: Path) -> tuple[bool, bool]:
+    """``(foreign, empty)`` of the SQLite file at ``path`` (see :func:`is_foreign`; empty: no
+    tables at all), opened read-only so that looking never changes it.  Raises
+    ``sqlite3.Error`` if it cannot be read as SQLite."""
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        foreign = is_foreign(con)
+        empty = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    finally:
+        con.close()
+    return foreign, empty
 
 
 ACTIVE, RETRACTED = "active", "retracted"

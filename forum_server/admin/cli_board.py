@@ -18,7 +18,6 @@ from typing import Any
 import click
 
 from forum_client import entries as e
-from forum_client.cli_governance import emit_report, report_options
 from forum_client.client import MAX_ANSWER_WITHIN_MS
 from forum_client.envelope import Envelope, SigningKey, load_public_key, verify_signers
 from forum_client.errors import InvalidInputError, VerificationError
@@ -35,6 +34,8 @@ from forum_client.tools import (
     TEXT,
     Duration,
     connection_hint,
+    emit_report,
+    report_options,
     signal_option,
 )
 

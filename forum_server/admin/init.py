@@ -22,7 +22,6 @@ from pathlib import Path
 
 from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
-from forum_client.cli_types import without_password
 from forum_client.entries import Limits
 from forum_client.envelope import SigningKey
 from forum_client.errors import ConfigError, InvalidInputError, StoreError
@@ -30,6 +29,7 @@ from forum_client.files import PRIVATE, PUBLIC, write_new_file
 from forum_client.merkle import leaf_hash, root_from_leaf_hashes
 from forum_client.profile import Bundle, trust_root_to_dict
 from forum_client.taxonomy import DEFAULT_LABELS, DEFAULT_VERSION
+from forum_client.tools import without_password
 from forum_client.verifier import OPERATOR_ID, TrustRoot, make_genesis
 
 from ..app import ServerPaths

@@ -36,9 +36,9 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from forum_client.cli_types import without_password
 from forum_client.errors import ConfigError, StoreError
 from forum_client.scopes import ScopeClaim
+from forum_client.tools import without_password
 
 from . import (
     OP_DESCRIPTOR,

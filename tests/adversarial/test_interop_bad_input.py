@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.adversarial, pytest.mark.integration]
 PUB = "behaviour:terrorist-publication"
 GOOD_MD5 = "0123456789abcdef0123456789abcdef"
 GOOD_SHA256 = "ab" * 32
+BENIGN_COMMENT = '{"forum_type":"md5","benign":true}'  # as forum-client export writes it
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,8 @@ def test_stix_bundle_with_bad_objects(forum: LocalForum, tmp_path: Path) -> None
             indicator("gt", "[file:size > 10]"),
             indicator("revoked", f"[file:hashes.'SHA-256' = '{'cd' * 32}']", revoked=True),
             indicator("strange-label", "[domain-name:value = 'bad.example']", labels=["evil"]),
+            # an exported forum's benign list is not submitted as terrorist content
+            indicator("benign", f"[file:hashes.MD5 = '{'ee' * 16}']", indicator_types=["benign"]),
             {"type": "malware", "id": "malware--1", "name": "x"},
             "not an object",
         ],
@@ -120,7 +123,8 @@ def test_stix_bundle_with_bad_objects(forum: LocalForum, tmp_path: Path) -> None
     assert "skipped indicator--gt: comparison file:size > 10 cannot be represented" in err
     assert "skipped indicator--revoked: revoked" in err
     assert "skipped malware--1: 'malware' is not an indicator" in err
-    assert "skipped objects[10]: not a JSON object" in err
+    assert "skipped objects[11]: not a JSON object" in err
+    assert "skipped indicator--benign: benign (indicator_types 'benign')" in err
     assert "note indicator--strange-label: label 'evil' is not a forum label" in err
     added = signals(forum, tmp_path / "after.db") - before
     # the half-bad object's valid SHA-256 is not submitted either: all or nothing per object
@@ -139,6 +143,7 @@ def test_misp_event_with_unknown_types(forum: LocalForum, tmp_path: Path) -> Non
                 {"uuid": "a-bad", "type": "md5", "value": "xyz"},
                 {"uuid": "a-text", "type": "text", "value": "just text"},
                 {"uuid": "a-deleted", "type": "md5", "value": "11" * 16, "deleted": True},
+                {"uuid": "a-benign", "type": "md5", "value": "2" * 32, "comment": BENIGN_COMMENT},
             ],
             "Object": [
                 {"Attribute": [{"uuid": "o-url", "type": "url", "value": "HTTP://Obj.example/x"}]}
@@ -160,8 +165,59 @@ def test_misp_event_with_unknown_types(forum: LocalForum, tmp_path: Path) -> Non
         "skipped Event[0].Attribute[4] (a-text): MISP type 'text' has no forum signal type" in err
     )
     assert "skipped Event[0].Attribute[5] (a-deleted): deleted" in err
+    assert "skipped Event[0].Attribute[6] (a-benign): benign (the exporting forum's benign" in err
     added = signals(forum, tmp_path / "after.db") - before
     assert added == {("sha256", "ef" * 32), ("url", "http://obj.example/x")}
+
+
+def test_stix_import_without_the_stix_extra_is_a_configuration_error(
+    forum: LocalForum, tmp_path: Path
+) -> None:
+    """Without stix2-patterns, ``submit --format stix`` says which extra to install (exit 3),
+    not a traceback."""
+    path = tmp_path / "bundle.json"
+    bundle = {"type": "bundle", "objects": [indicator("x", "[url:value = 'a']")]}
+    path.write_text(json.dumps(bundle))
+    alice = forum.members["alice"]
+    hide = (
+        "import sys\n"
+        "for name in ('stix2patterns', 'stix2patterns.pattern', 'stix2patterns.exceptions'):\n"
+        "    sys.modules[name] = None\n"
+        "from forum_client.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", hide, "--profile", str(alice.bundle_path), "submit", "--key",
+         str(alice.key_path), "--input", str(path), "--format", "stix"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "needs the stix extra" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_deeply_nested_input_is_an_error_naming_it(forum: LocalForum, tmp_path: Path) -> None:
+    """JSON nested 100,000 deep (json's decoder recurses per level) and a STIX pattern nested
+    as deep: a clear error or a skipped object, never a RecursionError traceback."""
+    deep = "[" * 100_000 + "]" * 100_000
+    path = tmp_path / "deep.json"
+    path.write_text(deep)
+    for fmt, what in (("stix", "STIX 2.1 bundle"), ("misp", "MISP event")):
+        done = submit(forum, path, fmt)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert f"not a {what} (JSON nested too deeply)" in done.stderr
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text(f'{{"type": "md5", "value": "{GOOD_MD5}"}}\n{deep}\n')
+    done = submit(forum, lines, "jsonl")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "deep.jsonl:2: not JSON: nested too deeply" in done.stderr
+    pattern = "(" * 50_000 + f"[file:hashes.MD5 = '{'f' * 32}']" + ")" * 50_000
+    bundle = {"type": "bundle", "objects": [indicator("deep", pattern)]}
+    path.write_text(json.dumps(bundle))
+    before = signals(forum, tmp_path / "before.db")
+    done = submit(forum, path, "stix")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "skipped indicator--deep: malformed pattern: nested too deeply" in done.stderr
+    assert signals(forum, tmp_path / "after.db") == before
 
 
 def test_not_a_bundle_and_not_an_event(forum: LocalForum, tmp_path: Path) -> None:

@@ -100,3 +100,18 @@ def test_a_single_error_is_printed_once(
     lines = [x for x in err.splitlines() if x.strip()]
     reason = lines[0].split(": ")[-1]
     assert sum(reason in x for x in lines) == 1, err
+
+
+def test_a_refusal_whose_detail_repeats_the_message_is_printed_once(
+    local_forum_instance: LocalForum, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """forum-admin printed the server's reason, then the same reason again under its field
+    (``  member_id: entry N: nosuch is not a member``)."""
+    from forum_server.admin.cli import main as admin_main
+
+    forum = local_forum_instance
+    profile = ["--profile", str(forum.operator_profile), "--server", forum.address]
+    rc = admin_main([*profile, "member", "suspend", "nosuch", "--reason", "r"])
+    err = capfd.readouterr().err
+    assert rc == 4, err
+    assert err.count("nosuch is not a member") == 1, err

@@ -204,8 +204,10 @@ def test_misp_feed_is_what_pymisp_makes_of_its_event(
 
 @pytest.mark.parametrize("fmt", ["stix", "misp"])
 def test_round_trip_into_a_second_forum(
-    source: tuple[LocalForum, Path], tmp_path: Path, fmt: str
+    source: tuple[LocalForum, Path], tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Every signal comes back with its labels, except the benign-listed one: the import
+    skips it (an exported benign list is not submitted as terrorist content)."""
     _, db = source
     exported = export(db, fmt, tmp_path / f"out.{fmt}.json")
     before = rows(db, tmp_path)
@@ -214,13 +216,37 @@ def test_round_trip_into_a_second_forum(
             op.set_incident("flood-1", open=True, title="same incident")
         dave = second.members["alice"]
         argv = ["--profile", str(dave.bundle_path), "submit", "--key", str(dave.key_path)]
+        capsys.readouterr()
         assert client_main([*argv, "--input", str(exported), "--format", fmt]) == 0
+        assert ": benign (" in capsys.readouterr().err
         copy = tmp_path / "second.db"
         with second.client("carol") as client, LocalStore(copy) as store:
             client.sync(store)
         after = rows(copy, tmp_path)
-    assert set(after) == set(before)
+    assert before[("pdq", C)]["benign"] is True
+    assert set(after) == set(before) - {("pdq", C)}
     for key, doc in before.items():
-        assert after[key]["labels"] == doc["labels"], key
+        if key != ("pdq", C):
+            assert after[key]["labels"] == doc["labels"], key
     assert after[("pdq", A)]["content_types"] == ["image"]
     assert after[("vpdq", VPDQ)]["content_types"] == ["video"]
+
+
+def test_export_progress_stays_off_a_non_terminal_and_quiet_silences_stderr(
+    source: tuple[LocalForum, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, failure 9: no ``\\r`` progress frames in a CI log (stderr is not a terminal
+    here), and ``--quiet`` (the group's or the command's) leaves stderr to errors."""
+    _, db = source
+    capfd.readouterr()
+    export(db, "csv", tmp_path / "a.csv")
+    err = capfd.readouterr().err
+    assert "\r" not in err, repr(err)
+    assert err.count("exported ") == 1  # the summary line, once
+    for argv in (
+        ["--quiet", "export", "--db", str(db), "--format", "csv", "-o", str(tmp_path / "b.csv")],
+        ["export", "--db", str(db), "--format", "jsonl", "-o", str(tmp_path / "c"), "--quiet"],
+        ["--quiet", "export", "--db", str(db), "--format", "misp-feed", "-o", str(tmp_path / "d")],
+    ):
+        assert client_main(argv) == 0
+        assert capfd.readouterr().err == "", argv

@@ -144,21 +144,37 @@ def test_threatexchange_fetch_match_label_through_the_extension(
 
 def test_the_calls_hma_makes_fetch_deltas_and_resume(forum: LocalForum, tmp_path: Path) -> None:
     """HMA's fetcher: for_collab, get_checkpoint_cls, fetch_iter(types, checkpoint) delta by
-    delta, naive_convert_to_signal_type; the checkpoint is the verified log size."""
+    delta, naive_convert_to_signal_type; the checkpoint is the verified log size.  HMA's
+    storage: the collab from ``POST /c/exchanges``'s api_json and the checkpoint through
+    pytx's dataclass_json, each record's metadata pickled (docs/member-quickstart.md)."""
+    import pickle
+
     from threatexchange.cli.main import _DEFAULT_SIGNAL_TYPES
+    from threatexchange.utils import dataclass_json
 
     from forum_client.interop.pytx_exchange import TX_MANIFEST
 
     types = [*_DEFAULT_SIGNAL_TYPES, *TX_MANIFEST.signal_types]
-    collab = ForumCollabConfig(
-        name="forum",
-        api="shared_signal_forum",
-        profile=str(forum.members["carol"].bundle_path),
-        db=str(tmp_path / "hma.db"),
-    )
+    api_json: dict[str, object] = {
+        "profile": str(forum.members["carol"].bundle_path),
+        "db": str(tmp_path / "hma.db"),
+    }
+    # what HMA's exchange_create adds, then how it builds and stores the config
+    api_json.update(name="ACME_FORUM", enabled=True, api="shared_signal_forum")
+    collab = dataclass_json.dataclass_load_dict(api_json, ForumSignalExchangeAPI.get_config_cls())
+    assert isinstance(collab, ForumCollabConfig) and collab.key is None
+    stored = dataclass_json.dataclass_dump_dict(collab)
+    assert dataclass_json.dataclass_load_dict(stored, ForumCollabConfig) == collab
     api = ForumSignalExchangeAPI.for_collab(collab)
     assert ForumSignalExchangeAPI.get_checkpoint_cls() is ForumCheckpoint
     deltas = list(api.fetch_iter(types, None))
+    last = deltas[-1].checkpoint
+    assert dataclass_json.dataclass_dump_dict(last) == {"log_size": last.log_size}
+    assert dataclass_json.dataclass_load_dict({"log_size": last.log_size}, ForumCheckpoint) == last
+    assert not last.is_stale()  # HMA refetches from scratch when a checkpoint is stale
+    for delta in deltas:
+        for value in delta.updates.values():
+            assert value is None or pickle.loads(pickle.dumps(value)) == value
     state: dict[tuple[str, str], ForumSignalMetadata] = {}
     for delta in deltas:
         ForumSignalExchangeAPI.naive_fetch_merge(state, delta.updates)
@@ -198,3 +214,112 @@ def test_the_calls_hma_makes_fetch_deltas_and_resume(forum: LocalForum, tmp_path
         and meta.negative_members == ("bob",)
         and delta[-1].checkpoint.log_size == size + 1
     )
+
+
+def test_deltas_and_exports_carry_incidents_scopes_and_tlp(
+    forum: LocalForum, tmp_path: Path
+) -> None:
+    """The metadata of a signal shared with a group (scope, TLP) and of one tagged with an
+    incident, in pytx's deltas and in the STIX and MISP exports; a member outside the group
+    gets neither (its entry is redacted for it)."""
+    import io
+    import json
+
+    from threatexchange.cli.main import _DEFAULT_SIGNAL_TYPES
+
+    from forum_client.interop.export import export
+
+    scoped, tagged = pdq(31), pdq(32)
+    with forum.operator() as op:
+        op.set_incident("flood-2", open=True, title="a test incident")
+        op.create_group("cell", "Crisis cell")
+        op.set_group_member("cell", "alice", member=True)
+        op.set_group_member("cell", "bob", member=True)
+    alice = forum.members["alice"]
+    with forum.client("alice") as client:
+        client.submit(
+            [{"type": "pdq", "value": scoped, "labels": [PUB]}],
+            alice.signing_key,
+            group="cell",
+            tlp="red",
+        )
+        client.submit(
+            [{"type": "pdq", "value": tagged, "labels": [PUB, "incident:flood-2"]}],
+            alice.signing_key,
+        )
+
+    def fetched(member: str) -> dict[tuple[str, str], ForumSignalMetadata | None]:
+        collab = ForumCollabConfig(
+            name="forum",
+            api="shared_signal_forum",
+            profile=str(forum.members[member].bundle_path),
+            db=str(tmp_path / f"{member}.db"),
+        )
+        state: dict[tuple[str, str], ForumSignalMetadata | None] = {}
+        for delta in ForumSignalExchangeAPI.for_collab(collab).fetch_iter(
+            _DEFAULT_SIGNAL_TYPES, None
+        ):
+            state.update(delta.updates)
+        return state
+
+    bob = fetched("bob")
+    meta = bob[("pdq", scoped)]
+    assert meta is not None and (meta.scopes, meta.tlp) == (("cell",), ("TLP:RED",))
+    meta = bob[("pdq", tagged)]
+    assert meta is not None and meta.incidents == ("incident:flood-2",)
+    assert meta.scopes == () and meta.tlp == ("TLP:GREEN",)
+    assert ("pdq", scoped) not in fetched("carol")  # outside the group: redacted for it
+
+    with LocalStore(tmp_path / "bob.db") as store:
+        stix, misp = io.StringIO(), io.StringIO()
+        export(store, stix, "stix")
+        export(store, misp, "misp")
+    indicators = {
+        o["pattern"]: o for o in json.loads(stix.getvalue())["objects"] if o["type"] == "indicator"
+    }
+    red = indicators[f"[file:hashes.PDQ = '{scoped}']"]
+    assert (red["x_forum_scopes"], red["x_forum_tlp"]) == (["cell"], ["TLP:RED"])
+    assert indicators[f"[file:hashes.PDQ = '{tagged}']"]["x_forum_incidents"] == [
+        "incident:flood-2"
+    ]
+    attributes = {a["value"]: a for a in json.loads(misp.getvalue())["Event"]["Attribute"]}
+    assert "tlp:red" in {t["name"] for t in attributes[scoped]["Tag"]}
+    assert 'shared-signal-forum:incident="flood-2"' in {
+        t["name"] for t in attributes[tagged]["Tag"]
+    }
+
+
+def test_vpdq_is_fetched_under_the_name_of_pytx_vpdq_extension(tmp_path: Path) -> None:
+    """pytx's vPDQ extension (``threatexchange.extensions.vpdq.manifest``; it imports Meta's
+    ``vpdq`` binding) calls its type ``vpdq`` and stores python-threatexchange's vPDQ JSON,
+    which is the forum's normal form: the value arrives unchanged and pytx reads it back."""
+    try:
+        from threatexchange.extensions.vpdq.vpdq import VPDQSignal
+
+        vpdq_type: type = VPDQSignal
+    except ImportError:  # no binding here: a stand-in with the extension's name
+        VPDQSignal = None
+        vpdq_type = type("VPDQSignal", (), {"get_name": staticmethod(lambda: "vpdq")})
+    frames = [f"{pdq(40 + t)},{90 + t},{float(t):.3}" for t in range(5)]
+    value = "[" + ", ".join(f'"{f}"' for f in frames) + "]"
+    with local_forum(tmp_path / "forum") as forum:
+        with forum.client("alice") as client:
+            client.submit(
+                [{"type": "vpdq", "value": value, "labels": [PUB]}],
+                forum.members["alice"].signing_key,
+            )
+        collab = ForumCollabConfig(
+            name="forum",
+            api="shared_signal_forum",
+            profile=str(forum.members["bob"].bundle_path),
+            db=str(tmp_path / "copy.db"),
+        )
+        api = ForumSignalExchangeAPI.for_collab(collab)
+        state: dict[tuple[str, str], ForumSignalMetadata] = {}
+        for delta in api.fetch_iter([vpdq_type], None):
+            ForumSignalExchangeAPI.naive_fetch_merge(state, delta.updates)
+    assert list(state) == [("vpdq", value)]
+    assert state[("vpdq", value)].labels == (PUB,)
+    if VPDQSignal is not None:
+        assert VPDQSignal.validate_signal_str(value) == value
+        assert VPDQSignal.compare_hash(value, value).match

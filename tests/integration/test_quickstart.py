@@ -1,17 +1,21 @@
 """``scripts/quickstart`` as a newcomer runs it: it serves, a rerun with another FORUM_PORT
-works, and Ctrl-C ends it with exit 0.
+works, and Ctrl-C ends it with exit 0; a first install shows progress the whole time.
 
-It runs in a copy of the scripts beside this checkout's ``.venv`` (its install stamp matches,
-so nothing is installed), so the test needs no network and leaves the checkout alone."""
+The serving test runs in a copy of the scripts beside this checkout's ``.venv`` (its install
+stamp matches, so nothing is installed), so the test needs no network and leaves the
+checkout alone."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -81,3 +85,56 @@ def test_quickstart_serves_reruns_on_another_port_and_exits_0_on_ctrl_c(tmp_path
     assert f"The forum is up on 127.0.0.1:{second}" in out, out + err
     assert "reusing the forum" in err and "member demo is already enrolled" in err
     assert code == 0, err
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# A Python that takes its time over the venv and pip and says nothing meanwhile (what a
+# fresh clone on a loaded machine looks like); anything else goes to the real interpreter.
+if [ "$1" = -m ] && [ "$2" = venv ]; then
+    sleep "$SLOW"; mkdir -p "$3/bin"; cp "$0" "$3/bin/python"; exit 0
+fi
+if [ "$1" = -m ] && [ "$2" = pip ]; then sleep "$SLOW"; exit 0; fi
+exec {real} "$@"
+"""
+
+
+def test_a_first_install_shows_progress_the_whole_time(tmp_path: Path) -> None:
+    """Issue 16, failure 6: making .venv and pip's quiet stretches (unpacking the wheels)
+    printed nothing for half a minute on the loaded machine; now a line comes at least every
+    TICK_SECONDS while a step is silent."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "scripts" / "_venv.sh", repo / "scripts" / "_venv.sh")
+    shutil.copy(REPO_ROOT / "pyproject.toml", repo / "pyproject.toml")
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON.replace("{real}", sys.executable))
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "SHOW_INSTALL": "1", "EXTRAS": ""}
+    env |= {"SLOW": "6", "TICK_SECONDS": "1"}
+    proc = subprocess.Popen(
+        ["bash", "-c", "source scripts/_venv.sh"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    times = [time.monotonic()]
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            times.append(time.monotonic())
+            lines.append(line.rstrip())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert proc.wait(timeout=120) == 0, lines
+    reader.join(timeout=30)
+    times.append(time.monotonic())
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert max(gaps) < 4, (max(gaps), lines)
+    assert any("creating .venv" in x for x in lines) and any("pip" in x for x in lines)
+    assert list((repo / ".venv").glob(".installed-*"))  # it finished: stamp written

@@ -48,12 +48,12 @@ BASE: dict[tuple[str, tuple[str, ...]], list[str]] = {
         "agree",
     ],
     ("client", ("sync",)): ["sync", "--db", "{dir}/copy.db"],
-    ("client", ("verify",)): ["verify", "--db", "{file}"],
-    ("client", ("security-report",)): ["security-report", "--db", "{file}"],
-    ("client", ("match",)): ["match", "--db", "{file}"],
+    ("client", ("verify",)): ["verify", "--db", "{copy}"],
+    ("client", ("security-report",)): ["security-report", "--db", "{copy}"],
+    ("client", ("match",)): ["match", "--db", "{copy}"],
     ("client", ("hash",)): ["hash", "{file}"],
-    ("client", ("show-checkpoint",)): ["show-checkpoint", "--db", "{file}"],
-    ("client", ("compare-checkpoint",)): ["compare-checkpoint", "{file}"],
+    ("client", ("show-checkpoint",)): ["show-checkpoint", "--db", "{copy}"],
+    ("client", ("compare-checkpoint",)): ["compare-checkpoint", "{note}", "--db", "{copy}"],
     ("admin", ()): ["member", "list"],
     ("admin", ("init",)): ["init", "{dir}/forum2", "--name", "F"],
     ("admin", ("member", "add")): [
@@ -470,6 +470,24 @@ MORE_BAD: list[tuple[str, tuple[str, ...], str, str]] = [
     ("admin", ("witness", "add"), "VKEY", "{logvkey}"),  # the log's key, not a cosigner's
     ("admin", ("witness", "add"), "--url", "https://w1.example:99999"),
     ("admin", ("witness", "remove"), "NAME", "w1+abc"),
+    # read as another member's note or a local copy only after the fix (a text file as NOTE
+    # was a security failure, exit 5; a wrong --db a store failure, exit 6)
+    ("client", ("compare-checkpoint",), "NOTE", "{file}"),
+    ("client", ("compare-checkpoint",), "--other", "{file}"),
+    ("client", ("compare-checkpoint",), "--db", "{file}"),
+    ("client", ("compare-checkpoint",), "--db", "{srvdb}"),
+    ("client", ("show-checkpoint",), "--db", "{file}"),
+    ("client", ("show-checkpoint",), "--db", "{srvdb}"),
+    ("client", ("verify",), "--db", "{file}"),
+    ("client", ("verify",), "--db", "{srvdb}"),
+    ("client", ("security-report",), "--db", "{file}"),
+    ("client", ("security-report",), "--db", "{srvdb}"),
+    ("client", ("match",), "--db", "{file}"),
+    ("client", ("match",), "--db", "{srvdb}"),
+    # read to their end: /dev/zero was hashed for ever before the fix (pytest-timeout
+    # ends such a case)
+    ("client", ("hash",), "FILES", "/dev/zero"),
+    ("client", ("match",), "FILES", "/dev/zero"),
 ]
 
 # Options added after this sweep was written and not swept yet (none now: parts A and B
@@ -552,6 +570,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def _part_a_files(root: Path, key: SigningKey) -> dict[str, str]:
     """The files part A's commands read: a backup, a proposal, a local copy..."""
     from forum_client import entries as e
+    from forum_client.checkpoint import Checkpoint, sign_checkpoint
     from forum_client.files import MAX_NOTE_BYTES
     from forum_client.store import LocalStore
     from forum_server.admin.backup import backup_forum
@@ -566,6 +585,7 @@ def _part_a_files(root: Path, key: SigningKey) -> dict[str, str]:
     proposal.save(root / "x.proposal.json")
     LocalStore(root / "copy.db").close()
     (root / "big.note").write_bytes(b"x" * (MAX_NOTE_BYTES + 1))
+    (root / "a.note").write_bytes(sign_checkpoint(Checkpoint("o", 1, bytes(32)), "o", key))
     (root / "bad.gz").write_bytes(gzip.compress(b"not json\n"))
     (root / "empty.db").write_bytes(b"")
     return {
@@ -575,6 +595,7 @@ def _part_a_files(root: Path, key: SigningKey) -> dict[str, str]:
         "proposal": str(root / "x.proposal.json"),
         "copy": str(root / "copy.db"),
         "big": str(root / "big.note"),
+        "note": str(root / "a.note"),
         "badgz": str(root / "bad.gz"),
         "empty": str(root / "empty.db"),
         "witness": cosigner_vkey("w1.example", SigningKey.generate().public_bytes),
@@ -693,3 +714,28 @@ def test_the_cli_bounds_a_dispute_deadline_as_the_sdk_does() -> None:
     from forum_client.client import MAX_ANSWER_WITHIN_MS
 
     assert _ANSWER_WITHIN.most_ms == MAX_ANSWER_WITHIN_MS
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["show-checkpoint"],
+        ["compare-checkpoint", "{note}"],
+        ["verify"],
+        ["security-report"],
+        ["match", "--type", "md5", "--value", MD5],
+    ],
+    ids=lambda c: c[0],
+)
+def test_an_empty_file_as_db_is_refused_unchanged(
+    command: list[str], files: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """It was opened as a store first: the empty file became a new, empty local copy (and
+    verify said "ok: 0 entries verified ... matches signed checkpoint 0", match found
+    nothing, both exit 0)."""
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    argv = [x.format(**files) for x in command]
+    assert client_main([*argv, "--db", str(empty)]) == 2
+    assert "--db" in capfd.readouterr().err
+    assert empty.stat().st_size == 0

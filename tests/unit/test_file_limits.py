@@ -11,6 +11,7 @@ import pytest
 from forum_client.cli import main as client_main
 from forum_client.envelope import SigningKey
 from forum_client.files import MAX_BUNDLE_BYTES, FileTooLargeError, read_bounded
+from forum_client.store import LocalStore
 from forum_server.admin.cli import main as admin_main
 from forum_server.admin.init import init_forum
 
@@ -22,6 +23,7 @@ def forum(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("limits")
     init_forum(root / "forum", name="Limits", now=dt.datetime.now(dt.UTC))
     SigningKey.generate().save(root / "m.key", possession=[("o", "acme")])
+    LocalStore(root / "copy.db").close()
     return root
 
 
@@ -41,7 +43,7 @@ def test_read_bounded_stops_after_the_limit(tmp_path: Path) -> None:
         ("client", ["--profile", ENDLESS, "status"], 3, "too large for a credentials bundle"),
         ("client", ["--profile", "{bundle}", "submit", "--key", ENDLESS, "--type", "md5",
                     "--value", "0" * 32], 2, "--key"),
-        ("client", ["compare-checkpoint", ENDLESS, "--db", "{key}"], 2, "signed checkpoint"),
+        ("client", ["compare-checkpoint", ENDLESS, "--db", "{copy}"], 2, "signed checkpoint"),
         ("admin", ["--profile", "{op}", "member", "add", "acme", "--name", "A",
                    "--signing-key", ENDLESS, "--out", "{root}/b.json"], 2, "key file"),
         ("admin", ["--profile", "{op}", "taxonomy", "publish", ENDLESS], 2, "taxonomy file"),
@@ -61,6 +63,7 @@ def test_endless_files_are_refused_with_a_clear_error(
         "op": str(forum / "forum" / "operator"),
         "key": str(forum / "m.key"),
         "root": str(forum),
+        "copy": str(forum / "copy.db"),
     }
     main = client_main if cli == "client" else admin_main
     rc = main([x.format(**names) for x in argv])

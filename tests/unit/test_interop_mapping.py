@@ -3,6 +3,12 @@ type added later (``vpdq`` from issue 14 when it lands): carried, never dropped.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from forum_client.interop.mapping import label_to_tag, misp_type, tag_to_label, type_from_tags
@@ -98,3 +104,33 @@ def test_values_agree_with_python_threatexchange() -> None:
     assert PdqSignal.validate_signal_str(pdq) == normalize("pdq", pdq.upper())
     with pytest.raises(ValueError):
         PdqSignal.validate_signal_str(pdq.upper())
+
+
+def test_collab_paths_are_kept_absolute(tmp_path: Path) -> None:
+    """``threatexchange config collab edit ... --profile acme.bundle.json --db acme.db`` (as the
+    quickstart writes it) keeps absolute paths, so a later ``threatexchange fetch`` from another
+    directory (a cron job) finds the same bundle and copy."""
+    pytest.importorskip("threatexchange")
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    for args in (
+        ["config", "extensions", "add", "forum_client.interop.pytx_exchange"],
+        ["config", "collab", "edit", "shared_signal_forum", "acme-forum", "--create",
+         "--profile", "acme.bundle.json", "--db", "acme.db", "--key", "~/acme.key"],
+    ):  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "threatexchange", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    saved = json.loads((home / ".threatexchange/collab_configs/acme-forum.json").read_text())
+    assert saved["profile"] == str(work / "acme.bundle.json")
+    assert saved["db"] == str(work / "acme.db")
+    assert saved["key"] == str(home / "acme.key")

@@ -7,6 +7,9 @@ CI runs one interpreter, and the values that differ between Python versions (IPv
 
 from __future__ import annotations
 
+import unicodedata
+from typing import Any
+
 import idna
 import pytest
 
@@ -38,6 +41,11 @@ CORPUS: list[tuple[str, str, str | None, str | None]] = [
     ("domain", "a..example", None, None),
     ("domain", "*.example.com", None, None),
     ("domain", "under_score.example", None, None),
+    # Unicode 15.0 letters (Nag Mundari): version 2 refuses them on every Python, not only on
+    # 3.11; version 1 (IDNA 2003 on Unicode 3.2 tables, which Python never changes) took them.
+    ("domain", "\U0001e4d0\U0001e4d1.example", "xn--oh5hc.example", None),
+    ("domain", "xn--oh5hc.example", "xn--oh5hc.example", None),
+    ("url", "https://\U0001e4d0\U0001e4d1.example/", "https://xn--oh5hc.example/", None),
     # URLs: hosts as above, IPs pinned, percent-encoding, paths.
     ("url", "https://straße.de/x", "https://strasse.de/x", "https://xn--strae-oqa.de/x"),
     ("url", "https://xn--strae-oqa.de/x", None, "https://xn--strae-oqa.de/x"),
@@ -154,3 +162,58 @@ def test_v2_domains_agree_with_the_idna_package(name: str) -> None:
     expected = idna.encode(name, uts46=True, transitional=False).decode("ascii")
     assert normalize("domain", name) == expected
     assert normalize("domain", idna.decode(expected)) == expected
+
+
+class _NewerUnicodedata:
+    """``unicodedata`` as Python 3.12 (Unicode 15.0) answers for the Nag Mundari letters
+    U+1E4D0..U+1E4EB, which Python 3.11 (Unicode 14.0) does not know."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(unicodedata, name)
+
+    @staticmethod
+    def _new(char: str) -> bool:
+        return 0x1E4D0 <= ord(char) <= 0x1E4EB
+
+    def bidirectional(self, char: str) -> str:
+        return "L" if self._new(char) else unicodedata.bidirectional(char)
+
+    def category(self, char: str) -> str:
+        return "Lo" if self._new(char) else unicodedata.category(char)
+
+    def name(self, char: str, default: Any = None) -> Any:
+        return "NAG MUNDARI LETTER" if self._new(char) else unicodedata.name(char, default)
+
+
+def test_v2_does_not_follow_the_running_pythons_unicode_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The idna package checks bidi classes, combining marks and NFC with the running Python's
+    ``unicodedata``: on Python 3.12 a label of Unicode 15.0 letters passed where 3.11 refused
+    it.  The forum pins Unicode 14.0, so a newer database changes nothing."""
+    import idna.core
+
+    from forum_client.signals import domain
+
+    monkeypatch.setattr(idna.core, "unicodedata", _NewerUnicodedata())
+    domain._idna2008_to_ascii.cache_clear()
+    domain._check_a_label.cache_clear()
+    for kind, value in [
+        ("domain", "\U0001e4d0\U0001e4d1.example"),
+        ("domain", "xn--oh5hc.example"),
+        ("url", "https://\U0001e4d0\U0001e4d1.example/"),
+    ]:
+        with pytest.raises(InvalidInputError, match=r"U\+1E4D0 is not assigned in Unicode 14\.0"):
+            normalize(kind, value)
+    assert normalize("domain", "straße.de") == "xn--strae-oqa.de"  # older letters unchanged
+
+
+@pytest.mark.skipif(unicodedata.unidata_version != "14.0.0", reason="needs Python 3.11's tables")
+def test_the_pinned_unicode_table_is_unicode_14() -> None:
+    from forum_client.signals._unicode14 import ASSIGNED_RANGES
+    from scripts.gen_unicode14 import ranges
+
+    parsed = [
+        tuple(int(x, 16) for x in item.split("-")) for item in "".join(ASSIGNED_RANGES).split()
+    ]
+    assert parsed == ranges()

@@ -138,6 +138,7 @@ BAD: list[tuple[str, object, str]] = [
     ("vpdq", "[" + ", ".join([f'"{PDQ},100,0"'] * 10_001) + "]", "exceeds the limit of 10000"),
     ("vpdq", "x" * 1_280_001, "exceeds 1280000"),
     ("vpdq", 5, "must be a string, got int"),
+    ("vpdq", "[" * 50_000 + "]" * 50_000, "vpdq JSON is nested too deeply"),  # no RecursionError
     # hex digests: (type, value, expected words in the reason)
     ("md5", "", "empty md5"),
     ("md5", "   ", "empty md5"),
