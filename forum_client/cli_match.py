@@ -6,6 +6,7 @@ Every result is one JSON object per line (JSON Lines), so output streams into ot
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from .cli_context import show_progress
 from .cli_files import LOCAL_COPY, MEDIA_FILE
 from .cli_types import SIGNAL_TYPE, FiniteRange, signal_option
 from .errors import InvalidInputError
@@ -37,10 +39,12 @@ def _emit(doc: dict[str, Any]) -> None:
 
 
 def _hash_with_progress(path: Path, min_quality: int, seconds_per_hash: float) -> MediaHashes:
-    """``hash_file`` with a progress bar on stderr for videos, when stderr is a terminal."""
+    """``hash_file`` with a progress bar on stderr for videos, when stderr is a terminal (and
+    not with --quiet). A video whose container does not declare its frame count (Matroska,
+    WebM, FLV, MPEG-TS) gets a bar that counts the frames decoded."""
     from .match.media import hash_file
 
-    if not sys.stderr.isatty():
+    if not show_progress(click.get_current_context()):
         return hash_file(path, min_quality=min_quality, seconds_per_hash=seconds_per_hash)
     bar: Any = None
     try:
@@ -48,9 +52,13 @@ def _hash_with_progress(path: Path, min_quality: int, seconds_per_hash: float) -
         def progress(done: int, expected: int) -> None:
             nonlocal bar
             if bar is None:
-                bar = click.progressbar(
-                    length=expected or None, label=f"hashing {path.name}", file=sys.stderr
-                )
+                label = f"hashing {path.name}"
+                if expected:
+                    bar = click.progressbar(length=expected, label=label, file=sys.stderr)
+                else:  # an iterable of unknown length: click then shows the count
+                    bar = click.progressbar(
+                        itertools.count(), label=label, show_pos=True, file=sys.stderr
+                    )
                 bar.__enter__()
             bar.update(done - bar.pos)
 

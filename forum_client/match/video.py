@@ -22,12 +22,17 @@ Python. The speed of both is in ``docs/benchmarks.md`` and the two agree frame f
 test videos (``tests/unit/test_video.py``; the comparison runs where the binding is installed).
 
 Errors are :class:`~forum_client.errors.InvalidInputError` naming the file: not a video, no
-video stream, a damaged or truncated file, no frames, or no frame of sufficient quality.
+video stream, a damaged or truncated file, no frames, or no frame of sufficient quality. A
+file cut short is told by what its header declares: the frame count (MP4, MOV) or the video
+track's length (Matroska and WebM written by FFmpeg or mkvmerge, their ``DURATION`` tag).
+Containers that declare neither (MPEG-TS, FLV, WebM recorded live) cannot be told from a
+shorter video, and hash as what they hold.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -38,6 +43,11 @@ from forum_client.signals.vpdq import Frame, frames_to_value
 
 DEFAULT_SECONDS_PER_HASH: Final = 1.0
 """One frame hashed per second of video, as the reference does."""
+
+TRUNCATION_SLACK_SECONDS: Final = 0.5
+"""A Matroska/WebM video whose decoded frames end more than this (or two frames, if longer)
+before its declared length is refused as truncated."""
+_DURATION_TAG = re.compile(r"([0-9]+):([0-9]{2}):([0-9]{2}(?:\.[0-9]*)?)")
 
 Progress = Callable[[int, int], None]
 """``progress(frames_decoded, frames_expected)``; ``frames_expected`` is 0 when unknown."""
@@ -117,12 +127,16 @@ def vpdq_of_video(
             raise bad("has no frame rate")
         step = max(1, int(seconds_per_hash * fps))
         expected = int(stream.frames or 0)
+        declared = _declared_seconds(dict(stream.metadata))
         fps32 = np.float32(fps)
         frames: list[Frame] = []
         decoded = dropped = 0
+        ends: float | None = None  # where the last decoded frame ends (s), by its timestamp
         try:
             for n, frame in enumerate(container.decode(stream)):
                 decoded = n + 1
+                if frame.time is not None:
+                    ends = max(ends or 0.0, float(frame.time) + 1 / fps)
                 if progress is not None and n % 32 == 0:
                     progress(n, expected)
                 if n % step:
@@ -146,6 +160,9 @@ def vpdq_of_video(
         raise bad("has no frames")
     if expected and decoded < expected:
         raise bad(f"truncated or damaged: decoded {decoded} of its {expected} frames")
+    slack = max(TRUNCATION_SLACK_SECONDS, 2 / fps)
+    if declared is not None and ends is not None and ends < declared - slack:
+        raise bad(f"truncated or damaged: decoded {ends:.1f} s of its {declared:.1f} s")
     if not frames:
         raise bad(
             f"no frame has PDQ quality {min_quality} or better ({dropped} sampled frames were "
@@ -154,9 +171,27 @@ def vpdq_of_video(
     return VideoHash(tuple(frames), decoded, dropped, fps, decoded / fps)
 
 
+def _declared_seconds(metadata: dict[str, str]) -> float | None:
+    """The track length a Matroska/WebM header declares (``DURATION``, ``HH:MM:SS.nnnnnnnnn``;
+    ``DURATION-eng`` when the track has a language), or None."""
+    for key, text in metadata.items():
+        if key.upper() == "DURATION" or key.upper().startswith("DURATION-"):
+            found = _DURATION_TAG.fullmatch(text.strip())
+            if found:
+                hours, minutes, seconds = found.groups()
+                return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return None
+
+
 def _reason(exc: BaseException) -> str:
     text = str(getattr(exc, "strerror", "") or exc)
     return text.strip() or type(exc).__name__
 
 
-__all__ = ["DEFAULT_SECONDS_PER_HASH", "Progress", "VideoHash", "vpdq_of_video"]
+__all__ = [
+    "DEFAULT_SECONDS_PER_HASH",
+    "TRUNCATION_SLACK_SECONDS",
+    "Progress",
+    "VideoHash",
+    "vpdq_of_video",
+]

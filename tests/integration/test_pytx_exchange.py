@@ -287,3 +287,39 @@ def test_deltas_and_exports_carry_incidents_scopes_and_tlp(
     assert 'shared-signal-forum:incident="flood-2"' in {
         t["name"] for t in attributes[tagged]["Tag"]
     }
+
+
+def test_vpdq_is_fetched_under_the_name_of_pytx_vpdq_extension(tmp_path: Path) -> None:
+    """pytx's vPDQ extension (``threatexchange.extensions.vpdq.manifest``; it imports Meta's
+    ``vpdq`` binding) calls its type ``vpdq`` and stores python-threatexchange's vPDQ JSON,
+    which is the forum's normal form: the value arrives unchanged and pytx reads it back."""
+    try:
+        from threatexchange.extensions.vpdq.vpdq import VPDQSignal
+
+        vpdq_type: type = VPDQSignal
+    except ImportError:  # no binding here: a stand-in with the extension's name
+        VPDQSignal = None
+        vpdq_type = type("VPDQSignal", (), {"get_name": staticmethod(lambda: "vpdq")})
+    frames = [f"{pdq(40 + t)},{90 + t},{float(t):.3}" for t in range(5)]
+    value = "[" + ", ".join(f'"{f}"' for f in frames) + "]"
+    with local_forum(tmp_path / "forum") as forum:
+        with forum.client("alice") as client:
+            client.submit(
+                [{"type": "vpdq", "value": value, "labels": [PUB]}],
+                forum.members["alice"].signing_key,
+            )
+        collab = ForumCollabConfig(
+            name="forum",
+            api="shared_signal_forum",
+            profile=str(forum.members["bob"].bundle_path),
+            db=str(tmp_path / "copy.db"),
+        )
+        api = ForumSignalExchangeAPI.for_collab(collab)
+        state: dict[tuple[str, str], ForumSignalMetadata] = {}
+        for delta in api.fetch_iter([vpdq_type], None):
+            ForumSignalExchangeAPI.naive_fetch_merge(state, delta.updates)
+    assert list(state) == [("vpdq", value)]
+    assert state[("vpdq", value)].labels == (PUB,)
+    if VPDQSignal is not None:
+        assert VPDQSignal.validate_signal_str(value) == value
+        assert VPDQSignal.compare_hash(value, value).match

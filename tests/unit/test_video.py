@@ -4,6 +4,7 @@ and agreement with Meta's reference hasher and python-threatexchange's serialisa
 from __future__ import annotations
 
 import doctest
+import io
 import json
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ from forum_client.match.video_index import (
 )
 from forum_client.signals import normalize
 from forum_client.signals.vpdq import Frame, parse_frames
-from tests.videos import make_video, reencode, write_frames
+from tests.videos import decode_rgb, make_video, reencode, write_frames
 
 pytest.importorskip("av")
 
@@ -80,6 +81,17 @@ def test_edited_copies_match_both_ways(videos: dict[str, Path], variant: str) ->
         assert shared_share >= 80
 
 
+def test_three_seconds_trimmed_from_a_20_second_video_match_by_the_default_rule(
+    tmp_path: Path,
+) -> None:
+    shared = make_video(tmp_path / "shared.mp4", seed=6, seconds=20, fps=5, size=(160, 120))
+    trimmed = reencode(shared, tmp_path / "trimmed.mp4", skip_seconds=3)
+    index: VideoIndex[str] = VideoIndex()
+    index.add("shared", vpdq_of_video(shared).frames)
+    [found] = index.query(vpdq_of_video(trimmed).frames)  # 80% each way, distance 31
+    assert (found.key, found.query_match, found.compared_match) == ("shared", 100.0, 85.0)
+
+
 def test_a_different_video_does_not_match(videos: dict[str, Path]) -> None:
     assert shares(videos["different"], videos["shared"]) == (0.0, 0.0)
 
@@ -94,6 +106,20 @@ def test_one_matching_frame_in_ten_fails_the_80_percent_rule() -> None:
     assert (loose.query_match, loose.compared_match, loose.distance) == (10.0, 10.0, 0)
     assert index.query(query) == []
     assert index.query(shared)[0].query_match == 100.0
+
+
+def test_a_video_sharing_one_second_in_ten_fails_the_80_percent_rule(
+    videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same on generated videos: the first second of the shared video, then nine of the
+    different one, so 1 of the 10 sampled frames matches each way."""
+    shared, fps = decode_rgb(videos["shared"])
+    different, _ = decode_rgb(videos["different"])
+    spliced = write_frames(tmp_path / "spliced.mp4", shared[:fps] + different[fps:], fps=fps)
+    assert shares(spliced, videos["shared"]) == (10.0, 10.0)
+    index: VideoIndex[str] = VideoIndex()
+    index.add("shared", vpdq_of_video(videos["shared"]).frames)
+    assert index.query(vpdq_of_video(spliced).frames) == []
 
 
 def flip(h: bytes, bits: int, rng: np.random.Generator) -> bytes:
@@ -240,6 +266,22 @@ def test_a_truncated_fragment_at_the_end_is_refused(tmp_path: Path) -> None:
         vpdq_of_video(tmp_path / "cut.mp4")
 
 
+@pytest.mark.parametrize("codec", ["libx264", "libvpx"])
+def test_a_truncated_matroska_or_webm_is_refused(tmp_path: Path, codec: str) -> None:
+    """Matroska and WebM declare no frame count, but FFmpeg and mkvmerge write each track's
+    length (its DURATION tag): a file cut short decodes cleanly to its last whole cluster."""
+    src = make_video(tmp_path / "src.mp4", seed=4, seconds=6)
+    whole = reencode(
+        src, tmp_path / ("whole.mkv" if codec == "libx264" else "whole.webm"), codec=codec
+    )
+    assert len(vpdq_of_video(whole).frames) == 6
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut{whole.suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidInputError, match=rf"cut\{whole.suffix}: truncated or damaged: "):
+        vpdq_of_video(cut)
+
+
 def test_missing_extra_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     video = make_video(tmp_path / "v.mp4", seed=5, seconds=1)
     monkeypatch.setitem(sys.modules, "av", None)
@@ -274,3 +316,32 @@ def test_agrees_with_the_reference_hasher_frame_for_frame(videos: dict[str, Path
         assert [(f.pdq, f.quality, f.timestamp) for f in ours] == [
             (t.hex, t.quality, pytest.approx(t.timestamp)) for t in theirs
         ]
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, so the CLI draws its progress bar."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_shows_progress_on_a_terminal_whether_or_not_the_frame_count_is_known(
+    videos: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An MP4 declares its frame count, a Matroska file (or WebM, FLV, MPEG-TS) does not.
+    mkv = reencode(videos["shared"], tmp_path / "shared.mkv")
+    for video, counted in ((videos["shared"], "100%"), (mkv, "250")):
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert client_main(["hash", str(video)]) == 0
+        assert json.loads(capsys.readouterr().out)["frames"] == 10
+        assert f"hashing {video.name}" in terminal.getvalue()
+        assert counted in terminal.getvalue()
+        quiet = _Terminal()
+        monkeypatch.setattr(sys, "stderr", quiet)
+        assert client_main(["--quiet", "hash", str(video)]) == 0
+        assert json.loads(capsys.readouterr().out)["frames"] == 10
+        assert quiet.getvalue() == ""
