@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import inspect
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,10 +42,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-from bench_sigcheck import raw_rate
-from bench_submit import _profile, summarize_profile
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forum_client import entries as e
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
@@ -50,7 +52,11 @@ from forum_client.envelope import Envelope, SigningKey
 from forum_client.merkle import CompactRange, leaf_hash
 from forum_client.scopes import ScopeClaim, new_salt, sign_scope_claim
 from forum_client.store import LocalStore
-from forum_client.store.view import ViewWriter
+
+try:
+    from forum_client.store.view import ViewWriter
+except ImportError:  # a checkout from before issue 16's store package (side-by-side runs)
+    from forum_client.store_view import ViewWriter  # type: ignore[no-redef]
 from forum_client.verifier import LogState
 from forum_server.admin.init import init_forum
 from forum_server.app import ServerPaths, running_server
@@ -68,11 +74,16 @@ def build_log(
     seed: int,
     redacted_fraction: float = 0.0,
     group_members: tuple[str, ...] = (),
+    pdq: np.ndarray | None = None,
+    snapshot: tuple[int, Path] | None = None,
 ) -> tuple[int, bytes, list[Envelope]]:
     """Append the admission, key and submissions to the server's store; return the size,
     the member's public key and its submissions.  With ``redacted_fraction``, first a group
     holding the bench member and ``group_members``, and that share of the submissions scoped
-    to it."""
+    to it.  With ``pdq`` (rows of 32 bytes, at least ``signals``), the signals are those PDQ
+    hashes instead of random sha256.  With ``snapshot`` ``(k, path)``, the forum directory is
+    copied to ``path`` once the first ``k`` submissions are in (a shorter log that the full
+    one extends)."""
     server = root / "server"
     store = open_store(ServerPaths(server).database_location())  # SQLite or PostgreSQL
     admin = SigningKey.load(root / "operator" / "admin.key")
@@ -124,10 +135,21 @@ def build_log(
     batch: list[Envelope] = []
     submissions: list[Envelope] = []
     for i in range(signals // per_entry):
-        items = tuple(
-            e.SignalItem("sha256", rand.randbytes(32).hex(), (LABEL,), "image")
-            for _ in range(per_entry)
-        )
+        if snapshot is not None and i == snapshot[0]:
+            if batch:
+                flush(batch)
+                batch = []
+            store.close()
+            shutil.copytree(root, snapshot[1])
+            store = open_store(ServerPaths(server).database_location())
+        if pdq is not None:
+            rows = pdq[i * per_entry : (i + 1) * per_entry]
+            items = tuple(e.SignalItem("pdq", r.tobytes().hex(), (LABEL,), "image") for r in rows)
+        else:
+            items = tuple(
+                e.SignalItem("sha256", rand.randbytes(32).hex(), (LABEL,), "image")
+                for _ in range(per_entry)
+            )
         if int((i + 1) * redacted_fraction) > int(i * redacted_fraction):
             scope, tlp, salt = GROUP, e.Tlp.RED, new_salt()
         else:
@@ -232,7 +254,7 @@ def timed_sync(bundle: Path, server: str, db: Path) -> dict[str, float]:
     result = json.loads(done.stdout.splitlines()[-1])
     peak = json.loads(done.stderr.strip().splitlines()[-1])["peak_rss_kib"]
     with LocalStore(db) as store:
-        redacted = store.counts()["redacted"]
+        redacted = store.counts().get("redacted", 0)
     return {
         "entries": result["size"],
         "redacted_entries": redacted,
@@ -292,6 +314,32 @@ def main() -> int:
         "compared with a member in the group, same log, same run",
     )
     parser.add_argument(
+        "--pdq",
+        choices=("uniform", "realistic"),
+        help="a log of PDQ signals (uniform random hashes, or scripts/pdq_data.py's realistic "
+        "clusters, de-duplicated): times the sync, the first forum-client match (the index "
+        "build), a sync of the tail into a copy whose index exists and the match that catches "
+        "it up, and PDQ query latency through the SDK's Matcher",
+    )
+    parser.add_argument(
+        "--pdq-tail",
+        type=float,
+        default=0.5,
+        help="with --pdq: share of the submissions synced after the index exists (default 0.5)",
+    )
+    parser.add_argument(
+        "--pdq-queries",
+        type=int,
+        default=200,
+        help="with --pdq: hit and miss queries timed each (default 200)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("bench-out"),
+        help="with --pdq realistic: where scripts/pdq_data.py's data set is cached",
+    )
+    parser.add_argument(
         "--visible-first",
         action="store_true",
         help="with --redacted-fraction: sync the fully visible copy first (default: second)",
@@ -302,6 +350,11 @@ def main() -> int:
     if args.redacted_fraction:
         args.signals = args.signals[0]
         return redacted_run(args)
+    if args.pdq:
+        if not 0.0 < args.pdq_tail < 1.0:
+            parser.error("--pdq-tail is in (0, 1)")
+        args.signals = args.signals[0]
+        return pdq_run(args)
     if args.forums is not None:
         args.forums.mkdir(parents=True, exist_ok=True)
     docs: list[dict[str, Any]] = []
@@ -435,6 +488,10 @@ class MemorySampler:
 
 def one_size(args: argparse.Namespace, signals: int, profile: Path | None) -> dict[str, Any] | None:
     """Build (or reuse) a forum of ``signals``, time a fresh sync of it and the raw anchor."""
+    # Imported here: --pdq runs this script against checkouts older than these helpers.
+    from bench_sigcheck import raw_rate
+    from bench_submit import _profile, summarize_profile
+
     inline: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sync-", dir=args.forums) as tmp:
         base = Path(tmp)
@@ -580,6 +637,165 @@ def redacted_run(args: argparse.Namespace) -> int:
         print(json.dumps(doc))
     else:
         print(json.dumps(doc, indent=2))
+    return 0
+
+
+# forum_client.cli.main timed inside the process (the matching modules imported before the
+# clock starts, so start-up is left out), then the process's VmHWM.
+_MATCH = (
+    "import json, sys, time\n"
+    "from forum_client.cli import main\n"
+    "import forum_client.match.lookup\n"
+    "start = time.perf_counter()\n"
+    "rc = main(sys.argv[1:])\n"
+    "seconds = time.perf_counter() - start\n"
+    "with open('/proc/self/status') as f:\n"
+    "    hwm = next(int(l.split()[1]) for l in f if l.startswith('VmHWM'))\n"
+    "print(json.dumps({'peak_rss_kib': hwm, 'seconds': seconds}), file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
+
+
+def timed_match(db: Path, value: str) -> dict[str, float]:
+    """``forum-client match --type pdq`` on ``db`` in its own process: the command's time
+    (imports left out), the process's wall time and peak RSS.  The first one on a copy
+    builds the PDQ index (and saves it), a later one loads it and catches it up with what
+    the copy gained since."""
+    cmd = [sys.executable, "-c", _MATCH, "match", "--db", str(db), "--type", "pdq"]
+    start = time.perf_counter()
+    done = subprocess.run([*cmd, "--value", value], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"match failed: {done.stderr}")
+    inside = json.loads(done.stderr.strip().splitlines()[-1])
+    found = len(json.loads(done.stdout.splitlines()[-1])["matches"])
+    return {
+        "seconds": round(inside["seconds"], 3),
+        "seconds_process": round(seconds, 2),
+        "peak_rss_mib": round(inside["peak_rss_kib"] / 1024, 1),
+        "found": found,
+    }
+
+
+def pdq_hashes(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(stored, hits, misses)``: ``args.signals`` distinct PDQ hashes in log order, hit
+    queries (stored hashes with 5-31 bits flipped) and miss queries (unrelated hashes)."""
+    from pdq_data import load_or_make, near_queries
+
+    rng = np.random.default_rng(args.seed)
+    k = args.pdq_queries
+    if args.pdq == "uniform":
+        stored = rng.integers(0, 256, size=(args.signals, 32), dtype=np.uint8)
+        misses = rng.integers(0, 256, size=(k, 32), dtype=np.uint8)
+    else:
+        n = args.signals * 2  # a realistic set repeats hashes: make more, keep distinct
+        data = load_or_make(args.data_dir / f"pdq-{n}.npz", n, max(k, 1000))
+        stored = np.unique(data["realistic"], axis=0)
+        if len(stored) < args.signals:
+            raise SystemExit(f"only {len(stored)} distinct realistic hashes; need {args.signals}")
+        stored = stored[rng.permutation(len(stored))[: args.signals]]
+        misses = data["realistic_miss"][:k]
+    return stored, near_queries(stored, k, rng), misses
+
+
+def query_latency(db: Path, hits: np.ndarray, misses: np.ndarray) -> dict[str, Any]:
+    """p50/p99 of ``Matcher.match("pdq", ...)`` on ``db`` (index loaded, one warm-up query)."""
+    from forum_client.match.lookup import Matcher
+
+    out: dict[str, Any] = {}
+    with LocalStore(db) as store, Matcher(store) as matcher:
+        matcher.match("pdq", hits[0].tobytes().hex())
+        for kind, queries in (("hit", hits), ("miss", misses)):
+            times, found = [], 0
+            for q in queries:
+                value = q.tobytes().hex()
+                t = time.perf_counter()
+                results = matcher.match("pdq", value)
+                times.append(time.perf_counter() - t)
+                found += bool(results)
+            ms = np.array(times) * 1e3
+            out[kind] = {
+                "p50_ms": round(float(np.percentile(ms, 50)), 3),
+                "p99_ms": round(float(np.percentile(ms, 99)), 3),
+                "mean_ms": round(float(ms.mean()), 3),
+                "queries": len(ms),
+                "found": found,
+            }
+    return out
+
+
+def _serve(server: Path) -> Any:
+    """``running_server`` with a long start-up timeout where the checkout has that option."""
+    if "start_timeout_seconds" in inspect.signature(running_server).parameters:
+        return running_server(server, start_timeout_seconds=3600)
+    return running_server(server)
+
+
+def pdq_run(args: argparse.Namespace) -> int:
+    """A log of PDQ signals: a fresh sync and the first match (index build); a sync of the
+    log's head, its index, then the tail and the match that catches the index up; query
+    latency on the fresh copy."""
+    stored, hits, misses = pdq_hashes(args)
+    entries_total = args.signals // args.per_entry
+    head_entries = round(entries_total * (1 - args.pdq_tail))
+    with tempfile.TemporaryDirectory(prefix="bench-sync-pdq-") as tmp:
+        base = Path(tmp)
+        forum_dir, head_dir = base / "forum", base / "forum-head"
+        trust_root = init_forum(
+            forum_dir, name="Bench", address="127.0.0.1:0", now=dt.datetime.now(dt.UTC)
+        )
+        with running_server(forum_dir / "server") as running:
+            reader = LocalForum(forum_dir, trust_root, running).enroll(
+                "bench-reader", e.Role.OBSERVER
+            )
+        t0 = time.perf_counter()
+        size, _, _ = build_log(
+            forum_dir,
+            args.signals,
+            args.per_entry,
+            args.seed,
+            pdq=stored,
+            snapshot=(head_entries, head_dir),
+        )
+        build_seconds = time.perf_counter() - t0
+        fresh, caught = base / "fresh.db", base / "caught.db"
+        probe = hits[0].tobytes().hex()
+        with _serve(forum_dir / "server") as full:
+            sync = timed_sync(reader.bundle_path, full.address, fresh)
+            first_match = timed_match(fresh, probe)  # builds the index from the copy
+            loaded_match = timed_match(fresh, probe)  # loads it, nothing to catch up
+        raw_seconds, rows = raw_insert_rate(base / "raw.db", fresh)
+        with _serve(head_dir / "server") as head:
+            head_sync = timed_sync(reader.bundle_path, head.address, caught)
+            head_match = timed_match(caught, probe)
+        with _serve(forum_dir / "server") as full:
+            tail_sync = timed_sync(reader.bundle_path, full.address, caught)
+        catch_up = timed_match(caught, probe)  # loads the head's index, catches up the tail
+        latency = query_latency(fresh, hits, misses)
+    doc = {
+        "pdq": args.pdq,
+        "data_sha256": hashlib.sha256(stored.tobytes() + hits.tobytes()).hexdigest()[:16],
+        "signals": sync["signals"],
+        "entries": size,
+        "per_entry": args.per_entry,
+        "build_seconds": round(build_seconds, 1),
+        "sync_seconds": sync["seconds"],
+        "sync_signals_per_s": sync["signals_per_s"],
+        "sync_peak_rss_mib": sync["peak_rss_mib"],
+        "raw_insert_seconds": round(raw_seconds, 2),
+        "ratio_sync_to_raw": round((sync["signals"] / sync["seconds"]) / (rows / raw_seconds), 3),
+        "first_match": first_match,
+        "loaded_match": loaded_match,
+        "head_signals": head_sync["signals"],
+        "head_match": head_match,
+        "tail_signals": tail_sync["signals"],
+        "tail_sync_seconds": tail_sync["seconds"],
+        "tail_sync_peak_rss_mib": tail_sync["peak_rss_mib"],
+        "catch_up_match": catch_up,
+        "query": latency,
+        "load_average": os.getloadavg(),
+    }
+    print(json.dumps(doc) if args.json else json.dumps(doc, indent=2))
     return 0
 
 
