@@ -15,13 +15,26 @@ signals, descriptors) into the same schema in one transaction, and prints the ra
 same run then also times this machine's Ed25519 limit, every submission's signature checked
 with ``Ed25519PublicKey.verify`` on two threads (nothing else), and reports the sync's
 entries per second against it.  Left out: network latency (loopback), a server busy with
-submissions, the PDQ index (no PDQ signals).
+submissions, the PDQ index (no PDQ signals; see ``--pdq``).
 
 With ``--redacted-fraction F`` (issue #10) that share of the submissions is scoped to a
 group (TLP:RED, salted, with the author's scope claim) that one reader is in and another is
 not; both sync the same log in the same run, one after the other: the member outside the
 group receives those entries redacted (leaf hash + claim, verified), the member inside
 receives everything.  Each sync's peak RSS is its own process's.
+
+With ``--pdq realistic`` (or ``uniform``) the signals are distinct PDQ hashes
+(``scripts/pdq_data.py``'s clusters of real hashes, or random bits) and the run times, on top
+of the sync and its raw anchor: the first ``forum-client match`` on the fresh copy (it builds
+and saves the PDQ index), a second one (loads it); then a copy synced from a snapshot of the
+log's head (``--pdq-tail``: the share left out), its first match, a sync of the tail into it
+and the match that catches its index up with that tail; and the latency of PDQ hits and
+misses through ``forum_client.match.lookup.Matcher`` on the fresh copy.  Each match runs in
+its own process (its time excludes imports; peak RSS is its own).  The script also runs
+against checkouts from before issue 16 (for side-by-side runs: copy it out and run it with
+that checkout's venv)::
+
+    .venv/bin/python scripts/bench_sync.py --pdq realistic --signals 200000 --json
 """
 
 from __future__ import annotations
