@@ -18,6 +18,7 @@ Forging well-signed entries uses the real keys from the forum directory (operato
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
@@ -158,6 +159,26 @@ class LoseSubmitAnswer(Tamper):
         if self.commit:
             up.Submit(request)
         raise AnswerLost(f"submit {self.nth}: the connection was cut before the answer")
+
+
+class HoldSubmitAnswer(Tamper):
+    """Relays Submit calls; the ``nth`` is appended by the real forum, then its answer is
+    held (``committed`` is set) until ``release`` is set: time to kill the client."""
+
+    def __init__(self, nth: int) -> None:
+        self.nth = nth
+        self.submits = 0
+        self.committed = threading.Event()
+        self.release = threading.Event()
+
+    def receipt(self, up: Upstream, request: pb.SubmitRequest) -> pb.Receipt:
+        self.submits += 1
+        answer = super().receipt(up, request)
+        if self.submits == self.nth:
+            self.committed.set()
+            self.release.wait(60)
+            raise AnswerLost(f"submit {self.nth}: the client is gone")
+        return answer
 
 
 def batched(entries: Iterable[pb.LogEntry], size: int) -> Iterator[pb.EntryBatch]:

@@ -7,6 +7,9 @@ one Submit whose answer it drops (after relaying it, or without relaying it).
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from forum_client.merkle import leaf_hash
 from forum_client.wire import envelope_from_pb
 from forum_server.testing import LocalForum
 
-from .malicious import PUB, LoseSubmitAnswer, malicious_forum, real_leaves
+from .malicious import PUB, HoldSubmitAnswer, LoseSubmitAnswer, malicious_forum, real_leaves
 
 pytestmark = pytest.mark.adversarial
 
@@ -202,4 +205,40 @@ def test_a_lost_batch_that_cannot_be_rebuilt_is_sent_as_new(
     assert "cannot be rebuilt byte for byte" in err, err
     counts, _ = _alice_entries(forum)
     assert counts == Counter(values), counts
+    assert not progress_path(path).exists()
+
+
+def test_a_client_killed_after_the_forum_committed_resends_on_the_rerun(
+    local_forum_instance: LocalForum, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    forum = local_forum_instance
+    alice = forum.members["alice"]
+    path = tmp_path / "signals.csv"
+    values = _write(path, 0xA000, 6)
+    hold = HoldSubmitAnswer(2)
+    with malicious_forum(forum, hold, upstream_member="alice") as proxy:
+        argv = [sys.executable, "-m", "forum_client.cli", "--profile", str(alice.bundle_path)]
+        argv += ["--server", proxy.address, "submit", "--key", str(alice.key_path)]
+        argv += ["--input", str(path), "--batch-size", "2"]
+        client = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert hold.committed.wait(60), "the second batch never reached the forum"
+            client.kill()  # SIGKILL: no handler runs, the progress file is as it was
+            assert client.wait(30) == -signal.SIGKILL
+        finally:
+            hold.release.set()
+            if client.poll() is None:
+                client.kill()
+                client.wait()
+    progress = load_progress(path)
+    assert progress is not None and progress.signals == 2 and len(progress.in_flight) == 1
+    counts, _ = _alice_entries(forum)
+    assert counts == Counter(values[:4])  # the second batch is in the log
+
+    rc = _submit(forum, path)
+    err = capfd.readouterr().err
+    assert rc == 0, err
+    counts, hashes = _alice_entries(forum)
+    assert counts == Counter(values), counts  # each signal in exactly one entry
+    assert len(hashes) == 3
     assert not progress_path(path).exists()
