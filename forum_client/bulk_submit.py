@@ -277,6 +277,7 @@ class BulkSubmission:
         SDK's other errors."""
         skip, digest, previous = self._previous()
         self.skipped = skip
+        self.in_flight = len(previous)
         accepted = skip
         number = 0
         if previous:

@@ -242,3 +242,29 @@ def test_a_client_killed_after_the_forum_committed_resends_on_the_rerun(
     assert counts == Counter(values), counts  # each signal in exactly one entry
     assert len(hashes) == 3
     assert not progress_path(path).exists()
+
+
+def test_a_resent_batch_whose_answer_is_lost_again_is_still_logged_once(
+    local_forum_instance: LocalForum, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    forum = local_forum_instance
+    path = tmp_path / "signals.csv"
+    values = _write(path, 0xB000, 6)
+    with malicious_forum(forum, LoseSubmitAnswer(2, commit=True), "alice") as proxy:
+        assert _submit(forum, path, server=proxy.address) == 4
+    err = capfd.readouterr().err
+    assert "perhaps the batch whose answer was lost" in err, err
+    with malicious_forum(forum, LoseSubmitAnswer(1, commit=True), "alice") as proxy:
+        assert _submit(forum, path, server=proxy.address) == 4  # the resend's answer, lost
+    err = capfd.readouterr().err
+    assert "perhaps the batch whose answer was lost" in err, err
+    progress = load_progress(path)
+    assert progress is not None and progress.signals == 2 and len(progress.in_flight) == 1
+
+    rc = _submit(forum, path)
+    err = capfd.readouterr().err
+    assert rc == 0, err
+    counts, hashes = _alice_entries(forum)
+    assert counts == Counter(values), counts
+    assert len(hashes) == 3
+    assert not progress_path(path).exists()
