@@ -70,6 +70,31 @@ def _alice_entries(forum: LocalForum) -> tuple[Counter[str], list[bytes]]:
     return counts, hashes
 
 
+def _lose(
+    forum: LocalForum, path: Path, nth: int, *extra: str, commit: bool
+) -> tuple[LoseSubmitAnswer, bytes | None]:
+    """Run the submission through a proxy that loses the answer of its ``nth`` Submit (run
+    exits 4); the proxy and the leaf hash of the lost entry."""
+    lose = LoseSubmitAnswer(nth, commit=commit)
+    with malicious_forum(forum, lose, upstream_member="alice") as proxy:
+        assert _submit(forum, path, *extra, server=proxy.address) == 4
+    lost = None if lose.lost is None else leaf_hash(envelope_from_pb(lose.lost.entry).leaf_bytes())
+    return lose, lost
+
+
+def _rerun(
+    forum: LocalForum, path: Path, capfd: pytest.CaptureFixture[str], *extra: str
+) -> tuple[str, Counter[str], list[bytes]]:
+    """Run it again, straight to the forum: exit 0 and the progress file gone.  Its stderr,
+    and :func:`_alice_entries` after it."""
+    capfd.readouterr()
+    rc = _submit(forum, path, *extra)
+    err = capfd.readouterr().err
+    assert rc == 0, err
+    assert not progress_path(path).exists()
+    return (err, *_alice_entries(forum))
+
+
 @pytest.mark.parametrize("committed", [True, False], ids=["committed", "not-committed"])
 def test_a_batch_whose_answer_was_lost_is_resent_as_signed(
     local_forum_instance: LocalForum,
@@ -80,29 +105,19 @@ def test_a_batch_whose_answer_was_lost_is_resent_as_signed(
     forum = local_forum_instance
     path = tmp_path / "signals.csv"
     values = _write(path, 0x5000, 6)  # three batches of two
-    lose = LoseSubmitAnswer(2, commit=committed)
-    with malicious_forum(forum, lose, upstream_member="alice") as proxy:
-        rc = _submit(forum, path, server=proxy.address)
+    _, lost = _lose(forum, path, 2, commit=committed)
     err = capfd.readouterr().err
-    assert rc == 4, err  # UNAVAILABLE: the forum's answer never came
     assert "2 of 6 signals are in the log" in err, err
     progress = load_progress(path)
     assert progress is not None and progress.signals == 2
     assert len(progress.in_flight) == 1  # the batch sent, whose answer was lost
-    assert lose.lost is not None
-    lost = leaf_hash(envelope_from_pb(lose.lost.entry).leaf_bytes())
-    counts, hashes = _alice_entries(forum)
-    assert (lost in hashes) is committed
+    assert lost is not None and (lost in _alice_entries(forum)[1]) is committed
 
-    rc = _submit(forum, path)  # straight to the forum now
-    err = capfd.readouterr().err
-    assert rc == 0, err
+    err, counts, hashes = _rerun(forum, path, capfd)
     assert "resending 1 batch" in err, err
-    counts, hashes = _alice_entries(forum)
     assert counts == Counter(values), counts  # every signal in exactly one entry
     assert len(hashes) == 3
     assert lost in hashes  # the very entry first sent, not a new one
-    assert not progress_path(path).exists()
 
 
 def test_a_lost_batch_whose_sequence_was_used_since_is_sent_again(
@@ -111,9 +126,7 @@ def test_a_lost_batch_whose_sequence_was_used_since_is_sent_again(
     forum = local_forum_instance
     path = tmp_path / "signals.csv"
     values = _write(path, 0x6000, 6)
-    lose = LoseSubmitAnswer(2, commit=False)
-    with malicious_forum(forum, lose, upstream_member="alice") as proxy:
-        assert _submit(forum, path, server=proxy.address) == 4
+    _lose(forum, path, 2, commit=False)
     progress = load_progress(path)
     assert progress is not None and len(progress.in_flight) == 1
     sequence = progress.in_flight[0].sequence
@@ -125,15 +138,11 @@ def test_a_lost_batch_whose_sequence_was_used_since_is_sent_again(
     with forum.client("alice") as client:
         key = SigningKey.load(alice.key_path)
         assert client.next_sequence(key) == sequence + 1
-    capfd.readouterr()
 
-    rc = _submit(forum, path)
-    err = capfd.readouterr().err
-    assert rc == 0, err
-    assert f"sequence {sequence}" in err and "sent again" in err, err
-    counts, _ = _alice_entries(forum)
+    err, counts, _ = _rerun(forum, path, capfd)
+    assert f"sequence {sequence}" in err and "stale-sequence" in err, err
+    assert "sent again as a new entry" in err, err
     assert counts == Counter([*values, other]), counts  # none lost, none twice
-    assert not progress_path(path).exists()
 
 
 def test_a_lost_batch_whose_lines_changed_is_sent_as_new(
@@ -142,19 +151,13 @@ def test_a_lost_batch_whose_lines_changed_is_sent_as_new(
     forum = local_forum_instance
     path = tmp_path / "signals.csv"
     values = _write(path, 0x7000, 6)
-    with malicious_forum(forum, LoseSubmitAnswer(2, commit=False), "alice") as proxy:
-        assert _submit(forum, path, server=proxy.address) == 4
+    _lose(forum, path, 2, commit=False)
     values[3] = f"{0x7FFF:032x}"  # line 5, in the lost batch
     path.write_text("type,value,labels\n" + "".join(f"md5,{v},{PUB}\n" for v in values))
-    capfd.readouterr()
 
-    rc = _submit(forum, path)
-    err = capfd.readouterr().err
-    assert rc == 0, err
-    assert "changed since" in err, err
-    counts, _ = _alice_entries(forum)
+    err, counts, _ = _rerun(forum, path, capfd)
+    assert f"{path}:4-5: changed since" in err, err
     assert counts == Counter(values), counts
-    assert not progress_path(path).exists()
 
 
 def _with_group(forum: LocalForum) -> None:
@@ -170,20 +173,12 @@ def test_a_lost_batch_shared_with_a_group_is_resent_with_its_salt(
     _with_group(forum)
     path = tmp_path / "signals.csv"
     values = _write(path, 0x8000, 6)
-    lose = LoseSubmitAnswer(2, commit=True)
-    with malicious_forum(forum, lose, upstream_member="alice") as proxy:
-        assert _submit(forum, path, "--group", "g", server=proxy.address) == 4
+    _, lost = _lose(forum, path, 2, "--group", "g", commit=True)
     progress = load_progress(path)
     assert progress is not None and len(progress.in_flight[0].salt) == 64
-    assert lose.lost is not None
-    lost = leaf_hash(envelope_from_pb(lose.lost.entry).leaf_bytes())
-    capfd.readouterr()
 
-    rc = _submit(forum, path, "--group", "g")
-    err = capfd.readouterr().err
-    assert rc == 0, err
+    err, counts, hashes = _rerun(forum, path, capfd, "--group", "g")
     assert "warning" not in err, err
-    counts, hashes = _alice_entries(forum)
     assert counts == Counter(values), counts
     assert len(hashes) == 3 and lost in hashes
 
@@ -195,17 +190,11 @@ def test_a_lost_batch_that_cannot_be_rebuilt_is_sent_as_new(
     _with_group(forum)
     path = tmp_path / "signals.csv"
     values = _write(path, 0x9000, 6)
-    with malicious_forum(forum, LoseSubmitAnswer(2, commit=False), "alice") as proxy:
-        assert _submit(forum, path, "--group", "g", server=proxy.address) == 4
-    capfd.readouterr()
+    _lose(forum, path, 2, "--group", "g", commit=False)
 
-    rc = _submit(forum, path, "--group", "g", "--tlp", "red")  # another entry now
-    err = capfd.readouterr().err
-    assert rc == 0, err
+    err, counts, _ = _rerun(forum, path, capfd, "--group", "g", "--tlp", "red")  # another entry
     assert "cannot be rebuilt byte for byte" in err, err
-    counts, _ = _alice_entries(forum)
     assert counts == Counter(values), counts
-    assert not progress_path(path).exists()
 
 
 def test_a_client_killed_after_the_forum_committed_resends_on_the_rerun(
@@ -232,16 +221,11 @@ def test_a_client_killed_after_the_forum_committed_resends_on_the_rerun(
                 client.wait()
     progress = load_progress(path)
     assert progress is not None and progress.signals == 2 and len(progress.in_flight) == 1
-    counts, _ = _alice_entries(forum)
-    assert counts == Counter(values[:4])  # the second batch is in the log
+    assert _alice_entries(forum)[0] == Counter(values[:4])  # the second batch is in the log
 
-    rc = _submit(forum, path)
-    err = capfd.readouterr().err
-    assert rc == 0, err
-    counts, hashes = _alice_entries(forum)
+    _, counts, hashes = _rerun(forum, path, capfd)
     assert counts == Counter(values), counts  # each signal in exactly one entry
     assert len(hashes) == 3
-    assert not progress_path(path).exists()
 
 
 def test_a_resent_batch_whose_answer_is_lost_again_is_still_logged_once(
@@ -250,21 +234,15 @@ def test_a_resent_batch_whose_answer_is_lost_again_is_still_logged_once(
     forum = local_forum_instance
     path = tmp_path / "signals.csv"
     values = _write(path, 0xB000, 6)
-    with malicious_forum(forum, LoseSubmitAnswer(2, commit=True), "alice") as proxy:
-        assert _submit(forum, path, server=proxy.address) == 4
+    _lose(forum, path, 2, commit=True)
     err = capfd.readouterr().err
     assert "perhaps the batch whose answer was lost" in err, err
-    with malicious_forum(forum, LoseSubmitAnswer(1, commit=True), "alice") as proxy:
-        assert _submit(forum, path, server=proxy.address) == 4  # the resend's answer, lost
+    _lose(forum, path, 1, commit=True)  # the resend is committed, its answer lost again
     err = capfd.readouterr().err
     assert "perhaps the batch whose answer was lost" in err, err
     progress = load_progress(path)
     assert progress is not None and progress.signals == 2 and len(progress.in_flight) == 1
 
-    rc = _submit(forum, path)
-    err = capfd.readouterr().err
-    assert rc == 0, err
-    counts, hashes = _alice_entries(forum)
+    _, counts, hashes = _rerun(forum, path, capfd)
     assert counts == Counter(values), counts
     assert len(hashes) == 3
-    assert not progress_path(path).exists()
