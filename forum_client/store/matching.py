@@ -180,7 +180,7 @@ class _Followed(Generic[_I]):
             ):
                 raise PDQIndexFileError(f"{self.path}: not a matcher index")
             self._restore(meta[2:], extra)
-        except (OSError, KeyError, PDQIndexFileError):
+        except (OSError, KeyError, ValueError, IndexError):  # PDQIndexFileError is a ValueError
             self.index = None
             return False
         self.size = self.saved_size = int(meta[1])
