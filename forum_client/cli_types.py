@@ -60,7 +60,7 @@ def check_database(text: str) -> str:
     )
 
 
-_URL_PASSWORD_RE = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
+_URL_PASSWORD_RE = re.compile(r"(://[^:/@\s]*):[^@]*@")  # a malformed one may hold spaces
 _KEYWORD_PASSWORD_RE = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
 
 

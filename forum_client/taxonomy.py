@@ -85,15 +85,42 @@ def check_labels(labels: tuple[Label, ...]) -> None:
         seen.add(label.id)
 
 
+_SHAPE = 'a JSON list of {"id", "kind", "title", "description"} objects'
+
+
 def load_labels(path: Path) -> tuple[Label, ...]:
-    """Read a vocabulary file: a JSON list of {id, kind, title, description}."""
+    """Read a vocabulary file: a JSON list of {id, kind, title, description}.
+
+    Raises InvalidInputError naming the file and, for a label of the wrong shape, which one:
+
+    >>> import tempfile, pathlib
+    >>> bad = pathlib.Path(tempfile.mkdtemp()) / "labels.json"
+    >>> _ = bad.write_text('[{"id": "entity:x", "title": "X"}]')
+    >>> load_labels(bad)
+    Traceback (most recent call last):
+    ...
+    forum_client.errors.InvalidInputError: taxonomy: ...labels.json: labels[0] has no "kind" (...)
+    """
     try:
         doc = json.loads(read_bounded(path, MAX_TAXONOMY_BYTES, "a taxonomy file"))
-        labels = tuple(
-            Label(str(x["id"]), str(x["kind"]), str(x["title"]), str(x.get("description", "")))
-            for x in doc
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise InvalidInputError.field("taxonomy", f"{path}: {exc}") from None
-    check_labels(labels)
-    return labels
+
+    def bad(what: str) -> InvalidInputError:
+        return InvalidInputError.field("taxonomy", f"{path}: {what} (it should be {_SHAPE})")
+
+    if not isinstance(doc, list):
+        raise bad(f"a JSON {type(doc).__name__}, not a list")
+    labels = []
+    for i, item in enumerate(doc):
+        if not isinstance(item, dict):
+            raise bad(f"labels[{i}] is not an object")
+        for key in ("id", "kind", "title"):
+            if key not in item:
+                raise bad(f'labels[{i}] has no "{key}"')
+        fields = [item["id"], item["kind"], item["title"], item.get("description", "")]
+        if not all(isinstance(x, str) for x in fields):
+            raise bad(f"labels[{i}]: id, kind, title and description must be strings")
+        labels.append(Label(*fields))
+    check_labels(tuple(labels))
+    return tuple(labels)

@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -132,7 +133,14 @@ def _read_rate(bundles: list[Path], addresses: list[str], size: int) -> float:
     ]
     for p in procs:
         p.start()
-    results = [queue.get(timeout=600) for _ in range(2 * len(procs))]
+    results: list[Any] = []
+    while len(results) < 2 * len(procs):  # a reader that fails ends the benchmark at once
+        try:
+            results.append(queue.get(timeout=1))
+        except Empty:
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if failed:
+                raise RuntimeError(f"a reader process failed (exit codes {failed})") from None
     for p in procs:
         p.join()
     done = [r for r in results if r[0] == "done"]
@@ -151,7 +159,7 @@ def bench_reads(runs: int, entries: int, readers: int) -> dict[str, list[float]]
             now=dt.datetime.now(dt.UTC),
             database=url,
         )
-        size = bench_sync.build_log(forum_dir, entries * 10, 10, 7)
+        size, _, _ = bench_sync.build_log(forum_dir, entries * 10, 10, 7)
         with running_server(forum_dir / "server") as running:
             forum = LocalForum(forum_dir, root, running)
             bundles = [
@@ -292,6 +300,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    if "submit" in parts and args.submit_batches < 2:
+        parser.error("--submit-batches: at least 2 (the batches are split over 2 members)")
     doc: dict[str, Any] = {
         "command": " ".join(["scripts/bench_postgres.py", *sys.argv[1:]]),
         "machine": platform.platform(),

@@ -7,8 +7,10 @@ MISP has no PDQ type); a signal shared with a group under TLP gets the MISP TLP 
 (``tlp:amber+strict``); the forum labels as MISP machine tags
 (``shared-signal-forum:behaviour="..."``); ``to_ids`` false for benign signals; retracted
 signals (with ``--include-retracted``) as ``deleted: true``.  Provenance and the forum metadata
-go in the event ``info`` and each attribute's ``comment``.  UUIDs are UUIDv5 of the origin and
-the signal, so exports are stable.  PyMISP's ``MISPEvent.load`` reads the file.
+go in the event ``info`` and each attribute's ``comment`` (JSON of at most 1,000 characters:
+a long list of members or groups keeps its first items and counts the rest).  UUIDs are
+UUIDv5 of the origin and the signal, so exports are stable.  PyMISP's ``MISPEvent.load``
+reads the file.
 :func:`write_misp_feed` writes the same event as a MISP feed (``manifest.json``, the event
 file and ``hashes.csv``) that a MISP instance can pull as a feed of format "MISP Feed".
 
@@ -47,6 +49,32 @@ NAMESPACE = uuid.UUID("0d7d6c1a-8b8e-4b8c-a6f5-2c3d9c1f7e21")
 
 
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+COMMENT_LIMIT = 1000
+"""Characters of forum metadata in one attribute's comment."""
+
+
+def _comment(meta: dict[str, Any]) -> str:
+    """``meta`` as JSON of at most :data:`COMMENT_LIMIT` characters, always valid JSON: when
+    it is longer, the ``members`` and then the ``scopes`` lists keep as many of their first
+    items as fit and ``members_omitted`` / ``scopes_omitted`` count the rest (the other fields,
+    among them ``benign``, which import reads, are always kept whole)."""
+    text = _ENCODE(meta)
+    for key in ("members", "scopes"):
+        if len(text) <= COMMENT_LIMIT:
+            break
+        items = meta[key]
+        lo, hi = 0, len(items)  # the most items that fit: lo fits (or nothing does)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            trial = {**meta, key: items[:mid], f"{key}_omitted": len(items) - mid}
+            if len(_ENCODE(trial)) <= COMMENT_LIMIT:
+                lo = mid
+            else:
+                hi = mid - 1
+        meta = {**meta, key: items[:lo], f"{key}_omitted": len(items) - lo}
+        text = _ENCODE(meta)
+    return text
 
 
 def _uuid(*parts: str) -> str:
@@ -105,7 +133,7 @@ def write_misp(records: Iterator[SignalRecord], out: IO[str], prov: Provenance) 
             "to_ids": s.active and not record.benign,
             "distribution": "5",
             "timestamp": str(seconds),
-            "comment": _ENCODE(comment)[:1000],
+            "comment": _comment(comment),
             "deleted": not s.active,
             "Tag": tags,
         }

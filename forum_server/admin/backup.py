@@ -230,7 +230,8 @@ def restore_forum(
             raise ConfigError(
                 f"the backup ends at {size} entries but the forum signed a checkpoint at "
                 f"{theirs.size}: members that synced past {size} will see a rollback and "
-                "refuse the restored log. Restore a newer backup, or accept the rollback"
+                "refuse the restored log. Restore a newer backup, or accept the rollback "
+                "(--accept-rollback)"
             )
         # one no newer than the backup must be a checkpoint of this very log
         checkpoints_given = {theirs.size: latest} if theirs.size <= size else {}

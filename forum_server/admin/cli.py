@@ -39,6 +39,7 @@ from forum_client.tools import (
 )
 from forum_client.verifier import GroupRecord
 
+from ..app import ServerPaths
 from .backup import backup_forum, read_header, restore_forum
 from .ca import CLIENT_DAYS, MAX_CERT_DAYS, MIN_CERT_DAYS
 from .cli_board import COMMANDS as BOARD_COMMANDS
@@ -154,8 +155,9 @@ def init(
         board_keys=tuple(load_public_key(p) for p in board_key_files),
         threshold=threshold,
     )
-    host, _, port = address.split(",")[0].rpartition(":")
-    listen = address if host in ("127.0.0.1", "localhost", "[::1]") else f"0.0.0.0:{port}"
+    addresses = [one.strip() for one in address.split(",")]
+    listens = [_listen_address(one) for one in addresses]
+    host, _, port = addresses[0].rpartition(":")
     click.echo(f"created forum {root.origin!r} in {directory}")
     if board_key_files:
         n = 1 + len(board_key_files)
@@ -165,17 +167,33 @@ def init(
             f"  next:     forum-admin --profile {directory / 'operator'} propose taxonomy "
             "--default --out taxonomy.json, then sign by the board and submit"
         )
-    click.echo(
-        f"  server:   forum-server serve --data-dir {directory / 'server'} --listen {listen}"
-    )
+    serve = f"forum-server serve --data-dir {directory / 'server'} --listen"
+    if len(listens) == 1:
+        click.echo(f"  server:   {serve} {listens[0]}")
+    else:
+        note = (
+            f"copy {directory / 'server'} to each machine"
+            if database
+            else "over SQLite only one of them sequences: see --database"
+        )
+        click.echo(f"  servers:  one per address ({note}):")
+        for listen in listens:
+            click.echo(f"            {serve} {listen}")
     click.echo(f"  members reach it at {address} (their bundles point there)")
-    local = "" if listen == address else f" --server 127.0.0.1:{port}"
+    local = "" if listens == addresses else f" --server 127.0.0.1:{port}"
     click.echo(f"  operator: forum-admin --profile {directory / 'operator'}{local} member list")
     if local:
         click.echo(
             f"            ({local.strip()} reaches the server from its own machine, before "
             f"{host} resolves; bundles still point at {address})"
         )
+
+
+def _listen_address(address: str) -> str:
+    """What ``serve --listen`` takes for a server members reach at ``address``: the address
+    itself on a loopback host, else every interface on its port."""
+    host, _, port = address.rpartition(":")
+    return address if host in ("127.0.0.1", "localhost", "[::1]") else f"0.0.0.0:{port}"
 
 
 @cli.group(help="Admit, list, suspend and reinstate members; rotate their keys.")
@@ -692,6 +710,14 @@ def restore(
             progress=update,
         )
     click.echo(f"restored {size} entries, every checkpoint verified")
+    paths = ServerPaths(data_dir)
+    if database and paths.database_location() != database:
+        named = paths.database_url if paths.database_url.is_file() else paths.database
+        click.echo(
+            f"note: {data_dir} still names another store ({named}): serve the restored forum "
+            f"with `forum-server serve --database URL`, or write its URL to {paths.database_url}",
+            err=True,
+        )
     if latest is None:
         click.echo(
             f"warning: members that synced past entry {size} will see a rollback and refuse "

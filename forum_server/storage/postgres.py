@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -755,8 +756,21 @@ def _with_options(url: str, options: str) -> str:
 
 
 def _cannot_connect(url: str, exc: psycopg.Error) -> str:
-    # psycopg quotes an unparsable URL whole in its message: keep the password out of it.
-    return f"cannot connect to PostgreSQL at {redact(url)}: {without_password(str(exc))}"
+    # psycopg quotes an unparsable URL whole in its message, or only the part it could not
+    # parse (a password with a space or a bad %-escape): keep the password out of both.
+    reason = without_password(str(exc))
+    found = _RAW_PASSWORD_RE.match(url)
+    if found and found.group(1):
+        password = found.group(1)
+        reason = _QUOTED_RE.sub(
+            lambda m: '"***"' if m.group(1) and m.group(1) in password else m.group(0),
+            reason.replace(password, "***"),
+        )
+    return f"cannot connect to PostgreSQL at {redact(url)}: {reason}"
+
+
+_RAW_PASSWORD_RE = re.compile(r"[a-z]+://[^:/@]*:(.*)@", re.IGNORECASE | re.DOTALL)
+_QUOTED_RE = re.compile(r'"([^"]*)"')
 
 
 def redact(url: str) -> str:

@@ -63,6 +63,8 @@ def test_a_backup_restores_on_the_other_engine_and_verifies(
     target = ["--database", second_postgres] if engines[1] == "postgres" else []
     args = ["restore", str(tmp_path / "b.gz"), str(restored), *target]
     assert admin_main([*args, "--latest-checkpoint", str(tmp_path / "final.note")]) == 0
+    if target:  # the data dir still names its own store: the way to serve this one is said
+        assert "forum-server serve --database URL" in capsys.readouterr().err
     assert admin_main(args) != 0  # the store is not empty any more
     capsys.readouterr()
     with running_server(restored, database=target[1] if target else None) as running:
@@ -93,7 +95,7 @@ def test_an_old_backup_is_a_rollback_and_a_tampered_one_is_refused(
     target = _new_server_dir(server, tmp_path / "r1")
     capsys.readouterr()
     assert admin_main(["restore", str(tmp_path / "old.gz"), str(target), *latest]) == 3
-    assert "rollback" in capsys.readouterr().err
+    assert "rollback (--accept-rollback)" in capsys.readouterr().err  # names the way on
     assert not (target / "forum.db").exists()
     code = admin_main(
         ["restore", str(tmp_path / "old.gz"), str(target), *latest, "--accept-rollback"]

@@ -126,6 +126,10 @@ def test_a_wrong_password_or_role_is_a_clear_error(
     "url, code, expect",
     [
         (f"postgresql://forum:{WRONG}@[::1/forum", 6, "cannot connect to PostgreSQL"),
+        # psycopg quotes the offending part alone: here the password, without the URL
+        (f"postgresql://forum:{WRONG} x@127.0.0.1/forum", 6, "unexpected spaces"),
+        (f"postgresql://forum:{WRONG}%zz@127.0.0.1/forum", 6, "percent-encoded"),
+        (f"postgresq://forum:{WRONG} x@127.0.0.1/forum", 2, "neither a postgresql:// URL"),
         (f"postgresq://forum:{WRONG}@127.0.0.1/forum", 2, "neither a postgresql:// URL"),
         (f"host=127.0.0.1 password={WRONG}", 2, "neither a postgresql:// URL"),
     ],

@@ -7,9 +7,13 @@ leader do.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import os
+import shlex
+import socket
 import subprocess
 import sys
 import threading
@@ -21,11 +25,14 @@ import psycopg
 import pytest
 
 from forum_client.client import ForumClient
+from forum_client.envelope import SigningKey
 from forum_client.errors import StoreError, TransportError
 from forum_client.store import LocalStore
 from forum_server.admin.init import init_forum
+from forum_server.admin.operator import Operator
 from forum_server.app import RunningForum, ServerPaths, running_server
 from forum_server.config import ServerConfig
+from forum_server.sequencer import Sequencer
 from forum_server.storage import NotLeaderError, StoredLeaf
 from forum_server.storage.postgres import PostgresStore
 from forum_server.testing import LocalForum, local_forum
@@ -69,9 +76,15 @@ def test_a_follower_serves_reads_and_forwards_submissions(
             key = f.members["alice"].signing_key
             bundle = f.members["alice"].bundle
             with ForumClient(bundle, server=follower.address) as client:
-                receipt = client.submit([{"type": "md5", "value": "a" * 32}], key)
+                first = client.checkpoint()
+                envelope = client.prepare_submission([{"type": "md5", "value": "a" * 32}], key)
+                receipt = client.submit_envelope(envelope)
                 cp = client.checkpoint()
                 assert cp.size > receipt.index
+                # every read RPC is served by the follower: status, both proofs
+                assert client.status().member_id == "alice"
+                client.verify_included(receipt, envelope, cp)
+                client.verify_consistent(first, cp)
                 # A rejected entry is rejected the same way through the follower.
                 with pytest.raises(TransportError) as bad:
                     stale = client.prepare_submission(
@@ -181,6 +194,57 @@ def test_a_stale_leader_cannot_append(postgres_url: str) -> None:
         b.close()
 
 
+def test_a_new_leader_checks_the_stored_log_before_it_signs(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # A second server's sequencer, caught up at the start; the leader then commits two more
+    # entries and goes away, and the database is changed under them (the last entry
+    # replaced by the one before it, leaf hash and all).  Taking the leadership, the new
+    # leader replays what it has not seen against the last signed checkpoint: it refuses
+    # to lead, and signs nothing.
+    with local_forum(tmp_path, database=postgres_url, config=FAST, observers=[]) as f:
+        log_key = SigningKey.load(ServerPaths(f.directory / "server").log_key)
+        store = PostgresStore(postgres_url)
+        try:
+
+            async def second_server() -> Sequencer:
+                return Sequencer(store, log_key)
+
+            sequencer = asyncio.run(second_server())
+            start = sequencer.size
+            with f.client("alice") as alice:
+                for n in range(2):
+                    alice.submit(
+                        [{"type": "sha256", "value": sha(f"late-{n}")}],
+                        f.members["alice"].signing_key,
+                    )
+            f.running.call(f.running.handle.stop(grace=0.5))
+            with psycopg.connect(postgres_url, autocommit=True) as con:
+                con.execute(
+                    "UPDATE leaves SET (leaf, leaf_hash) = (SELECT leaf, leaf_hash FROM leaves "
+                    "WHERE idx = %s) WHERE idx = %s",
+                    (start, start + 1),
+                )
+            signed = store.latest_checkpoint()
+            assert signed is not None and signed[0] == start + 2
+            epoch = None
+            deadline = time.monotonic() + 10  # the stopped leader's session ends a moment later
+            while epoch is None and time.monotonic() < deadline:
+                epoch = store.try_lead("second", 30.0)
+                time.sleep(0.02)
+            assert epoch is not None
+
+            async def promote() -> None:
+                with pytest.raises(StoreError, match=f"stored entry {start + 1}"):
+                    await sequencer.promote(epoch)
+
+            asyncio.run(promote())
+            assert sequencer.size == start
+            assert store.latest_checkpoint() == signed
+        finally:
+            store.close()
+
+
 class _FrozenHalfway(Sequence[StoredLeaf]):
     """Leaves that stop after the first one until released: an append frozen halfway through
     its ``COPY``, as a leader stopped with SIGSTOP leaves it."""
@@ -266,6 +330,56 @@ def test_a_wrong_database_url_is_a_clear_error(
     assert expect in proc.stderr
     assert "Traceback" not in proc.stderr
     assert ServerPaths(tmp_path / "f" / "server").database_location() == postgres_url
+
+
+def test_init_with_several_addresses_prints_a_serve_command_for_each(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # What init prints is what the operator runs: one `serve` per address of the list.
+    ports = [_free_port(), _free_port()]
+    addresses = ",".join(f"127.0.0.1:{port}" for port in ports)
+    init = subprocess.run(
+        [
+            *(sys.executable, "-m", "forum_server.admin.cli", "init", str(tmp_path / "f")),
+            *("--name", "F", "--address", addresses, "--database", postgres_url),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert init.returncode == 0, init.stderr
+    commands = [
+        shlex.split(line[line.index("forum-server serve") :])
+        for line in init.stdout.splitlines()
+        if "forum-server serve" in line
+    ]
+    assert [c[-2:] for c in commands] == [["--listen", a] for a in addresses.split(",")]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for command in commands:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "forum_server.cli", *command[1:]],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            procs.append(proc)
+            assert proc.stdout is not None
+            assert "listening on" in proc.stdout.readline()
+        for address in addresses.split(","):
+            with Operator.open(tmp_path / "f" / "operator", server=address) as op:
+                assert [m.member_id for m in op.members()] == ["operator"]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _now() -> dt.datetime:

@@ -217,7 +217,9 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("admin", ("member", "add"), "--days"): "0",
     ("admin", ("member", "suspend"), "MEMBER_ID"): "x",
     ("admin", ("member", "suspend"), "--reason"): "",
-    ("admin", ("member", "reinstate"), "MEMBER_ID"): "-x",
+    # (an argument's bad value never starts with "-": click would read it as an option and
+    # fail on that before the argument's own check runs)
+    ("admin", ("member", "reinstate"), "MEMBER_ID"): "x!",
     ("admin", ("member", "reinstate"), "--reason"): "\x00",
     ("admin", ("member", "rotate-key"), "MEMBER_ID"): "UPPER",
     ("admin", ("member", "rotate-key"), "--signing-key"): MISSING,
@@ -227,7 +229,7 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("admin", ("taxonomy", "publish"), "FILE"): MISSING,
     ("admin", ("incident", "open"), "INCIDENT_ID"): "Bad_Id",
     ("admin", ("incident", "open"), "--title"): "",
-    ("admin", ("incident", "close"), "INCIDENT_ID"): "-bad",
+    ("admin", ("incident", "close"), "INCIDENT_ID"): "bad!",
     ("admin", ("benign", "add"), "--type"): "sha512",
     ("admin", ("benign", "add"), "--value"): "not-hex",
     ("admin", ("benign", "add"), "--input"): MISSING,
@@ -240,7 +242,7 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("admin", ("group", "create"), "GROUP_ID"): "Bad Group",
     ("admin", ("group", "create"), "--name"): "",
     ("admin", ("group", "create"), "--description"): "x" * 5000,
-    ("admin", ("group", "add"), "GROUP_ID"): "-g",
+    ("admin", ("group", "add"), "GROUP_ID"): "g 1",
     ("admin", ("group", "add"), "MEMBER_IDS"): "NOT-A-MEMBER",
     ("admin", ("group", "remove"), "GROUP_ID"): "",
     ("admin", ("group", "remove"), "MEMBER_IDS"): "a b",
@@ -433,7 +435,7 @@ BAD.update(
         ("client", ("dispute", "open"), "--reason"): "   ",
         ("client", ("dispute", "open"), "--key"): "{pub}",
         ("client", ("dispute", "open"), "--answer-within"): "0d",
-        ("client", ("dispute", "answer"), "DISPUTE_ID"): "-d",
+        ("client", ("dispute", "answer"), "DISPUTE_ID"): "d!",
         ("client", ("dispute", "answer"), "--db"): "{dir}",
         ("client", ("dispute", "answer"), "--rationale"): "\x1b[2J",
         ("client", ("dispute", "answer"), "--key"): MISSING,
@@ -690,7 +692,9 @@ def _assert_refused(
     out, err = capfd.readouterr()
     assert rc == 2, f"{argv}: exit {rc}\n{out}{err}"
     assert "Traceback" not in out + err
-    assert option in err or option.lower() in err or option.strip("-") in err, err
+    # the usage line ("Usage: forum-client hash [OPTIONS] FILES...") names every argument
+    said = "\n".join(x for x in err.splitlines() if not x.startswith("Usage: "))
+    assert option in said or option.lower() in said or option.strip("-") in said, err
 
 
 def test_days_zero_is_refused_by_the_library_too(files: dict[str, str]) -> None:
@@ -739,3 +743,27 @@ def test_an_empty_file_as_db_is_refused_unchanged(
     assert client_main([*argv, "--db", str(empty)]) == 2
     assert "--db" in capfd.readouterr().err
     assert empty.stat().st_size == 0
+
+
+@pytest.mark.parametrize(
+    ("doc", "says"),
+    [
+        ("[1, 2]", "labels[0] is not an object"),
+        ('{"id": "entity:x"}', "a JSON dict, not a list"),
+        ('[{"id": "entity:x", "title": "X"}]', 'labels[0] has no "kind"'),
+        ('[{"id": "entity:x", "kind": "entity", "title": 7}]', "labels[0]: id, kind, title"),
+    ],
+)
+def test_a_taxonomy_file_of_the_wrong_shape_says_what_it_should_be(
+    doc: str, says: str, files: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """It said "'int' object is not subscriptable", "string indices must be integers" or
+    just "'kind'" (a KeyError)."""
+    import forum_client.taxonomy
+
+    path = tmp_path / "labels.json"
+    path.write_text(doc)
+    assert admin_main(["--profile", files["op"], "taxonomy", "publish", str(path)]) == 2
+    err = capfd.readouterr().err
+    assert f"{path}: {says}" in err and '{"id", "kind", "title", "description"}' in err, err
+    assert doctest.testmod(forum_client.taxonomy, optionflags=doctest.ELLIPSIS).failed == 0

@@ -199,3 +199,37 @@ def test_long_reads_come_back_in_order(engine: Opener) -> None:
         store.append(_leaves(start, 1000), start + 1000, f"n{start}".encode())
     assert [x.index for x in store.leaves(0, 5000)] == list(range(5000))
     assert [x.index for x in store.leaves(4990, 9000)] == list(range(4990, 5000))
+
+
+def test_postgres_schema_migrates_from_its_first_version_and_refuses_a_newer_one(
+    postgres_url: str,
+) -> None:
+    """The PostgreSQL schema is versioned: a database left at version 1 by an older server
+    is migrated on open with its rows kept (the lease moves to a row of its own), and one
+    newer than this code is refused, not written to."""
+    import psycopg
+
+    from forum_server.storage import postgres
+
+    with psycopg.connect(postgres_url, autocommit=True) as holder:  # the old leader's
+        holder.execute(postgres.MIGRATIONS[1])
+        holder.execute("INSERT INTO forum_meta VALUES ('schema_version', '1')")
+        holder.execute("INSERT INTO leaves VALUES (0, 'leaf', 'hash')")
+        holder.execute("INSERT INTO checkpoints VALUES (1, 'note 1')")
+        holder.execute(
+            "INSERT INTO leadership VALUES "
+            "(1, 7, 'old:1:2', pg_backend_pid(), now() + interval '1 hour')"
+        )
+        store = postgres.PostgresStore(postgres_url)
+        try:
+            assert store.schema_version() == postgres.SCHEMA_VERSION
+            assert store.size() == 1 and store.latest_checkpoint() == (1, b"note 1")
+            assert store.leader() == (7, "old:1:2")
+            # its live lease carried over: nobody takes the leadership from it
+            assert store.try_lead("new", 3.0) is None
+        finally:
+            store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute("UPDATE forum_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema 99 is newer than this server"):
+        postgres.PostgresStore(postgres_url)
