@@ -386,6 +386,11 @@ def _submit_file(
     live = chatty and show_progress(ctx)
     client = _client(ctx)
     known = client.status().labels  # the forum's vocabulary now: checked before signing
+
+    def notify(text: str, warning: bool) -> None:
+        if warning or chatty:  # a warning is printed even with --quiet
+            click.echo(("warning: " if warning else "") + text, err=True)
+
     job = BulkSubmission(
         client,
         key,
@@ -395,6 +400,7 @@ def _submit_file(
         tlp=tlp,
         batch_size=batch_size,
         known_labels=known.__contains__,
+        notify=notify,
     )
     found = job.check()
     if chatty:
@@ -408,7 +414,8 @@ def _submit_file(
                     f"resuming: the first {job.skipped:,} signals are already in the log",
                     err=True,
                 )
-            _print_receipt(done.receipt, done.signals, as_json, f"batch {done.number}")
+            label = f"batch {done.number}" + (" (resent)" if done.resent else "")
+            _print_receipt(done.receipt, done.signals, as_json, label)
             if live:
                 rate = (done.total - job.skipped) / max(time.monotonic() - started, 1e-9)
                 click.echo(
@@ -416,18 +423,24 @@ def _submit_file(
                     err=True,
                     nl=False,
                 )
-    except ForumError:
+    except ForumError as exc:
         accepted = done.total if done else job.skipped
-        if accepted and chatty:
+        if (accepted or job.in_flight) and chatty:
             where = (
                 f"{progress_path(path)} remembers them"
                 if job.progress_saved
                 else "(the progress file could not be written)"
             )
+            maybe = (
+                ", and perhaps the batch whose answer was lost (a rerun resends it as it was "
+                "signed: the forum keeps it once)"
+                if job.in_flight
+                else ""
+            )
+            fix = "Fix the lines named below and run" if getattr(exc, "violations", None) else "Run"
             click.echo(
-                f"\n{accepted:,} of {found.signals:,} signals are in the log (receipts above); "
-                f"{where}. Fix the lines named below and run the same command again to send "
-                "the rest.",
+                f"\n{accepted:,} of {found.signals:,} signals are in the log (receipts above)"
+                f"{maybe}; {where}. {fix} the same command again to send the rest.",
                 err=True,
             )
         raise

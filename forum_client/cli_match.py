@@ -130,7 +130,8 @@ def _open_store(db: Path) -> LocalStore:
     "--db",
     required=True,
     type=LOCAL_COPY,
-    help="The local copy made by `forum-client sync` (its PDQ index is kept at FILE.pdqidx.npz).",
+    help="The local copy made by `forum-client sync` (its PDQ and video indexes are kept at "
+    "FILE.pdqidx.npz and FILE.vpdqidx.npz, and rebuilt if missing or damaged).",
 )
 @click.option("--type", "type_", type=SIGNAL_TYPE, help="Signal type.")
 @click.option(

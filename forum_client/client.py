@@ -66,6 +66,18 @@ MAX_ANSWER_WITHIN_MS = 365 * 24 * 3600 * 1000
 """A dispute's deadline is at most a year ahead (``forum-client dispute open --answer-within``)."""
 
 
+@dataclass(frozen=True)
+class SentBatch:
+    """A batch :meth:`ForumClient.submit_batches` is about to send: with the same signals,
+    these values rebuild its entry byte for byte (:meth:`ForumClient.prepare_submission`)."""
+
+    signals: int  # how many, in the order they were read
+    sequence: int
+    created_unix_ms: int
+    salt: bytes  # b"" for a forum-wide entry
+    leaf_hash: bytes  # of the signed entry
+
+
 class SignalLike(Protocol):
     """Anything with the fields of a signal to submit (e.g. :class:`entries.SignalItem`)."""
 
@@ -312,15 +324,19 @@ class ForumClient:
             )
         return last + 1
 
-    def header(self, key: SigningKey, sequence: int | None = None) -> e.Header:
-        """A body header for the next entry this member signs with ``key``."""
+    def header(
+        self, key: SigningKey, sequence: int | None = None, created_unix_ms: int | None = None
+    ) -> e.Header:
+        """A body header for the next entry this member signs with ``key`` (``sequence`` and
+        ``created_unix_ms``, when given, rebuild the header of an entry signed before)."""
         seq = self.next_sequence(key) if sequence is None else sequence
+        created = int(time.time() * 1000) if created_unix_ms is None else created_unix_ms
         return e.Header(
             self.trust_root.origin,
             self.bundle.member_id,
             key.key_id,
             seq,
-            int(time.time() * 1000),
+            created,
             normalization=NORMALIZATION,
         )
 
@@ -343,6 +359,13 @@ class ForumClient:
 
     def _start_submit(self, envelope: Envelope, scope_claim_signature: bytes) -> tuple[Any, int]:
         """Send ``envelope`` without waiting for the answer: ``(call future, request size)``."""
+        request, size = self._submit_request(envelope, scope_claim_signature)
+        return self.stub.Submit.future(request, timeout=self.timeout), size
+
+    def _submit_request(
+        self, envelope: Envelope, scope_claim_signature: bytes
+    ) -> tuple[pb.SubmitRequest, int]:
+        """The Submit request of ``envelope`` and its size; InvalidInputError if too large."""
         request = pb.SubmitRequest(
             entry=envelope_to_pb(envelope), scope_claim_signature=scope_claim_signature
         )
@@ -353,7 +376,7 @@ class ForumClient:
                 f"{size} bytes: larger than the {MAX_MESSAGE_BYTES}-byte message "
                 "limit; submit fewer signals per batch",
             )
-        return self.stub.Submit.future(request, timeout=self.timeout), size
+        return request, size
 
     def _finish_submit(self, envelope: Envelope, future: Any, size: int) -> Receipt:
         """Wait for a submission :meth:`_start_submit` sent; verify and return its receipt."""
@@ -394,19 +417,30 @@ class ForumClient:
         group: str = "",
         tlp: Tlp | str | None = None,
         sequence: int | None = None,
+        created_unix_ms: int | None = None,
+        salt: bytes | None = None,
     ) -> Envelope:
         """Normalise ``signals``, build one Submission and sign it once (not yet sent).
 
         ``group`` shares it with one group (default TLP:AMBER) instead of the whole forum
-        (default TLP:GREEN); see :func:`~forum_client.scopes.sharing`.  Raises
-        InvalidInputError naming each bad signal by position (``signals[3].value``), when
-        there are none or more than the forum's batch limit, or for a TLP that does not fit.
+        (default TLP:GREEN); see :func:`~forum_client.scopes.sharing`.  ``sequence``,
+        ``created_unix_ms`` and ``salt`` (a group's entry only) default to the next
+        sequence number, now and a fresh salt; given the values of an entry signed before,
+        with the same signals, the same entry comes out byte for byte (Ed25519 signatures
+        are deterministic), which the forum takes idempotently.  Raises InvalidInputError
+        naming each bad signal by position (``signals[3].value``), when there are none or
+        more than the forum's batch limit, for a TLP that does not fit, or for a salt on a
+        forum-wide entry.
         """
         scope, level = sharing(group, tlp)
         items = _normalize_signals(signals)
         self._check_count(items)
-        salt = new_salt() if scope else b""
-        body = e.Submission(self.header(key, sequence), tuple(items), scope, level, salt)
+        if salt is None:
+            salt = new_salt() if scope else b""
+        elif salt and not scope:
+            raise InvalidInputError.field("salt", "only an entry shared with a group has a salt")
+        header = self.header(key, sequence, created_unix_ms)
+        body = e.Submission(header, tuple(items), scope, level, salt)
         return key.sign(e.payload_type_of(body), e.encode(body))
 
     def submit(
@@ -445,12 +479,16 @@ class ForumClient:
         group: str = "",
         tlp: Tlp | str | None = None,
         batch_size: int | None = None,
+        on_send: Callable[[SentBatch], None] | None = None,
     ) -> Iterator[tuple[int, Receipt]]:
         """Submit a stream of signals in batches; yield ``(signals in batch, receipt)``.
 
         The stream is read lazily, one batch at a time.  Sequence numbers are taken from
-        the forum once and then counted locally.
+        the forum once and then counted locally.  ``on_send`` is called with each batch's
+        :class:`SentBatch` just before it is sent: what rebuilds that exact entry (with
+        :meth:`prepare_submission`) if its answer is lost (see :mod:`forum_client.bulk_submit`).
         """
+        scope, _ = sharing(group, tlp)
         size = batch_size or self.limits().max_batch_signals
         sequence = self.next_sequence(key)
         # Pipelined: the next batch is normalised, encoded and signed while the forum works
@@ -469,9 +507,17 @@ class ForumClient:
                     break
             if not batch:
                 break
+            created = int(time.time() * 1000)
+            salt = new_salt() if scope else b""
             try:
                 envelope = self.prepare_submission(
-                    batch, key, group=group, tlp=tlp, sequence=sequence
+                    batch,
+                    key,
+                    group=group,
+                    tlp=tlp,
+                    sequence=sequence,
+                    created_unix_ms=created,
+                    salt=salt,
                 )
             except BaseException:
                 if in_flight is not None:  # the earlier batch's answer comes first
@@ -483,8 +529,12 @@ class ForumClient:
                 count, sent, future, nbytes = in_flight
                 in_flight = None
                 yield count, self._finish_submit(sent, future, nbytes)
-            claim = self.scope_claim(envelope, group, key)
-            in_flight = (len(batch), envelope, *self._start_submit(envelope, claim))
+            request, nbytes = self._submit_request(envelope, self.scope_claim(envelope, group, key))
+            if on_send is not None:
+                h = leaf_hash(envelope.leaf_bytes())
+                on_send(SentBatch(len(batch), sequence, created, salt, h))
+            future = self.stub.Submit.future(request, timeout=self.timeout)
+            in_flight = (len(batch), envelope, future, nbytes)
             sequence += 1
             batch = []
         if in_flight is not None:

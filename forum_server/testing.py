@@ -146,6 +146,19 @@ def postgres_database(base_url: str | None = None, *, keep: bool = False) -> Ite
             drop_schema(base_url, schema)
 
 
+@contextlib.contextmanager
+def engine_database() -> Iterator[str | None]:
+    """For a test that inits a forum itself (the CLI's ``init``, or :func:`init_forum`) rather
+    than through :func:`local_forum`: ``None`` (SQLite) by default, or under pytest's
+    ``--engine=postgres`` the URL of a fresh PostgreSQL schema (give it as ``--database``),
+    dropped afterwards."""
+    if _default_engine[0] != "postgres":
+        yield None
+        return
+    with postgres_database() as url:
+        yield url
+
+
 def drop_schema(base_url: str, schema: str) -> None:
     import psycopg
     from psycopg import sql

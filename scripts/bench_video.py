@@ -16,14 +16,26 @@ are close); queries are a shared video with every frame 0-16 bits away (hits) or
 vectorised brute force (numpy popcount of every query frame against every shared frame, then
 the share of matched frames per video), and every answer of the index is checked against it.
 A 1,000-frame query (a long upload) is timed on the index alone.
+
+``--cli-match BASELINE`` times what a member runs instead: ``forum-client match --db COPY
+--input one.jsonl`` (one 60-frame hit query) as a separate process, against a local copy of
+``--videos`` shared videos (the same random walks, written into the copy the way the sync
+writes it, by each side's own ``ViewWriter``), for this checkout and for the checkout at
+BASELINE (e.g. ``/work/main``), alternating run by run, ``--runs`` times each, after one
+untimed run per side (which lets a side that saves its index write it; that first run is
+reported apart). Wall and CPU seconds of each run; both sides must print the same matches.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -180,6 +192,117 @@ def bench_matching(videos: int, frames: int, queries: int, brute_queries: int) -
     return out
 
 
+# Run in a child with the side's checkout first on sys.path: writes the copy as the sync
+# does (genesis, then submissions of 100 vpdq signals each; dummy signatures, which matching
+# never reads).
+_MAKE_COPY = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from forum_client import entries as e
+from forum_client.envelope import Envelope
+from forum_client.store import LocalStore
+from forum_client.store.view import ViewWriter
+
+values = json.loads(open(sys.argv[3]).read())
+labels = ("behaviour:terrorist-publication",)
+with LocalStore(sys.argv[2]) as store, store.write() as con:
+    view = ViewWriter(con)
+    head = lambda who, seq: e.Header("bench.forum/video", who, b"k" * 32, seq, 0)
+    bodies = [e.Incident(head("operator", 0), "x", "t", True)]
+    for seq, start in enumerate(range(0, len(values), 100), 1):
+        items = tuple(
+            e.SignalItem("vpdq", v, labels, "video", 90) for v in values[start : start + 100]
+        )
+        bodies.append(e.Submission(head("alice", seq), items, "scope-a"))
+    for size, body in enumerate(bodies):
+        env = Envelope(e.payload_type_of(body), e.encode(body), b"k" * 32, b"s" * 64)
+        view.add_entry(size, env.leaf_bytes())
+        if size:
+            view.apply(size, body, None)
+    view.flush()
+    con.execute(
+        "INSERT OR REPLACE INTO sync_state VALUES (1, ?, x'', x'', x'', '{}', 0)", (len(bodies),)
+    )
+"""
+_RUN_CLI = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "from forum_client.cli import main; sys.exit(main())"
+)
+
+
+def _timed(argv: list[str]) -> tuple[float, float, str]:
+    """Wall and CPU seconds (the child's user + system) of one command, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[3:]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
+
+
+def _spread(xs: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def bench_cli_match(baseline: Path, videos: int, frames: int, runs: int) -> dict[str, Any]:
+    """``forum-client match`` of one 60-frame query, this checkout against ``baseline``."""
+    from forum_client.signals.vpdq import frames_to_value
+
+    rng = np.random.default_rng(SEED)
+    shared = [_walk(rng, frames, 24) for _ in range(videos)]
+    values = [frames_to_value(_frames(v)) for v in shared]
+    query = frames_to_value(_frames(_flip(rng, shared[videos // 2], 16)))
+    sides = {"before": baseline.resolve(), "after": ROOT}
+    out: dict[str, Any] = {"videos": videos, "frames": frames, "runs": runs}
+    with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
+        d = Path(tmp)
+        (d / "values.json").write_text(json.dumps(values))
+        (d / "one.jsonl").write_text(json.dumps({"type": "vpdq", "value": query}) + "\n")
+        for name, side in sides.items():
+            db = d / f"{name}.db"
+            argv = [sys.executable, "-c", _MAKE_COPY, str(side), str(db), str(d / "values.json")]
+            subprocess.run(argv, check=True)
+            out[f"{name}_copy_mb"] = db.stat().st_size / 2**20
+        argv_of = {
+            name: [
+                sys.executable,
+                "-c",
+                _RUN_CLI,
+                str(side),
+                "match",
+                "--db",
+                str(d / f"{name}.db"),
+                "--input",
+                str(d / "one.jsonl"),
+            ]
+            for name, side in sides.items()
+        }
+        answers = {}
+        for name, argv in argv_of.items():
+            wall, cpu, stdout = _timed(argv)
+            out[f"{name}_first"] = {"wall_s": wall, "cpu_s": cpu}
+            answers[name] = [m["value"] for m in json.loads(stdout)["matches"]]
+        if answers["before"] != answers["after"] or answers["after"] != [values[videos // 2]]:
+            raise SystemExit(f"the sides disagree or miss the shared video: {answers}")
+        times: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": []} for n in sides}
+        for _ in range(runs):
+            for name, argv in argv_of.items():
+                wall, cpu, _ = _timed(argv)
+                times[name]["wall"].append(wall)
+                times[name]["cpu"].append(cpu)
+        for name in sides:
+            out[name] = {k: [round(x, 3) for x in v] for k, v in times[name].items()}
+            out[name]["wall_s"] = _spread(times[name]["wall"])
+            out[name]["cpu_s"] = _spread(times[name]["cpu"])
+        files = sorted(p.name for p in d.iterdir() if p.name.endswith(".npz"))
+        out["index_files_mb"] = {p: (d / p).stat().st_size / 2**20 for p in files}
+    out["load_average"] = os.getloadavg()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="hashing runs per hasher")
@@ -189,7 +312,19 @@ def main() -> None:
     parser.add_argument("--brute-queries", type=int, default=30)
     parser.add_argument("--skip-hashing", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--cli-match",
+        type=Path,
+        metavar="BASELINE",
+        help="only time `forum-client match` of one query, this checkout against BASELINE",
+    )
     args = parser.parse_args()
+    if args.cli_match:
+        result = bench_cli_match(args.cli_match, args.videos, args.frames, args.runs)
+        print(json.dumps(result, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps({"cli_match": result}, indent=1))
+        return
     out_dir = ROOT / "bench-out"
     out_dir.mkdir(exist_ok=True)
     results: dict[str, Any] = {}

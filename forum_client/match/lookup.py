@@ -8,16 +8,26 @@ sync.
 from __future__ import annotations
 
 from ..match.pdq_index import DEFAULT_THRESHOLD
-from ..store.matching import INDEX_SUFFIX, VPDQ, Matcher, index_path_for, results_json
+from ..store.matching import (
+    INDEX_SUFFIX,
+    VIDEO_INDEX_SUFFIX,
+    Matcher,
+    index_path_for,
+    results_json,
+    video_index_path_for,
+)
 from ..store.records import INCIDENT_PREFIX, MatchResult
+from ..store.schema import VPDQ
 
 __all__ = [
     "DEFAULT_THRESHOLD",
     "INCIDENT_PREFIX",
     "INDEX_SUFFIX",
+    "VIDEO_INDEX_SUFFIX",
     "VPDQ",
     "MatchResult",
     "Matcher",
     "index_path_for",
     "results_json",
+    "video_index_path_for",
 ]

@@ -27,10 +27,15 @@ file cut short is told by what its header declares: the frame count (MP4, MOV) o
 track's length (Matroska and WebM written by FFmpeg or mkvmerge, their ``DURATION`` tag).
 Containers that declare neither (MPEG-TS, FLV, WebM recorded live) cannot be told from a
 shorter video, and hash as what they hold.
+A video that keeps more frames than a vpdq value may hold
+(:data:`~forum_client.signals.vpdq.MAX_FRAMES`) is refused too, naming the
+``--seconds-per-hash`` that brings it under the limit: no value is made that ``submit`` and
+``match`` would refuse.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -39,6 +44,7 @@ from typing import Any, Final
 
 from forum_client.errors import InvalidInputError
 from forum_client.match.extra import DEFAULT_MIN_QUALITY, MEDIA_EXTRA_HINT, MediaExtraMissing
+from forum_client.signals import vpdq as _vpdq
 from forum_client.signals.vpdq import Frame, frames_to_value
 
 DEFAULT_SECONDS_PER_HASH: Final = 1.0
@@ -95,7 +101,8 @@ def vpdq_of_video(
     Raises:
         MediaExtraMissing: PyAV or pdqhash is not installed.
         InvalidInputError: field ``"file"``: not a readable video, damaged or truncated, no
-            frames, or no frame of quality ``min_quality`` or better; field
+            frames, no frame of quality ``min_quality`` or better, or more frames kept than
+            :data:`~forum_client.signals.vpdq.MAX_FRAMES` (with the setting to use); field
             ``"seconds_per_hash"`` / ``"min_quality"`` for a bad setting.
         OSError: the file cannot be read.
     """
@@ -168,7 +175,27 @@ def vpdq_of_video(
             f"no frame has PDQ quality {min_quality} or better ({dropped} sampled frames were "
             "all too flat to hash; lower --min-quality to keep them)"
         )
+    limit = _vpdq.MAX_FRAMES
+    if len(frames) > limit:
+        seconds, sampled = _seconds_within(decoded, fps, limit)
+        raise bad(
+            f"{len(frames)} frames kept, more than a vpdq hash may hold ({limit}); hash it "
+            f"with --seconds-per-hash {seconds:g} (at most {sampled} frames)"
+        )
     return VideoHash(tuple(frames), decoded, dropped, fps, decoded / fps)
+
+
+def _seconds_within(decoded: int, fps: float, limit: int) -> tuple[float, int]:
+    """``(seconds_per_hash, frames sampled)``: the smallest setting, in whole tenths of a
+    second up to one second and whole seconds above, that samples at most ``limit`` of
+    ``decoded`` frames at ``fps`` (the step rule of :func:`vpdq_of_video`)."""
+    tenths = itertools.chain((t / 10 for t in range(1, 10)), itertools.count(1))
+    for seconds in tenths:
+        step = max(1, int(seconds * fps))
+        sampled = -(-decoded // step)
+        if sampled <= limit:
+            return float(seconds), sampled
+    raise AssertionError("unreachable")  # itertools.count never ends
 
 
 def _declared_seconds(metadata: dict[str, str]) -> float | None:

@@ -24,22 +24,29 @@ frame, whatever the number of shared videos::
     (True, 0)
 
 Keys are whatever the caller uses to name a shared video (the store uses the signal value).
-Not thread-safe.
+An index with ``str`` keys is saved with :meth:`VideoIndex.save` and read back with
+:meth:`VideoIndex.load_with_extra`: the file is a PDQ index file
+(:meth:`~forum_client.match.pdq_index.PDQIndex.save`: uncompressed ``.npz``, a CRC-32 per
+array, replaced atomically) whose extra arrays hold the videos' keys, frame lists and owners.
+Loading checks them against each other and against the PDQ index, so a truncated, corrupt or
+inconsistent file raises :class:`~forum_client.match.pdq_index.PDQIndexFileError` instead of
+giving wrong matches. Not thread-safe.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from forum_client.errors import InvalidInputError
-from forum_client.match.pdq_index import DEFAULT_THRESHOLD, PDQIndex
+from forum_client.match.pdq_index import DEFAULT_THRESHOLD, PDQIndex, PDQIndexFileError
 from forum_client.signals.vpdq import Frame
 
 MIN_FRAME_QUALITY: Final = 50
@@ -56,6 +63,17 @@ FrameArrays = tuple[_Hashes, npt.NDArray[np.int64]]
 """A video's frames as arrays: hashes (n, 32) uint8 and qualities (n,)."""
 _FREE: Final = -2  # _owner: the frame id is no longer indexed
 _SHARED: Final = -1  # _owner: several videos hold the frame (see _shared)
+_FILE_FORMAT: Final = 1
+_FILE_PREFIX: Final = "v_"  # the video structures' names among a saved PDQ index's extras
+_FILE_ARRAYS: Final = (
+    "meta",
+    "key_bytes",
+    "key_ends",
+    "frame_ids",
+    "frame_ends",
+    "owner",
+    "shared",
+)
 
 
 @dataclass(frozen=True)
@@ -298,6 +316,158 @@ class VideoIndex(Generic[K]):
                 out.append(VideoMatch(key, q_share, c_share, closest[number]))
         out.sort(key=lambda m: (-min(m.query_match, m.compared_match), m.distance))
         return out
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        extra: Mapping[str, npt.NDArray[Any]] | None = None,
+    ) -> None:
+        """Write the index (``str`` keys only) to ``path``, atomically, with the caller's
+        ``extra`` arrays (names of ``[a-z0-9_]`` not starting ``v_``), as
+        :meth:`PDQIndex.save` does. Raises InvalidInputError for a key that is not a str."""
+        live = [n for n, k in enumerate(self._keys) if k is not None]
+        keys = [self._keys[n] for n in live]
+        if not all(isinstance(k, str) for k in keys):
+            raise InvalidInputError.field("key", "only an index with str keys can be saved")
+        renumber = np.full(len(self._keys) + 1, -3, np.int64)  # the last slot maps -1 and -2
+        renumber[live] = np.arange(len(live))
+        owner = self._owner[: self._next_frame]
+        owner = np.where(owner >= 0, renumber[owner], owner)
+        encoded = [str(k).encode() for k in keys]
+        frames = [self._frames_of[n] for n in live]
+        pairs = [(f, int(renumber[v])) for f, holders in self._shared.items() for v in holders]
+        mine = {
+            "meta": np.array([_FILE_FORMAT, self.min_quality, self._next_frame, len(live)]),
+            "key_bytes": np.frombuffer(b"".join(encoded), np.uint8),
+            "key_ends": np.cumsum([len(b) for b in encoded], dtype=np.int64),
+            "frame_ids": np.concatenate(frames) if frames else np.zeros(0, np.int64),
+            "frame_ends": np.cumsum([len(f) for f in frames], dtype=np.int64),
+            "owner": owner,
+            "shared": np.array(sorted(pairs), np.int64).reshape(-1, 2),
+        }
+        theirs = dict(extra or {})
+        if any(k.startswith(_FILE_PREFIX) for k in theirs):
+            raise InvalidInputError.field("extra", f"names starting {_FILE_PREFIX!r} are taken")
+        mine_named = {_FILE_PREFIX + k: v.astype(np.int64, copy=False) for k, v in mine.items()}
+        mine_named[_FILE_PREFIX + "key_bytes"] = mine["key_bytes"]
+        self._pdq.save(path, extra={**theirs, **mine_named})
+
+    @classmethod
+    def load_with_extra(
+        cls, path: str | os.PathLike[str]
+    ) -> tuple[VideoIndex[str], dict[str, npt.NDArray[Any]]]:
+        """Read an index written by :meth:`save`, and the caller's ``extra`` arrays.
+
+        Raises :class:`PDQIndexFileError` for a file that is not such an index, truncated,
+        corrupt, of another format, or whose structures disagree; ``OSError`` if it cannot be
+        opened."""
+        pdq, extra = PDQIndex.load_with_extra(path)
+        names = {_FILE_PREFIX + k for k in _FILE_ARRAYS}
+        if not names <= extra.keys():
+            raise PDQIndexFileError(f"{path}: not a video index file")
+        arrays = {k: extra.pop(_FILE_PREFIX + k) for k in _FILE_ARRAYS}
+        return cls._from_arrays(os.fspath(path), pdq, arrays), extra
+
+    @classmethod
+    def _from_arrays(
+        cls, where: str, pdq: PDQIndex, a: dict[str, npt.NDArray[Any]]
+    ) -> VideoIndex[str]:
+        def bad(reason: str) -> PDQIndexFileError:
+            return PDQIndexFileError(f"{where}: video index: {reason}")
+
+        meta = a["meta"]
+        if meta.dtype != np.int64 or meta.shape != (4,) or int(meta[0]) != _FILE_FORMAT:
+            raise bad("bad header or another format")
+        min_quality, next_frame, n = (int(x) for x in meta[1:])
+        if not (0 <= min_quality <= 100 and next_frame >= 0 and n >= 0):
+            raise bad("bad header counts")
+        for k, dtype, ndim in (
+            ("key_bytes", np.uint8, 1),
+            ("key_ends", np.int64, 1),
+            ("frame_ids", np.int64, 1),
+            ("frame_ends", np.int64, 1),
+            ("owner", np.int64, 1),
+            ("shared", np.int64, 2),
+        ):
+            if a[k].dtype != dtype or a[k].ndim != ndim:
+                raise bad(f"{k}: wrong dtype or rank")
+        key_ends, frame_ends, frame_ids = a["key_ends"], a["frame_ends"], a["frame_ids"]
+        owner, shared = a["owner"], a["shared"]
+        if key_ends.shape != (n,) or frame_ends.shape != (n,) or owner.shape != (next_frame,):
+            raise bad("arrays disagree with the header")
+        if shared.shape[1:] != (2,):
+            raise bad("shared: wrong shape")
+        starts = np.r_[0, key_ends[:-1]] if n else key_ends
+        if n and (bool(np.any(key_ends < starts)) or int(key_ends[-1]) != a["key_bytes"].size):
+            raise bad("key offsets out of range")
+        if n == 0 and a["key_bytes"].size:
+            raise bad("key offsets out of range")
+        data = a["key_bytes"].tobytes()
+        try:
+            keys = [
+                data[s:e].decode() for s, e in zip(starts.tolist(), key_ends.tolist(), strict=True)
+            ]
+        except UnicodeDecodeError:
+            raise bad("a key is not UTF-8") from None
+        if len(set(keys)) != n:
+            raise bad("a key is repeated")
+        # Every video holds at least one frame, its frame ids sorted and distinct.
+        firsts = np.r_[0, frame_ends[:-1]] if n else frame_ends
+        if n and (bool(np.any(frame_ends <= firsts)) or int(frame_ends[-1]) != frame_ids.size):
+            raise bad("frame offsets out of range")
+        if n == 0 and frame_ids.size:
+            raise bad("frame offsets out of range")
+        if frame_ids.size and (int(frame_ids.min()) < 0 or int(frame_ids.max()) >= next_frame):
+            raise bad("frame ids out of range")
+        video = np.repeat(np.arange(n, dtype=np.int64), frame_ends - firsts)
+        steps = np.diff(frame_ids)
+        if bool(np.any((steps <= 0) & (np.diff(video) == 0))):
+            raise bad("a video's frames are not sorted and distinct")
+        if owner.size and (int(owner.min()) < _FREE or int(owner.max()) >= n):
+            raise bad("frame owners out of range")
+        sf, sv = shared[:, 0], shared[:, 1]
+        if shared.size and (
+            int(sf.min()) < 0
+            or int(sf.max()) >= next_frame
+            or int(sv.min()) < 0
+            or int(sv.max()) >= n
+        ):
+            raise bad("shared frames out of range")
+        # (video, frame) pairs: the frame lists hold exactly the owners' and the shared ones.
+        span = max(n, 1)
+        held = np.sort(frame_ids * span + video)
+        alone = np.flatnonzero(owner >= 0)
+        claimed = np.sort(np.concatenate([alone * span + owner[alone], sf * span + sv]))
+        if not np.array_equal(held, claimed):
+            raise bad("frame lists disagree with the frame owners")
+        is_shared = owner == _SHARED
+        holders = np.bincount(sf, minlength=next_frame) if next_frame else np.zeros(0, np.int64)
+        if bool(np.any(holders[~is_shared] != 0)) or bool(np.any(holders[is_shared] < 2)):
+            raise bad("shared frames disagree with the frame owners")
+        indexed = np.flatnonzero(owner != _FREE)
+        if len(pdq) != indexed.size or any(
+            int(f) not in pdq for f in indexed[:: max(1, indexed.size // 64)][:64].tolist()
+        ):
+            raise bad("the PDQ index disagrees with the frames")
+
+        index: VideoIndex[str] = cls(min_quality)  # type: ignore[assignment]
+        index._pdq = pdq
+        index._keys = list(keys)
+        index._number = {k: i for i, k in enumerate(keys)}
+        index._frames_of = {
+            i: frame_ids[s:e]
+            for i, (s, e) in enumerate(zip(firsts.tolist(), frame_ends.tolist(), strict=True))
+        }
+        index._owner = owner
+        shared_of: dict[int, set[int]] = {}
+        for f, v in zip(sf.tolist(), sv.tolist(), strict=True):
+            shared_of.setdefault(f, set()).add(v)
+        index._shared = shared_of
+        index._next_frame = next_frame
+        return index
 
 
 __all__ = [

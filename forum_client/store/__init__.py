@@ -68,6 +68,7 @@ benign              known-benign signals published by the operator
 pdq_changes         ``entry_index``, ``value``: every PDQ value an entry submitted, retracted or
                     (un)listed as benign, written as the sync applies it, so the PDQ index
                     follows the sync without re-reading the log
+vpdq_changes        the same for vpdq values (videos), so the video index follows the sync
 members, keys,      membership and key history as the log states it (``valid_from`` is the
 member_events       index of the entry that added a key; it signs entries after it)
 checkpoints         every signed checkpoint the sync verified

@@ -20,7 +20,7 @@ from ..merkle import CompactRange, leaf_hash
 from ..signals import normalize
 from ..verifier import DisputeRecord, TrustRoot
 from .records import Descriptor, Evidence, MatchResult, PdqDelta, Rollup, Signal, SyncState
-from .schema import ACTIVE, MIGRATIONS, is_foreign
+from .schema import ACTIVE, CHANGE_TABLES, MIGRATIONS, PDQ, is_foreign
 from .state import _chunks, split_hashes, state_from_json
 from .transaction import SyncTransaction
 
@@ -465,32 +465,23 @@ class LocalStore:
                 out.append(MatchResult(type, value, dist, int(row[1]), active, rollup))
         return out
 
-    def active_values(self, type: str) -> tuple[int, list[str]]:
-        """``(size, values)``: every active, non-benign value of ``type`` and the copy's size,
-        from one snapshot."""
-        with self.read() as con:
-            values = [
-                v
-                for (v,) in con.execute(
-                    "SELECT value FROM signals WHERE type = ? AND status = ? AND NOT EXISTS "
-                    "(SELECT 1 FROM benign b WHERE b.type = signals.type "
-                    "AND b.value = signals.value)",
-                    (type, ACTIVE),
-                )
-            ]
-            return _size(con), values
-
     def active_pdq_values(self) -> tuple[int, bytes, list[str]]:
-        """``(size, tail, values)``: every active, non-benign PDQ value, with the copy's size
-        and the SHA-256 of its last leaf, from one snapshot."""
+        """:meth:`indexed_values` of PDQ."""
+        return self.indexed_values(PDQ)
+
+    def indexed_values(self, type: str) -> tuple[int, bytes, list[str]]:
+        """``(size, tail, values)``: every active, non-benign value of ``type`` (one of
+        :data:`~forum_client.store.schema.CHANGE_TABLES`), with the copy's size and the
+        SHA-256 of its last leaf, from one snapshot."""
+        _change_table(type)
         with self.read() as con:
             size = _size(con)
             values = [
                 v
                 for (v,) in con.execute(
-                    "SELECT value FROM signals WHERE type = 'pdq' AND status = ? AND NOT EXISTS "
-                    "(SELECT 1 FROM benign b WHERE b.type = 'pdq' AND b.value = signals.value)",
-                    (ACTIVE,),
+                    "SELECT value FROM signals WHERE type = ? AND status = ? AND NOT EXISTS "
+                    "(SELECT 1 FROM benign b WHERE b.type = ? AND b.value = signals.value)",
+                    (type, ACTIVE, type),
                 )
             ]
             return size, _leaf_digest(con, size - 1) if size else b"", values
@@ -502,9 +493,14 @@ class LocalStore:
             return _size(con) >= size and (size == 0 or _leaf_digest(con, size - 1) == tail)
 
     def pdq_changes_since(self, size: int, tail: bytes) -> PdqDelta | None:
-        """What the entries after ``size`` changed for the PDQ index (see :class:`PdqDelta`),
-        from the journal the sync writes; None when the copy does not extend ``(size,
-        tail)`` (it was replaced: rebuild)."""
+        """:meth:`changes_since` of PDQ."""
+        return self.changes_since(PDQ, size, tail)
+
+    def changes_since(self, type: str, size: int, tail: bytes) -> PdqDelta | None:
+        """What the entries after ``size`` changed for the index of ``type`` (PDQ or vpdq; see
+        :class:`PdqDelta`), from the journal the sync writes; None when the copy does not
+        extend ``(size, tail)`` (it was replaced: rebuild)."""
+        table = _change_table(type)
         with self.read() as con:
             now = _size(con)
             if now < size or (size and now and _leaf_digest(con, size - 1) != tail):
@@ -514,7 +510,7 @@ class LocalStore:
             touched = [
                 v
                 for (v,) in con.execute(
-                    "SELECT value FROM pdq_changes WHERE entry_index >= ? AND entry_index < ? "
+                    f"SELECT value FROM {table} WHERE entry_index >= ? AND entry_index < ? "
                     "GROUP BY value ORDER BY MIN(entry_index), value",
                     (size, now),
                 )
@@ -526,10 +522,10 @@ class LocalStore:
                 active.update(
                     v
                     for (v,) in con.execute(
-                        f"SELECT value FROM signals WHERE type = 'pdq' AND status = ? "
+                        f"SELECT value FROM signals WHERE type = ? AND status = ? "
                         f"AND value IN ({marks}) AND NOT EXISTS (SELECT 1 FROM benign b "
-                        "WHERE b.type = 'pdq' AND b.value = signals.value)",
-                        (ACTIVE, *chunk),
+                        "WHERE b.type = ? AND b.value = signals.value)",
+                        (type, ACTIVE, *chunk, type),
                     )
                 )
             return PdqDelta(now, _leaf_digest(con, now - 1), tuple(touched), frozenset(active))
@@ -627,3 +623,11 @@ def _leaf_digest(con: sqlite3.Connection, idx: int) -> bytes:
     if row is None:  # an entry held redacted: its leaf hash stands for it
         row = con.execute("SELECT leaf_hash FROM redacted WHERE idx = ?", (idx,)).fetchone()
     return b"" if row is None else hashlib.sha256(bytes(row[0])).digest()
+
+
+def _change_table(type: str) -> str:
+    """The journal table of a type whose index follows the sync (ValueError for another)."""
+    try:
+        return CHANGE_TABLES[type]
+    except KeyError:
+        raise ValueError(f"no matcher index follows {type!r} signals") from None

@@ -56,6 +56,7 @@ VIEW_TABLES = (
     "opinions",
     "benign",
     "pdq_changes",
+    "vpdq_changes",
     "members",
     "keys",
     "member_events",
@@ -226,22 +227,42 @@ def _m003_pdq_changes(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="m004_vpdq_changes")
+def _m004_vpdq_changes(db: sqlite_utils.Database) -> None:
+    """The vpdq values each entry touched (as ``pdq_changes`` for PDQ), so the video index
+    follows the sync the same way; copies made before it are filled from their entries."""
+    db.execute(
+        "CREATE TABLE vpdq_changes (entry_index INTEGER NOT NULL, value TEXT NOT NULL, "
+        "PRIMARY KEY (entry_index, value)) WITHOUT ROWID"
+    )
+    rows = db.execute("SELECT idx, leaf FROM entries ORDER BY idx")
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO vpdq_changes VALUES (?, ?)",
+        ((int(idx), value) for idx, leaf in rows for value in pdq_values(bytes(leaf), VPDQ)),
+    )
+
+
 PDQ = "pdq"
+VPDQ = "vpdq"
+CHANGE_TABLES = {PDQ: "pdq_changes", VPDQ: "vpdq_changes"}
+"""The types whose matcher index follows the sync, and the journal of each (see
+:mod:`forum_client.store.matching`)."""
 _PDQ_PAYLOADS = frozenset(e.PAYLOAD_TYPES[t] for t in (e.Submission, e.Retraction, e.BenignList))
 
 
-def pdq_values_of(body: e.Body) -> list[str]:
-    """PDQ values a verified body submits, retracts or (un)lists as benign."""
+def pdq_values_of(body: e.Body, type: str = PDQ) -> list[str]:
+    """Values of ``type`` (PDQ by default, or any of :data:`CHANGE_TABLES`) a verified body
+    submits, retracts or (un)lists as benign."""
     if isinstance(body, e.Submission | e.Retraction):
-        return [s.value for s in body.signals if s.type == PDQ]
+        return [s.value for s in body.signals if s.type == type]
     if isinstance(body, e.BenignList):
-        return [r.value for r in (*body.add, *body.remove) if r.type == PDQ]
+        return [r.value for r in (*body.add, *body.remove) if r.type == type]
     return []
 
 
-def pdq_values(leaf: bytes) -> list[str]:
+def pdq_values(leaf: bytes, type: str = PDQ) -> list[str]:
     """:func:`pdq_values_of` a stored (already verified) leaf."""
     envelope = Envelope.from_leaf_bytes(leaf)
     if envelope.payload_type not in _PDQ_PAYLOADS:
         return []
-    return pdq_values_of(e.decode(envelope.payload_type, envelope.body))
+    return pdq_values_of(e.decode(envelope.payload_type, envelope.body), type)

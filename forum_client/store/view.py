@@ -3,8 +3,9 @@
 :class:`ViewWriter` runs inside an open write transaction (a sync's
 :class:`~forum_client.store.transaction.SyncTransaction`, or the audit's scratch copy); it is
 also the :class:`~forum_client.rules.SignalLookup` the content rules ask, so it sees the rows
-staged earlier in the same transaction.  Every PDQ value an entry touches is journaled in
-``pdq_changes`` as it is applied, which is how the PDQ index follows the sync.
+staged earlier in the same transaction.  Every PDQ (vpdq) value an entry touches is journaled
+in ``pdq_changes`` (``vpdq_changes``) as it is applied, which is how the PDQ index (the video
+index) follows the sync.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from .. import entries as e
 from ..verifier import LogState
-from .schema import PDQ, pdq_values_of
+from .schema import PDQ, VPDQ, pdq_values_of
 
 _KEY = itemgetter(0, 1)
 """``(type, value)``: the leading primary-key columns of signal and descriptor rows."""
@@ -41,6 +42,7 @@ class ViewWriter:
     DESCRIPTOR_SQL = "INSERT OR REPLACE INTO descriptors VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)"
     ENTRY_SQL = "INSERT INTO entries (idx, leaf) VALUES (?, ?)"
     PDQ_SQL = "INSERT OR IGNORE INTO pdq_changes VALUES (?, ?)"
+    VPDQ_SQL = "INSERT OR IGNORE INTO vpdq_changes VALUES (?, ?)"
     REDACTED_SQL = "INSERT INTO redacted VALUES (?, ?, ?, ?, ?)"
 
     STAGE_TABLES = (
@@ -84,6 +86,7 @@ class ViewWriter:
         self.signal_rows: list[tuple[str, str, int]] = []
         self.descriptor_rows: list[tuple[Any, ...]] = []
         self.pdq_rows: list[tuple[int, str]] = []
+        self.vpdq_rows: list[tuple[int, str]] = []
         self.signals_applied = 0
         self.rows_staged = 0  # entries and signals since this writer began
 
@@ -125,6 +128,9 @@ class ViewWriter:
         if self.pdq_rows:
             con.executemany(self.PDQ_SQL, self.pdq_rows)
             self.pdq_rows = []
+        if self.vpdq_rows:
+            con.executemany(self.VPDQ_SQL, self.vpdq_rows)
+            self.vpdq_rows = []
 
     def flush(self) -> None:
         """Write every pending row into the view (inside the open transaction)."""
@@ -211,6 +217,7 @@ class ViewWriter:
             for i, t, v, labels, content_type, member, tlp in signals
         ]
         self.pdq_rows += [(i, v) for i, t, v, _, _, _, _ in signals if t == PDQ]
+        self.vpdq_rows += [(i, v) for i, t, v, _, _, _, _ in signals if t == VPDQ]
         self.signals_applied += len(signals)
         self.rows_staged += len(leaves) + len(signals)
         self._spill_if_large()
@@ -239,9 +246,10 @@ class ViewWriter:
             self.rows_staged += len(signals)
             self._spill_if_large()
             self.pdq_rows += [(index, s.value) for s in signals if s.type == PDQ]
+            self.vpdq_rows += [(index, s.value) for s in signals if s.type == VPDQ]
         elif isinstance(body, e.Retraction):
             self._retract(index, body, state)
-            self.pdq_rows += [(index, v) for v in pdq_values_of(body)]
+            self._journal(index, body)
         elif isinstance(body, e.Opinion):
             self.flush()
             self.con.execute(
@@ -265,7 +273,12 @@ class ViewWriter:
                 "DELETE FROM benign WHERE type = ? AND value = ?",
                 [(r.type, r.value) for r in body.remove],
             )
-            self.pdq_rows += [(index, v) for v in pdq_values_of(body)]
+            self._journal(index, body)
+
+    def _journal(self, index: int, body: e.Retraction | e.BenignList) -> None:
+        """Journal the PDQ and vpdq values a retraction or a benign list touches."""
+        self.pdq_rows += [(index, v) for v in pdq_values_of(body)]
+        self.vpdq_rows += [(index, v) for v in pdq_values_of(body, VPDQ)]
 
     def _retract(self, index: int, body: e.Retraction, state: LogState) -> None:
         self.flush()

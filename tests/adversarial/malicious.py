@@ -18,6 +18,7 @@ Forging well-signed entries uses the real keys from the forum directory (operato
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
@@ -134,6 +135,52 @@ class Tamper:
         return receipt
 
 
+class AnswerLost(Exception):
+    """Raised by a :class:`Tamper`: the client gets UNAVAILABLE, as if the connection had
+    been cut before the answer came back."""
+
+
+class LoseSubmitAnswer(Tamper):
+    """Relays Submit calls, except the ``nth`` (counting from 1): that one is relayed to the
+    real forum when ``commit`` (which appends it) or not at all, and its answer is lost.
+    ``lost`` is that request."""
+
+    def __init__(self, nth: int, *, commit: bool) -> None:
+        self.nth = nth
+        self.commit = commit
+        self.submits = 0
+        self.lost: pb.SubmitRequest | None = None
+
+    def receipt(self, up: Upstream, request: pb.SubmitRequest) -> pb.Receipt:
+        self.submits += 1
+        if self.submits != self.nth:
+            return super().receipt(up, request)
+        self.lost = request
+        if self.commit:
+            up.Submit(request)
+        raise AnswerLost(f"submit {self.nth}: the connection was cut before the answer")
+
+
+class HoldSubmitAnswer(Tamper):
+    """Relays Submit calls; the ``nth`` is appended by the real forum, then its answer is
+    held (``committed`` is set) until ``release`` is set: time to kill the client."""
+
+    def __init__(self, nth: int) -> None:
+        self.nth = nth
+        self.submits = 0
+        self.committed = threading.Event()
+        self.release = threading.Event()
+
+    def receipt(self, up: Upstream, request: pb.SubmitRequest) -> pb.Receipt:
+        self.submits += 1
+        answer = super().receipt(up, request)
+        if self.submits == self.nth:
+            self.committed.set()
+            self.release.wait(60)
+            raise AnswerLost(f"submit {self.nth}: the client is gone")
+        return answer
+
+
 def batched(entries: Iterable[pb.LogEntry], size: int) -> Iterator[pb.EntryBatch]:
     batch = pb.EntryBatch()
     for entry in entries:
@@ -186,6 +233,8 @@ class _Servicer(pb_grpc.ForumServicer):  # type: ignore[misc]
             return fn()
         except grpc.RpcError as exc:  # relay the real forum's refusal
             context.abort(exc.code(), exc.details())
+        except AnswerLost as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
     def GetStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._up(context, lambda: self.server.upstream.GetStatus(request))

@@ -18,7 +18,7 @@ from forum_server.admin.cli import main as admin_main
 from forum_server.admin.init import OperatorPaths
 from forum_server.admin.operator import Operator
 from forum_server.admin.proposals import Proposal
-from forum_server.testing import LocalForum, local_forum
+from forum_server.testing import LocalForum, engine_database, local_forum
 
 
 def admin(forum: LocalForum, *args: str) -> int:
@@ -205,21 +205,26 @@ def test_init_names_a_board_in_genesis(tmp_path: Path, capsys: pytest.CaptureFix
     assert "needs at least 3 --board-key" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     args = ["init", str(directory), "--name", "Board forum", "--threshold", "2", *keys]
-    assert admin_main(args) == 0
-    assert "board:    2-of-3" in capsys.readouterr().out
-    with running_server(directory / "server", port=0) as running:
-        profile = ["--profile", str(directory / "operator"), "--server", running.address]
-        proposal = str(tmp_path / "taxonomy.json")
-        assert admin_main([*profile, "propose", "taxonomy", "--default", "--out", proposal]) == 0
-        assert (
-            admin_main(["sign", proposal, "--key", str(directory / "operator" / "admin.key")]) == 0
-        )
-        assert admin_main([*profile, "submit", proposal]) != 0  # one of two
-        assert admin_main(["sign", proposal, "--key", str(k[0])]) == 0
-        assert admin_main([*profile, "submit", proposal]) == 0
-        capsys.readouterr()
-        assert admin_main([*profile, "board", "show", "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["threshold"] == 2
-        assert admin_main([*profile, "taxonomy", "show", "--json"]) == 0
-        assert "behaviour:terrorist-publication" in capsys.readouterr().out
-        assert running.handle.sequencer.size == 2
+    with engine_database() as database:  # --engine=postgres reaches this test too
+        assert admin_main([*args, *(["--database", database] if database else [])]) == 0
+        assert "board:    2-of-3" in capsys.readouterr().out
+        with running_server(directory / "server", port=0) as running:
+            profile = ["--profile", str(directory / "operator"), "--server", running.address]
+            proposal = str(tmp_path / "taxonomy.json")
+            assert (
+                admin_main([*profile, "propose", "taxonomy", "--default", "--out", proposal]) == 0
+            )
+            assert (
+                admin_main(["sign", proposal, "--key", str(directory / "operator" / "admin.key")])
+                == 0
+            )
+            assert admin_main([*profile, "submit", proposal]) != 0  # one of two
+            assert admin_main(["sign", proposal, "--key", str(k[0])]) == 0
+            assert admin_main([*profile, "submit", proposal]) == 0
+            capsys.readouterr()
+            assert admin_main([*profile, "board", "show", "--json"]) == 0
+            assert json.loads(capsys.readouterr().out)["threshold"] == 2
+            assert admin_main([*profile, "taxonomy", "show", "--json"]) == 0
+            assert "behaviour:terrorist-publication" in capsys.readouterr().out
+            assert running.handle.sequencer.size == 2
+        assert (directory / "server" / "forum.db").exists() == (database is None)

@@ -17,7 +17,7 @@ from forum_client.errors import TransportError
 from forum_server.admin.init import init_forum
 from forum_server.app import RunningForum, running_server
 from forum_server.config import ServerConfig
-from forum_server.testing import local_forum
+from forum_server.testing import engine_database, local_forum
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +73,10 @@ def test_only_the_leader_says_it_leads(tmp_path: Path, postgres_url: str) -> Non
 def test_a_metrics_address_that_cannot_be_bound_is_bad_input(tmp_path: Path) -> None:
     """A taken --metrics-listen port is exit 2 naming the option (it was exit 1 with a
     message that named neither the option nor what to change)."""
-    init_forum(tmp_path / "forum", name="Metrics", now=dt.datetime.now(dt.UTC))
-    with socket.socket() as taken:
+    with engine_database() as database, socket.socket() as taken:
+        init_forum(
+            tmp_path / "forum", name="Metrics", now=dt.datetime.now(dt.UTC), database=database
+        )
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]

@@ -16,6 +16,7 @@ from forum_client.client import ForumClient
 from forum_client.errors import ConfigError
 from forum_server.admin.init import init_forum
 from forum_server.admin.operator import Operator
+from forum_server.testing import engine_database
 
 pytestmark = pytest.mark.integration
 
@@ -68,45 +69,47 @@ def test_init_writes_private_keys_0600_and_refuses_an_existing_forum(tmp_path: P
 def test_serve_on_port_0_prints_the_port_and_stops_gracefully_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    init_forum(tmp_path / "f", name="Forum", now=dt.datetime.now(dt.UTC))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forum_server.cli",
-            "serve",
-            "--data-dir",
-            str(tmp_path / "f" / "server"),
-            "--listen",
-            "127.0.0.1:0",
-            "--grace",
-            "5",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # blocks until the server is ready
-        match = re.fullmatch(r"forum-server listening on 127\.0\.0\.1:(\d+)\n", line)
-        assert match, line
-        address = f"127.0.0.1:{match.group(1)}"
-        with Operator.open(tmp_path / "f" / "operator", server=address) as op:
-            assert [m.member_id for m in op.members()] == ["operator"]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.stderr is not None
-    log = proc.stderr.read()
-    assert "method=ListMembers member=operator status=OK" in log
-    assert "shutting down" in log
-    assert "PRIVATE KEY" not in log
+    with engine_database() as database:  # --engine=postgres reaches this test too
+        init_forum(tmp_path / "f", name="Forum", now=dt.datetime.now(dt.UTC), database=database)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "forum_server.cli",
+                "serve",
+                "--data-dir",
+                str(tmp_path / "f" / "server"),
+                "--listen",
+                "127.0.0.1:0",
+                "--grace",
+                "5",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # blocks until the server is ready
+            match = re.fullmatch(r"forum-server listening on 127\.0\.0\.1:(\d+)\n", line)
+            assert match, line
+            address = f"127.0.0.1:{match.group(1)}"
+            with Operator.open(tmp_path / "f" / "operator", server=address) as op:
+                assert [m.member_id for m in op.members()] == ["operator"]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.stderr is not None
+        log = proc.stderr.read()
+        assert "method=ListMembers member=operator status=OK" in log
+        assert "shutting down" in log
+        assert "PRIVATE KEY" not in log
+        assert (tmp_path / "f" / "server" / "forum.db").exists() == (database is None)
 
 
 def test_serve_refuses_a_directory_that_is_not_a_forum(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from forum_client.cli import main as client_main
+from forum_client.match.lookup import Matcher, video_index_path_for
 from forum_client.store import LocalStore
 from forum_server.testing import LocalForum, local_forum
 
@@ -87,6 +88,8 @@ def test_a_shared_video_is_found_in_edited_copies_and_leaves_with_retraction(
     assert client_main([*args, "--query-match", "101"]) == 2
     assert "--query-match" in capsys.readouterr().err
 
+    assert video_index_path_for(db).is_file()  # the first match saved the video index
+
     # Retracted: matches no more.
     args = ["retract", *key, "--type", "vpdq", "--value", hashed["vpdq"], "--reason", "mistake"]
     assert cli(forum, "alice", *args) == 0
@@ -94,6 +97,9 @@ def test_a_shared_video_is_found_in_edited_copies_and_leaves_with_retraction(
     capsys.readouterr()
     assert client_main(["match", "--db", str(db), str(copies[0])]) == 0
     assert json.loads(capsys.readouterr().out)["matches"] == []
+    # That match loaded the saved index and caught it up from the sync's journal.
+    with LocalStore(db) as store, Matcher(store) as matcher:
+        assert len(matcher.video_index()) == 0 and not matcher.video_rebuilt
 
 
 def test_a_benign_listed_video_never_matches(forum: LocalForum, tmp_path: Path) -> None:

@@ -95,10 +95,11 @@ class FakeLog:
                 "THEN 'active' ELSE 'retracted' END WHERE type = ? AND value = ?",
                 refs,
             )
-            con.executemany(  # the journal ViewWriter keeps for the PDQ index
-                "INSERT INTO pdq_changes VALUES (?, ?)",
-                [(self.size, v) for t, v in refs if t == "pdq"],
-            )
+            for t, table in (("pdq", "pdq_changes"), ("vpdq", "vpdq_changes")):
+                con.executemany(  # the journals ViewWriter keeps for the PDQ and video indexes
+                    f"INSERT INTO {table} VALUES (?, ?)",
+                    [(self.size, v) for u, v in refs if u == t],
+                )
             self.size += 1
             con.execute("UPDATE sync_state SET size = ?", (self.size,))
 

@@ -345,3 +345,31 @@ def test_cli_shows_progress_on_a_terminal_whether_or_not_the_frame_count_is_know
         assert client_main(["--quiet", "hash", str(video)]) == 0
         assert json.loads(capsys.readouterr().out)["frames"] == 10
         assert quiet.getvalue() == ""
+
+
+def test_a_video_over_the_frame_limit_is_refused_with_the_setting_that_fits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hash`` and ``match FILE`` refuse a video that would keep more frames than a vpdq value
+    may hold (the limit lowered to 5 here: 3 s at 25 fps, every frame hashed, keeps 75), name
+    the file and the ``--seconds-per-hash`` that fits, and print no value."""
+    from forum_client.store import LocalStore
+
+    video = make_video(tmp_path / "long.mp4", seed=4, seconds=3)
+    LocalStore(tmp_path / "copy.db").close()
+    monkeypatch.setattr(vpdq_module, "MAX_FRAMES", 5)
+    # 75 frames at 25 fps: 0.6 s is a step of 15 frames, 5 sampled (0.5 s would give 7).
+    fix = "--seconds-per-hash 0.6 (at most 5 frames)"
+    assert client_main(["hash", "--seconds-per-hash", "0", str(video)]) == 2
+    out, err = capsys.readouterr()
+    (doc,) = [json.loads(x) for x in out.splitlines()]
+    assert set(doc) == {"path", "error"} and "long.mp4" in doc["error"]
+    assert "75 frames kept" in doc["error"] and fix in doc["error"]
+    db = str(tmp_path / "copy.db")
+    assert client_main(["match", "--db", db, "--seconds-per-hash", "0", str(video)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "long.mp4" in err and fix in err
+    # The suggested setting works: the value it prints is one submit accepts.
+    assert client_main(["hash", "--seconds-per-hash", "0.6", str(video)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["frames"] == 5 and normalize("vpdq", doc["vpdq"]) == doc["vpdq"]
