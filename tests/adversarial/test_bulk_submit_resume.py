@@ -30,8 +30,12 @@ pytestmark = pytest.mark.adversarial
 
 def _write(path: Path, first: int, count: int) -> list[str]:
     values = [f"{n:032x}" for n in range(first, first + count)]
-    path.write_text("type,value,labels\n" + "".join(f"md5,{v},{PUB}\n" for v in values))
+    _write_values(path, values)
     return values
+
+
+def _write_values(path: Path, values: list[str]) -> None:
+    path.write_text("type,value,labels\n" + "".join(f"md5,{v},{PUB}\n" for v in values))
 
 
 def _submit(forum: LocalForum, path: Path, *extra: str, server: str | None = None) -> int:
@@ -153,7 +157,7 @@ def test_a_lost_batch_whose_lines_changed_is_sent_as_new(
     values = _write(path, 0x7000, 6)
     _lose(forum, path, 2, commit=False)
     values[3] = f"{0x7FFF:032x}"  # line 5, in the lost batch
-    path.write_text("type,value,labels\n" + "".join(f"md5,{v},{PUB}\n" for v in values))
+    _write_values(path, values)
 
     err, counts, _ = _rerun(forum, path, capfd)
     assert f"{path}:4-5: changed since" in err, err
