@@ -229,12 +229,25 @@ def _view_statements(view: ViewDelta) -> list[tuple[str, Sequence[tuple[object, 
     return batches
 
 
+# Pages in the WAL past which the committing connection checkpoints by itself (SQLite's
+# ``wal_autocheckpoint``, a PASSIVE checkpoint run after the commit is durable).  Under
+# back-to-back commits the _Checkpointer never finds the WAL fully copied back at the moment
+# a write begins, so SQLite never restarts the WAL from its start: it grew to 7 GB for a
+# 400 MB database while 1M signals were submitted in 10,000-signal batches, and every commit
+# appended to it.  Past this bound the writer copies back what the _Checkpointer has not
+# yet copied (usually the last commit), and the next write starts the WAL again from its
+# beginning.  512 MiB at 4 KiB pages: a smaller bound checkpoints more often in the writer
+# (at 64 and 128 MiB submissions into a 1M forum were slower, see docs/benchmarks.md).
+WAL_RESTART_PAGES = 131_072
+
+
 class _Checkpointer:
     """Copies the WAL back into the database on its own thread and connection, after commits.
 
     SQLite's automatic checkpoint runs inside the committing write, so every commit waited
     for it; here it runs beside the next write instead (a PASSIVE checkpoint never blocks
     writers or readers).  Durability is the commit's: the WAL is synced when it commits.
+    The writer only checkpoints by itself past ``WAL_RESTART_PAGES``.
     """
 
     MIN_INTERVAL = 0.5  # seconds between checkpoints: a page rewritten meanwhile is copied once
@@ -320,7 +333,7 @@ class SQLiteStore:
                 con.execute("PRAGMA busy_timeout=10000")
                 con.execute("PRAGMA cache_size=-262144")  # 256 MiB
                 con.execute("PRAGMA temp_store=MEMORY")
-                con.execute("PRAGMA wal_autocheckpoint=0")  # see _Checkpointer
+                con.execute(f"PRAGMA wal_autocheckpoint={WAL_RESTART_PAGES}")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open {self.path}: {exc}") from exc
             self._local.con = con
