@@ -203,7 +203,10 @@ def bench_raw(
     directory: Path, batches: int, clients: int, size: int, prefill: int = 0
 ) -> dict[str, float]:
     """The same signal and descriptor rows, same schema and pragmas, executemany (into a
-    database already holding the ``prefill`` rows, written untimed)."""
+    database already holding the ``prefill`` rows, written untimed).  Page size: SQLite's
+    default, as the server's.  ``wal_autocheckpoint`` stays SQLite's default, so the raw
+    insert copies its WAL back at its commit, inside the clock, as the server's
+    checkpointer copies the forum's back beside its writes."""
     rows_s, rows_d = [], []
     for c in range(clients):
         member = f"member{c}"
