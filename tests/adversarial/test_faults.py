@@ -34,6 +34,7 @@ from forum_client.store import LocalStore, verify_store
 from forum_client.sync import SyncConfig
 from forum_client.wire import Receipt
 from forum_server.testing import LocalForum, local_forum, start_server_process
+from tests.adversarial.submit_load import wait_for
 
 pytestmark = pytest.mark.adversarial
 
@@ -90,7 +91,8 @@ def test_server_killed_repeatedly_during_submissions_loses_nothing(tmp_path: Pat
             member: str, address: str = address, round_: int = round_, stop: threading.Event = stop
         ) -> None:
             bundle, key = members[member]
-            with ForumClient(bundle, server=address, timeout=10) as client:
+            # A call the kill cuts fails at once; the timeout only has to outlast the load.
+            with ForumClient(bundle, server=address, timeout=60) as client:
                 try:
                     sequence = client.next_sequence(key)
                 except TransportError:
@@ -111,9 +113,13 @@ def test_server_killed_repeatedly_during_submissions_loses_nothing(tmp_path: Pat
                         acknowledged.append((receipt, env))
 
         threads = [threading.Thread(target=submitter, args=(m,)) for m in members]
+        before = len(acknowledged)
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.3, 1.0))
+        # Some acknowledgements first (a loaded machine may take seconds to get there), then
+        # the kill at a random moment of the stream of submissions.
+        wait_for(lambda n=before: len(acknowledged) >= n + 4, 120, "4 acknowledged submissions")
+        time.sleep(rng.uniform(0.0, 0.7))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         stop.set()
