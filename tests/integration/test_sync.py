@@ -242,20 +242,22 @@ def test_follow_applies_new_entries_within_a_second(forum: LocalForum, tmp_path:
         thread = threading.Thread(target=syncer.follow, args=(lambda r: commits.append(r.size),))
         thread.start()
         try:
-            deadline = time.monotonic() + 10
-            while not commits and time.monotonic() < deadline:
+            # Bounds for a loaded machine: latency is measured by scripts/bench_follow.py.
+            deadline = time.monotonic() + 60
+            while not commits:
+                assert time.monotonic() < deadline, "follow mode did not catch up"
                 time.sleep(0.01)
             with LocalStore(db) as reader:
                 for n in range(3):
                     value = f"{n:032x}"
                     _submit(forum, "bob", [SignalItem("md5", value, (PUB,))])
-                    t0 = time.monotonic()  # latency is measured by scripts/bench_follow.py
+                    t0 = time.monotonic()
                     while reader.lookup("md5", value) is None:
-                        assert time.monotonic() - t0 < 20, "follow mode did not apply it"
+                        assert time.monotonic() - t0 < 60, "follow mode did not apply it"
                         time.sleep(0.01)
         finally:
             syncer.stop()
-            thread.join(10)
+            thread.join(60)
         assert not thread.is_alive()
         assert store.size == _server_root(forum)[0]
 
