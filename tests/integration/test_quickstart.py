@@ -110,7 +110,8 @@ def test_a_first_install_shows_progress_the_whole_time(tmp_path: Path) -> None:
     fake.write_text(FAKE_PYTHON.replace("{real}", sys.executable))
     fake.chmod(0o755)
     env = {**os.environ, "PYTHON": str(fake), "SHOW_INSTALL": "1", "EXTRAS": ""}
-    env |= {"SLOW": "6", "TICK_SECONDS": "1"}
+    slow = 8  # each silent step: without the ticker, a gap of at least that long
+    env |= {"SLOW": str(slow), "TICK_SECONDS": "1"}
     proc = subprocess.Popen(
         ["bash", "-c", "source scripts/_venv.sh"],
         cwd=repo,
@@ -135,6 +136,8 @@ def test_a_first_install_shows_progress_the_whole_time(tmp_path: Path) -> None:
     reader.join(timeout=30)
     times.append(time.monotonic())
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert max(gaps) < 4, (max(gaps), lines)
+    # A tick a second; the bound leaves the machine's load room (gaps also hold Python
+    # starting up), yet fails any silent step.
+    assert max(gaps) < slow - 1, (max(gaps), lines)
     assert any("creating .venv" in x for x in lines) and any("pip" in x for x in lines)
     assert list((repo / ".venv").glob(".installed-*"))  # it finished: stamp written
