@@ -329,10 +329,13 @@ def test_readers_during_a_sync_see_only_whole_batches(forum: LocalForum, tmp_pat
     those entries (never a partial batch), and sizes only grow.
 
     Check: forum_client/sync.py:Syncer._commit (entries, view rows and sync_state in one
-    transaction) with WAL snapshots (forum_client/store.py:LocalStore.read)."""
+    transaction) with WAL snapshots (forum_client/store.py:LocalStore.read).  After each
+    batch the sync waits for the reader to take a snapshot begun after it, so the reader
+    sees every intermediate commit however the two threads are scheduled."""
     db = tmp_path / "read.db"
     seen: list[tuple[int, int, int]] = []
     done = threading.Event()
+    snapshots = threading.Condition()
     with forum.client("carol") as carol, LocalStore(db) as writer:
         carol.sync(writer)  # genesis and membership
         base = writer.size
@@ -346,12 +349,20 @@ def test_readers_during_a_sync_see_only_whole_batches(forum: LocalForum, tmp_pat
                         size = row[0] if row else 0
                         entries = con.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
                         signals = con.execute("SELECT COUNT(*) FROM signals").fetchone()[0]
-                    seen.append((size, entries, signals))
+                    with snapshots:
+                        seen.append((size, entries, signals))
+                        snapshots.notify_all()
+
+        def after_each_batch(_: object) -> None:
+            with snapshots:  # the one under way may predate this point; the next does not
+                wanted = len(seen) + 2
+                assert snapshots.wait_for(lambda: len(seen) >= wanted, 60), "reader stuck"
 
         reader = threading.Thread(target=read)
         reader.start()
         try:
-            carol.sync(writer, config=SyncConfig(commit_every_rows=1_000, max_batch=2))
+            config = SyncConfig(commit_every_rows=1_000, max_batch=2)
+            carol.sync(writer, progress=after_each_batch, config=config)
         finally:
             done.set()
             reader.join(timeout=30)
