@@ -32,12 +32,14 @@ a :class:`~forum_client.store.LocalStore`::
 
 The index follows the sync without a rebuild and without re-reading the log. It is saved next
 to the database (``FILE.pdqidx.npz``) with the log size it reflects and the hash of the last
-leaf it saw. As the sync applies entries it journals every PDQ value they submit, retract or
-benign-list (``pdq_changes``, written in the sync's own transaction); on open, and before each
-match, the index reads the values journaled since its size, re-checks them against the view
-(:meth:`LocalStore.pdq_changes_since`) and adds or removes them, so a follow-mode sync in
-another process is seen at the next match. The index is rebuilt from the store only when the
-file is missing, unreadable, or belongs to another copy (its last leaf differs). The video
+leaf it saw. Once an index has been opened over a copy (:meth:`LocalStore.follow_journal`), the
+sync journals every PDQ value the entries it applies submit, retract or benign-list
+(``pdq_changes``, written in the sync's own transaction; a copy nobody matches against carries
+no journal); on open, and before each match, the index reads the values journaled since its
+size, re-checks them against the view (:meth:`LocalStore.changes_since`) and adds or removes
+them, so a follow-mode sync in another process is seen at the next match. The index is rebuilt
+from the store only when the file is missing, unreadable, belongs to another copy (its last
+leaf differs), or is older than the journal's start. The video
 index does all of this the same way (one class, :class:`_Followed`, holds the logic; the video
 file also checks its frame lists against its PDQ index when it loads), so a ``forum-client
 match`` loads it instead of parsing every shared video again: with 10,000 shared videos of 60
@@ -168,6 +170,7 @@ class _Followed(Generic[_I]):
     def _load(self) -> bool:
         """Read the file; False (and nothing kept) unless it is whole, of this format, and
         reflects a prefix of this copy."""
+        self.store.follow_journal(self.type)  # catching up needs the journal (see _rebuild)
         try:
             extra = self._read()
             meta, tail = extra["meta"], extra["tail"]
@@ -192,6 +195,10 @@ class _Followed(Generic[_I]):
 
     def _rebuild(self) -> None:
         """Build the index from the store's active, non-benign values of the type."""
+        # Before the index reads anything: from here on every sync journals this type, so
+        # whatever commits after the snapshot the index is built at is in the journal (an
+        # index older than the journal's start is rebuilt: LocalStore.changes_since).
+        self.store.follow_journal(self.type)
         size, tail, values = self.store.indexed_values(self.type)
         self._build(values)
         self.size, self.tail = size, tail
