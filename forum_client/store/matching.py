@@ -54,7 +54,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
@@ -82,7 +82,7 @@ from ..signals.vpdq import parse_frames
 from .records import MatchResult, PdqDelta
 from .schema import PDQ, VPDQ
 
-_I = TypeVar("_I")
+_I = TypeVar("_I", bound=Sized)
 
 if TYPE_CHECKING:
     from .local import LocalStore
@@ -114,6 +114,11 @@ class _Followed(Generic[_I]):
 
     type: ClassVar[str]
     what: ClassVar[str]  # in error messages
+    REBUILD_MIN: ClassVar[int] = 4096
+    REBUILD_SHARE: ClassVar[int] = 6
+    """A tail that touches at least ``REBUILD_MIN`` values and a ``1 / REBUILD_SHARE`` share
+    of the index is caught up by a rebuild: a PDQ hash costs ~7 us in a build and ~45 us
+    added alone (200,000 realistic hashes, docs/benchmarks.md, issue 16)."""
     meta_fields: ClassVar[int] = 0  # ints of their own saved after (format, size) in "meta"
 
     def __init__(
@@ -142,10 +147,18 @@ class _Followed(Generic[_I]):
         if delta is None:  # the copy was replaced under us
             self._rebuild()
         elif delta.size > self.size:
-            self._apply(delta)
-            self.size, self.tail = delta.size, delta.tail
+            touched = len(delta.touched)
+            if touched >= self.REBUILD_MIN and touched * self.REBUILD_SHARE >= len(self._index):
+                self._rebuild()  # faster than adding a large tail one value at a time
+            else:
+                self._apply(delta)
+                self.size, self.tail = delta.size, delta.tail
         if self.persist and self.size - max(self.saved_size, 0) >= self.save_lag_entries:
             self.save()
+        return self._index
+
+    @property
+    def _index(self) -> _I:
         index = self.index
         assert index is not None
         return index

@@ -323,6 +323,29 @@ def test_an_index_opened_while_a_sync_writes_is_rebuilt_once_it_commits(tmp_path
         assert reader.con.execute("SELECT * FROM journal_from").fetchall() == [("pdq", 3)]
 
 
+def test_a_large_tail_is_caught_up_by_a_rebuild(tmp_path: Path) -> None:
+    """A tail touching at least REBUILD_MIN values and a sixth of the index is rebuilt (a
+    build costs a hash far less than adding it alone); a smaller one is applied."""
+    rng = np.random.default_rng(11)
+    hashes = [rand_pdq(rng).hex() for _ in range(matching._PdqIndex.REBUILD_MIN + 200)]
+    small, large = hashes[:100], hashes[100:]
+    with LocalStore(tmp_path / "c.db") as store:
+        log = FakeLog(store)
+        log.genesis()
+        log.submit("alice", [("pdq", h) for h in small[:50]])
+        with Matcher(store) as m:
+            m.refresh()
+        log.submit("alice", [("pdq", h) for h in small[50:]])
+        with Matcher(store) as m:
+            assert len(m.index) == 100 and not m.rebuilt
+        log.submit("bob", [("pdq", h) for h in large])
+        log.retract("alice", [("pdq", small[0])])
+        with Matcher(store) as m:
+            assert len(m.index) == len(hashes) - 1 and m.rebuilt and m.size == store.size
+            assert m.match("pdq", small[0], threshold=0) == []
+            assert [r.value for r in m.match("pdq", large[-1], threshold=0)] == [large[-1]]
+
+
 def test_an_index_of_another_copy_is_not_trusted(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     a, b = rand_pdq(rng), rand_pdq(rng)
