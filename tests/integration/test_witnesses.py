@@ -638,8 +638,8 @@ def test_several_servers_only_the_leader_asks_and_a_new_leader_goes_on_cosigning
     leader asks the witnesses; the follower serves the cosigned checkpoint the leader
     stored (a member syncing from it gets a quorum); when the leader stops, the other server
     takes over and goes on cosigning."""
-    config = dataclasses.replace(
-        CONFIG, lease_seconds=1.0, follow_store_seconds=0.05, grace_seconds=1.0
+    config = dataclasses.replace(  # a stopped leader's lease ends with its connection
+        CONFIG, lease_seconds=10.0, follow_store_seconds=0.05, grace_seconds=1.0
     )
     with witnessed_forum(tmp_path, config=config, database=postgres_url) as w:
         forum = w.forum
