@@ -67,8 +67,11 @@ signal_rollup       (a view) opinions rolled up per signal: ``positive``, ``nega
 benign              known-benign signals published by the operator
 pdq_changes         ``entry_index``, ``value``: every PDQ value an entry submitted, retracted or
                     (un)listed as benign, written as the sync applies it, so the PDQ index
-                    follows the sync without re-reading the log
+                    follows the sync without re-reading the log (from the size in
+                    ``journal_from`` on)
 vpdq_changes        the same for vpdq values (videos), so the video index follows the sync
+journal_from        ``type``, ``size``: where each journal starts (added when the first index
+                    of that type is opened over the copy; no row, no journal)
 members, keys,      membership and key history as the log states it (``valid_from`` is the
 member_events       index of the entry that added a key; it signs entries after it)
 checkpoints         every signed checkpoint the sync verified

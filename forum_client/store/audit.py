@@ -114,6 +114,12 @@ def _replay(
     progress: Callable[[int, int], None] | None,
 ) -> Replay:
     replay = Replay(root, None, CompactRange.empty(), store.reader() or "")
+    # The journals start where the copy's do (they are local state, not the log's), so the
+    # replay journals exactly the entries the sync journaled.
+    scratch.con.executemany(
+        "INSERT INTO journal_from VALUES (?, ?)",
+        store.con.execute("SELECT type, size FROM journal_from").fetchall(),
+    )
     txn = scratch.begin_sync()
     # Full entries and redacted ones, merged by index (each index is in one table only).
     rows = store.con.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ from .transaction import SyncTransaction
 if TYPE_CHECKING:
     from .matching import Matcher
     from .scan import SignalRecord
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_MIB = 128
 SPILL_ROWS = 20_000
@@ -486,6 +489,38 @@ class LocalStore:
             ]
             return size, _leaf_digest(con, size - 1) if size else b"", values
 
+    def follow_journal(self, type: str) -> int | None:
+        """Have the sync journal ``type``'s changes from now on, for an index about to be
+        built or loaded (see :data:`~forum_client.store.schema.JOURNAL_FROM`); return the size
+        the journal starts at.  The row is added in a write transaction of its own, at the
+        copy's size then, so any sync that commits later journals every entry it applies.
+        None when the copy cannot be written (read-only, or another writer held it past the
+        busy timeout): the index then cannot follow and is rebuilt whenever the copy grew."""
+        _change_table(type)
+        row = self.con.execute("SELECT size FROM journal_from WHERE type = ?", (type,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        try:
+            with self.write() as con:
+                con.execute(
+                    "INSERT OR IGNORE INTO journal_from SELECT ?, "
+                    "coalesce((SELECT size FROM sync_state), 0)",
+                    (type,),
+                )
+                return int(
+                    con.execute("SELECT size FROM journal_from WHERE type = ?", (type,)).fetchone()[
+                        0
+                    ]
+                )
+        except (StoreError, sqlite3.Error) as exc:
+            _log.info(
+                "%s: the %s index cannot follow the sync (%s): rebuilt when it lags",
+                self.path,
+                type,
+                exc,
+            )
+            return None
+
     def has_prefix(self, size: int, tail: bytes) -> bool:
         """Whether the copy holds at least ``size`` entries, the last of them hashing to
         ``tail`` (SHA-256 of the leaf; anything for ``size`` 0)."""
@@ -499,7 +534,8 @@ class LocalStore:
     def changes_since(self, type: str, size: int, tail: bytes) -> PdqDelta | None:
         """What the entries after ``size`` changed for the index of ``type`` (PDQ or vpdq; see
         :class:`PdqDelta`), from the journal the sync writes; None when the copy does not
-        extend ``(size, tail)`` (it was replaced: rebuild)."""
+        extend ``(size, tail)`` (it was replaced) or the journal does not reach back to
+        ``size`` (see :meth:`follow_journal`): rebuild."""
         table = _change_table(type)
         with self.read() as con:
             now = _size(con)
@@ -507,6 +543,9 @@ class LocalStore:
                 return None
             if now == size:
                 return PdqDelta(size, tail, (), frozenset())
+            start = con.execute("SELECT size FROM journal_from WHERE type = ?", (type,)).fetchone()
+            if start is None or int(start[0]) > size:  # not journaled that far back: rebuild
+                return None
             touched = [
                 v
                 for (v,) in con.execute(

@@ -32,12 +32,14 @@ a :class:`~forum_client.store.LocalStore`::
 
 The index follows the sync without a rebuild and without re-reading the log. It is saved next
 to the database (``FILE.pdqidx.npz``) with the log size it reflects and the hash of the last
-leaf it saw. As the sync applies entries it journals every PDQ value they submit, retract or
-benign-list (``pdq_changes``, written in the sync's own transaction); on open, and before each
-match, the index reads the values journaled since its size, re-checks them against the view
-(:meth:`LocalStore.pdq_changes_since`) and adds or removes them, so a follow-mode sync in
-another process is seen at the next match. The index is rebuilt from the store only when the
-file is missing, unreadable, or belongs to another copy (its last leaf differs). The video
+leaf it saw. Once an index has been opened over a copy (:meth:`LocalStore.follow_journal`), the
+sync journals every PDQ value the entries it applies submit, retract or benign-list
+(``pdq_changes``, written in the sync's own transaction; a copy nobody matches against carries
+no journal); on open, and before each match, the index reads the values journaled since its
+size, re-checks them against the view (:meth:`LocalStore.changes_since`) and adds or removes
+them, so a follow-mode sync in another process is seen at the next match. The index is rebuilt
+from the store only when the file is missing, unreadable, belongs to another copy (its last
+leaf differs), or is older than the journal's start. The video
 index does all of this the same way (one class, :class:`_Followed`, holds the logic; the video
 file also checks its frame lists against its PDQ index when it loads), so a ``forum-client
 match`` loads it instead of parsing every shared video again: with 10,000 shared videos of 60
@@ -52,7 +54,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
@@ -80,7 +82,7 @@ from ..signals.vpdq import parse_frames
 from .records import MatchResult, PdqDelta
 from .schema import PDQ, VPDQ
 
-_I = TypeVar("_I")
+_I = TypeVar("_I", bound=Sized)
 
 if TYPE_CHECKING:
     from .local import LocalStore
@@ -112,6 +114,11 @@ class _Followed(Generic[_I]):
 
     type: ClassVar[str]
     what: ClassVar[str]  # in error messages
+    REBUILD_MIN: ClassVar[int] = 4096
+    REBUILD_SHARE: ClassVar[int] = 6
+    """A tail that touches at least ``REBUILD_MIN`` values and a ``1 / REBUILD_SHARE`` share
+    of the index is caught up by a rebuild: a PDQ hash costs ~7 us in a build and ~45 us
+    added alone (200,000 realistic hashes, docs/benchmarks.md, issue 16)."""
     meta_fields: ClassVar[int] = 0  # ints of their own saved after (format, size) in "meta"
 
     def __init__(
@@ -140,10 +147,18 @@ class _Followed(Generic[_I]):
         if delta is None:  # the copy was replaced under us
             self._rebuild()
         elif delta.size > self.size:
-            self._apply(delta)
-            self.size, self.tail = delta.size, delta.tail
+            touched = len(delta.touched)
+            if touched >= self.REBUILD_MIN and touched * self.REBUILD_SHARE >= len(self._index):
+                self._rebuild()  # faster than adding a large tail one value at a time
+            else:
+                self._apply(delta)
+                self.size, self.tail = delta.size, delta.tail
         if self.persist and self.size - max(self.saved_size, 0) >= self.save_lag_entries:
             self.save()
+        return self._index
+
+    @property
+    def _index(self) -> _I:
         index = self.index
         assert index is not None
         return index
@@ -168,6 +183,7 @@ class _Followed(Generic[_I]):
     def _load(self) -> bool:
         """Read the file; False (and nothing kept) unless it is whole, of this format, and
         reflects a prefix of this copy."""
+        self.store.follow_journal(self.type)  # catching up needs the journal (see _rebuild)
         try:
             extra = self._read()
             meta, tail = extra["meta"], extra["tail"]
@@ -192,6 +208,10 @@ class _Followed(Generic[_I]):
 
     def _rebuild(self) -> None:
         """Build the index from the store's active, non-benign values of the type."""
+        # Before the index reads anything: from here on every sync journals this type, so
+        # whatever commits after the snapshot the index is built at is in the journal (an
+        # index older than the journal's start is rebuilt: LocalStore.changes_since).
+        self.store.follow_journal(self.type)
         size, tail, values = self.store.indexed_values(self.type)
         self._build(values)
         self.size, self.tail = size, tail

@@ -242,11 +242,32 @@ def _m004_vpdq_changes(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="m005_journal_from")
+def _m005_journal_from(db: sqlite_utils.Database) -> None:
+    """Journal a type's changes only once an index follows them (:data:`JOURNAL_FROM`):
+    a copy nobody matches PDQ or videos against no longer carries the journals.  Copies made
+    before it keep their journals, which are whole (filled by m003 and m004)."""
+    db.execute(
+        "CREATE TABLE journal_from (type TEXT PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    db.execute(
+        "INSERT INTO journal_from SELECT column1, 0 FROM (VALUES ('pdq'), ('vpdq')) "
+        "WHERE EXISTS (SELECT 1 FROM sync_state WHERE size > 0)"
+    )
+
+
 PDQ = "pdq"
 VPDQ = "vpdq"
 CHANGE_TABLES = {PDQ: "pdq_changes", VPDQ: "vpdq_changes"}
 """The types whose matcher index follows the sync, and the journal of each (see
 :mod:`forum_client.store.matching`)."""
+JOURNAL_FROM = "journal_from"
+"""``type``, ``size``: the journal of ``type`` holds every change of the entries from
+``size`` on.  A type without a row is not journaled: the first index built over the copy
+adds the row, in a write transaction of its own, at the copy's size then
+(:meth:`~forum_client.store.LocalStore.follow_journal`), before it reads the values it
+indexes; the sync reads the rows in its own transaction, so every entry it applies after
+that is journaled.  An index behind ``size`` (or of a type with no row) is rebuilt."""
 _PDQ_PAYLOADS = frozenset(e.PAYLOAD_TYPES[t] for t in (e.Submission, e.Retraction, e.BenignList))
 
 

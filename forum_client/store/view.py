@@ -3,9 +3,11 @@
 :class:`ViewWriter` runs inside an open write transaction (a sync's
 :class:`~forum_client.store.transaction.SyncTransaction`, or the audit's scratch copy); it is
 also the :class:`~forum_client.rules.SignalLookup` the content rules ask, so it sees the rows
-staged earlier in the same transaction.  Every PDQ (vpdq) value an entry touches is journaled
-in ``pdq_changes`` (``vpdq_changes``) as it is applied, which is how the PDQ index (the video
-index) follows the sync.
+staged earlier in the same transaction.  Once an index follows the copy, every PDQ (vpdq)
+value an entry touches is journaled in ``pdq_changes`` (``vpdq_changes``) as it is applied,
+which is how the PDQ index (the video index) follows the sync; entries before the size in
+:data:`~forum_client.store.schema.JOURNAL_FROM` (all of them, for a type without a row) are
+not journaled.
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ from .schema import PDQ, VPDQ, pdq_values_of
 
 _KEY = itemgetter(0, 1)
 """``(type, value)``: the leading primary-key columns of signal and descriptor rows."""
+
+
+def _journaled(rows: list[tuple[int, str]], start: int | None) -> list[tuple[int, str]]:
+    """The journal rows of the entries from ``start`` on (the offline audit replays a copy
+    from entry 0 and must journal exactly what the sync did)."""
+    if start is None:
+        return []
+    return rows if not rows or rows[0][0] >= start else [r for r in rows if r[0] >= start]
 
 
 def _labels_json(labels: tuple[str, ...]) -> str:
@@ -87,6 +97,11 @@ class ViewWriter:
         self.descriptor_rows: list[tuple[Any, ...]] = []
         self.pdq_rows: list[tuple[int, str]] = []
         self.vpdq_rows: list[tuple[int, str]] = []
+        # The journals' start (JOURNAL_FROM), read in the writer's own transaction: None
+        # for a type no index follows yet, whose values are not journaled at all.
+        starts = dict(con.execute("SELECT type, size FROM journal_from").fetchall())
+        self.pdq_from: int | None = starts.get(PDQ)
+        self.vpdq_from: int | None = starts.get(VPDQ)
         self.signals_applied = 0
         self.rows_staged = 0  # entries and signals since this writer began
 
@@ -126,10 +141,10 @@ class ViewWriter:
             con.executemany(self.REDACTED_SQL, self.redacted_rows)
             self.redacted_rows = []
         if self.pdq_rows:
-            con.executemany(self.PDQ_SQL, self.pdq_rows)
+            con.executemany(self.PDQ_SQL, _journaled(self.pdq_rows, self.pdq_from))
             self.pdq_rows = []
         if self.vpdq_rows:
-            con.executemany(self.VPDQ_SQL, self.vpdq_rows)
+            con.executemany(self.VPDQ_SQL, _journaled(self.vpdq_rows, self.vpdq_from))
             self.vpdq_rows = []
 
     def flush(self) -> None:
@@ -216,8 +231,10 @@ class ViewWriter:
             )
             for i, t, v, labels, content_type, member, tlp in signals
         ]
-        self.pdq_rows += [(i, v) for i, t, v, _, _, _, _ in signals if t == PDQ]
-        self.vpdq_rows += [(i, v) for i, t, v, _, _, _, _ in signals if t == VPDQ]
+        if self.pdq_from is not None:
+            self.pdq_rows += [(i, v) for i, t, v, _, _, _, _ in signals if t == PDQ]
+        if self.vpdq_from is not None:
+            self.vpdq_rows += [(i, v) for i, t, v, _, _, _, _ in signals if t == VPDQ]
         self.signals_applied += len(signals)
         self.rows_staged += len(leaves) + len(signals)
         self._spill_if_large()
@@ -245,8 +262,10 @@ class ViewWriter:
             self.signals_applied += len(signals)
             self.rows_staged += len(signals)
             self._spill_if_large()
-            self.pdq_rows += [(index, s.value) for s in signals if s.type == PDQ]
-            self.vpdq_rows += [(index, s.value) for s in signals if s.type == VPDQ]
+            if self.pdq_from is not None:
+                self.pdq_rows += [(index, s.value) for s in signals if s.type == PDQ]
+            if self.vpdq_from is not None:
+                self.vpdq_rows += [(index, s.value) for s in signals if s.type == VPDQ]
         elif isinstance(body, e.Retraction):
             self._retract(index, body, state)
             self._journal(index, body)
@@ -277,8 +296,10 @@ class ViewWriter:
 
     def _journal(self, index: int, body: e.Retraction | e.BenignList) -> None:
         """Journal the PDQ and vpdq values a retraction or a benign list touches."""
-        self.pdq_rows += [(index, v) for v in pdq_values_of(body)]
-        self.vpdq_rows += [(index, v) for v in pdq_values_of(body, VPDQ)]
+        if self.pdq_from is not None:
+            self.pdq_rows += [(index, v) for v in pdq_values_of(body)]
+        if self.vpdq_from is not None:
+            self.vpdq_rows += [(index, v) for v in pdq_values_of(body, VPDQ)]
 
     def _retract(self, index: int, body: e.Retraction, state: LogState) -> None:
         self.flush()

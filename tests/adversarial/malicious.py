@@ -258,6 +258,7 @@ class _Servicer(pb_grpc.ForumServicer):  # type: ignore[misc]
 
     def GetEntries(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         self.server.calls.append("GetEntries")
+        context.add_callback(self.server.streams_ended.release)  # done, or cancelled
         try:
             for batch in self.server.tamper.entries(self.server.upstream, request):
                 if not context.is_active():
@@ -276,6 +277,8 @@ class MaliciousForum:
         self.tamper = tamper
         self.calls: list[str] = []
         self.sent_entries = 0
+        # Released once per GetEntries call that has ended: served to its end, or cancelled.
+        self.streams_ended = threading.Semaphore(0)
         self._channel = open_channel(forum.members[upstream_member].bundle, forum.address)
         self.upstream = pb_grpc.ForumStub(self._channel)
         tls = forum.directory / "server" / "tls"

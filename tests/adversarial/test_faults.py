@@ -34,6 +34,7 @@ from forum_client.store import LocalStore, verify_store
 from forum_client.sync import SyncConfig
 from forum_client.wire import Receipt
 from forum_server.testing import LocalForum, local_forum, start_server_process
+from tests.adversarial.submit_load import wait_for
 
 pytestmark = pytest.mark.adversarial
 
@@ -90,7 +91,8 @@ def test_server_killed_repeatedly_during_submissions_loses_nothing(tmp_path: Pat
             member: str, address: str = address, round_: int = round_, stop: threading.Event = stop
         ) -> None:
             bundle, key = members[member]
-            with ForumClient(bundle, server=address, timeout=10) as client:
+            # A call the kill cuts fails at once; the timeout only has to outlast the load.
+            with ForumClient(bundle, server=address, timeout=60) as client:
                 try:
                     sequence = client.next_sequence(key)
                 except TransportError:
@@ -111,9 +113,13 @@ def test_server_killed_repeatedly_during_submissions_loses_nothing(tmp_path: Pat
                         acknowledged.append((receipt, env))
 
         threads = [threading.Thread(target=submitter, args=(m,)) for m in members]
+        before = len(acknowledged)
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.3, 1.0))
+        # Some acknowledgements first (a loaded machine may take seconds to get there), then
+        # the kill at a random moment of the stream of submissions.
+        wait_for(lambda n=before: len(acknowledged) >= n + 4, 120, "4 acknowledged submissions")
+        time.sleep(rng.uniform(0.0, 0.7))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         stop.set()
@@ -323,10 +329,13 @@ def test_readers_during_a_sync_see_only_whole_batches(forum: LocalForum, tmp_pat
     those entries (never a partial batch), and sizes only grow.
 
     Check: forum_client/sync.py:Syncer._commit (entries, view rows and sync_state in one
-    transaction) with WAL snapshots (forum_client/store.py:LocalStore.read)."""
+    transaction) with WAL snapshots (forum_client/store.py:LocalStore.read).  After each
+    batch the sync waits for the reader to take a snapshot begun after it, so the reader
+    sees every intermediate commit however the two threads are scheduled."""
     db = tmp_path / "read.db"
     seen: list[tuple[int, int, int]] = []
     done = threading.Event()
+    snapshots = threading.Condition()
     with forum.client("carol") as carol, LocalStore(db) as writer:
         carol.sync(writer)  # genesis and membership
         base = writer.size
@@ -340,12 +349,20 @@ def test_readers_during_a_sync_see_only_whole_batches(forum: LocalForum, tmp_pat
                         size = row[0] if row else 0
                         entries = con.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
                         signals = con.execute("SELECT COUNT(*) FROM signals").fetchone()[0]
-                    seen.append((size, entries, signals))
+                    with snapshots:
+                        seen.append((size, entries, signals))
+                        snapshots.notify_all()
+
+        def after_each_batch(_: object) -> None:
+            with snapshots:  # the one under way may predate this point; the next does not
+                wanted = len(seen) + 2
+                assert snapshots.wait_for(lambda: len(seen) >= wanted, 60), "reader stuck"
 
         reader = threading.Thread(target=read)
         reader.start()
         try:
-            carol.sync(writer, config=SyncConfig(commit_every_rows=1_000, max_batch=2))
+            config = SyncConfig(commit_every_rows=1_000, max_batch=2)
+            carol.sync(writer, progress=after_each_batch, config=config)
         finally:
             done.set()
             reader.join(timeout=30)

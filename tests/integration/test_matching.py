@@ -54,7 +54,7 @@ def sync(forum: LocalForum, db: Path) -> None:
         client.sync(store)
 
 
-def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
+def wait_for(check: Callable[[], bool], seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while not check():
         if time.monotonic() > deadline:

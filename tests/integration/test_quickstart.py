@@ -75,12 +75,16 @@ def test_quickstart_serves_reruns_on_another_port_and_exits_0_on_ctrl_c(tmp_path
     shutil.copy(REPO_ROOT / "pyproject.toml", repo / "pyproject.toml")
     (repo / ".venv").symlink_to(REPO_ROOT / ".venv")
 
-    first, second = _free_port(), _free_port()
+    first = _free_port()
     code, out, err = _run_until_up(repo, first)
     assert f"The forum is up on 127.0.0.1:{first}" in out, out + err
     assert "member_id:  demo" in out
     assert code == 0, err
 
+    # Picked only now: a port picked before the first run stayed free for anyone to take
+    # (another test worker) while it ran.
+    while (second := _free_port()) == first:
+        pass
     code, out, err = _run_until_up(repo, second)  # the profile still says the first port
     assert f"The forum is up on 127.0.0.1:{second}" in out, out + err
     assert "reusing the forum" in err and "member demo is already enrolled" in err
@@ -110,7 +114,8 @@ def test_a_first_install_shows_progress_the_whole_time(tmp_path: Path) -> None:
     fake.write_text(FAKE_PYTHON.replace("{real}", sys.executable))
     fake.chmod(0o755)
     env = {**os.environ, "PYTHON": str(fake), "SHOW_INSTALL": "1", "EXTRAS": ""}
-    env |= {"SLOW": "6", "TICK_SECONDS": "1"}
+    slow = 8  # each silent step: without the ticker, a gap of at least that long
+    env |= {"SLOW": str(slow), "TICK_SECONDS": "1"}
     proc = subprocess.Popen(
         ["bash", "-c", "source scripts/_venv.sh"],
         cwd=repo,
@@ -135,6 +140,8 @@ def test_a_first_install_shows_progress_the_whole_time(tmp_path: Path) -> None:
     reader.join(timeout=30)
     times.append(time.monotonic())
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert max(gaps) < 4, (max(gaps), lines)
+    # A tick a second; the bound leaves the machine's load room (gaps also hold Python
+    # starting up), yet fails any silent step.
+    assert max(gaps) < slow - 1, (max(gaps), lines)
     assert any("creating .venv" in x for x in lines) and any("pip" in x for x in lines)
     assert list((repo / ".venv").glob(".installed-*"))  # it finished: stamp written

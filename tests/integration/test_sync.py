@@ -242,20 +242,22 @@ def test_follow_applies_new_entries_within_a_second(forum: LocalForum, tmp_path:
         thread = threading.Thread(target=syncer.follow, args=(lambda r: commits.append(r.size),))
         thread.start()
         try:
-            deadline = time.monotonic() + 10
-            while not commits and time.monotonic() < deadline:
+            # Bounds for a loaded machine: latency is measured by scripts/bench_follow.py.
+            deadline = time.monotonic() + 60
+            while not commits:
+                assert time.monotonic() < deadline, "follow mode did not catch up"
                 time.sleep(0.01)
             with LocalStore(db) as reader:
                 for n in range(3):
                     value = f"{n:032x}"
                     _submit(forum, "bob", [SignalItem("md5", value, (PUB,))])
-                    t0 = time.monotonic()  # latency is measured by scripts/bench_follow.py
+                    t0 = time.monotonic()
                     while reader.lookup("md5", value) is None:
-                        assert time.monotonic() - t0 < 20, "follow mode did not apply it"
+                        assert time.monotonic() - t0 < 60, "follow mode did not apply it"
                         time.sleep(0.01)
         finally:
             syncer.stop()
-            thread.join(10)
+            thread.join(60)
         assert not thread.is_alive()
         assert store.size == _server_root(forum)[0]
 
@@ -308,3 +310,38 @@ def test_opinion_kinds_are_stored_by_name(forum: LocalForum, tmp_path: Path) -> 
         assert store.opinions("md5", MD5) == [("bob", "disagree", "")]
         signal_ = store.lookup("md5", MD5)
         assert signal_ is not None and signal_.rollup.verdict == "negative"
+
+
+def test_the_pdq_journal_starts_with_the_first_match_and_the_audit_holds_it(
+    forum: LocalForum, tmp_path: Path
+) -> None:
+    """A synced copy carries no PDQ journal until an index follows it; from then on the sync
+    journals every PDQ change, the index catches up from it without a rebuild, and the offline
+    audit recomputes exactly that journal (a row taken out of it is reported)."""
+    pdq = ["%064x" % (0x1234567 * (i + 1) ** 7) for i in range(4)]
+    _submit(forum, "alice", [SignalItem("pdq", pdq[0], (PUB,)), SignalItem("pdq", pdq[1], (PUB,))])
+    db = tmp_path / "carol.db"
+    with forum.client("carol") as carol, LocalStore(db) as store:
+        carol.sync(store)
+        assert store.con.execute("SELECT COUNT(*) FROM pdq_changes").fetchone() == (0,)
+        assert [r.value for r in store.match("pdq", pdq[1], threshold=0)] == [pdq[1]]
+        start = store.size
+        assert store.con.execute("SELECT * FROM journal_from").fetchall() == [("pdq", start)]
+        _submit(
+            forum, "bob", [SignalItem("pdq", pdq[2], (PUB,)), SignalItem("pdq", pdq[3], (PUB,))]
+        )
+        with forum.client("alice") as alice:
+            alice.retract([SignalRef("pdq", pdq[0])], forum.members["alice"].signing_key, "x")
+        carol.sync(store)
+        journal = store.con.execute("SELECT * FROM pdq_changes ORDER BY 1, 2").fetchall()
+        assert journal == [(start, pdq[2]), (start, pdq[3]), (start + 1, pdq[0])]
+        assert verify_store(store, forum.trust_root).problems == ()
+    with LocalStore(db) as store:
+        matcher = store.matcher()
+        assert [r.value for r in store.match("pdq", pdq[3], threshold=0)] == [pdq[3]]
+        assert store.match("pdq", pdq[0], threshold=0) == []
+        assert not matcher.rebuilt  # caught up from the journal
+        store.con.execute("DELETE FROM pdq_changes WHERE value = ?", (pdq[2],))
+        problems = verify_store(store, forum.trust_root).problems
+        assert len(problems) == 1 and problems[0].startswith("pdq_changes: row (")
+        assert problems[0].endswith(" missing") and repr(pdq[2]) in problems[0]

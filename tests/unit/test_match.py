@@ -254,6 +254,98 @@ def test_index_is_saved_loaded_and_caught_up_without_a_rebuild(tmp_path: Path) -
         assert len(m.index) == 48 and m.rebuilt
 
 
+def _journal(store: LocalStore) -> list[tuple[int, str]]:
+    return [(int(i), v) for i, v in store.con.execute("SELECT * FROM pdq_changes ORDER BY 1, 2")]
+
+
+def test_the_journal_starts_when_the_first_index_opens(tmp_path: Path) -> None:
+    """A copy nobody matches against carries no journal; the first index records where the
+    journal starts, and from there every change the sync applies is journaled."""
+    rng = np.random.default_rng(8)
+    hashes = [rand_pdq(rng).hex() for _ in range(6)]
+    with LocalStore(tmp_path / "c.db") as store:
+        log = FakeLog(store)
+        log.genesis()
+        log.submit("alice", [("pdq", h) for h in hashes[:3]])
+        assert _journal(store) == []
+        assert store.con.execute("SELECT * FROM journal_from").fetchall() == []
+        with Matcher(store) as m:
+            assert len(m.index) == 3 and m.rebuilt
+        assert store.con.execute("SELECT * FROM journal_from").fetchall() == [("pdq", 2)]
+        assert store.follow_journal("pdq") == 2  # kept, not moved
+        log.submit("bob", [("pdq", h) for h in hashes[3:]])
+        log.benign(add=[("pdq", hashes[0])])
+        assert _journal(store) == sorted([(2, h) for h in hashes[3:]] + [(3, hashes[0])])
+    with LocalStore(tmp_path / "c.db") as store, Matcher(store) as m:
+        assert len(m.index) == 5 and not m.rebuilt
+
+
+def test_an_index_older_than_the_journal_is_rebuilt(tmp_path: Path) -> None:
+    """Entries applied while no journal was kept (here: the journal's start moved past a
+    saved index) are not in the journal: catching up from it would miss them, so the index
+    is rebuilt instead."""
+    rng = np.random.default_rng(9)
+    a, b = rand_pdq(rng).hex(), rand_pdq(rng).hex()
+    with LocalStore(tmp_path / "c.db") as store:
+        log = FakeLog(store)
+        log.genesis()
+        log.submit("alice", [("pdq", a)])
+        with Matcher(store) as m:
+            m.refresh()
+        store.con.execute("DELETE FROM journal_from")  # journaling stops...
+        log.submit("bob", [("pdq", b)])  # ...so this entry is not journaled
+        assert _journal(store) == []
+    with LocalStore(tmp_path / "c.db") as store, Matcher(store) as m:
+        assert [r.value for r in m.match("pdq", b, threshold=0)] == [b]
+        assert m.rebuilt
+        assert store.follow_journal("pdq") == 3
+
+
+def test_an_index_opened_while_a_sync_writes_is_rebuilt_once_it_commits(tmp_path: Path) -> None:
+    """The first index over a copy cannot start the journal while a sync holds the write
+    lock (past the busy timeout): it is built without one, and rebuilt when the copy grew."""
+    rng = np.random.default_rng(10)
+    a, b = rand_pdq(rng).hex(), rand_pdq(rng).hex()
+    db = tmp_path / "c.db"
+    with LocalStore(db) as writer, LocalStore(db, busy_timeout_seconds=0.05) as reader:
+        log = FakeLog(writer)
+        log.genesis()
+        log.submit("alice", [("pdq", a)])
+        writer.con.execute("BEGIN IMMEDIATE")  # a sync step in progress
+        m = Matcher(reader)
+        assert len(m.index) == 1 and m.rebuilt
+        assert reader.con.execute("SELECT * FROM journal_from").fetchall() == []
+        writer.con.execute("ROLLBACK")
+        log.submit("bob", [("pdq", b)])  # not journaled: no index had started the journal
+        # the copy grew and there is no journal to catch up from: rebuilt, so b is found
+        assert [r.value for r in m.match("pdq", b, threshold=0)] == [b]
+        m.close()  # and the rebuild started the journal, at the size it was built at
+        assert reader.con.execute("SELECT * FROM journal_from").fetchall() == [("pdq", 3)]
+
+
+def test_a_large_tail_is_caught_up_by_a_rebuild(tmp_path: Path) -> None:
+    """A tail touching at least REBUILD_MIN values and a sixth of the index is rebuilt (a
+    build costs a hash far less than adding it alone); a smaller one is applied."""
+    rng = np.random.default_rng(11)
+    hashes = [rand_pdq(rng).hex() for _ in range(matching._PdqIndex.REBUILD_MIN + 200)]
+    small, large = hashes[:100], hashes[100:]
+    with LocalStore(tmp_path / "c.db") as store:
+        log = FakeLog(store)
+        log.genesis()
+        log.submit("alice", [("pdq", h) for h in small[:50]])
+        with Matcher(store) as m:
+            m.refresh()
+        log.submit("alice", [("pdq", h) for h in small[50:]])
+        with Matcher(store) as m:
+            assert len(m.index) == 100 and not m.rebuilt
+        log.submit("bob", [("pdq", h) for h in large])
+        log.retract("alice", [("pdq", small[0])])
+        with Matcher(store) as m:
+            assert len(m.index) == len(hashes) - 1 and m.rebuilt and m.size == store.size
+            assert m.match("pdq", small[0], threshold=0) == []
+            assert [r.value for r in m.match("pdq", large[-1], threshold=0)] == [large[-1]]
+
+
 def test_an_index_of_another_copy_is_not_trusted(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     a, b = rand_pdq(rng), rand_pdq(rng)

@@ -20,12 +20,14 @@ def test_the_watchdog_fires_when_nothing_resets_it() -> None:
 
 def test_a_paused_watchdog_keeps_what_was_left_until_it_resumes() -> None:
     """The caller's own work between messages (e.g. a commit longer than the timeout) is
-    not the forum stalling; after resuming, the clock runs on from where it stopped."""
+    not the forum stalling; after resuming, the clock runs on from where it stopped.
+    (The clock runs from construction until the pause: 1 s leaves room for a loaded
+    machine between the two lines, which 0.3 s did not.)"""
     fired = threading.Event()
-    dog = _Watchdog(0.3, fired.set)
+    dog = _Watchdog(1.0, fired.set)
     try:
         dog.pause()
-        time.sleep(1.0)  # three timeouts while paused
+        time.sleep(2.5)  # more than two timeouts while paused
         assert not fired.is_set() and not dog.fired
         dog.resume()
         assert fired.wait(10)  # what was left still runs out

@@ -64,12 +64,19 @@ def test_schema_is_migrated_once_and_newer_schemas_are_refused(tmp_path: Path) -
             "signal_rollup",
             "pdq_changes",
             "vpdq_changes",
+            "journal_from",
         } <= names
         assert store.con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        applied = ["m001_initial", "m002_scopes", "m003_pdq_changes", "m004_vpdq_changes"]
+        applied = [
+            "m001_initial",
+            "m002_scopes",
+            "m003_pdq_changes",
+            "m004_vpdq_changes",
+            "m005_journal_from",
+        ]
         assert [m.name for m in MIGRATIONS.applied(store.db)] == applied
     with LocalStore(db) as store:  # reopening applies nothing twice
-        assert len(MIGRATIONS.applied(store.db)) == 4
+        assert len(MIGRATIONS.applied(store.db)) == 5
         store.con.execute(
             "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
             "VALUES ('forum_client.store', 'm999_future', 'now')"

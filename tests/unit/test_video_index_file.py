@@ -298,13 +298,23 @@ def test_a_process_killed_while_syncing_and_saving_leaves_a_usable_index(
 def test_a_copy_made_before_the_video_journal_gets_it_from_its_entries(
     filled: tuple[Path, list[str]],
 ) -> None:
+    """A copy from before m004 (and m005) gets the whole journal from its verified entries,
+    and the sync keeps journaling it from entry 0 on (no rebuild of a saved index)."""
     db, videos = filled
     with LocalStore(db) as store:
-        journal = store.con.execute("SELECT * FROM vpdq_changes ORDER BY 1, 2").fetchall()
-        assert len(journal) == 12  # 10 submitted, 1 retracted, 1 benign-listed
         store.con.execute("DROP TABLE vpdq_changes")
-        store.con.execute("DELETE FROM _sqlite_migrations WHERE name = 'm004_vpdq_changes'")
+        store.con.execute("DROP TABLE journal_from")
+        store.con.execute(
+            "DELETE FROM _sqlite_migrations WHERE name IN ('m004_vpdq_changes', "
+            "'m005_journal_from')"
+        )
     video_index_path_for(db).unlink()
     with LocalStore(db) as store:
-        assert store.con.execute("SELECT * FROM vpdq_changes ORDER BY 1, 2").fetchall() == journal
+        journal = store.con.execute("SELECT * FROM vpdq_changes ORDER BY 1, 2").fetchall()
+        # 10 submitted at entry 1, one retracted at 2, one benign-listed at 3
+        assert journal == sorted([(1, v) for v in videos[:10]] + [(2, videos[0]), (3, videos[1])])
+        assert dict(store.con.execute("SELECT * FROM journal_from").fetchall()) == {
+            "pdq": 0,
+            "vpdq": 0,
+        }
     assert reopened(db, videos)
