@@ -497,9 +497,9 @@ class LocalStore:
         None when the copy cannot be written (read-only, or another writer held it past the
         busy timeout): the index then cannot follow and is rebuilt whenever the copy grew."""
         _change_table(type)
-        row = self.con.execute("SELECT size FROM journal_from WHERE type = ?", (type,)).fetchone()
-        if row is not None:
-            return int(row[0])
+        start = _journal_start(self.con, type)
+        if start is not None:
+            return start
         try:
             with self.write() as con:
                 con.execute(
@@ -507,11 +507,7 @@ class LocalStore:
                     "coalesce((SELECT size FROM sync_state), 0)",
                     (type,),
                 )
-                return int(
-                    con.execute("SELECT size FROM journal_from WHERE type = ?", (type,)).fetchone()[
-                        0
-                    ]
-                )
+                return _journal_start(con, type)
         except (StoreError, sqlite3.Error) as exc:
             _log.info(
                 "%s: the %s index cannot follow the sync (%s): rebuilt when it lags",
@@ -543,8 +539,8 @@ class LocalStore:
                 return None
             if now == size:
                 return PdqDelta(size, tail, (), frozenset())
-            start = con.execute("SELECT size FROM journal_from WHERE type = ?", (type,)).fetchone()
-            if start is None or int(start[0]) > size:  # not journaled that far back: rebuild
+            start = _journal_start(con, type)
+            if start is None or start > size:  # not journaled that far back: rebuild
                 return None
             touched = [
                 v
@@ -655,6 +651,12 @@ class LocalStore:
 def _size(con: sqlite3.Connection) -> int:
     row = con.execute("SELECT size FROM sync_state").fetchone()
     return 0 if row is None else int(row[0])
+
+
+def _journal_start(con: sqlite3.Connection, type: str) -> int | None:
+    """Where the journal of ``type`` starts (JOURNAL_FROM), None if it is not kept."""
+    row = con.execute("SELECT size FROM journal_from WHERE type = ?", (type,)).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _leaf_digest(con: sqlite3.Connection, idx: int) -> bytes:
