@@ -46,6 +46,7 @@ import inspect
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -499,6 +500,12 @@ class MemorySampler:
         }
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's waited-for children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def one_size(args: argparse.Namespace, signals: int, profile: Path | None) -> dict[str, Any] | None:
     """Build (or reuse) a forum of ``signals``, time a fresh sync of it and the raw anchor."""
     # Imported here: --pdq runs this script against checkouts older than these helpers.
@@ -540,6 +547,8 @@ def one_size(args: argparse.Namespace, signals: int, profile: Path | None) -> di
             cmd = [sys.executable, "-c", _SYNC_LOCATED, "--profile", str(reader.bundle_path)]
             cmd += ["--server", running.address, "sync", "--db", str(db), "--json"]
             start = time.perf_counter()
+            server_cpu = time.process_time()  # the server runs on threads of this process
+            client_cpu = _children_cpu()
             proc = subprocess.Popen(
                 [*cmd, "--no-progress"],
                 stdout=subprocess.PIPE,
@@ -551,6 +560,8 @@ def one_size(args: argparse.Namespace, signals: int, profile: Path | None) -> di
             spy = None if profile is None else _profile(proc.pid, profile.with_suffix(".raw"))
             out, err = proc.communicate()
             sync_seconds = time.perf_counter() - start
+            server_cpu = time.process_time() - server_cpu
+            client_cpu = _children_cpu() - client_cpu
             memory = sampler.stop()
             if spy is not None and profile is not None:
                 spy.wait()  # py-spy ends with the process it samples
@@ -585,6 +596,14 @@ def one_size(args: argparse.Namespace, signals: int, profile: Path | None) -> di
         "sync_entries_per_s": round(entries_per_s),
         "verify_2_threads_per_s": round(verify_2),
         "ratio_entries_to_verify_2": round(entries_per_s / verify_2, 3),
+        # CPU per entry over the whole sync process (start-up included) and over this
+        # process during it (the server's threads, plus a memory sampler polling once a
+        # second); one Ed25519 verification on one core is 2e6 / verify_2 us.
+        "cpu_us_per_entry": {
+            "sync_process": round(client_cpu / size * 1e6, 1),
+            "server": round(server_cpu / size * 1e6, 1),
+            "one_verification": round(2e6 / verify_2, 1),
+        },
         "load_average": os.getloadavg(),
         "sync_memory": memory,
         "sync_highest_rss_sampled": peaks["highest_sampled"],
