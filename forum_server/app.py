@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,7 @@ async def _start(
         max_group=config.max_group_entries,
         limiter=limiter,
         max_clock_skew_seconds=config.max_clock_skew_seconds,
+        deferred_view_rows=config.deferred_view_rows,
     )
     cosigner = Cosigner(sequencer, config)
     auth = Authenticator(store, lambda: sequencer.state)
@@ -309,6 +311,18 @@ class RunningForum:
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the server's loop (for tests that poke at the server)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stored_view(self, timeout: float = 60.0) -> ServerStore:
+        """The server's store, once its view holds the whole log (for tests that read the
+        view: submissions' rows are deferred, ``ServerConfig.deferred_view_rows``, and
+        written 0.2 s after the last entry)."""
+        store, sequencer = self.handle.store, self.handle.sequencer
+        deadline = time.monotonic() + timeout
+        while store.view_size() < sequencer.size:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server's view did not reach the log in {timeout} s")
+            time.sleep(0.01)
+        return store
 
 
 @contextlib.contextmanager

@@ -84,6 +84,17 @@ def cli() -> None:
     "status, latency, sequencer queue and group size, commit time, log size, leader). "
     "Needs the 'metrics' extra.",
 )
+@click.option(
+    "--deferred-view-rows",
+    default=ServerConfig.deferred_view_rows,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="SQLite only: hold submissions' rows of the server's view back and write them in "
+    "one key-ordered transaction once this many are pending (also after 0.2 s without new "
+    "entries, before a retraction, opinion or dispute is checked, and on shutdown; after a "
+    "crash they are replayed from the log at start-up). Several times faster submissions "
+    "into a large forum; 0 writes them with every commit.",
+)
 def serve_command(
     data_dir: Path,
     listen: str,
@@ -92,11 +103,17 @@ def serve_command(
     database: str | None,
     lease: float,
     metrics_listen: str,
+    deferred_view_rows: int,
 ) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    config = ServerConfig(grace_seconds=grace, lease_seconds=lease, metrics_listen=metrics_listen)
+    config = ServerConfig(
+        grace_seconds=grace,
+        lease_seconds=lease,
+        metrics_listen=metrics_listen,
+        deferred_view_rows=deferred_view_rows,
+    )
     host = listen.rsplit(":", 1)[0]
 
     def ready(port: int) -> None:

@@ -23,6 +23,21 @@ over the server's view (:mod:`forum_server.view`), whose rows are written in the
 transaction as the leaves; a per-member rate limit (:mod:`forum_server.ratelimit`) is charged
 only for entries that pass every other check.
 
+Deferred view rows (issue #13; own store only, ``deferred_view_rows`` > 0): a group of
+submissions is committed with its leaves and checkpoint but without its view rows, which
+wait in memory and are written together, in key order, in one transaction
+(:meth:`Sequencer._store_view`): once ``deferred_view_rows`` are pending, once the log has
+been quiet for ``DEFERRED_VIEW_IDLE_SECONDS``, before a group holding an entry whose content
+rules read the view (retraction, opinion, dispute) is checked, and on stop.  A submission's
+rules never read the view, so nothing is checked against a view missing rows.  The random
+keys of 10,000 signals dirty a page of each view table per row, so writing them with every
+commit cost more than everything else a submission does (docs/benchmarks.md, #13).  Receipts
+still wait for the durable leaves.  After a crash the stored ``view_size`` is behind the log,
+and the start-up replay (:meth:`Sequencer._rebuild`) writes the missing rows from the leaves;
+after a write that failed but may have committed, the same replay runs for the entries the
+view lags (:meth:`Sequencer._take_in_store`).  A shared store (PostgreSQL, several servers)
+always writes the view with the leaves: another server may take over at any moment.
+
 An entry scoped to a group (issue #10) must come with its author's scope claim
 (:mod:`forum_client.scopes`), checked here and stored with the leaf; :attr:`Sequencer.claims`
 holds them by index, so the read path can serve the entry redacted to members outside it.
@@ -58,13 +73,28 @@ from forum_client.wire import Receipt
 
 from . import forwarding
 from .ratelimit import RateLimiter
-from .storage import ForwardedEntry, NotLeaderError, ServerStore, SharedStore, StoredLeaf
-from .view import GroupView, ServerView
+from .storage import (
+    OP_DESCRIPTOR,
+    OP_SIGNAL,
+    ForwardedEntry,
+    NotLeaderError,
+    ServerStore,
+    SharedStore,
+    StoredLeaf,
+    ViewDelta,
+)
+from .view import GroupView, ServerView, merge_upserts
 
 log = logging.getLogger(__name__)
 # A leader that finds the store ahead of its tree waits this long for its own commit in
 # flight to land in the tree before it concludes another server leads now.
 LEADER_CATCH_UP_SECONDS = 1.0
+# Deferred view rows (own store only, see the module doc) are written once the log has been
+# quiet this long, if no later entry wrote them first.
+DEFERRED_VIEW_IDLE_SECONDS = 0.2
+# Entries whose content rules read the view: it is brought up to date before they are checked.
+_READS_VIEW = frozenset(e.PAYLOAD_TYPES[t] for t in (e.Retraction, e.Opinion, e.Dispute))
+_UPSERTS = frozenset({OP_SIGNAL, OP_DESCRIPTOR})
 
 
 @dataclass
@@ -92,6 +122,7 @@ class Sequencer:
         replay_chunk: int = 100_000,
         max_clock_skew_seconds: float = 24 * 3600.0,
         clock: Callable[[], float] = time.time,
+        deferred_view_rows: int = 0,
     ) -> None:
         self.store = store
         self.max_clock_skew_ms = int(max_clock_skew_seconds * 1000)
@@ -117,6 +148,12 @@ class Sequencer:
         )
         # A store of its own: this server is the writer.  A shared one: leadership decides.
         self.leading = self.shared is None
+        # Submissions' view rows held back and written together (own store only): the rows,
+        # how many, and the log size they bring the stored view to.
+        self.deferred_view_rows = deferred_view_rows if self.shared is None else 0
+        self._deferred = ViewDelta()
+        self._deferred_rows = 0
+        self._deferred_size = 0
         self.forward_timeout = 30.0  # seconds a forwarded submission waits for the leader
         self.forward_poll = 0.01  # seconds between looks at a forwarded submission's outcome
         latest = store.latest_checkpoint()
@@ -223,6 +260,9 @@ class Sequencer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._write_task
             self._write_task = None
+        if self._deferred_size:  # else the next start replays them from the leaves
+            with contextlib.suppress(StoreError):
+                await self._store_view()
         while not self._queue.empty():  # queued but never checked: the caller may retry
             self._fail([self._queue.get_nowait()], StoreError("this server stopped sequencing"))
         self._reset_pipeline()
@@ -464,18 +504,46 @@ class Sequencer:
         # writes stay in log order and nothing is acknowledged before it is durable.
         writing: asyncio.Task[bool] | None = None
         while True:
-            group = [await self._queue.get()]
+            holding = self._deferred_size or (self.deferred_view_rows and writing is not None)
+            if holding and self._queue.empty():
+                try:  # quiet for a moment: the deferred view rows are written meanwhile
+                    first = await asyncio.wait_for(self._queue.get(), DEFERRED_VIEW_IDLE_SECONDS)
+                except TimeoutError:
+                    if writing is not None:
+                        await writing
+                        writing = None
+                    with contextlib.suppress(StoreError):  # kept, and tried again later
+                        await self._store_view()
+                    continue
+            else:
+                first = await self._queue.get()
+            group = [first]
             if self._resync and writing is None:
                 # The last write failed, but it may have committed: take in what the store
                 # holds before checking anything against it.
                 try:
-                    await self.catch_up()
-                    self._resync = False
+                    await self._take_in_store()
                 except ForumError as exc:
                     self._fail(group, exc)
                     continue
             while len(group) < self.max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
+            if (
+                self.deferred_view_rows
+                and (self._deferred_size or writing is not None)
+                and any(item.envelope.payload_type in _READS_VIEW for item in group)
+            ):
+                # Its content rules read the view: store the deferred rows first.
+                try:
+                    if writing is not None:
+                        await writing
+                        writing = None
+                    if self._resync:
+                        await self._take_in_store()
+                    await self._store_view()
+                except ForumError as exc:
+                    self._fail(group, exc)
+                    continue
             try:
                 prepared = self._prepare(group)
             except StoreError as exc:  # the view could not be read: the database is down
@@ -501,6 +569,49 @@ class Sequencer:
                 writing = self._write_task = asyncio.get_running_loop().create_task(
                     self._write(prepared)
                 )
+
+    async def _take_in_store(self) -> None:
+        """After a failed write: take in what the store holds (it may have committed), and
+        bring the stored view up to it."""
+        await self.catch_up()
+        self._reset_pipeline()  # nothing is in flight: check the next group on what is stored
+        if self.deferred_view_rows:
+            self._deferred, self._deferred_rows, self._deferred_size = ViewDelta(), 0, 0
+            await asyncio.to_thread(self._replay_view)
+        self._resync = False
+
+    def _replay_view(self) -> None:
+        """Write the view of the stored entries it lags behind (own store: only groups whose
+        rows were deferred can be missing, and those hold no retraction or opinion)."""
+        start, size = self.store.view_size(), self.tree.size
+        if start >= size:
+            return
+        group = self.view.group()
+        for leaf in self.store.leaves(start, size):
+            envelope = Envelope.from_leaf_bytes(leaf.leaf_bytes)
+            body = e.decode(envelope.payload_type, envelope.body)
+            if isinstance(body, (e.Retraction, e.Opinion)):
+                raise StoreError(f"the view lags behind entry {leaf.index}, which is not deferred")
+            group.apply(self.state, body, leaf.index)
+        self.store.write_view(group.delta, size)
+
+    def _defers(self, delta: ViewDelta) -> bool:
+        """Whether a group's view rows are held back (own store; only submissions' upserts,
+        which no content rule of a later submission reads)."""
+        return (
+            self.deferred_view_rows > 0
+            and all(op in _UPSERTS for op, _ in delta.runs)
+            and bool(delta.runs or self._deferred_size)
+        )
+
+    async def _store_view(self) -> None:
+        """Write the deferred view rows in one transaction (in key order) with the log size
+        they bring the view to; on failure they stay deferred."""
+        if not self._deferred_size:
+            return
+        delta, size = merge_upserts(self._deferred), self._deferred_size
+        await asyncio.to_thread(self.store.write_view, delta, size)
+        self._deferred, self._deferred_rows, self._deferred_size = ViewDelta(), 0, 0
 
     def _reset_pipeline(self) -> None:
         """Forget every group not yet stored: the next is checked against the stored log."""
@@ -606,8 +717,17 @@ class Sequencer:
         """Store ``p`` durably and answer its entries; False (all of them failed, and the
         state after the stored log restored) if the store failed."""
         started = time.perf_counter()
+        defer = self._defers(p.view.delta)
         try:
-            await asyncio.to_thread(self.store.append, p.leaves, p.size, p.note, p.view.delta)
+            if defer:  # the view stays at its size; the rows follow (_store_view)
+                await asyncio.to_thread(
+                    functools.partial(self.store.append, with_view=False),
+                    p.leaves,
+                    p.size,
+                    p.note,
+                )
+            else:
+                await asyncio.to_thread(self.store.append, p.leaves, p.size, p.note, p.view.delta)
         except Exception as exc:  # the store failed: nobody is acknowledged
             if isinstance(exc, StoreError):  # the database is down or restarting: one line
                 log.error("commit of %d entries failed: %s", len(p.accepted), exc)
@@ -636,6 +756,16 @@ class Sequencer:
                 item.future.set_result(leaf.index)
         async with self._grown:
             self._grown.notify_all()
+        if defer:
+            for op, rows in p.view.delta.runs:
+                self._deferred.add(op, rows)
+            self._deferred_rows += len(p.view.delta)
+            self._deferred_size = p.size
+            if self._deferred_rows >= self.deferred_view_rows:
+                try:
+                    await self._store_view()
+                except StoreError as exc:  # kept: written with a later group, or at start-up
+                    log.error("writing %d deferred view rows failed: %s", self._deferred_rows, exc)
         return True
 
 

@@ -3,7 +3,10 @@
 The sequencer checks every member entry with :func:`forum_client.rules.check_content` (the
 same rules the SDK applies when it syncs) against this view, and writes the view rows an
 accepted entry makes in the same transaction as its leaf and the checkpoint over it: nothing
-of a rejected entry is written, and the view never runs ahead of or behind the log.
+of a rejected entry is written, and the view never runs ahead of the log.  On its own SQLite
+store the sequencer may hold submissions' rows back and write many groups' at once
+(:func:`merge_upserts`; see :mod:`forum_server.sequencer`): the stored view then lags the log
+until they are written, and the stored ``view_size`` says by how much.
 
 Within one group commit, later entries must see what earlier ones in the same group did
 before any of it is stored, so a :class:`GroupView` overlays the group's own changes on the
@@ -51,6 +54,29 @@ _LABELS = attrgetter("labels")
 _CONTENT_TYPE = attrgetter("content_type")
 _QUALITY = attrgetter("quality")
 _VIEW_BODIES = (e.Submission, e.Retraction, e.Opinion)
+
+
+def merge_upserts(delta: ViewDelta) -> ViewDelta:
+    """The signal and descriptor upserts of several groups' submissions (``delta`` holds no
+    other rows) as one run per table, each key once: a signal's first row (its first index
+    stands; a later upsert only sets it active, which it is) and a descriptor's last (an
+    upsert replaces it).  The same view as the runs in log order, written with one bulk
+    statement per table instead of falling back to row by row on a repeated key."""
+    signals: dict[tuple[object, ...], Row] = {}
+    descriptors: dict[tuple[object, ...], Row] = {}
+    for op, rows in delta.runs:
+        if op == OP_SIGNAL:
+            for row in rows:
+                signals.setdefault(row[:2], row)
+        elif op == OP_DESCRIPTOR:
+            for row in rows:
+                descriptors[row[:3]] = row
+        else:
+            raise ValueError(f"not an upsert: {op}")
+    merged = ViewDelta()
+    merged.add(OP_SIGNAL, list(signals.values()))
+    merged.add(OP_DESCRIPTOR, list(descriptors.values()))
+    return merged
 
 
 class ServerView:

@@ -327,6 +327,8 @@ class PostgresStore:
         size: int,
         checkpoint_note: bytes,
         view: ViewDelta | None = None,
+        *,
+        with_view: bool = True,
     ) -> None:
         with self._tx() as cur:
             self._fence(cur)
@@ -344,7 +346,8 @@ class PostgresStore:
             ]
             if claims:
                 cur.executemany("INSERT INTO scope_claims VALUES (%s, %s, %s, %s)", claims)
-            self._write_view(cur, view, size)
+            if with_view:
+                self._write_view(cur, view, size)
 
     def _fence(self, cur: psycopg.Cursor[Any]) -> None:
         if self.epoch is None:

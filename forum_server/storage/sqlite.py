@@ -78,6 +78,7 @@ _BULK_KEY = {OP_SIGNAL: 2, OP_DESCRIPTOR: 3}
 _BULK_REST = {OP_SIGNAL: itemgetter(0, 2), OP_DESCRIPTOR: itemgetter(0, 2, 3, 4, 5, 6, 7)}
 _VALUE_COLUMN = itemgetter(1)
 _BULK_MIN_ROWS = 64
+_ONE_PASS_ROWS = 50_000  # rows of several entries from which one key-ordered pass is written
 
 
 def _bulk_statements(
@@ -119,6 +120,11 @@ def _bulk_statements(
             found.append(value)
     if len(keys) != len(rows):
         return None
+    if len(groups) > 1 and len(rows) >= _ONE_PASS_ROWS:
+        # Rows of many entries (a deferred view, see the sequencer): one pass in key order
+        # touches each leaf page once, where a bulk statement per entry passes over the
+        # whole b-tree once per entry.
+        return [(_VIEW_SQL[op], sorted(rows, key=itemgetter(*range(width))))]
     return _bulk_groups(op, groups)
 
 
@@ -359,6 +365,8 @@ class SQLiteStore:
         size: int,
         checkpoint_note: bytes,
         view: ViewDelta | None = None,
+        *,
+        with_view: bool = True,
     ) -> None:
         batches: list[tuple[str, Sequence[tuple[object, ...]]]] = [
             (
@@ -374,7 +382,8 @@ class SQLiteStore:
         ]
         if claims:
             batches.append(("INSERT INTO scope_claims VALUES (?, ?, ?, ?)", claims))
-        batches += self._view_batches(view, size)
+        if with_view:
+            batches += self._view_batches(view, size)
         self._write(batches)
 
     def plan_view(self, view: ViewDelta) -> None:

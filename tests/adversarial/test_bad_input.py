@@ -105,7 +105,7 @@ def rejected(fn: Callable[[], Any]) -> tuple[grpc.StatusCode, set[str], set[str]
 
 def state(forum: LocalForum) -> tuple[int, bytes, int]:
     seq = forum.running.handle.sequencer
-    return seq.size, seq.checkpoint_note, seq.store.signal_count()
+    return seq.size, seq.checkpoint_note, forum.running.stored_view().signal_count()
 
 
 def healthy(forum: LocalForum, raw: Callable[[str], Raw], value: str) -> None:

@@ -20,6 +20,7 @@ from forum_server.storage import (
 )
 from forum_server.storage import sqlite as sq
 from forum_server.storage.sqlite import SQLiteStore
+from forum_server.view import merge_upserts
 
 WEIRD = ["plain", 'quo"te', "back\\slash", "ünïcode", "tab\there", "\U0001f600", "a" * 64]
 
@@ -90,14 +91,63 @@ def _dump(path: Path) -> list[list[tuple[object, ...]]]:
 def test_bulk_and_row_by_row_write_the_same_rows(
     tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bulk, rows = tmp_path / "bulk.db", tmp_path / "rows.db"
-    for path, min_rows in ((bulk, sq._BULK_MIN_ROWS), (rows, 10**9)):
+    bulk, rows, one_pass = tmp_path / "bulk.db", tmp_path / "rows.db", tmp_path / "one.db"
+    for path, min_rows, one_pass_rows in (
+        (bulk, sq._BULK_MIN_ROWS, 10**9),
+        (rows, 10**9, 10**9),
+        (one_pass, sq._BULK_MIN_ROWS, 1),  # runs of several entries: one key-ordered pass
+    ):
         monkeypatch.setattr(sq, "_BULK_MIN_ROWS", min_rows)
+        monkeypatch.setattr(sq, "_ONE_PASS_ROWS", one_pass_rows)
         store = SQLiteStore(path)
         for n, delta in enumerate(_deltas(seed)):
             store.append([StoredLeaf(n, b"x%d" % n, b"h" * 32)], n + 1, b"note", delta)
         store.close()
-    assert _dump(bulk) == _dump(rows)
+    assert _dump(bulk) == _dump(rows) == _dump(one_pass)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_merged_upserts_of_many_groups_write_the_rows_of_each_in_turn(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sequencer's deferred view (submissions only): one merged write, with keys
+    repeated across groups and within one, equals every group written in log order."""
+    submissions = [_only_upserts(delta) for delta in _deltas(seed)]
+    in_turn, merged = tmp_path / "turn.db", tmp_path / "merged.db"
+    store = SQLiteStore(in_turn)
+    for n, delta in enumerate(submissions):
+        store.append([StoredLeaf(n, b"x%d" % n, b"h" * 32)], n + 1, b"note", delta)
+    store.close()
+    all_of_them = ViewDelta()
+    for delta in submissions:
+        for op, rows in delta.runs:
+            all_of_them.add(op, rows)
+    for one_pass_rows in (1, 10**9):
+        monkeypatch.setattr(sq, "_ONE_PASS_ROWS", one_pass_rows)
+        merged.unlink(missing_ok=True)
+        store = SQLiteStore(merged)
+        size = len(submissions)
+        leaves = [StoredLeaf(n, b"x%d" % n, b"h" * 32) for n in range(size)]
+        store.append(leaves, size, b"note", with_view=False)
+        assert store.view_size() == 0
+        store.write_view(merge_upserts(all_of_them), size)
+        store.close()
+        assert _dump(merged) == _dump(in_turn)
+
+
+def _only_upserts(delta: ViewDelta) -> ViewDelta:
+    out = ViewDelta()
+    for op, rows in delta.runs:
+        if op in (OP_SIGNAL, OP_DESCRIPTOR):
+            out.add(op, rows)
+    return out
+
+
+def test_merge_upserts_refuses_other_rows() -> None:
+    delta = ViewDelta()
+    delta.add(OP_RETRACT_ALL, [("md5", "a" * 32)])
+    with pytest.raises(ValueError, match="not an upsert"):
+        merge_upserts(delta)
 
 
 def test_bulk_is_used_for_a_plain_submission() -> None:
