@@ -8,7 +8,9 @@
 - ``forum_sequencer_group_entries`` and ``forum_commit_seconds``: each group commit's size and
   how long its durable write took;
 - ``forum_log_size``: entries in the log as this server has verified it;
-- ``forum_leader``: 1 while this server sequences (always 1 with SQLite).
+- ``forum_leader``: 1 while this server sequences (always 1 with SQLite);
+- ``forum_view_deferred_rows``: submissions' view rows held back, to be written together
+  (SQLite, ``--deferred-view-rows``; the stored view lags the log while this is not 0).
 
 Needs the ``metrics`` extra (``prometheus_client``).
 """
@@ -73,6 +75,12 @@ class ServerMetrics:
             "forum_leader", "1 while this server sequences the log", registry=self.registry
         )
         leader.set_function(lambda: 1 if sequencer.leading else 0)
+        deferred = Gauge(
+            "forum_view_deferred_rows",
+            "submissions' view rows held back, to be written together",
+            registry=self.registry,
+        )
+        deferred.set_function(lambda: sequencer.deferred_rows)
         sequencer.on_commit = self.observe_commit
         self._http: Any = None
         self.port = 0

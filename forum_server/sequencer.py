@@ -242,6 +242,11 @@ class Sequencer:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def deferred_rows(self) -> int:
+        """Submissions' view rows held back, not yet in the stored view."""
+        return self._deferred_rows
+
     def start(self) -> None:
         if self._task is None and self.leading:
             loop = asyncio.get_running_loop()

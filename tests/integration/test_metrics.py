@@ -50,6 +50,12 @@ def test_metrics_count_calls_commits_and_the_log(tmp_path: Path) -> None:
         assert m[("forum_log_size", ())] == f.running.handle.sequencer.size
         assert m[("forum_leader", ())] == 1
         assert m[("forum_sequencer_queue_depth", ())] == 0
+        # The submission's two view rows: held back, or written once the log was quiet 0.2 s.
+        assert m[("forum_view_deferred_rows", ())] in (0, 2)
+        deadline = time.monotonic() + 60
+        while scrape(f.running)[("forum_view_deferred_rows", ())] != 0:
+            assert time.monotonic() < deadline, "the held-back view rows were never written"
+            time.sleep(0.05)
         assert m[("forum_sequencer_group_entries_count", ())] >= 1
         assert m[("forum_commit_seconds_count", ())] >= 1
         with f.client("alice") as client, pytest.raises(TransportError):
