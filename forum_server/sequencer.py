@@ -154,6 +154,7 @@ class Sequencer:
         self._deferred = ViewDelta()
         self._deferred_rows = 0
         self._deferred_size = 0
+        self._view_failures = 0  # writes of them that failed in a row
         self.forward_timeout = 30.0  # seconds a forwarded submission waits for the leader
         self.forward_poll = 0.01  # seconds between looks at a forwarded submission's outcome
         latest = store.latest_checkpoint()
@@ -511,14 +512,22 @@ class Sequencer:
         while True:
             holding = self._deferred_size or (self.deferred_view_rows and writing is not None)
             if holding and self._queue.empty():
-                try:  # quiet for a moment: the deferred view rows are written meanwhile
-                    first = await asyncio.wait_for(self._queue.get(), DEFERRED_VIEW_IDLE_SECONDS)
+                # Quiet for a moment: the deferred view rows are written meanwhile (after a
+                # failure to write them, a moment twice as long each time, up to ~50 s).
+                quiet = DEFERRED_VIEW_IDLE_SECONDS * 2 ** min(self._view_failures, 8)
+                try:
+                    first = await asyncio.wait_for(self._queue.get(), quiet)
                 except TimeoutError:
                     if writing is not None:
                         await writing
                         writing = None
-                    with contextlib.suppress(StoreError):  # kept, and tried again later
+                    try:
                         await self._store_view()
+                    except StoreError as exc:  # kept, and tried again later
+                        self._view_failures += 1
+                        log.error(
+                            "writing %d held-back view rows failed: %s", self._deferred_rows, exc
+                        )
                     continue
             else:
                 first = await self._queue.get()
@@ -617,6 +626,7 @@ class Sequencer:
         delta, size = merge_upserts(self._deferred), self._deferred_size
         await asyncio.to_thread(self.store.write_view, delta, size)
         self._deferred, self._deferred_rows, self._deferred_size = ViewDelta(), 0, 0
+        self._view_failures = 0
 
     def _reset_pipeline(self) -> None:
         """Forget every group not yet stored: the next is checked against the stored log."""
@@ -775,7 +785,8 @@ class Sequencer:
                 try:
                     await self._store_view()
                 except StoreError as exc:  # kept: written with a later group, or at start-up
-                    log.error("writing %d deferred view rows failed: %s", self._deferred_rows, exc)
+                    self._view_failures += 1
+                    log.error("writing %d held-back view rows failed: %s", self._deferred_rows, exc)
         return True
 
 

@@ -292,3 +292,25 @@ def test_a_deferred_group_that_committed_despite_an_error_gets_its_view(
         assert store.view_size() == seq.size == store.size()
 
     _with_sequencer(forum_dir, tmp_path / "server", 10_000, check, CommittedButFailed)
+
+
+class ViewWriteFailsOnce(SQLiteStore):
+    """The first write of held-back rows fails (the disk was full for a moment)."""
+
+    failed = False
+
+    def write_view(self, view: ViewDelta, size: int) -> None:
+        if not self.failed:
+            self.failed = True
+            raise StoreError("no space left on device")
+        super().write_view(view, size)
+
+
+def test_rows_whose_write_failed_are_kept_and_written_later(
+    forum_dir: tuple[Path, Keys], tmp_path: Path, never_quiet: None
+) -> None:
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, _mixed_log_then_stop)
+    paths = _with_sequencer(
+        forum_dir, tmp_path / "server", 7, _mixed_log_then_stop, ViewWriteFailsOnce
+    )
+    assert _view_tables(paths.database) == _view_tables(reference.database)
