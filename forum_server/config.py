@@ -26,7 +26,7 @@ class ServerConfig:
     # transaction once this many are pending, after 0.2 s without new entries, before an
     # entry whose rules read the view, and on shutdown (a crash replays them from the
     # leaves at start-up).  0: every commit writes its view rows (as with PostgreSQL).
-    deferred_view_rows: int = 200_000
+    deferred_view_rows: int = 400_000  # ~60 MB held; docs/benchmarks.md (#13) for the choice
     # A member entry created further than this from the server's clock (either way) is refused.
     max_clock_skew_seconds: float = 24 * 3600.0
     # Per-member submit rate (token buckets, `burst` seconds deep); 0 disables a limit.
