@@ -532,6 +532,8 @@ class Sequencer:
             else:
                 first = await self._queue.get()
             group = [first]
+            if writing is not None and writing.done():
+                writing = None  # answered (or failed) by _write already; see _resync below
             if self._resync and writing is None:
                 # The last write failed, but it may have committed: take in what the store
                 # holds before checking anything against it.
