@@ -39,10 +39,13 @@ candidates) and need 2-4x the bucket heads.
 
 *What a query costs.* A miss is bound by memory and by numpy's per-call cost, not by
 arithmetic: ~272 random reads of bucket heads and pool slices and one 32-byte read per
-candidate (~2,200 on realistic data, ~4,100 on uniform). So a query does the least of both.
+candidate (~1,000 on realistic data, ~4,100 on uniform). So a query does the least of both.
 Its probes are one xor of a precomputed (17, 16) table of ``(chunk << 16) ^ flip`` with its
 16 chunk values; one int64 per bucket head holds (start, length), gathered by one 1-D take
-(a (n, 2) fancy index was 8x slower per call); the candidate rows are one ``take`` of whole
+(a (n, 2) fancy index was 8x slower per call) and read with int64 shifts and masks (strided
+int32 views cost ~1.5 us more per miss); the gathers use ``mode="clip"`` (the positions are
+in range by construction, and numpy then skips its per-index check: ~10% of a gather);
+the candidate rows are one ``take`` of whole
 rows (column-major storage cost four cache misses per candidate); the distance is one
 ``bitwise_count`` of the xor with the query (repeated as bytes: a flat xor is ~3x faster
 than broadcasting over rows of four words) and one multiply by 0x01010101 that sums each
@@ -68,19 +71,30 @@ removals are reused by later adds out of that order, which costs only that local
 near-copies of one image (re-encodes, crops, captions) share most chunk values, so on
 realistic data (``scripts/pdq_data.py``) the biggest buckets hold 10,000-110,000 rows
 against ~15 for random hashes, and one probe of such a bucket gathers them all. A bucket
-that grows past :data:`SPLIT_AT` rows is split into 65 sub-buckets by each row's Hamming
-distance ``e`` to a pivot (the bitwise majority of the bucket's rows; distances of 64 or more
-share the last sub-bucket); its head then holds the length ``-1 - which``. A query at
-distance ``D`` from the pivot can only match rows with ``|D - e| <= threshold`` (triangle
-inequality), so it reads only those sub-buckets: a miss far from a cluster skips the
-cluster, and a row is removed by scanning one sub-bucket instead of the whole cluster. A miss
-typically probes 1-3 split buckets; those are expanded with Python integers (``bit_count``
-of the xor with the pivot, one slice of the 65 contiguous sub-bucket heads), cheaper than
-the ~20 numpy calls of the vectorised form that hits inside clusters use. A hit there
-gathers each near-copy from up to 16 buckets: when the candidates outnumber a 16th of the
-index they are de-duplicated first, by a scatter into a mask and a scan (no sort), which
-also makes the gather read forward. Removal inside the largest cluster (112,855 rows) takes
-a p50 of ~90 us (the issue measured 5.5 ms before splitting).
+of more than :data:`SPLIT_AT` (64) rows is split into 17 bands by each row's Hamming
+distance ``e`` to a pivot (the bitwise majority of 15 of its rows, spread over the bucket):
+``e`` 0-3, 4-7, ..., 60-63, and one band for 64 or more; its head then holds the length
+``-1 - which``. A query at distance ``D`` from the pivot can only match rows with
+``|D - e| <= threshold`` (triangle inequality), so it reads only those bands. A split bucket
+is typically one cluster (its bands below 64) plus a few unrelated hashes that share the
+chunk value (the last band), and its *reach*, the largest ``e`` below 64 any of its rows
+has (kept as an upper bound: an add widens it, a removal leaves it), lets a miss, far from
+every cluster, skip the cluster with one ``int.bit_count`` and read only the last band's
+head. Misses meet ~10 split buckets each at 64 (1.4 at the 512 used before), and read
+~1,000 candidates instead of ~2,300: 1.21-1.25x less time per realistic miss (in-process,
+964 misses, old and new index alternating, same data); splitting from 32 or 128 rows was
+no faster. The vectorised form (~20 numpy calls) serves queries that probe more than 64
+split buckets (hits inside clusters) and :meth:`query_many`. A hit inside a cluster gathers
+each near-copy from up to 16 buckets: when the candidates outnumber a 16th of the index
+they are de-duplicated first, by a scatter into a mask and a scan (no sort), which also
+makes the gather read forward. Removal inside the largest cluster (112,855 rows) scans one
+band, not the cluster. :meth:`build` lays out the crowded buckets already split
+(``forum_client.match._pdq_layout``: two radix sorts per chunk, the pool written once), the
+same layout as splitting them one by one as :meth:`add` does, ~3x faster. A compiled probe
+loop (numba, every probe, band and candidate in one function) was measured and not taken:
+45-50 us per miss against 52-55 us for this numpy path on the same index, because a miss
+waits on memory (~1,500 cache lines: heads, pool runs, candidate rows), not on numpy's
+per-call cost.
 
 *Buckets with slack instead of a rebuild.* All buckets live in one ``int32`` pool of row
 numbers; each bucket has a start, a length and a capacity (built with ~3% slack, none for an
@@ -96,8 +110,9 @@ queries fast, which makes add latency spiky; the slack buckets keep every add at
 *Memory.* Per hash: 32 bytes of hash, 16 x 4 bytes of pool entries, an ``int64`` id, a live
 flag, and 4 bytes in the id table (open addressing over row numbers only: a slot's key is
 read back through ``ids[row]``, so the ids are not stored twice; a Python dict of 1M ints
-costs ~100 MB). Per bucket (1M of them): an int64 head and an int32 capacity. At 1M hashes
-that is ~130 MB of arrays (:attr:`PDQIndex.nbytes`, which also counts headroom that was never
+costs ~100 MB). Per bucket (1M of them): an int64 head and an int32 capacity; per split
+bucket (~24,000 on realistic data at 1M, none on uniform) 20 more heads and capacities, a
+32-byte pivot and its Python integer (~5 MB in all). At 1M hashes that is ~135 MB of arrays (:attr:`PDQIndex.nbytes`, which also counts headroom that was never
 written and so is not resident). Builds keep no per-chunk column copies; a loaded index uses
 the arrays read from the file as its storage (no second copy); arrays grow into zeroed
 memory, whose untouched pages cost nothing until used.
@@ -125,6 +140,20 @@ import numpy.typing as npt
 from forum_client.errors import InvalidInputError, StoreError
 from forum_client.match._heap import release_free_heap
 from forum_client.match._id_map import IdMap
+from forum_client.match._pdq_layout import BANDS as _SUBS
+from forum_client.match._pdq_layout import FAR as _FAR
+from forum_client.match._pdq_layout import (
+    Layout,
+    band_of,
+    band_reach,
+    build_layout,
+    majority,
+    sampled,
+)
+from forum_client.match._pdq_layout import bands as _bands
+from forum_client.match._pdq_layout import distances as _distances
+from forum_client.match._pdq_layout import ranges as _ranges
+from forum_client.match._pdq_layout import with_slack as _with_slack
 
 HASH_BYTES: Final = 32
 """Length of a PDQ hash in bytes (256 bits)."""
@@ -140,14 +169,14 @@ _MAX_RADIUS: Final = (MAX_INDEXED_THRESHOLD + 1) // _CHUNKS - 1
 _CHUNK_BASE: Final = np.arange(_CHUNKS, dtype=np.int64) * _CHUNK_VALUES
 _MAX_ROWS: Final = 100_000_000
 _MAX_POOL: Final = 2**31 - 1  # bucket starts are int32
-SPLIT_AT: Final = 512
+SPLIT_AT: Final = 64
 """A bucket holding more rows than this is split by distance to a pivot (see module doc)."""
-_SUBS: Final = 65  # sub-buckets of a split bucket: distance 0..63 to its pivot, then >= 64
+_LAST: Final = _SUBS - 1  # the band of distances 64 and more
 _BLOCK_QUERIES: Final = 64  # query_many probes this many hashes per round of numpy calls...
 _BLOCK_CANDIDATES: Final = 1 << 17  # ...or fewer, so one round gathers at most ~this many rows
-_FEW_SPLIT_PROBES: Final = 12  # up to this many split buckets probed: handled in Python
+_FEW_SPLIT_PROBES: Final = 64  # up to this many split buckets probed: handled in Python
 _FILE_MAGIC: Final = 0x50445149  # "PDQI"
-_FILE_VERSION: Final = 3
+_FILE_VERSION: Final = 4
 _FILE_ARRAYS: Final = (
     "words",
     "ids",
@@ -203,10 +232,11 @@ def _arange(total: int) -> _I64:
     return _ARANGE[:total] if total <= len(_ARANGE) else np.arange(total, dtype=np.int64)
 
 
-def _ranges(starts: npt.NDArray[np.integer], lens: npt.NDArray[np.integer]) -> _I64:
-    """Concatenation of ``arange(s, s + l)`` for every (s, l), vectorised (``lens`` >= 0)."""
-    ends = np.cumsum(lens, dtype=np.int64)
-    return _ranges_ending(starts, lens, ends, int(ends[-1]) if ends.size else 0)
+def _positions(packed: _I64, lens: _I64, ends: _I64, total: int) -> _I64:
+    """The pool positions of the probed buckets' rows, one bucket after another: the
+    ranges ``[start, start + length)`` of the packed heads (``lens`` their lengths, all >= 0
+    here, and ``ends`` the running sum of them)."""
+    return np.repeat((packed & 0xFFFFFFFF) - (ends - lens), lens) + _arange(total)
 
 
 def _ranges_ending(
@@ -215,16 +245,6 @@ def _ranges_ending(
     """:func:`_ranges` for a query that has the running ``ends`` of ``lens`` and their
     ``total`` already."""
     return np.repeat(starts - (ends - lens), lens) + _arange(total)
-
-
-def _distances(x: _U64) -> _U32:
-    """Exact Hamming weight of each row of ``x`` (k, 4), 0..256: the four per-word counts of
-    one ``bitwise_count``, read as one uint32 and multiplied by 0x01010101, sum into the top
-    byte (mod 256: the all-ones row, ``_COMPLEMENT``, is set to 256 afterwards)."""
-    counts = np.bitwise_count(x).view(np.uint32).reshape(-1)
-    dist = cast(_U32, (counts * 0x01010101) >> 24)
-    dist[counts == _COMPLEMENT] = 256
-    return dist
 
 
 class PDQIndex:
@@ -249,6 +269,7 @@ class PDQIndex:
         "_pivots",
         "_pool",
         "_pool_used",
+        "_reach",
         "_split_at",
         "_words",
     )
@@ -265,6 +286,7 @@ class PDQIndex:
         self._garbage = 0
         self._pivots: _U64 = np.zeros((0, 4), np.uint64)
         self._pivot_ints: list[int] = []
+        self._reach: list[int] = []
         self._n_splits = 0
         self._map = IdMap.with_rows(self._ids, np.zeros(0, np.int32))
 
@@ -331,48 +353,22 @@ class PDQIndex:
         index._alive[:n] = True
         del id_arr, hash_arr
         index._map = IdMap.with_rows(index._ids, np.arange(n, dtype=np.int32))
-        index._build_buckets()
-        for bucket in np.flatnonzero(index._heads[:_NUM_BUCKETS, 1] > split_at).tolist():
-            index._split_bucket(bucket)
-        if index._garbage:
-            index._compact_pool()
+        index._take_layout(build_layout(index._words[:n], split_at))
         return index
 
-    def _build_buckets(self) -> None:
-        """Fill every bucket from scratch from the stored hashes of rows 0..n-1."""
-        n = self._n_rows
-        chunks = self._words[:n].view("<u2")  # (n, 16): a view, no copy
-        counts = np.empty(_NUM_BUCKETS, np.int64)
-        for c in range(_CHUNKS):
-            counts[c * _CHUNK_VALUES : (c + 1) * _CHUNK_VALUES] = np.bincount(
-                chunks[:, c], minlength=_CHUNK_VALUES
-            )
-        caps = _with_slack(counts)
-        starts = np.zeros(_NUM_BUCKETS, np.int64)
-        np.cumsum(caps[:-1], out=starts[1:])
-        used = int(starts[-1] + caps[-1])
-        if used > _MAX_POOL:
+    def _take_layout(self, layout: Layout) -> None:
+        """Use a bulk layout (:func:`build_layout`) as the buckets and the pool."""
+        if layout.used > _MAX_POOL:
             raise InvalidInputError.field("ids", "too many hashes for one index")
-        pool = np.zeros(used + used // 32 + 1024, np.int32)
-        rank = np.arange(n, dtype=np.int32)
-        for c in range(_CHUNKS):
-            sl = slice(c * _CHUNK_VALUES, (c + 1) * _CHUNK_VALUES)
-            order = np.argsort(chunks[:, c], kind="stable")  # a radix sort
-            at = np.repeat(
-                (starts[sl] - np.cumsum(counts[sl]) + counts[sl]).astype(np.int32), counts[sl]
-            )
-            at += rank
-            pool[at] = order
-            del order, at
-        heads = np.empty((_NUM_BUCKETS, 2), np.int32)
-        heads[:, 0] = starts
-        heads[:, 1] = counts
-        self._set_heads(heads)
-        self._caps = caps
-        self._pool, self._pool_used, self._garbage = pool, used, 0
-        self._pivots = np.zeros((0, 4), np.uint64)
-        self._pivot_ints = []
-        self._n_splits = 0
+        self._set_heads(layout.heads)
+        self._caps = layout.caps
+        self._pool, self._pool_used, self._garbage = layout.pool, layout.used, 0
+        self._pivots = layout.pivots
+        self._n_splits = len(layout.pivots)
+        self._pivot_ints = [
+            int.from_bytes(p.astype("<u8").tobytes(), "little") for p in layout.pivots
+        ]
+        self._reach = self._reach_from_heads()
 
     # ---------------------------------------------------------------- updates
 
@@ -424,8 +420,8 @@ class PDQIndex:
         hot = lens < 0
         if hot.any():
             which = (-1 - lens[hot]).astype(np.int64)
-            sub = np.minimum(_distances(self._pivots[which] ^ words), _SUBS - 1)
-            buckets[hot] = _NUM_BUCKETS + which * _SUBS + sub
+            bands = _bands(_distances(self._pivots[which] ^ words))
+            buckets[hot] = _NUM_BUCKETS + which * _SUBS + bands
         return buckets
 
     def _link(self, row: int) -> None:
@@ -436,6 +432,13 @@ class PDQIndex:
             self._move_bucket(int(buckets[i]))
         self._pool[self._heads[buckets, 0].astype(np.int64) + lens] = row
         self._heads[buckets, 1] = lens + 1
+        in_split = buckets[buckets >= _NUM_BUCKETS] - _NUM_BUCKETS
+        if in_split.size:
+            reach = self._reach
+            which, band = np.divmod(in_split, _SUBS)
+            for w, b in zip(which.tolist(), band.tolist(), strict=True):
+                if b != _LAST:
+                    reach[w] = max(reach[w], band_reach(b))
         for i in full.tolist():
             bucket = int(buckets[i])
             if bucket < _NUM_BUCKETS and lens[i] >= self._split_at:
@@ -470,12 +473,10 @@ class PDQIndex:
         mark the bucket itself split (its length reads ``-1 - which``)."""
         start, length = (int(x) for x in self._heads[bucket])
         rows = self._pool[start : start + length].copy()
-        sample = self._words[rows[:: max(1, length // 4096)]]
-        votes = np.unpackbits(sample.view(np.uint8), axis=1).sum(axis=0, dtype=np.int64)
-        pivot = np.packbits(2 * votes > len(sample)).view("<u8").astype(np.uint64)
+        pivot = majority(self._words[rows[sampled(np.zeros(1, np.int64), np.array([length]))]])[0]
         # uint8: the stable argsort below is then a radix sort (a merge sort on uint32 took
         # twice the time of the whole build of 1M realistic hashes).
-        dist = np.minimum(_distances(self._words[rows] ^ pivot), _SUBS - 1).astype(np.uint8)
+        dist = _bands(_distances(self._words[rows] ^ pivot)).astype(np.uint8)
         counts = np.bincount(dist, minlength=_SUBS).astype(np.int64)
         caps = _with_slack(counts)
         first = self._room(int(caps.sum()))  # may compact: the rows stay the same
@@ -493,6 +494,8 @@ class PDQIndex:
             self._pivots = np.concatenate([self._pivots, np.zeros((more // _SUBS, 4), np.uint64)])
         self._pivots[which] = pivot
         self._pivot_ints.append(int.from_bytes(pivot.astype("<u8").tobytes(), "little"))
+        near = np.flatnonzero(counts[:_LAST])
+        self._reach.append(band_reach(int(near[-1]) if near.size else -1))
         self._heads[base : base + _SUBS, 0] = sub_starts
         self._heads[base : base + _SUBS, 1] = counts
         self._caps[base : base + _SUBS] = caps
@@ -544,6 +547,16 @@ class PDQIndex:
         self._heads[:, 0] = np.where(split, 0, starts)
         self._caps, self._pool = caps, pool
         self._pool_used, self._garbage = used, 0
+        self._reach = self._reach_from_heads()
+
+    def _reach_from_heads(self) -> list[int]:
+        """Each split bucket's reach from the bands its rows fill now (removals leave the
+        kept value an upper bound; this makes it exact again)."""
+        n = self._n_splits
+        lens = self._heads[_NUM_BUCKETS : _NUM_BUCKETS + n * _SUBS, 1].reshape(n, _SUBS)
+        filled = lens[:, :_LAST] > 0
+        top = np.where(filled.any(axis=1), _LAST - 1 - np.argmax(filled[:, ::-1], axis=1), -1)
+        return [band_reach(b) for b in top.tolist()]
 
     # ---------------------------------------------------------------- queries
 
@@ -606,25 +619,26 @@ class PDQIndex:
         xor with the query repeated (a bytes repetition), one popcount and one multiply; a
         miss then returns on one ``min``."""
         probes = _PROBES[limit // _CHUNKS] ^ np.frombuffer(data, "<u2")
-        packed = self._packed.take(probes.reshape(-1))  # one int64 per probe: start, length
-        lens = packed.view(np.int32)[1::2]
-        if lens.min() < 0:
-            split = lens[lens < 0].tolist()
-            if len(split) <= _FEW_SPLIT_PROBES:  # a miss: 1-3 of them, in Python
-                value = int.from_bytes(data, "little")
-                parts = [self._sub_bucket_heads(value, -1 - s, limit) for s in split]
-                packed = np.concatenate([packed, *parts])
+        # One int64 per probe: the start in the low 32 bits, the length (negative for a
+        # split bucket) in the high 32, read with int64 arithmetic (no strided views).
+        packed = self._packed.take(probes.reshape(-1))
+        hot = np.flatnonzero(packed < 0)  # split buckets
+        if len(hot):
+            if len(hot) <= _FEW_SPLIT_PROBES:  # a miss: a few, in Python
+                packed = self._near_sub_buckets(data, limit, packed, hot)
             else:
                 one = np.frombuffer(data, np.uint8).reshape(1, HASH_BYTES)
                 packed = self._with_sub_buckets(one, limit, packed, len(packed))[0]
-            lens = np.maximum(packed.view(np.int32)[1::2], 0)
+                packed[hot] = 0  # the split probes themselves read nothing
+        lens = packed >> 32
         ends = lens.cumsum()
         total = int(ends[-1])
         if not total:
             return []
         if total > self._n_rows // 16 + 4096:  # a hit in a big cluster
             return self._probe_crowded(data, limit, packed, lens, ends)
-        rows = self._pool.take(_ranges_ending(packed.view(np.int32)[0::2], lens, ends, total))
+        positions = _positions(packed, lens, ends, total)
+        rows = self._pool.take(positions, mode="clip")  # in range: no per-index check
         counts, summed = self._packed_counts(rows, data)
         bound = (limit + 1) << 24
         if int(summed.min()) >= bound:
@@ -635,12 +649,12 @@ class PDQIndex:
         return self._result(found, summed[hit][first] >> 24)
 
     def _probe_crowded(
-        self, data: bytes, limit: int, packed: _I64, lens: npt.NDArray[np.int32], ends: _I64
+        self, data: bytes, limit: int, packed: _I64, lens: _I64, ends: _I64
     ) -> _Matches:
         """A query inside a big cluster gathers each near-copy from up to 16 buckets (more
         candidates than a 16th of the index): they are de-duplicated first, by a scatter
         into a mask and a scan (no sort), which also makes the gather read forward."""
-        positions = _ranges_ending(packed.view(np.int32)[0::2], lens, ends, int(ends[-1]))
+        positions = _positions(packed, lens, ends, int(ends[-1]))
         seen = np.zeros(self._n_rows, bool)
         seen[self._pool[positions]] = True
         rows = np.flatnonzero(seen)
@@ -653,7 +667,7 @@ class PDQIndex:
         """The four word popcounts of ``rows``' hashes xor the query, as one uint32 per row,
         and that times 0x01010101, whose top byte is their sum mod 256 (2 numpy calls instead
         of ~12 for four column passes; the exact complement reads as 0: ``_COMPLEMENT``)."""
-        near = self._words.take(rows, axis=0).reshape(-1)  # one cache line per candidate
+        near = self._words.take(rows, axis=0, mode="clip").reshape(-1)  # a line per candidate
         # xor with the query repeated: a flat pass is ~3x faster than broadcasting over rows
         np.bitwise_xor(near, np.frombuffer(data * len(rows), "<u8"), out=near)
         counts = np.bitwise_count(near).view(np.uint32)
@@ -683,8 +697,8 @@ class PDQIndex:
             return self._probe(queries[:half], limit) + self._probe(queries[half:], limit)
         if not total:
             return [[] for _ in range(m)]
-        rows = self._pool[_ranges_ending(starts, lens, ends, total)]
-        near = np.take(self._words, rows, axis=0)  # (k, 4): one cache line per candidate
+        rows = self._pool.take(_ranges_ending(starts, lens, ends, total), mode="clip")
+        near = self._words.take(rows, axis=0, mode="clip")  # (k, 4): a line per candidate
         owner = np.repeat(owner_of_probe, lens)
         np.bitwise_xor(near, queries.view("<u8")[owner], out=near)
         counts = np.bitwise_count(near).view(np.uint32).reshape(-1)
@@ -698,14 +712,38 @@ class PDQIndex:
         found, first = np.unique(key, return_index=True)
         return self._results(m, found >> 32, found & 0xFFFFFFFF, dist[first])
 
+    def _near_sub_buckets(self, data: bytes, limit: int, packed: _I64, hot: _I64) -> _I64:
+        """The probes, then the bands of the split buckets probed (``hot``) that a match can
+        be in: those within ``limit`` of the query's distance to the pivot (the triangle
+        inequality). A miss is far from the cluster a split bucket holds, beyond its
+        ``reach`` (the largest distance below 64 any of its rows has), so of that bucket it
+        reads only the last band (rows 64 or more from the pivot: a few unrelated hashes).
+        That costs one ``int.bit_count`` and one append per split bucket; their heads are
+        then gathered with one ``take``."""
+        value = int.from_bytes(data, "little")
+        pivots, reach, far, last = self._pivot_ints, self._reach, _FAR, _LAST
+        bands: list[int] = []
+        for s in (packed[hot] >> 32).tolist():
+            which = -1 - s
+            base = _NUM_BUCKETS + which * _SUBS
+            to_pivot = (value ^ pivots[which]).bit_count()
+            if to_pivot - limit > reach[which]:  # only the last band can hold a match
+                if to_pivot + limit >= far:
+                    bands.append(base + last)
+            else:
+                lo = band_of(max(to_pivot - limit, 0))
+                bands.extend(range(base + lo, base + band_of(to_pivot + limit) + 1))
+        packed[hot] = 0  # ``packed`` is the caller's own copy: the split probes read nothing
+        return np.concatenate((packed, self._packed.take(bands))) if bands else packed
+
     def _sub_bucket_heads(self, value: int, split: int, limit: int) -> _I64:
         """The heads of the sub-buckets of split bucket ``split`` that can hold a match of
         the query ``value`` (a 256-bit int): those at distances within ``limit`` of the
         query's distance to the pivot (one ``int.bit_count``, one slice)."""
         to_pivot = (value ^ self._pivot_ints[split]).bit_count()
         base = _NUM_BUCKETS + split * _SUBS
-        lo = base + min(max(to_pivot - limit, 0), _SUBS - 1)
-        return self._packed[lo : base + min(to_pivot + limit, _SUBS - 1) + 1]
+        lo = base + band_of(max(to_pivot - limit, 0))
+        return self._packed[lo : base + band_of(to_pivot + limit) + 1]
 
     def _with_sub_buckets(
         self, queries: npt.NDArray[np.uint8], limit: int, packed: _I64, per_query: int
@@ -743,8 +781,8 @@ class PDQIndex:
             asked_arr = hot // per_query
             words = queries.view("<u8")
             to_pivot = _distances(self._pivots[which] ^ words[asked_arr]).astype(np.int64)
-            lo = np.minimum(np.maximum(to_pivot - limit, 0), _SUBS - 1)
-            span = np.minimum(to_pivot + limit, _SUBS - 1) - lo + 1
+            lo = _bands(np.maximum(to_pivot - limit, 0))
+            span = _bands(to_pivot + limit) - lo + 1
             subs = self._packed[_ranges(_NUM_BUCKETS + which * _SUBS + lo, span)]
             out = np.concatenate([packed, subs])
             if m == 1:
@@ -976,6 +1014,7 @@ class PDQIndex:
         index._pivot_ints = [
             int.from_bytes(p.astype("<u8").tobytes(), "little") for p in a["pivots"]
         ]
+        index._reach = index._reach_from_heads()
         index._pool = pool
         index._pool_used, index._garbage = used, garbage
         index._map = IdMap(map_rows, ids, count, map_used)
@@ -1005,12 +1044,6 @@ def _has_repeats(values: _I64) -> bool:
     ~50 MB of scratch for 1M ids)."""
     ordered = np.sort(values)
     return bool(np.any(ordered[1:] == ordered[:-1]))
-
-
-def _with_slack(counts: _I64) -> _I32:
-    """Bucket capacities: room for a few adds (~3%, at least one) before a bucket has to
-    move; an empty bucket gets none (its first add moves it: O(1))."""
-    return (counts + (counts + 31) // 32).astype(np.int32)
 
 
 def _check_id(value: int) -> int:

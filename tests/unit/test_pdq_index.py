@@ -439,6 +439,34 @@ def test_hits_in_a_big_cluster_equal_brute_force() -> None:
         assert len(index.query(queries[0])) > 700
 
 
+def test_a_row_added_far_from_a_split_buckets_pivot_is_found_through_that_bucket() -> None:
+    """A query skips a split bucket when it is farther from the pivot than the bucket's
+    reach plus the threshold, so adding a row beyond the reach must widen it. Here the
+    only chunk in which the query is within one bit of the added row is a split bucket's:
+    the row is found through that bucket or not at all."""
+    rng = np.random.default_rng(41)
+    base = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+    cluster = [base] * 30 + [_at_distance(base, 2, rng) for _ in range(10)]
+    ids = np.arange(len(cluster), dtype=np.int64)
+    hashes = np.frombuffer(b"".join(cluster), np.uint8).reshape(-1, 32)
+    model = _model_of(ids, hashes)
+    for reopen in (False, True):
+        index = PDQIndex.build(ids, hashes, split_at=16)
+        assert index._n_splits == 16  # every chunk's bucket of the cluster is split
+        # 40 bits off the pivot (8 in each of chunks 0-4): in the split buckets of 5-15.
+        far = _flip(base, [16 * c + j for c in range(5) for j in range(8)])
+        index.add(1000, far)
+        model[1000] = far
+        # 30 bits off that row, 2 in each chunk but 15: 70 from the pivot.
+        query = _flip(far, [16 * c + 8 + j for c in range(15) for j in range(2)])
+        if reopen:
+            index.remove(1000)
+            index.add(1000, far)  # a stale reach stays an upper bound; the add widens it
+        assert index.query(query) == _brute(model, query, 31) == [(1000, 30)]
+        assert index.query_many(np.frombuffer(query, np.uint8)[None, :]) == [[(1000, 30)]]
+        del model[1000]
+
+
 def test_the_complement_of_a_stored_hash_is_at_distance_256() -> None:
     """Distances are summed from four per-word counts mod 256: the exact complement (all
     256 bits differ) must not read as distance 0."""
@@ -523,3 +551,42 @@ def test_release_free_heap_trims_where_glibc_is() -> None:
     from forum_client.match._heap import release_free_heap
 
     assert release_free_heap() is (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize("split_at", [8, 24])
+def test_bulk_layout_equals_splitting_buckets_one_by_one(split_at: int) -> None:
+    """build() lays out crowded buckets already split (_pdq_layout): the same pivots, the
+    same rows in every bucket and band, in the same order, as a plain layout whose crowded
+    buckets are then split one at a time as add() splits them."""
+    rng = np.random.default_rng(42)
+    hashes = np.concatenate(
+        [_clustered(rng, clusters=3, per=120, flips=10), rng.integers(0, 256, (300, 32), np.uint8)]
+    )
+    ids = np.arange(len(hashes), dtype=np.int64)
+    bulk = PDQIndex.build(ids, hashes, split_at=split_at)
+    one_by_one = PDQIndex.build(ids, hashes, split_at=10**9)
+    assert one_by_one._n_splits == 0
+    one_by_one._split_at = split_at
+    crowded = np.flatnonzero(one_by_one._heads[: pdq_index._NUM_BUCKETS, 1] > split_at)
+    for bucket in crowded.tolist():
+        one_by_one._split_bucket(bucket)
+    assert bulk._n_splits == one_by_one._n_splits == len(crowded) > 16
+    n = bulk._n_splits
+    assert np.array_equal(bulk._pivots[:n], one_by_one._pivots[:n])
+    assert bulk._reach == one_by_one._reach
+    heads = pdq_index._NUM_BUCKETS + n * pdq_index._SUBS
+    assert np.array_equal(bulk._heads[:heads, 1], one_by_one._heads[:heads, 1])
+    for index in (bulk, one_by_one):
+        lens = np.maximum(index._heads[:heads, 1], 0)
+        assert np.all(lens <= index._caps[:heads])
+    rows = [
+        [
+            index._pool[s : s + ln].tolist()
+            for s, ln in zip(
+                index._heads[:heads, 0].tolist(), index._heads[:heads, 1].tolist(), strict=True
+            )
+            if ln > 0
+        ]
+        for index in (bulk, one_by_one)
+    ]
+    assert rows[0] == rows[1]
