@@ -134,9 +134,10 @@ def build_layout(words: npt.NDArray[np.uint64], split_at: int) -> Layout:
     band_counts = np.zeros((n_split, BANDS), np.int64)
     used = 0
     which = 0
+    rank = np.arange(n, dtype=np.int32)
     for c in range(CHUNKS):
         values = chunks[:, c]
-        order = np.argsort(values, kind="stable").astype(np.int32)  # a radix sort
+        order = np.argsort(values, kind="stable")  # a radix sort
         count = counts[c].astype(np.int64)
         hot = np.flatnonzero(crowded[c])
         g = len(hot)
@@ -165,9 +166,11 @@ def build_layout(words: npt.NDArray[np.uint64], split_at: int) -> Layout:
             )
         seg_cap = with_slack(seg_count)
         seg_start = used + np.cumsum(seg_cap, dtype=np.int64) - seg_cap
-        at = np.repeat(seg_start - (np.cumsum(seg_count) - seg_count), seg_count)
-        at += np.arange(n, dtype=np.int64)
+        # int32 positions (the pool is int32-addressed): half the memory traffic of int64.
+        at = np.repeat((seg_start - (np.cumsum(seg_count) - seg_count)).astype(np.int32), seg_count)
+        at += rank
         pool[at] = order
+        del order, at
         used = int(seg_start[-1] + seg_cap[-1])
         base = c * CHUNK_VALUES
         heads[base + plain, 0] = seg_start[first_seg[plain]]
@@ -186,7 +189,7 @@ def build_layout(words: npt.NDArray[np.uint64], split_at: int) -> Layout:
 
 def _bands_of_groups(
     words: npt.NDArray[np.uint64],
-    order: npt.NDArray[np.int32],
+    order: npt.NDArray[np.intp],
     offsets: npt.NDArray[np.int64],
     lengths: npt.NDArray[np.int64],
     pivots: npt.NDArray[np.uint64],

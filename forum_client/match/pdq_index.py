@@ -112,8 +112,9 @@ flag, and 4 bytes in the id table (open addressing over row numbers only: a slot
 read back through ``ids[row]``, so the ids are not stored twice; a Python dict of 1M ints
 costs ~100 MB). Per bucket (1M of them): an int64 head and an int32 capacity; per split
 bucket (~24,000 on realistic data at 1M, none on uniform) 20 more heads and capacities, a
-32-byte pivot and its Python integer (~5 MB in all). At 1M hashes that is ~135 MB of arrays (:attr:`PDQIndex.nbytes`, which also counts headroom that was never
-written and so is not resident). Builds keep no per-chunk column copies; a loaded index uses
+32-byte pivot and its Python integer (~5 MB in all). At 1M hashes that is ~135 MB of
+arrays (:attr:`PDQIndex.nbytes`, which also counts headroom that was never written and so is
+not resident). Builds keep no per-chunk column copies; a loaded index uses
 the arrays read from the file as its storage (no second copy); arrays grow into zeroed
 memory, whose untouched pages cost nothing until used.
 A build frees ~50-80 MB of temporaries (sorts, repeats) at 1M that glibc keeps in the
