@@ -70,31 +70,33 @@ removals are reused by later adds out of that order, which costs only that local
 *Crowded buckets are split by distance to a pivot.* Real PDQ lists are far from uniform:
 near-copies of one image (re-encodes, crops, captions) share most chunk values, so on
 realistic data (``scripts/pdq_data.py``) the biggest buckets hold 10,000-110,000 rows
-against ~15 for random hashes, and one probe of such a bucket gathers them all. A bucket
-of more than :data:`SPLIT_AT` (64) rows is split into 17 bands by each row's Hamming
-distance ``e`` to a pivot (the bitwise majority of 15 of its rows, spread over the bucket):
-``e`` 0-3, 4-7, ..., 60-63, and one band for 64 or more; its head then holds the length
+against ~15 for random hashes, and one probe of such a bucket gathers them all. A bucket of
+more than :data:`SPLIT_AT` (64) rows is split into 20 bands (sub-buckets) by each row's
+Hamming distance ``e`` to a pivot (the bitwise majority of 15 of its rows, spread over the
+bucket): one band per ``e`` from 0 to 15, where a cluster's rows sit (so a removal scans few
+rows), then 16-31, 32-47, 48-63, and one band for 64 or more; its head then holds the length
 ``-1 - which``. A query at distance ``D`` from the pivot can only match rows with
-``|D - e| <= threshold`` (triangle inequality), so it reads only those bands. A split bucket
-is typically one cluster (its bands below 64) plus a few unrelated hashes that share the
-chunk value (the last band), and its *reach*, the largest ``e`` below 64 any of its rows
-has (kept as an upper bound: an add widens it, a removal leaves it), lets a miss, far from
-every cluster, skip the cluster with one ``int.bit_count`` and read only the last band's
-head. Misses meet ~10 split buckets each at 64 (1.4 at the 512 used before), and read
-~1,000 candidates instead of ~2,300: 1.21-1.25x less time per realistic miss (in-process,
-964 misses, old and new index alternating, same data); splitting from 32 or 128 rows was
-no faster. The vectorised form (~20 numpy calls) serves queries that probe more than 64
-split buckets (hits inside clusters) and :meth:`query_many`. A hit inside a cluster gathers
-each near-copy from up to 16 buckets: when the candidates outnumber a 16th of the index
-they are de-duplicated first, by a scatter into a mask and a scan (no sort), which also
-makes the gather read forward. Removal inside the largest cluster (112,855 rows) scans one
-band, not the cluster. :meth:`build` lays out the crowded buckets already split
+``|D - e| <= threshold`` (triangle inequality), so it reads only those bands. A split bucket is
+typically one cluster (its bands below 64) plus a few unrelated hashes that share the chunk
+value (the last band), and its *reach*, the largest ``e`` below 64 any of its rows has (kept
+as an upper bound: an add widens it, a removal leaves it), lets a miss, far from every
+cluster, skip the cluster with one ``int.bit_count`` and read only the last band's head.
+Misses meet ~10 split buckets each at 64 (1.4 at the 512 used before), and read ~1,000
+candidates instead of ~2,300: 1.27x less time per realistic miss at 1M, 1.46x at 10M
+(``scripts/bench_pdq_ab.py``: both versions in one process, alternating); splitting from 32
+or 128 rows was no faster. The vectorised form (~20 numpy calls) serves queries that probe
+more than 64 split buckets (hits inside clusters) and :meth:`query_many`. A hit inside a
+cluster gathers each near-copy from up to 16 buckets: when the candidates outnumber a 16th
+of the index they are de-duplicated first, by a scatter into a mask and a scan (no sort),
+which also makes the gather read forward. Removal inside the largest cluster (112,855 rows)
+scans one band, not the cluster. :meth:`build` lays out the crowded buckets already split
 (``forum_client.match._pdq_layout``: two radix sorts per chunk, the pool written once), the
-same layout as splitting them one by one as :meth:`add` does, ~3x faster. A compiled probe
-loop (numba, every probe, band and candidate in one function) was measured and not taken:
-45-50 us per miss against 52-55 us for this numpy path on the same index, because a miss
-waits on memory (~1,500 cache lines: heads, pool runs, candidate rows), not on numpy's
-per-call cost.
+same layout as splitting them one by one as :meth:`add` does, ~3x faster than that; builds
+of realistic data take half the time they took with the split at 512 (2.2 -> 1.2 s at 1M). A
+compiled probe loop (numba, every probe, band and candidate in one function) was measured
+and not taken: 45-50 us per miss against 52-55 us for this numpy path on the same index,
+because a miss waits on memory (~1,500 cache lines: heads, pool runs, candidate rows), not
+on numpy's per-call cost.
 
 *Buckets with slack instead of a rebuild.* All buckets live in one ``int32`` pool of row
 numbers; each bucket has a start, a length and a capacity (built with ~3% slack, none for an
@@ -294,7 +296,7 @@ class PDQIndex:
     def _set_heads(self, heads: _I32) -> None:
         """Bucket heads: (start, length) int32 pairs, also read as one int64 per bucket so a
         query gathers each probed bucket's head with one 1-D take. A split bucket has
-        length ``-1 - which`` (``which`` numbers its pivot and its 65 sub-buckets)."""
+        length ``-1 - which`` (``which`` numbers its pivot and its 20 bands)."""
         self._heads = np.ascontiguousarray(heads, np.int32)
         self._packed: _I64 = self._heads.view(np.int64).reshape(-1)
 
@@ -469,9 +471,10 @@ class PDQIndex:
         self._heads[buckets, 1] = lens - 1
 
     def _split_bucket(self, bucket: int) -> None:
-        """Split a crowded bucket into 65 sub-buckets by each row's distance to a pivot
-        (the bitwise majority of a sample of its rows; 0..63, and one for 64 or more) and
-        mark the bucket itself split (its length reads ``-1 - which``)."""
+        """Split a crowded bucket into its 20 bands by each row's distance to a pivot (the
+        bitwise majority of 15 of its rows; see :func:`band_of`) and mark the bucket itself
+        split (its length reads ``-1 - which``). :func:`build_layout` does the same for
+        every crowded bucket at once."""
         start, length = (int(x) for x in self._heads[bucket])
         rows = self._pool[start : start + length].copy()
         pivot = majority(self._words[rows[sampled(np.zeros(1, np.int64), np.array([length]))]])[0]
@@ -755,9 +758,9 @@ class PDQIndex:
         caller reads it as 0). Returns the probes and, for several queries, the query of
         each probe.
 
-        A miss typically probes 1-3 split buckets: those are handled with Python integers
-        (``int.bit_count`` of the xor with the pivot, one slice of the contiguous sub-bucket
-        heads each), which costs less than the ~20 numpy calls of the vectorised form that
+        Up to 64 split buckets probed are handled with Python integers
+        (``int.bit_count`` of the xor with the pivot, one slice of the contiguous band heads
+        each), which costs less than the ~20 numpy calls of the vectorised form that
         queries probing many split buckets (hits inside clusters) use."""
         m = len(queries)
         lens = packed.view(np.int32)[1::2]
