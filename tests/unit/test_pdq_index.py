@@ -389,15 +389,20 @@ def _brute_many(
     return out
 
 
-@pytest.mark.parametrize("few_split_probes", [0, 10**6], ids=["vectorised", "python"])
+@pytest.mark.parametrize(
+    ("few_split_probes", "batch_per_query"),
+    [(0, 10**9), (10**6, 10**9), (10**6, 64)],
+    ids=["vectorised", "python", "block-to-single-queries"],
+)
 def test_query_many_equals_brute_force_on_random_and_clustered_data_through_removals(
-    monkeypatch: pytest.MonkeyPatch, few_split_probes: int
+    monkeypatch: pytest.MonkeyPatch, few_split_probes: int, batch_per_query: int
 ) -> None:
-    """query_many (blocks of queries, halved when they gather too many candidates) and query
-    give the brute-force answer on uniform and clustered hashes, before and after removals
-    and re-adds, with split buckets handled by either the per-probe Python path or the
-    vectorised one."""
+    """query_many (blocks of queries, halved when they gather too many candidates, or
+    answered one by one when they gather many per query) and query give the brute-force
+    answer on uniform and clustered hashes, before and after removals and re-adds, with
+    split buckets handled by either the per-probe Python path or the vectorised one."""
     monkeypatch.setattr(pdq_index, "_FEW_SPLIT_PROBES", few_split_probes)
+    monkeypatch.setattr(pdq_index, "_BATCH_CANDIDATES_PER_QUERY", batch_per_query)
     monkeypatch.setattr(pdq_index, "_BLOCK_CANDIDATES", 3000)  # force the halving too
     rng = np.random.default_rng(21)
     hashes = _clustered(rng, clusters=3, per=300, flips=10)
