@@ -34,14 +34,13 @@ _SLAB_ROWS: Final = 1 << 18  # rows (or sampled rows) handled per round: bounds 
 @dataclass(frozen=True)
 class Layout:
     """Bucket heads (start, length) int32, capacities, the pool, how much of it is used,
-    and each split bucket's pivot and band counts (in split order)."""
+    and each split bucket's pivot (in split order)."""
 
     heads: npt.NDArray[np.int32]
     caps: npt.NDArray[np.int32]
     pool: npt.NDArray[np.int32]
     used: int
     pivots: npt.NDArray[np.uint64]
-    band_counts: npt.NDArray[np.int64]
 
 
 def with_slack(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
@@ -131,7 +130,6 @@ def build_layout(words: npt.NDArray[np.uint64], split_at: int) -> Layout:
     heads = np.zeros((NUM_BUCKETS + n_split * BANDS, 2), np.int32)
     caps = np.zeros(NUM_BUCKETS + n_split * BANDS, np.int32)
     pivots = np.zeros((n_split, 4), np.uint64)
-    band_counts = np.zeros((n_split, BANDS), np.int64)
     used = 0
     which = 0
     rank = np.arange(n, dtype=np.int32)
@@ -153,7 +151,6 @@ def build_layout(words: npt.NDArray[np.uint64], split_at: int) -> Layout:
             per_band = np.bincount(
                 group.astype(np.int64) * BANDS + row_bands, minlength=g * BANDS
             ).reshape(g, BANDS)
-            band_counts[which : which + g] = per_band
         # Segments in pool order: one per plain value, BANDS per crowded one.
         segs_per_value = np.where(crowded[c], BANDS, 1)
         first_seg = np.cumsum(segs_per_value) - segs_per_value
@@ -184,7 +181,7 @@ def build_layout(words: npt.NDArray[np.uint64], split_at: int) -> Layout:
             heads[subs.reshape(-1), 1] = per_band.reshape(-1)
             caps[subs.reshape(-1)] = seg_cap[band_segs.reshape(-1)]
             which += g
-    return Layout(heads, caps, pool, used, pivots, band_counts)
+    return Layout(heads, caps, pool, used, pivots)
 
 
 def _bands_of_groups(
