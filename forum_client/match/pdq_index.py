@@ -239,6 +239,12 @@ def _arange(total: int) -> _I64:
     return _ARANGE[:total] if total <= len(_ARANGE) else np.arange(total, dtype=np.int64)
 
 
+def _band_span(to_pivot: int, limit: int) -> tuple[int, int]:
+    """The first and last band of a split bucket that can hold a match of a query at
+    ``to_pivot`` from its pivot: distances within ``limit`` of it (triangle inequality)."""
+    return band_of(max(to_pivot - limit, 0)), band_of(to_pivot + limit)
+
+
 def _positions(packed: _I64, lens: _I64, ends: _I64, total: int) -> _I64:
     """The pool positions of the probed buckets' rows, one bucket after another: the
     ranges ``[start, start + length)`` of the packed heads (``lens`` their lengths, all >= 0
@@ -743,8 +749,8 @@ class PDQIndex:
                 if to_pivot + limit >= far:
                     bands.append(base + last)
             else:
-                lo = band_of(max(to_pivot - limit, 0))
-                bands.extend(range(base + lo, base + band_of(to_pivot + limit) + 1))
+                lo, hi = _band_span(to_pivot, limit)
+                bands.extend(range(base + lo, base + hi + 1))
         packed[hot] = 0  # ``packed`` is the caller's own copy: the split probes read nothing
         return np.concatenate((packed, self._packed.take(bands))) if bands else packed
 
@@ -754,8 +760,8 @@ class PDQIndex:
         query's distance to the pivot (one ``int.bit_count``, one slice)."""
         to_pivot = (value ^ self._pivot_ints[split]).bit_count()
         base = _NUM_BUCKETS + split * _SUBS
-        lo = base + band_of(max(to_pivot - limit, 0))
-        return self._packed[lo : base + band_of(to_pivot + limit) + 1]
+        lo, hi = _band_span(to_pivot, limit)
+        return self._packed[base + lo : base + hi + 1]
 
     def _with_sub_buckets(
         self, queries: npt.NDArray[np.uint8], limit: int, packed: _I64, per_query: int
