@@ -26,7 +26,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv || { tick_stop; exit 1; }
     tick_stop
 fi
-extras=${EXTRAS-dev,media,postgres,metrics,report,witness,pytx,stix,misp}
+extras=${EXTRAS-dev,media,postgres,metrics,report,witness,pytx,stix,misp,fast}
 spec=.
 [ -n "$extras" ] && spec=".[$extras]"
 stamp=.venv/.installed-$( { cat pyproject.toml; echo "$extras"; } | "$PY" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')

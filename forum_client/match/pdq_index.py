@@ -92,11 +92,22 @@ which also makes the gather read forward. Removal inside the largest cluster (11
 scans one band, not the cluster. :meth:`build` lays out the crowded buckets already split
 (``forum_client.match._pdq_layout``: two radix sorts per chunk, the pool written once), the
 same layout as splitting them one by one as :meth:`add` does, ~3x faster than that; builds
-of realistic data take half the time they took with the split at 512 (2.2 -> 1.2 s at 1M). A
-compiled probe loop (numba, every probe, band and candidate in one function) was measured
-and not taken: 45-50 us per miss against 52-55 us for this numpy path on the same index,
-because a miss waits on memory (~1,500 cache lines: heads, pool runs, candidate rows), not
-on numpy's per-call cost.
+of realistic data take half the time they took with the split at 512 (2.2 -> 1.2 s at 1M).
+
+*The compiled probe.* With numba installed (the ``fast`` extra), a query of an index of
+65,536 rows or more runs the same probes, bands and distance checks as one compiled
+function (``forum_client.match._pdq_probe``) in passes that are each a run of independent
+loads the processor overlaps: the bucket heads, the bands of the split buckets met, then
+the candidates 1,024 at a time (their rows, their hashes copied, then compared). At 1M
+realistic hashes a miss took 25-27 us against 49-55 us for the numpy path, at 1M uniform
+hashes 92-98 us against 112-121 (in-process, 300 misses, the two paths alternating): of the
+numpy path's ~50 us per realistic miss, ~33 us were its ~25 calls (the same misses
+repeated, so warm in the caches) and ~20 us waiting on memory. Hits inside
+a big cluster (more candidates than a 16th of the index) and queries with more matches than
+its output holds (16,384 with repeats) still take the numpy path. Smaller indexes answer in
+numpy: loading the compiled function costs ~0.35 s once per process (~1.5 s the first time,
+when numba compiles and caches it), ~20 MB of private memory and ~70 MB of shared library
+pages.
 
 *Buckets with slack instead of a rebuild.* All buckets live in one ``int32`` pool of row
 numbers; each bucket has a start, a length and a capacity (built with ~3% slack, none for an
@@ -128,12 +139,14 @@ Thread safety: none; guard an index shared between threads with a lock.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import logging
 import os
 import re
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -182,6 +195,13 @@ _BLOCK_CANDIDATES: Final = 1 << 17  # ...or fewer, so one round gathers at most 
 # slower as a block than one by one), while ~1,000 per realistic miss gain 1.2x as a block.
 _BATCH_CANDIDATES_PER_QUERY: Final = 2048
 _FEW_SPLIT_PROBES: Final = 64  # up to this many split buckets probed: handled in Python
+# Indexes of fewer rows answer in numpy: loading the compiled probe (numba, ~0.35 s once per
+# process, ~1.5 s the first time it compiles) pays off only over many queries of a big index.
+_COMPILED_MIN_ROWS = 1 << 16
+_COMPILED_ENV: Final = "FORUM_PDQ_COMPILED"  # "0": always answer in numpy
+_COMPILED_HITS = 1 << 14  # matches (with repeats) a compiled probe returns at most
+# A query gathering more than a 16th of the rows and this many is a hit inside a big cluster.
+_CROWDED_SLACK = 4096
 _FILE_MAGIC: Final = 0x50445149  # "PDQI"
 _FILE_VERSION: Final = 4
 _FILE_ARRAYS: Final = (
@@ -207,6 +227,33 @@ _I32 = npt.NDArray[np.int32]
 _U32 = npt.NDArray[np.uint32]
 _U64 = npt.NDArray[np.uint64]
 _Matches = list[tuple[int, int]]
+
+
+_log = logging.getLogger(__name__)
+
+
+@functools.cache
+def compiled_probe() -> Callable[..., int] | None:
+    """The compiled probe (``forum_client.match._pdq_probe``), imported on first use; None
+    when numba is not installed (the ``fast`` extra) or ``FORUM_PDQ_COMPILED=0``."""
+    if os.environ.get(_COMPILED_ENV, "1") == "0":
+        return None
+    try:
+        from forum_client.match._pdq_probe import probe
+    except ImportError as exc:
+        if exc.name != "numba":  # installed but broken (e.g. a numpy it does not support)
+            _log.warning("PDQ queries answer in numpy: the compiled probe failed: %s", exc)
+        return None
+    # The first call with each kind of arguments loads its machine code from numba's cache
+    # (or compiles it: ~1.5 s): done here, with the kinds a query passes, so no query pays it.
+    out = np.empty((2, 1), np.int32)
+    empty = np.zeros((1, 4), np.uint64)
+    probe(
+        *(np.zeros(_NUM_BUCKETS, np.int64), np.zeros(1, np.int32), empty, empty),
+        *(np.zeros(1, np.int32), np.frombuffer(bytes(HASH_BYTES), "<u8"), _FLIPS[1]),
+        *(DEFAULT_THRESHOLD, 0, out[0], out[1]),
+    )
+    return cast("Callable[..., int]", probe)
 
 
 class PDQIndexFileError(StoreError, ValueError):
@@ -299,7 +346,7 @@ class PDQIndex:
         self._garbage = 0
         self._pivots: _U64 = np.zeros((0, 4), np.uint64)
         self._pivot_ints: list[int] = []
-        self._reach: list[int] = []
+        self._reach: _I32 = np.zeros(0, np.int32)
         self._n_splits = 0
         self._map = IdMap.with_rows(self._ids, np.zeros(0, np.int32))
 
@@ -506,10 +553,14 @@ class PDQIndex:
             self._set_heads(np.concatenate([self._heads, np.zeros((more, 2), np.int32)]))
             self._caps = np.concatenate([self._caps, np.zeros(more, np.int32)])
             self._pivots = np.concatenate([self._pivots, np.zeros((more // _SUBS, 4), np.uint64)])
+        if len(self._reach) < len(self._pivots):
+            self._reach = np.concatenate(
+                [self._reach, np.zeros(len(self._pivots) - len(self._reach), np.int32)]
+            )
         self._pivots[which] = pivot
         self._pivot_ints.append(int.from_bytes(pivot.astype("<u8").tobytes(), "little"))
         near = np.flatnonzero(counts[:_LAST])
-        self._reach.append(band_reach(int(near[-1]) if near.size else -1))
+        self._reach[which] = band_reach(int(near[-1]) if near.size else -1)
         self._heads[base : base + _SUBS, 0] = sub_starts
         self._heads[base : base + _SUBS, 1] = counts
         self._caps[base : base + _SUBS] = caps
@@ -563,14 +614,16 @@ class PDQIndex:
         self._pool_used, self._garbage = used, 0
         self._reach = self._reach_from_heads()
 
-    def _reach_from_heads(self) -> list[int]:
+    def _reach_from_heads(self) -> _I32:
         """Each split bucket's reach from the bands its rows fill now (removals leave the
-        kept value an upper bound; this makes it exact again)."""
+        kept value an upper bound; this makes it exact again), one int32 per pivot."""
         n = self._n_splits
         lens = self._heads[_NUM_BUCKETS : _NUM_BUCKETS + n * _SUBS, 1].reshape(n, _SUBS)
         filled = lens[:, :_LAST] > 0
         top = np.where(filled.any(axis=1), _LAST - 1 - np.argmax(filled[:, ::-1], axis=1), -1)
-        return [band_reach(b) for b in top.tolist()]
+        reach = np.zeros(max(len(self._pivots), n), np.int32)
+        reach[:n] = [band_reach(b) for b in top.tolist()]
+        return reach
 
     # ---------------------------------------------------------------- queries
 
@@ -604,6 +657,8 @@ class PDQIndex:
         limit = _check_threshold(threshold)
         if limit > MAX_INDEXED_THRESHOLD:
             return self._scan(np.frombuffer(data, "<u8"), limit)
+        if self._n_rows >= _COMPILED_MIN_ROWS and (probe := compiled_probe()):
+            return self._probe_compiled(probe, data, limit)
         return self._probe_one(data, limit)
 
     def query_many(
@@ -615,7 +670,9 @@ class PDQIndex:
         candidates, to bound the temporary memory), so numpy's per-call cost is paid once
         per block instead of once per hash; a block whose queries gather over 2,048
         candidates each (uniform hashes, hits inside clusters) is answered one query at a
-        time, which keeps the rows it reads in the caches."""
+        time, which keeps the rows it reads in the caches. Through the compiled probe (see
+        the module doc) every query is answered on its own: it costs no numpy calls to
+        share."""
         arr = np.asarray(hashes)
         if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != HASH_BYTES:
             raise InvalidInputError.field("hashes", "must be a uint8 array of shape (m, 32)")
@@ -623,10 +680,37 @@ class PDQIndex:
         arr = np.ascontiguousarray(arr)
         if limit > MAX_INDEXED_THRESHOLD:
             return [self._scan(row.view("<u8"), limit) for row in arr]
+        if self._n_rows >= _COMPILED_MIN_ROWS and (probe := compiled_probe()):
+            return [self._probe_compiled(probe, row.tobytes(), limit) for row in arr]
         out: list[_Matches] = []
         for lo in range(0, len(arr), _BLOCK_QUERIES):
             out += self._probe(arr[lo : lo + _BLOCK_QUERIES], limit)
         return out
+
+    def _probe_compiled(self, probe: Callable[..., int], data: bytes, limit: int) -> _Matches:
+        """Answer one query with the compiled probe (``_pdq_probe``: the same buckets and
+        bands as :meth:`_probe_one`, in one function); a hit inside a big cluster, or one
+        with more matches than its output holds, is answered by :meth:`_probe_one`."""
+        out = np.empty((2, _COMPILED_HITS), np.int32)
+        found = probe(
+            self._packed,
+            self._pool,
+            self._words,
+            self._pivots,
+            self._reach,
+            np.frombuffer(data, "<u8"),
+            _FLIPS[limit // _CHUNKS],
+            limit,
+            self._n_rows // 16 + _CROWDED_SLACK,  # more candidates: _probe_one's crowded path
+            out[0],
+            out[1],
+        )
+        if found < 0:
+            return self._probe_one(data, limit)
+        if not found:
+            return []
+        rows, first = np.unique(out[0, :found], return_index=True)  # met once per chunk
+        return self._result(rows, out[1, :found][first])
 
     def _probe_one(self, data: bytes, limit: int) -> _Matches:
         """Answer one query by bucket probing, in as few numpy calls as a miss allows
@@ -651,7 +735,7 @@ class PDQIndex:
         total = int(ends[-1])
         if not total:
             return []
-        if total > self._n_rows // 16 + 4096:  # a hit in a big cluster
+        if total > self._n_rows // 16 + _CROWDED_SLACK:  # a hit in a big cluster
             return self._probe_crowded(data, limit, packed, lens, ends)
         positions = _positions(packed, lens, ends, total)
         rows = self._pool.take(positions, mode="clip")  # in range: no per-index check
