@@ -15,7 +15,9 @@ are close); queries are a shared video with every frame 0-16 bits away (hits) or
 (misses). :class:`~forum_client.match.video_index.VideoIndex` is timed per query against a
 vectorised brute force (numpy popcount of every query frame against every shared frame, then
 the share of matched frames per video), and every answer of the index is checked against it.
-A 1,000-frame query (a long upload) is timed on the index alone.
+A 1,000-frame query (a long upload) is timed on the index alone. The PDQ index answers
+through its compiled probe when numba (the ``fast`` extra) is installed: it is loaded before
+the build and its load time reported (``FORUM_PDQ_COMPILED=0`` times the numpy path).
 
 ``--cli-match BASELINE`` times what a member runs instead: ``forum-client match --db COPY
 --input one.jsonl`` (one 60-frame hit query) as a separate process, against a local copy of
@@ -153,6 +155,13 @@ def _pct(times: list[float]) -> dict[str, float]:
 
 
 def bench_matching(videos: int, frames: int, queries: int, brute_queries: int) -> dict[str, Any]:
+    from forum_client.match.pdq_index import compiled_probe
+
+    # Loaded now, as a matching service would at start (a process otherwise loads it after
+    # its first 4,096 frame queries): the timings below leave its load out; it is reported.
+    started = time.perf_counter()
+    compiled = compiled_probe() is not None
+    probe_load_s = time.perf_counter() - started
     rng = np.random.default_rng(SEED)
     shared = [_walk(rng, frames, 24) for _ in range(videos)]
     started = time.perf_counter()
@@ -162,6 +171,7 @@ def bench_matching(videos: int, frames: int, queries: int, brute_queries: int) -
     hits = [_flip(rng, shared[int(rng.integers(videos))], 16) for _ in range(queries)]
     misses = [_walk(rng, frames, 24) for _ in range(queries)]
     out: dict[str, Any] = {"build_s": build_s, "frames_indexed": index.frame_count}
+    out.update(compiled_probe=compiled, probe_load_s=probe_load_s)
     for name, qs in (("hit", hits), ("miss", misses)):
         ours, theirs = [], []
         for n, q in enumerate(qs):

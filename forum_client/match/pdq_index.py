@@ -95,19 +95,22 @@ same layout as splitting them one by one as :meth:`add` does, ~3x faster than th
 of realistic data take half the time they took with the split at 512 (2.2 -> 1.2 s at 1M).
 
 *The compiled probe.* With numba installed (the ``fast`` extra), a query of an index of
-65,536 rows or more runs the same probes, bands and distance checks as one compiled
-function (``forum_client.match._pdq_probe``) in passes that are each a run of independent
-loads the processor overlaps: the bucket heads, the bands of the split buckets met, then
-the candidates 1,024 at a time (their rows, their hashes copied, then compared). At 1M
+65,536 rows or more (once the probe is loaded, see below) runs the same probes, bands and
+distance checks as one compiled function (``forum_client.match._pdq_probe``) in passes
+that are each a run of independent loads the processor overlaps: the bucket heads, the
+bands of the split buckets met, then the candidates 1,024 at a time (their rows, their
+hashes copied, then compared). At 1M
 realistic hashes a miss took 25-27 us against 49-55 us for the numpy path, at 1M uniform
 hashes 92-98 us against 112-121 (in-process, 300 misses, the two paths alternating): of the
 numpy path's ~50 us per realistic miss, ~33 us were its ~25 calls (the same misses
 repeated, so warm in the caches) and ~20 us waiting on memory. Hits inside
 a big cluster (more candidates than a 16th of the index) and queries with more matches than
-its output holds (16,384 with repeats) still take the numpy path. Smaller indexes answer in
-numpy: loading the compiled function costs ~0.35 s once per process (~1.5 s the first time,
-when numba compiles and caches it), ~20 MB of private memory and ~70 MB of shared library
-pages.
+its output holds (16,384 with repeats) still take the numpy path. Loading the compiled
+function costs ~0.35 s once per process (~1.5 s the first time, when numba compiles and
+caches it), ~20 MB of private memory and ~70 MB of shared library pages, which ~15,000
+queries earn back: smaller indexes answer in numpy, and a process answers its first 4,096
+queries of big ones in numpy before it loads the probe (a one-shot ``forum-client match``
+never does); a service that will answer many calls :func:`compiled_probe` at start.
 
 *Buckets with slack instead of a rebuild.* All buckets live in one ``int32`` pool of row
 numbers; each bucket has a start, a length and a capacity (built with ~3% slack, none for an
@@ -195,9 +198,13 @@ _BLOCK_CANDIDATES: Final = 1 << 17  # ...or fewer, so one round gathers at most 
 # slower as a block than one by one), while ~1,000 per realistic miss gain 1.2x as a block.
 _BATCH_CANDIDATES_PER_QUERY: Final = 2048
 _FEW_SPLIT_PROBES: Final = 64  # up to this many split buckets probed: handled in Python
-# Indexes of fewer rows answer in numpy: loading the compiled probe (numba, ~0.35 s once per
-# process, ~1.5 s the first time it compiles) pays off only over many queries of a big index.
+# Loading the compiled probe (numba) costs ~0.35 s once per process (~1.5 s the first time,
+# when it compiles) and saves ~25 us per query: it pays off over ~15,000 queries of a big
+# index. So indexes of fewer rows always answer in numpy, and a process answers its first
+# queries of big ones in numpy too, loading the probe only once it has answered this many
+# (a one-shot `forum-client match` never loads it); compiled_probe() loads it at once.
 _COMPILED_MIN_ROWS = 1 << 16
+_COMPILED_AFTER = 4096
 _COMPILED_ENV: Final = "FORUM_PDQ_COMPILED"  # "0": always answer in numpy
 _COMPILED_HITS = 1 << 14  # matches (with repeats) a compiled probe returns at most
 # A query gathering more than a 16th of the rows and this many is a hit inside a big cluster.
@@ -230,6 +237,7 @@ _Matches = list[tuple[int, int]]
 
 
 _log = logging.getLogger(__name__)
+_numpy_answers = 0  # queries of big indexes answered in numpy before the probe was loaded
 
 
 @functools.cache
@@ -254,6 +262,19 @@ def compiled_probe() -> Callable[..., int] | None:
         *(DEFAULT_THRESHOLD, 0, out[0], out[1]),
     )
     return cast("Callable[..., int]", probe)
+
+
+def _probe_for(n_rows: int, queries: int) -> Callable[..., int] | None:
+    """The compiled probe to answer ``queries`` queries of an index of ``n_rows`` rows with,
+    or None to answer them in numpy (see ``_COMPILED_AFTER``)."""
+    global _numpy_answers
+    if n_rows < _COMPILED_MIN_ROWS:
+        return None
+    if not compiled_probe.cache_info().currsize:  # not loaded (nor found missing) yet
+        _numpy_answers += queries
+        if _numpy_answers < _COMPILED_AFTER:
+            return None
+    return compiled_probe()
 
 
 class PDQIndexFileError(StoreError, ValueError):
@@ -657,7 +678,7 @@ class PDQIndex:
         limit = _check_threshold(threshold)
         if limit > MAX_INDEXED_THRESHOLD:
             return self._scan(np.frombuffer(data, "<u8"), limit)
-        if self._n_rows >= _COMPILED_MIN_ROWS and (probe := compiled_probe()):
+        if probe := _probe_for(self._n_rows, 1):
             return self._probe_compiled(probe, data, limit)
         return self._probe_one(data, limit)
 
@@ -680,7 +701,7 @@ class PDQIndex:
         arr = np.ascontiguousarray(arr)
         if limit > MAX_INDEXED_THRESHOLD:
             return [self._scan(row.view("<u8"), limit) for row in arr]
-        if self._n_rows >= _COMPILED_MIN_ROWS and (probe := compiled_probe()):
+        if probe := _probe_for(self._n_rows, len(arr)):
             return [self._probe_compiled(probe, row.tobytes(), limit) for row in arr]
         out: list[_Matches] = []
         for lo in range(0, len(arr), _BLOCK_QUERIES):

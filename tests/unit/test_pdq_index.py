@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import functools
 from pathlib import Path
 from typing import Any, cast
 
@@ -554,7 +555,8 @@ def test_the_compiled_probe_answers_misses_and_hands_crowded_or_full_hits_to_num
         said.append(probe(*args))
         return said[-1]
 
-    monkeypatch.setattr(pdq_index, "compiled_probe", lambda: counted)
+    monkeypatch.setattr(pdq_index, "compiled_probe", functools.cache(lambda: counted))
+    monkeypatch.setattr(pdq_index, "_COMPILED_AFTER", 0)
     monkeypatch.setattr(pdq_index, "_COMPILED_HITS", 8)
     monkeypatch.setattr(pdq_index, "_CROWDED_SLACK", 0)  # a cluster's hits are crowded
     rng = np.random.default_rng(77)
@@ -584,3 +586,38 @@ def test_the_compiled_probe_answers_misses_and_hands_crowded_or_full_hits_to_num
         for q in queries[:5]:
             other.query(q)
     assert len(cast(Any, probe).signatures) == 1
+
+
+def test_a_process_loads_the_compiled_probe_after_answering_many_queries_in_numpy(
+    query_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading the compiled probe costs ~0.35 s: a process answers its first queries of big
+    indexes in numpy (query and query_many count alike) and loads the probe only after
+    _COMPILED_AFTER of them; the answers are the same before and after."""
+    if query_path != "compiled":
+        pytest.skip("about the compiled probe")
+    monkeypatch.setattr(pdq_index, "_COMPILED_AFTER", 10)
+    monkeypatch.setattr(pdq_index, "_numpy_answers", 0)
+    pdq_index.compiled_probe.cache_clear()
+    compiled: list[bytes] = []
+    answer = PDQIndex._probe_compiled
+
+    def counted(self: PDQIndex, probe: Any, data: bytes, limit: int) -> list[tuple[int, int]]:
+        compiled.append(data)
+        return answer(self, probe, data, limit)
+
+    monkeypatch.setattr(PDQIndex, "_probe_compiled", counted)
+    rng = np.random.default_rng(5)
+    hashes = _clustered(rng, clusters=2, per=100, flips=6)
+    ids = np.arange(len(hashes), dtype=np.int64)
+    model = _model_of(ids, hashes)
+    index = PDQIndex.build(ids, hashes, split_at=16)
+    queries = _queries(model, rng, 14)
+    for q in queries[:6]:
+        assert index.query(q) == _brute(model, q, 31)
+    batch = np.frombuffer(b"".join(queries[6:9]), np.uint8).reshape(-1, 32)
+    assert index.query_many(batch) == [_brute(model, q, 31) for q in queries[6:9]]
+    assert not compiled and not pdq_index.compiled_probe.cache_info().currsize
+    for q in queries[9:]:  # the 10th query loads it
+        assert index.query(q) == _brute(model, q, 31)
+    assert compiled == queries[9:]
