@@ -26,15 +26,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from forum_client.match._pdq_layout import (
-    BANDS,
-    CHUNK_VALUES,
-    CHUNKS,
-    EXACT,
-    FAR,
-    NUM_BUCKETS,
-    WIDE_SHIFT,
-)
+from forum_client.match._pdq_layout import BANDS, CHUNK_VALUES, CHUNKS, FAR, NUM_BUCKETS, band_of
 
 CROWDED: Final = -1
 FULL: Final = -2
@@ -54,15 +46,12 @@ def _popcount(typingctx: Any, x: Any) -> Any:
     return sig, codegen
 
 
-@njit(cache=True, nogil=True)
-def _band(dist: int) -> int:
-    """``_pdq_layout.band_of``: the band of a distance to a split bucket's pivot."""
-    near = min(dist, FAR)
-    return near if near < EXACT else EXACT + ((near - EXACT) >> WIDE_SHIFT)
+_band = njit(cache=True, nogil=True)(band_of)  # the band of a distance to a pivot
 
 
 @njit(cache=True, nogil=True)
 def _distance(words: Any, row: int, q0: Any, q1: Any, q2: Any, q3: Any) -> int:
+    """The Hamming distance of ``words[row]`` (4 uint64) to the query's 4 words."""
     return int(
         _popcount(q0 ^ words[row, 0])
         + _popcount(q1 ^ words[row, 1])
@@ -112,13 +101,7 @@ def probe(
                 continue
             probed[i] = 0  # a split bucket's own head reads nothing; its bands do
             which = -1 - length
-            to_pivot = (
-                _popcount(q0 ^ pivots[which, 0])
-                + _popcount(q1 ^ pivots[which, 1])
-                + _popcount(q2 ^ pivots[which, 2])
-                + _popcount(q3 ^ pivots[which, 3])
-            )
-            to_pivot = np.int64(to_pivot)
+            to_pivot = _distance(pivots, which, q0, q1, q2, q3)
             first = NUM_BUCKETS + which * BANDS
             if to_pivot - limit > reach[which]:  # only the last band can hold a match
                 if to_pivot + limit >= FAR:

@@ -99,13 +99,12 @@ of realistic data take half the time they took with the split at 512 (2.2 -> 1.2
 distance checks as one compiled function (``forum_client.match._pdq_probe``) in passes
 that are each a run of independent loads the processor overlaps: the bucket heads, the
 bands of the split buckets met, then the candidates 1,024 at a time (their rows, their
-hashes copied, then compared). At 1M
-realistic hashes a miss took 25-27 us against 49-55 us for the numpy path, at 1M uniform
-hashes 92-98 us against 112-121 (in-process, 300 misses, the two paths alternating): of the
-numpy path's ~50 us per realistic miss, ~33 us were its ~25 calls (the same misses
-repeated, so warm in the caches) and ~20 us waiting on memory. Hits inside
-a big cluster (more candidates than a 16th of the index) and queries with more matches than
-its output holds (16,384 with repeats) still take the numpy path. Loading the compiled
+hashes copied, then compared). At 1M realistic hashes a miss took 25-27 us against 49-55 us
+for the numpy path, at 1M uniform hashes 92-98 us against 112-121 (in-process, 300 misses,
+the two paths alternating): of the numpy path's ~50 us per realistic miss, ~33 us were its
+~25 calls (the same misses repeated, so warm in the caches) and ~20 us waiting on memory.
+Hits inside a big cluster (more candidates than a 16th of the index) and queries with more
+matches than its output holds (16,384 with repeats) still take the numpy path. Loading the compiled
 function costs ~0.35 s once per process (~1.5 s the first time, when numba compiles and
 caches it), ~20 MB of private memory and ~70 MB of shared library pages, which ~15,000
 queries earn back: smaller indexes answer in numpy, and a process answers its first 4,096
