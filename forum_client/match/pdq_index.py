@@ -247,19 +247,24 @@ def compiled_probe() -> Callable[..., int] | None:
         return None
     try:
         from forum_client.match._pdq_probe import probe
+
+        # The first call with each kind of arguments loads its machine code from numba's
+        # cache (or compiles it: ~1.5 s): done here, with the kinds a query passes, so no
+        # query pays it.
+        out = np.empty((2, 1), np.int32)
+        empty = np.zeros((1, 4), np.uint64)
+        probe(
+            *(np.zeros(_NUM_BUCKETS, np.int64), np.zeros(1, np.int32), empty, empty),
+            *(np.zeros(1, np.int32), np.frombuffer(bytes(HASH_BYTES), "<u8"), _FLIPS[1]),
+            *(DEFAULT_THRESHOLD, 0, out[0], out[1]),
+        )
     except ImportError as exc:
         if exc.name != "numba":  # installed but broken (e.g. a numpy it does not support)
             _log.warning("PDQ queries answer in numpy: the compiled probe failed: %s", exc)
         return None
-    # The first call with each kind of arguments loads its machine code from numba's cache
-    # (or compiles it: ~1.5 s): done here, with the kinds a query passes, so no query pays it.
-    out = np.empty((2, 1), np.int32)
-    empty = np.zeros((1, 4), np.uint64)
-    probe(
-        *(np.zeros(_NUM_BUCKETS, np.int64), np.zeros(1, np.int32), empty, empty),
-        *(np.zeros(1, np.int32), np.frombuffer(bytes(HASH_BYTES), "<u8"), _FLIPS[1]),
-        *(DEFAULT_THRESHOLD, 0, out[0], out[1]),
-    )
+    except Exception as exc:  # numba could not compile or cache it: an accelerator only
+        _log.warning("PDQ queries answer in numpy: the compiled probe failed: %s", exc)
+        return None
     return cast("Callable[..., int]", probe)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import doctest
 import functools
+import sys
+import types
 from pathlib import Path
 from typing import Any, cast
 
@@ -621,3 +623,34 @@ def test_a_process_loads_the_compiled_probe_after_answering_many_queries_in_nump
     for q in queries[9:]:  # the 10th query loads it
         assert index.query(q) == _brute(model, q, 31)
     assert compiled == queries[9:]
+
+
+def test_a_compiled_probe_that_cannot_load_leaves_queries_to_numpy_with_a_warning(
+    query_path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """numba installed but broken (an import error other than numba missing), or unable
+    to compile or cache the probe: a warning, and every query is answered in numpy."""
+    if query_path != "compiled":
+        pytest.skip("about the compiled probe")
+
+    def cannot_compile(*args: object) -> int:
+        raise RuntimeError("cannot cache function 'probe': no locator available")
+
+    broken = types.ModuleType("forum_client.match._pdq_probe")
+    broken.probe = cannot_compile  # type: ignore[attr-defined]
+    rng = np.random.default_rng(9)
+    hashes = rng.integers(0, 256, (200, 32), np.uint8)
+    ids = np.arange(200, dtype=np.int64)
+    model = _model_of(ids, hashes)
+    index = PDQIndex.build(ids, hashes)
+    q = _at_distance(hashes[3].tobytes(), 9, rng)
+    for module in (None, broken):  # None: importing it raises ImportError
+        monkeypatch.setitem(sys.modules, "forum_client.match._pdq_probe", module)
+        pdq_index.compiled_probe.cache_clear()
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="forum_client.match.pdq_index"):
+            assert pdq_index.compiled_probe() is None
+            assert index.query(q) == _brute(model, q, 31)
+        assert "the compiled probe failed" in caplog.text
+    monkeypatch.undo()
+    pdq_index.compiled_probe.cache_clear()
