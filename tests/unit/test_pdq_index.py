@@ -654,3 +654,4 @@ def test_a_compiled_probe_that_cannot_load_leaves_queries_to_numpy_with_a_warnin
         assert "the compiled probe failed" in caplog.text
     monkeypatch.undo()
     pdq_index.compiled_probe.cache_clear()
+    assert pdq_index.compiled_probe() is not None  # loaded again for the tests after this one
