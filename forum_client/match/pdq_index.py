@@ -237,12 +237,15 @@ _Matches = list[tuple[int, int]]
 
 _log = logging.getLogger(__name__)
 _numpy_answers = 0  # queries of big indexes answered in numpy before the probe was loaded
+_probe_loaded = False  # compiled_probe() has run (whether or not it found numba)
 
 
 @functools.cache
 def compiled_probe() -> Callable[..., int] | None:
     """The compiled probe (``forum_client.match._pdq_probe``), imported on first use; None
     when numba is not installed (the ``fast`` extra) or ``FORUM_PDQ_COMPILED=0``."""
+    global _probe_loaded
+    _probe_loaded = True
     if os.environ.get(_COMPILED_ENV, "1") == "0":
         return None
     try:
@@ -274,7 +277,7 @@ def _probe_for(n_rows: int, queries: int) -> Callable[..., int] | None:
     global _numpy_answers
     if n_rows < _COMPILED_MIN_ROWS:
         return None
-    if not compiled_probe.cache_info().currsize:  # not loaded (nor found missing) yet
+    if not _probe_loaded:  # a flag: cache_info() would cost ~1% of a miss
         _numpy_answers += queries
         if _numpy_answers < _COMPILED_AFTER:
             return None
@@ -578,10 +581,7 @@ class PDQIndex:
             self._set_heads(np.concatenate([self._heads, np.zeros((more, 2), np.int32)]))
             self._caps = np.concatenate([self._caps, np.zeros(more, np.int32)])
             self._pivots = np.concatenate([self._pivots, np.zeros((more // _SUBS, 4), np.uint64)])
-        if len(self._reach) < len(self._pivots):
-            self._reach = np.concatenate(
-                [self._reach, np.zeros(len(self._pivots) - len(self._reach), np.int32)]
-            )
+            self._reach = np.concatenate([self._reach, np.zeros(more // _SUBS, np.int32)])
         self._pivots[which] = pivot
         self._pivot_ints.append(int.from_bytes(pivot.astype("<u8").tobytes(), "little"))
         near = np.flatnonzero(counts[:_LAST])
@@ -646,7 +646,7 @@ class PDQIndex:
         lens = self._heads[_NUM_BUCKETS : _NUM_BUCKETS + n * _SUBS, 1].reshape(n, _SUBS)
         filled = lens[:, :_LAST] > 0
         top = np.where(filled.any(axis=1), _LAST - 1 - np.argmax(filled[:, ::-1], axis=1), -1)
-        reach = np.zeros(max(len(self._pivots), n), np.int32)
+        reach = np.zeros(len(self._pivots), np.int32)  # one per pivot, headroom included
         reach[:n] = [band_reach(b) for b in top.tolist()]
         return reach
 

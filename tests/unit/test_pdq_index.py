@@ -600,6 +600,7 @@ def test_a_process_loads_the_compiled_probe_after_answering_many_queries_in_nump
         pytest.skip("about the compiled probe")
     monkeypatch.setattr(pdq_index, "_COMPILED_AFTER", 10)
     monkeypatch.setattr(pdq_index, "_numpy_answers", 0)
+    monkeypatch.setattr(pdq_index, "_probe_loaded", False)
     pdq_index.compiled_probe.cache_clear()
     compiled: list[bytes] = []
     answer = PDQIndex._probe_compiled
