@@ -387,6 +387,53 @@ def test_hits_in_a_big_cluster_equal_brute_force() -> None:
         assert len(index.query(queries[0])) > 700
 
 
+def _slices_in_row_order(index: PDQIndex) -> list[bool]:
+    """For each bucket or band of more than one row: are its rows in row order?"""
+    return [
+        bool(np.all(np.diff(index._pool[start : start + length]) > 0))
+        for start, length in index._heads.tolist()
+        if length > 1
+    ]
+
+
+@pytest.mark.parametrize("split_at", [SPLIT_AT, 10**6])
+def test_removals_inside_a_big_cluster_equal_brute_force_in_and_out_of_row_order(
+    split_at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A removal whose 16 buckets hold many rows finds the row in each by a checked binary
+    search while the bucket (or band) is in row order, as a build leaves it, and by a scan
+    from the end once removals' swaps and re-used rows have broken that order. Both ways,
+    through removals, re-adds and new ids, the index answers as brute force does."""
+    monkeypatch.setattr(pdq_index, "_SCAN_BLOCK", 37)  # scans of several uneven blocks
+    rng = np.random.default_rng(41)
+    hashes = _clustered(rng, clusters=1, per=1600, flips=3)
+    ids = np.arange(len(hashes), dtype=np.int64) * 5 + 1
+    index = PDQIndex.build(ids, hashes, split_at=split_at)
+    assert (index._n_splits > 0) == (split_at == SPLIT_AT)
+    assert all(_slices_in_row_order(index))  # what the binary search relies on
+    model = _model_of(ids, hashes)
+    cluster = ids[1600:]  # _clustered puts the uniform hashes first
+    row = index._map.get(int(cluster[0]))
+    assert int(index._heads[index._row_buckets(row), 1].sum()) > 4096  # the big-slice path
+    for round_ in range(3):
+        for victim in rng.choice(sorted(set(cluster.tolist()) & set(model)), 150, False):
+            assert index.remove(int(victim))
+            del model[int(victim)]
+            assert not index.remove(int(victim))
+        for i in rng.choice(cluster, size=60, replace=False).tolist():  # re-used rows
+            centre = model.get(i) or hashes[1600].tobytes()
+            model[i] = _at_distance(centre, int(rng.integers(0, 4)), rng)
+            index.add(i, model[i])
+        queries = [_at_distance(hashes[1600].tobytes(), d, rng) for d in (0, 2, 5)]
+        queries += _queries(model, rng, 10)
+        for threshold in (3, 31):
+            assert [index.query(q, threshold) for q in queries] == _brute_many(
+                model, queries, threshold
+            ), round_
+        assert len(index) == len(model)
+    assert not all(_slices_in_row_order(index))  # the scan really was needed
+
+
 def test_a_row_added_far_from_a_split_buckets_pivot_is_found_through_that_bucket() -> None:
     """A query skips a split bucket when it is farther from the pivot than the bucket's
     reach plus the threshold, so adding a row beyond the reach must widen it. Here the
