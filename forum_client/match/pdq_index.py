@@ -130,14 +130,18 @@ We compared this against a compact CSR base plus a brute-force-scanned delta of 
 additions: the delta must be merged by an O(n) rebuild every few thousand adds to keep
 queries fast, which makes add latency spiky; the slack buckets keep every add at ~10-20 us.
 
-*Memory.* Per hash: 32 bytes of hash, 16 x 4 bytes of pool entries, an ``int64`` id, a live
-flag, and 4 bytes in the id table (open addressing over row numbers only: a slot's key is
-read back through ``ids[row]``, so the ids are not stored twice; a Python dict of 1M ints
-costs ~100 MB). Per bucket (1M of them): an int64 head and an int32 capacity; per split
-bucket (~24,000 on realistic data at 1M, none on uniform) 20 more heads and capacities, a
-32-byte pivot and its Python integer (~5 MB in all). At 1M hashes that is ~135 MB of
-arrays (:attr:`PDQIndex.nbytes`, which also counts headroom that was never written and so is
-not resident). Builds keep no per-chunk column copies; a loaded index uses
+*Memory.* Per hash: 32 bytes of hash, 16 x 4 bytes of pool entries (plus their slack, ~7%
+on realistic data: at least one slot per non-empty bucket), an ``int32`` id (``int64`` from
+the first id that does not fit, for every row) and ~6.7 bytes in the id table (open
+addressing over row numbers only, 60% full: a slot's key is read back through ``ids[row]``,
+so the ids are not stored twice; a Python dict of 1M ints costs ~100 MB). Whether a row is
+live is not stored: the free list names the rows that are not. Per bucket (1M of them): an
+int64 head and an int32 capacity; per split bucket (~24,000 on realistic data at 1M, none on
+uniform) 20 more heads and capacities, a 32-byte pivot and its Python integer (~5 MB in
+all). At 1M realistic hashes that is ~129 MB of arrays (~136 MB with int64 ids, live flags
+and an id table of a power of two slots, until 2026-11-30; 10M: ~1,100 MB against ~1,210)
+(:attr:`PDQIndex.nbytes`, which also counts headroom that was never written and so is not
+resident). Builds keep no per-chunk column copies; a loaded index uses
 the arrays read from the file as its storage (no second copy); arrays grow into zeroed
 memory, whose untouched pages cost nothing until used.
 A build frees ~50-80 MB of temporaries (sorts, repeats) at 1M that glibc keeps in the
@@ -165,7 +169,7 @@ import numpy.typing as npt
 
 from forum_client.errors import InvalidInputError, StoreError
 from forum_client.match._heap import release_free_heap
-from forum_client.match._id_map import IdMap
+from forum_client.match._id_map import MAX_LOAD, MIN_CAPACITY, IdMap
 from forum_client.match._pdq_layout import BANDS as _SUBS
 from forum_client.match._pdq_layout import FAR as _FAR
 from forum_client.match._pdq_layout import (
@@ -218,11 +222,10 @@ _COMPILED_HITS = 1 << 14  # matches (with repeats) a compiled probe returns at m
 _CROWDED_SLACK = 4096
 _SCAN_BLOCK: Final = 1 << 15  # a removal scans an unordered big slice this many rows at a time
 _FILE_MAGIC: Final = 0x50445149  # "PDQI"
-_FILE_VERSION: Final = 4
+_FILE_VERSION: Final = 5  # 5: ids int32 or int64, no live flags, id tables of any size
 _FILE_ARRAYS: Final = (
     "words",
     "ids",
-    "alive",
     "heads",
     "caps",
     "pool",
@@ -238,6 +241,9 @@ _EXTRA_NAME: Final = re.compile(r"[a-z0-9_]{1,64}")
 _COMPLEMENT: Final = 0x40404040  # four per-word popcounts of 64: distance 256 (see _distances)
 
 _I64 = npt.NDArray[np.int64]
+_Ids = npt.NDArray[np.int32] | npt.NDArray[np.int64]
+_INT32_MIN: Final = -(2**31)
+_INT32_MAX: Final = 2**31 - 1
 _I32 = npt.NDArray[np.int32]
 _U32 = npt.NDArray[np.uint32]
 _U64 = npt.NDArray[np.uint64]
@@ -352,7 +358,6 @@ class PDQIndex:
     """
 
     __slots__ = (
-        "_alive",
         "_caps",
         "_free",
         "_garbage",
@@ -397,8 +402,9 @@ class PDQIndex:
     def _init_storage(self, n_rows: int, capacity: int) -> None:
         # np.zeros maps untouched pages lazily: headroom costs no resident memory until used.
         self._words: _U64 = np.zeros((capacity, 4), np.uint64)
-        self._ids: _I64 = np.zeros(capacity, np.int64)
-        self._alive: npt.NDArray[np.bool_] = np.zeros(capacity, bool)
+        # int32 while every id fits (a member's signal rows do), int64 from the first that
+        # does not: 4 bytes a hash less (see Memory in the module doc).
+        self._ids: _Ids = np.zeros(capacity, np.int32)
         self._n_rows = n_rows
         self._free: list[int] = []
 
@@ -439,15 +445,17 @@ class PDQIndex:
         index = cls.__new__(cls)
         index._split_at = split_at
         index._init_storage(n, n + n // 16 + 1024)
+        if n:
+            index._ids = _ids_holding(index._ids, int(id_arr.min()), int(id_arr.max()))
         # Rows in the order of the hashes' first 8 bytes: near-copies of one image, which
         # share most chunk values, get neighbouring rows, so the candidates of a probe are
         # read from a few runs of memory rather than one cache line each (see module doc).
         words = np.ascontiguousarray(hash_arr).view("<u8")
         order = np.argsort(words[:, 0].byteswap())
         np.take(words, order, axis=0, out=index._words[:n])
+        id_arr = id_arr.astype(index._ids.dtype, copy=False)  # fits: checked above
         np.take(id_arr, order, out=index._ids[:n])
         del words, order
-        index._alive[:n] = True
         del id_arr, hash_arr
         index._map = IdMap.with_rows(index._ids, np.arange(n, dtype=np.int32))
         index._take_layout(build_layout(index._words[:n], split_at))
@@ -478,9 +486,12 @@ class PDQIndex:
             self._unlink(row)
         else:
             row = self._new_row()
+            ids = _ids_holding(self._ids, key, key)
+            if ids is not self._ids:
+                self._ids = ids
+                self._map.rebind(ids)
             self._ids[row] = key
             self._map.put(key, row)
-            self._alive[row] = True
         self._words[row] = np.frombuffer(data, "<u8")
         self._link(row)
 
@@ -490,7 +501,6 @@ class PDQIndex:
         if row < 0:
             return False
         self._unlink(row)
-        self._alive[row] = False
         self._free.append(row)
         return True
 
@@ -503,7 +513,6 @@ class PDQIndex:
         if row == self._ids.shape[0]:
             self._words = _grown(self._words, row)
             self._ids = _grown(self._ids, row)
-            self._alive = _grown(self._alive, row)
             self._map.rebind(self._ids)
         self._n_rows = row + 1
         return row
@@ -691,7 +700,7 @@ class PDQIndex:
         """Bytes held by the index's arrays (what it costs in memory, without allocator
         overhead; headroom that was never written is counted although the OS has not
         mapped it)."""
-        arrays = (self._words, self._ids, self._alive, self._heads, self._caps, self._pool)
+        arrays = (self._words, self._ids, self._heads, self._caps, self._pool)
         return sum(a.nbytes for a in arrays) + self._map.nbytes + self._pivots.nbytes
 
     def hash_of(self, id: int) -> bytes | None:
@@ -947,7 +956,9 @@ class PDQIndex:
     def _scan(self, words: _U64, limit: int) -> _Matches:
         n = self._n_rows
         dist = _distances(self._words[:n] ^ words)
-        rows = np.flatnonzero((dist <= limit) & self._alive[:n])
+        rows = np.flatnonzero(dist <= limit)
+        if self._free:  # rows removed and not re-used still hold their old hash
+            rows = rows[~np.isin(rows, self._free)]
         return self._result(rows, dist[rows])
 
     def _result(self, rows: npt.NDArray[np.integer], dist: npt.NDArray[np.integer]) -> _Matches:
@@ -993,7 +1004,6 @@ class PDQIndex:
         arrays: dict[str, npt.NDArray[Any]] = {
             "words": self._words[:n],
             "ids": self._ids[:n],
-            "alive": self._alive[:n],
             "heads": self._heads[:buckets],
             "caps": self._caps[:buckets],
             "pool": self._pool[:used],
@@ -1097,10 +1107,10 @@ class PDQIndex:
             raise bad("bad header counts")
         splits = int(a["pivots"].shape[0]) if a["pivots"].ndim == 2 else -1
         n_buckets = _NUM_BUCKETS + max(splits, 0) * _SUBS
+        ids_dtype = np.int32 if a["ids"].dtype == np.int32 else np.int64
         expect: dict[str, tuple[type[np.generic], tuple[int, ...] | None]] = {
             "words": (np.uint64, (n, 4)),
-            "ids": (np.int64, (n,)),
-            "alive": (np.bool_, (n,)),
+            "ids": (ids_dtype, (n,)),
             "heads": (np.int32, (n_buckets, 2)),
             "caps": (np.int32, (n_buckets,)),
             "pool": (np.int32, (used,)),
@@ -1118,16 +1128,18 @@ class PDQIndex:
             if zlib.crc32(np.ascontiguousarray(a[k]).data) != crc:
                 raise bad(f"{k}: checksum mismatch (corrupt file)")
 
-        ids, alive, heads = a["ids"], a["alive"], a["heads"]
+        ids, heads = a["ids"], a["heads"]
         caps, pool, free, map_rows = a["caps"], a["pool"], a["free"], a["map_rows"]
         starts, lens = heads[:, 0].astype(np.int64), heads[:, 1]
         split = lens[:_NUM_BUCKETS] < 0
         which = -1 - lens[:_NUM_BUCKETS][split]
         cap = map_rows.shape[0]
-        if not (cap >= 16 and cap & (cap - 1) == 0):
+        if not MIN_CAPACITY <= cap < 2**32:
             raise bad("id table: bad capacity")
-        if int(np.count_nonzero(alive)) != count:
-            raise bad("live rows disagree with the header")
+        if free.size and (int(free.min()) < 0 or int(free.max()) >= n or _has_repeats(free)):
+            raise bad("free list: a row out of range or twice")
+        alive = np.ones(n, bool)  # the header's n - count rows are free, the others live
+        alive[free] = False
         if (
             not np.array_equal(np.sort(which), np.arange(splits))
             or bool(np.any(caps[:_NUM_BUCKETS][split]))
@@ -1143,8 +1155,6 @@ class PDQIndex:
             raise bad("buckets disagree with the number of hashes")
         if pool.size and (int(pool.min()) < 0 or int(pool.max()) >= max(n, 1)):
             raise bad("bucket entries out of range")
-        if free.size and (int(free.min()) < 0 or int(free.max()) >= n or bool(np.any(alive[free]))):
-            raise bad("free list names a live row")
         live_rows = map_rows[map_rows >= 0]
         if (
             int(map_rows.min()) < -2
@@ -1152,7 +1162,7 @@ class PDQIndex:
             or (live_rows.size and int(live_rows.max()) >= n)
             or not bool(np.all(alive[live_rows]))
             or _has_repeats(ids[live_rows])
-            or not live_rows.size <= map_used <= 7 * cap // 10
+            or not live_rows.size <= map_used <= MAX_LOAD * cap
         ):
             raise bad("id table disagrees with the rows")
 
@@ -1160,7 +1170,7 @@ class PDQIndex:
         index._split_at = split_at
         index._pivots, index._n_splits = a["pivots"], splits
         # The loaded arrays are the storage (no copy): the first add past them grows them.
-        index._words, index._ids, index._alive, index._n_rows = a["words"], ids, alive, n
+        index._words, index._ids, index._n_rows = a["words"], ids, n
         index._free = free.tolist()
         index._set_heads(heads)
         index._caps = caps
@@ -1190,6 +1200,13 @@ def _grown(arr: npt.NDArray[Any], used: int) -> npt.NDArray[Any]:
     out = np.zeros((used + used // 2 + 1024, *arr.shape[1:]), arr.dtype)
     out[:used] = arr[:used]
     return out
+
+
+def _ids_holding(ids: _Ids, lo: int, hi: int) -> _Ids:
+    """``ids``, widened to int64 if ``lo`` or ``hi`` does not fit in its int32."""
+    if ids.dtype == np.int64 or (lo >= _INT32_MIN and hi <= _INT32_MAX):
+        return ids
+    return ids.astype(np.int64)
 
 
 def _has_repeats(values: _I64) -> bool:

@@ -175,8 +175,20 @@ def test_corrupt_or_mismatched_file_rejected(tmp_path: Path) -> None:
     members["meta"] = meta.copy()
     members["meta"][1] = 99
     np.savez(tmp_path / "version.npz", **members)
+    index.remove(5)
+    index.remove(9)
+    index.save(path)
+    with np.load(path) as npz:
+        members = {k: npz[k] for k in npz.files}
+    members["free"] = np.array([5, 5], np.int64)  # row 9 would count as live, 5 re-used twice
+    members["meta"][pdq_index._META_FIELDS + pdq_index._FILE_ARRAYS.index("free")] = zlib.crc32(
+        members["free"].data
+    )
+    np.savez(tmp_path / "free.npz", **members)
+    with pytest.raises(PDQIndexFileError, match="free list"):
+        PDQIndex.load(tmp_path / "free.npz")
 
-    for name in ("flip", "trunc", "junk", "mismatch", "version"):
+    for name in ("flip", "trunc", "junk", "mismatch", "version", "free"):
         with pytest.raises(ValueError):
             PDQIndex.load(tmp_path / f"{name}.npz")
         with pytest.raises(PDQIndexFileError):
@@ -198,6 +210,86 @@ def test_remove_unknown_and_bad_input() -> None:
     with pytest.raises(InvalidInputError):
         PDQIndex.build(np.arange(3), np.zeros((3, 31), np.uint8))
     assert index.query_many(np.zeros((2, 32), np.uint8)) == [[], []]
+
+
+@pytest.mark.parametrize("wide", [2**31, -(2**31) - 1, 2**63 - 1, -(2**63)])
+def test_ids_are_int32_until_one_does_not_fit(tmp_path: Path, wide: int) -> None:
+    """Ids are stored in 4 bytes while they fit (the int32 bounds included) and widened, in
+    place of the index's ids, by the first that does not: from then on, and through save and
+    load, every id is found, answered and removed exactly as before."""
+    rng = np.random.default_rng(8)
+    hashes = rng.integers(0, 256, size=(300, 32), dtype=np.uint8)
+    ids = np.arange(300, dtype=np.int64) * 7_000_001 - 2**31  # spread over int32
+    ids[:2] = (-(2**31), 2**31 - 1)
+    index = PDQIndex.build(ids, hashes)
+    assert index._ids.dtype == np.int32
+    model = _model_of(ids, hashes)
+    queries = [_at_distance(h.tobytes(), 5, rng) for h in hashes[:10]]
+    before = [index.query(q) for q in queries]
+    assert before == [_brute(model, q, 31) for q in queries]
+    assert all(type(i) is int for found in before for i, _ in found)
+    index.add(wide, hashes[0].tobytes())
+    model[wide] = hashes[0].tobytes()
+    assert index._ids.dtype == np.int64
+    assert wide in index and all(int(i) in index for i in ids)
+    assert [index.query(q) for q in queries] == [_brute(model, q, 31) for q in queries]
+    path = tmp_path / "wide.npz"
+    index.save(path)
+    loaded = PDQIndex.load(path)
+    assert loaded._ids.dtype == np.int64 and loaded.hash_of(wide) == hashes[0].tobytes()
+    for i in (wide, int(ids[0]), int(ids[1])):
+        assert loaded.remove(i) and i not in loaded
+        del model[i]
+    assert [loaded.query(q) for q in queries] == [_brute(model, q, 31) for q in queries]
+    assert PDQIndex.build(np.array([0, wide]), hashes[:2])._ids.dtype == np.int64
+    PDQIndex.build(ids[:50], hashes[:50]).save(path)  # and an int32 one as int32
+    assert PDQIndex.load(path)._ids.dtype == np.int32
+
+
+def test_the_id_table_is_sized_to_its_rows_and_rebuilt_as_adds_fill_it() -> None:
+    """The id table is built 60% full (any number of slots, not a power of two), rebuilt
+    with room once adds and removals have used 70% of it, and always finds exactly the ids
+    the index holds."""
+    rng = np.random.default_rng(9)
+    hashes = rng.integers(0, 256, size=(1000, 32), dtype=np.uint8)
+    ids = rng.choice(2**40, size=1000, replace=False).astype(np.int64)
+    index = PDQIndex.build(ids, hashes)
+    assert len(index._map.rows) == 1667  # ceil(1000 / 0.6)
+    model = dict(zip(ids.tolist(), (h.tobytes() for h in hashes), strict=True))
+    sizes = {len(index._map.rows)}
+    for step in range(4000):
+        i = int(rng.choice(ids)) if rng.random() < 0.4 else int(rng.integers(-(2**62), 2**62))
+        if i in model and rng.random() < 0.5:
+            assert index.remove(i)
+            del model[i]
+        else:
+            model[i] = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+            index.add(i, model[i])
+        sizes.add(len(index._map.rows))
+        if step % 500 == 0:
+            assert index._map.used <= 0.7 * len(index._map.rows)
+    assert len(sizes) > 1  # rebuilt as it filled
+    assert len(index) == len(model)
+    assert all(index.hash_of(i) == h for i, h in model.items())
+    assert not any(int(i) in index for i in ids if int(i) not in model)
+
+
+def test_a_full_scan_above_47_bits_leaves_out_removed_rows() -> None:
+    """Thresholds above MAX_INDEXED_THRESHOLD scan every row: a removed row keeps its old
+    hash until it is re-used, and must not be answered."""
+    rng = np.random.default_rng(10)
+    base = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+    model = {i: _at_distance(base, int(rng.integers(0, 60)), rng) for i in range(200)}
+    hashes = np.frombuffer(b"".join(model.values()), np.uint8).reshape(-1, 32)
+    index = PDQIndex.build(np.arange(200, dtype=np.int64), hashes)
+    for victim in range(0, 200, 3):
+        assert index.remove(victim)
+        del model[victim]
+    for threshold in (48, 64, 256):
+        assert index.query(base, threshold) == _brute(model, base, threshold)
+    index.add(1000, base)  # re-uses a freed row
+    model[1000] = base
+    assert index.query(base, 64) == _brute(model, base, 64)
 
 
 # ---------------------------------------------------------------- split (crowded) buckets
