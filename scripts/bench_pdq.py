@@ -13,7 +13,8 @@ taken within a run (peer / ours), then the median and the min-max spread over ru
 Measured per index: build; query latency (p50, p99) of *hits* (a stored hash with 5-31 bits
 flipped) and *misses* (real PDQ hashes of unrelated images, or random hashes for the uniform
 set); add and remove per operation; removes inside the largest cluster (rows of the most
-crowded bucket); memory (RSS delta of the build); save and load. The first ``--check``
+crowded bucket), and of the same rows again once re-added (re-using freed rows, out of row
+order); memory (RSS delta of the build); save and load. The first ``--check``
 queries of each kind are compared with a brute-force scan: recall (found / true matches) and
 extra results (beyond the threshold) are reported for every index.
 
@@ -172,6 +173,9 @@ def run_ours(args: argparse.Namespace, which: str) -> dict[str, Any]:
     res["remove"] = _stats(_time_each(index.remove, victims))
     crowd = [r for r in _cluster_rows(hashes, 2 * args.queries) if r in index][: args.queries]
     res["remove_cluster"] = _stats(_time_each(index.remove, crowd))
+    # The same rows re-added (re-using freed rows, out of row order) and removed again.
+    _time_each(lambda r, add=index.add: add(r, hashes[r].tobytes()), crowd)
+    res["remove_readded"] = _stats(_time_each(index.remove, crowd))
     res["largest_bucket"] = int(bucket_sizes(hashes)[0])
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "pdq.npz")
@@ -328,6 +332,8 @@ METRICS = [
     ("remove p99 (us)", ("remove", "p99_us")),
     ("remove in largest cluster, mean (us)", ("remove_cluster", "mean_us")),
     ("remove in largest cluster, p99 (us)", ("remove_cluster", "p99_us")),
+    ("remove in largest cluster, rows re-added, mean (us)", ("remove_readded", "mean_us")),
+    ("remove in largest cluster, rows re-added, p99 (us)", ("remove_readded", "p99_us")),
     ("hit mean (us)", ("query_near", "mean_us")),
     ("miss mean (us)", ("query_miss", "mean_us")),
     ("hit, batch of all hits, per hash (us)", ("batch_near_us",)),
