@@ -220,7 +220,10 @@ _COMPILED_ENV: Final = "FORUM_PDQ_COMPILED"  # "0": always answer in numpy
 _COMPILED_HITS = 1 << 14  # matches (with repeats) a compiled probe returns at most
 # A query gathering more than a 16th of the rows and this many is a hit inside a big cluster.
 _CROWDED_SLACK = 4096
-_SCAN_BLOCK: Final = 1 << 15  # a removal scans an unordered big slice this many rows at a time
+# A removal whose 16 buckets hold up to this many rows gathers and compares them at once;
+# above, it looks its row up in each (_slot_in), scanning an unordered one this many at a time.
+_GATHER_SLOTS = 4096
+_SCAN_BLOCK = 1 << 15
 _FILE_MAGIC: Final = 0x50445149  # "PDQI"
 _FILE_VERSION: Final = 5  # 5: ids int32 or int64, no live flags, id tables of any size
 _FILE_ARRAYS: Final = (
@@ -556,7 +559,7 @@ class PDQIndex:
         buckets = self._row_buckets(row)
         head = self._heads[buckets]
         starts, lens = head[:, 0].astype(np.int64), head[:, 1]
-        if int(lens.sum()) <= 4096:
+        if int(lens.sum()) <= _GATHER_SLOTS:
             slots = _ranges(starts, lens)
             found = slots[self._pool[slots] == row]
         else:  # a big cluster: look the row up in each slice in place instead of gathering

@@ -4,6 +4,7 @@ to a brute-force scan, answered both in numpy and by the compiled probe (when nu
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -41,9 +42,17 @@ class IndexMatchesBruteForce(RuleBasedStateMachine):
         self.index.add(id_, h)
         self.model[id_] = h
 
-    @rule(id_=st.integers(0, 35))
-    def remove(self, id_: int) -> None:
-        assert self.index.remove(id_) == (id_ in self.model)
+    @rule(id_=st.integers(0, 35), in_slices=st.booleans())
+    def remove(self, id_: int, in_slices: bool) -> None:
+        """``in_slices``: as in a big cluster, the row is looked up bucket by bucket (binary
+        search, else a scan, here of blocks of 3 rows) instead of gathered."""
+        gather, block = pdq_index._GATHER_SLOTS, pdq_index._SCAN_BLOCK
+        if in_slices:
+            pdq_index._GATHER_SLOTS, pdq_index._SCAN_BLOCK = -1, 3
+        try:
+            assert self.index.remove(id_) == (id_ in self.model)
+        finally:
+            pdq_index._GATHER_SLOTS, pdq_index._SCAN_BLOCK = gather, block
         self.model.pop(id_, None)
 
     @rule(data=st.data(), threshold=st.integers(0, 64))
@@ -71,6 +80,19 @@ class IndexMatchesBruteForce(RuleBasedStateMachine):
         assert len(self.index) == len(self.model)
         for i in range(36):
             assert (i in self.index) == (i in self.model)
+
+    @invariant()
+    def buckets_hold_exactly_the_live_rows(self) -> None:
+        """Each live row once in each of its 16 buckets, and nothing else in any bucket (a
+        removal that took out the wrong slot shows here at once)."""
+        index = self.index
+        lens = np.maximum(index._heads[:, 1], 0)
+        assert int(lens.sum()) == 16 * len(self.model)
+        for id_ in self.model:
+            row = index._map.get(id_)
+            for bucket in index._row_buckets(row).tolist():
+                start, length = (int(x) for x in index._heads[bucket])
+                assert int(np.count_nonzero(index._pool[start : start + length] == row)) == 1
 
 
 IndexMatchesBruteForce.TestCase.settings = settings(
