@@ -113,22 +113,23 @@ queries of big ones in numpy before it loads the probe (a one-shot ``forum-clien
 never does); a service that will answer many calls :func:`compiled_probe` at start.
 
 *Buckets with slack instead of a rebuild.* All buckets live in one ``int32`` pool of row
-numbers; each bucket has a start, a length and a capacity (built with ~3% slack, none for an
-empty bucket). Adding a hash appends its row to its 16 buckets (a bucket that is full moves
-to the end of the pool with double capacity: O(1) amortised); removing swaps the row out of
-its 16 buckets and puts the row on a free list. To find the row in a bucket or band of a big
-cluster (the 1.25M-row cluster of the 10M realistic set has bands of ~180,000 rows), a
-removal binary-searches it, checked, since a build and a split leave every bucket and band
-in row order and adds of new rows (the highest yet) keep it; removals' swaps and rows re-used
-from the free list break that order locally, and a row the search misses is found by a scan
-from the end of the band, where both put rows. At 10M realistic hashes a removal inside that
-cluster took 53 us instead of 790 (in-process, 100 removals), and 162 us for rows re-added
-then removed again. Nothing is ever copied in full on add or
-remove, apart from amortised doubling of the arrays and a compaction of the pool when more
-than half of it is abandoned space (both rare, O(n), and counted as such by the benchmark).
-We compared this against a compact CSR base plus a brute-force-scanned delta of recent
-additions: the delta must be merged by an O(n) rebuild every few thousand adds to keep
-queries fast, which makes add latency spiky; the slack buckets keep every add at ~10-20 us.
+numbers; each bucket has a start, a length and a capacity (built with ~3% slack, at least
+one slot, none for an empty bucket). Adding a hash appends its row to its 16 buckets (a
+bucket that is full moves to the end of the pool with double capacity: O(1) amortised);
+removing swaps the row out of its 16 buckets and puts the row on a free list. To find the
+row in a bucket or band of a big cluster (the 1.25M-row cluster of the 10M realistic set has
+bands of ~180,000 rows), a removal binary-searches it, checked, since a build and a split
+leave every bucket and band in row order and adds of new rows (the highest yet) keep it;
+removals' swaps and rows re-used from the free list break that order locally, and a row the
+search misses is found by a scan from the end of the band, where both put rows. At 10M
+realistic hashes a removal inside that cluster takes 50-60 us instead of ~800
+(``scripts/bench_pdq.py``), and ~150 us for rows re-added, then removed again. Nothing is
+ever copied in full on add or remove, apart from amortised doubling of the arrays and a
+compaction of the pool when more than half of it is abandoned space (both rare, O(n), and
+counted as such by the benchmark). We compared this against a compact CSR base plus a
+brute-force-scanned delta of recent additions: the delta must be merged by an O(n) rebuild
+every few thousand adds to keep queries fast, which makes add latency spiky; the slack
+buckets keep every add at ~10-20 us.
 
 *Memory.* Per hash: 32 bytes of hash, 16 x 4 bytes of pool entries (plus their slack, ~7%
 on realistic data: at least one slot per non-empty bucket), an ``int32`` id (``int64`` from
