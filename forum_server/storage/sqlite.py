@@ -124,8 +124,19 @@ def _bulk_statements(
         # Rows of many entries (a deferred view, see the sequencer): one pass in key order
         # touches each leaf page once, where a bulk statement per entry passes over the
         # whole b-tree once per entry.
-        return [(_VIEW_SQL[op], sorted(rows, key=itemgetter(*range(width))))]
+        return [(_VIEW_SQL[op], _key_ordered(rows, width))]
     return _bulk_groups(op, groups)
+
+
+def _key_ordered(rows: Sequence[tuple[object, ...]], width: int) -> list[tuple[object, ...]]:
+    """``rows`` in the order of their first ``width`` columns: one stable sort per column,
+    the last first. Half the time of one sort keyed by a tuple (no tuple built per row):
+    0.27 s against 0.52 for a pass of 400,000 descriptor rows, 12% of a server's CPU into a
+    5M-signal forum before (docs/benchmarks.md, "Session 10")."""
+    out = sorted(rows, key=itemgetter(width - 1))
+    for column in range(width - 2, -1, -1):
+        out.sort(key=itemgetter(column))
+    return out
 
 
 def _bulk_groups(

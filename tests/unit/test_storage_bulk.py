@@ -157,3 +157,21 @@ def test_bulk_is_used_for_a_plain_submission() -> None:
     assert params == [("md5", 7, '["' + '", "'.join(f"{i:032x}" for i in range(1, 101)) + '"]')]
     assert sq._bulk_statements(OP_SIGNAL, [*rows, rows[0]]) is None  # a repeated key
     assert sq._bulk_statements(OP_SIGNAL, rows[:3]) is None  # too few to bother
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_a_one_pass_write_is_in_key_order(width: int) -> None:
+    """The one pass is sorted column by column (stable sorts, last column first): the same
+    order as one sort on the key columns, whatever the other columns hold."""
+    rng = random.Random(width)
+    rows = [
+        (
+            rng.choice(["md5", "pdq", "url"]),
+            rng.choice(["aa", "ab", "b", "ba"]) + str(rng.randrange(50)),
+            rng.choice(["m1", "m2", "m3"]),
+            rng.random(),
+            None if rng.random() < 0.5 else "x",
+        )
+        for _ in range(2000)
+    ]
+    assert sq._key_ordered(rows, width) == sorted(rows, key=lambda r: r[:width])
