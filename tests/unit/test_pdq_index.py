@@ -506,7 +506,7 @@ def test_removals_inside_a_big_cluster_equal_brute_force_in_and_out_of_row_order
     model = _model_of(ids, hashes)
     cluster = ids[1600:]  # _clustered puts the uniform hashes first
     row = index._map.get(int(cluster[0]))
-    assert int(index._heads[index._row_buckets(row), 1].sum()) > 4096  # the big-slice path
+    assert int(index._heads[index._row_buckets(row), 1].sum()) > pdq_index._GATHER_SLOTS
     for round_ in range(3):
         for victim in rng.choice(sorted(set(cluster.tolist()) & set(model)), 150, False):
             assert index.remove(int(victim))
