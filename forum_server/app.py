@@ -178,6 +178,7 @@ async def _start(
         limiter=limiter,
         max_clock_skew_seconds=config.max_clock_skew_seconds,
         deferred_view_rows=config.deferred_view_rows,
+        deferred_view_max_rows=config.deferred_view_max_rows,
     )
     cosigner = Cosigner(sequencer, config)
     auth = Authenticator(store, lambda: sequencer.state)

@@ -22,11 +22,13 @@ class ServerConfig:
     min_ping_interval_ms: int = 20_000
     grace_seconds: float = 10.0  # in-flight calls get this long on shutdown
     max_group_entries: int = 256  # entries committed by one group commit
-    # SQLite (one server): submissions' view rows held back, then written in one key-ordered
-    # transaction once this many are pending, after 0.2 s without new entries, before an
-    # entry whose rules read the view, and on shutdown (a crash replays them from the
-    # leaves at start-up).  0: every commit writes its view rows (as with PostgreSQL).
+    # SQLite (one server): submissions' view rows held back, then written in key order once
+    # this many are pending (or an eighth of the view's rows, up to the max), after 0.2 s
+    # without new entries, before an entry whose rules read the view, and on shutdown (a
+    # crash replays them from the leaves at start-up); see forum_server/sequencer.py.
+    # 0: every commit writes its view rows (as with PostgreSQL).
     deferred_view_rows: int = 400_000  # ~60 MB held; docs/benchmarks.md (#13) for the choice
+    deferred_view_max_rows: int = 2_000_000  # ~300 MB held, reached at 8M signals
     # A member entry created further than this from the server's clock (either way) is refused.
     max_clock_skew_seconds: float = 24 * 3600.0
     # Per-member submit rate (token buckets, `burst` seconds deep); 0 disables a limit.

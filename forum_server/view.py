@@ -42,9 +42,11 @@ from .storage import (
     OP_RETRACT_ALL,
     OP_RETRACT_MEMBER,
     OP_SIGNAL,
+    UPSERT_KEY_WIDTH,
     Row,
     ServerStore,
     ViewDelta,
+    key_ordered,
 )
 
 LABEL_SEPARATOR = ";"
@@ -77,6 +79,22 @@ def merge_upserts(delta: ViewDelta) -> ViewDelta:
     merged.add(OP_SIGNAL, list(signals.values()))
     merged.add(OP_DESCRIPTOR, list(descriptors.values()))
     return merged
+
+
+def key_ranges(merged: ViewDelta, rows_per_range: int) -> list[ViewDelta]:
+    """The upserts ``merged`` (from :func:`merge_upserts`: each key once) in key order, cut
+    into about ``len(merged) / rows_per_range`` parts; part ``i`` holds the ``i``-th slice of
+    each table's rows, so the parts touch disjoint key ranges of each table and written one
+    after another they pass over each table's b-tree once, as one key-ordered write would.
+    Each part may be written in a transaction of its own, in any order, since no key is in
+    two of them."""
+    runs = [(op, key_ordered(rows, UPSERT_KEY_WIDTH[op])) for op, rows in merged.runs]
+    count = max(1, round(len(merged) / max(1, rows_per_range)))
+    parts = [ViewDelta(in_key_order=True) for _ in range(count)]
+    for op, rows in runs:
+        for i, part in enumerate(parts):
+            part.add(op, rows[len(rows) * i // count : len(rows) * (i + 1) // count])
+    return [part for part in parts if part.runs]
 
 
 class ServerView:

@@ -295,10 +295,18 @@ def main() -> int:
         help="the server's --deferred-view-rows (default: the server's; 0 writes the view "
         "with every commit, as before it was deferred)",
     )
+    parser.add_argument(
+        "--deferred-view-max-rows",
+        type=int,
+        help="the server's --deferred-view-max-rows (default: the server's; equal to "
+        "--deferred-view-rows, passes of a fixed size whatever the view holds)",
+    )
     args = parser.parse_args()
     server_args = []
     if args.deferred_view_rows is not None:
-        server_args = ["--deferred-view-rows", str(args.deferred_view_rows)]
+        server_args += ["--deferred-view-rows", str(args.deferred_view_rows)]
+    if args.deferred_view_max_rows is not None:
+        server_args += ["--deferred-view-max-rows", str(args.deferred_view_max_rows)]
     with tempfile.TemporaryDirectory(prefix="bench-submit-") as tmp:
         forum = bench_forum(
             Path(tmp),

@@ -364,17 +364,20 @@ class PostgresStore:
                 "another server sequences the log"
             )
 
-    def _write_view(self, cur: psycopg.Cursor[Any], view: ViewDelta | None, size: int) -> None:
+    def _write_view(
+        self, cur: psycopg.Cursor[Any], view: ViewDelta | None, size: int | None
+    ) -> None:
         if view is not None:
             for sql, rows in _view_statements(view):
                 cur.executemany(sql, rows)
-        cur.execute("UPDATE view_meta SET value = %s WHERE key = 'size'", (size,))
+        if size is not None:
+            cur.execute("UPDATE view_meta SET value = %s WHERE key = 'size'", (size,))
 
     def view_size(self) -> int:
         row = self._one("SELECT value FROM view_meta WHERE key = 'size'")
         return 0 if row is None else int(row[0])
 
-    def write_view(self, view: ViewDelta, size: int) -> None:
+    def write_view(self, view: ViewDelta, size: int | None) -> None:
         with self._tx() as cur:
             self._fence(cur)
             self._write_view(cur, view, size)

@@ -24,12 +24,14 @@ from . import (
     OP_RETRACT_ALL,
     OP_RETRACT_MEMBER,
     OP_SIGNAL,
+    UPSERT_KEY_WIDTH,
     AuditRecord,
     Credential,
     Descriptor,
     OpinionRow,
     StoredLeaf,
     ViewDelta,
+    key_ordered,
 )
 
 _VIEW_SQL = {
@@ -72,8 +74,6 @@ _BULK_SQL = {
     "content_type = excluded.content_type, quality = excluded.quality, "
     "scope = excluded.scope, active = 1, idx = excluded.idx",
 }
-# The primary key columns of each bulk op's rows (``value`` is always column 1).
-_BULK_KEY = {OP_SIGNAL: 2, OP_DESCRIPTOR: 3}
 # Every column but the value, in the order the bulk statement binds them.
 _BULK_REST = {OP_SIGNAL: itemgetter(0, 2), OP_DESCRIPTOR: itemgetter(0, 2, 3, 4, 5, 6, 7)}
 _VALUE_COLUMN = itemgetter(1)
@@ -91,7 +91,7 @@ def _bulk_statements(
     touch the same primary key, so a run with a repeated key goes row by row, in order; so
     does one with a value that JSON would escape (the bulk form only carries literal text).
     """
-    width = _BULK_KEY.get(op)
+    width = UPSERT_KEY_WIDTH.get(op)
     if width is None or len(rows) < _BULK_MIN_ROWS:
         return None
     try:
@@ -124,19 +124,8 @@ def _bulk_statements(
         # Rows of many entries (a deferred view, see the sequencer): one pass in key order
         # touches each leaf page once, where a bulk statement per entry passes over the
         # whole b-tree once per entry.
-        return [(_VIEW_SQL[op], _key_ordered(rows, width))]
+        return [(_VIEW_SQL[op], key_ordered(rows, width))]
     return _bulk_groups(op, groups)
-
-
-def _key_ordered(rows: Sequence[tuple[object, ...]], width: int) -> list[tuple[object, ...]]:
-    """``rows`` in the order of their first ``width`` columns: one stable sort per column,
-    the last first. Half the time of one sort keyed by a tuple (no tuple built per row):
-    0.27 s against 0.52 for a pass of 400,000 descriptor rows; the keyed sort took 12% of
-    the server's samples into a 5M-signal forum (docs/benchmarks.md, "Session 10")."""
-    out = sorted(rows, key=itemgetter(width - 1))
-    for column in range(width - 2, -1, -1):
-        out.sort(key=itemgetter(column))
-    return out
 
 
 def _bulk_groups(
@@ -236,6 +225,8 @@ def _shape(view: ViewDelta) -> list[tuple[str, int]]:
 
 
 def _view_statements(view: ViewDelta) -> list[tuple[str, Sequence[tuple[object, ...]]]]:
+    if view.in_key_order:  # a key range of a pass: one b-tree walk per table, whatever its size
+        return [(_VIEW_SQL[op], rows) for op, rows in view.runs]
     batches: list[tuple[str, Sequence[tuple[object, ...]]]] = []
     for op, rows in view.runs:
         bulk = _bulk_statements(op, rows)
@@ -408,7 +399,7 @@ class SQLiteStore:
             self._planned[id(view)] = (view, _shape(view), _view_statements(view))
 
     def _view_batches(
-        self, view: ViewDelta | None, size: int
+        self, view: ViewDelta | None, size: int | None
     ) -> list[tuple[str, Sequence[tuple[object, ...]]]]:
         batches: list[tuple[str, Sequence[tuple[object, ...]]]] = []
         if view is not None:
@@ -418,14 +409,15 @@ class SQLiteStore:
                 batches += planned[2]
             else:
                 batches += _view_statements(view)
-        batches.append((_VIEW_SIZE_SQL, [(size,)]))
+        if size is not None:
+            batches.append((_VIEW_SIZE_SQL, [(size,)]))
         return batches
 
     def view_size(self) -> int:
         row = self._connect().execute("SELECT value FROM view_meta WHERE key = 'size'").fetchone()
         return 0 if row is None else int(row[0])
 
-    def write_view(self, view: ViewDelta, size: int) -> None:
+    def write_view(self, view: ViewDelta, size: int | None) -> None:
         self._write(self._view_batches(view, size))
 
     def signal_exists(self, type: str, value: str, scope: str = "") -> bool:

@@ -9,7 +9,11 @@ What is checked, against a real SQLite store and the real sequencer:
 - a mixed log (submissions, retractions, opinions, repeated signals from two members) gives
   the same view tables, row for row, deferred or not;
 - a crash with rows still deferred, and a write that committed but reported a failure, both
-  end with the view replayed from the stored leaves.
+  end with the view replayed from the stored leaves;
+- a pass is written in key ranges between later commits, only its last range records the
+  view's size, and a crash in the middle of one is replayed like any other;
+- a pass grows with the view: the same rows that make a pass over a small view are held
+  back over a larger one.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def forum_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 def never_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     """No write because the log went quiet: only the threshold, a reader or stop write."""
     monkeypatch.setattr(sequencer_module, "DEFERRED_VIEW_IDLE_SECONDS", 3600.0)
+    monkeypatch.setattr(sequencer_module, "PASS_IDLE_SECONDS", 3600.0)
 
 
 class Author:
@@ -142,15 +147,23 @@ def _with_sequencer(
     deferred: int,
     check: Check,
     store_type: type[SQLiteStore] = SQLiteStore,
+    max_rows: int = 0,
+    data: Path | None = None,
 ) -> ServerPaths:
-    """A copy of the forum at ``where``, its sequencer started over a store of its own with
-    ``deferred_view_rows=deferred``, and ``check`` run against both."""
-    data, keys = forum_dir
-    paths = _copy(data, where)
+    """A copy of the forum (or of ``data``) at ``where``, its sequencer started over a store
+    of its own with ``deferred_view_rows=deferred`` (and ``deferred_view_max_rows``), and
+    ``check`` run against both."""
+    paths = _copy(data or forum_dir[0], where)
+    keys = forum_dir[1]
     store = store_type(paths.database)
 
     async def run() -> None:
-        seq = Sequencer(store, SigningKey.load(paths.log_key), deferred_view_rows=deferred)
+        seq = Sequencer(
+            store,
+            SigningKey.load(paths.log_key),
+            deferred_view_rows=deferred,
+            deferred_view_max_rows=max_rows,
+        )
         seq.start()
         await check(seq, store, keys)
 
@@ -166,10 +179,18 @@ async def _mixed_log_then_stop(seq: Sequencer, store: SQLiteStore, keys: Keys) -
     await seq.stop()
 
 
-@pytest.mark.parametrize("threshold", [1, 7, 10_000])
+@pytest.mark.parametrize(
+    ("threshold", "range_rows"), [(1, 100_000), (7, 100_000), (10_000, 100_000), (7, 2), (30, 3)]
+)
 def test_the_deferred_view_equals_the_view_written_with_every_commit(
-    forum_dir: tuple[Path, Keys], tmp_path: Path, never_quiet: None, threshold: int
+    forum_dir: tuple[Path, Keys],
+    tmp_path: Path,
+    never_quiet: None,
+    threshold: int,
+    range_rows: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(sequencer_module, "PASS_RANGE_ROWS", range_rows)
     now = _with_sequencer(forum_dir, tmp_path / "now", 0, _mixed_log_then_stop)
     later = _with_sequencer(forum_dir, tmp_path / "later", threshold, _mixed_log_then_stop)
     expected = _view_tables(now.database)
@@ -198,12 +219,18 @@ def test_rows_wait_for_quiet_the_threshold_or_stop(
     _with_sequencer(forum_dir, tmp_path / "server", 100, check)
 
 
-def test_a_quiet_log_gets_its_rows_written(forum_dir: tuple[Path, Keys], tmp_path: Path) -> None:
+@pytest.mark.parametrize("range_rows", [100_000, 1])
+def test_a_quiet_log_gets_its_rows_written(
+    forum_dir: tuple[Path, Keys], tmp_path: Path, range_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sequencer_module, "PASS_RANGE_ROWS", range_rows)
+
     async def check(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
-        await Author(seq, "alice", keys["alice"]).submit(_md5(1))
-        # Written 0.2 s after the last entry (nothing else writes them here).
-        await _until(lambda: store.signal_status("md5", _md5(1)) == "active")
-        assert store.view_size() == seq.size
+        await Author(seq, "alice", keys["alice"]).submit(_md5(1), _md5(2), _md5(3))
+        # Written 0.2 s after the last entry (nothing else writes them here), in one range
+        # or, a row at a time, in six one after another.
+        await _until(lambda: store.view_size() == seq.size)
+        assert all(store.signal_status("md5", _md5(i)) == "active" for i in (1, 2, 3))
         await seq.stop()
 
     _with_sequencer(forum_dir, tmp_path / "server", 10_000, check)
@@ -303,7 +330,7 @@ class ViewWriteFailsOnce(SQLiteStore):
 
     failed = False
 
-    def write_view(self, view: ViewDelta, size: int) -> None:
+    def write_view(self, view: ViewDelta, size: int | None) -> None:
         if not self.failed:
             self.failed = True
             raise StoreError("no space left on device")
@@ -316,5 +343,232 @@ def test_rows_whose_write_failed_are_kept_and_written_later(
     reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, _mixed_log_then_stop)
     paths = _with_sequencer(
         forum_dir, tmp_path / "server", 7, _mixed_log_then_stop, ViewWriteFailsOnce
+    )
+    assert _view_tables(paths.database) == _view_tables(reference.database)
+
+
+class Recording(SQLiteStore):
+    """Records each write: ("append", log size) and ("view", recorded size or None)."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path)
+        self.writes: list[tuple[str, int | None]] = []
+
+    def append(
+        self,
+        leaves: Sequence[StoredLeaf],
+        size: int,
+        checkpoint_note: bytes,
+        view: ViewDelta | None = None,
+        *,
+        with_view: bool = True,
+    ) -> None:
+        super().append(leaves, size, checkpoint_note, view, with_view=with_view)
+        self.writes.append(("append", size))
+
+    def write_view(self, view: ViewDelta, size: int | None) -> None:
+        super().write_view(view, size)
+        self.writes.append(("view", size))
+
+
+async def _one_by_one(seq: Sequencer, keys: Keys, values: range) -> None:
+    alice = Author(seq, "alice", keys["alice"])
+    for i in values:
+        await alice.submit(_md5(i))
+
+
+async def _forty_then_stop(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+    await _one_by_one(seq, keys, range(40))
+    await seq.stop()
+
+
+def test_a_pass_is_written_in_key_ranges_between_commits(
+    forum_dir: tuple[Path, Keys],
+    tmp_path: Path,
+    never_quiet: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """40 held rows make a pass of 10 ranges; each later one-signal commit (2 rows) is
+    followed by one range (4 rows, twice its own), so the log goes on while the pass is
+    written, and the stored view size moves only with the last range."""
+    monkeypatch.setattr(sequencer_module, "PASS_RANGE_ROWS", 4)
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, _forty_then_stop)
+
+    async def check(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        assert isinstance(store, Recording)
+        await _one_by_one(seq, keys, range(20))
+        pass_size = seq.size  # the pass holds the rows of every entry so far
+        await _until(lambda: ("view", None) in store.writes)
+        # Its first key range (the lowest keys) is stored, the view's size not yet recorded.
+        assert store.signal_status("md5", _md5(0)) == "active"
+        assert store.signal_status("md5", _md5(19)) is None
+        assert store.view_size() < pass_size
+        await _one_by_one(seq, keys, range(20, 40))
+        views = [n for n, (kind, _) in enumerate(store.writes) if kind == "view"]
+        assert [store.writes[n] for n in views[:10]] == [("view", None)] * 9 + [("view", pass_size)]
+        between = [size for kind, size in store.writes[views[0] : views[9]] if kind == "append"]
+        assert between == list(range(pass_size + 1, pass_size + 10))  # commits went on
+        await seq.stop()
+
+    paths = _with_sequencer(forum_dir, tmp_path / "server", 40, check, Recording)
+    assert _view_tables(paths.database) == _view_tables(reference.database)
+
+
+class PassNeverEnds(SQLiteStore):
+    """Once armed, the range that would end a pass (it records the size) always fails."""
+
+    armed = False
+
+    def write_view(self, view: ViewDelta, size: int | None) -> None:
+        if self.armed and size is not None:
+            raise StoreError("disk I/O error")
+        super().write_view(view, size)
+
+
+def test_a_crash_in_the_middle_of_a_pass_is_replayed_at_start(
+    forum_dir: tuple[Path, Keys],
+    tmp_path: Path,
+    never_quiet: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ranges already written are written again from the leaves: the same view."""
+    monkeypatch.setattr(sequencer_module, "PASS_RANGE_ROWS", 3)
+
+    async def submit(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        await _mixed_log({m: Author(seq, m, k) for m, k in keys.items()})
+        if isinstance(store, PassNeverEnds):
+            store.armed = True
+        await Author(seq, "alice", keys["alice"]).submit(*(_md5(i) for i in range(100, 130)))
+
+    async def then_stop(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        await submit(seq, store, keys)
+        await seq.stop()
+
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, then_stop)
+
+    async def crash(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        await submit(seq, store, keys)  # the last submission's 60 rows make a pass
+        await _until(lambda: store.signal_status("md5", _md5(100)) == "active")
+        assert store.view_size() < seq.size  # some ranges stored, the pass not ended
+        task = seq._task
+        assert task is not None
+        task.cancel()  # the process dies: nothing more is written
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    paths = _with_sequencer(forum_dir, tmp_path / "server", 50, crash, PassNeverEnds)
+    again = SQLiteStore(paths.database)
+    restarted = Sequencer(again, SigningKey.load(paths.log_key), deferred_view_rows=50)
+    assert again.view_size() == restarted.size == again.size()
+    again.close()
+    assert _view_tables(paths.database) == _view_tables(reference.database)
+
+
+def test_a_pass_grows_with_the_view(
+    forum_dir: tuple[Path, Keys], tmp_path: Path, never_quiet: None
+) -> None:
+    """Over a view of 400 signals (800 rows) a pass is an eighth of it: 60 held rows stay
+    held with a floor of 10, and are written once they pass 100; capped at 10 they are
+    written at once."""
+
+    async def fill(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        await Author(seq, "bob", keys["bob"]).submit(*(_md5(i) for i in range(1000, 1400)))
+        await seq.stop()
+
+    big = _with_sequencer(forum_dir, tmp_path / "big", 0, fill)
+
+    def held_after(count: int, max_rows: int, where: str) -> bool:
+        result: list[bool] = []
+
+        async def check(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+            alice = Author(seq, "alice", keys["alice"])
+            await alice.submit(*(_md5(i) for i in range(count)))
+            await alice.submit(_md5(count))  # written by now if the first made a pass
+            result.append(store.signal_status("md5", _md5(0)) is None)
+            await seq.stop()
+
+        _with_sequencer(forum_dir, tmp_path / where, 10, check, max_rows=max_rows, data=big.root)
+        return result[0]
+
+    assert held_after(30, 1000, "floor") is True  # 60 rows < 800 / 8
+    assert held_after(60, 1000, "share") is False  # 120 rows > 100
+    assert held_after(30, 10, "capped") is False  # 60 rows > the cap of 10
+
+
+class ViewWritesFail(SQLiteStore):
+    """The first ``failures`` writes of held-back rows fail."""
+
+    failures = 0
+
+    def write_view(self, view: ViewDelta, size: int | None) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("database is locked")
+        super().write_view(view, size)
+
+
+class FailsTwice(ViewWritesFail):
+    failures = 2
+
+
+class FailsThrice(ViewWritesFail):
+    failures = 3
+
+
+@pytest.mark.parametrize(
+    ("threshold", "store_type"),
+    [(4, FailsThrice), (6, FailsTwice)],
+    ids=["merged into the next pass", "written at stop"],
+)
+def test_rows_held_after_a_pass_that_stalled_win_over_it(
+    forum_dir: tuple[Path, Keys],
+    tmp_path: Path,
+    never_quiet: None,
+    monkeypatch: pytest.MonkeyPatch,
+    threshold: int,
+    store_type: type[SQLiteStore],
+) -> None:
+    """A pass whose writes fail is still under way when later rows are written with it
+    (they make the next pass, or the server stops): a descriptor submitted again since
+    keeps its later index."""
+    monkeypatch.setattr(sequencer_module, "PASS_RANGE_ROWS", 1)
+
+    async def log(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        alice, bob = Author(seq, "alice", keys["alice"]), Author(seq, "bob", keys["bob"])
+        await alice.submit(_md5(1), _md5(2))
+        await bob.submit(_md5(1))  # a pass by now, whose writes fail
+        await alice.submit(_md5(1), _md5(3))  # alice's descriptor of md5 1 again
+        await seq.stop()
+
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, log)
+    paths = _with_sequencer(forum_dir, tmp_path / "server", threshold, log, store_type)
+    expected = _view_tables(reference.database)
+    assert _view_tables(paths.database) == expected
+
+
+class CommittedButFailedAfterStalledPass(CommittedButFailed, FailsTwice):
+    pass
+
+
+def test_a_stalled_pass_is_dropped_when_the_view_is_replayed(
+    forum_dir: tuple[Path, Keys], tmp_path: Path, never_quiet: None
+) -> None:
+    """A write that committed despite an error brings the view up to the stored log from
+    the leaves; a pass under way then is dropped, not written over the newer rows."""
+
+    async def log(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        assert isinstance(store, CommittedButFailed)
+        alice = Author(seq, "alice", keys["alice"])
+        await alice.submit(_md5(1), _md5(2))  # 4 rows: a pass, whose writes fail
+        await alice.submit(_md5(3))
+        store.fail_once = True
+        with pytest.raises(StoreError):
+            await alice.submit(_md5(1))  # committed, but nobody was told
+        await alice.retract(_md5(2))  # takes in the store: the view replayed
+        await seq.stop()
+
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, log, CommittedButFailed)
+    paths = _with_sequencer(
+        forum_dir, tmp_path / "server", 4, log, CommittedButFailedAfterStalledPass
     )
     assert _view_tables(paths.database) == _view_tables(reference.database)

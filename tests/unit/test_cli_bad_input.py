@@ -256,6 +256,7 @@ BAD: dict[tuple[str, tuple[str, ...], str], str] = {
     ("server", ("serve",), "--database"): "mysql://nowhere/db",
     ("server", ("serve",), "--lease"): "0.1",
     ("server", ("serve",), "--deferred-view-rows"): "-1",
+    ("server", ("serve",), "--deferred-view-max-rows"): "many",
 }
 
 # ---- part B: `forum-admin propose ...` (board proposals, issues #11 and #13) ----

@@ -15,12 +15,14 @@ from forum_server.storage import (
     OP_RETRACT_ALL,
     OP_RETRACT_MEMBER,
     OP_SIGNAL,
+    UPSERT_KEY_WIDTH,
     StoredLeaf,
     ViewDelta,
+    key_ordered,
 )
 from forum_server.storage import sqlite as sq
 from forum_server.storage.sqlite import SQLiteStore
-from forum_server.view import merge_upserts
+from forum_server.view import key_ranges, merge_upserts
 
 WEIRD = ["plain", 'quo"te', "back\\slash", "ünïcode", "tab\there", "\U0001f600", "a" * 64]
 
@@ -133,6 +135,44 @@ def test_merged_upserts_of_many_groups_write_the_rows_of_each_in_turn(
         store.write_view(merge_upserts(all_of_them), size)
         store.close()
         assert _dump(merged) == _dump(in_turn)
+    # A pass in key ranges, each its own transaction, here in reverse: the same view, and
+    # the size recorded only by the range written last.
+    merged.unlink()
+    store = SQLiteStore(merged)
+    store.append(leaves, size, b"note", with_view=False)
+    ranges = key_ranges(merge_upserts(all_of_them), 7)
+    assert len(ranges) > 3
+    for part in reversed(ranges[1:]):
+        store.write_view(part, None)
+        assert store.view_size() == 0
+    store.write_view(ranges[0], size)
+    store.close()
+    assert _dump(merged) == _dump(in_turn)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_key_ranges_cut_each_table_into_disjoint_ordered_slices(seed: int) -> None:
+    """Every row in exactly one range; within each table the ranges follow one another in
+    key order (so each range touches its own part of the b-tree); sizes about equal."""
+    all_of_them = ViewDelta()
+    for delta in _deltas(seed):
+        for op, rows in _only_upserts(delta).runs:
+            all_of_them.add(op, rows)
+    merged = merge_upserts(all_of_them)
+    for per_range in (1, 5, 13, len(merged), 10 * len(merged)):
+        ranges = key_ranges(merged, per_range)
+        assert 1 <= len(ranges) <= max(1, round(len(merged) / per_range))
+        assert all(len(part) for part in ranges)
+        for op, rows in merged.runs:
+            width = UPSERT_KEY_WIDTH[op]
+            cut = [[r for o, rs in part.runs if o == op for r in rs] for part in ranges]
+            assert [r for piece in cut for r in piece] == sorted(rows, key=lambda r: r[:width])
+            sizes = [len(piece) for piece in cut]
+            assert max(sizes) - min(sizes) <= 1
+        # However small, a range is written in key order, one statement per table (grouped
+        # per entry, each group's statement would walk the b-tree again).
+        for part in ranges:
+            assert sq._view_statements(part) == [(sq._VIEW_SQL[op], rows) for op, rows in part.runs]
 
 
 def _only_upserts(delta: ViewDelta) -> ViewDelta:
@@ -174,4 +214,4 @@ def test_a_one_pass_write_is_in_key_order(width: int) -> None:
         )
         for _ in range(2000)
     ]
-    assert sq._key_ordered(rows, width) == sorted(rows, key=lambda r: r[:width])
+    assert key_ordered(rows, width) == sorted(rows, key=lambda r: r[:width])
