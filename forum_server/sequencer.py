@@ -661,9 +661,9 @@ class Sequencer:
         first), in key ranges."""
         if not self._deferred_size:
             return
-        runs = [run for part in self._pass for run in part.runs] + self._deferred.runs
-        merged = merge_upserts(ViewDelta(runs))
-        ranges = await asyncio.to_thread(key_ranges, merged, PASS_RANGE_ROWS)
+        held = ViewDelta([run for part in self._pass for run in part.runs] + self._deferred.runs)
+        merged = await asyncio.to_thread(merge_upserts, held)
+        ranges = key_ranges(merged, PASS_RANGE_ROWS)
         self._pass, self._pass_size = ranges, self._deferred_size
         self._view_rows += self._deferred_rows
         self._deferred, self._deferred_rows, self._deferred_size = ViewDelta(), 0, 0
@@ -691,7 +691,8 @@ class Sequencer:
             return
         runs = [run for part in self._pass for run in part.runs] + self._deferred.runs
         size = self._deferred_size or self._pass_size
-        await self._write_view(merge_upserts(ViewDelta(runs)), size)
+        merged = await asyncio.to_thread(merge_upserts, ViewDelta(runs))
+        await self._write_view(merged, size)
         self._view_rows += self._deferred_rows
         self._pass, self._deferred, self._deferred_rows, self._deferred_size = [], ViewDelta(), 0, 0
         self._view_failures = 0

@@ -60,38 +60,51 @@ _VIEW_BODIES = (e.Submission, e.Retraction, e.Opinion)
 
 def merge_upserts(delta: ViewDelta) -> ViewDelta:
     """The signal and descriptor upserts of several groups' submissions (``delta`` holds no
-    other rows) as one run per table, each key once: a signal's first row (its first index
-    stands; a later upsert only sets it active, which it is) and a descriptor's last (an
-    upsert replaces it).  The same view as the runs in log order, written with one bulk
-    statement per table instead of falling back to row by row on a repeated key."""
-    signals: dict[tuple[object, ...], Row] = {}
-    descriptors: dict[tuple[object, ...], Row] = {}
+    other rows) as one run per table, each key once and in key order: a signal's first row
+    (its first index stands; a later upsert only sets it active, which it is) and a
+    descriptor's last (an upsert replaces it).  The same view as the runs in log order,
+    written in one pass over each table's b-tree.  Sorted (stable: rows of one key stay in
+    log order), then one row kept per run of equal keys: no dictionary of keys, which cost
+    ~160 bytes a row while a pass of 1.25M rows was merged."""
+    signals: list[Row] = []
+    descriptors: list[Row] = []
     for op, rows in delta.runs:
         if op == OP_SIGNAL:
-            for row in rows:
-                signals.setdefault(row[:2], row)
+            signals += rows
         elif op == OP_DESCRIPTOR:
-            for row in rows:
-                descriptors[row[:3]] = row
+            descriptors += rows
         else:
             raise ValueError(f"not an upsert: {op}")
     merged = ViewDelta()
-    merged.add(OP_SIGNAL, list(signals.values()))
-    merged.add(OP_DESCRIPTOR, list(descriptors.values()))
+    merged.add(OP_SIGNAL, _one_per_key(signals, UPSERT_KEY_WIDTH[OP_SIGNAL], last=False))
+    merged.add(OP_DESCRIPTOR, _one_per_key(descriptors, UPSERT_KEY_WIDTH[OP_DESCRIPTOR], last=True))
     return merged
 
 
+def _one_per_key(rows: list[Row], width: int, *, last: bool) -> list[Row]:
+    """``rows`` in key order, the first (or last) in log order of each key's rows."""
+    out: list[Row] = []
+    previous: Row | None = None
+    for row in key_ordered(rows, width):
+        key = row[:width]
+        if key != previous:
+            out.append(row)
+            previous = key
+        elif last:
+            out[-1] = row
+    return out
+
+
 def key_ranges(merged: ViewDelta, rows_per_range: int) -> list[ViewDelta]:
-    """The upserts ``merged`` (from :func:`merge_upserts`: each key once) in key order, cut
+    """The upserts ``merged`` (from :func:`merge_upserts`: each key once, in key order) cut
     into about ``len(merged) / rows_per_range`` parts; part ``i`` holds the ``i``-th slice of
     each table's rows, so the parts touch disjoint key ranges of each table and written one
     after another they pass over each table's b-tree once, as one key-ordered write would.
     Each part may be written in a transaction of its own, in any order, since no key is in
     two of them."""
-    runs = [(op, key_ordered(rows, UPSERT_KEY_WIDTH[op])) for op, rows in merged.runs]
     count = max(1, round(len(merged) / max(1, rows_per_range)))
     parts = [ViewDelta(in_key_order=True) for _ in range(count)]
-    for op, rows in runs:
+    for op, rows in merged.runs:
         for i, part in enumerate(parts):
             part.add(op, rows[len(rows) * i // count : len(rows) * (i + 1) // count])
     return [part for part in parts if part.runs]

@@ -194,6 +194,7 @@ def bench_forum(
         ended = max(r[3] for r in done)
         accepted = sum(r[1] for r in done)
         view_ended = _view_stored(data_dir, database)
+        peak_rss = _peak_rss_mb(proc.pid)
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
@@ -209,7 +210,21 @@ def bench_forum(
         "signals_per_second": accepted / elapsed,
         "seconds_until_view_stored": view_ended - started,
         "signals_per_second_view_stored": accepted / (view_ended - started),
+        "server_peak_rss_mb": peak_rss,
     }
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The server process's peak resident memory so far (prefill included), in MiB: what
+    its held-back view rows cost shows here."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # not Linux
+        return float("nan")
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _view_stored(data_dir: Path, database: str | None, timeout: float = 600.0) -> float:
@@ -342,6 +357,7 @@ def main() -> int:
         forum["signals_per_second_view_stored"],
     )
     print(f"  ... and until the server's view held them all: {stored:.2f} s = {stored_rate:,.0f}/s")
+    print(f"  the server's peak RSS: {forum['server_peak_rss_mb']:,.0f} MiB")
     print(f"raw executemany, same rows and schema: {raw['signals_per_second']:,.0f} signals/s")
     print(f"ratio forum/raw: {result['ratio']:.2f}")
     print(f"ratio forum until its view is stored/raw: {result['ratio_view_stored']:.2f}")

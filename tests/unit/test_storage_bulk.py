@@ -215,3 +215,29 @@ def test_a_one_pass_write_is_in_key_order(width: int) -> None:
         for _ in range(2000)
     ]
     assert key_ordered(rows, width) == sorted(rows, key=lambda r: r[:width])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_merge_upserts_keeps_each_signals_first_row_and_each_descriptors_last(
+    seed: int,
+) -> None:
+    """Keys repeated within and across groups: one row per key, in key order, the same rows
+    as keeping them in a dictionary in log order."""
+    rng = random.Random(seed)
+    delta, first, last = ViewDelta(), {}, {}
+    for index in range(40):
+        values = [f"{rng.randrange(30):032x}" for _ in range(rng.randrange(1, 6))]
+        member = rng.choice(["m1", "m2"])
+        signals = [("md5", v, index) for v in values]
+        descriptors = [("md5", v, member, f"l{index}", "image", None, "", index) for v in values]
+        delta.add(OP_SIGNAL, signals)
+        delta.add(OP_DESCRIPTOR, descriptors)
+        for row in signals:
+            first.setdefault(row[:2], row)
+        for row in descriptors:
+            last[row[:3]] = row
+    merged = merge_upserts(delta)
+    assert merged.runs == [
+        (OP_SIGNAL, sorted(first.values(), key=lambda r: r[:2])),
+        (OP_DESCRIPTOR, sorted(last.values(), key=lambda r: r[:3])),
+    ]
