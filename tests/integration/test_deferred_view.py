@@ -281,9 +281,14 @@ def test_a_crash_with_rows_held_back_replays_them_at_start(
 
 
 class CommittedButFailed(SQLiteStore):
-    """The next append commits, then reports a failure (a lost answer)."""
+    """Once ``fail_once`` is set, the next append commits, then reports a failure (a lost
+    answer).  Every append is recorded in ``writes``: ("append", log size)."""
 
     fail_once = False
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path)
+        self.writes: list[tuple[str, int | None]] = []
 
     def append(
         self,
@@ -295,6 +300,7 @@ class CommittedButFailed(SQLiteStore):
         with_view: bool = True,
     ) -> None:
         super().append(leaves, size, checkpoint_note, view, with_view=with_view)
+        self.writes.append(("append", size))
         if self.fail_once:
             self.fail_once = False
             raise StoreError("the answer was lost")
@@ -347,24 +353,8 @@ def test_rows_whose_write_failed_are_kept_and_written_later(
     assert _view_tables(paths.database) == _view_tables(reference.database)
 
 
-class Recording(SQLiteStore):
-    """Records each write: ("append", log size) and ("view", recorded size or None)."""
-
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(path)
-        self.writes: list[tuple[str, int | None]] = []
-
-    def append(
-        self,
-        leaves: Sequence[StoredLeaf],
-        size: int,
-        checkpoint_note: bytes,
-        view: ViewDelta | None = None,
-        *,
-        with_view: bool = True,
-    ) -> None:
-        super().append(leaves, size, checkpoint_note, view, with_view=with_view)
-        self.writes.append(("append", size))
+class Recording(CommittedButFailed):
+    """Also records each write of view rows: ("view", recorded size or None)."""
 
     def write_view(self, view: ViewDelta, size: int | None) -> None:
         super().write_view(view, size)
