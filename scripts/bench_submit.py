@@ -98,6 +98,20 @@ def _prefill(bundle_path: str, key_path: str, address: str, n: int, size: int) -
                 print(f"  prefilled {done:,} signals", file=sys.stderr, flush=True)
 
 
+def _retract_one(bundle_path: str, key_path: str, address: str, member: str) -> float:
+    """Seconds until a retraction of one of ``member``'s signals is acknowledged, sent right
+    after the last submission's receipt: the server writes every view row it holds back
+    before it checks a retraction, so this is how long a retraction waits then."""
+    bundle = Bundle.load(bundle_path)
+    key = SigningKey.load(key_path)
+    value = make_batch(member, 0, 1)[0]
+    with ForumClient(bundle, server=address) as client:
+        client.status()  # connect before the clock starts
+        started = time.perf_counter()
+        client.retract([{"type": value["type"], "value": value["value"]}], key, "benchmark")
+        return time.perf_counter() - started
+
+
 def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
@@ -151,6 +165,7 @@ def bench_forum(
     profile: Path | None = None,
     database: str | None = None,
     server_args: Sequence[str] = (),
+    retract: bool = False,
 ) -> dict[str, float]:
     """A real server process; each member submits from its own process (as members do).
     ``database``: keep the log in this PostgreSQL database instead of SQLite.  Besides the
@@ -193,6 +208,10 @@ def bench_forum(
         started = min(r[2] for r in done)
         ended = max(r[3] for r in done)
         accepted = sum(r[1] for r in done)
+        retraction = float("nan")
+        if retract:
+            first_bundle, first_key = str(first.bundle_path), str(first.key_path)
+            retraction = _retract_one(first_bundle, first_key, address, members[0])
         view_ended = _view_stored(data_dir, database)
         peak_rss = _peak_rss_mb(proc.pid)
     finally:
@@ -211,6 +230,7 @@ def bench_forum(
         "seconds_until_view_stored": view_ended - started,
         "signals_per_second_view_stored": accepted / (view_ended - started),
         "server_peak_rss_mb": peak_rss,
+        "retraction_seconds": retraction,
     }
 
 
@@ -305,6 +325,12 @@ def main() -> int:
     parser.add_argument("--prefill", type=int, default=0, help="signals in the forum before")
     parser.add_argument("--profile", type=Path, help="py-spy summary of the server (needs py-spy)")
     parser.add_argument(
+        "--retract",
+        action="store_true",
+        help="right after the last receipt, time one retraction (the server first writes "
+        "every view row it holds back); its write then counts in the view-stored time",
+    )
+    parser.add_argument(
         "--deferred-view-rows",
         type=int,
         help="the server's --deferred-view-rows (default: the server's; 0 writes the view "
@@ -331,6 +357,7 @@ def main() -> int:
             args.prefill,
             args.profile,
             server_args=server_args,
+            retract=args.retract,
         )
         raw = bench_raw(Path(tmp), args.batches, args.clients, args.batch_size, args.prefill)
     result = {
@@ -358,6 +385,8 @@ def main() -> int:
     )
     print(f"  ... and until the server's view held them all: {stored:.2f} s = {stored_rate:,.0f}/s")
     print(f"  the server's peak RSS: {forum['server_peak_rss_mb']:,.0f} MiB")
+    if args.retract:
+        print(f"  one retraction right after: {forum['retraction_seconds']:.2f} s")
     print(f"raw executemany, same rows and schema: {raw['signals_per_second']:,.0f} signals/s")
     print(f"ratio forum/raw: {result['ratio']:.2f}")
     print(f"ratio forum until its view is stored/raw: {result['ratio_view_stored']:.2f}")
