@@ -76,7 +76,7 @@ class ViewDelta:
     """The view changes of a group of entries: runs of ``(op, rows)`` in log order."""
 
     runs: list[tuple[str, list[Row]]] = field(default_factory=list)
-    # Set on a key range of merged upserts (forum_server.view.key_ranges): every key once,
+    # Set on merged upserts and their key ranges (forum_server.view): every key once,
     # each run in key order, so a store writes the rows as they are, one by one.
     in_key_order: bool = False
 
