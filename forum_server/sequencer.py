@@ -689,10 +689,12 @@ class Sequencer:
         order, with the log size they bring the view to; on failure they stay held."""
         if not self._holding():
             return
-        runs = [run for part in self._pass for run in part.runs] + self._deferred.runs
         size = self._deferred_size or self._pass_size
-        merged = await asyncio.to_thread(merge_upserts, ViewDelta(runs))
-        await self._write_view(merged, size)
+        newer = await asyncio.to_thread(merge_upserts, self._deferred)  # the pass is merged
+        # The pass's ranges, then the newer rows: a key in both ends as if all were merged
+        # (a signal's first index stands, a descriptor's last row replaces the earlier).
+        runs = [run for part in self._pass for run in part.runs] + newer.runs
+        await self._write_view(ViewDelta(runs, in_key_order=True), size)
         self._view_rows += self._deferred_rows
         self._pass, self._deferred, self._deferred_rows, self._deferred_size = [], ViewDelta(), 0, 0
         self._view_failures = 0

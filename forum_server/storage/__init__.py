@@ -76,8 +76,8 @@ class ViewDelta:
     """The view changes of a group of entries: runs of ``(op, rows)`` in log order."""
 
     runs: list[tuple[str, list[Row]]] = field(default_factory=list)
-    # Set on merged upserts and their key ranges (forum_server.view): every key once,
-    # each run in key order, so a store writes the rows as they are, one by one.
+    # Set on merged upserts and their key ranges (forum_server.view): each run in key
+    # order with every key once, so a store writes the runs as they are, in turn.
     in_key_order: bool = False
 
     def add(self, op: str, rows: list[Row]) -> None:
