@@ -91,11 +91,12 @@ def cli() -> None:
     type=click.IntRange(min=0),
     help="SQLite only: hold submissions' rows of the server's view back and write them "
     "together, in key order, once this many are pending (or an eighth of the view's rows, "
-    "if more; also after 0.2 s without new entries, before a retraction, opinion or "
-    "dispute is checked, and on shutdown; after a crash they are replayed from the log at "
-    "start-up). They are written in key ranges of 100,000 rows between the next commits, "
-    "so the log never waits for all of them. Several times faster submissions into a "
-    "large forum; about 150 bytes of memory a row; 0 writes them with every commit.",
+    "if more; also after 0.2 s without new entries, and on shutdown; after a crash they "
+    "are replayed from the log at start-up). They are written in key ranges of 100,000 "
+    "rows between the next commits, so the log never waits for all of them. A retraction, "
+    "opinion or dispute has the held rows of the signals it names written first, not all "
+    "of them. Several times faster submissions into a large forum; about 150 bytes of "
+    "memory a row; 0 writes them with every commit.",
 )
 @click.option(
     "--deferred-view-max-rows",

@@ -33,17 +33,26 @@ brought rows, twice over) and while the log is quiet; the last range records the
 size.  A pass touches each leaf page of the view's tables about once, so the larger the view,
 the larger a pass must be for a row to cost the same: a fixed pass of 400,000 rows made
 submissions into a 5M-signal forum 1.8x slower than into a 1M one.  Cut into ranges, a pass
-never stops the log for longer than one range takes.  Everything held is written at once
-(:meth:`Sequencer._store_view`) before a group holding an entry whose content rules read the
-view (retraction, opinion, dispute) is checked, and on stop.  A submission's rules never
-read the view, so nothing is checked against a view missing rows; a part of a pass written
-before the rest changes nothing any check reads.  The random keys of 10,000 signals dirty a
-page of each view table per row, so writing them with every commit cost more than
-everything else a submission does (docs/benchmarks.md, #13).  Receipts still wait for the
-durable leaves.  After a crash the stored ``view_size`` is behind the log,
-and the start-up replay (:meth:`Sequencer._rebuild`) writes the missing rows from the leaves;
-after a write that failed but may have committed, the same replay runs for the entries the
-view lags (:meth:`Sequencer._take_in_store`).  A shared store (PostgreSQL, several servers)
+never stops the log for longer than one range takes.  Before a group holding an entry whose
+content rules read the view (retraction, opinion, dispute) is checked, the held rows of the
+signals those entries name are written ahead of the rest (:meth:`Sequencer._store_signals`),
+and the other held rows stay held (writing them all first made a retraction right after a
+burst into a 5M forum wait 13 s).  Such a group writes the rows of those signals with its
+leaves, in log order, its submissions' too; its other submissions' rows are held back as any
+(:meth:`Sequencer._split_view`).  So every check reads a view current for the signals it
+names, and no held row is ever written after a later row of its signal.  Everything held is
+written at once on stop.  A submission's rules never read the view;
+a part of a pass written before the rest changes nothing any check reads.  The random keys
+of 10,000 signals dirty a page of each view table per row, so writing them with every
+commit cost more than everything else a submission does (docs/benchmarks.md, #13).
+Receipts still wait for the durable leaves.  The stored ``view_size`` moves only when
+nothing is held, so rows of later entries (a retraction's, and those stored before it) may
+be stored past it.  After a crash the start-up replay (:meth:`Sequencer._rebuild`) applies
+every entry from ``view_size`` on, in log order: each view change sets its rows to what the
+entry says (an upsert, a retraction, a status from the descriptors), so replaying an entry
+whose rows are stored already, then the later ones, ends in the same view.  After a write
+that failed but may have committed, the same replay runs for the entries the view lags
+(:meth:`Sequencer._take_in_store`).  A shared store (PostgreSQL, several servers)
 always writes the view with the leaves: another server may take over at any moment.
 
 An entry scoped to a group (issue #10) must come with its author's scope claim
@@ -58,7 +67,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +100,7 @@ from .storage import (
     StoredLeaf,
     ViewDelta,
 )
-from .view import GroupView, ServerView, key_ranges, merge_upserts
+from .view import GroupView, ServerView, key_ranges, merge_upserts, row_signals, take_signals
 
 log = logging.getLogger(__name__)
 # A leader that finds the store ahead of its tree waits this long for its own commit in
@@ -570,24 +579,27 @@ class Sequencer:
                     continue
             while len(group) < self.max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
+            current: frozenset[tuple[str, str]] = frozenset()
             if (
                 self.deferred_view_rows
                 and (self._holding() or writing is not None)
                 and any(item.envelope.payload_type in _READS_VIEW for item in group)
             ):
-                # Its content rules read the view: store the deferred rows first.
+                # Its content rules read the view: store the held rows of the signals they
+                # name first (the rest stay held).
                 try:
                     if writing is not None:
                         await writing
                         writing = None
                     if self._resync:
                         await self._take_in_store()
-                    await self._store_view()
+                    current = _named_signals(group)
+                    await self._store_signals(current)
                 except ForumError as exc:
                     self._fail(group, exc)
                     continue
             try:
-                prepared = self._prepare(group)
+                prepared = self._prepare(group, current)
             except StoreError as exc:  # the view could not be read: the database is down
                 log.error("checking %d entries failed: %s", len(group), exc)
                 prepared = None
@@ -624,8 +636,9 @@ class Sequencer:
         self._resync = False
 
     def _replay_view(self) -> None:
-        """Write the view of the stored entries it lags behind (own store: only groups whose
-        rows were deferred can be missing, and those hold no retraction or opinion)."""
+        """Write the view of the stored entries it lags behind (own store), in log order:
+        stored rows of later entries (a retraction's, and the held rows stored before it)
+        are overwritten by the replay of the entries before them, then written again."""
         start, size = self.store.view_size(), self.tree.size
         if start >= size:
             return
@@ -633,19 +646,8 @@ class Sequencer:
         for leaf in self.store.leaves(start, size):
             envelope = Envelope.from_leaf_bytes(leaf.leaf_bytes)
             body = e.decode(envelope.payload_type, envelope.body)
-            if isinstance(body, (e.Retraction, e.Opinion)):
-                raise StoreError(f"the view lags behind entry {leaf.index}, which is not deferred")
             group.apply(self.state, body, leaf.index)
         self.store.write_view(group.delta, size)
-
-    def _defers(self, delta: ViewDelta) -> bool:
-        """Whether a group's view rows are held back (own store; only submissions' upserts,
-        which no content rule of a later submission reads)."""
-        return (
-            self.deferred_view_rows > 0
-            and all(op in _UPSERTS for op, _ in delta.runs)
-            and bool(delta.runs or self._holding())
-        )
 
     def _holding(self) -> bool:
         """Whether view rows are held back (deferred, or in a pass not yet all written)."""
@@ -699,6 +701,41 @@ class Sequencer:
         self._pass, self._deferred, self._deferred_rows, self._deferred_size = [], ViewDelta(), 0, 0
         self._view_failures = 0
 
+    async def _store_signals(self, keys: Set[tuple[str, str]]) -> None:
+        """Write the held view rows of the signals ``keys`` names, ahead of the other held
+        rows, which stay held; on failure all of them stay held.  The stored view is then
+        current for those signals: an entry about them (a retraction, an opinion, a
+        dispute) is checked against it, and its own rows written after them.  Those rows
+        are past the recorded view size, which moves only once nothing is held any more; a
+        replay from it (after a crash) replays every entry since, retractions included, in
+        log order, which ends in the same view.  It costs a binary search of each of the
+        pass's key ranges and a scan of the rows held since (a retraction right after a
+        burst into a 5M forum is answered in 0.2 s; writing every held row first, 12.7 s)."""
+        if not keys or not self._holding():
+            return
+        older, newer, rest = await asyncio.to_thread(self._split_held, keys)
+        taken = ViewDelta([run for part, _ in older for run in part.runs] + newer.runs, True)
+        left = [part for _, part in older if part.runs]
+        remaining = bool(left or rest.runs)
+        size = None if remaining else self._deferred_size or self._pass_size
+        if taken.runs or size is not None:
+            await self._write_view(taken, size)
+        self._view_rows += self._deferred_rows - len(rest)  # about: these are not merged
+        self._pass, self._deferred, self._deferred_rows = left, rest, len(rest)
+        if not remaining:
+            self._deferred_size = self._pass_size = 0
+        elif not rest.runs and self._deferred_size:  # the pass left brings the view there
+            self._pass_size, self._deferred_size = self._deferred_size, 0
+
+    def _split_held(
+        self, keys: Set[tuple[str, str]]
+    ) -> tuple[list[tuple[ViewDelta, ViewDelta]], ViewDelta, ViewDelta]:
+        """The held rows of ``keys`` and the rest: per range of the pass under way, then
+        the newer rows, merged (each key once) and the rest of them.  Changes nothing."""
+        older = [take_signals(part, keys) for part in self._pass]
+        newer, rest = take_signals(self._deferred, keys)
+        return older, merge_upserts(newer), rest
+
     async def _write_view(self, delta: ViewDelta, size: int | None) -> None:
         """``store.write_view`` on a worker thread, completed even if this task is cancelled
         (:meth:`stop` waits for it): held rows written later can never land before it."""
@@ -734,10 +771,13 @@ class Sequencer:
                 f"{self.max_clock_skew_ms / 3_600_000:g} h of it (check this machine's clock)",
             )
 
-    def _prepare(self, group: list[_Pending]) -> _Prepared | None:
+    def _prepare(
+        self, group: list[_Pending], current: frozenset[tuple[str, str]] = frozenset()
+    ) -> _Prepared | None:
         """Check ``group`` against the state after every group already being written;
         answer the rejected entries and the duplicates now (a duplicate of an entry still
-        being written is answered when that is)."""
+        being written is answered when that is).  ``current``: the signals whose held view
+        rows were just stored (:meth:`_store_signals`)."""
         work = self._spec_state.copy()
         now_ms = int(self.clock() * 1000)
         view = self.view.group() if self._writing is None else self._writing.view.group()
@@ -798,8 +838,9 @@ class Sequencer:
             StoredLeaf(start + i, item.leaf_bytes, item.leaf_hash, item.claim)
             for i, item in enumerate(accepted)
         ]
-        self.store.plan_view(view.delta)  # here, rather than on the store's thread
-        prepared = _Prepared(accepted, leaves, size, note, view, work, new_range)
+        if not self.deferred_view_rows:  # else its rows are held back, or few
+            self.store.plan_view(view.delta)  # here, rather than on the store's thread
+        prepared = _Prepared(accepted, leaves, size, note, view, work, new_range, current)
         self._spec_state = work
         self._spec_range = new_range
         for item in accepted:
@@ -811,22 +852,22 @@ class Sequencer:
         """Store ``p`` durably and answer its entries; False (all of them failed, and the
         state after the stored log restored) if the store failed."""
         started = time.perf_counter()
-        defer = self._defers(p.view.delta)
+        now, later = self._split_view(p.view.delta)
         try:
-            if not defer and self._holding():
-                # Never reached (a group that writes other rows reads the view, which was
-                # brought up to date before it was checked); kept so the view's rows can
-                # never be written out of log order.
-                await self._store_view()
-            if defer:  # the view stays at its size; the rows follow (_store_view)
-                await asyncio.to_thread(
-                    functools.partial(self.store.append, with_view=False),
-                    p.leaves,
-                    p.size,
-                    p.note,
-                )
-            else:
-                await asyncio.to_thread(self.store.append, p.leaves, p.size, p.note, p.view.delta)
+            # The rows it writes with its leaves are of signals its retractions and opinions
+            # name, whose held (older) rows were stored before it was checked (_run): none
+            # of those may be written after these.
+            if later is not None and self._holding() and not row_signals(now) <= p.current:
+                raise AssertionError("view rows written before held rows of their signals")
+            # The view's size moves with the leaves unless rows are held (now or after).
+            held = later is not None and (self._holding() or bool(later.runs))
+            await asyncio.to_thread(
+                functools.partial(self.store.append, records_view_size=not held),
+                p.leaves,
+                p.size,
+                p.note,
+                now,
+            )
         except Exception as exc:  # the store failed: nobody is acknowledged
             if isinstance(exc, StoreError):  # the database is down or restarting: one line
                 log.error("commit of %d entries failed: %s", len(p.accepted), exc)
@@ -855,16 +896,39 @@ class Sequencer:
                 item.future.set_result(leaf.index)
         async with self._grown:
             self._grown.notify_all()
-        if defer:
-            for op, rows in p.view.delta.runs:
-                self._deferred.add(op, list(rows))
-            self._deferred_rows += len(p.view.delta)
-            self._deferred_size = p.size
-            if self._deferred_rows >= self._pass_rows():
-                await self._start_pass()
-            if self._pass:  # twice this group's rows: a pass ends before the next is due
-                await self._write_ranges(2 * len(p.view.delta))
+        if held and later is not None:
+            await self._hold(later, p.size)
         return True
+
+    def _split_view(self, delta: ViewDelta) -> tuple[ViewDelta, ViewDelta | None]:
+        """A group's view rows written with its leaves, and those held back (None: this
+        server holds none back).  Held back: submissions' upserts, except those of a signal
+        another row of the group retracts or gives an opinion on (those are written with
+        that row, in log order)."""
+        if not self.deferred_view_rows:
+            return delta, None
+        now = row_signals(ViewDelta([run for run in delta.runs if run[0] not in _UPSERTS]))
+        if not now:
+            return ViewDelta(), delta
+        return take_signals(delta, now)
+
+    async def _hold(self, rows: ViewDelta, size: int) -> None:
+        """After the commit that brought the log to ``size``: hold ``rows`` back, with the
+        rows held already, until written, which brings the stored view to ``size``; make a
+        pass of them once there are enough, and write ranges of the pass under way."""
+        if rows.runs or self._deferred_size:
+            for op, run in rows.runs:
+                self._deferred.add(op, list(run))
+            self._deferred_rows += len(rows)
+            self._deferred_size = size
+        else:  # nothing newer than the pass under way: its last range brings it here
+            self._pass_size = size
+        if not rows.runs:
+            return
+        if self._deferred_rows >= self._pass_rows():
+            await self._start_pass()
+        if self._pass:  # twice this group's rows: a pass ends before the next is due
+            await self._write_ranges(2 * len(rows))
 
 
 @dataclass
@@ -879,6 +943,8 @@ class _Prepared:
     view: GroupView
     state: LogState
     range: CompactRange
+    # Signals whose held view rows were stored before the group was checked.
+    current: frozenset[tuple[str, str]] = frozenset()
 
 
 def _scope_claim(state: LogState, item: _Pending, body: e.Body, index: int) -> ScopeClaim | None:
@@ -906,6 +972,24 @@ def _scope_claim(state: LogState, item: _Pending, body: e.Body, index: int) -> S
             index,
         ) from None
     return claim
+
+
+def _named_signals(group: list[_Pending]) -> frozenset[tuple[str, str]]:
+    """The signals that ``group``'s entries whose content rules read the view name (an
+    entry that does not parse names none: its check refuses it)."""
+    keys: set[tuple[str, str]] = set()
+    for item in group:
+        if item.envelope.payload_type not in _READS_VIEW:
+            continue
+        try:
+            body = e.decode(item.envelope.payload_type, item.envelope.body)
+        except ForumError:
+            continue
+        if isinstance(body, e.Retraction):
+            keys.update((ref.type, ref.value) for ref in body.signals)
+        elif isinstance(body, (e.Opinion, e.Dispute)):
+            keys.add((body.signal.type, body.signal.value))
+    return frozenset(keys)
 
 
 def _chain(source: asyncio.Future[int], target: asyncio.Future[int]) -> None:

@@ -28,8 +28,10 @@ Semantics (the contract of :mod:`forum_client.rules`):
 
 from __future__ import annotations
 
-from itertools import repeat
-from operator import attrgetter
+from bisect import bisect_left
+from collections.abc import Set
+from itertools import pairwise, repeat
+from operator import attrgetter, itemgetter
 
 from forum_client import entries as e
 from forum_client.rules import check_content
@@ -110,6 +112,63 @@ def key_ranges(merged: ViewDelta, rows_per_range: int) -> list[ViewDelta]:
         for i, part in enumerate(parts):
             part.add(op, rows[len(rows) * i // count : len(rows) * (i + 1) // count])
     return [part for part in parts if part.runs]
+
+
+def take_signals(delta: ViewDelta, keys: Set[tuple[str, str]]) -> tuple[ViewDelta, ViewDelta]:
+    """``delta``'s rows of the signals ``keys`` names (every view row begins with its
+    signal's type and value), and the rest: two deltas whose runs keep the order of
+    ``delta``'s, and its ``in_key_order``.  A run without such rows goes to the rest as it
+    is, not copied; ``delta`` itself is left unchanged.  The runs of a key-ordered delta (a
+    pass's range) are binary-searched for a few keys: scanning one touches every row's
+    tuple, scattered in memory by the sort (~130 ns a row in a server holding 1.3M)."""
+    values = {value for _, value in keys}
+    ordered = sorted(keys) if delta.in_key_order else []
+    taken: list[tuple[str, list[Row]]] = []
+    rest: list[tuple[str, list[Row]]] = []
+    for op, rows in delta.runs:
+        if ordered and len(ordered) * SEARCH_SHARE < len(rows):
+            hits, left = _take_in_order(rows, ordered)
+        else:
+            hits = [r for r in rows if r[1] in values and (r[0], r[1]) in keys]
+            left = [r for r in rows if r[1] not in values or (r[0], r[1]) not in keys]
+        if not hits:
+            rest.append((op, rows))
+            continue
+        taken.append((op, hits))
+        if left:
+            rest.append((op, left))
+    return ViewDelta(taken, delta.in_key_order), ViewDelta(rest, delta.in_key_order)
+
+
+# A key-ordered run is binary-searched, key by key, when it holds this many rows per key
+# or more (a search is ~20 steps of ~100 ns, a scan ~100 ns a row); else scanned.
+SEARCH_SHARE = 20
+_SIGNAL = itemgetter(0, 1)
+
+
+def _take_in_order(rows: list[Row], ordered: list[tuple[str, str]]) -> tuple[list[Row], list[Row]]:
+    """The rows of the signals ``ordered`` (sorted) names, and the rest; ``rows`` in key
+    order.  Without hits the rest is ``rows`` itself."""
+    spans: list[tuple[int, int]] = []
+    for key in ordered:
+        start = end = bisect_left(rows, key, key=_SIGNAL)
+        while end < len(rows) and _SIGNAL(rows[end]) == key:
+            end += 1
+        if end > start:
+            spans.append((start, end))
+    if not spans:
+        return [], rows
+    hits = [r for start, end in spans for r in rows[start:end]]
+    left = rows[: spans[0][0]]
+    for (_, end), (start, _) in pairwise(spans):
+        left += rows[end:start]
+    left += rows[spans[-1][1] :]
+    return hits, left
+
+
+def row_signals(delta: ViewDelta) -> set[tuple[str, str]]:
+    """The signals ``delta``'s rows change, as (type, value)."""
+    return {(r[0], r[1]) for _, rows in delta.runs for r in rows}  # type: ignore[misc]
 
 
 class ServerView:

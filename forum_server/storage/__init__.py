@@ -134,12 +134,13 @@ class ServerStore(Protocol):
         checkpoint_note: bytes,
         view: ViewDelta | None = None,
         *,
-        with_view: bool = True,
+        records_view_size: bool = True,
     ) -> None:
         """Durably append contiguous leaves, the checkpoint signed over them and the view
         changes they make, all in one transaction: all of it is written, or none.  With
-        ``with_view`` False the view and its size stay as they were (the sequencer writes
-        those rows later with :meth:`write_view`: deferred view rows, own store only)."""
+        ``records_view_size`` False the recorded view size stays as it was: rows of these
+        or earlier entries are held back, written later with :meth:`write_view` (deferred
+        view rows, own store only)."""
 
     def plan_view(self, view: ViewDelta) -> None:
         """Prepare the writes of ``view`` ahead of the :meth:`append` that stores it (the

@@ -328,7 +328,7 @@ class PostgresStore:
         checkpoint_note: bytes,
         view: ViewDelta | None = None,
         *,
-        with_view: bool = True,
+        records_view_size: bool = True,
     ) -> None:
         with self._tx() as cur:
             self._fence(cur)
@@ -346,8 +346,7 @@ class PostgresStore:
             ]
             if claims:
                 cur.executemany("INSERT INTO scope_claims VALUES (%s, %s, %s, %s)", claims)
-            if with_view:
-                self._write_view(cur, view, size)
+            self._write_view(cur, view, size if records_view_size else None)
 
     def _fence(self, cur: psycopg.Cursor[Any]) -> None:
         if self.epoch is None:

@@ -368,7 +368,7 @@ class SQLiteStore:
         checkpoint_note: bytes,
         view: ViewDelta | None = None,
         *,
-        with_view: bool = True,
+        records_view_size: bool = True,
     ) -> None:
         batches: list[tuple[str, Sequence[tuple[object, ...]]]] = [
             (
@@ -384,8 +384,7 @@ class SQLiteStore:
         ]
         if claims:
             batches.append(("INSERT INTO scope_claims VALUES (?, ?, ?, ?)", claims))
-        if with_view:
-            batches += self._view_batches(view, size)
+        batches += self._view_batches(view, size if records_view_size else None)
         self._write(batches)
 
     def plan_view(self, view: ViewDelta) -> None:

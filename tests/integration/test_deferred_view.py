@@ -5,11 +5,16 @@ What is checked, against a real SQLite store and the real sequencer:
 - right after a receipt the submission's rows are not stored yet; they are written once the
   log is quiet, at the row threshold, or on shutdown;
 - an entry whose content rules read the view (a retraction, an opinion) is checked against
-  the deferred rows too: it is accepted, where the stored view alone would refuse it;
+  the deferred rows too: it is accepted, where the stored view alone would refuse it; only
+  the held rows of the signals it names are written first, the rest stay held, and the
+  recorded view size stays behind until nothing is held;
+- a group with a retraction writes with its leaves only the rows of the signals it names
+  (its submissions' others stay held), in log order, after their older held rows;
 - a mixed log (submissions, retractions, opinions, repeated signals from two members) gives
   the same view tables, row for row, deferred or not;
 - a crash with rows still deferred, and a write that committed but reported a failure, both
-  end with the view replayed from the stored leaves;
+  end with the view replayed from the stored leaves, retractions stored past the recorded
+  view size replayed in their place;
 - a pass is written in key ranges between later commits, only its last range records the
   view's size, and a crash in the middle of one is replayed like any other;
 - a pass grows with the view: the same rows that make a pass over a small view are held
@@ -121,13 +126,14 @@ def _view_tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         con.close()
 
 
-async def _mixed_log(authors: dict[str, Author]) -> None:
-    """Submissions (one signal from both members), retractions, opinions."""
+async def _mixed_log(authors: dict[str, Author]) -> int:
+    """Submissions (one signal from both members), retractions, opinions; returns the index
+    of the first retraction."""
     alice, bob = authors["alice"], authors["bob"]
     await alice.submit(_md5(1), _md5(2), _md5(3))
     await bob.submit(_md5(3), _md5(4))
     await alice.submit(*(_md5(i) for i in range(10, 40)))
-    await alice.retract(_md5(2))
+    first_retraction = await alice.retract(_md5(2))
     await bob.opine(_md5(1))
     await bob.submit(_md5(2), _md5(11))  # bob submits what alice retracted: active again
     await alice.submit(_md5(4))
@@ -135,6 +141,7 @@ async def _mixed_log(authors: dict[str, Author]) -> None:
     await alice.submit(*(_md5(i) for i in range(40, 60)))
     await alice.opine(_md5(4))
     await bob.submit(_md5(70), _md5(71))  # the log ends with rows held back
+    return first_retraction
 
 
 Keys = dict[str, SigningKey]
@@ -264,8 +271,10 @@ def test_a_crash_with_rows_held_back_replays_them_at_start(
     reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, _mixed_log_then_stop)
 
     async def crash(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
-        await _mixed_log({m: Author(seq, m, k) for m, k in keys.items()})
-        assert store.view_size() < seq.size  # the last submissions are held back
+        first_retraction = await _mixed_log({m: Author(seq, m, k) for m, k in keys.items()})
+        # Rows were held back all along: the retractions and opinions were written past the
+        # recorded size, and the replay replays them too.
+        assert store.view_size() < first_retraction
         task = seq._task
         assert task is not None
         task.cancel()  # the process dies: nothing more is written
@@ -297,9 +306,9 @@ class CommittedButFailed(SQLiteStore):
         checkpoint_note: bytes,
         view: ViewDelta | None = None,
         *,
-        with_view: bool = True,
+        records_view_size: bool = True,
     ) -> None:
-        super().append(leaves, size, checkpoint_note, view, with_view=with_view)
+        super().append(leaves, size, checkpoint_note, view, records_view_size=records_view_size)
         self.writes.append(("append", size))
         if self.fail_once:
             self.fail_once = False
@@ -561,4 +570,145 @@ def test_a_stalled_pass_is_dropped_when_the_view_is_replayed(
     paths = _with_sequencer(
         forum_dir, tmp_path / "server", 4, log, CommittedButFailedAfterStalledPass
     )
+    assert _view_tables(paths.database) == _view_tables(reference.database)
+
+
+def test_a_retraction_stores_only_the_held_rows_of_the_signals_it_names(
+    forum_dir: tuple[Path, Keys],
+    tmp_path: Path,
+    never_quiet: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retraction of one held signal, then an opinion on a signal held in a pass under
+    way: each is checked and stored after the rows of the signal it names, and every other
+    held row stays held (a retraction used to wait for all of them to be written); the
+    recorded view size stays behind until nothing is held; the view ends as if every commit
+    had written its own rows."""
+    monkeypatch.setattr(sequencer_module, "PASS_RANGE_ROWS", 4)
+
+    async def log(seq: Sequencer, store: SQLiteStore, keys: Keys) -> list[int]:
+        alice, bob = Author(seq, "alice", keys["alice"]), Author(seq, "bob", keys["bob"])
+        first = await alice.submit(*(_md5(i) for i in range(20)))  # 40 rows, held
+        retraction = await alice.retract(_md5(5))
+        for i in range(20, 26):  # one row pair each: a pass of 50 rows starts at the last
+            await alice.submit(_md5(i))
+        await alice.submit(_md5(24))  # again: newer rows of md5 24, held after the pass
+        opinion = await bob.opine(_md5(24))  # its older rows are in the pass's last range
+        return [first, retraction, opinion]
+
+    async def then_stop(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        await log(seq, store, keys)
+        await seq.stop()
+
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, then_stop)
+
+    async def check(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        assert isinstance(store, Recording)
+        first, retraction, opinion = await log(seq, store, keys)
+        assert store.signal_status("md5", _md5(5)) == "retracted"
+        assert [o.member_id for o in store.opinions("md5", _md5(24))] == ["bob"]
+        assert store.signal_status("md5", _md5(24)) == "active"
+        for held in (4, 6, 19, 23, 25):  # neither named nor in a range written
+            assert store.signal_status("md5", _md5(held)) is None
+        assert store.view_size() <= first < retraction < opinion
+        # What went in: md5 5's two rows before the retraction, the pass's first two ranges
+        # (md5 0 to 3) after the next two commits, md5 24's four rows (the pass's, then the
+        # newer) before the opinion; nothing more.
+        assert store.signal_status("md5", _md5(3)) == "active"
+        assert seq.deferred_rows == 54 - 2 - 4 - 4 - 4
+        sizes = [size for kind, size in store.writes if kind == "view"]
+        assert sizes == [None, None, None, None]
+        await seq.stop()
+        assert store.view_size() == seq.size
+
+    paths = _with_sequencer(forum_dir, tmp_path / "server", 50, check, Recording)
+    assert _view_tables(paths.database) == _view_tables(reference.database)
+
+
+def test_a_group_with_a_retraction_holds_back_its_other_submissions_rows(
+    forum_dir: tuple[Path, Keys], tmp_path: Path, never_quiet: None
+) -> None:
+    """One group: alice submits md5 1 again, bob md5 3 (both held from alice's first
+    submission), alice retracts md5 2, submits md5 9 and 5, bob gives an opinion on md5 9,
+    alice retracts md5 5.  Only the rows of md5 2, 9 and 5 go in with the leaves, in log
+    order (held, md5 5's submission would be written after its retraction); md5 1 and 3
+    stay held, and are written after their older rows (written before, alice's descriptor
+    would get its older index back, and md5 3 bob's later first index)."""
+
+    async def log(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        assert isinstance(store, Recording)
+        alice, bob = Author(seq, "alice", keys["alice"]), Author(seq, "bob", keys["bob"])
+        await alice.submit(_md5(1), _md5(2), _md5(3), _md5(4))
+        before = seq.size
+        group = [
+            alice.submit(_md5(1)),
+            bob.submit(_md5(3)),
+            alice.retract(_md5(2)),
+            alice.submit(_md5(9), _md5(5)),
+            bob.opine(_md5(9)),
+            alice.retract(_md5(5)),
+        ]
+        await asyncio.gather(*map(asyncio.ensure_future, group))
+        assert ("append", before + len(group)) in store.writes  # all in one group
+        assert store.signal_status("md5", _md5(2)) == "retracted"
+        assert store.signal_status("md5", _md5(5)) == "retracted"
+        assert [o.member_id for o in store.opinions("md5", _md5(9))] == ["bob"]
+        if seq.deferred_view_rows:
+            assert all(store.signal_status("md5", _md5(i)) is None for i in (1, 3, 4))
+        await seq.stop()
+
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, log, Recording)
+    paths = _with_sequencer(forum_dir, tmp_path / "server", 10_000, log, Recording)
+    assert _view_tables(paths.database) == _view_tables(reference.database)
+
+
+def test_a_retraction_whose_held_rows_cannot_be_stored_is_refused_and_nothing_is_lost(
+    forum_dir: tuple[Path, Keys], tmp_path: Path, never_quiet: None
+) -> None:
+    """Storing the held rows of the signal a retraction names fails: the retraction is
+    refused (nothing of it written), the held rows stay held and are written later."""
+
+    async def log(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        alice = Author(seq, "alice", keys["alice"])
+        await alice.submit(_md5(1), _md5(2), _md5(3))
+        size = seq.size
+        if isinstance(store, ViewWriteFailsOnce):
+            with pytest.raises(StoreError):
+                await alice.retract(_md5(2))
+            assert store.size() == seq.size == size and store.failed
+            assert store.signal_status("md5", _md5(2)) is None  # still held
+        else:
+            alice.n += 1  # the sequence number the refused retraction took
+        await alice.retract(_md5(1))
+        await alice.submit(_md5(8))
+        await seq.stop()
+
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, log)
+    paths = _with_sequencer(forum_dir, tmp_path / "server", 10_000, log, ViewWriteFailsOnce)
+    assert _view_tables(paths.database) == _view_tables(reference.database)
+
+
+def test_a_write_lost_after_a_retraction_past_the_view_size_is_replayed(
+    forum_dir: tuple[Path, Keys], tmp_path: Path, never_quiet: None
+) -> None:
+    """The view is brought up to a group that committed despite an error by replaying the
+    stored entries since the recorded view size: a retraction among them (stored while
+    rows were held) is replayed in its place too."""
+
+    async def log(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        assert isinstance(store, CommittedButFailed)
+        alice = Author(seq, "alice", keys["alice"])
+        await alice.submit(_md5(1), _md5(2), _md5(3))
+        retraction = await alice.retract(_md5(2))
+        if seq.deferred_view_rows:
+            assert store.view_size() < retraction
+        store.fail_once = True
+        with pytest.raises(StoreError):
+            await alice.submit(_md5(2), _md5(4))  # committed, but nobody was told
+        await alice.retract(_md5(1))  # takes in the store: the view replayed
+        assert store.signal_status("md5", _md5(2)) == "active"
+        await seq.stop()
+
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, log, CommittedButFailed)
+    paths = _with_sequencer(forum_dir, tmp_path / "server", 10_000, log, CommittedButFailed)
     assert _view_tables(paths.database) == _view_tables(reference.database)

@@ -44,6 +44,8 @@ class GatedStore(SQLiteStore):
         size: int,
         checkpoint_note: bytes,
         view: ViewDelta | None = None,
+        *,
+        records_view_size: bool = True,
     ) -> None:
         self.appends += 1
         if self.appends == 1:
@@ -51,7 +53,7 @@ class GatedStore(SQLiteStore):
             assert self.release.wait(30)
             if self.fail_next:
                 raise StoreError("disk on fire")
-        super().append(leaves, size, checkpoint_note, view)
+        super().append(leaves, size, checkpoint_note, view, records_view_size=records_view_size)
 
 
 @pytest.fixture(scope="module")

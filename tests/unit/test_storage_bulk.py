@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from forum_server import view
 from forum_server.storage import (
     OP_DESCRIPTOR,
     OP_OPINION,
@@ -16,13 +18,14 @@ from forum_server.storage import (
     OP_RETRACT_MEMBER,
     OP_SIGNAL,
     UPSERT_KEY_WIDTH,
+    Row,
     StoredLeaf,
     ViewDelta,
     key_ordered,
 )
 from forum_server.storage import sqlite as sq
 from forum_server.storage.sqlite import SQLiteStore
-from forum_server.view import key_ranges, merge_upserts
+from forum_server.view import key_ranges, merge_upserts, row_signals, take_signals
 
 WEIRD = ["plain", 'quo"te', "back\\slash", "ünïcode", "tab\there", "\U0001f600", "a" * 64]
 
@@ -130,7 +133,7 @@ def test_merged_upserts_of_many_groups_write_the_rows_of_each_in_turn(
         store = SQLiteStore(merged)
         size = len(submissions)
         leaves = [StoredLeaf(n, b"x%d" % n, b"h" * 32) for n in range(size)]
-        store.append(leaves, size, b"note", with_view=False)
+        store.append(leaves, size, b"note", records_view_size=False)
         assert store.view_size() == 0
         store.write_view(merge_upserts(all_of_them), size)
         store.close()
@@ -139,7 +142,7 @@ def test_merged_upserts_of_many_groups_write_the_rows_of_each_in_turn(
     # the size recorded only by the range written last.
     merged.unlink()
     store = SQLiteStore(merged)
-    store.append(leaves, size, b"note", with_view=False)
+    store.append(leaves, size, b"note", records_view_size=False)
     ranges = key_ranges(merge_upserts(all_of_them), 7)
     assert len(ranges) > 3
     for part in reversed(ranges[1:]):
@@ -241,3 +244,53 @@ def test_merge_upserts_keeps_each_signals_first_row_and_each_descriptors_last(
         (OP_SIGNAL, sorted(first.values(), key=lambda r: r[:2])),
         (OP_DESCRIPTOR, sorted(last.values(), key=lambda r: r[:3])),
     ]
+
+
+def _split_by_definition(
+    delta: ViewDelta, keys: set[tuple[str, str]]
+) -> tuple[list[tuple[str, list[Row]]], list[tuple[str, list[Row]]]]:
+    sides = [
+        [(op, [r for r in rows if ((r[0], r[1]) in keys) is wanted]) for op, rows in delta.runs]
+        for wanted in (True, False)
+    ]
+    taken, rest = ([(op, rows) for op, rows in side if rows] for side in sides)
+    return taken, rest
+
+
+@pytest.mark.parametrize("search_share", [0, 20, 10**9], ids=["searched", "either", "scanned"])
+@pytest.mark.parametrize("seed", range(6))
+def test_take_signals_splits_every_run_by_signal_keeping_the_order(
+    seed: int, search_share: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every row goes to exactly one side, by its signal (type and value: the same value
+    under another type stays); each side keeps the runs' order and the rows' order within
+    them; a run with none of the signals is handed on as it is; the input is unchanged.
+    Runs in log order are scanned; key-ordered ones (a pass's ranges) binary-searched for
+    a few keys (several descriptors per signal among them) and scanned for many: here
+    always searched, as by default, or never."""
+    monkeypatch.setattr(view, "SEARCH_SHARE", search_share)
+    rng = random.Random(seed)
+    delta = ViewDelta()
+    for group in _deltas(seed):
+        for op, rows in group.runs:
+            delta.add(op, [("sha256", *r[1:]) if rng.random() < 0.1 else r for r in rows])
+    upserts = ViewDelta([(op, rows) for op, rows in delta.runs if op in UPSERT_KEY_WIDTH])
+    signals = sorted(row_signals(delta))
+    holders = Counter(r[:2] for op, rows in upserts.runs if op == OP_DESCRIPTOR for r in rows)
+    shared = sorted(s for s in signals if holders[s] > 1)
+    for keys in (
+        set(rng.sample(signals, len(signals) // 5)),  # many: scanned
+        {rng.choice(signals), *rng.sample(shared, 2)},  # a few: searched, in key order
+        {("sha256" if t == "md5" else "md5", v) for t, v in rng.sample(signals, 3)},
+    ):
+        for whole in (delta, *key_ranges(merge_upserts(upserts), 300)):
+            before = [(op, list(rows)) for op, rows in whole.runs]
+            taken, rest = take_signals(whole, keys)
+            assert whole.runs == before
+            assert taken.in_key_order is rest.in_key_order is whole.in_key_order
+            assert (taken.runs, rest.runs) == _split_by_definition(whole, keys)
+            untouched = [
+                rows for _, rows in whole.runs if not any((r[0], r[1]) in keys for r in rows)
+            ]
+            assert all(any(rows is kept for _, kept in rest.runs) for rows in untouched)
+    assert take_signals(delta, set()) == (ViewDelta([]), ViewDelta(delta.runs))
