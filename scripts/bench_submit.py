@@ -14,6 +14,9 @@ transaction (the raw rate), and prints the ratio.  Results go to JSON (``--out``
 raw database with the same N rows (untimed), so both rates are measured into a forum that
 already holds N signals.  ``--profile FILE`` samples the server process with py-spy during the
 timed phase and writes where its time goes (own time and total time per function).
+``--retract`` times one retraction right after the last receipt; ``--retract-every S`` has
+one more member retract one of its own signals every S seconds during the burst, and
+reports how long those retractions waited (median, 90th percentile, longest).
 Left out: network latency (loopback), other members reading at the same time.
 """
 
@@ -83,6 +86,15 @@ def prefill_rows(n: int, size: int) -> list[list[dict[str, object]]]:
     ]
 
 
+def _prefill_own(bundle_path: str, key_path: str, address: str) -> None:
+    """The retracting member's own signals, submitted before the burst."""
+    bundle = Bundle.load(bundle_path)
+    key = SigningKey.load(key_path)
+    with ForumClient(bundle, server=address) as client:
+        for _ in client.submit_batches(make_batch(RETRACTOR, 0, RETRACTOR_SIGNALS), key):
+            pass
+
+
 def _prefill(bundle_path: str, key_path: str, address: str, n: int, size: int) -> None:
     if not n:
         return
@@ -98,18 +110,56 @@ def _prefill(bundle_path: str, key_path: str, address: str, n: int, size: int) -
                 print(f"  prefilled {done:,} signals", file=sys.stderr, flush=True)
 
 
-def _retract_one(bundle_path: str, key_path: str, address: str, member: str) -> float:
-    """Seconds until a retraction of one of ``member``'s signals is acknowledged, sent right
-    after the last submission's receipt: the server writes every view row it holds back
-    before it checks a retraction, so this is how long a retraction waits then."""
+def _retract_one(
+    bundle_path: str, key_path: str, address: str, member: str, last_batch: int
+) -> float:
+    """Seconds until one retraction is acknowledged, sent right after the last submission's
+    receipt.  It names two of ``member``'s signals: one of its first batch (its view rows
+    long written) and one of its last (still held back).  The server stores the held rows
+    of those two before it checks it, and looks for them among every row it holds; up to
+    session 11 it wrote every held row first."""
     bundle = Bundle.load(bundle_path)
     key = SigningKey.load(key_path)
-    value = make_batch(member, 0, 1)[0]
+    values = [make_batch(member, n, 1)[0] for n in (0, last_batch)]
     with ForumClient(bundle, server=address) as client:
         client.status()  # connect before the clock starts
         started = time.perf_counter()
-        client.retract([{"type": value["type"], "value": value["value"]}], key, "benchmark")
+        client.retract([{"type": v["type"], "value": v["value"]} for v in values], key, "benchmark")
         return time.perf_counter() - started
+
+
+RETRACTOR = "retractor"
+
+
+def _retractor_process(
+    bundle_path: str, key_path: str, address: str, every: float, go: Any, stop: Any, out: Any
+) -> None:
+    """Once ``go`` is set (the others are about to submit), retract one of this member's own
+    signals (submitted, untimed, before) every ``every`` seconds until ``stop`` is set; put
+    the seconds each retraction waited for its receipt."""
+    bundle = Bundle.load(bundle_path)
+    key = SigningKey.load(key_path)
+    own = make_batch(RETRACTOR, 0, RETRACTOR_SIGNALS)
+    waits: list[float] = []
+    with ForumClient(bundle, server=address) as client:
+        client.status()  # connect before the clock starts
+        go.wait(600)
+        for item in own:
+            if stop.wait(every):
+                break
+            started = time.perf_counter()
+            client.retract([{"type": item["type"], "value": item["value"]}], key, "benchmark")
+            waits.append(time.perf_counter() - started)
+    out.put(("retractions", waits))
+
+
+# Signals the retracting member submits before the burst: one retraction each, at most.
+RETRACTOR_SIGNALS = 1_000
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -166,14 +216,16 @@ def bench_forum(
     database: str | None = None,
     server_args: Sequence[str] = (),
     retract: bool = False,
+    retract_every: float = 0.0,
 ) -> dict[str, float]:
     """A real server process; each member submits from its own process (as members do).
     ``database``: keep the log in this PostgreSQL database instead of SQLite.  Besides the
     rate of receipts, the rate until the server's stored view holds every accepted entry
     (with deferred view rows, that is after the server has written the last of them)."""
     members = [f"member{i}" for i in range(clients)]
-    with local_forum(directory, members=members, observers=[], database=database) as forum:
-        enrolled = {m: forum.members[m] for m in members}
+    everyone = [*members, RETRACTOR] if retract_every else members
+    with local_forum(directory, members=everyone, observers=[], database=database) as forum:
+        enrolled = {m: forum.members[m] for m in everyone}
         data_dir = forum.directory / "server"
     proc, address = start_server_process(data_dir, extra_args=server_args)
     spy = None
@@ -199,11 +251,37 @@ def bench_forum(
             )
             for m in members
         ]
+        go, stop = ctx.Event(), ctx.Event()
+        if retract_every:
+            retractor = enrolled[RETRACTOR]
+            _prefill_own(str(retractor.bundle_path), str(retractor.key_path), address)
+            procs.append(
+                ctx.Process(
+                    target=_retractor_process,
+                    args=(
+                        str(retractor.bundle_path),
+                        str(retractor.key_path),
+                        address,
+                        retract_every,
+                        go,
+                        stop,
+                        queue,
+                    ),
+                )
+            )
         for p in procs:
             p.start()
-        results = [queue.get() for _ in range(2 * len(procs))]
+        results = []
+        while sum(r[0] == "done" for r in results) < len(members):
+            results.append(queue.get())
+            if sum(r[0] == "ready" for r in results) == len(members):
+                go.set()
+        stop.set()  # the submitters are done: so is the retractor
+        while retract_every and not any(r[0] == "retractions" for r in results):
+            results.append(queue.get())
         for p in procs:
             p.join()
+        waits = next((r[1] for r in results if r[0] == "retractions"), [])
         done = [r for r in results if r[0] == "done"]
         started = min(r[2] for r in done)
         ended = max(r[3] for r in done)
@@ -211,7 +289,8 @@ def bench_forum(
         retraction = float("nan")
         if retract:
             first_bundle, first_key = str(first.bundle_path), str(first.key_path)
-            retraction = _retract_one(first_bundle, first_key, address, members[0])
+            last = batches // clients - 1
+            retraction = _retract_one(first_bundle, first_key, address, members[0], last)
         view_ended = _view_stored(data_dir, database)
         peak_rss = _peak_rss_mb(proc.pid)
     finally:
@@ -231,6 +310,11 @@ def bench_forum(
         "signals_per_second_view_stored": accepted / (view_ended - started),
         "server_peak_rss_mb": peak_rss,
         "retraction_seconds": retraction,
+        "retractions_during": len(waits),
+        "retraction_wait_p50": _percentile(waits, 0.5),
+        "retraction_wait_p90": _percentile(waits, 0.9),
+        "retraction_wait_max": max(waits, default=float("nan")),
+        "retraction_waits": waits,
     }
 
 
@@ -327,8 +411,18 @@ def main() -> int:
     parser.add_argument(
         "--retract",
         action="store_true",
-        help="right after the last receipt, time one retraction (the server first writes "
-        "every view row it holds back); its write then counts in the view-stored time",
+        help="right after the last receipt, time one retraction of two signals, one of the "
+        "first batch and one of the last (the server first stores the view rows it holds "
+        "back of those two); it then counts in the view-stored time",
+    )
+    parser.add_argument(
+        "--retract-every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="while the others submit, one more member retracts one of its own signals "
+        "(submitted before the burst) every SECONDS, and the benchmark reports how long "
+        "those retractions waited (median, 90th percentile, longest)",
     )
     parser.add_argument(
         "--deferred-view-rows",
@@ -358,6 +452,7 @@ def main() -> int:
             args.profile,
             server_args=server_args,
             retract=args.retract,
+            retract_every=args.retract_every,
         )
         raw = bench_raw(Path(tmp), args.batches, args.clients, args.batch_size, args.prefill)
     result = {
@@ -387,6 +482,12 @@ def main() -> int:
     print(f"  the server's peak RSS: {forum['server_peak_rss_mb']:,.0f} MiB")
     if args.retract:
         print(f"  one retraction right after: {forum['retraction_seconds']:.2f} s")
+    if args.retract_every:
+        print(
+            f"  {forum['retractions_during']} retractions during the burst waited: median "
+            f"{forum['retraction_wait_p50']:.3f} s, p90 {forum['retraction_wait_p90']:.3f} s, "
+            f"longest {forum['retraction_wait_max']:.3f} s"
+        )
     print(f"raw executemany, same rows and schema: {raw['signals_per_second']:,.0f} signals/s")
     print(f"ratio forum/raw: {result['ratio']:.2f}")
     print(f"ratio forum until its view is stored/raw: {result['ratio_view_stored']:.2f}")
