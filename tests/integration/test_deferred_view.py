@@ -24,6 +24,7 @@ What is checked, against a real SQLite store and the real sequencer:
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 import sqlite3
 import time
@@ -711,4 +712,87 @@ def test_a_write_lost_after_a_retraction_past_the_view_size_is_replayed(
 
     reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, log, CommittedButFailed)
     paths = _with_sequencer(forum_dir, tmp_path / "server", 10_000, log, CommittedButFailed)
+    assert _view_tables(paths.database) == _view_tables(reference.database)
+
+
+Step = tuple[str, str, tuple[str, ...]]  # (member, "submit" | "retract" | "opine", values)
+
+
+def _random_script(seed: int) -> list[list[Step]]:
+    """Batches of entries from two members over six signals; the entries of a batch are
+    sent at once, so they share groups (submissions beside retractions and opinions of the
+    same signals).  Some are refused (a retraction of what the member does not hold, an
+    opinion on what does not exist), the same way whatever the view holds back."""
+    rng = random.Random(seed)
+    pool = [_md5(100 + i) for i in range(6)]
+    batches: list[list[Step]] = []
+    for _ in range(20):
+        batch: list[Step] = []
+        for _ in range(rng.randint(1, 5)):
+            member = rng.choice(MEMBERS)
+            kind = rng.choices(["submit", "retract", "opine"], [5, 3, 2])[0]
+            count = rng.randint(1, 4) if kind == "submit" else rng.randint(1, 2)
+            values = tuple(rng.sample(pool, 1 if kind == "opine" else count))
+            batch.append((member, kind, values))
+        batches.append(batch)
+    return batches
+
+
+async def _play(seq: Sequencer, keys: Keys, script: list[list[Step]]) -> list[object]:
+    """Send each batch at once; the index of each accepted entry, the error type of each
+    refused one."""
+    authors = {m: Author(seq, m, keys[m]) for m in MEMBERS}
+    outcomes: list[object] = []
+    for batch in script:
+        calls = [getattr(authors[m], kind)(*values) for m, kind, values in batch]
+        results = await asyncio.gather(*map(asyncio.ensure_future, calls), return_exceptions=True)
+        outcomes += [r if isinstance(r, int) else type(r).__name__ for r in results]
+    return outcomes
+
+
+@pytest.mark.parametrize("ending", ["stop", "crash"])
+@pytest.mark.parametrize("seed", range(16))
+def test_random_groups_end_in_the_view_written_with_every_commit(
+    forum_dir: tuple[Path, Keys],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+    ending: str,
+) -> None:
+    """Random batches (above) through a sequencer that holds rows back (a pass threshold,
+    key ranges and the quiet-log writes chosen by the seed) and through one that writes them
+    with every commit: the same entries are accepted and refused, and the view tables end
+    the same, after a stop or after a crash and the start-up replay."""
+    rng = random.Random(seed)
+    monkeypatch.setattr(sequencer_module, "PASS_RANGE_ROWS", rng.choice([1, 1, 3, 100_000]))
+    quiet = rng.choice([0.001, 3600])  # the quiet-log writes: at once, or never
+    monkeypatch.setattr(sequencer_module, "DEFERRED_VIEW_IDLE_SECONDS", quiet)
+    monkeypatch.setattr(sequencer_module, "PASS_IDLE_SECONDS", quiet)
+    threshold = rng.choice([2, 6, 20, 30, 10_000])  # 20, 30: passes outlast several commits
+    script = _random_script(seed)
+    outcomes: dict[str, list[object]] = {}
+
+    def run(name: str, deferred: int) -> Check:
+        async def check(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+            outcomes[name] = await _play(seq, keys, script)
+            if ending == "stop" or not deferred:
+                await seq.stop()
+                return
+            task = seq._task
+            assert task is not None
+            task.cancel()  # the process dies: whatever is held is lost
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        return check
+
+    reference = _with_sequencer(forum_dir, tmp_path / "reference", 0, run("reference", 0))
+    paths = _with_sequencer(forum_dir, tmp_path / "held", threshold, run("held", threshold))
+    assert outcomes["held"] == outcomes["reference"]
+    assert {"EntryRejectedError", "InvalidInputError"} & set(map(str, outcomes["reference"]))
+    if ending == "crash":
+        again = SQLiteStore(paths.database)
+        restarted = Sequencer(again, SigningKey.load(paths.log_key), deferred_view_rows=threshold)
+        assert again.view_size() == restarted.size == again.size()
+        again.close()
     assert _view_tables(paths.database) == _view_tables(reference.database)
