@@ -8,6 +8,7 @@ What is checked, against a real SQLite store and the real sequencer:
   the deferred rows too: it is accepted, where the stored view alone would refuse it; only
   the held rows of the signals it names are written first, the rest stay held, and the
   recorded view size stays behind until nothing is held;
+- a dispute is checked against its respondent's held descriptor the same way;
 - a group with a retraction writes with its leaves only the rows of the signals it names
   (its submissions' others stay held), in log order, after their older held rows;
 - a mixed log (submissions, retractions, opinions, repeated signals from two members) gives
@@ -18,7 +19,9 @@ What is checked, against a real SQLite store and the real sequencer:
 - a pass is written in key ranges between later commits, only its last range records the
   view's size, and a crash in the middle of one is replayed like any other;
 - a pass grows with the view: the same rows that make a pass over a small view are held
-  back over a larger one.
+  back over a larger one;
+- random batches of submissions, retractions and opinions sharing groups: the same entries
+  accepted and refused, and the same view, as when every commit writes its own rows.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import pytest
 
 from forum_client import entries as e
 from forum_client.envelope import Envelope, SigningKey
-from forum_client.errors import StoreError
+from forum_client.errors import InvalidInputError, StoreError
 from forum_server import sequencer as sequencer_module
 from forum_server.app import ServerPaths
 from forum_server.sequencer import Sequencer
@@ -94,6 +97,14 @@ class Author:
     async def opine(self, value: str) -> int:
         ref = e.SignalRef("md5", value)
         return await self._append(e.Opinion(self.header(), ref, e.OpinionKind.FALSE_POSITIVE))
+
+    async def dispute(self, value: str, respondent: str, dispute_id: str) -> int:
+        header = self.header()
+        ref = e.SignalRef("md5", value)
+        deadline = header.created_unix_ms + 86_400_000
+        return await self._append(
+            e.Dispute(header, dispute_id, ref, respondent, "wrongly listed", "", deadline)
+        )
 
     async def _append(self, body: Any) -> int:
         receipt = await self.seq.append(self.sign(body), e.MEMBER_BODIES, self.member)
@@ -796,3 +807,23 @@ def test_random_groups_end_in_the_view_written_with_every_commit(
         assert again.view_size() == restarted.size == again.size()
         again.close()
     assert _view_tables(paths.database) == _view_tables(reference.database)
+
+
+def test_a_dispute_sees_the_held_descriptor_of_its_respondent(
+    forum_dir: tuple[Path, Keys], tmp_path: Path, never_quiet: None
+) -> None:
+    """A dispute's rules read the view (the respondent must hold an active descriptor on the
+    signal): against held rows it is accepted, and refused for a member without one; only
+    the disputed signal's held rows are written for it."""
+
+    async def check(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
+        alice, bob = Author(seq, "alice", keys["alice"]), Author(seq, "bob", keys["bob"])
+        await alice.submit(_md5(1), _md5(2))
+        await bob.dispute(_md5(1), "alice", "d-1")
+        assert store.has_active_descriptor("alice", "md5", _md5(1))
+        assert store.signal_status("md5", _md5(2)) is None  # still held
+        with pytest.raises(InvalidInputError, match="bob has no active descriptor"):
+            await alice.dispute(_md5(2), "bob", "d-2")
+        await seq.stop()
+
+    _with_sequencer(forum_dir, tmp_path / "server", 10_000, check)
