@@ -437,6 +437,8 @@ def main() -> int:
         "--deferred-view-rows, passes of a fixed size whatever the view holds)",
     )
     args = parser.parse_args()
+    if args.retract_every < 0:
+        parser.error("--retract-every must be 0 (no retractions during the burst) or more")
     server_args = []
     if args.deferred_view_rows is not None:
         server_args += ["--deferred-view-rows", str(args.deferred_view_rows)]
