@@ -193,6 +193,26 @@ def _with_sequencer(
     return paths
 
 
+async def _crash(seq: Sequencer) -> None:
+    """The process dies: nothing more is written, whatever is held is lost."""
+    task = seq._task
+    assert task is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def _restart(paths: ServerPaths, deferred: int) -> None:
+    """Start a sequencer on the store a crash left: its start-up replay brings the stored
+    view up to the whole log."""
+    again = SQLiteStore(paths.database)
+    try:
+        restarted = Sequencer(again, SigningKey.load(paths.log_key), deferred_view_rows=deferred)
+        assert again.view_size() == restarted.size == again.size()
+    finally:
+        again.close()
+
+
 async def _mixed_log_then_stop(seq: Sequencer, store: SQLiteStore, keys: Keys) -> None:
     await _mixed_log({m: Author(seq, m, k) for m, k in keys.items()})
     await seq.stop()
@@ -287,17 +307,10 @@ def test_a_crash_with_rows_held_back_replays_them_at_start(
         # Rows were held back all along: the retractions and opinions were written past the
         # recorded size, and the replay replays them too.
         assert store.view_size() < first_retraction
-        task = seq._task
-        assert task is not None
-        task.cancel()  # the process dies: nothing more is written
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await _crash(seq)
 
     paths = _with_sequencer(forum_dir, tmp_path / "server", 10_000, crash)
-    again = SQLiteStore(paths.database)
-    restarted = Sequencer(again, SigningKey.load(paths.log_key), deferred_view_rows=10_000)
-    assert again.view_size() == restarted.size == again.size()
-    again.close()
+    _restart(paths, 10_000)
     assert _view_tables(paths.database) == _view_tables(reference.database)
 
 
@@ -461,17 +474,10 @@ def test_a_crash_in_the_middle_of_a_pass_is_replayed_at_start(
         await submit(seq, store, keys)  # the last submission's 60 rows make a pass
         await _until(lambda: store.signal_status("md5", _md5(100)) == "active")
         assert store.view_size() < seq.size  # some ranges stored, the pass not ended
-        task = seq._task
-        assert task is not None
-        task.cancel()  # the process dies: nothing more is written
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await _crash(seq)
 
     paths = _with_sequencer(forum_dir, tmp_path / "server", 50, crash, PassNeverEnds)
-    again = SQLiteStore(paths.database)
-    restarted = Sequencer(again, SigningKey.load(paths.log_key), deferred_view_rows=50)
-    assert again.view_size() == restarted.size == again.size()
-    again.close()
+    _restart(paths, 50)
     assert _view_tables(paths.database) == _view_tables(reference.database)
 
 
@@ -789,11 +795,7 @@ def test_random_groups_end_in_the_view_written_with_every_commit(
             if ending == "stop" or not deferred:
                 await seq.stop()
                 return
-            task = seq._task
-            assert task is not None
-            task.cancel()  # the process dies: whatever is held is lost
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await _crash(seq)
 
         return check
 
@@ -802,10 +804,7 @@ def test_random_groups_end_in_the_view_written_with_every_commit(
     assert outcomes["held"] == outcomes["reference"]
     assert {"EntryRejectedError", "InvalidInputError"} & set(map(str, outcomes["reference"]))
     if ending == "crash":
-        again = SQLiteStore(paths.database)
-        restarted = Sequencer(again, SigningKey.load(paths.log_key), deferred_view_rows=threshold)
-        assert again.view_size() == restarted.size == again.size()
-        again.close()
+        _restart(paths, threshold)
     assert _view_tables(paths.database) == _view_tables(reference.database)
 
 
