@@ -50,9 +50,10 @@ from .receipts import verify_checkpoint_note, verify_receipt
 from .scopes import new_salt, sharing, sign_scope_claim
 from .signals import SIGNAL_TYPES, get_signal_type
 from .signals.versions import CURRENT as NORMALIZATION
+from .source import Unreadable, served_item
 from .transport import MAX_MESSAGE_BYTES, call, error_from_rpc, open_channel
 from .verifier import MAX_SEQUENCE, LogState
-from .wire import Receipt, envelope_from_pb, envelope_to_pb, receipt_from_pb
+from .wire import Receipt, envelope_to_pb, receipt_from_pb
 
 if TYPE_CHECKING:  # sync.py imports nothing from here; keep the import graph one-way
     from collections.abc import Callable
@@ -635,12 +636,17 @@ class ForumClient:
     def entries(self, start: int = 0, end: int = 0) -> Iterator[tuple[int, Envelope]]:
         """Stream entries ``[start, end)`` (``end`` 0: up to the current size), unverified:
         verify them with :class:`~forum_client.verifier.LogState` before trusting them."""
-        request = pb.GetEntriesRequest(start=start, end=end)
+        request = pb.GetEntriesRequest(start=start, end=end, leaves=True)
         try:
             for batch in self.stub.GetEntries(request, timeout=self.timeout):
                 for entry in batch.entries:
-                    if entry.HasField("entry"):
-                        yield entry.index, envelope_from_pb(entry.entry)
+                    item = served_item(entry)
+                    if isinstance(item, Unreadable):
+                        raise InvalidInputError.field(
+                            "entry", f"entry {entry.index} is unreadable: {item.reason}"
+                        )
+                    if isinstance(item, Envelope):
+                        yield entry.index, item
         except grpc.RpcError as exc:
             raise error_from_rpc(exc) from None
 

@@ -325,7 +325,14 @@ class Envelope:
 
             "forum-leaf-v2\\0" || u16be(len(type)) || type || u32be(len(body)) || body
                                || u8(n) || n * (u8(len(key_id)) || key_id || u8(len(sig)) || sig)
+
+        An envelope read by :meth:`from_leaf_bytes` answers with the bytes it was read from:
+        that reader accepts only this encoding, so they are the same bytes (a sync reads the
+        leaves a forum serves and hashes them without encoding them again).
         """
+        kept: bytes | None = self.__dict__.get("_leaf")
+        if kept is not None:
+            return kept
         type_bytes = _encode_type(self.payload_type)
         head = (
             struct.pack(">H", len(type_bytes)),
@@ -359,8 +366,14 @@ class Envelope:
         """
         data = bytes(data)
         single = _single_signature_fields(data)
-        if single is not None:  # the common leaf, read in one pass (a server serves many)
-            return cls(*single)
+        # the common leaf, read in one pass (a server serves many, a sync reads many)
+        envelope = cls(*single) if single is not None else cls._read_leaf(data)
+        envelope.__dict__["_leaf"] = data  # its leaf_bytes(): canonical, so the same bytes
+        return envelope
+
+    @classmethod
+    def _read_leaf(cls, data: bytes) -> Envelope:
+        """:meth:`from_leaf_bytes` field by field, saying what is wrong."""
         reader = _Reader(data)
         prefix = reader.take(len(LEAF_PREFIX), "prefix")
         if prefix not in (LEAF_PREFIX, MULTI_LEAF_PREFIX):

@@ -20,7 +20,7 @@ import grpc
 from ._proto.forum.v1 import forum_pb2 as pb
 from ._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from .envelope import Envelope
-from .errors import TransportError, VerificationError
+from .errors import InvalidInputError, TransportError, VerificationError
 from .scopes import ScopeClaim
 from .transport import call, error_from_rpc
 from .wire import envelope_from_pb, scope_claim_from_pb
@@ -34,8 +34,19 @@ class Redacted:
     claim: ScopeClaim | None
 
 
-Batch = tuple[list[tuple[int, Envelope | Redacted]], bytes | None]
-"""``([(index, entry, or Redacted)], checkpoint note or None)``."""
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An entry served as bytes that are not one envelope: a leaf that is not exactly one
+    canonical leaf encoding, or an ``Entry`` message whose fields no leaf can hold.  No
+    author signed such a thing; the sync refuses it at its index and keeps ``data`` as the
+    evidence."""
+
+    data: bytes
+    reason: str
+
+
+Batch = tuple[list[tuple[int, Envelope | Redacted | Unreadable]], bytes | None]
+"""``([(index, entry, Redacted or Unreadable)], checkpoint note or None)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,26 +112,15 @@ class GrpcSource:
         """Without ``follow``, a stream that brings nothing new for ``timeout`` seconds is
         abandoned (TransportError): a stalling forum cannot hold a sync open.  The time the
         caller spends between messages (e.g. committing a large step) does not count."""
-        request = pb.GetEntriesRequest(start=start, end=end, follow=follow, max_batch=max_batch)
+        request = pb.GetEntriesRequest(
+            start=start, end=end, follow=follow, max_batch=max_batch, leaves=True
+        )
         stream = self.stub.GetEntries(request)
         self._call = stream
         watchdog = None if follow else _Watchdog(self.timeout, stream.cancel)
         try:
             for message in stream:
-                items: list[tuple[int, Envelope | Redacted]] = [
-                    (
-                        x.index,
-                        envelope_from_pb(x.entry)
-                        if x.HasField("entry")
-                        else Redacted(
-                            x.leaf_hash,
-                            scope_claim_from_pb(x.scope_claim)
-                            if x.HasField("scope_claim")
-                            else None,
-                        ),
-                    )
-                    for x in message.entries
-                ]
+                items = [(x.index, served_item(x)) for x in message.entries]
                 note = None
                 if message.HasField("checkpoint"):
                     note = message.checkpoint.note
@@ -149,6 +149,27 @@ class GrpcSource:
         running = self._call
         if running is not None:
             running.cancel()
+
+
+def served_item(x: pb.LogEntry) -> Envelope | Redacted | Unreadable:
+    """What one served ``LogEntry`` holds: its leaf (what the sync asks for), an ``Entry``
+    message (a server that predates ``GetEntriesRequest.leaves``), or a leaf hash (an entry
+    the member may not read).  Neither set: an empty leaf, refused as unreadable."""
+    content = x.WhichOneof("content")
+    if content == "leaf":
+        try:
+            return Envelope.from_leaf_bytes(x.leaf)
+        except InvalidInputError as exc:
+            return Unreadable(x.leaf, str(exc))
+    if content == "entry":
+        try:
+            return envelope_from_pb(x.entry)
+        except InvalidInputError as exc:
+            return Unreadable(x.entry.SerializeToString(), str(exc))
+    if content == "leaf_hash":
+        claim = scope_claim_from_pb(x.scope_claim) if x.HasField("scope_claim") else None
+        return Redacted(x.leaf_hash, claim)
+    return Unreadable(b"", "neither a leaf, an entry nor a leaf hash")
 
 
 def _pending_from(message: pb.SignedCheckpoint) -> PendingCheckpoint | None:

@@ -78,7 +78,7 @@ from .receipts import verify_checkpoint_note
 from .replay import LeakedEntry, Replay
 from .replay_bulk import Run
 from .sigcheck import PendingChecks, SignatureChecker, default_threads
-from .source import Batch, ForumSource, PendingCheckpoint, Redacted
+from .source import Batch, ForumSource, PendingCheckpoint, Redacted, Unreadable
 from .store import LocalStore, SyncTransaction
 from .store.local import SPILL_ROWS
 from .verifier import TrustRoot
@@ -655,6 +655,13 @@ class Syncer:
                 self._apply_redacted(index, item, txn)
                 self._entries += 1
                 continue
+            if isinstance(item, Unreadable):
+                raise self._fail(
+                    REJECTED_ENTRY,
+                    f"the forum served an unreadable entry: {item.reason}",
+                    index,
+                    entry=item.data,
+                )
             leaf = item.leaf_bytes()
             try:
                 answer = answers.get(index)

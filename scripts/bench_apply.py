@@ -67,15 +67,16 @@ PER_MESSAGE = 256
 class _Stub:
     """The three calls a fresh sync makes, answered from bytes as the server would."""
 
-    def __init__(self, note: bytes, batches: list[bytes]) -> None:
+    def __init__(self, note: bytes, batches: dict[bool, list[bytes]]) -> None:
         self.note = note
-        self.batches = batches
+        self.batches = batches  # as leaves (True) or as Entry messages (False)
 
     def GetCheckpoint(self, request: Any, timeout: float | None = None) -> Any:
         return pb.SignedCheckpoint(note=self.note)
 
     def GetEntries(self, request: Any) -> _Stream:
-        return _Stream(pb.EntryBatch.FromString(data) for data in self.batches)
+        served = self.batches[request.leaves]
+        return _Stream(pb.EntryBatch.FromString(data) for data in served)
 
 
 class _Stream:
@@ -99,13 +100,15 @@ def serve(log: Any, genesis: Envelope, admin: list[Envelope], subs: list[Envelop
     note = sign_checkpoint(
         Checkpoint(log.root.origin, rng.size, rng.root()), log.root.log_key_name, log.log_key
     )
-    batches = []
+    batches: dict[bool, list[bytes]] = {True: [], False: []}
     all_envs = [genesis, *admin, *subs]
     for start in range(0, len(all_envs), PER_MESSAGE):
-        batch = pb.EntryBatch()
+        as_leaves, as_entries = pb.EntryBatch(), pb.EntryBatch()
         for i, env in enumerate(all_envs[start : start + PER_MESSAGE], start):
-            batch.entries.append(pb.LogEntry(index=i, entry=envelope_to_pb(env)))
-        batches.append(batch.SerializeToString())
+            as_leaves.entries.append(pb.LogEntry(index=i, leaf=leaves[i]))
+            as_entries.entries.append(pb.LogEntry(index=i, entry=envelope_to_pb(env)))
+        batches[True].append(as_leaves.SerializeToString())
+        batches[False].append(as_entries.SerializeToString())
     return _Stub(note, batches)
 
 

@@ -101,6 +101,7 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
             raise InvalidInputError.field(
                 "end", f"end {end} is beyond the log's size {self.sequencer.size}"
             )
+        as_leaves = request.leaves
         told_pending = 0  # follow: the pending checkpoint this stream last told about
         while True:
             # size and note change together (no await between them); with witnesses, the
@@ -122,6 +123,9 @@ class ForumService(Guarded, pb_grpc.ForumServicer):  # type: ignore[misc]
                             leaf_hash=leaf.leaf_hash,
                             scope_claim=scope_claim_to_pb(claim),
                         )
+                        continue
+                    if as_leaves:  # the stored bytes as they are, not decoded
+                        batch.entries.add(index=leaf.index, leaf=leaf.leaf_bytes)
                         continue
                     entry = Envelope.from_leaf_bytes(leaf.leaf_bytes)
                     envelope_into_pb(entry, batch.entries.add(index=leaf.index).entry)

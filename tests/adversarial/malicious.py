@@ -34,6 +34,7 @@ from forum_client._proto.forum.v1 import forum_pb2_grpc as pb_grpc
 from forum_client.checkpoint import Checkpoint, sign_checkpoint
 from forum_client.client import ForumClient
 from forum_client.envelope import Envelope, SigningKey
+from forum_client.errors import InvalidInputError
 from forum_client.merkle import MerkleTree, leaf_hash
 from forum_client.transport import open_channel
 from forum_client.verifier import TrustRoot
@@ -108,7 +109,9 @@ class FakeLog:
     def consistency(self, size1: int, size2: int) -> list[bytes]:
         return self.tree.consistency_proof(size1, size2)
 
-    def entry(self, index: int) -> pb.LogEntry:
+    def entry(self, index: int, as_leaf: bool) -> pb.LogEntry:
+        if as_leaf:
+            return pb.LogEntry(index=index, leaf=self.leaves[index])
         env = Envelope.from_leaf_bytes(self.leaves[index])
         return pb.LogEntry(index=index, entry=envelope_to_pb(env))
 
@@ -192,15 +195,40 @@ def batched(entries: Iterable[pb.LogEntry], size: int) -> Iterator[pb.EntryBatch
         yield batch
 
 
-class EditEntries(Tamper):
-    """The real entries of the requested range, passed through ``edit`` before serving."""
+def as_leaf(x: pb.LogEntry) -> pb.LogEntry:
+    """``x`` with its ``Entry`` message served as that envelope's leaf bytes (an entry
+    whose fields no leaf can hold stays a message; leaf hashes stay as they are)."""
+    if not x.HasField("entry"):
+        return x
+    m = x.entry
+    try:
+        cosignatures = tuple((c.key_id, c.signature) for c in m.cosignatures)
+        env = Envelope(m.payload_type, m.body, m.key_id, m.signature, cosignatures)
+        return pb.LogEntry(index=x.index, leaf=env.leaf_bytes())
+    except InvalidInputError:
+        return x
 
-    def __init__(self, edit: Callable[[list[pb.LogEntry]], list[pb.LogEntry]]) -> None:
+
+class EditEntries(Tamper):
+    """The real entries of the requested range, as ``Entry`` messages, passed through
+    ``edit``, then served as the client asked: as leaves when it set
+    ``GetEntriesRequest.leaves`` (as the forum does), unless ``as_entries`` (a forum that
+    predates that field)."""
+
+    def __init__(
+        self, edit: Callable[[list[pb.LogEntry]], list[pb.LogEntry]], as_entries: bool = False
+    ) -> None:
         self.edit = edit
+        self.as_entries = as_entries
 
     def entries(self, up: Upstream, request: pb.GetEntriesRequest) -> Iterator[pb.EntryBatch]:
-        real = [x for batch in up.GetEntries(request) for x in batch.entries]
-        yield from batched(self.edit(real), request.max_batch or 256)
+        upstream = pb.GetEntriesRequest()
+        upstream.CopyFrom(request)
+        upstream.leaves = False
+        edited = self.edit([x for batch in up.GetEntries(upstream) for x in batch.entries])
+        if request.leaves and not self.as_entries:
+            edited = [as_leaf(x) for x in edited]
+        yield from batched(edited, request.max_batch or 256)
 
 
 class ServeLog(Tamper):
@@ -220,7 +248,8 @@ class ServeLog(Tamper):
     def entries(self, up: Upstream, request: pb.GetEntriesRequest) -> Iterator[pb.EntryBatch]:
         end = request.end or self.size
         yield from batched(
-            (self.log.entry(i) for i in range(request.start, end)), request.max_batch or 256
+            (self.log.entry(i, request.leaves) for i in range(request.start, end)),
+            request.max_batch or 256,
         )
 
 

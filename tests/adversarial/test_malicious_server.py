@@ -46,6 +46,7 @@ from .malicious import (
     FakeLog,
     ServeLog,
     Tamper,
+    as_leaf,
     batched,
     last_sequence,
     log_key,
@@ -124,11 +125,13 @@ def _flip(entry: pb.LogEntry, field: str) -> None:
     setattr(entry.entry, field, bytes(raw))
 
 
+@pytest.mark.parametrize("as_entries", [False, True], ids=["leaves", "entry-messages"])
 @pytest.mark.parametrize("field", ["body", "signature", "key_id", "payload_type"])
 def test_one_altered_byte_in_an_entry_is_refused(
-    forum: LocalForum, tmp_path: Path, field: str
+    forum: LocalForum, tmp_path: Path, field: str, as_entries: bool
 ) -> None:
-    """One bit of one entry (body, signature, key id or payload type) is changed.
+    """One bit of one entry (body, signature, key id or payload type) is changed, in the
+    leaves the sync asks for, or in ``Entry`` messages (a forum that predates leaves).
 
     Check: forum_client/verifier.py:LogState.check (key lookup, Envelope.verify over PAE),
     reached from forum_client/sync.py:Syncer._apply_batch, which records REJECTED_ENTRY.
@@ -144,7 +147,7 @@ def test_one_altered_byte_in_an_entry_is_refused(
                 _flip(x, field)
         return entries
 
-    with malicious_forum(forum, EditEntries(edit)) as evil:
+    with malicious_forum(forum, EditEntries(edit, as_entries)) as evil:
         err = refused(store, lambda: sync_via(evil, store), REJECTED_ENTRY)
     assert err.index == target and f"at index {target}" in str(err)
     assert store.lookup("md5", md5(10)) is None  # the good entry before it: not applied either
@@ -666,6 +669,79 @@ def test_the_malicious_server_is_honest_by_default(forum: LocalForum, tmp_path: 
     direct = honest_store(forum, tmp_path / "direct.db")
     assert store.sync_state().checkpoint_note == direct.sync_state().checkpoint_note
     assert store.counts() == direct.counts() and not store.evidence()
+
+
+def test_a_forum_serving_entry_messages_syncs_the_same(forum: LocalForum, tmp_path: Path) -> None:
+    """A forum that predates ``GetEntriesRequest.leaves`` ignores it and serves ``Entry``
+    messages: the sync reads those (source.py:served_item) and ends with the same copy."""
+    submit_alternately(forum, 10, 5)
+    served: list[str | None] = []
+
+    def untouched(entries: list[pb.LogEntry]) -> list[pb.LogEntry]:
+        served.extend(x.WhichOneof("content") for x in entries)
+        return entries
+
+    with malicious_forum(forum, EditEntries(untouched, as_entries=True)) as evil:
+        store = LocalStore(tmp_path / "via.db")
+        sync_via(evil, store)
+    assert served and set(served) == {"entry"}
+    direct = honest_store(forum, tmp_path / "direct.db")
+    assert store.sync_state().checkpoint_note == direct.sync_state().checkpoint_note
+    assert store.counts() == direct.counts() and not store.evidence()
+    assert store.lookup("md5", md5(14)) is not None
+
+
+def _unreadable(leaf: bytes, how: str) -> pb.LogEntry:
+    if how == "cut":
+        return pb.LogEntry(leaf=leaf[:-1])
+    if how == "trailing":
+        return pb.LogEntry(leaf=leaf + b"\x00")
+    if how == "prefix":
+        return pb.LogEntry(leaf=b"forum-leaf-v9" + leaf[len(b"forum-leaf-v1") :])
+    if how == "v2-one-signature":  # the multi-signature form with a single signature
+        env = Envelope.from_leaf_bytes(leaf)
+        head = leaf[: len(leaf) - 2 - len(env.key_id) - len(env.signature)]
+        tail = leaf[len(head) :]
+        return pb.LogEntry(leaf=b"forum-leaf-v2" + head[len(b"forum-leaf-v1") :] + b"\x01" + tail)
+    if how == "empty":  # neither a leaf, an entry nor a leaf hash
+        return pb.LogEntry()
+    assert how == "oversize-key-id"  # an Entry message no leaf can hold
+    env = Envelope.from_leaf_bytes(leaf)
+    message = envelope_to_pb(env)
+    message.key_id = b"k" * 300
+    return pb.LogEntry(entry=message)
+
+
+@pytest.mark.parametrize(
+    "how", ["cut", "trailing", "prefix", "v2-one-signature", "empty", "oversize-key-id"]
+)
+def test_an_unreadable_entry_is_refused_with_what_was_served(
+    forum: LocalForum, tmp_path: Path, how: str
+) -> None:
+    """The forum serves, at one index, bytes that are not one canonical leaf (cut short,
+    trailing data, an unknown prefix, the two-signature form with one), nothing at all, or
+    an ``Entry`` message no leaf can hold.
+
+    Check: forum_client/source.py:served_item (Envelope.from_leaf_bytes, strict) makes it
+    Unreadable; forum_client/sync.py:Syncer._apply_batch refuses it as REJECTED_ENTRY and
+    keeps the served bytes as the evidence.
+    """
+    store = honest_store(forum, tmp_path / "c.db")
+    before = store.size
+    submit_alternately(forum, 10, 3)
+    target = before + 1
+    bad = _unreadable(real_leaves(forum)[target], how)
+    bad.index = target
+
+    def edit(entries: list[pb.LogEntry]) -> list[pb.LogEntry]:
+        return [bad if x.index == target else as_leaf(x) for x in entries]
+
+    with malicious_forum(forum, EditEntries(edit, as_entries=True)) as evil:
+        err = refused(store, lambda: sync_via(evil, store), REJECTED_ENTRY)
+    assert err.index == target and "unreadable entry" in str(err)
+    assert store.lookup("md5", md5(10)) is None  # the good entry before it: not applied either
+    kept = store.evidence()[0].entry or b""
+    assert kept == (bad.entry.SerializeToString() if bad.HasField("entry") else bad.leaf)
 
 
 def test_gossip_docstring_example_runs() -> None:

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from forum_client import merkle
+from forum_client._proto.forum.v1 import forum_pb2 as pb
 from forum_client.entries import SignalItem, SignalRef
 from forum_client.errors import TransportError
 from forum_client.gossip import compare_with_store
 from forum_client.store import LocalStore, verify_store
+from forum_client.wire import envelope_from_pb
 from forum_server.testing import LocalForum, local_forum
 
 pytestmark = pytest.mark.integration
@@ -314,3 +317,37 @@ def test_the_transparency_report_is_the_same_for_insiders_outsiders_and_the_serv
     doc = json.loads(docs["carol"])
     assert doc["entries_shared_in_groups"] == 2
     assert doc["signals"]["total"] == 1  # dave's forum-wide md5 only
+
+
+@pytest.mark.parametrize("leaves", [True, False], ids=["leaves", "entry-messages"])
+def test_entries_are_served_as_leaves_when_asked_and_redacted_either_way(
+    forum: LocalForum, leaves: bool
+) -> None:
+    """``GetEntriesRequest.leaves``: each entry the caller may read comes as the leaf the
+    server stores (or, not asked, as an ``Entry`` message of the same envelope); an entry
+    of a group the caller is not in comes as its leaf hash and scope claim either way."""
+    with forum.client("dave") as dave:
+        dave.submit([SignalItem("md5", OPEN_MD5, (PUB,))], forum.members["dave"].signing_key)
+    index = _share(forum, "alice", RED_PDQ)
+    store = forum.running.handle.sequencer.store
+    stored = [leaf.leaf_bytes for leaf in store.leaves(0, index + 1)]
+    served = {}
+    for member in ("bob", "carol"):
+        with forum.client(member) as c:
+            request = pb.GetEntriesRequest(start=0, leaves=leaves)
+            served[member] = [x for b in c.stub.GetEntries(request, timeout=30) for x in b.entries]
+    for member, entries in served.items():
+        assert [x.index for x in entries] == list(range(index + 1)), member
+        for x in entries[:index] if member == "carol" else entries:
+            if leaves:
+                assert x.WhichOneof("content") == "leaf" and x.leaf == stored[x.index]
+            else:
+                assert x.WhichOneof("content") == "entry"
+                assert envelope_from_pb(x.entry).leaf_bytes() == stored[x.index]
+    red = served["carol"][index]
+    assert red.WhichOneof("content") == "leaf_hash"
+    assert red.leaf_hash == merkle.leaf_hash(stored[index])
+    assert (red.scope_claim.group_id, red.scope_claim.key_id) == (
+        "g",
+        forum.members["alice"].signing_key.key_id,
+    )

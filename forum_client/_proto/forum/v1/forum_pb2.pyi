@@ -106,16 +106,18 @@ class GetCheckpointRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetEntriesRequest(_message.Message):
-    __slots__ = ("start", "end", "follow", "max_batch")
+    __slots__ = ("start", "end", "follow", "max_batch", "leaves")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
+    LEAVES_FIELD_NUMBER: _ClassVar[int]
     start: int
     end: int
     follow: bool
     max_batch: int
-    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., follow: _Optional[bool] = ..., max_batch: _Optional[int] = ...) -> None: ...
+    leaves: bool
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., follow: _Optional[bool] = ..., max_batch: _Optional[int] = ..., leaves: _Optional[bool] = ...) -> None: ...
 
 class EntryBatch(_message.Message):
     __slots__ = ("entries", "checkpoint")
@@ -244,16 +246,18 @@ class Entry(_message.Message):
     def __init__(self, payload_type: _Optional[str] = ..., body: _Optional[bytes] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., cosignatures: _Optional[_Iterable[_Union[EntrySignature, _Mapping]]] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("index", "entry", "leaf_hash", "scope_claim")
+    __slots__ = ("index", "entry", "leaf_hash", "leaf", "scope_claim")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
+    LEAF_FIELD_NUMBER: _ClassVar[int]
     SCOPE_CLAIM_FIELD_NUMBER: _ClassVar[int]
     index: int
     entry: Entry
     leaf_hash: bytes
+    leaf: bytes
     scope_claim: ScopeClaim
-    def __init__(self, index: _Optional[int] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., leaf_hash: _Optional[bytes] = ..., scope_claim: _Optional[_Union[ScopeClaim, _Mapping]] = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., entry: _Optional[_Union[Entry, _Mapping]] = ..., leaf_hash: _Optional[bytes] = ..., leaf: _Optional[bytes] = ..., scope_claim: _Optional[_Union[ScopeClaim, _Mapping]] = ...) -> None: ...
 
 class SignedCheckpoint(_message.Message):
     __slots__ = ("note", "pending_note", "witness_status")
