@@ -635,7 +635,9 @@ class ForumClient:
 
     def entries(self, start: int = 0, end: int = 0) -> Iterator[tuple[int, Envelope]]:
         """Stream entries ``[start, end)`` (``end`` 0: up to the current size), unverified:
-        verify them with :class:`~forum_client.verifier.LogState` before trusting them."""
+        verify them with :class:`~forum_client.verifier.LogState` before trusting them.
+        Entries the caller may not read (served as their leaf hash) are left out; one served
+        as bytes that are no envelope raises InvalidInputError."""
         request = pb.GetEntriesRequest(start=start, end=end, leaves=True)
         try:
             for batch in self.stub.GetEntries(request, timeout=self.timeout):

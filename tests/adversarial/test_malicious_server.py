@@ -751,3 +751,24 @@ def test_gossip_docstring_example_runs() -> None:
 
     result = doctest.testmod(forum_client.gossip)
     assert result.attempted and not result.failed
+
+
+def test_the_entries_call_reads_leaves_and_refuses_an_unreadable_one(forum: LocalForum) -> None:
+    """``ForumClient.entries`` (what forum-admin replays the log with) asks for leaves and
+    reads them as the stored envelopes; an entry served as no envelope raises
+    InvalidInputError naming its index (forum_client/client.py:ForumClient.entries)."""
+    leaves = real_leaves(forum)
+    with malicious_forum(forum) as honest, honest.client("carol") as c:
+        assert [env.leaf_bytes() for _, env in c.entries(0)] == leaves
+    bad = _unreadable(leaves[2], "trailing")
+    bad.index = 2
+
+    def edit(entries: list[pb.LogEntry]) -> list[pb.LogEntry]:
+        return [bad if x.index == 2 else as_leaf(x) for x in entries]
+
+    with (
+        malicious_forum(forum, EditEntries(edit, as_entries=True)) as evil,
+        evil.client("carol") as c,
+        pytest.raises(InvalidInputError, match="entry 2"),
+    ):
+        list(c.entries(0))
