@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # sync.SyncConfig.commit_every_rows and witness_max_age_seconds (a test keeps them equal),
 # here so --help stays light.
 COMMIT_EVERY_ROWS = 100_000
+ROWS_PER_COPY_PAGE = 4  # sync.SyncConfig.rows_per_copy_page (the same test)
 CACHE_MIB = 128  # store.local.DEFAULT_CACHE_MIB (the same test)
 WITNESS_FRESHNESS_SECONDS = 3600
 MAX_WITNESS_FRESHNESS_SECONDS = 366 * 24 * 3600
@@ -120,7 +121,8 @@ def _result_doc(r: SyncResult) -> dict[str, Any]:
     default=COMMIT_EVERY_ROWS,
     show_default=True,
     help="Rows staged before a verified intermediate commit (at least: once the copy "
-    "outgrows its page cache, a step also stages 2 rows per page of the copy).",
+    f"outgrows its page cache, a step also stages {ROWS_PER_COPY_PAGE} rows per page of the "
+    "copy).",
 )
 @click.option(
     "--cache-mib",

@@ -17,7 +17,12 @@ from forum_client.cli_match import (
     DEFAULT_QUERY_MATCH,
     DEFAULT_THRESHOLD,
 )
-from forum_client.cli_sync import CACHE_MIB, COMMIT_EVERY_ROWS, WITNESS_FRESHNESS_SECONDS
+from forum_client.cli_sync import (
+    CACHE_MIB,
+    COMMIT_EVERY_ROWS,
+    ROWS_PER_COPY_PAGE,
+    WITNESS_FRESHNESS_SECONDS,
+)
 from forum_client.match import media, pdq_index, video_index
 from forum_client.store.local import DEFAULT_CACHE_MIB
 from forum_client.sync import SyncConfig
@@ -65,6 +70,7 @@ def test_the_clis_defaults_match_the_library() -> None:
     assert DEFAULT_COMPARED_MATCH == video_index.DEFAULT_COMPARED_MATCH
     assert DEFAULT_MIN_QUALITY == media.DEFAULT_MIN_QUALITY
     assert SyncConfig.commit_every_rows == COMMIT_EVERY_ROWS
+    assert SyncConfig.rows_per_copy_page == ROWS_PER_COPY_PAGE
     assert DEFAULT_CACHE_MIB == CACHE_MIB
     assert SyncConfig.witness_max_age_seconds == WITNESS_FRESHNESS_SECONDS
 
