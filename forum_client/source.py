@@ -37,9 +37,9 @@ class Redacted:
 @dataclass(frozen=True, slots=True)
 class Unreadable:
     """An entry served as bytes that are not one envelope: a leaf that is not exactly one
-    canonical leaf encoding, or an ``Entry`` message whose fields no leaf can hold.  No
-    author signed such a thing; the sync refuses it at its index and keeps ``data`` as the
-    evidence."""
+    canonical leaf encoding, an ``Entry`` message whose fields no leaf can hold, or nothing
+    (``data`` empty).  No author signed such a thing; the sync refuses it at its index and
+    keeps ``data`` as the evidence."""
 
     data: bytes
     reason: str
@@ -154,7 +154,7 @@ class GrpcSource:
 def served_item(x: pb.LogEntry) -> Envelope | Redacted | Unreadable:
     """What one served ``LogEntry`` holds: its leaf (what the sync asks for), an ``Entry``
     message (a server that predates ``GetEntriesRequest.leaves``), or a leaf hash (an entry
-    the member may not read).  Neither set: an empty leaf, refused as unreadable."""
+    the member may not read).  None of them: unreadable."""
     content = x.WhichOneof("content")
     if content == "leaf":
         try:
