@@ -38,7 +38,7 @@ from forum_client.errors import InvalidInputError
 from forum_client.merkle import MerkleTree, leaf_hash
 from forum_client.transport import open_channel
 from forum_client.verifier import TrustRoot
-from forum_client.wire import envelope_to_pb
+from forum_client.wire import envelope_from_pb, envelope_to_pb
 from forum_server.testing import LocalForum
 
 PUB = "behaviour:terrorist-publication"
@@ -200,11 +200,8 @@ def as_leaf(x: pb.LogEntry) -> pb.LogEntry:
     whose fields no leaf can hold stays a message; leaf hashes stay as they are)."""
     if not x.HasField("entry"):
         return x
-    m = x.entry
     try:
-        cosignatures = tuple((c.key_id, c.signature) for c in m.cosignatures)
-        env = Envelope(m.payload_type, m.body, m.key_id, m.signature, cosignatures)
-        return pb.LogEntry(index=x.index, leaf=env.leaf_bytes())
+        return pb.LogEntry(index=x.index, leaf=envelope_from_pb(x.entry).leaf_bytes())
     except InvalidInputError:
         return x
 
