@@ -25,6 +25,10 @@ resolved. An entry with no pre-check or a failed one is verified again inline, s
 is reported the same way and at the same index as without this module: nothing about
 fail-closed changes.
 
+:func:`replay_checked` does the same for a replay of a whole stored log (a server's
+start-up, a restore): the signatures of the next entries are checked while these are
+applied, and :meth:`LogState.apply` still decides each one, in order.
+
 Pure: no SQLite and no sockets. Thread-safe for one submitting thread.
 
 Measured (2 shared cores, ``scripts/bench_sigcheck.py``): see ``docs/benchmarks.md``.
@@ -32,22 +36,30 @@ Measured (2 shared cores, ``scripts/bench_sigcheck.py``): see ``docs/benchmarks.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .envelope import SIGNATURE_SIZE, Envelope, check_public_key, key_id, pae
 from .errors import ForumError
+from .verifier import LogState
+
+if TYPE_CHECKING:
+    from . import entries as e
+    from .verifier import TrustRoot
 
 DEFAULT_CHUNK: Final = 64
 """Signatures per task: large enough to amortise the hand-off, small enough to pipeline."""
+AHEAD_ENTRIES: Final = 1024
+"""Entries :func:`checked_ahead` reads and submits at a time."""
 
 
 def default_threads() -> int:
@@ -197,4 +209,54 @@ class SignatureChecker:
         return ok
 
 
-__all__ = ["CheckItem", "PendingChecks", "SignatureChecker", "default_threads"]
+Extra = TypeVar("Extra")
+
+
+def replay_checked(
+    items: Iterable[tuple[int, Envelope, Extra]],
+    root: TrustRoot | None = None,
+    threads: int | None = None,
+) -> Iterator[tuple[LogState, e.Body | None, Extra]]:
+    """Replay a whole log: ``items`` (log index, envelope, anything the caller wants back),
+    from genesis (checked against ``root`` when given), in order.  Yields, after each entry
+    is applied, the state, the entry's body (None for genesis) and the caller's item.
+
+    For a replay of a stored log (a server's start-up, a restore, an operator's replay): the
+    signatures of the next :data:`AHEAD_ENTRIES` entries are checked on ``threads`` worker
+    threads while these are applied, under the keys the state knows when they are read.  An
+    entry whose key it does not know yet has no pre-check and :meth:`LogState.apply`
+    verifies it inline, so what is accepted and where a replay stops do not change.
+
+    Raises what :meth:`LogState.from_genesis` and :meth:`LogState.apply` raise.
+    """
+    state: LogState | None = None
+    with SignatureChecker(threads) as checker:
+        waiting: tuple[list[tuple[int, Envelope, Extra]], PendingChecks] | None = None
+        source = iter(items)
+        while True:
+            chunk = list(itertools.islice(source, AHEAD_ENTRIES))
+            if chunk:
+                keys = {} if state is None else state.keys
+                checks = checker.submit(
+                    [
+                        (i, env, keys[env.key_id].public_key)
+                        for i, env, _ in chunk
+                        if env.key_id in keys
+                    ]
+                )
+            if waiting is not None:
+                answers = waiting[1].verified_keys()
+                for index, envelope, extra in waiting[0]:
+                    if state is None:
+                        state = LogState.from_genesis(envelope, root)
+                        yield state, None, extra
+                        continue
+                    found = answers.get(index)
+                    key = found[1] if found is not None and found[0] is envelope else None
+                    yield state, state.apply(index, envelope, key), extra
+            if not chunk:
+                return
+            waiting = (chunk, checks)
+
+
+__all__ = ["CheckItem", "PendingChecks", "SignatureChecker", "default_threads", "replay_checked"]

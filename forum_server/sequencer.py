@@ -85,6 +85,7 @@ from forum_client.errors import (
 )
 from forum_client.merkle import CompactRange, MerkleTree, leaf_hash
 from forum_client.scopes import ScopeClaim, verify_scope_claim
+from forum_client.sigcheck import replay_checked
 from forum_client.verifier import LogState
 from forum_client.wire import Receipt
 
@@ -218,12 +219,12 @@ class Sequencer:
             raise StoreError(f"the view is at {view_size} but the log holds {size} entries")
         group = self.view.group()
         self.claims = dict(self.store.scope_claims())
-        for leaf in self.store.leaves(0, size):
-            envelope = Envelope.from_leaf_bytes(leaf.leaf_bytes)
-            if state is None:
-                state = LogState.from_genesis(envelope)
-            else:
-                body = state.apply(leaf.index, envelope)
+        stored = (
+            (x.index, Envelope.from_leaf_bytes(x.leaf_bytes), x) for x in self.store.leaves(0, size)
+        )
+        # Signatures checked on worker threads while the entries before them are applied.
+        for state, body, leaf in replay_checked(stored):
+            if body is not None:
                 scope = getattr(body, "scope", "")
                 claim = self.claims.get(leaf.index)
                 if scope != (claim.group_id if claim is not None else ""):

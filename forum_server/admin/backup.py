@@ -36,6 +36,7 @@ from forum_client.checkpoint import verify_checkpoint
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import ConfigError, ForumError, InvalidInputError, StoreError
 from forum_client.merkle import CompactRange, leaf_hash
+from forum_client.sigcheck import replay_checked
 from forum_client.verifier import LogState
 
 from ..app import ServerPaths
@@ -314,19 +315,16 @@ def _replay(
     tree = CompactRange.empty()
     group = None if view is None else view.group()
     chunk: list[StoredLeaf] = []
-    for leaf in leaves:
-        envelope = Envelope.from_leaf_bytes(leaf.leaf_bytes)
-        if state is None:
-            state = LogState.from_genesis(envelope)
-            if state.log_public_key != log_key.public_bytes:
-                raise ConfigError(
-                    f"the backup is of forum {state.origin}, whose log key is not this "
-                    "server's: restore it into that forum's server directory"
-                )
-        else:
-            body = state.apply(leaf.index, envelope)
-            if group is not None:
-                group.apply(state, body, leaf.index)
+    read = ((x.index, Envelope.from_leaf_bytes(x.leaf_bytes), x) for x in leaves)
+    # Signatures checked on worker threads while the entries before them are applied.
+    for state, body, leaf in replay_checked(read):
+        if body is None and state.log_public_key != log_key.public_bytes:
+            raise ConfigError(
+                f"the backup is of forum {state.origin}, whose log key is not this "
+                "server's: restore it into that forum's server directory"
+            )
+        if body is not None and group is not None:
+            group.apply(state, body, leaf.index)
         tree.append(leaf.leaf_hash)
         chunk.append(leaf)
         if tree.size in given:

@@ -11,6 +11,7 @@ sent to the server.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -34,6 +35,7 @@ from forum_client.profile import Bundle
 from forum_client.protocol import messages as pb
 from forum_client.protocol import services as pb_grpc
 from forum_client.receipts import verify_receipt
+from forum_client.sigcheck import replay_checked
 from forum_client.signals.versions import CURRENT as NORMALIZATION
 from forum_client.taxonomy import check_labels
 from forum_client.tools import MAX_PEM_BYTES, FileTooLargeError, read_bounded
@@ -275,16 +277,12 @@ class Operator:
     def log_state(self) -> LogState:
         """The log's state replayed from its entries, every one verified (genesis against
         the pinned trust root)."""
-        state: LogState | None = None
         # the whole log, not only up to the newest witnessed checkpoint
-        for index, envelope in self.forum.entries(0, self.forum.status().log_size):
-            if state is None:
-                state = LogState.from_genesis(envelope, self.bundle.trust_root)
-            else:
-                state.apply(index, envelope)
-        if state is None:
+        served = ((i, env, None) for i, env in self.forum.entries(0, self.forum.status().log_size))
+        last = collections.deque(replay_checked(served, self.bundle.trust_root), maxlen=1)
+        if not last:
             raise VerificationError("the forum's log is empty")
-        return state
+        return last[0][0]
 
     def verified_leaves(self) -> list[bytes]:
         """Every leaf up to the latest signed checkpoint, checked against its root."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -17,8 +18,9 @@ from typing import Any
 import pytest
 
 from forum_client import entries as e
+from forum_client import sigcheck
 from forum_client.envelope import Envelope, SigningKey
-from forum_client.errors import StoreError
+from forum_client.errors import EntryRejectedError, StoreError
 from forum_server.app import ServerPaths
 from forum_server.sequencer import Sequencer
 from forum_server.storage import StoredLeaf, ViewDelta
@@ -131,3 +133,53 @@ def test_next_group_sees_the_one_being_written(
 
     asyncio.run(run())
     store.close()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("tampered", [False, True])
+def test_start_up_replays_with_checks_ahead_and_refuses_a_forged_stored_entry(
+    forum_dir: tuple[Path, SigningKey],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tampered: bool,
+) -> None:
+    """A server starts by replaying its whole log, the signatures checked on worker threads
+    a few entries ahead (sigcheck.replay_checked). An entry whose stored signature was
+    edited in the database is still refused, at its index, and the server does not start."""
+    monkeypatch.setattr(sigcheck, "AHEAD_ENTRIES", 2)  # several chunks in a short log
+    data, key = forum_dir
+    data = _copy_forum(data, tmp_path / "server")
+    paths = ServerPaths(data)
+    log_key = SigningKey.load(paths.log_key)
+
+    async def fill() -> tuple[int, int]:
+        seq = Sequencer(SQLiteStore(paths.database), log_key)
+        seq.start()
+        n = seq.state.last_sequence.get(key.key_id, 0)
+        for i in range(1, 9):
+            item = e.SignalItem("md5", f"{i:032x}", (), "image")
+            sub = e.Submission(_header(seq, key, n + i), (item,))
+            await seq.append(_entry(key, sub), e.MEMBER_BODIES, "alice")
+        size, last = seq.size, seq.state.last_sequence[key.key_id]
+        await seq.stop()
+        return size, last
+
+    size, last = asyncio.run(fill())
+    forged_at = size - 3
+    if tampered:  # the stored signature's last byte, edited in the database
+        with sqlite3.connect(paths.database) as con:
+            (leaf,) = con.execute("SELECT leaf FROM leaves WHERE idx = ?", (forged_at,)).fetchone()
+            edited = leaf[:-1] + bytes([leaf[-1] ^ 1])
+            con.execute("UPDATE leaves SET leaf = ? WHERE idx = ?", (edited, forged_at))
+        con.close()
+    store = SQLiteStore(paths.database)
+    try:
+        if tampered:
+            with pytest.raises(EntryRejectedError) as info:
+                Sequencer(store, log_key)
+            assert info.value.reason == "bad-signature" and info.value.index == forged_at
+        else:
+            restarted = Sequencer(store, log_key)
+            assert restarted.size == size and restarted.state.last_sequence[key.key_id] == last
+    finally:
+        store.close()

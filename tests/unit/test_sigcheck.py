@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import doctest
+from typing import Any
 
 import pytest
 
+from forum_client import entries as e
 from forum_client import sigcheck
 from forum_client.envelope import Envelope, SigningKey
 from forum_client.errors import EntryRejectedError, VerificationError
 from forum_client.sigcheck import SignatureChecker
+from forum_client.verifier import LogState, TrustRoot, make_genesis
 from tests.unit.test_verifier import Log
 
 
@@ -145,3 +148,126 @@ def test_all_answers_at_once_equal_the_answers_one_by_one(chunk: int) -> None:
             at_once = found[1] if found is not None and found[0] is env else None
             assert at_once == checks.verified_key(index, env)
     assert 10 < len(answers) < 40
+
+
+class RecordedLog(Log):
+    """A Log that keeps every envelope it appends, genesis first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        genesis = make_genesis(self.root, self.op, forum_name="T", created_unix_ms=0)
+        self.state = LogState.from_genesis(genesis, self.root)
+        self.envelopes = [genesis]
+
+    def append(self, key: SigningKey, body: e.Body) -> int:
+        envelope = self.signed(key, body)
+        index = self.state.size
+        self.state.apply(index, envelope)
+        self.envelopes.append(envelope)
+        return index
+
+
+def _long_log() -> tuple[RecordedLog, SigningKey, SigningKey, SigningKey]:
+    """Two members, many submissions each, alice's key replaced half way; returns the log,
+    alice's first key, her second and bob's."""
+    log = RecordedLog()
+    alice, bob = log.admit("alice"), log.admit("bob")
+    for _ in range(12):
+        log.append(alice, log.submission(alice, "alice"))
+        log.append(bob, log.submission(bob, "bob"))
+    second = SigningKey.generate()
+    log.add_key("alice", second, replaces=alice.key_id)
+    for _ in range(12):
+        log.append(second, log.submission(second, "alice"))
+    return log, alice, second, bob
+
+
+def _plain_replay(envelopes: list[Envelope], root: TrustRoot) -> tuple[LogState, str | None, int]:
+    """Every entry verified inline: the state, and where and why it stopped (if it did)."""
+    state = LogState.from_genesis(envelopes[0], root)
+    for index, env in enumerate(envelopes[1:], 1):
+        try:
+            state.apply(index, env)
+        except EntryRejectedError as exc:
+            return state, exc.reason, index
+    return state, None, len(envelopes)
+
+
+def _checked_replay(
+    envelopes: list[Envelope], root: TrustRoot
+) -> tuple[LogState | None, str | None, int]:
+    last, reached = None, 0
+    try:
+        for state, _, index in sigcheck.replay_checked(
+            ((i, env, i) for i, env in enumerate(envelopes)), root, threads=2
+        ):
+            last, reached = state, index + 1
+    except EntryRejectedError as exc:
+        return last, exc.reason, reached
+    return last, None, reached
+
+
+def _summary(state: LogState | None) -> Any:
+    assert state is not None
+    keys = sorted((k.key_id, k.member_id, k.valid_from, k.valid_until) for k in state.keys.values())
+    return state.size, sorted(state.last_sequence.items()), keys, sorted(state.members)
+
+
+@pytest.mark.parametrize("ahead", [1, 5, 1024])
+def test_a_replay_checked_ahead_reaches_the_state_of_a_plain_replay(
+    monkeypatch: pytest.MonkeyPatch, ahead: int
+) -> None:
+    log, _, _, _ = _long_log()
+    monkeypatch.setattr(sigcheck, "AHEAD_ENTRIES", ahead)
+    inline = []
+    verify = Envelope.verify
+    monkeypatch.setattr(
+        Envelope, "verify", lambda env, pk: (inline.append(env), verify(env, pk))[1]
+    )
+    plain, reason, _ = _plain_replay(log.envelopes, log.root)
+    assert reason is None
+    members = sum(1 for env in log.envelopes if env.key_id not in (log.op.key_id,))
+    assert len(inline) == members  # the plain replay verified every member entry itself
+    inline.clear()
+    bodies, last = [], None
+    for state, body, index in sigcheck.replay_checked(
+        ((i, env, i) for i, env in enumerate(log.envelopes)), log.root, threads=2
+    ):
+        last = state
+        bodies.append((index, type(body).__name__ if body is not None else None))
+    assert _summary(last) == _summary(plain)
+    assert bodies[0] == (0, None) and [i for i, _ in bodies] == list(range(len(log.envelopes)))
+    if ahead < 1024:  # the checker's threads took the signatures the state could name
+        assert len(inline) < members / 2, (len(inline), members)
+
+
+@pytest.mark.parametrize("ahead", [1, 5])
+@pytest.mark.parametrize("where", [3, 9, 30, 44, -1])
+@pytest.mark.parametrize("how", ["bad-signature", "old-key", "other-member"])
+def test_a_replay_checked_ahead_stops_where_a_plain_replay_stops(
+    monkeypatch: pytest.MonkeyPatch, ahead: int, where: int, how: str
+) -> None:
+    """A stored log edited: the replay refuses the same entry, for the same reason, having
+    yielded exactly the entries before it."""
+    log, first, second, bob = _long_log()
+    monkeypatch.setattr(sigcheck, "AHEAD_ENTRIES", ahead)
+    envelopes = list(log.envelopes)
+    if how == "old-key":  # an entry of alice's after her key was replaced
+        targets = [i for i, env in enumerate(envelopes) if env.key_id == second.key_id]
+    else:  # any member's entry
+        targets = [i for i, env in enumerate(envelopes) if env.key_id != log.op.key_id]
+    index = targets[where % len(targets)]
+    env = envelopes[index]
+    if how == "bad-signature":
+        forged = Envelope(env.payload_type, env.body, env.key_id, bytes(64))
+    elif how == "old-key":  # a valid signature by her replaced key
+        forged = first.sign(env.payload_type, env.body)
+    else:  # a valid signature by a key of the other member than the body names
+        other = bob if env.key_id != bob.key_id else second
+        forged = other.sign(env.payload_type, env.body)
+    envelopes[index] = forged
+    plain, plain_reason, plain_at = _plain_replay(envelopes, log.root)
+    checked, reason, reached = _checked_replay(envelopes, log.root)
+    assert plain_reason is not None and plain_at == index
+    assert (reason, reached) == (plain_reason, index)
+    assert _summary(checked) == _summary(plain)
