@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 DEFAULT_CHUNK: Final = 64
 """Signatures per task: large enough to amortise the hand-off, small enough to pipeline."""
 AHEAD_ENTRIES: Final = 1024
-"""Entries :func:`checked_ahead` reads and submits at a time."""
+"""Entries :func:`replay_checked` reads and submits at a time."""
 
 
 def default_threads() -> int:
