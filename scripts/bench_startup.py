@@ -46,19 +46,11 @@ def one_round(forum_dir: Path) -> float:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--signals", type=int, default=50_000, help="one-signal entries in the log")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--forums", type=Path, help="keep the built forum here (bench_sync.py's cache)")
-    args = p.parse_args()
-    if args.signals < 1 or args.rounds < 1:
-        p.error("--signals and --rounds must be at least 1")
     from bench_sigcheck import raw_rate
-    from bench_sync import forum_of
+    from bench_sync import forum_of, parse_one_signal_args
 
-    if args.forums:
-        args.forums.mkdir(parents=True, exist_ok=True)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    args = parse_one_signal_args(p)
     with tempfile.TemporaryDirectory(prefix="bench-startup-", dir=args.forums) as tmp:
         forum_dir, _, size, member_key, submissions, _ = forum_of(
             args.forums or Path(tmp), args.signals, 1, args.seed

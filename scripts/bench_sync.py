@@ -317,6 +317,21 @@ def _sizes(text: str) -> list[int]:
     return [int(n) for n in text.split(",")]
 
 
+def parse_one_signal_args(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments of the benchmarks that reuse this script's forum of one-signal entries
+    (``bench_sync_floor.py``, ``bench_startup.py``), parsed and checked."""
+    p.add_argument("--signals", type=int, default=50_000, help="one-signal entries in the log")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--forums", type=Path, help="keep the built forum here (bench_sync.py's cache)")
+    args = p.parse_args()
+    if args.signals < 1 or args.rounds < 1:
+        p.error("--signals and --rounds must be at least 1")
+    if args.forums:
+        args.forums.mkdir(parents=True, exist_ok=True)
+    return args
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -99,15 +99,14 @@ def _client(bundle: Path, server: str, public_key: bytes, mode: str) -> dict[str
     return out
 
 
-def one_round(args: argparse.Namespace, base: Path) -> dict[str, Any]:
+def one_round(forum: tuple[Any, ...], base: Path) -> dict[str, Any]:
+    """One round on ``forum`` (what ``bench_sync.forum_of`` returns); ``base`` for the copy."""
     from bench_sigcheck import raw_rate
-    from bench_sync import forum_of, timed_sync
+    from bench_sync import timed_sync
 
     from forum_server.app import running_server
 
-    forum_dir, reader, size, member_key, submissions, _ = forum_of(
-        args.forums or base, args.signals, 1, args.seed
-    )
+    forum_dir, reader, size, member_key, submissions, _ = forum
     rates: dict[str, float] = {}
     with running_server(forum_dir / "server", start_timeout_seconds=3600) as running:
         db = base / "synced.db"
@@ -131,22 +130,18 @@ def one_round(args: argparse.Namespace, base: Path) -> dict[str, Any]:
 
 
 def main() -> int:
+    from bench_sync import forum_of, parse_one_signal_args
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--signals", type=int, default=50_000, help="one-signal entries in the log")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--forums", type=Path, help="keep the built forum here (bench_sync.py's cache)")
     p.add_argument("--json", action="store_true", help="print every round as one JSON object")
-    args = p.parse_args()
-    if args.signals < 1 or args.rounds < 1:
-        p.error("--signals and --rounds must be at least 1")
-    if args.forums:
-        args.forums.mkdir(parents=True, exist_ok=True)
+    args = parse_one_signal_args(p)
     rounds = []
     with tempfile.TemporaryDirectory(prefix="bench-floor-", dir=args.forums) as tmp:
+        base = Path(tmp)
+        forum = forum_of(args.forums or base, args.signals, 1, args.seed)  # built or read once
         for number in range(args.rounds):
             started = time.perf_counter()
-            rounds.append(one_round(args, Path(tmp)))
+            rounds.append(one_round(forum, base))
             ratios = rounds[-1]["ratio_to_verify_2"]
             print(
                 f"round {number + 1}/{args.rounds} ({time.perf_counter() - started:.0f} s): "
